@@ -1,0 +1,805 @@
+/* checkpoint.c: checkpoints in HDF5 with PyTorch's state_dict keys and shapes
+ * (layout in checkpoint.h and docs/checkpoints.md).
+ *
+ * HDF5's automatic error printing is switched off for the duration of every
+ * public call (and restored after), so the library prints nothing; failures
+ * are reported through tb_err as one line naming the file, key and shapes. */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef TB_VERSION
+#define TB_VERSION "unknown"
+#endif
+#ifndef TB_GIT_COMMIT
+#define TB_GIT_COMMIT "unknown"
+#endif
+
+#define STR_MAX 256 /* longest string attribute we read */
+
+/* ---- HDF5 error printing ------------------------------------------------------ */
+
+typedef struct quiet_h5 {
+    H5E_auto2_t func;
+    void *data;
+    int saved;
+} quiet_h5;
+
+static void quiet_begin(quiet_h5 *q)
+{
+    q->saved = H5Eget_auto2(H5E_DEFAULT, &q->func, &q->data) >= 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static void quiet_end(const quiet_h5 *q)
+{
+    if (q->saved) H5Eset_auto2(H5E_DEFAULT, q->func, q->data);
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static void close_id(hid_t *id, herr_t (*fn)(hid_t))
+{
+    if (*id >= 0) fn(*id);
+    *id = H5I_INVALID_HID;
+}
+
+/* "[16, 1, 3, 3]", "[]" for a scalar. */
+static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    int w = snprintf(buf, len, "[");
+    if (w > 0) used = (size_t)w;
+    for (int i = 0; i < ndim && used < len; i++) {
+        w = snprintf(buf + used, len - used, i ? ", %" PRId64 : "%" PRId64, shape[i]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    if (used < len) snprintf(buf + used, len - used, "]");
+    /* a shape that does not fit is cut, which only shortens an error message */
+}
+
+static int valid_key(const char *key) { return key[0] != '\0' && strchr(key, '/') == NULL && strcmp(key, ".") != 0; }
+
+/* ---- attributes ------------------------------------------------------------------ */
+
+static tb_status drop_attr(hid_t obj, const char *name, tb_err *err)
+{
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0) return tb_fail(err, TB_EIO, "cannot query attribute '%s'", name);
+    if (ex > 0 && H5Adelete(obj, name) < 0) return tb_fail(err, TB_EIO, "cannot replace attribute '%s'", name);
+    return TB_OK;
+}
+
+static tb_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *value, tb_err *err)
+{
+    tb_status st = drop_attr(obj, name, err);
+    if (st != TB_OK) return st;
+    hid_t sp = H5Screate(H5S_SCALAR);
+    if (sp < 0) return tb_fail(err, TB_EIO, "cannot create a dataspace for attribute '%s'", name);
+    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
+    st = TB_OK;
+    if (a < 0)
+        st = tb_fail(err, TB_EIO, "cannot create attribute '%s'", name);
+    else if (H5Awrite(a, mtype, value) < 0)
+        st = tb_fail(err, TB_EIO, "cannot write attribute '%s'", name);
+    if (a >= 0 && H5Aclose(a) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close attribute '%s'", name);
+    H5Sclose(sp);
+    return st;
+}
+
+/* Variable-length UTF-8 string: h5py reads it as str. */
+static tb_status write_attr_str(hid_t obj, const char *name, const char *value, tb_err *err)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        if (t >= 0) H5Tclose(t);
+        return tb_fail(err, TB_EIO, "cannot make a string type for attribute '%s'", name);
+    }
+    tb_status st = write_attr(obj, name, t, t, &value, err);
+    H5Tclose(t);
+    return st;
+}
+
+static tb_status write_attr_i64(hid_t obj, const char *name, int64_t v, tb_err *err)
+{
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, err);
+}
+
+static tb_status write_attr_f64(hid_t obj, const char *name, double v, tb_err *err)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, err);
+}
+
+/* Opens attribute name of obj for reading. Returns 0 when absent (*a untouched),
+ * 1 when open, or -1 with err set. where names obj in messages. */
+static int open_attr(hid_t obj, const char *where, const char *name, hid_t *a, tb_status *st, tb_err *err)
+{
+    htri_t ex = H5Aexists(obj, name);
+    if (ex < 0) {
+        *st = tb_fail(err, TB_EFORMAT, "%s: cannot query attribute '%s'", where, name);
+        return -1;
+    }
+    if (ex == 0) return 0;
+    *a = H5Aopen(obj, name, H5P_DEFAULT);
+    if (*a < 0) {
+        *st = tb_fail(err, TB_EFORMAT, "%s: cannot open attribute '%s'", where, name);
+        return -1;
+    }
+    hid_t sp = H5Aget_space(*a);
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0) H5Sclose(sp);
+    if (np != 1) {
+        H5Aclose(*a);
+        *st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' holds %lld values, expected one", where, name,
+                      (long long)np);
+        return -1;
+    }
+    return 1;
+}
+
+/* Reads a string attribute (variable or fixed length). *found = 0 when absent. */
+static tb_status read_attr_str(hid_t obj, const char *where, const char *name, char *buf, size_t len, int *found,
+                               tb_err *err)
+{
+    hid_t a = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID;
+    tb_status st = TB_OK;
+    *found = 0;
+    buf[0] = '\0';
+    int r = open_attr(obj, where, name, &a, &st, err);
+    if (r <= 0) return st;
+    *found = 1;
+    ft = H5Aget_type(a);
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
+        st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is not a string", where, name);
+        goto out;
+    }
+    mt = H5Tcopy(H5T_C_S1);
+    if (mt < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
+        st = tb_fail(err, TB_EIO, "%s: cannot make a string type to read '%s'", where, name);
+        goto out;
+    }
+    htri_t vl = H5Tis_variable_str(ft);
+    if (vl < 0) {
+        st = tb_fail(err, TB_EFORMAT, "%s: cannot inspect attribute '%s'", where, name);
+        goto out;
+    }
+    if (vl) {
+        char *s = NULL;
+        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) {
+            st = tb_fail(err, TB_EFORMAT, "%s: cannot read attribute '%s'", where, name);
+            goto out;
+        }
+        int w = snprintf(buf, len, "%s", s ? s : "");
+        if (s) H5free_memory(s);
+        if (w < 0 || (size_t)w >= len)
+            st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is longer than %zu characters", where, name, len - 1);
+    } else {
+        size_t size = H5Tget_size(ft);
+        if (size == 0 || size >= len) {
+            st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is %zu characters long, at most %zu are read", where,
+                         name, size, len - 1);
+            goto out;
+        }
+        if (H5Tset_size(mt, size + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, buf) < 0) {
+            st = tb_fail(err, TB_EFORMAT, "%s: cannot read attribute '%s'", where, name);
+            goto out;
+        }
+        buf[size] = '\0';
+        for (size_t k = strlen(buf); k > 0 && buf[k - 1] == ' '; k--) buf[k - 1] = '\0'; /* space padding */
+    }
+out:
+    close_id(&mt, H5Tclose);
+    close_id(&ft, H5Tclose);
+    close_id(&a, H5Aclose);
+    return st;
+}
+
+/* Reads a numeric scalar attribute converted to mtype (H5T_NATIVE_INT64 or _DOUBLE). */
+static tb_status read_attr_num(hid_t obj, const char *where, const char *name, hid_t mtype, void *out, int *found,
+                               tb_err *err)
+{
+    hid_t a = H5I_INVALID_HID;
+    tb_status st = TB_OK;
+    *found = 0;
+    int r = open_attr(obj, where, name, &a, &st, err);
+    if (r <= 0) return st;
+    *found = 1;
+    hid_t ft = H5Aget_type(a);
+    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+    if (ft >= 0) H5Tclose(ft);
+    if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+        st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is not a number", where, name);
+    else if (H5Aread(a, mtype, out) < 0)
+        st = tb_fail(err, TB_EFORMAT, "%s: cannot read attribute '%s' as a number", where, name);
+    H5Aclose(a);
+    return st;
+}
+
+/* ---- datasets --------------------------------------------------------------------- */
+
+/* Creates dataset name under loc with PyTorch's shape (ndim 0: scalar) and writes buf. */
+static tb_status write_dataset(hid_t loc, const char *where, const char *name, hid_t ftype, hid_t mtype, int ndim,
+                               const int64_t *shape, const void *buf, tb_err *err)
+{
+    hsize_t dims[4];
+    for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
+    hid_t sp = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
+    if (sp < 0) return tb_fail(err, TB_EIO, "cannot create a dataspace for %s/%s", where, name);
+    tb_status st = TB_OK;
+    hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0)
+        st = tb_fail(err, TB_EIO, "cannot create dataset %s/%s", where, name);
+    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        st = tb_fail(err, TB_EIO, "cannot write dataset %s/%s", where, name);
+    if (d >= 0 && H5Dclose(d) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close dataset %s/%s", where, name);
+    H5Sclose(sp);
+    return st;
+}
+
+/* Opens dataset name under loc, checks it holds numbers in the expected shape
+ * and reads it converted to mtype. A missing dataset or a different shape is
+ * TB_EFORMAT with a message naming the key and both shapes. */
+static tb_status read_dataset(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
+                              hid_t mtype, void *buf, tb_err *err)
+{
+    htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
+    if (ex < 0) return tb_fail(err, TB_EFORMAT, "cannot look up %s/%s", where, name);
+    if (ex == 0) return tb_fail(err, TB_EFORMAT, "%s/%s is missing", where, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0) return tb_fail(err, TB_EFORMAT, "%s/%s is not a dataset", where, name);
+    tb_status st = TB_OK;
+    hid_t sp = H5Dget_space(d), ft = H5Dget_type(d);
+    H5T_class_t cls = ft >= 0 ? H5Tget_class(ft) : H5T_NO_CLASS;
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    hsize_t dims[H5S_MAX_RANK];
+    if (sp < 0 || rank < 0 || rank > H5S_MAX_RANK || H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        st = tb_fail(err, TB_EFORMAT, "cannot read the shape of %s/%s", where, name);
+        goto out;
+    }
+    if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
+        st = tb_fail(err, TB_EFORMAT, "%s/%s does not hold numbers (HDF5 type class %d)", where, name, (int)cls);
+        goto out;
+    }
+    int same = rank == ndim;
+    for (int i = 0; same && i < rank; i++) same = dims[i] == (hsize_t)shape[i];
+    if (!same) {
+        char have[96], want[96];
+        int64_t fd[H5S_MAX_RANK];
+        for (int i = 0; i < rank; i++) fd[i] = (int64_t)dims[i];
+        fmt_shape(have, sizeof have, rank, fd);
+        fmt_shape(want, sizeof want, ndim, shape);
+        st = tb_fail(err, TB_EFORMAT, "%s/%s has shape %s in the file, the network expects %s", where, name, have,
+                     want);
+        goto out;
+    }
+    if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        st = tb_fail(err, TB_EFORMAT, "cannot read %s/%s", where, name);
+out:
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    H5Dclose(d);
+    return st;
+}
+
+/* Deletes link name of group if present (a checkpoint group is rewritten whole). */
+static tb_status drop_link(hid_t group, const char *name, tb_err *err)
+{
+    htri_t ex = H5Lexists(group, name, H5P_DEFAULT);
+    if (ex < 0) return tb_fail(err, TB_EIO, "cannot look up '%s'", name);
+    if (ex > 0 && H5Ldelete(group, name, H5P_DEFAULT) < 0) return tb_fail(err, TB_EIO, "cannot replace '%s'", name);
+    return TB_OK;
+}
+
+/* A group that remembers its links' creation order (state_dict order). */
+static hid_t create_group(hid_t loc, const char *name)
+{
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    if (gcpl < 0) return H5I_INVALID_HID;
+    if (H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0) {
+        H5Pclose(gcpl);
+        return H5I_INVALID_HID;
+    }
+    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    return g;
+}
+
+/* ---- optimizer hyperparameters ------------------------------------------------------ */
+
+typedef struct hyper_attr {
+    const char *name;
+    size_t off;
+    int is_int;
+} hyper_attr;
+
+static const hyper_attr hypers[] = {
+    {"lr", offsetof(tb_optim_config, lr), 0},
+    {"weight_decay", offsetof(tb_optim_config, weight_decay), 0},
+    {"momentum", offsetof(tb_optim_config, momentum), 0},
+    {"dampening", offsetof(tb_optim_config, dampening), 0},
+    {"nesterov", offsetof(tb_optim_config, nesterov), 1},
+    {"beta1", offsetof(tb_optim_config, beta1), 0},
+    {"beta2", offsetof(tb_optim_config, beta2), 0},
+    {"amsgrad", offsetof(tb_optim_config, amsgrad), 1},
+    {"eps", offsetof(tb_optim_config, eps), 0},
+    {"lr_decay", offsetof(tb_optim_config, lr_decay), 0},
+    {"initial_accumulator_value", offsetof(tb_optim_config, initial_accumulator_value), 0},
+    {"rho", offsetof(tb_optim_config, rho), 0},
+    {"alpha", offsetof(tb_optim_config, alpha), 0},
+    {"centered", offsetof(tb_optim_config, centered), 1},
+    {"lambd", offsetof(tb_optim_config, lambd), 0},
+    {"t0", offsetof(tb_optim_config, t0), 0},
+};
+
+static double hyper_value(const tb_optim_config *cfg, const hyper_attr *h)
+{
+    const char *base = (const char *)cfg + h->off;
+    if (h->is_int) {
+        int v;
+        memcpy(&v, base, sizeof v);
+        return (double)v;
+    }
+    double v;
+    memcpy(&v, base, sizeof v);
+    return v;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static tb_status write_optimizer(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+{
+    const tb_optim_config *cfg = &opt->cfg;
+    const size_t n = tb_net_params_size(net);
+    if (opt->n != n)
+        return tb_fail(err, TB_EINVAL, "the optimizer holds state for %zu parameters, the network has %zu", opt->n,
+                       n);
+    const int slots = tb_optim_slots(cfg);
+    float *host = NULL;
+    tb_status st = TB_OK;
+    hid_t og = create_group(group, "optimizer"), sg = H5I_INVALID_HID;
+    if (og < 0) return tb_fail(err, TB_EIO, "cannot create group optimizer");
+
+    if ((st = write_attr_str(og, "kind", tb_optim_name(cfg->kind), err)) != TB_OK) goto out;
+    if ((st = write_attr_i64(og, "step", opt->scalars.step, err)) != TB_OK) goto out;
+    for (size_t i = 0; i < TB_ARRAY_LEN(hypers); i++)
+        if ((st = write_attr_f64(og, hypers[i].name, hyper_value(cfg, &hypers[i]), err)) != TB_OK) goto out;
+    if ((st = write_attr_f64(og, "eta", opt->scalars.eta, err)) != TB_OK) goto out;
+    if ((st = write_attr_f64(og, "mu", opt->scalars.mu, err)) != TB_OK) goto out;
+
+    if (slots > 0 && n > 0) {
+        host = malloc((size_t)slots * n * sizeof *host);
+        if (!host) {
+            st = tb_fail(err, TB_ENOMEM, "out of memory for %d x %zu floats of optimizer state", slots, n);
+            goto out;
+        }
+        opt->be->ops->to_host(opt->be, host, opt->state, (size_t)slots * n * sizeof *host);
+    }
+    for (int s = 0; s < slots; s++) {
+        const char *slot = tb_optim_slot_name(cfg, s);
+        char where[64];
+        int w = snprintf(where, sizeof where, "optimizer/%s", slot ? slot : "?");
+        if (!slot || w < 0 || (size_t)w >= sizeof where) {
+            st = tb_fail(err, TB_EINVAL, "optimizer slot %d has no usable name", s);
+            goto out;
+        }
+        sg = create_group(og, slot);
+        if (sg < 0) {
+            st = tb_fail(err, TB_EIO, "cannot create group %s", where);
+            goto out;
+        }
+        for (int i = 0; i < tb_net_param_count(net); i++) {
+            const tb_param *p = tb_net_param(net, i);
+            if (p->is_buffer || !p->trainable) continue;
+            if (p->offset + p->count > n) {
+                st = tb_fail(err, TB_EINVAL, "parameter %s lies outside the parameter block", p->name);
+                goto out;
+            }
+            st = write_dataset(sg, where, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape,
+                               host + (size_t)s * n + p->offset, err);
+            if (st != TB_OK) goto out;
+        }
+        if (H5Gclose(sg) < 0) {
+            sg = H5I_INVALID_HID;
+            st = tb_fail(err, TB_EIO, "cannot close group %s", where);
+            goto out;
+        }
+        sg = H5I_INVALID_HID;
+    }
+out:
+    free(host);
+    close_id(&sg, H5Gclose);
+    if (H5Gclose(og) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close group optimizer");
+    return st;
+}
+
+static tb_status write_group_impl(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+{
+    tb_status st;
+    if (!net) return tb_fail(err, TB_EINVAL, "no network to save");
+    if ((st = write_attr_str(group, "format", TB_CHECKPOINT_FORMAT, err)) != TB_OK) return st;
+    if ((st = write_attr_i64(group, "format_version", TB_CHECKPOINT_VERSION, err)) != TB_OK) return st;
+    if ((st = write_attr_str(group, "tunebench_version", TB_VERSION, err)) != TB_OK) return st;
+    if ((st = write_attr_str(group, "git_commit", TB_GIT_COMMIT, err)) != TB_OK) return st;
+    if ((st = drop_link(group, "params", err)) != TB_OK) return st;
+    if ((st = drop_link(group, "optimizer", err)) != TB_OK) return st;
+
+    const int np = tb_net_param_count(net);
+    size_t max_count = 1;
+    for (int i = 0; i < np; i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (!valid_key(p->name)) return tb_fail(err, TB_EINVAL, "state_dict key '%s' cannot be an HDF5 name", p->name);
+        if (p->count > max_count) max_count = p->count;
+    }
+    float *host = malloc(max_count * sizeof *host);
+    int64_t *ints = malloc(max_count * sizeof *ints);
+    hid_t pg = H5I_INVALID_HID;
+    st = TB_OK;
+    if (!host || !ints) {
+        st = tb_fail(err, TB_ENOMEM, "out of memory for a tensor of %zu floats", max_count);
+        goto out;
+    }
+    pg = create_group(group, "params");
+    if (pg < 0) {
+        st = tb_fail(err, TB_EIO, "cannot create group params");
+        goto out;
+    }
+    for (int i = 0; i < np; i++) {
+        const tb_param *p = tb_net_param(net, i);
+        tb_net_param_get(net, i, host);
+        if (p->is_int64) {
+            for (size_t k = 0; k < p->count; k++) ints[k] = (int64_t)llround((double)host[k]);
+            st = write_dataset(pg, "params", p->name, H5T_STD_I64LE, H5T_NATIVE_INT64, p->ndim, p->shape, ints, err);
+        } else {
+            st = write_dataset(pg, "params", p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, host, err);
+        }
+        if (st != TB_OK) goto out;
+    }
+    if (H5Gclose(pg) < 0) {
+        pg = H5I_INVALID_HID;
+        st = tb_fail(err, TB_EIO, "cannot close group params");
+        goto out;
+    }
+    pg = H5I_INVALID_HID;
+    if (opt) st = write_optimizer(group, net, opt, err);
+out:
+    close_id(&pg, H5Gclose);
+    free(host);
+    free(ints);
+    return st;
+}
+
+tb_status tb_checkpoint_write_group(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+{
+    quiet_h5 q;
+    quiet_begin(&q);
+    tb_status st = write_group_impl(group, net, opt, err);
+    quiet_end(&q);
+    return st;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+static tb_status check_format(hid_t group, tb_err *err)
+{
+    char fmt[STR_MAX];
+    int found = 0;
+    tb_status st = read_attr_str(group, "/", "format", fmt, sizeof fmt, &found, err);
+    if (st != TB_OK) return st;
+    if (!found)
+        return tb_fail(err, TB_EFORMAT, "no 'format' attribute: not a tunebench checkpoint (expected format '%s')",
+                       TB_CHECKPOINT_FORMAT);
+    if (strcmp(fmt, TB_CHECKPOINT_FORMAT) != 0)
+        return tb_fail(err, TB_EFORMAT, "format is '%s', expected '%s'", fmt, TB_CHECKPOINT_FORMAT);
+    int64_t version = 0;
+    st = read_attr_num(group, "/", "format_version", H5T_NATIVE_INT64, &version, &found, err);
+    if (st != TB_OK) return st;
+    if (!found) return tb_fail(err, TB_EFORMAT, "no 'format_version' attribute (supported: %d)", TB_CHECKPOINT_VERSION);
+    if (version != TB_CHECKPOINT_VERSION)
+        return tb_fail(err, TB_EFORMAT, "format_version %" PRId64 " found, this build supports version %d%s", version,
+                       TB_CHECKPOINT_VERSION, version > TB_CHECKPOINT_VERSION ? " (written by a newer tunebench)" : "");
+    return TB_OK;
+}
+
+/* Reads optimizer state into host_state [slots * n] (pre-filled with the
+ * optimizer's current state) and *sc. */
+static tb_status read_optimizer(hid_t group, const tb_net *net, const tb_optimizer *opt, float *host_state,
+                                tb_optim_scalars *sc, tb_err *err)
+{
+    const tb_optim_config *cfg = &opt->cfg;
+    const size_t n = tb_net_params_size(net);
+    htri_t ex = H5Lexists(group, "optimizer", H5P_DEFAULT);
+    if (ex < 0) return tb_fail(err, TB_EFORMAT, "cannot look up group optimizer");
+    if (ex == 0)
+        return tb_fail(err, TB_EFORMAT,
+                       "has no optimizer state (saved without an optimizer); load it without one to start a fresh %s",
+                       tb_optim_name(cfg->kind));
+    hid_t og = H5Gopen2(group, "optimizer", H5P_DEFAULT), sg = H5I_INVALID_HID;
+    if (og < 0) return tb_fail(err, TB_EFORMAT, "optimizer is not a group");
+    tb_status st = TB_OK;
+    char kind[STR_MAX];
+    int found = 0;
+    if ((st = read_attr_str(og, "optimizer", "kind", kind, sizeof kind, &found, err)) != TB_OK) goto out;
+    if (!found) {
+        st = tb_fail(err, TB_EFORMAT, "optimizer has no 'kind' attribute");
+        goto out;
+    }
+    if (strcmp(kind, tb_optim_name(cfg->kind)) != 0) {
+        st = tb_fail(err, TB_EFORMAT, "optimizer state is for '%s', this optimizer is '%s'", kind,
+                     tb_optim_name(cfg->kind));
+        goto out;
+    }
+    static const char *const scalars[3] = {"step", "eta", "mu"};
+    for (int k = 0; k < 3; k++) {
+        if (k == 0)
+            st = read_attr_num(og, "optimizer", "step", H5T_NATIVE_INT64, &sc->step, &found, err);
+        else
+            st = read_attr_num(og, "optimizer", scalars[k], H5T_NATIVE_DOUBLE, k == 1 ? &sc->eta : &sc->mu, &found,
+                               err);
+        if (st != TB_OK) goto out;
+        if (!found) {
+            st = tb_fail(err, TB_EFORMAT, "optimizer has no '%s' attribute", scalars[k]);
+            goto out;
+        }
+    }
+    if (sc->step < 0) {
+        st = tb_fail(err, TB_EFORMAT, "optimizer step %" PRId64 " is negative", sc->step);
+        goto out;
+    }
+    const int slots = tb_optim_slots(cfg);
+    for (int s = 0; s < slots; s++) {
+        const char *slot = tb_optim_slot_name(cfg, s);
+        char where[64];
+        int w = snprintf(where, sizeof where, "optimizer/%s", slot ? slot : "?");
+        if (!slot || w < 0 || (size_t)w >= sizeof where) {
+            st = tb_fail(err, TB_EINVAL, "optimizer slot %d has no usable name", s);
+            goto out;
+        }
+        ex = H5Lexists(og, slot, H5P_DEFAULT);
+        if (ex <= 0) {
+            st = tb_fail(err, TB_EFORMAT, "%s is missing (the checkpoint's %s was saved with other settings)", where,
+                         kind);
+            goto out;
+        }
+        sg = H5Gopen2(og, slot, H5P_DEFAULT);
+        if (sg < 0) {
+            st = tb_fail(err, TB_EFORMAT, "%s is not a group", where);
+            goto out;
+        }
+        for (int i = 0; i < tb_net_param_count(net); i++) {
+            const tb_param *p = tb_net_param(net, i);
+            if (p->is_buffer || !p->trainable) continue;
+            if (p->offset + p->count > n) {
+                st = tb_fail(err, TB_EINVAL, "parameter %s lies outside the parameter block", p->name);
+                goto out;
+            }
+            st = read_dataset(sg, where, p->name, p->ndim, p->shape, H5T_NATIVE_FLOAT,
+                              host_state + (size_t)s * n + p->offset, err);
+            if (st != TB_OK) goto out;
+        }
+        H5Gclose(sg);
+        sg = H5I_INVALID_HID;
+    }
+out:
+    close_id(&sg, H5Gclose);
+    H5Gclose(og);
+    return st;
+}
+
+static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, tb_err *err)
+{
+    if (!net) return tb_fail(err, TB_EINVAL, "no network to load into");
+    tb_status st = check_format(group, err);
+    if (st != TB_OK) return st;
+
+    const int np = tb_net_param_count(net);
+    size_t total = 0, max_count = 1;
+    for (int i = 0; i < np; i++) {
+        const tb_param *p = tb_net_param(net, i);
+        total += p->count;
+        if (p->count > max_count) max_count = p->count;
+    }
+    const size_t n = tb_net_params_size(net);
+    float *host = malloc((total ? total : 1) * sizeof *host);
+    int64_t *ints = malloc(max_count * sizeof *ints);
+    float *state = NULL;
+    tb_optim_scalars sc = {0, 0, 0};
+    hid_t pg = H5I_INVALID_HID;
+    if (!host || !ints) {
+        st = tb_fail(err, TB_ENOMEM, "out of memory for %zu floats of parameters", total);
+        goto out;
+    }
+    htri_t ex = H5Lexists(group, "params", H5P_DEFAULT);
+    if (ex <= 0) {
+        st = tb_fail(err, TB_EFORMAT, "has no 'params' group");
+        goto out;
+    }
+    pg = H5Gopen2(group, "params", H5P_DEFAULT);
+    if (pg < 0) {
+        st = tb_fail(err, TB_EFORMAT, "params is not a group");
+        goto out;
+    }
+    /* read everything first, so that a bad file leaves the network untouched */
+    size_t off = 0;
+    for (int i = 0; i < np; i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (!valid_key(p->name)) {
+            st = tb_fail(err, TB_EINVAL, "state_dict key '%s' cannot be an HDF5 name", p->name);
+            goto out;
+        }
+        if (p->is_int64) {
+            st = read_dataset(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_INT64, ints, err);
+            for (size_t k = 0; st == TB_OK && k < p->count; k++) host[off + k] = (float)ints[k];
+        } else {
+            st = read_dataset(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_FLOAT, host + off, err);
+        }
+        if (st != TB_OK) goto out;
+        off += p->count;
+    }
+    if (opt) {
+        if (opt->n != n) {
+            st = tb_fail(err, TB_EINVAL, "the optimizer holds state for %zu parameters, the network has %zu", opt->n,
+                         n);
+            goto out;
+        }
+        size_t floats = (size_t)tb_optim_slots(&opt->cfg) * n;
+        state = malloc((floats ? floats : 1) * sizeof *state);
+        if (!state) {
+            st = tb_fail(err, TB_ENOMEM, "out of memory for %zu floats of optimizer state", floats);
+            goto out;
+        }
+        if (floats) opt->be->ops->to_host(opt->be, state, opt->state, floats * sizeof *state);
+        if ((st = read_optimizer(group, net, opt, state, &sc, err)) != TB_OK) goto out;
+        if (floats) opt->be->ops->to_device(opt->be, opt->state, state, floats * sizeof *state);
+        opt->scalars = sc;
+    }
+    off = 0;
+    for (int i = 0; i < np; i++) {
+        tb_net_param_set(net, i, host + off);
+        off += tb_net_param(net, i)->count;
+    }
+out:
+    close_id(&pg, H5Gclose);
+    free(host);
+    free(ints);
+    free(state);
+    return st;
+}
+
+tb_status tb_checkpoint_read_group(hid_t group, tb_net *net, tb_optimizer *opt, tb_err *err)
+{
+    quiet_h5 q;
+    quiet_begin(&q);
+    tb_status st = read_group_impl(group, net, opt, err);
+    quiet_end(&q);
+    return st;
+}
+
+/* ---- files ------------------------------------------------------------------------- */
+
+/* err = "checkpoint <path>: <inner>" */
+static tb_status with_path(tb_err *err, tb_status st, const char *path, const tb_err *inner)
+{
+    return tb_fail(err, st, "checkpoint %s: %s", path, inner->msg);
+}
+
+static int fsync_path(const char *path, int directory)
+{
+    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
+}
+
+static void fsync_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) {
+        fsync_path(".", 1);
+        return;
+    }
+    size_t len = slash == path ? 1 : (size_t)(slash - path);
+    if (len >= sizeof dir) return;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    fsync_path(dir, 1); /* best effort: some file systems refuse fsync on directories */
+}
+
+tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+{
+    if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
+    char tmp[4096];
+    int w = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    if (w < 0 || (size_t)w >= sizeof tmp) return tb_fail(err, TB_EINVAL, "checkpoint: file name %.200s... is too long", path);
+
+    quiet_h5 q;
+    quiet_begin(&q);
+    tb_err inner = {{0}};
+    tb_status st = TB_OK;
+    errno = 0;
+    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (fid < 0) {
+        int e = errno;
+        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot create temporary file %s%s%s", path, tmp, e ? ": " : "",
+                     e ? strerror(e) : "");
+        quiet_end(&q);
+        return st;
+    }
+    st = write_group_impl(fid, net, opt, &inner);
+    if (st != TB_OK) {
+        st = with_path(err, st, path, &inner);
+        H5Fclose(fid);
+        goto fail;
+    }
+    if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) {
+        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot flush %s", path, tmp);
+        H5Fclose(fid);
+        goto fail;
+    }
+    if (H5Fclose(fid) < 0) {
+        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot close %s", path, tmp);
+        goto fail;
+    }
+    /* H5Fflush only issues pwrite; fsync so the renamed file survives power loss */
+    if (fsync_path(tmp, 0) != 0) {
+        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot fsync %s: %s", path, tmp, strerror(errno));
+        goto fail;
+    }
+    if (rename(tmp, path) != 0) {
+        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+        goto fail;
+    }
+    fsync_parent(path);
+    quiet_end(&q);
+    return TB_OK;
+fail:
+    unlink(tmp);
+    quiet_end(&q);
+    return st;
+}
+
+tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err)
+{
+    if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
+    struct stat sb;
+    if (stat(path, &sb) != 0) return tb_fail(err, TB_EIO, "checkpoint %s: cannot open: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode)) return tb_fail(err, TB_EIO, "checkpoint %s: not a regular file", path);
+
+    quiet_h5 q;
+    quiet_begin(&q);
+    tb_err inner = {{0}};
+    tb_status st;
+    htri_t is = H5Fis_hdf5(path);
+    if (is <= 0) {
+        st = tb_fail(err, TB_EFORMAT, "checkpoint %s: not an HDF5 file%s", path, is < 0 ? " (cannot be read)" : "");
+        quiet_end(&q);
+        return st;
+    }
+    hid_t fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (fid < 0) {
+        st = tb_fail(err, TB_EIO,
+                     "checkpoint %s: HDF5 cannot open it (damaged, or still open for writing by another process)",
+                     path);
+        quiet_end(&q);
+        return st;
+    }
+    st = read_group_impl(fid, net, opt, &inner);
+    if (st != TB_OK) st = with_path(err, st, path, &inner);
+    H5Fclose(fid);
+    quiet_end(&q);
+    return st;
+}

@@ -1,0 +1,42 @@
+/* common.h: status codes, error messages and small helpers shared by the core.
+ *
+ * Convention: a function that can fail returns a tb_status and, on failure,
+ * writes one line into a tb_err the caller owns. The core never prints errors
+ * and never calls exit(); the executable decides what to show. */
+#ifndef TB_COMMON_H
+#define TB_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum tb_status {
+    TB_OK = 0,
+    TB_EINVAL = 1,     /* bad argument or configuration value */
+    TB_ENOMEM = 2,     /* allocation failed */
+    TB_EIO = 3,        /* file could not be read or written */
+    TB_EFORMAT = 4,    /* file exists but has the wrong layout or version */
+    TB_EDIVERGED = 5,  /* NaN/Inf loss or parameter: the run diverged */
+    TB_ECANCELLED = 6, /* cancelled by the caller between batches */
+    TB_ETIMEOUT = 7,   /* wall-time limit reached */
+} tb_status;
+
+typedef struct tb_err {
+    char msg[512];
+} tb_err;
+
+/* Formats a message into err (if non-NULL) and returns code. */
+tb_status tb_fail(tb_err *err, tb_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+const char *tb_status_name(tb_status s);
+
+/* Wall clock in seconds (monotonic). */
+double tb_now(void);
+
+/* Aligned allocation for host buffers (64-byte alignment for AVX-512). */
+void *tb_aligned_alloc(size_t bytes);
+void tb_aligned_free(void *p);
+
+#define TB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#endif

@@ -1,0 +1,201 @@
+/* conv2d.c: 2-D convolution (torch.nn.Conv2d: stride, zero padding, groups)
+ * as im2col + one OpenBLAS sgemm per group over a chunk of images.
+ *
+ * Folding the images of a chunk into the gemm's N dimension gives OpenBLAS
+ * one large product instead of n small ones; the price is a transpose
+ * between [out_c][n*P] and NCHW, which is memory-bound and cheap next to
+ * the gemm. Chunks bound the workspace for large inputs. */
+#include <cblas.h>
+#include <string.h>
+
+#include "layers.h"
+
+/* Largest im2col buffer we build at once, in floats (32 MiB). */
+#define CONV_CHUNK_FLOATS ((size_t)8 << 20)
+
+int conv2d_infer(tb_conv2d_shape *s)
+{
+    if (s->groups < 1 || s->in_c % s->groups || s->out_c % s->groups) return -1;
+    if (s->kh < 1 || s->kw < 1 || s->stride_h < 1 || s->stride_w < 1 || s->pad_h < 0 || s->pad_w < 0) return -1;
+    s->out_h = (s->in_h + 2 * s->pad_h - s->kh) / s->stride_h + 1;
+    s->out_w = (s->in_w + 2 * s->pad_w - s->kw) / s->stride_w + 1;
+    if (s->in_h + 2 * s->pad_h < s->kh || s->in_w + 2 * s->pad_w < s->kw) return -1;
+    return s->out_h >= 1 && s->out_w >= 1 ? 0 : -1;
+}
+
+static size_t col_rows(const tb_conv2d_shape *s) { return (size_t)(s->in_c / s->groups) * s->kh * s->kw; }
+
+/* Images per chunk so that the column buffer stays under CONV_CHUNK_FLOATS. */
+static int chunk_images(const tb_conv2d_shape *s, int n)
+{
+    size_t per_image = col_rows(s) * (size_t)s->out_h * s->out_w;
+    size_t fit = CONV_CHUNK_FLOATS / (per_image ? per_image : 1);
+    if (fit < 1) fit = 1;
+    return fit < (size_t)n ? (int)fit : n;
+}
+
+size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n)
+{
+    if (n < 1) n = 1;
+    size_t cols = (size_t)chunk_images(s, n) * s->out_h * s->out_w;
+    size_t out_rows = (size_t)(s->out_c / s->groups);
+    /* column buffer + gemm output / gathered gradient */
+    return col_rows(s) * cols + out_rows * cols;
+}
+
+/* col [K, nc*P] with K = (cin/g)*kh*kw, from images in[0..nc) channels of group g. */
+static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g)
+{
+    const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
+    const int P = OH * OW, K = cg * s->kh * s->kw;
+    const size_t N = (size_t)nc * P;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int r = 0; r < K; r++) {
+        for (int i = 0; i < nc; i++) {
+            int c = r / (s->kh * s->kw), ky = (r / s->kw) % s->kh, kx = r % s->kw;
+            const float *plane = in + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
+            float *dst = col + (size_t)r * N + (size_t)i * P;
+            for (int oy = 0; oy < OH; oy++) {
+                int iy = oy * s->stride_h - s->pad_h + ky;
+                float *row = dst + (size_t)oy * OW;
+                if (iy < 0 || iy >= H) {
+                    memset(row, 0, sizeof(float) * OW);
+                    continue;
+                }
+                const float *src = plane + (size_t)iy * W;
+                int x0 = kx - s->pad_w;
+                if (s->stride_w == 1) {
+                    /* contiguous run with zero edges */
+                    int lo = x0 < 0 ? -x0 : 0;
+                    int hi = OW;
+                    if (x0 + hi > W) hi = W - x0;
+                    if (hi < lo) hi = lo;
+                    for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+                    if (hi > lo) memcpy(row + lo, src + x0 + lo, sizeof(float) * (hi - lo));
+                    for (int ox = hi; ox < OW; ox++) row[ox] = 0.0f;
+                } else {
+                    for (int ox = 0; ox < OW; ox++) {
+                        int ix = ox * s->stride_w + x0;
+                        row[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* din planes of group g for images [0..nc) from dcol [K, nc*P]; each plane is
+ * written by one thread in a fixed order, so the sum is deterministic. */
+static void col2im(float *din, const float *dcol, const tb_conv2d_shape *s, int nc, int g, int accumulate)
+{
+    const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
+    const int P = OH * OW, kk = s->kh * s->kw;
+    const size_t N = (size_t)nc * P;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int i = 0; i < nc; i++) {
+        for (int c = 0; c < cg; c++) {
+            float *plane = din + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
+            if (!accumulate) memset(plane, 0, sizeof(float) * H * W);
+            for (int k = 0; k < kk; k++) {
+                int ky = k / s->kw, kx = k % s->kw;
+                const float *src = dcol + ((size_t)c * kk + k) * N + (size_t)i * P;
+                for (int oy = 0; oy < OH; oy++) {
+                    int iy = oy * s->stride_h - s->pad_h + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    float *dst = plane + (size_t)iy * W;
+                    const float *srow = src + (size_t)oy * OW;
+                    int x0 = kx - s->pad_w;
+                    if (s->stride_w == 1) {
+                        int lo = x0 < 0 ? -x0 : 0;
+                        int hi = OW;
+                        if (x0 + hi > W) hi = W - x0;
+                        for (int ox = lo; ox < hi; ox++) dst[ox + x0] += srow[ox];
+                    } else {
+                        for (int ox = 0; ox < OW; ox++) {
+                            int ix = ox * s->stride_w + x0;
+                            if (ix >= 0 && ix < W) dst[ix] += srow[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
+                    const tb_conv2d_shape *s, int n, float *ws)
+{
+    const int G = s->groups, ocg = s->out_c / G, P = s->out_h * s->out_w;
+    const int K = (int)col_rows(s), chunk = chunk_images(s, n);
+    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int nc = n - i0 < chunk ? n - i0 : chunk;
+        const int N = nc * P;
+        float *col = ws, *tmp = ws + (size_t)K * N;
+        for (int g = 0; g < G; g++) {
+            im2col(col, in + (size_t)i0 * in_img, s, nc, g);
+            /* tmp [ocg, N] = W_g [ocg, K] x col [K, N] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, N, K, 1.0f,
+                        weight + (size_t)g * ocg * K, K, col, N, 0.0f, tmp, N);
+#pragma omp parallel for schedule(static) collapse(2)
+            for (int i = 0; i < nc; i++) {
+                for (int o = 0; o < ocg; o++) {
+                    const int oc = g * ocg + o;
+                    const float b = bias ? bias[oc] : 0.0f;
+                    const float *src = tmp + (size_t)o * N + (size_t)i * P;
+                    float *dst = out + (size_t)(i0 + i) * out_img + (size_t)oc * P;
+                    for (int p = 0; p < P; p++) dst[p] = src[p] + b;
+                }
+            }
+        }
+    }
+}
+
+void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                     const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws)
+{
+    const int G = s->groups, ocg = s->out_c / G, P = s->out_h * s->out_w;
+    const int K = (int)col_rows(s), chunk = chunk_images(s, n);
+    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
+
+    if (dbias) {
+        /* one channel per thread, images in order: deterministic */
+#pragma omp parallel for schedule(static)
+        for (int oc = 0; oc < s->out_c; oc++) {
+            double sum = 0.0;
+            for (int i = 0; i < n; i++) {
+                const float *src = dout + (size_t)i * out_img + (size_t)oc * P;
+                float part = 0.0f;
+                for (int p = 0; p < P; p++) part += src[p];
+                sum += part;
+            }
+            dbias[oc] += (float)sum;
+        }
+    }
+
+    for (int i0 = 0; i0 < n; i0 += chunk) {
+        const int nc = n - i0 < chunk ? n - i0 : chunk;
+        const int N = nc * P;
+        float *col = ws, *dout_t = ws + (size_t)K * N;
+        for (int g = 0; g < G; g++) {
+            /* dout_t [ocg, N] gathered from NCHW */
+#pragma omp parallel for schedule(static) collapse(2)
+            for (int o = 0; o < ocg; o++) {
+                for (int i = 0; i < nc; i++) {
+                    memcpy(dout_t + (size_t)o * N + (size_t)i * P,
+                           dout + (size_t)(i0 + i) * out_img + (size_t)(g * ocg + o) * P, sizeof(float) * P);
+                }
+            }
+            im2col(col, in + (size_t)i0 * in_img, s, nc, g);
+            /* dW_g [ocg, K] += dout_t [ocg, N] x col^T [N, K] */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, N, 1.0f, dout_t, N, col, N, 1.0f,
+                        dweight + (size_t)g * ocg * K, K);
+            if (din) {
+                /* dcol [K, N] = W_g^T [K, ocg] x dout_t [ocg, N]; reuses the column buffer */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, ocg, 1.0f,
+                            weight + (size_t)g * ocg * K, K, dout_t, N, 0.0f, col, N);
+                col2im(din + (size_t)i0 * in_img, col, s, nc, g, accumulate_din);
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+/* relu.c: torch.nn.ReLU. */
+#include "layers.h"
+
+void relu_forward(float *out, const float *in, size_t count)
+{
+    /* x < 0 is false for NaN, so NaN propagates as in torch.relu */
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+    for (size_t i = 0; i < count; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
+}
+
+void relu_backward(float *din, const float *dout, const float *out, size_t count, int accumulate_din)
+{
+    if (accumulate_din) {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (size_t i = 0; i < count; i++) din[i] += out[i] <= 0.0f ? 0.0f : dout[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (size_t i = 0; i < count; i++) din[i] = out[i] <= 0.0f ? 0.0f : dout[i];
+    }
+}
+
+void tb_copy_or_add(float *dst, const float *src, size_t count, int accumulate)
+{
+    if (accumulate) {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (size_t i = 0; i < count; i++) dst[i] += src[i];
+    } else {
+#pragma omp parallel for simd schedule(static) if (count > 65536)
+        for (size_t i = 0; i < count; i++) dst[i] = src[i];
+    }
+}

@@ -1,0 +1,735 @@
+/* net.c: network DAG, parameter table and the forward/backward passes. */
+#include "net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct tb_node {
+    tb_layer_kind kind;
+    char name[TB_NAME_MAX];     /* state_dict prefix ("" for layers without parameters) */
+    int inputs[TB_MAX_CONCAT];  /* node ids; TB_NET_INPUT for the network input */
+    int n_inputs;
+    int ndim;                   /* 4: [n, c, h, w]; 2: [n, c] */
+    int c, h, w;                /* per-sample output shape */
+    int param_first, n_params;  /* entries of the parameter table */
+    int has_bias;
+    tb_init_spec init;
+    union {
+        tb_conv2d_shape conv;
+        tb_linear_shape linear;
+        tb_pool_shape pool;
+        tb_bn_shape bn;
+        float dropout_p;
+    } u;
+    int64_t num_batches_tracked; /* batchnorm: kept on the host, exported as an int64 buffer */
+    /* placement, set by tb_net_build */
+    size_t act_off, aux_off;     /* floats into the activation blocks, bytes into the aux block */
+    float *out, *dout;
+    void *aux;                   /* maxpool argmax, dropout mask, batchnorm saved mean|invstd */
+    float *weight, *bias, *dweight, *dbias, *running_mean, *running_var;
+} tb_node;
+
+struct tb_net {
+    int in_c, in_h, in_w;
+    tb_node *nodes;
+    int n_nodes, cap_nodes;
+    tb_param *params;
+    int n_params, cap_params;
+    size_t params_size, buffers_size; /* floats */
+    tb_err build_err;
+    int failed;
+
+    tb_backend *be;
+    int max_batch;
+    uint64_t seed;
+    float *param_block, *grad_block, *buffer_block;
+    float *act_block, *act_grad_block, *workspace, *dlogits;
+    void *aux_block;
+    size_t act_size, aux_bytes, ws_size;
+    uint8_t *grad_written; /* per node during backward: has dout been written yet */
+    const float *input;    /* the batch of the last forward, read again by backward */
+};
+
+const char *tb_layer_kind_name(tb_layer_kind kind)
+{
+    static const char *names[] = {"conv2d", "linear", "relu", "maxpool", "avgpool",
+                                  "adaptive_avgpool", "concat", "dropout", "batchnorm", "flatten"};
+    return (unsigned)kind < TB_ARRAY_LEN(names) ? names[kind] : "?";
+}
+
+tb_net *tb_net_new(int in_c, int in_h, int in_w)
+{
+    tb_net *net = calloc(1, sizeof *net);
+    if (!net) return NULL;
+    net->in_c = in_c;
+    net->in_h = in_h;
+    net->in_w = in_w;
+    if (in_c < 1 || in_h < 1 || in_w < 1) {
+        net->failed = 1;
+        tb_fail(&net->build_err, TB_EINVAL, "network input %dx%dx%d: every dimension must be >= 1", in_c, in_h,
+                in_w);
+    }
+    return net;
+}
+
+void tb_net_free(tb_net *net)
+{
+    if (!net) return;
+    if (net->be) {
+        tb_backend *be = net->be;
+        be->ops->free(be, net->param_block);
+        be->ops->free(be, net->grad_block);
+        be->ops->free(be, net->buffer_block);
+        be->ops->free(be, net->act_block);
+        be->ops->free(be, net->act_grad_block);
+        be->ops->free(be, net->workspace);
+        be->ops->free(be, net->dlogits);
+        be->ops->free(be, net->aux_block);
+    }
+    free(net->grad_written);
+    free(net->nodes);
+    free(net->params);
+    free(net);
+}
+
+/* ---- builder ----------------------------------------------------------- */
+
+static int fail(tb_net *net, const char *fmt, const char *what, int a, int b)
+{
+    if (!net->failed) {
+        net->failed = 1;
+        char tmp[400];
+        snprintf(tmp, sizeof tmp, fmt, a, b);
+        tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
+    }
+    return -1;
+}
+
+/* Output shape of an input reference; returns -1 for an invalid id. */
+static int input_shape(const tb_net *net, int id, int *ndim, int *c, int *h, int *w)
+{
+    if (id == TB_NET_INPUT) {
+        *ndim = 4;
+        *c = net->in_c;
+        *h = net->in_h;
+        *w = net->in_w;
+        return 0;
+    }
+    if (id < 0 || id >= net->n_nodes) return -1;
+    const tb_node *n = &net->nodes[id];
+    *ndim = n->ndim;
+    *c = n->c;
+    *h = n->h;
+    *w = n->w;
+    return 0;
+}
+
+static tb_node *add_node(tb_net *net, tb_layer_kind kind, const char *name, int input)
+{
+    if (net->failed) return NULL;
+    int ndim, c, h, w;
+    if (input_shape(net, input, &ndim, &c, &h, &w) != 0) {
+        fail(net, "input %d is not an earlier layer (0..%d) or TB_NET_INPUT", tb_layer_kind_name(kind), input,
+             net->n_nodes - 1);
+        return NULL;
+    }
+    if (name && strlen(name) >= TB_NAME_MAX - 32) {
+        fail(net, "name longer than %d characters%.0d", tb_layer_kind_name(kind), TB_NAME_MAX - 32, 0);
+        return NULL;
+    }
+    if (net->n_nodes == net->cap_nodes) {
+        int cap = net->cap_nodes ? 2 * net->cap_nodes : 32;
+        tb_node *grown = realloc(net->nodes, sizeof *grown * cap);
+        if (!grown) {
+            fail(net, "out of memory%.0d%.0d", tb_layer_kind_name(kind), 0, 0);
+            return NULL;
+        }
+        net->nodes = grown;
+        net->cap_nodes = cap;
+    }
+    tb_node *n = &net->nodes[net->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->kind = kind;
+    if (name) snprintf(n->name, sizeof n->name, "%s", name);
+    n->inputs[0] = input;
+    n->n_inputs = 1;
+    n->ndim = ndim;
+    n->c = c;
+    n->h = h;
+    n->w = w;
+    n->param_first = net->n_params;
+    return n;
+}
+
+static int add_param(tb_net *net, tb_node *node, const char *suffix, int ndim, const int64_t *shape, int is_buffer,
+                     int is_int64)
+{
+    if (net->n_params == net->cap_params) {
+        int cap = net->cap_params ? 2 * net->cap_params : 64;
+        tb_param *grown = realloc(net->params, sizeof *grown * cap);
+        if (!grown) return fail(net, "out of memory%.0d%.0d", tb_layer_kind_name(node->kind), 0, 0);
+        net->params = grown;
+        net->cap_params = cap;
+    }
+    tb_param *p = &net->params[net->n_params];
+    memset(p, 0, sizeof *p);
+    int len = snprintf(p->name, sizeof p->name, "%.*s.%s", TB_NAME_MAX - 32, node->name, suffix);
+    if (len < 0 || len >= (int)sizeof p->name) return fail(net, "parameter name too long%.0d%.0d", "param", 0, 0);
+    p->ndim = ndim;
+    p->count = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->count *= (size_t)shape[i];
+    }
+    p->is_buffer = is_buffer;
+    p->is_int64 = is_int64;
+    p->node = net->n_nodes;
+    p->trainable = !is_buffer;
+    if (is_int64) {
+        p->offset = 0; /* lives in the node, not in a block */
+    } else if (is_buffer) {
+        p->offset = net->buffers_size;
+        net->buffers_size += p->count;
+    } else {
+        p->offset = net->params_size;
+        net->params_size += p->count;
+    }
+    node->n_params++;
+    net->n_params++;
+    return 0;
+}
+
+static int commit_node(tb_net *net) { return net->failed ? -1 : net->n_nodes++; }
+
+static int require_name(tb_net *net, tb_node *n, const char *name)
+{
+    if (!name || !*name) return fail(net, "a layer with parameters needs a state_dict name%.0d%.0d",
+                                     tb_layer_kind_name(n->kind), 0, 0);
+    for (int i = 0; i < net->n_nodes; i++)
+        if (net->nodes[i].name[0] && strcmp(net->nodes[i].name, name) == 0)
+            return fail(net, "name already used by layer %d%.0d", tb_layer_kind_name(n->kind), i, 0);
+    return 0;
+}
+
+int tb_net_conv2d(tb_net *net, int input, const char *name, int out_c, int kernel, int stride, int pad, int groups,
+                  int bias, tb_init_spec init)
+{
+    tb_node *n = add_node(net, TB_LAYER_CONV2D, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 4) return fail(net, "input is %d-D, conv2d needs [n, c, h, w]%.0d", "conv2d", n->ndim, 0);
+    tb_conv2d_shape *s = &n->u.conv;
+    *s = (tb_conv2d_shape){.in_c = n->c, .in_h = n->h, .in_w = n->w, .out_c = out_c, .kh = kernel, .kw = kernel,
+                           .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad, .groups = groups};
+    if (out_c < 1 || groups < 1 || n->c % groups || out_c % groups)
+        return fail(net, "out_channels %d and in_channels must both be divisible by groups %d", "conv2d", out_c,
+                    groups);
+    if (conv2d_infer(s) != 0)
+        return fail(net, "kernel %d with padding %d does not fit the input", "conv2d", kernel, pad);
+    n->c = out_c;
+    n->h = s->out_h;
+    n->w = s->out_w;
+    n->has_bias = bias;
+    n->init = init;
+    int64_t wshape[4] = {out_c, s->in_c / groups, kernel, kernel}, bshape[1] = {out_c};
+    if (add_param(net, n, "weight", 4, wshape, 0, 0)) return -1;
+    if (bias && add_param(net, n, "bias", 1, bshape, 0, 0)) return -1;
+    return commit_node(net);
+}
+
+int tb_net_linear(tb_net *net, int input, const char *name, int out_features, int bias, tb_init_spec init)
+{
+    tb_node *n = add_node(net, TB_LAYER_LINEAR, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 2) return fail(net, "input is %d-D; add a flatten layer before linear%.0d", "linear", n->ndim, 0);
+    if (out_features < 1) return fail(net, "out_features %d must be >= 1%.0d", "linear", out_features, 0);
+    n->u.linear = (tb_linear_shape){.in_features = n->c, .out_features = out_features};
+    int64_t wshape[2] = {out_features, n->c}, bshape[1] = {out_features};
+    n->c = out_features;
+    n->has_bias = bias;
+    n->init = init;
+    if (add_param(net, n, "weight", 2, wshape, 0, 0)) return -1;
+    if (bias && add_param(net, n, "bias", 1, bshape, 0, 0)) return -1;
+    return commit_node(net);
+}
+
+int tb_net_relu(tb_net *net, int input)
+{
+    return add_node(net, TB_LAYER_RELU, NULL, input) ? commit_node(net) : -1;
+}
+
+static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int stride, int pad, int ceil_mode,
+                    int count_include_pad)
+{
+    tb_node *n = add_node(net, kind, NULL, input);
+    if (!n) return -1;
+    const char *what = tb_layer_kind_name(kind);
+    if (n->ndim != 4) return fail(net, "input is %d-D, pooling needs [n, c, h, w]%.0d", what, n->ndim, 0);
+    tb_pool_shape *s = &n->u.pool;
+    *s = (tb_pool_shape){.c = n->c, .in_h = n->h, .in_w = n->w, .kh = kernel, .kw = kernel, .stride_h = stride,
+                         .stride_w = stride, .pad_h = pad, .pad_w = pad, .ceil_mode = ceil_mode,
+                         .count_include_pad = count_include_pad};
+    if (pool_infer(s) != 0)
+        return fail(net, "kernel %d with padding %d: padding must be at most half the kernel and the output non-empty",
+                    what, kernel, pad);
+    n->h = s->out_h;
+    n->w = s->out_w;
+    return commit_node(net);
+}
+
+int tb_net_maxpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode)
+{
+    return add_pool(net, TB_LAYER_MAXPOOL, input, kernel, stride, pad, ceil_mode, 1);
+}
+
+int tb_net_avgpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode, int count_include_pad)
+{
+    return add_pool(net, TB_LAYER_AVGPOOL, input, kernel, stride, pad, ceil_mode, count_include_pad);
+}
+
+int tb_net_adaptive_avgpool(tb_net *net, int input, int out_h, int out_w)
+{
+    tb_node *n = add_node(net, TB_LAYER_ADAPTIVE_AVGPOOL, NULL, input);
+    if (!n) return -1;
+    if (n->ndim != 4) return fail(net, "input is %d-D, pooling needs [n, c, h, w]%.0d", "adaptive_avgpool", n->ndim, 0);
+    if (out_h < 1 || out_w < 1) return fail(net, "output size %dx%d must be >= 1", "adaptive_avgpool", out_h, out_w);
+    n->u.pool = (tb_pool_shape){.c = n->c, .in_h = n->h, .in_w = n->w, .out_h = out_h, .out_w = out_w};
+    n->h = out_h;
+    n->w = out_w;
+    return commit_node(net);
+}
+
+int tb_net_concat(tb_net *net, const int *inputs, int n_inputs)
+{
+    if (n_inputs < 1 || n_inputs > TB_MAX_CONCAT) {
+        if (!net->failed) fail(net, "%d inputs; between 1 and %d allowed", "concat", n_inputs, TB_MAX_CONCAT);
+        return -1;
+    }
+    tb_node *n = add_node(net, TB_LAYER_CONCAT, NULL, inputs[0]);
+    if (!n) return -1;
+    int channels = 0;
+    for (int j = 0; j < n_inputs; j++) {
+        int ndim, c, h, w;
+        if (input_shape(net, inputs[j], &ndim, &c, &h, &w) != 0)
+            return fail(net, "input %d (%d) is not an earlier layer", "concat", j, inputs[j]);
+        if (ndim != n->ndim || h != n->h || w != n->w)
+            return fail(net, "input %d has a different height/width or rank than input 0 (%d)", "concat", j, 0);
+        n->inputs[j] = inputs[j];
+        channels += c;
+    }
+    n->n_inputs = n_inputs;
+    n->c = channels;
+    return commit_node(net);
+}
+
+int tb_net_dropout(tb_net *net, int input, float p)
+{
+    tb_node *n = add_node(net, TB_LAYER_DROPOUT, NULL, input);
+    if (!n) return -1;
+    if (!(p >= 0.0f && p <= 1.0f))
+        return fail(net, "p = %d/1000 is outside [0, 1]%.0d", "dropout", (int)(p * 1000), 0);
+    n->u.dropout_p = p;
+    return commit_node(net);
+}
+
+int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum)
+{
+    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 4) return fail(net, "input is %d-D, BatchNorm2d needs [n, c, h, w]%.0d", "batchnorm", n->ndim, 0);
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return fail(net, "eps must be > 0 and momentum in [0, 1]%.0d%.0d", "batchnorm", 0, 0);
+    n->u.bn = (tb_bn_shape){.c = n->c, .hw = n->h * n->w, .eps = eps, .momentum = momentum};
+    int64_t shape[1] = {n->c};
+    if (add_param(net, n, "weight", 1, shape, 0, 0) || add_param(net, n, "bias", 1, shape, 0, 0) ||
+        add_param(net, n, "running_mean", 1, shape, 1, 0) || add_param(net, n, "running_var", 1, shape, 1, 0) ||
+        add_param(net, n, "num_batches_tracked", 0, shape, 1, 1))
+        return -1;
+    return commit_node(net);
+}
+
+int tb_net_flatten(tb_net *net, int input)
+{
+    tb_node *n = add_node(net, TB_LAYER_FLATTEN, NULL, input);
+    if (!n) return -1;
+    n->c = n->c * n->h * n->w;
+    n->h = n->w = 1;
+    n->ndim = 2;
+    return commit_node(net);
+}
+
+/* ---- placement ----------------------------------------------------------- */
+
+static size_t node_size(const tb_node *n) { return (size_t)n->c * n->h * n->w; }
+
+static size_t align_floats(size_t x) { return (x + 15) & ~(size_t)15; } /* 64 bytes */
+
+static float *param_ptr(tb_net *net, int pi, int grad)
+{
+    const tb_param *p = &net->params[pi];
+    if (p->is_int64) return NULL;
+    if (p->is_buffer) return net->buffer_block + p->offset;
+    return (grad ? net->grad_block : net->param_block) + p->offset;
+}
+
+tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
+{
+    if (net->failed) return tb_fail(err, TB_EINVAL, "%s", net->build_err.msg);
+    if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
+    if (net->n_nodes == 0) return tb_fail(err, TB_EINVAL, "network has no layers");
+    if (max_batch < 1) return tb_fail(err, TB_EINVAL, "batch size %d must be >= 1", max_batch);
+    const tb_node *last = &net->nodes[net->n_nodes - 1];
+    if (last->ndim != 2)
+        return tb_fail(err, TB_EINVAL, "the last layer (%s) outputs [n, %d, %d, %d]; it must be [n, classes]: end "
+                       "with flatten or linear", tb_layer_kind_name(last->kind), last->c, last->h, last->w);
+
+    net->be = be;
+    net->max_batch = max_batch;
+    size_t act = 0, aux = 0, ws = 0;
+    for (int k = 0; k < net->n_nodes; k++) {
+        tb_node *n = &net->nodes[k];
+        n->act_off = act;
+        act += align_floats((size_t)max_batch * node_size(n));
+        n->aux_off = aux;
+        size_t bytes = 0;
+        if (n->kind == TB_LAYER_MAXPOOL) bytes = sizeof(int32_t) * max_batch * node_size(n);
+        if (n->kind == TB_LAYER_DROPOUT) bytes = (size_t)max_batch * node_size(n);
+        if (n->kind == TB_LAYER_BATCHNORM) bytes = 2 * sizeof(float) * n->c;
+        aux += (bytes + 63) & ~(size_t)63;
+        if (n->kind == TB_LAYER_CONV2D) {
+            size_t need = be->ops->conv2d_workspace_floats(be, &n->u.conv, max_batch);
+            if (need > ws) ws = need;
+        }
+    }
+    net->act_size = act;
+    net->aux_bytes = aux;
+    net->ws_size = ws;
+    const tb_backend_ops *o = be->ops;
+    net->param_block = o->alloc(be, sizeof(float) * (net->params_size ? net->params_size : 1));
+    net->grad_block = o->alloc(be, sizeof(float) * (net->params_size ? net->params_size : 1));
+    net->buffer_block = o->alloc(be, sizeof(float) * (net->buffers_size ? net->buffers_size : 1));
+    net->act_block = o->alloc(be, sizeof(float) * act);
+    net->act_grad_block = o->alloc(be, sizeof(float) * act);
+    net->aux_block = o->alloc(be, aux ? aux : 64);
+    net->workspace = o->alloc(be, sizeof(float) * (ws ? ws : 1));
+    net->dlogits = o->alloc(be, sizeof(float) * (size_t)max_batch * last->c);
+    net->grad_written = calloc((size_t)net->n_nodes, 1);
+    if (!net->param_block || !net->grad_block || !net->buffer_block || !net->act_block || !net->act_grad_block ||
+        !net->aux_block || !net->workspace || !net->dlogits || !net->grad_written)
+        return tb_fail(err, TB_ENOMEM, "out of memory placing the network (%.1f MiB of activations for batch %d)",
+                       2.0 * sizeof(float) * act / 1048576.0, max_batch);
+
+    for (int k = 0; k < net->n_nodes; k++) {
+        tb_node *n = &net->nodes[k];
+        n->out = net->act_block + n->act_off;
+        n->dout = net->act_grad_block + n->act_off;
+        n->aux = (char *)net->aux_block + n->aux_off;
+        if (n->kind == TB_LAYER_CONV2D || n->kind == TB_LAYER_LINEAR || n->kind == TB_LAYER_BATCHNORM) {
+            n->weight = param_ptr(net, n->param_first, 0);
+            n->dweight = param_ptr(net, n->param_first, 1);
+            if (n->kind == TB_LAYER_BATCHNORM || n->has_bias) {
+                n->bias = param_ptr(net, n->param_first + 1, 0);
+                n->dbias = param_ptr(net, n->param_first + 1, 1);
+            }
+            if (n->kind == TB_LAYER_BATCHNORM) {
+                n->running_mean = param_ptr(net, n->param_first + 2, 0);
+                n->running_var = param_ptr(net, n->param_first + 3, 0);
+            }
+        }
+    }
+    tb_net_init_params(net, 0);
+    return TB_OK;
+}
+
+/* ---- initialisation -------------------------------------------------------- */
+
+static uint32_t fnv1a(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+void tb_net_init_params(tb_net *net, uint64_t seed)
+{
+    net->seed = seed;
+    size_t max_count = 1;
+    for (int i = 0; i < net->n_params; i++)
+        if (net->params[i].count > max_count) max_count = net->params[i].count;
+    float *host = malloc(sizeof(float) * max_count);
+    if (!host) return; /* tb_net_build has just allocated far more; treat as impossible */
+    for (int i = 0; i < net->n_params; i++) {
+        tb_param *p = &net->params[i];
+        tb_node *n = &net->nodes[p->node];
+        if (p->is_int64) {
+            n->num_batches_tracked = 0;
+            continue;
+        }
+        const char *suffix = strrchr(p->name, '.') + 1;
+        tb_rng r;
+        tb_rng_init(&r, seed, TB_STREAM_INIT, fnv1a(p->name));
+        if (n->kind == TB_LAYER_BATCHNORM) {
+            float v = strcmp(suffix, "weight") == 0 || strcmp(suffix, "running_var") == 0 ? 1.0f : 0.0f;
+            for (size_t k = 0; k < p->count; k++) host[k] = v;
+        } else {
+            int fan_in, fan_out;
+            if (n->kind == TB_LAYER_CONV2D) {
+                const tb_conv2d_shape *s = &n->u.conv;
+                fan_in = s->in_c / s->groups * s->kh * s->kw;
+                fan_out = s->out_c * s->kh * s->kw;
+            } else {
+                fan_in = n->u.linear.in_features;
+                fan_out = n->u.linear.out_features;
+            }
+            int is_bias = strcmp(suffix, "bias") == 0;
+            tb_init_kind kind = is_bias ? n->init.bias : n->init.weight;
+            float arg = is_bias ? n->init.bias_arg : n->init.weight_arg;
+            tb_init_fill(host, p->count, kind, arg, fan_in, fan_out, is_bias, &r);
+        }
+        net->be->ops->to_device(net->be, param_ptr(net, i, 0), host, sizeof(float) * p->count);
+    }
+    free(host);
+}
+
+/* ---- passes ------------------------------------------------------------------ */
+
+static const float *node_input(const tb_net *net, const float *x, int id)
+{
+    return id == TB_NET_INPUT ? x : net->nodes[id].out;
+}
+
+void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step)
+{
+    tb_backend *be = net->be;
+    const tb_backend_ops *o = be->ops;
+    net->input = x;
+    for (int k = 0; k < net->n_nodes; k++) {
+        tb_node *nd = &net->nodes[k];
+        const float *in = node_input(net, x, nd->inputs[0]);
+        size_t count = (size_t)n * node_size(nd);
+        switch (nd->kind) {
+        case TB_LAYER_CONV2D:
+            o->conv2d_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.conv, n, net->workspace);
+            break;
+        case TB_LAYER_LINEAR: o->linear_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.linear, n); break;
+        case TB_LAYER_RELU: o->relu_forward(be, nd->out, in, count); break;
+        case TB_LAYER_MAXPOOL: o->maxpool_forward(be, nd->out, nd->aux, in, &nd->u.pool, n); break;
+        case TB_LAYER_AVGPOOL: o->avgpool_forward(be, nd->out, in, &nd->u.pool, n); break;
+        case TB_LAYER_ADAPTIVE_AVGPOOL: o->adaptive_avgpool_forward(be, nd->out, in, &nd->u.pool, n); break;
+        case TB_LAYER_CONCAT: {
+            const float *ins[TB_MAX_CONCAT];
+            int channels[TB_MAX_CONCAT];
+            for (int j = 0; j < nd->n_inputs; j++) {
+                ins[j] = node_input(net, x, nd->inputs[j]);
+                channels[j] = nd->inputs[j] == TB_NET_INPUT ? net->in_c : net->nodes[nd->inputs[j]].c;
+            }
+            o->concat_forward(be, nd->out, ins, channels, nd->n_inputs, nd->h * nd->w, n);
+            break;
+        }
+        case TB_LAYER_DROPOUT:
+            if (train && nd->u.dropout_p > 0.0f)
+                o->dropout_forward(be, nd->out, nd->aux, in, count, nd->u.dropout_p, net->seed, (uint32_t)k, step);
+            else
+                o->copy_or_add(be, nd->out, in, count, 0);
+            break;
+        case TB_LAYER_BATCHNORM: {
+            float *saved = nd->aux;
+            if (train) {
+                o->batchnorm_forward_train(be, nd->out, saved, saved + nd->c, nd->running_mean, nd->running_var, in,
+                                           nd->weight, nd->bias, &nd->u.bn, n);
+                nd->num_batches_tracked++;
+            } else {
+                o->batchnorm_forward_eval(be, nd->out, in, nd->weight, nd->bias, nd->running_mean, nd->running_var,
+                                          &nd->u.bn, n);
+            }
+            break;
+        }
+        case TB_LAYER_FLATTEN: o->copy_or_add(be, nd->out, in, count, 0); break;
+        }
+    }
+}
+
+/* Where a backward writes the gradient of input `id`, and whether it adds to
+ * what an earlier consumer wrote. NULL for the network input. */
+static float *input_grad(tb_net *net, int id, int *accumulate)
+{
+    *accumulate = 0;
+    if (id == TB_NET_INPUT) return NULL;
+    *accumulate = net->grad_written[id];
+    net->grad_written[id] = 1;
+    return net->nodes[id].dout;
+}
+
+void tb_net_backward(tb_net *net, const float *dlogits, int n)
+{
+    tb_backend *be = net->be;
+    const tb_backend_ops *o = be->ops;
+    memset(net->grad_written, 0, (size_t)net->n_nodes);
+    tb_node *last = &net->nodes[net->n_nodes - 1];
+    o->copy_or_add(be, last->dout, dlogits, (size_t)n * last->c, 0);
+    net->grad_written[net->n_nodes - 1] = 1;
+
+    for (int k = net->n_nodes - 1; k >= 0; k--) {
+        tb_node *nd = &net->nodes[k];
+        if (!net->grad_written[k]) continue; /* nothing downstream uses this node */
+        size_t count = (size_t)n * node_size(nd);
+        if (nd->kind == TB_LAYER_CONCAT) {
+            float *dins[TB_MAX_CONCAT];
+            int channels[TB_MAX_CONCAT], acc[TB_MAX_CONCAT];
+            for (int j = 0; j < nd->n_inputs; j++) {
+                int id = nd->inputs[j];
+                channels[j] = id == TB_NET_INPUT ? net->in_c : net->nodes[id].c;
+                dins[j] = input_grad(net, id, &acc[j]);
+            }
+            o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, nd->h * nd->w, n, acc);
+            continue;
+        }
+        const float *in = node_input(net, net->input, nd->inputs[0]);
+        int acc;
+        float *din = input_grad(net, nd->inputs[0], &acc);
+        switch (nd->kind) {
+        case TB_LAYER_CONV2D:
+            o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+                               net->workspace);
+            break;
+        case TB_LAYER_LINEAR:
+            o->linear_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.linear, n, acc);
+            break;
+        case TB_LAYER_BATCHNORM: {
+            const float *saved = nd->aux;
+            o->batchnorm_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, saved, saved + nd->c,
+                                  &nd->u.bn, n, acc);
+            break;
+        }
+        default:
+            if (!din) break; /* parameter-free layer on the input: nothing to compute */
+            switch (nd->kind) {
+            case TB_LAYER_RELU: o->relu_backward(be, din, nd->dout, nd->out, count, acc); break;
+            case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &nd->u.pool, n, acc); break;
+            case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc); break;
+            case TB_LAYER_ADAPTIVE_AVGPOOL:
+                o->adaptive_avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc);
+                break;
+            case TB_LAYER_DROPOUT:
+                if (nd->u.dropout_p > 0.0f)
+                    o->dropout_backward(be, din, nd->dout, nd->aux, count, nd->u.dropout_p, acc);
+                else
+                    o->copy_or_add(be, din, nd->dout, count, acc);
+                break;
+            case TB_LAYER_FLATTEN: o->copy_or_add(be, din, nd->dout, count, acc); break;
+            default: break;
+            }
+        }
+    }
+}
+
+void tb_net_zero_grads(tb_net *net)
+{
+    net->be->ops->zero(net->be, net->grad_block, sizeof(float) * net->params_size);
+}
+
+/* ---- accessors --------------------------------------------------------------- */
+
+tb_backend *tb_net_backend(const tb_net *net) { return net->be; }
+const float *tb_net_output(const tb_net *net) { return net->nodes[net->n_nodes - 1].out; }
+float *tb_net_output_grad_buffer(const tb_net *net) { return net->dlogits; }
+int tb_net_classes(const tb_net *net) { return net->n_nodes ? net->nodes[net->n_nodes - 1].c : 0; }
+int tb_net_max_batch(const tb_net *net) { return net->max_batch; }
+void tb_net_input_shape(const tb_net *net, int *c, int *h, int *w)
+{
+    *c = net->in_c;
+    *h = net->in_h;
+    *w = net->in_w;
+}
+uint64_t tb_net_seed(const tb_net *net) { return net->seed; }
+void tb_net_set_seed(tb_net *net, uint64_t seed) { net->seed = seed; }
+int tb_net_param_count(const tb_net *net) { return net->n_params; }
+const tb_param *tb_net_param(const tb_net *net, int i) { return &net->params[i]; }
+int tb_net_find_param(const tb_net *net, const char *name)
+{
+    for (int i = 0; i < net->n_params; i++)
+        if (strcmp(net->params[i].name, name) == 0) return i;
+    return -1;
+}
+float *tb_net_params(const tb_net *net) { return net->param_block; }
+float *tb_net_grads(const tb_net *net) { return net->grad_block; }
+float *tb_net_buffers(const tb_net *net) { return net->buffer_block; }
+size_t tb_net_params_size(const tb_net *net) { return net->params_size; }
+size_t tb_net_buffers_size(const tb_net *net) { return net->buffers_size; }
+
+size_t tb_net_trainable_count(const tb_net *net)
+{
+    size_t total = 0;
+    for (int i = 0; i < net->n_params; i++)
+        if (net->params[i].trainable) total += net->params[i].count;
+    return total;
+}
+
+size_t tb_net_memory_bytes(const tb_net *net)
+{
+    size_t dl = (size_t)net->max_batch * tb_net_classes(net);
+    return sizeof(float) * (2 * net->params_size + net->buffers_size + 2 * net->act_size + net->ws_size + dl) +
+           net->aux_bytes;
+}
+
+double tb_net_forward_flops(const tb_net *net)
+{
+    double flops = 0;
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *n = &net->nodes[k];
+        if (n->kind == TB_LAYER_CONV2D) {
+            const tb_conv2d_shape *s = &n->u.conv;
+            flops += 2.0 * s->out_c * s->out_h * s->out_w * (s->in_c / s->groups) * s->kh * s->kw;
+        } else if (n->kind == TB_LAYER_LINEAR) {
+            flops += 2.0 * n->u.linear.in_features * n->u.linear.out_features;
+        }
+    }
+    return flops;
+}
+
+void tb_net_param_get(const tb_net *net, int i, float *host)
+{
+    const tb_param *p = &net->params[i];
+    if (p->is_int64) {
+        host[0] = (float)net->nodes[p->node].num_batches_tracked;
+        return;
+    }
+    net->be->ops->to_host(net->be, host, param_ptr((tb_net *)net, i, 0), sizeof(float) * p->count);
+}
+
+void tb_net_param_set(tb_net *net, int i, const float *host)
+{
+    const tb_param *p = &net->params[i];
+    if (p->is_int64) {
+        net->nodes[p->node].num_batches_tracked = (int64_t)host[0];
+        return;
+    }
+    net->be->ops->to_device(net->be, param_ptr(net, i, 0), host, sizeof(float) * p->count);
+}
+
+void tb_net_summary(const tb_net *net, char *buf, size_t len)
+{
+    size_t used = 0;
+#define APPEND(...)                                                                       \
+    do {                                                                                  \
+        int w_ = snprintf(buf + used, used < len ? len - used : 0, __VA_ARGS__);          \
+        if (w_ > 0) used += (size_t)w_;                                                   \
+    } while (0)
+    if (len) buf[0] = '\0';
+    APPEND("input [%d, %d, %d]\n", net->in_c, net->in_h, net->in_w);
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *n = &net->nodes[k];
+        size_t params = 0;
+        for (int i = n->param_first; i < n->param_first + n->n_params; i++)
+            if (!net->params[i].is_buffer) params += net->params[i].count;
+        if (n->ndim == 4)
+            APPEND("%3d %-16s %-20s -> [%d, %d, %d]", k, tb_layer_kind_name(n->kind), n->name, n->c, n->h, n->w);
+        else
+            APPEND("%3d %-16s %-20s -> [%d]", k, tb_layer_kind_name(n->kind), n->name, n->c);
+        if (params) APPEND("  %zu params", params);
+        APPEND("\n");
+    }
+    APPEND("trainable parameters: %zu\n", tb_net_trainable_count(net));
+#undef APPEND
+    if (used >= len && len > 4) snprintf(buf + len - 5, 5, "...\n");
+}

@@ -1,0 +1,291 @@
+/* train.c: epochs over a dataset, evaluation, events, cancellation. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tb_train_hooks_add(tb_train_hooks *h, tb_train_listener fn, void *user)
+{
+    if (h->n_listeners >= TB_MAX_LISTENERS) return -1;
+    h->listener[h->n_listeners] = fn;
+    h->user[h->n_listeners] = user;
+    h->n_listeners++;
+    return 0;
+}
+
+static void emit(const tb_train_hooks *h, const tb_train_event *ev)
+{
+    if (!h) return;
+    for (int i = 0; i < h->n_listeners; i++) h->listener[i](h->user[i], ev);
+}
+
+/* ---- optimizer state --------------------------------------------------------- */
+
+tb_status tb_optimizer_create(tb_optimizer *opt, tb_net *net, const tb_optim_config *cfg, tb_err *err)
+{
+    char msg[256];
+    memset(opt, 0, sizeof *opt);
+    if (tb_optim_validate(cfg, msg, sizeof msg) != 0) return tb_fail(err, TB_EINVAL, "%s", msg);
+    opt->cfg = *cfg;
+    opt->be = tb_net_backend(net);
+    opt->n = tb_net_params_size(net);
+    int slots = tb_optim_slots(cfg);
+    size_t floats = (size_t)slots * opt->n;
+    float *host = NULL;
+    if (floats) {
+        opt->state = opt->be->ops->alloc(opt->be, sizeof(float) * floats);
+        host = malloc(sizeof(float) * floats);
+        if (!opt->state || !host) {
+            free(host);
+            tb_optimizer_destroy(opt);
+            return tb_fail(err, TB_ENOMEM, "out of memory for %s state (%zu floats)", tb_optim_name(cfg->kind),
+                           floats);
+        }
+    }
+    tb_optim_init_state(cfg, &opt->scalars, host, opt->n);
+    if (floats) opt->be->ops->to_device(opt->be, opt->state, host, sizeof(float) * floats);
+    free(host);
+    return TB_OK;
+}
+
+void tb_optimizer_destroy(tb_optimizer *opt)
+{
+    if (opt->state) opt->be->ops->free(opt->be, opt->state);
+    opt->state = NULL;
+}
+
+void tb_optimizer_step(tb_optimizer *opt, tb_net *net)
+{
+    tb_backend *be = opt->be;
+    be->ops->optim_step(be, &opt->cfg, &opt->scalars, tb_net_params(net), tb_net_grads(net), opt->state, opt->n);
+}
+
+/* ---- validation -------------------------------------------------------------- */
+
+tb_status tb_train_validate(const tb_train_config *cfg, const tb_dataset *train, tb_err *err)
+{
+    char msg[256];
+    if (cfg->epochs < 1 || cfg->epochs > 100000)
+        return tb_fail(err, TB_EINVAL, "epochs = %d is outside [1, 100000]", cfg->epochs);
+    if (cfg->batch_size < 1 || cfg->batch_size > train->count)
+        return tb_fail(err, TB_EINVAL, "batch_size = %d is outside [1, %d] (the training set size)", cfg->batch_size,
+                       train->count);
+    if (cfg->eval_batch_size < 0)
+        return tb_fail(err, TB_EINVAL, "eval_batch_size = %d must be >= 0", cfg->eval_batch_size);
+    if (!(cfg->time_limit_s >= 0.0) || isinf(cfg->time_limit_s))
+        return tb_fail(err, TB_EINVAL, "time_limit = %g seconds must be finite and >= 0", cfg->time_limit_s);
+    if (tb_optim_validate(&cfg->optim, msg, sizeof msg) != 0) return tb_fail(err, TB_EINVAL, "%s", msg);
+    return TB_OK;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+/* Host and device buffers for one batch. */
+typedef struct batch_buffers {
+    float *x_host, *x_dev;
+    int32_t *y;
+    float *logits_host;
+} batch_buffers;
+
+static void free_batch(tb_backend *be, batch_buffers *b)
+{
+    free(b->x_host);
+    free(b->y);
+    free(b->logits_host);
+    if (b->x_dev) be->ops->free(be, b->x_dev);
+    memset(b, 0, sizeof *b);
+}
+
+static tb_status alloc_batch(tb_backend *be, batch_buffers *b, int batch, size_t sample, int classes, tb_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->x_host = malloc(sizeof(float) * sample * batch);
+    b->y = malloc(sizeof(int32_t) * batch);
+    b->logits_host = malloc(sizeof(float) * (size_t)classes * batch);
+    b->x_dev = be->ops->alloc(be, sizeof(float) * sample * batch);
+    if (!b->x_host || !b->y || !b->logits_host || !b->x_dev) {
+        free_batch(be, b);
+        return tb_fail(err, TB_ENOMEM, "out of memory for a batch of %d samples", batch);
+    }
+    return TB_OK;
+}
+
+static tb_status check_dataset(const tb_net *net, const tb_dataset *ds, const char *what, tb_err *err)
+{
+    int c, h, w;
+    tb_net_input_shape(net, &c, &h, &w);
+    if (ds->channels != c || ds->height != h || ds->width != w)
+        return tb_fail(err, TB_EINVAL, "%s samples are %dx%dx%d but the network takes %dx%dx%d", what, ds->channels,
+                       ds->height, ds->width, c, h, w);
+    if (ds->classes != tb_net_classes(net))
+        return tb_fail(err, TB_EINVAL, "%s has %d classes but the network outputs %d", what, ds->classes,
+                       tb_net_classes(net));
+    if (ds->count < 1) return tb_fail(err, TB_EINVAL, "%s is empty", what);
+    return TB_OK;
+}
+
+tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int batch_size, tb_metrics *m,
+                      tb_err *err)
+{
+    tb_status st = check_dataset(net, ds, "evaluation set", err);
+    if (st) return st;
+    tb_backend *be = tb_net_backend(net);
+    const int classes = tb_net_classes(net);
+    const size_t sample = (size_t)ds->channels * ds->height * ds->width;
+    if (batch_size < 1 || batch_size > tb_net_max_batch(net)) batch_size = tb_net_max_batch(net);
+    batch_buffers b;
+    if ((st = alloc_batch(be, &b, batch_size, sample, classes, err))) return st;
+    int32_t *idx = malloc(sizeof(int32_t) * batch_size);
+    if (!idx) {
+        free_batch(be, &b);
+        return tb_fail(err, TB_ENOMEM, "out of memory");
+    }
+    tb_metrics_reset(m);
+    for (int start = 0; start < ds->count && st == TB_OK; start += batch_size) {
+        int n = ds->count - start < batch_size ? ds->count - start : batch_size;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        if ((st = ds->load(ds->ctx, idx, n, b.x_host, b.y, err))) break;
+        be->ops->to_device(be, b.x_dev, b.x_host, sizeof(float) * sample * n);
+        tb_net_forward(net, b.x_dev, n, 0, 0);
+        float l = be->ops->loss(be, NULL, tb_net_output(net), b.y, n, classes, loss);
+        be->ops->to_host(be, b.logits_host, tb_net_output(net), sizeof(float) * classes * n);
+        tb_metrics_add(m, b.logits_host, b.y, n, l);
+    }
+    tb_metrics_finish(m);
+    free(idx);
+    free_batch(be, &b);
+    return st;
+}
+
+tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, const tb_dataset *train,
+                   const tb_dataset *val, const tb_train_hooks *hooks, tb_train_result *result, tb_err *err)
+{
+    tb_train_result res = {.status = TB_OK, .final_train_loss = NAN, .final_val_loss = NAN,
+                           .final_val_accuracy = NAN};
+    tb_status st;
+    if ((st = tb_train_validate(cfg, train, err)) || (st = check_dataset(net, train, "training set", err)) ||
+        (val && (st = check_dataset(net, val, "validation set", err)))) {
+        if (result) *result = res, result->status = st;
+        return st;
+    }
+    if (cfg->batch_size > tb_net_max_batch(net)) {
+        st = tb_fail(err, TB_EINVAL, "batch_size = %d exceeds the %d the network was built for", cfg->batch_size,
+                     tb_net_max_batch(net));
+        if (result) *result = res, result->status = st;
+        return st;
+    }
+
+    tb_backend *be = tb_net_backend(net);
+    const int classes = tb_net_classes(net);
+    const size_t sample = (size_t)train->channels * train->height * train->width;
+    const int batch = cfg->batch_size;
+    const int batches = (train->count + batch - 1) / batch;
+    tb_optimizer own;
+    int owns_opt = opt == NULL;
+    batch_buffers b = {0};
+    int32_t *perm = malloc(sizeof(int32_t) * train->count);
+    tb_metrics val_metrics = {0};
+    int have_metrics = 0;
+    if (!perm) {
+        st = tb_fail(err, TB_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (owns_opt) {
+        if ((st = tb_optimizer_create(&own, net, &cfg->optim, err))) goto out;
+        opt = &own;
+    }
+    if ((st = alloc_batch(be, &b, batch, sample, classes, err))) goto out;
+    if (val) {
+        if (tb_metrics_init(&val_metrics, classes) != 0) {
+            st = tb_fail(err, TB_ENOMEM, "out of memory");
+            goto out;
+        }
+        have_metrics = 1;
+    }
+    tb_net_set_seed(net, cfg->seed);
+
+    const double t0 = tb_now();
+    float *dlogits = tb_net_output_grad_buffer(net);
+    for (int epoch = 1; epoch <= cfg->epochs && st == TB_OK; epoch++) {
+        /* the order depends on (seed, epoch) only, never on the batch size */
+        tb_rng_permutation(perm, train->count, cfg->seed, TB_STREAM_SHUFFLE, (uint32_t)epoch);
+        const double epoch_start = tb_now();
+        double loss_sum = 0.0;
+        int64_t seen = 0;
+        for (int bi = 0; bi < batches; bi++) {
+            if (hooks && hooks->cancel && atomic_load(hooks->cancel)) {
+                st = tb_fail(err, TB_ECANCELLED, "cancelled after %d batches of epoch %d", bi, epoch);
+                break;
+            }
+            if (cfg->time_limit_s > 0 && tb_now() - t0 >= cfg->time_limit_s) {
+                st = tb_fail(err, TB_ETIMEOUT, "time limit of %g s reached in epoch %d", cfg->time_limit_s, epoch);
+                break;
+            }
+            const int start = bi * batch;
+            const int n = train->count - start < batch ? train->count - start : batch;
+            if ((st = train->load(train->ctx, perm + start, n, b.x_host, b.y, err))) break;
+            be->ops->to_device(be, b.x_dev, b.x_host, sizeof(float) * sample * n);
+            tb_net_forward(net, b.x_dev, n, 1, (uint64_t)opt->scalars.step);
+            float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y, n, classes, cfg->loss);
+            if (!isfinite(loss)) {
+                st = tb_fail(err, TB_EDIVERGED, "loss is %s at epoch %d, batch %d", isnan(loss) ? "NaN" : "Inf",
+                             epoch, bi + 1);
+                break;
+            }
+            tb_net_zero_grads(net);
+            tb_net_backward(net, dlogits, n);
+            tb_optimizer_step(opt, net);
+            if (!be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net))) {
+                st = tb_fail(err, TB_EDIVERGED, "a parameter became NaN/Inf at epoch %d, batch %d", epoch, bi + 1);
+                break;
+            }
+            loss_sum += (double)loss * n;
+            seen += n;
+            res.steps++;
+            int every = cfg->batch_events > 1 ? cfg->batch_events : 1;
+            if ((bi + 1) % every == 0 || bi + 1 == batches) {
+                double now = tb_now();
+                tb_train_event ev = {.kind = TB_EVENT_BATCH, .epoch = epoch, .batch = bi + 1,
+                                     .batches_per_epoch = batches, .step = opt->scalars.step, .batch_loss = loss,
+                                     .epoch_loss = loss_sum / seen, .val_loss = NAN, .val_accuracy = NAN,
+                                     .elapsed_s = now - t0, .epoch_s = now - epoch_start,
+                                     .images_per_s = seen / (now - epoch_start + 1e-12)};
+                emit(hooks, &ev);
+            }
+        }
+        if (st != TB_OK) break;
+        const double train_s = tb_now() - epoch_start;
+        res.final_train_loss = loss_sum / (double)seen;
+        tb_train_event ev = {.kind = TB_EVENT_EPOCH, .epoch = epoch, .batch = batches, .batches_per_epoch = batches,
+                             .step = opt->scalars.step, .batch_loss = NAN, .epoch_loss = res.final_train_loss,
+                             .val_loss = NAN, .val_accuracy = NAN, .images_per_s = seen / (train_s + 1e-12)};
+        if (val) {
+            if ((st = tb_evaluate(net, val, cfg->loss, cfg->eval_batch_size ? cfg->eval_batch_size : batch,
+                                  &val_metrics, err)))
+                break;
+            ev.val_loss = res.final_val_loss = val_metrics.loss;
+            ev.val_accuracy = res.final_val_accuracy = val_metrics.accuracy;
+        }
+        ev.epoch_s = tb_now() - epoch_start;
+        ev.elapsed_s = tb_now() - t0;
+        res.epochs_done = epoch;
+        emit(hooks, &ev);
+    }
+    res.seconds = tb_now() - t0;
+
+out:
+    res.status = st;
+    {
+        tb_train_event end = {.kind = TB_EVENT_END, .epoch = res.epochs_done, .step = res.steps,
+                              .epoch_loss = res.final_train_loss, .val_loss = res.final_val_loss,
+                              .val_accuracy = res.final_val_accuracy, .elapsed_s = res.seconds, .status = st};
+        emit(hooks, &end);
+    }
+    if (have_metrics) tb_metrics_free(&val_metrics);
+    free_batch(be, &b);
+    free(perm);
+    if (owns_opt && opt == &own) tb_optimizer_destroy(&own);
+    if (result) *result = res;
+    return st;
+}

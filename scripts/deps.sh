@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tunebench needs to build, test and run.
+# Uses sudo when not root; does nothing when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git
+  libopenblas-dev libopenblas-openmp-dev   # BLAS; the OpenMP build shares our thread pool
+  libhdf5-dev hdf5-tools                    # checkpoints, run files, archives
+  zlib1g-dev                                # gzip'd IDX files
+  check libsubunit-dev                      # unit tests
+  libiniparser-dev                          # configuration files
+  dataset-fashion-mnist                     # real data for the default job and tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "deps.sh: not root and sudo is missing; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  sudo=(sudo)
+fi
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,35 @@
+/* tb_test.h: helpers shared by the Check suites: reading reference fixtures
+ * written by tests/reference/gen_*.py (HDF5) and comparing with a tolerance. */
+#ifndef TB_TEST_H
+#define TB_TEST_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reads a float32 dataset (any rank <= 4) from an HDF5 fixture; malloc'd.
+ * Fails the current test when absent. count and shape may be NULL. */
+float *tbt_read_f32(const char *file, const char *path, size_t *count, int64_t shape[4], int *ndim);
+int32_t *tbt_read_i32(const char *file, const char *path, size_t *count);
+/* Reads a scalar attribute (double) of an object in a fixture. */
+double tbt_read_attr(const char *file, const char *path, const char *attr);
+/* Full path of a fixture file under tests/fixtures. */
+const char *tbt_fixture(const char *name);
+
+/* Largest |a-b| / (atol + rtol*|b|) over n elements; <= 1 means within tolerance.
+ * *worst receives the index of the worst element. */
+double tbt_close_ratio(const float *a, const float *b, size_t n, double rtol, double atol, size_t *worst);
+
+/* Fails with the worst element, its values and the tolerance when a and ref differ. */
+#define TBT_ASSERT_CLOSE(a, ref, n, rtol, atol, what)                                                           \
+    do {                                                                                                         \
+        size_t tbt_w_ = 0;                                                                                       \
+        double tbt_r_ = tbt_close_ratio((a), (ref), (n), (rtol), (atol), &tbt_w_);                               \
+        ck_assert_msg(tbt_r_ <= 1.0, "%s: element %zu is %.9g, expected %.9g (rtol %g, atol %g)", (what),      \
+                      tbt_w_, (double)(a)[tbt_w_], (double)(ref)[tbt_w_], (double)(rtol), (double)(atol));    \
+    } while (0)
+
+/* Runs a suite and returns the process exit status (0 when every test passed). */
+int tbt_run(Suite *s);
+
+#endif

@@ -1,0 +1,316 @@
+/* test_train.c: the training loop on real Fashion-MNIST: bitwise
+ * determinism, seeds, sample order independent of the batch size,
+ * divergence, cancellation, the time limit, events, and overfitting one batch. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tb_test.h"
+#include "train.h"
+#include "zoo.h"
+
+static tb_dataset fmnist_train, fmnist_first512;
+static int have_data;
+
+static void load_data(void)
+{
+    tb_err err;
+    if (access(TB_FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
+        printf("test_train: skipping Fashion-MNIST tests: %s not found (Debian package dataset-fashion-mnist)\n",
+               TB_FMNIST_DIR);
+        return;
+    }
+    ck_assert_msg(tb_fmnist_load(&fmnist_train, TB_FMNIST_DIR, "train", &err) == TB_OK, "%s", err.msg);
+    int32_t idx[512];
+    for (int i = 0; i < 512; i++) idx[i] = i;
+    ck_assert(tb_dataset_subset(&fmnist_first512, &fmnist_train, idx, 512, &err) == TB_OK);
+    have_data = 1;
+}
+
+static void free_data(void)
+{
+    if (!have_data) return;
+    tb_dataset_free(&fmnist_first512);
+    tb_dataset_free(&fmnist_train);
+    have_data = 0;
+}
+
+/* small CNN with batch norm and dropout, so every random stream is exercised */
+static tb_net *test_net(void)
+{
+    tb_net *net = tb_net_new(1, 28, 28);
+    tb_init_spec init = tb_init_torch_default();
+    int x = tb_net_conv2d(net, TB_NET_INPUT, "features.0", 8, 3, 1, 1, 1, 1, init);
+    x = tb_net_batchnorm(net, x, "features.1", 1e-5f, 0.1f);
+    x = tb_net_relu(net, x);
+    x = tb_net_maxpool(net, x, 2, 2, 0, 0);
+    x = tb_net_flatten(net, x);
+    x = tb_net_dropout(net, x, 0.3f);
+    tb_net_linear(net, x, "classifier", 10, 1, init);
+    return net;
+}
+
+static tb_train_config base_config(int batch)
+{
+    tb_train_config cfg = {.epochs = 2, .batch_size = batch, .loss = TB_LOSS_CROSS_ENTROPY, .seed = 5};
+    tb_optim_defaults(&cfg.optim, TB_OPT_SGD);
+    cfg.optim.lr = 0.05;
+    cfg.optim.momentum = 0.9;
+    return cfg;
+}
+
+/* Trains a fresh net and returns its parameters and buffers (malloc'd). */
+static float *train_once(const tb_train_config *cfg, uint64_t init_seed, int threads, size_t *count,
+                         tb_status *status)
+{
+    tb_backend *be = tb_backend_cpu_create(threads);
+    tb_net *net = test_net();
+    tb_err err;
+    ck_assert(tb_net_build(net, be, cfg->batch_size, &err) == TB_OK);
+    tb_net_init_params(net, init_seed);
+    tb_train_result res;
+    *status = tb_train(net, NULL, cfg, &fmnist_first512, NULL, NULL, &res, &err);
+    size_t np = tb_net_params_size(net), nb = tb_net_buffers_size(net);
+    float *out = malloc(sizeof(float) * (np + nb));
+    memcpy(out, tb_net_params(net), sizeof(float) * np);
+    memcpy(out + np, tb_net_buffers(net), sizeof(float) * nb);
+    *count = np + nb;
+    tb_net_free(net);
+    tb_backend_destroy(be);
+    return out;
+}
+
+START_TEST(test_same_seed_bitwise_identical)
+{
+    if (!have_data) return;
+    tb_train_config cfg = base_config(32);
+    for (int threads = 1; threads <= 2; threads++) {
+        size_t na, nb;
+        tb_status sa, sb;
+        float *a = train_once(&cfg, 5, threads, &na, &sa), *b = train_once(&cfg, 5, threads, &nb, &sb);
+        ck_assert_int_eq(sa, TB_OK);
+        ck_assert_int_eq(sb, TB_OK);
+        ck_assert_uint_eq(na, nb);
+        ck_assert_msg(memcmp(a, b, sizeof(float) * na) == 0, "two runs with the same seed differ (%d threads)",
+                      threads);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_different_seeds_differ)
+{
+    if (!have_data) return;
+    tb_train_config cfg = base_config(32);
+    size_t na, nb;
+    tb_status sa, sb;
+    float *a = train_once(&cfg, 5, 1, &na, &sa);
+    cfg.seed = 6; /* order and dropout */
+    float *b = train_once(&cfg, 5, 1, &nb, &sb);
+    ck_assert_msg(memcmp(a, b, sizeof(float) * na) != 0, "a different run seed gave identical weights");
+    free(b);
+    cfg.seed = 5;
+    b = train_once(&cfg, 6, 1, &nb, &sb); /* initial weights */
+    ck_assert_msg(memcmp(a, b, sizeof(float) * na) != 0, "a different init seed gave identical weights");
+    free(a);
+    free(b);
+}
+END_TEST
+
+/* A dataset wrapper that records the indices the loop asks for. */
+typedef struct recorder {
+    const tb_dataset *base;
+    int32_t *seen;
+    int n_seen, cap;
+} recorder;
+
+static tb_status record_load(void *ctx, const int32_t *idx, int n, float *x, int32_t *y, tb_err *err)
+{
+    recorder *r = ctx;
+    for (int i = 0; i < n && r->n_seen < r->cap; i++) r->seen[r->n_seen++] = idx[i];
+    return r->base->load(r->base->ctx, idx, n, x, y, err);
+}
+
+static void visit_order(int batch, int32_t *seen, int cap, float *init_params, size_t *n_params)
+{
+    recorder rec = {.base = &fmnist_first512, .seen = seen, .cap = cap};
+    tb_dataset ds = fmnist_first512;
+    ds.ctx = &rec;
+    ds.load = record_load;
+    ds.destroy = NULL;
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = test_net();
+    tb_err err;
+    ck_assert(tb_net_build(net, be, batch, &err) == TB_OK);
+    tb_net_init_params(net, 77);
+    *n_params = tb_net_params_size(net);
+    memcpy(init_params, tb_net_params(net), sizeof(float) * *n_params);
+    tb_train_config cfg = base_config(batch);
+    cfg.seed = 77;
+    tb_optim_defaults(&cfg.optim, batch == 50 ? TB_OPT_ADAM : TB_OPT_SGD); /* other hyperparameters too */
+    cfg.loss = batch == 50 ? TB_LOSS_MSE : TB_LOSS_CROSS_ENTROPY;
+    ck_assert(tb_train(net, NULL, &cfg, &ds, NULL, NULL, NULL, &err) == TB_OK);
+    ck_assert_int_eq(rec.n_seen, cap);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+
+START_TEST(test_order_and_init_independent_of_hyperparameters)
+{
+    if (!have_data) return;
+    enum { N = 2 * 512 };
+    static int32_t a[N], b[N];
+    static float pa[100000], pb[100000];
+    size_t na, nb;
+    visit_order(32, a, N, pa, &na);
+    visit_order(50, b, N, pb, &nb); /* batch 50: the last batch is short; adam and mse */
+    ck_assert_uint_eq(na, nb);
+    ck_assert_msg(memcmp(pa, pb, sizeof(float) * na) == 0, "initial weights depend on the hyperparameters");
+    ck_assert_msg(memcmp(a, b, sizeof a) == 0, "sample order depends on the batch size");
+    /* each epoch is a permutation, and the two epochs differ */
+    ck_assert(memcmp(a, a + 512, 512 * sizeof(int32_t)) != 0);
+    int count[512] = {0};
+    for (int i = 0; i < 512; i++) count[a[i]]++;
+    for (int i = 0; i < 512; i++) ck_assert_int_eq(count[i], 1);
+}
+END_TEST
+
+START_TEST(test_divergence_is_reported)
+{
+    if (!have_data) return;
+    tb_train_config cfg = base_config(64);
+    cfg.optim.lr = 1e6; /* the "absurd learning rate" of the study */
+    size_t n;
+    tb_status st;
+    float *p = train_once(&cfg, 5, 1, &n, &st);
+    ck_assert_int_eq(st, TB_EDIVERGED);
+    free(p);
+}
+END_TEST
+
+typedef struct counter {
+    int batches, epochs, ends;
+    tb_status end_status;
+    atomic_int *cancel;
+    int cancel_after;
+    double last_val_acc;
+} counter;
+
+static void count_events(void *user, const tb_train_event *ev)
+{
+    counter *c = user;
+    if (ev->kind == TB_EVENT_BATCH) {
+        c->batches++;
+        ck_assert(isfinite(ev->batch_loss) && ev->images_per_s > 0);
+        if (c->cancel && c->batches == c->cancel_after) atomic_store(c->cancel, 1);
+    } else if (ev->kind == TB_EVENT_EPOCH) {
+        c->epochs++;
+        c->last_val_acc = ev->val_accuracy;
+    } else {
+        c->ends++;
+        c->end_status = ev->status;
+    }
+}
+
+START_TEST(test_events_cancel_and_time_limit)
+{
+    if (!have_data) return;
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = test_net();
+    tb_err err;
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    tb_net_init_params(net, 1);
+    tb_train_config cfg = base_config(64);
+
+    counter c = {0};
+    tb_train_hooks hooks = {0};
+    tb_train_hooks_add(&hooks, count_events, &c);
+    tb_train_result res;
+    ck_assert(tb_train(net, NULL, &cfg, &fmnist_first512, &fmnist_first512, &hooks, &res, &err) == TB_OK);
+    ck_assert_int_eq(c.batches, 2 * 8);
+    ck_assert_int_eq(c.epochs, 2);
+    ck_assert_int_eq(c.ends, 1);
+    ck_assert_int_eq(c.end_status, TB_OK);
+    ck_assert(c.last_val_acc > 0.1 && c.last_val_acc <= 1.0);
+    ck_assert_int_eq(res.steps, 16);
+
+    atomic_int cancel = 0;
+    counter c2 = {.cancel = &cancel, .cancel_after = 3};
+    hooks.user[0] = &c2;
+    hooks.cancel = &cancel;
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, &hooks, &res, &err), TB_ECANCELLED);
+    ck_assert_int_eq(res.steps, 3);
+    ck_assert_int_eq(c2.end_status, TB_ECANCELLED);
+    ck_assert_msg(strstr(err.msg, "cancelled"), "%s", err.msg);
+
+    hooks.cancel = NULL;
+    cfg.epochs = 1000;
+    cfg.time_limit_s = 0.2;
+    double t0 = tb_now();
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, &hooks, &res, &err), TB_ETIMEOUT);
+    ck_assert(tb_now() - t0 < 5.0);
+
+    /* bad values are refused before anything runs, naming the field */
+    cfg = base_config(513);
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, &res, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "batch_size = 513"), "%s", err.msg);
+    cfg = base_config(64);
+    cfg.optim.lr = NAN;
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, &res, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "lr"), "%s", err.msg);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+END_TEST
+
+/* The small CNN drives the training loss on one batch of real images near zero. */
+START_TEST(test_overfit_one_batch)
+{
+    if (!have_data) return;
+    tb_dataset one;
+    int32_t idx[64];
+    for (int i = 0; i < 64; i++) idx[i] = i;
+    tb_err err;
+    ck_assert(tb_dataset_subset(&one, &fmnist_train, idx, 64, &err) == TB_OK);
+    tb_backend *be = tb_backend_cpu_create(0);
+    tb_net *net = tb_zoo_small_cnn(1, 28, 28, 10);
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    tb_net_init_params(net, 3);
+    tb_train_config cfg = {.epochs = 150, .batch_size = 64, .loss = TB_LOSS_CROSS_ENTROPY, .seed = 3};
+    tb_optim_defaults(&cfg.optim, TB_OPT_ADAM);
+    tb_train_result res;
+    ck_assert_msg(tb_train(net, NULL, &cfg, &one, NULL, NULL, &res, &err) == TB_OK, "%s", err.msg);
+    tb_metrics m;
+    tb_metrics_init(&m, 10);
+    ck_assert(tb_evaluate(net, &one, TB_LOSS_CROSS_ENTROPY, 64, &m, &err) == TB_OK);
+    printf("overfit: training loss %.2e, eval loss %.2e, accuracy %.3f after %d steps\n", res.final_train_loss,
+           m.loss, m.accuracy, (int)res.steps);
+    ck_assert_msg(m.loss < 1e-2, "loss %g after %d steps", m.loss, (int)res.steps);
+    ck_assert(m.accuracy == 1.0);
+    tb_metrics_free(&m);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+    tb_dataset_free(&one);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_add_unchecked_fixture(tc, load_data, free_data);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_same_seed_bitwise_identical);
+    tcase_add_test(tc, test_different_seeds_differ);
+    tcase_add_test(tc, test_order_and_init_independent_of_hyperparameters);
+    tcase_add_test(tc, test_divergence_is_reported);
+    tcase_add_test(tc, test_events_cancel_and_time_limit);
+    tcase_add_test(tc, test_overfit_one_batch);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tbt_run(suite()); }
