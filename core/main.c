@@ -232,6 +232,8 @@ static void bench_usage(FILE *f)
             "  --steps N         timed steps (default 100)\n"
             "  --warmup N        untimed steps first (default 5)\n"
             "  --threads N       CPU threads (default: all cores)\n"
+            "  --profile         also print each layer's forward/backward time per step\n"
+            "                    (synchronises after every layer, so the total is a little slower)\n"
             "  --help            this text\n"
             "Prints one line: model, batch, img/s, GFLOP/s (3x forward FLOPs per image),\n"
             "the network's memory and the process's peak resident memory.\n",
@@ -241,12 +243,16 @@ static void bench_usage(FILE *f)
 static int cmd_bench(int argc, char **argv)
 {
     const char *model = "small_cnn";
-    int c = 1, h = 28, w = 28, classes = 10, batch = 64, steps = 100, warmup = 5, threads = 0;
+    int c = 1, h = 28, w = 28, classes = 10, batch = 64, steps = 100, warmup = 5, threads = 0, profile = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             bench_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--profile")) {
+            profile = 1;
+            continue;
         }
         if (!(v = need_value(argc, argv, &i))) return EXIT_USAGE;
         if (!strcmp(a, "--model")) model = v;
@@ -305,6 +311,7 @@ static int cmd_bench(int argc, char **argv)
     for (int s = 0; s < warmup + steps; s++) {
         if (s == warmup) {
             be->ops->synchronize(be);
+            tb_net_set_profiling(net, profile);
             t0 = tb_now();
         }
         tb_net_forward(net, x, batch, 1, (uint64_t)s);
@@ -322,6 +329,11 @@ static int cmd_bench(int argc, char **argv)
            "net memory %.1f MiB, peak RSS %.1f MiB\n",
            model, c, h, w, batch, be->threads, ips, ips * 3.0 * tb_net_forward_flops(net) / 1e9,
            tb_net_memory_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
+    if (profile) {
+        char report[8192];
+        tb_net_profile_report(net, steps, report, sizeof report);
+        printf("%s", report);
+    }
     rc = 0;
 done:
     if (rc) fprintf(stderr, "tunebench bench: %s\n", err.msg);

@@ -49,6 +49,8 @@ struct tb_net {
     size_t act_size, aux_bytes, ws_size;
     uint8_t *grad_written; /* per node during backward: has dout been written yet */
     const float *input;    /* the batch of the last forward, read again by backward */
+    int profiling;         /* time every layer (synchronising the backend) */
+    double *prof;          /* [n_nodes][2]: seconds in forward, backward */
 };
 
 const char *tb_layer_kind_name(tb_layer_kind kind)
@@ -88,6 +90,7 @@ void tb_net_free(tb_net *net)
         be->ops->free(be, net->aux_block);
     }
     free(net->grad_written);
+    free(net->prof);
     free(net->nodes);
     free(net->params);
     free(net);
@@ -414,7 +417,8 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
     net->workspace = o->alloc(be, sizeof(float) * (ws ? ws : 1));
     net->dlogits = o->alloc(be, sizeof(float) * (size_t)max_batch * last->c);
     net->grad_written = calloc((size_t)net->n_nodes, 1);
-    if (!net->param_block || !net->grad_block || !net->buffer_block || !net->act_block || !net->act_grad_block ||
+    net->prof = calloc((size_t)net->n_nodes * 2, sizeof(double));
+    if (!net->prof || !net->param_block || !net->grad_block || !net->buffer_block || !net->act_block || !net->act_grad_block ||
         !net->aux_block || !net->workspace || !net->dlogits || !net->grad_written)
         return tb_fail(err, TB_ENOMEM, "out of memory placing the network (%.1f MiB of activations for batch %d)",
                        2.0 * sizeof(float) * act / 1048576.0, max_batch);
@@ -493,6 +497,12 @@ void tb_net_init_params(tb_net *net, uint64_t seed)
 
 /* ---- passes ------------------------------------------------------------------ */
 
+static double profile_start(tb_backend *be)
+{
+    be->ops->synchronize(be);
+    return tb_now();
+}
+
 static const float *node_input(const tb_net *net, const float *x, int id)
 {
     return id == TB_NET_INPUT ? x : net->nodes[id].out;
@@ -506,6 +516,7 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *nd = &net->nodes[k];
         const float *in = node_input(net, x, nd->inputs[0]);
+        double t0 = net->profiling ? profile_start(be) : 0;
         size_t count = (size_t)n * node_size(nd);
         switch (nd->kind) {
         case TB_LAYER_CONV2D:
@@ -546,6 +557,7 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
         }
         case TB_LAYER_FLATTEN: o->copy_or_add(be, nd->out, in, count, 0); break;
         }
+        if (net->profiling) net->prof[2 * k] += profile_start(be) - t0;
     }
 }
 
@@ -560,6 +572,8 @@ static float *input_grad(tb_net *net, int id, int *accumulate)
     return net->nodes[id].dout;
 }
 
+static void backward_node(tb_net *net, tb_node *nd, int n);
+
 void tb_net_backward(tb_net *net, const float *dlogits, int n)
 {
     tb_backend *be = net->be;
@@ -572,54 +586,86 @@ void tb_net_backward(tb_net *net, const float *dlogits, int n)
     for (int k = net->n_nodes - 1; k >= 0; k--) {
         tb_node *nd = &net->nodes[k];
         if (!net->grad_written[k]) continue; /* nothing downstream uses this node */
-        size_t count = (size_t)n * node_size(nd);
-        if (nd->kind == TB_LAYER_CONCAT) {
-            float *dins[TB_MAX_CONCAT];
-            int channels[TB_MAX_CONCAT], acc[TB_MAX_CONCAT];
-            for (int j = 0; j < nd->n_inputs; j++) {
-                int id = nd->inputs[j];
-                channels[j] = id == TB_NET_INPUT ? net->in_c : net->nodes[id].c;
-                dins[j] = input_grad(net, id, &acc[j]);
-            }
-            o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, nd->h * nd->w, n, acc);
-            continue;
+        double t0 = net->profiling ? profile_start(be) : 0;
+        backward_node(net, nd, n);
+        if (net->profiling) net->prof[2 * k + 1] += profile_start(be) - t0;
+    }
+}
+
+/* One node's backward: input gradients (assigned or added) and parameter gradients. */
+static void backward_node(tb_net *net, tb_node *nd, int n)
+{
+    tb_backend *be = net->be;
+    const tb_backend_ops *o = be->ops;
+    size_t count = (size_t)n * node_size(nd);
+    if (nd->kind == TB_LAYER_CONCAT) {
+        float *dins[TB_MAX_CONCAT];
+        int channels[TB_MAX_CONCAT], acc[TB_MAX_CONCAT];
+        for (int j = 0; j < nd->n_inputs; j++) {
+            int id = nd->inputs[j];
+            channels[j] = id == TB_NET_INPUT ? net->in_c : net->nodes[id].c;
+            dins[j] = input_grad(net, id, &acc[j]);
         }
-        const float *in = node_input(net, net->input, nd->inputs[0]);
-        int acc;
-        float *din = input_grad(net, nd->inputs[0], &acc);
+        o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, nd->h * nd->w, n, acc);
+        return;
+    }
+    const float *in = node_input(net, net->input, nd->inputs[0]);
+    int acc;
+    float *din = input_grad(net, nd->inputs[0], &acc);
+    switch (nd->kind) {
+    case TB_LAYER_CONV2D:
+        o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+                           net->workspace);
+        break;
+    case TB_LAYER_LINEAR:
+        o->linear_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.linear, n, acc);
+        break;
+    case TB_LAYER_BATCHNORM: {
+        const float *saved = nd->aux;
+        o->batchnorm_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, saved, saved + nd->c,
+                              &nd->u.bn, n, acc);
+        break;
+    }
+    default:
+        if (!din) break; /* parameter-free layer on the input: nothing to compute */
         switch (nd->kind) {
-        case TB_LAYER_CONV2D:
-            o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
-                               net->workspace);
+        case TB_LAYER_RELU: o->relu_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &nd->u.pool, n, acc); break;
+        case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc); break;
+        case TB_LAYER_ADAPTIVE_AVGPOOL:
+            o->adaptive_avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc);
             break;
-        case TB_LAYER_LINEAR:
-            o->linear_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.linear, n, acc);
+        case TB_LAYER_DROPOUT:
+            if (nd->u.dropout_p > 0.0f)
+                o->dropout_backward(be, din, nd->dout, nd->aux, count, nd->u.dropout_p, acc);
+            else
+                o->copy_or_add(be, din, nd->dout, count, acc);
             break;
-        case TB_LAYER_BATCHNORM: {
-            const float *saved = nd->aux;
-            o->batchnorm_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, saved, saved + nd->c,
-                                  &nd->u.bn, n, acc);
-            break;
+        case TB_LAYER_FLATTEN: o->copy_or_add(be, din, nd->dout, count, acc); break;
+        default: break;
         }
-        default:
-            if (!din) break; /* parameter-free layer on the input: nothing to compute */
-            switch (nd->kind) {
-            case TB_LAYER_RELU: o->relu_backward(be, din, nd->dout, nd->out, count, acc); break;
-            case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &nd->u.pool, n, acc); break;
-            case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc); break;
-            case TB_LAYER_ADAPTIVE_AVGPOOL:
-                o->adaptive_avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc);
-                break;
-            case TB_LAYER_DROPOUT:
-                if (nd->u.dropout_p > 0.0f)
-                    o->dropout_backward(be, din, nd->dout, nd->aux, count, nd->u.dropout_p, acc);
-                else
-                    o->copy_or_add(be, din, nd->dout, count, acc);
-                break;
-            case TB_LAYER_FLATTEN: o->copy_or_add(be, din, nd->dout, count, acc); break;
-            default: break;
-            }
-        }
+    }
+}
+
+void tb_net_set_profiling(tb_net *net, int on)
+{
+    net->profiling = on;
+    if (net->prof) memset(net->prof, 0, sizeof(double) * 2 * net->n_nodes);
+}
+
+void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len)
+{
+    size_t used = 0;
+    double total = 0;
+    if (len) buf[0] = '\0';
+    for (int k = 0; k < 2 * net->n_nodes; k++) total += net->prof[k];
+    if (steps < 1 || total <= 0) return;
+    for (int k = 0; k < net->n_nodes && used < len; k++) {
+        const tb_node *n = &net->nodes[k];
+        double f = net->prof[2 * k] / steps * 1e3, b = net->prof[2 * k + 1] / steps * 1e3;
+        int w = snprintf(buf + used, len - used, "%3d %-16s %-22s fwd %8.3f ms  bwd %8.3f ms  %5.1f%%\n", k,
+                         tb_layer_kind_name(n->kind), n->name, f, b, 100.0 * (f + b) / (total / steps * 1e3));
+        if (w > 0) used += (size_t)w;
     }
 }
 

@@ -113,6 +113,11 @@ double tb_net_forward_flops(const tb_net *net);
 void tb_net_param_get(const tb_net *net, int i, float *host);
 void tb_net_param_set(tb_net *net, int i, const float *host);
 
+/* Per-layer timing: when on, every layer synchronises the backend and adds
+ * its forward and backward time; the report gives milliseconds per step. */
+void tb_net_set_profiling(tb_net *net, int on);
+void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len);
+
 /* Human-readable layer list with output shapes and parameter counts. */
 void tb_net_summary(const tb_net *net, char *buf, size_t len);
 

@@ -33,10 +33,38 @@ static void pool_row_exact(float *dst, int32_t *idx, const float *src, const tb_
     }
 }
 
-/* One plane. Windows inside the input run branch-free so the compiler
- * vectorises over ox (random comparisons defeat the branch predictor);
- * border windows take the exact path. Returns non-zero if the fast part saw
- * a NaN, in which case the caller redoes the plane exactly. */
+/* Windows of output row oy, columns [lo, hi), that lie inside the input:
+ * branch-free so the compiler vectorises over ox (random comparisons defeat
+ * the branch predictor). Inlined with constant kh/kw for the common 2x2 and
+ * 3x3 windows with stride 2. Same first-maximum rule; returns non-zero if a NaN was seen. */
+static inline __attribute__((always_inline)) int pool_row_inside(float *drow, int32_t *irow, const float *src,
+                                                                 int W, int ys, int lo, int hi, const int sw,
+                                                                 int pw, const int kh, const int kw)
+{
+    int nan_seen = 0;
+#pragma omp simd reduction(| : nan_seen)
+    for (int ox = lo; ox < hi; ox++) {
+        const int xs = ox * sw - pw;
+        const float *win = src + ys * W + xs;
+        float best = win[0];
+        int32_t at = ys * W + xs;
+        for (int y = 0; y < kh; y++) {
+            for (int x = 0; x < kw; x++) {
+                float v = win[y * W + x];
+                int take = v > best;
+                best = take ? v : best;
+                at = take ? (ys + y) * W + xs + x : at;
+                nan_seen |= v != v;
+            }
+        }
+        drow[ox] = best;
+        irow[ox] = at;
+    }
+    return nan_seen;
+}
+
+/* One plane: inside windows by pool_row_inside, border windows exactly.
+ * Returns non-zero if a NaN was seen; the caller then redoes the plane exactly. */
 static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_shape *s)
 {
     const int H = s->in_h, W = s->in_w, OW = s->out_w, kh = s->kh, kw = s->kw, sw = s->stride_w;
@@ -55,24 +83,13 @@ static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_
         pool_row_exact(dst, idx, src, s, oy, hi, OW);
         float *drow = dst + oy * OW;
         int32_t *irow = idx + oy * OW;
-#pragma omp simd reduction(| : nan_seen)
-        for (int ox = lo; ox < hi; ox++) {
-            const int xs = ox * sw - s->pad_w;
-            const float *win = src + ys * W + xs;
-            float best = win[0];
-            int32_t at = ys * W + xs;
-            for (int y = 0; y < kh; y++) {
-                for (int x = 0; x < kw; x++) {
-                    float v = win[y * W + x];
-                    int take = v > best;
-                    best = take ? v : best;
-                    at = take ? (ys + y) * W + xs + x : at;
-                    nan_seen |= v != v;
-                }
-            }
-            drow[ox] = best;
-            irow[ox] = at;
-        }
+        /* constant stride too: strided loads become shuffles instead of gathers */
+        if (kh == 2 && kw == 2 && sw == 2)
+            nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, 2, s->pad_w, 2, 2);
+        else if (kh == 3 && kw == 3 && sw == 2)
+            nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, 2, s->pad_w, 3, 3);
+        else
+            nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, sw, s->pad_w, kh, kw);
     }
     return nan_seen;
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs `tunebench bench` and the same network in PyTorch (bench/torch_bench.py)
+# back to back on this machine and prints both lines and the ratio.
+#   bench/compare.sh [--model small_cnn] [--input 1x28x28] [--batch 64] [--steps 100] [--threads N] [--repeat K]
+# PyTorch is Debian's python3-torch (/usr/bin/python3); without it only tunebench runs.
+# Each side runs K times (default 3), alternating, and the best run of each is compared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model=small_cnn input=1x28x28 batch=64 steps=100 threads=$(nproc) repeat=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) model=$2; shift 2 ;;
+    --input) input=$2; shift 2 ;;
+    --batch) batch=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+tb=${TUNEBENCH:-build/tunebench}
+[ -x "$tb" ] || { echo "compare.sh: $tb not built (run scripts/build.sh)" >&2; exit 1; }
+args=(--model "$model" --input "$input" --batch "$batch" --steps "$steps" --threads "$threads")
+have_torch=0
+/usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
+
+best() { sed -E 's/.*: ([0-9.]+) img\/s.*/\1/' | sort -g | tail -1; }
+tb_lines="" torch_lines=""
+for _ in $(seq "$repeat"); do
+  tb_lines+="$("$tb" bench "${args[@]}")"$'\n'
+  if [ $have_torch = 1 ]; then
+    # OPENBLAS_NUM_THREADS=1: Debian's torch uses the pthread OpenBLAS for its linear layers, whose
+    # spinning threads fight torch's OpenMP pool; one BLAS thread is its fastest setting here.
+    torch_lines+="$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_bench.py "${args[@]}")"$'\n'
+  fi
+done
+printf '%s' "$tb_lines"
+tb_best=$(printf '%s' "$tb_lines" | best)
+if [ $have_torch = 0 ]; then
+  echo "compare.sh: python3-torch not installed; tunebench best $tb_best img/s, no ratio"
+  exit 0
+fi
+printf '%s' "$torch_lines"
+torch_best=$(printf '%s' "$torch_lines" | best)
+awk -v a="$tb_best" -v b="$torch_best" -v m="$model" -v i="$input" -v n="$batch" \
+  'BEGIN { printf "best of each: tunebench %.0f img/s, PyTorch %.0f img/s, ratio %.2fx (%s %s batch %s)\n", a, b, a / b, m, i, n }'
