@@ -9,16 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum tb_status {
-    TB_OK = 0,
-    TB_EINVAL = 1,     /* bad argument or configuration value */
-    TB_ENOMEM = 2,     /* allocation failed */
-    TB_EIO = 3,        /* file could not be read or written */
-    TB_EFORMAT = 4,    /* file exists but has the wrong layout or version */
-    TB_EDIVERGED = 5,  /* NaN/Inf loss or parameter: the run diverged */
-    TB_ECANCELLED = 6, /* cancelled by the caller between batches */
-    TB_ETIMEOUT = 7,   /* wall-time limit reached */
-} tb_status;
+/* tb_status is defined in the public plugin header, shared with plugins. */
+#include "tunebench_plugin.h"
 
 typedef struct tb_err {
     char msg[512];

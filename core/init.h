@@ -6,24 +6,8 @@
 
 #include "rng.h"
 
-typedef enum tb_init_kind {
-    TB_INIT_DEFAULT = 0,    /* torch's reset_parameters(): weight kaiming_uniform(a=sqrt(5)),
-                               bias uniform(+-1/sqrt(fan_in)) */
-    TB_INIT_KAIMING_UNIFORM,/* kaiming_uniform_(mode=fan_in, nonlinearity=relu): U(+-sqrt(6/fan_in)) */
-    TB_INIT_KAIMING_NORMAL, /* kaiming_normal_(mode=fan_in, nonlinearity=relu): N(0, 2/fan_in) */
-    TB_INIT_XAVIER_UNIFORM, /* U(+-sqrt(6/(fan_in+fan_out))) */
-    TB_INIT_XAVIER_NORMAL,  /* N(0, 2/(fan_in+fan_out)) */
-    TB_INIT_NORMAL,         /* N(0, arg^2) */
-    TB_INIT_CONSTANT,       /* arg */
-} tb_init_kind;
-
-/* How one layer's weight and bias are initialised. */
-typedef struct tb_init_spec {
-    tb_init_kind weight;
-    float weight_arg; /* std for NORMAL, value for CONSTANT */
-    tb_init_kind bias; /* DEFAULT: uniform(+-1/sqrt(fan_in)); CONSTANT: bias_arg */
-    float bias_arg;
-} tb_init_spec;
+/* tb_init_kind and tb_init_spec are defined in the public plugin header. */
+#include "tunebench_plugin.h"
 
 /* PyTorch's defaults for conv/linear. */
 static inline tb_init_spec tb_init_torch_default(void) { return (tb_init_spec){TB_INIT_DEFAULT, 0, TB_INIT_DEFAULT, 0}; }

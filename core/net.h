@@ -18,7 +18,6 @@
 #include "common.h"
 #include "init.h"
 
-#define TB_NET_INPUT (-1)
 #define TB_MAX_CONCAT 8
 #define TB_NAME_MAX 128
 
@@ -47,10 +46,10 @@ typedef struct tb_param {
     int is_buffer;          /* running_mean/var, num_batches_tracked: no gradient */
     int is_int64;           /* stored as float here, int64 in PyTorch (num_batches_tracked) */
     int node;               /* the layer it belongs to */
-    int trainable;          /* 0: frozen, the optimizer skips it */
+    int trainable;          /* 1 for every parameter; freezing (0) arrives with transfer learning
+                               in the plugins issue, which makes the optimizer skip frozen tensors */
 } tb_param;
 
-typedef struct tb_net tb_net;
 
 /* Builder. Each layer function returns the new node's id, or -1 after which
  * the net records the first error and tb_net_build reports it. Names are the

@@ -61,6 +61,20 @@ void tb_optimizer_step(tb_optimizer *opt, tb_net *net)
     be->ops->optim_step(be, &opt->cfg, &opt->scalars, tb_net_params(net), tb_net_grads(net), opt->state, opt->n);
 }
 
+tb_status tb_optimizer_swap_averaged(tb_optimizer *opt, tb_net *net, tb_err *err)
+{
+    float *ax = tb_optim_averaged(&opt->cfg, opt->state, opt->n);
+    if (!ax)
+        return tb_fail(err, TB_EINVAL, "optimizer %s keeps no averaged parameters (only asgd does)",
+                       tb_optim_name(opt->cfg.kind));
+    tb_backend *be = opt->be;
+    float *params = tb_net_params(net), *scratch = tb_net_grads(net);
+    be->ops->copy_or_add(be, scratch, params, opt->n, 0);
+    be->ops->copy_or_add(be, params, ax, opt->n, 0);
+    be->ops->copy_or_add(be, ax, scratch, opt->n, 0);
+    return TB_OK;
+}
+
 /* ---- validation -------------------------------------------------------------- */
 
 tb_status tb_train_validate(const tb_train_config *cfg, const tb_dataset *train, tb_err *err)

@@ -83,6 +83,10 @@ typedef struct tb_optimizer {
 tb_status tb_optimizer_create(tb_optimizer *opt, tb_net *net, const tb_optim_config *cfg, tb_err *err);
 void tb_optimizer_destroy(tb_optimizer *opt);
 void tb_optimizer_step(tb_optimizer *opt, tb_net *net);
+/* ASGD: exchanges the net's parameters with the averaged ones (torch's state
+ * "ax"), so evaluating between two calls scores the averaged model. Uses the
+ * gradient block as scratch. Returns TB_EINVAL for other optimizers. */
+tb_status tb_optimizer_swap_averaged(tb_optimizer *opt, tb_net *net, tb_err *err);
 
 /* Validates cfg against the dataset (batch size, epochs, optimizer values). */
 tb_status tb_train_validate(const tb_train_config *cfg, const tb_dataset *train, tb_err *err);

@@ -297,6 +297,44 @@ START_TEST(test_overfit_one_batch)
 }
 END_TEST
 
+/* ASGD's averaged parameters can be swapped in for evaluation and back. */
+START_TEST(test_asgd_averaged_parameters)
+{
+    if (!have_data) return;
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = test_net();
+    tb_err err;
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    tb_net_init_params(net, 2);
+    tb_train_config cfg = base_config(64);
+    cfg.epochs = 1;
+    tb_optim_defaults(&cfg.optim, TB_OPT_ASGD);
+    cfg.optim.t0 = 2; /* start averaging after two steps */
+    tb_optimizer opt;
+    ck_assert(tb_optimizer_create(&opt, net, &cfg.optim, &err) == TB_OK);
+    ck_assert(tb_train(net, &opt, &cfg, &fmnist_first512, NULL, NULL, NULL, &err) == TB_OK);
+    size_t n = tb_net_params_size(net);
+    float *raw = malloc(sizeof(float) * n), *avg = malloc(sizeof(float) * n);
+    memcpy(raw, tb_net_params(net), sizeof(float) * n);
+    memcpy(avg, tb_optim_averaged(&opt.cfg, opt.state, n), sizeof(float) * n);
+    ck_assert_msg(memcmp(raw, avg, sizeof(float) * n) != 0, "averaging never started");
+    ck_assert(tb_optimizer_swap_averaged(&opt, net, &err) == TB_OK);
+    ck_assert(memcmp(tb_net_params(net), avg, sizeof(float) * n) == 0);
+    ck_assert(tb_optimizer_swap_averaged(&opt, net, &err) == TB_OK);
+    ck_assert(memcmp(tb_net_params(net), raw, sizeof(float) * n) == 0);
+    tb_optimizer_destroy(&opt);
+    tb_optim_defaults(&cfg.optim, TB_OPT_SGD);
+    ck_assert(tb_optimizer_create(&opt, net, &cfg.optim, &err) == TB_OK);
+    ck_assert_int_eq(tb_optimizer_swap_averaged(&opt, net, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "asgd"), "%s", err.msg);
+    tb_optimizer_destroy(&opt);
+    free(raw);
+    free(avg);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("train");
@@ -309,6 +347,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_divergence_is_reported);
     tcase_add_test(tc, test_events_cancel_and_time_limit);
     tcase_add_test(tc, test_overfit_one_batch);
+    tcase_add_test(tc, test_asgd_averaged_parameters);
     suite_add_tcase(s, tc);
     return s;
 }

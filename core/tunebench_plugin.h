@@ -1,0 +1,261 @@
+/* tunebench_plugin.h: the one header a tunebench plugin includes.
+ *
+ * A plugin is a shared library exporting one symbol,
+ *
+ *     const tb_plugin_descriptor *tunebench_plugin_entry(void);
+ *
+ * that returns a static descriptor: ABI version, the descriptor's size, kind
+ * (model, task, front end), name, version, licence, its options and its
+ * callbacks. The host reaches the plugin only through those callbacks and the
+ * plugin reaches the host only through the tb_host_api table it is handed, so
+ * a plugin links nothing from tunebench and can be tested against a fake table.
+ *
+ * Rules (the loader enforces what it can):
+ *   - never call exit() or abort(); return a status and write one line into
+ *     the error buffer you are given;
+ *   - never print; use host->log;
+ *   - the plugin's name is unique among loaded plugins and is what configs use;
+ *   - model plugins describe networks with the host's layer builder and write
+ *     no backward code; they run on every backend the host has;
+ *   - task plugins hand over raw uint8 images; the host does the resizing,
+ *     normalisation, shuffling, augmentation and k-fold splits, the same way
+ *     for every task.
+ *
+ * Compatibility: the host refuses a plugin whose ABI major differs from its
+ * own, and one whose minor is newer. tb_host_api and tb_plugin_descriptor only
+ * grow at the end; each carries its size, so either side can tell which
+ * members the other has. See docs/plugins.md for a guide. */
+#ifndef TUNEBENCH_PLUGIN_H
+#define TUNEBENCH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TB_PLUGIN_ABI_MAJOR 1
+#define TB_PLUGIN_ABI_MINOR 0
+#define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
+
+#if defined(__GNUC__)
+#define TB_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define TB_PLUGIN_EXPORT
+#endif
+
+/* ---- types shared with the core -------------------------------------------- */
+
+#ifndef TB_STATUS_DEFINED
+#define TB_STATUS_DEFINED
+typedef enum tb_status {
+    TB_OK = 0,
+    TB_EINVAL = 1,     /* bad argument or configuration value */
+    TB_ENOMEM = 2,     /* allocation failed */
+    TB_EIO = 3,        /* file could not be read or written */
+    TB_EFORMAT = 4,    /* file exists but has the wrong layout or version */
+    TB_EDIVERGED = 5,  /* NaN/Inf loss or parameter: the run diverged */
+    TB_ECANCELLED = 6, /* cancelled by the caller between batches */
+    TB_ETIMEOUT = 7,   /* wall-time limit reached */
+} tb_status;
+#endif
+
+/* A network under construction; opaque to plugins. */
+typedef struct tb_net tb_net;
+
+typedef enum tb_init_kind {
+    TB_INIT_DEFAULT = 0,     /* torch's reset_parameters(): weight kaiming_uniform(a=sqrt(5)),
+                                bias uniform(+-1/sqrt(fan_in)) */
+    TB_INIT_KAIMING_UNIFORM, /* kaiming_uniform_(mode=fan_in, nonlinearity=relu): U(+-sqrt(6/fan_in)) */
+    TB_INIT_KAIMING_NORMAL,  /* kaiming_normal_(mode=fan_in, nonlinearity=relu): N(0, 2/fan_in) */
+    TB_INIT_XAVIER_UNIFORM,  /* U(+-sqrt(6/(fan_in+fan_out))) */
+    TB_INIT_XAVIER_NORMAL,   /* N(0, 2/(fan_in+fan_out)) */
+    TB_INIT_NORMAL,          /* N(0, arg^2) */
+    TB_INIT_CONSTANT,        /* arg */
+} tb_init_kind;
+
+/* How one layer's weight and bias are initialised. */
+typedef struct tb_init_spec {
+    tb_init_kind weight;
+    float weight_arg;  /* std for NORMAL, value for CONSTANT */
+    tb_init_kind bias; /* DEFAULT: uniform(+-1/sqrt(fan_in)); CONSTANT: bias_arg; any other kind: 0 */
+    float bias_arg;
+} tb_init_spec;
+
+#define TB_NET_INPUT (-1)
+
+/* ---- options ---------------------------------------------------------------- */
+
+typedef enum tb_option_type {
+    TB_OPTION_INT = 1,
+    TB_OPTION_FLOAT = 2,
+    TB_OPTION_BOOL = 3,     /* true/false, yes/no, 1/0 */
+    TB_OPTION_STRING = 4,
+    TB_OPTION_CHOICE = 5,   /* one of `choices`, '|'-separated */
+    TB_OPTION_INT_LIST = 6, /* comma-separated integers, each in [min, max] */
+    TB_OPTION_PATH = 7,     /* a file or directory; the host expands a leading ~ */
+} tb_option_type;
+
+/* One option of a plugin, read from the plugin's section of a config. */
+typedef struct tb_plugin_option {
+    const char *name;          /* key, e.g. "version" */
+    tb_option_type type;
+    const char *default_value; /* as it would be written in the config; NULL: required */
+    double min, max;           /* closed range for INT, FLOAT, INT_LIST */
+    const char *choices;       /* CHOICE: "1_0|1_1" */
+    const char *help;          /* one line */
+} tb_plugin_option;
+
+/* The option values the host resolved and validated for this use of the
+ * plugin (config, defaults and --set overrides); read with host->arg_*. */
+typedef struct tb_plugin_args tb_plugin_args;
+
+/* ---- what task plugins return ----------------------------------------------- */
+
+typedef enum tb_split {
+    TB_SPLIT_TRAIN = 0,
+    TB_SPLIT_VAL = 1,
+    TB_SPLIT_TEST = 2,
+} tb_split;
+
+/* Raw samples: uint8 images [count, channels, height, width] (all the same
+ * size), labels in [0, classes) and the split each sample belongs to. Memory
+ * from host->alloc; the host takes ownership when open_task succeeds. */
+typedef struct tb_task_data {
+    int count;
+    int channels, height, width;
+    int classes;
+    uint8_t *pixels;
+    int32_t *labels;
+    uint8_t *splits;           /* tb_split per sample */
+    char **class_names;        /* [classes], each from host->alloc; may be NULL */
+    /* Optional: per-channel mean/std of pixel/255 the task is known to use
+     * (e.g. ImageNet statistics); when has_norm is 0 the host computes them on
+     * the training split or takes them from the config. */
+    int has_norm;
+    float mean[4], std[4];
+    char source[256];          /* where the data came from, for run files */
+} tb_task_data;
+
+/* ---- the host's services ------------------------------------------------------ */
+
+#define TB_HOST_API_VERSION 1
+
+typedef enum tb_log_level {
+    TB_LOG_DEBUG = 0,
+    TB_LOG_INFO = 1,
+    TB_LOG_WARN = 2,
+} tb_log_level;
+
+typedef struct tb_host_api {
+    uint32_t version; /* TB_HOST_API_VERSION of the host */
+    uint32_t size;    /* sizeof(tb_host_api) in the host; members past it are absent */
+
+    /* options of this plugin (declared names only; the host already checked types and ranges) */
+    int64_t (*arg_int)(const tb_plugin_args *args, const char *name);
+    double (*arg_float)(const tb_plugin_args *args, const char *name);
+    int (*arg_bool)(const tb_plugin_args *args, const char *name);
+    const char *(*arg_string)(const tb_plugin_args *args, const char *name); /* STRING, CHOICE, PATH */
+    /* INT_LIST: copies up to max values, returns how many the list has */
+    int (*arg_int_list)(const tb_plugin_args *args, const char *name, int64_t *out, int max);
+    /* 1 when the option was given explicitly (config or --set), 0 when defaulted */
+    int (*arg_is_set)(const tb_plugin_args *args, const char *name);
+
+    /* messages and memory */
+    void (*log)(tb_log_level level, const char *plugin, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+    void *(*alloc)(size_t bytes); /* NULL when out of memory; released with host->free */
+    void (*free)(void *ptr);
+
+    /* layer builder: each returns the new layer's id, or -1 after which the
+     * network records the error and the host reports it (see core/net.h) */
+    tb_net *(*net_new)(int in_c, int in_h, int in_w);
+    void (*net_free)(tb_net *net);
+    int (*net_conv2d)(tb_net *net, int input, const char *name, int out_c, int kernel, int stride, int pad,
+                      int groups, int bias, tb_init_spec init);
+    int (*net_linear)(tb_net *net, int input, const char *name, int out_features, int bias, tb_init_spec init);
+    int (*net_relu)(tb_net *net, int input);
+    int (*net_maxpool)(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode);
+    int (*net_avgpool)(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode,
+                       int count_include_pad);
+    int (*net_adaptive_avgpool)(tb_net *net, int input, int out_h, int out_w);
+    int (*net_concat)(tb_net *net, const int *inputs, int n_inputs);
+    int (*net_dropout)(tb_net *net, int input, float p);
+    int (*net_batchnorm)(tb_net *net, int input, const char *name, float eps, float momentum);
+    int (*net_flatten)(tb_net *net, int input);
+    /* output shape of a layer (or TB_NET_INPUT): returns 0, or -1 for an unknown id */
+    int (*net_shape)(const tb_net *net, int layer, int *c, int *h, int *w);
+
+    /* images: bilinear resize (antialiased when shrinking) of one uint8 image
+     * [channels, sh, sw] to [channels, dh, dw] */
+    void (*resize_u8)(uint8_t *dst, int dh, int dw, const uint8_t *src, int sh, int sw, int channels);
+    /* Fisher-Yates permutation of 0..n-1 from (seed, stream id, sub-stream); the same as the core's */
+    void (*permutation)(int32_t *perm, int32_t n, uint64_t seed, uint32_t stream, uint32_t sub);
+    /* number of CPU threads a plugin may use for loading */
+    int (*threads)(void);
+    /* a writable cache directory for this plugin (created), e.g. ~/.cache/tunebench/imagenette */
+    const char *(*cache_dir)(const char *plugin);
+} tb_host_api;
+
+/* ---- the descriptor ----------------------------------------------------------- */
+
+typedef enum tb_plugin_kind {
+    TB_PLUGIN_MODEL = 1,
+    TB_PLUGIN_TASK = 2,
+    TB_PLUGIN_FRONTEND = 3,
+} tb_plugin_kind;
+
+/* Input a model is built for. */
+typedef struct tb_model_input {
+    int channels, height, width;
+    int classes;
+} tb_model_input;
+
+/* Whatever a front end needs arrives with the study issue; the member is
+ * reserved so the descriptor's layout does not change then. */
+typedef struct tb_frontend_api tb_frontend_api;
+
+typedef struct tb_plugin_descriptor {
+    uint32_t abi_major;  /* TB_PLUGIN_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;  /* TB_PLUGIN_ABI_MINOR */
+    uint32_t size;       /* sizeof(tb_plugin_descriptor) the plugin was built with */
+    tb_plugin_kind kind;
+    const char *name;    /* unique; [a-z0-9_]+ ; what configs name */
+    const char *version; /* the plugin's own version */
+    const char *license; /* SPDX identifier, e.g. "MIT" */
+    const char *description; /* one line */
+    const tb_plugin_option *options;
+    int n_options;
+
+    /* TB_PLUGIN_MODEL: builds the network for `in` into *out (created with
+     * host->net_new). State_dict names must be those of the reference
+     * implementation (e.g. torchvision) so checkpoints move by name. */
+    tb_status (*build_model)(const tb_host_api *host, const tb_plugin_args *args, const tb_model_input *in,
+                             tb_net **out, char *err, size_t errlen);
+    /* Layers a "freeze = base" setting freezes: state_dict key prefixes, ','
+     * separated (e.g. "features."), and the head that is re-initialised when
+     * class counts differ (e.g. "classifier."). NULL when not applicable. */
+    const char *base_prefixes;
+    const char *head_prefixes;
+
+    /* TB_PLUGIN_TASK: loads the data into *out (see tb_task_data). */
+    tb_status (*open_task)(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
+                           size_t errlen);
+
+    /* TB_PLUGIN_FRONTEND: reserved for the study issue. */
+    const tb_frontend_api *frontend;
+
+    void *reserved[8]; /* zero; room to grow without changing the size check of older hosts */
+} tb_plugin_descriptor;
+
+typedef const tb_plugin_descriptor *(*tb_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
