@@ -19,6 +19,10 @@ typedef struct tb_dataset {
     /* Writes samples idx[0..n) as x [n, channels, height, width] and labels y [n]. */
     tb_status (*load)(void *ctx, const int32_t *idx, int n, float *x, int32_t *y, tb_err *err);
     void (*destroy)(void *ctx);
+    /* Optional (NULL): called by the training loop before each epoch, so
+     * augmentation can draw from (seed, TB_STREAM_AUGMENT, epoch, sample)
+     * and stay independent of the batch size and order. */
+    void (*begin_epoch)(void *ctx, uint64_t seed, int epoch);
 } tb_dataset;
 
 void tb_dataset_free(tb_dataset *ds);

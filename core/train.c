@@ -224,6 +224,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
     for (int epoch = 1; epoch <= cfg->epochs && st == TB_OK; epoch++) {
         /* the order depends on (seed, epoch) only, never on the batch size */
         tb_rng_permutation(perm, train->count, cfg->seed, TB_STREAM_SHUFFLE, (uint32_t)epoch);
+        if (train->begin_epoch) train->begin_epoch(train->ctx, cfg->seed, epoch);
         const double epoch_start = tb_now();
         double loss_sum = 0.0;
         int64_t seen = 0;
