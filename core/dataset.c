@@ -194,6 +194,12 @@ static tb_status subset_load(void *p, const int32_t *idx, int n, float *x, int32
     return TB_OK;
 }
 
+static void subset_begin_epoch(void *p, uint64_t seed, int epoch)
+{
+    const subset_ctx *s = p;
+    s->base->begin_epoch(s->base->ctx, seed, epoch);
+}
+
 tb_status tb_dataset_subset(tb_dataset *out, const tb_dataset *base, const int32_t *idx, int n, tb_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -224,6 +230,7 @@ tb_status tb_dataset_subset(tb_dataset *out, const tb_dataset *base, const int32
     out->ctx = s;
     out->load = subset_load;
     out->destroy = subset_destroy;
+    out->begin_epoch = base->begin_epoch ? subset_begin_epoch : NULL;
     return TB_OK;
 }
 

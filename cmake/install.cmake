@@ -1,0 +1,2 @@
+# Install rules for plugin authors (the public header, pkg-config and CMake
+# package files). Filled in by the plugins issue.
