@@ -77,9 +77,9 @@ typedef struct tb_backend_ops {
     /* loss on device logits, host-visible result; dlogits assigned (may be NULL) */
     float (*loss)(tb_backend *be, float *dlogits, const float *logits, const int32_t *targets, int n, int classes,
                   tb_loss_kind kind);
-    /* one optimizer step over the flat parameter block */
+    /* one optimizer step over params/grads [n]; slot s of element i at state[s * stride + i] */
     void (*optim_step)(tb_backend *be, const tb_optim_config *cfg, tb_optim_scalars *sc, float *params,
-                       const float *grads, float *state, size_t n);
+                       const float *grads, float *state, size_t n, size_t stride);
     /* ensure queued work is done (GPU); no-op on CPU */
     void (*synchronize)(tb_backend *be);
 } tb_backend_ops;

@@ -135,9 +135,9 @@ static float cpu_loss(tb_backend *be, float *dlogits, const float *logits, const
     return tb_loss(dlogits, logits, targets, n, classes, kind);
 }
 static void cpu_optim_step(tb_backend *be, const tb_optim_config *cfg, tb_optim_scalars *sc, float *params,
-                           const float *grads, float *state, size_t n)
+                           const float *grads, float *state, size_t n, size_t stride)
 {
-    tb_optim_step(cfg, sc, params, grads, state, n);
+    tb_optim_step_strided(cfg, sc, params, grads, state, n, stride);
 }
 static void cpu_synchronize(tb_backend *be) {}
 

@@ -596,7 +596,11 @@ out:
     return st;
 }
 
-static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, tb_err *err)
+/* keep_prefixes: tensors under these prefixes that are missing from the file
+ * or shaped differently keep the net's current (freshly initialised) values;
+ * their names are appended to kept (may be NULL). */
+static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, const char *keep_prefixes,
+                                 char *kept, size_t kept_len, tb_err *err)
 {
     if (!net) return tb_fail(err, TB_EINVAL, "no network to load into");
     tb_status st = check_format(group, err);
@@ -643,6 +647,14 @@ static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, tb
         } else {
             st = read_dataset(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_FLOAT, host + off, err);
         }
+        if (st == TB_EFORMAT && keep_prefixes && tb_name_has_prefix(p->name, keep_prefixes)) {
+            tb_net_param_get(net, i, host + off); /* the head does not fit: keep its new initialisation */
+            if (kept) {
+                size_t used = strlen(kept);
+                snprintf(kept + used, kept_len - used, "%s%s", used ? ", " : "", p->name);
+            }
+            st = TB_OK;
+        }
         if (st != TB_OK) goto out;
         off += p->count;
     }
@@ -680,7 +692,7 @@ tb_status tb_checkpoint_read_group(hid_t group, tb_net *net, tb_optimizer *opt, 
 {
     quiet_h5 q;
     quiet_begin(&q);
-    tb_status st = read_group_impl(group, net, opt, err);
+    tb_status st = read_group_impl(group, net, opt, NULL, NULL, 0, err);
     quiet_end(&q);
     return st;
 }
@@ -772,7 +784,8 @@ fail:
     return st;
 }
 
-tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err)
+static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, const char *keep_prefixes, char *kept,
+                           size_t kept_len, tb_err *err)
 {
     if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
     struct stat sb;
@@ -797,9 +810,21 @@ tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, t
         quiet_end(&q);
         return st;
     }
-    st = read_group_impl(fid, net, opt, &inner);
+    st = read_group_impl(fid, net, opt, keep_prefixes, kept, kept_len, &inner);
     if (st != TB_OK) st = with_path(err, st, path, &inner);
     H5Fclose(fid);
     quiet_end(&q);
     return st;
+}
+
+tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err)
+{
+    return load_file(path, net, opt, NULL, NULL, 0, err);
+}
+
+tb_status tb_checkpoint_load_transfer(const char *path, tb_net *net, const char *head_prefixes, char *kept,
+                                      size_t kept_len, tb_err *err)
+{
+    if (kept && kept_len) kept[0] = '\0';
+    return load_file(path, net, NULL, head_prefixes, kept, kept_len, err);
 }

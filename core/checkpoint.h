@@ -26,6 +26,14 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
  * state of the same kind, it is restored too. */
 tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err);
 
+/* Transfer learning: loads parameters and buffers by name like
+ * tb_checkpoint_load (no optimizer state), except that tensors under
+ * head_prefixes (e.g. "classifier.") that are missing from the file or shaped
+ * differently (another class count) keep the net's current, freshly
+ * initialised values; their keys are listed in kept (", "-separated). */
+tb_status tb_checkpoint_load_transfer(const char *path, tb_net *net, const char *head_prefixes, char *kept,
+                                      size_t kept_len, tb_err *err);
+
 /* The same, inside an open HDF5 group (run files embed a checkpoint group). */
 tb_status tb_checkpoint_write_group(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err);
 tb_status tb_checkpoint_read_group(hid_t group, tb_net *net, tb_optimizer *opt, tb_err *err);

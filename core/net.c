@@ -779,3 +779,66 @@ void tb_net_summary(const tb_net *net, char *buf, size_t len)
 #undef APPEND
     if (used >= len && len > 4) snprintf(buf + len - 5, 5, "...\n");
 }
+
+int tb_name_has_prefix(const char *name, const char *prefixes)
+{
+    const char *p = prefixes;
+    if (!p || !*p || strcmp(p, "*") == 0) return 1;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && *p == ' ') p++, len--;
+        while (len && p[len - 1] == ' ') len--;
+        if (len && strncmp(name, p, len) == 0) return 1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+int tb_net_set_trainable(tb_net *net, const char *prefixes, int trainable)
+{
+    int matched = 0;
+    for (int i = 0; i < net->n_params; i++) {
+        tb_param *p = &net->params[i];
+        if (p->is_buffer || !tb_name_has_prefix(p->name, prefixes)) continue;
+        p->trainable = trainable;
+        matched++;
+    }
+    return matched;
+}
+
+int tb_net_layer_shape(const tb_net *net, int layer, int *c, int *h, int *w)
+{
+    int ndim;
+    return input_shape(net, layer, &ndim, c, h, w);
+}
+
+char *tb_net_param_report(const tb_net *net)
+{
+    size_t len = 64 + (size_t)net->n_nodes * (TB_NAME_MAX + 48), used = 0;
+    char *buf = malloc(len);
+    if (!buf) return NULL;
+    buf[0] = '\0';
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *n = &net->nodes[k];
+        size_t trainable = 0, frozen = 0;
+        for (int i = n->param_first; i < n->param_first + n->n_params; i++) {
+            const tb_param *p = &net->params[i];
+            if (p->is_buffer) continue;
+            if (p->trainable) trainable += p->count;
+            else frozen += p->count;
+        }
+        if (!trainable && !frozen) continue;
+        int wr = snprintf(buf + used, len - used, "%s: %zu trainable%s", n->name, trainable,
+                          frozen ? "" : "\n");
+        if (wr > 0) used += (size_t)wr;
+        if (frozen) {
+            wr = snprintf(buf + used, len - used, ", %zu frozen\n", frozen);
+            if (wr > 0) used += (size_t)wr;
+        }
+    }
+    snprintf(buf + used, len - used, "total: %zu trainable of %zu\n", tb_net_trainable_count(net),
+             net->params_size);
+    return buf;
+}

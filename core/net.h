@@ -46,8 +46,8 @@ typedef struct tb_param {
     int is_buffer;          /* running_mean/var, num_batches_tracked: no gradient */
     int is_int64;           /* stored as float here, int64 in PyTorch (num_batches_tracked) */
     int node;               /* the layer it belongs to */
-    int trainable;          /* 1 for every parameter; freezing (0) arrives with transfer learning
-                               in the plugins issue, which makes the optimizer skip frozen tensors */
+    int trainable;          /* 0: frozen (tb_net_set_trainable); the optimizer skips it, and
+                               BN running statistics still update in training mode, as in PyTorch */
 } tb_param;
 
 
@@ -111,6 +111,17 @@ double tb_net_forward_flops(const tb_net *net);
 /* Copies a parameter tensor (or buffer) between host memory and the net. */
 void tb_net_param_get(const tb_net *net, int i, float *host);
 void tb_net_param_set(tb_net *net, int i, const float *host);
+
+/* Freezes (trainable 0) or unfreezes every parameter whose state_dict key
+ * starts with one of the comma-separated prefixes ("features." or
+ * "features.,classifier.1."); "" or "*" matches all. Returns how many tensors matched. */
+int tb_net_set_trainable(tb_net *net, const char *prefixes, int trainable);
+/* 1 when name starts with one of the comma-separated prefixes ("*" matches all). */
+int tb_name_has_prefix(const char *name, const char *prefixes);
+/* Output shape of a layer (or TB_NET_INPUT) while building: 0, or -1 for an unknown id. */
+int tb_net_layer_shape(const tb_net *net, int layer, int *c, int *h, int *w);
+/* Trainable parameters per layer with parameters, "name: count" lines; malloc'd. */
+char *tb_net_param_report(const tb_net *net);
 
 /* Per-layer timing: when on, every layer synchronises the backend and adds
  * its forward and backward time; the report gives milliseconds per step. */

@@ -291,9 +291,9 @@ static inline float nan_max(float a, float b) { return (a > b || a != a) ? a : b
  * denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps and
  * param.addcdiv_(exp_avg, denom, value=-step_size). */
 static void step_adam(const tb_optim_config *cfg, const tb_optim_scalars *sc, float *restrict p,
-                      const float *restrict g, float *restrict state, size_t n)
+                      const float *restrict g, float *restrict state, size_t n, size_t stride)
 {
-    float *restrict m = state, *restrict v = state + n, *restrict vmax = state + 2 * n;
+    float *restrict m = state, *restrict v = state + stride, *restrict vmax = state + 2 * stride;
     const int use_wd = cfg->weight_decay != 0, amsgrad = cfg->amsgrad;
     const double step = (double)sc->step; /* already incremented */
     const double bc1 = 1.0 - pow(cfg->beta1, step), bc2 = 1.0 - pow(cfg->beta2, step);
@@ -335,9 +335,9 @@ static void step_adagrad(const tb_optim_config *cfg, const tb_optim_scalars *sc,
 
 /* _single_tensor_adadelta. */
 static void step_adadelta(const tb_optim_config *cfg, float *restrict p, const float *restrict g,
-                          float *restrict state, size_t n)
+                          float *restrict state, size_t n, size_t stride)
 {
-    float *restrict sq = state, *restrict acc = state + n;
+    float *restrict sq = state, *restrict acc = state + stride;
     const int use_wd = cfg->weight_decay != 0;
     const float wd = (float)cfg->weight_decay, rho = (float)cfg->rho, omr = (float)(1.0 - cfg->rho);
     const float eps = (float)cfg->eps, neg_lr = (float)(-cfg->lr);
@@ -355,12 +355,12 @@ static void step_adadelta(const tb_optim_config *cfg, float *restrict p, const f
 
 /* _single_tensor_rmsprop: slots square_avg [, momentum_buffer] [, grad_avg]. */
 static void step_rmsprop(const tb_optim_config *cfg, float *restrict p, const float *restrict g,
-                         float *restrict state, size_t n)
+                         float *restrict state, size_t n, size_t stride)
 {
     float *restrict sq = state;
     const int use_mom = cfg->momentum > 0, centered = cfg->centered;
-    float *restrict buf = use_mom ? state + n : NULL;
-    float *restrict gavg = centered ? state + (size_t)(1 + use_mom) * n : NULL;
+    float *restrict buf = use_mom ? state + stride : NULL;
+    float *restrict gavg = centered ? state + (size_t)(1 + use_mom) * stride : NULL;
     const int use_wd = cfg->weight_decay != 0;
     const float wd = (float)cfg->weight_decay, a = (float)cfg->alpha, oma = (float)(1.0 - cfg->alpha);
     const float eps = (float)cfg->eps, mom = (float)cfg->momentum, neg_lr = (float)(-cfg->lr);
@@ -413,6 +413,12 @@ static void step_asgd(const tb_optim_config *cfg, tb_optim_scalars *sc, float *r
 void tb_optim_step(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
                    float *state, size_t n)
 {
+    tb_optim_step_strided(cfg, sc, params, grads, state, n, n);
+}
+
+void tb_optim_step_strided(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
+                           float *state, size_t n, size_t stride)
+{
     switch (cfg->kind) {
     case TB_OPT_SGD:
         step_sgd(cfg, sc, params, grads, state, n);
@@ -420,18 +426,18 @@ void tb_optim_step(const tb_optim_config *cfg, tb_optim_scalars *sc, float *para
         break;
     case TB_OPT_ADAM:
         sc->step++;
-        step_adam(cfg, sc, params, grads, state, n);
+        step_adam(cfg, sc, params, grads, state, n, stride);
         break;
     case TB_OPT_ADAGRAD:
         sc->step++;
         step_adagrad(cfg, sc, params, grads, state, n);
         break;
     case TB_OPT_ADADELTA:
-        step_adadelta(cfg, params, grads, state, n);
+        step_adadelta(cfg, params, grads, state, n, stride);
         sc->step++;
         break;
     case TB_OPT_RMSPROP:
-        step_rmsprop(cfg, params, grads, state, n);
+        step_rmsprop(cfg, params, grads, state, n, stride);
         sc->step++;
         break;
     case TB_OPT_ASGD:

@@ -71,6 +71,11 @@ void tb_optim_init_state(const tb_optim_config *cfg, tb_optim_scalars *sc, float
 void tb_optim_step(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
                    float *state, size_t n);
 
+/* The same over a sub-range of a larger block: params/grads [n], slot s of
+ * element i at state[s * stride + i]. Used to skip frozen tensors. */
+void tb_optim_step_strided(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
+                           float *state, size_t n, size_t stride);
+
 /* ASGD's running average ax (the parameters to evaluate with), or NULL. */
 float *tb_optim_averaged(const tb_optim_config *cfg, float *state, size_t n);
 

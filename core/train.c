@@ -55,10 +55,40 @@ void tb_optimizer_destroy(tb_optimizer *opt)
     opt->state = NULL;
 }
 
+/* Steps every maximal run of trainable tensors (frozen ones keep their values
+ * and state). Each run starts from the same scalars, which then advance once. */
 void tb_optimizer_step(tb_optimizer *opt, tb_net *net)
 {
     tb_backend *be = opt->be;
-    be->ops->optim_step(be, &opt->cfg, &opt->scalars, tb_net_params(net), tb_net_grads(net), opt->state, opt->n);
+    float *params = tb_net_params(net), *grads = tb_net_grads(net);
+    tb_optim_scalars next = opt->scalars;
+    size_t start = 0, len = 0;
+    int runs = 0;
+    for (int i = 0; i <= tb_net_param_count(net); i++) {
+        const tb_param *p = i < tb_net_param_count(net) ? tb_net_param(net, i) : NULL;
+        if (p && p->is_buffer) continue;
+        if (p && p->trainable && (len == 0 || p->offset == start + len)) {
+            if (len == 0) start = p->offset;
+            len += p->count;
+            continue;
+        }
+        if (len) {
+            tb_optim_scalars sc = opt->scalars;
+            be->ops->optim_step(be, &opt->cfg, &sc, params + start, grads + start, opt->state ? opt->state + start : NULL, len,
+                                opt->n);
+            next = sc;
+            runs++;
+            len = 0;
+        }
+        if (p && p->trainable) { /* a trainable tensor after a gap starts the next run */
+            start = p->offset;
+            len = p->count;
+        }
+    }
+    if (!runs) { /* everything frozen: the step count still advances */
+        be->ops->optim_step(be, &opt->cfg, &next, params, grads, opt->state, 0, opt->n);
+    }
+    opt->scalars = next;
 }
 
 tb_status tb_optimizer_swap_averaged(tb_optimizer *opt, tb_net *net, tb_err *err)

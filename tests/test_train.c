@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tb_test.h"
+#include "checkpoint.h"
 #include "train.h"
 #include "zoo.h"
 
@@ -335,6 +336,90 @@ START_TEST(test_asgd_averaged_parameters)
 }
 END_TEST
 
+static float *param_copy(const tb_net *net, const char *name, size_t *count)
+{
+    const tb_param *p = tb_net_param(net, tb_net_find_param(net, name));
+    float *v = malloc(sizeof(float) * p->count);
+    tb_net_param_get(net, tb_net_find_param(net, name), v);
+    *count = p->count;
+    return v;
+}
+
+/* A frozen base keeps its weights (weight decay included) while the head trains;
+ * BN running statistics still update, as with requires_grad=False in PyTorch. */
+START_TEST(test_frozen_base)
+{
+    if (!have_data) return;
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = test_net();
+    tb_err err;
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    tb_net_init_params(net, 4);
+    ck_assert_int_eq(tb_net_set_trainable(net, "features.", 0), 4);
+    ck_assert_uint_eq(tb_net_trainable_count(net), 10 * 8 * 14 * 14 + 10);
+    size_t n;
+    float *conv = param_copy(net, "features.0.weight", &n), *gamma = param_copy(net, "features.1.weight", &n);
+    float *head = param_copy(net, "classifier.weight", &n), *rm = param_copy(net, "features.1.running_mean", &n);
+    tb_train_config cfg = base_config(64);
+    cfg.epochs = 1;
+    tb_optim_defaults(&cfg.optim, TB_OPT_ADAM);
+    cfg.optim.weight_decay = 0.1;
+    ck_assert(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, NULL, &err) == TB_OK);
+    size_t m;
+    float *conv2 = param_copy(net, "features.0.weight", &m), *gamma2 = param_copy(net, "features.1.weight", &m);
+    float *head2 = param_copy(net, "classifier.weight", &m), *rm2 = param_copy(net, "features.1.running_mean", &m);
+    ck_assert(memcmp(conv, conv2, sizeof(float) * 8 * 9) == 0);
+    ck_assert(memcmp(gamma, gamma2, sizeof(float) * 8) == 0);
+    ck_assert(memcmp(head, head2, sizeof(float) * 10 * 8 * 14 * 14) != 0);
+    ck_assert(memcmp(rm, rm2, sizeof(float) * 8) != 0);
+    char *report = tb_net_param_report(net);
+    ck_assert_msg(strstr(report, "features.0: 0 trainable, 80 frozen"), "%s", report);
+    free(report);
+    free(conv), free(conv2), free(gamma), free(gamma2), free(head), free(head2), free(rm), free(rm2);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+END_TEST
+
+/* Initialising a 5-class model from a 10-class checkpoint re-initialises the head only. */
+START_TEST(test_transfer_from_checkpoint)
+{
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_err err;
+    tb_net *src = tb_zoo_small_cnn(1, 28, 28, 10), *dst = tb_zoo_small_cnn(1, 28, 28, 5);
+    ck_assert(tb_net_build(src, be, 8, &err) == TB_OK && tb_net_build(dst, be, 8, &err) == TB_OK);
+    tb_net_init_params(src, 1);
+    tb_net_init_params(dst, 2);
+    char path[] = "/tmp/tb_transfer_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    ck_assert_msg(tb_checkpoint_save(path, src, NULL, &err) == TB_OK, "%s", err.msg);
+    size_t n;
+    float *head_before = param_copy(dst, "classifier.2.weight", &n);
+    ck_assert_int_eq(tb_checkpoint_load(path, dst, NULL, &err), TB_EFORMAT); /* plain load refuses */
+    ck_assert_msg(strstr(err.msg, "classifier.2.weight"), "%s", err.msg);
+    char kept[256];
+    ck_assert_msg(tb_checkpoint_load_transfer(path, dst, "classifier.2.", kept, sizeof kept, &err) == TB_OK, "%s",
+                  err.msg);
+    ck_assert_str_eq(kept, "classifier.2.weight, classifier.2.bias");
+    const char *same[] = {"features.0.weight", "features.3.bias", "classifier.0.weight"};
+    for (int i = 0; i < 3; i++) {
+        size_t a, b;
+        float *x = param_copy(src, same[i], &a), *y = param_copy(dst, same[i], &b);
+        ck_assert(a == b && memcmp(x, y, sizeof(float) * a) == 0);
+        free(x), free(y);
+    }
+    float *head_after = param_copy(dst, "classifier.2.weight", &n);
+    ck_assert(memcmp(head_before, head_after, sizeof(float) * n) == 0);
+    unlink(path);
+    free(head_before), free(head_after);
+    tb_net_free(src);
+    tb_net_free(dst);
+    tb_backend_destroy(be);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("train");
@@ -348,6 +433,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_events_cancel_and_time_limit);
     tcase_add_test(tc, test_overfit_one_batch);
     tcase_add_test(tc, test_asgd_averaged_parameters);
+    tcase_add_test(tc, test_frozen_base);
+    tcase_add_test(tc, test_transfer_from_checkpoint);
     suite_add_tcase(s, tc);
     return s;
 }
