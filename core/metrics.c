@@ -75,6 +75,7 @@ void tb_metrics_finish(tb_metrics *m)
     const int k = m->classes;
     int64_t correct = 0;
     double p_sum = 0, r_sum = 0, f_sum = 0;
+    int present = 0; /* sklearn averages over the labels seen in y_true or y_pred */
     for (int c = 0; c < k; c++) {
         int64_t tp = m->confusion[(size_t)c * (size_t)k + (size_t)c];
         int64_t row = 0, col = 0; /* row: true c (tp + fn); col: predicted c (tp + fp) */
@@ -83,6 +84,8 @@ void tb_metrics_finish(tb_metrics *m)
             col += m->confusion[(size_t)j * (size_t)k + (size_t)c];
         }
         correct += tp;
+        if (row + col == 0) continue;
+        present++;
         /* sklearn, zero_division=0: 0 whenever the denominator is 0 */
         if (col > 0) p_sum += (double)tp / (double)col;
         if (row > 0) r_sum += (double)tp / (double)row;
@@ -91,7 +94,7 @@ void tb_metrics_finish(tb_metrics *m)
     }
     m->loss = m->loss_sum / (double)m->count;
     m->accuracy = (double)correct / (double)m->count;
-    m->macro_precision = p_sum / k;
-    m->macro_recall = r_sum / k;
-    m->macro_f1 = f_sum / k;
+    m->macro_precision = p_sum / present;
+    m->macro_recall = r_sum / present;
+    m->macro_f1 = f_sum / present;
 }

@@ -18,9 +18,10 @@ void tb_metrics_free(tb_metrics *m);
 void tb_metrics_reset(tb_metrics *m);
 /* logits [n, classes] on the host; the prediction is the first maximum (torch.argmax). */
 void tb_metrics_add(tb_metrics *m, const float *logits, const int32_t *targets, int n, double batch_mean_loss);
-/* Macro averages over classes, sklearn's convention: a class with no
- * predictions (or no samples) has precision (recall) 0, and F1 is the mean of
- * per-class F1 scores. */
+/* Macro averages as sklearn's precision/recall/f1_score(average="macro",
+ * zero_division=0): over the classes that occur among the targets or the
+ * predictions; such a class with no predictions (no samples) has precision
+ * (recall) 0; F1 is the mean of per-class F1 scores. */
 void tb_metrics_finish(tb_metrics *m);
 
 #endif

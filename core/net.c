@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct tb_node {
     tb_layer_kind kind;
@@ -224,6 +225,8 @@ int tb_net_conv2d(tb_net *net, int input, const char *name, int out_c, int kerne
     tb_conv2d_shape *s = &n->u.conv;
     *s = (tb_conv2d_shape){.in_c = n->c, .in_h = n->h, .in_w = n->w, .out_c = out_c, .kh = kernel, .kw = kernel,
                            .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad, .groups = groups};
+    if (stride < 1 || pad < 0)
+        return fail(net, "stride %d must be >= 1 and padding %d >= 0", "conv2d", stride, pad);
     if (out_c < 1 || groups < 1 || n->c % groups || out_c % groups)
         return fail(net, "out_channels %d and in_channels must both be divisible by groups %d", "conv2d", out_c,
                     groups);
@@ -268,6 +271,7 @@ static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int 
     if (!n) return -1;
     const char *what = tb_layer_kind_name(kind);
     if (n->ndim != 4) return fail(net, "input is %d-D, pooling needs [n, c, h, w]%.0d", what, n->ndim, 0);
+    if (stride < 1 || kernel < 1) return fail(net, "kernel %d and stride %d must be >= 1", what, kernel, stride);
     tb_pool_shape *s = &n->u.pool;
     *s = (tb_pool_shape){.c = n->c, .in_h = n->h, .in_w = n->w, .kh = kernel, .kw = kernel, .stride_h = stride,
                          .stride_w = stride, .pad_h = pad, .pad_w = pad, .ceil_mode = ceil_mode,
@@ -329,8 +333,14 @@ int tb_net_dropout(tb_net *net, int input, float p)
 {
     tb_node *n = add_node(net, TB_LAYER_DROPOUT, NULL, input);
     if (!n) return -1;
-    if (!(p >= 0.0f && p <= 1.0f))
-        return fail(net, "p = %d/1000 is outside [0, 1]%.0d", "dropout", (int)(p * 1000), 0);
+    if (!(p >= 0.0f && p <= 1.0f)) {
+        if (!net->failed) {
+            net->failed = 1;
+            tb_fail(&net->build_err, TB_EINVAL, "layer %d (dropout): p = %g is outside [0, 1]", net->n_nodes,
+                    (double)p);
+        }
+        return -1;
+    }
     n->u.dropout_p = p;
     return commit_node(net);
 }
@@ -340,8 +350,14 @@ int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float 
     tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
     if (!n || require_name(net, n, name)) return -1;
     if (n->ndim != 4) return fail(net, "input is %d-D, BatchNorm2d needs [n, c, h, w]%.0d", "batchnorm", n->ndim, 0);
-    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
-        return fail(net, "eps must be > 0 and momentum in [0, 1]%.0d%.0d", "batchnorm", 0, 0);
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
+        if (!net->failed) {
+            net->failed = 1;
+            tb_fail(&net->build_err, TB_EINVAL, "layer %d (batchnorm): eps = %g must be > 0 and momentum = %g in [0, 1]",
+                    net->n_nodes, (double)eps, (double)momentum);
+        }
+        return -1;
+    }
     n->u.bn = (tb_bn_shape){.c = n->c, .hw = n->h * n->w, .eps = eps, .momentum = momentum};
     int64_t shape[1] = {n->c};
     if (add_param(net, n, "weight", 1, shape, 0, 0) || add_param(net, n, "bias", 1, shape, 0, 0) ||
@@ -407,21 +423,45 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
     net->act_size = act;
     net->aux_bytes = aux;
     net->ws_size = ws;
+    const size_t dl = (size_t)max_batch * last->c;
+    const double need = (double)sizeof(float) * (2.0 * (double)net->params_size + (double)net->buffers_size +
+                                                 2.0 * (double)act + (double)ws + (double)dl) + (double)aux;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    const double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (have > 0 && need > 0.9 * have) {
+        net->be = NULL;
+        return tb_fail(err, TB_ENOMEM, "the network needs %.1f GiB for batches of %d (activations %.1f GiB); this "
+                       "machine has %.1f GiB: use a smaller batch or input", need / 1073741824.0, max_batch,
+                       2.0 * sizeof(float) * (double)act / 1073741824.0, have / 1073741824.0);
+    }
     const tb_backend_ops *o = be->ops;
-    net->param_block = o->alloc(be, sizeof(float) * (net->params_size ? net->params_size : 1));
-    net->grad_block = o->alloc(be, sizeof(float) * (net->params_size ? net->params_size : 1));
-    net->buffer_block = o->alloc(be, sizeof(float) * (net->buffers_size ? net->buffers_size : 1));
-    net->act_block = o->alloc(be, sizeof(float) * act);
-    net->act_grad_block = o->alloc(be, sizeof(float) * act);
-    net->aux_block = o->alloc(be, aux ? aux : 64);
-    net->workspace = o->alloc(be, sizeof(float) * (ws ? ws : 1));
-    net->dlogits = o->alloc(be, sizeof(float) * (size_t)max_batch * last->c);
+    struct {
+        void **ptr;
+        size_t bytes;
+    } blocks[] = {{(void **)&net->param_block, sizeof(float) * (net->params_size ? net->params_size : 1)},
+                  {(void **)&net->grad_block, sizeof(float) * (net->params_size ? net->params_size : 1)},
+                  {(void **)&net->buffer_block, sizeof(float) * (net->buffers_size ? net->buffers_size : 1)},
+                  {(void **)&net->act_block, sizeof(float) * act},
+                  {(void **)&net->act_grad_block, sizeof(float) * act},
+                  {&net->aux_block, aux ? aux : 64},
+                  {(void **)&net->workspace, sizeof(float) * (ws ? ws : 1)},
+                  {(void **)&net->dlogits, sizeof(float) * dl}};
+    for (size_t b = 0; b < TB_ARRAY_LEN(blocks); b++) {
+        *blocks[b].ptr = o->alloc(be, blocks[b].bytes);
+        if (!*blocks[b].ptr) {
+            for (size_t k = 0; k < b; k++) {
+                o->free(be, *blocks[k].ptr);
+                *blocks[k].ptr = NULL;
+            }
+            net->be = NULL; /* not built: a later tb_net_build may retry */
+            return tb_fail(err, TB_ENOMEM, "out of memory placing the network (%.1f GiB for batch %d)",
+                           need / 1073741824.0, max_batch);
+        }
+    }
     net->grad_written = calloc((size_t)net->n_nodes, 1);
     net->prof = calloc((size_t)net->n_nodes * 2, sizeof(double));
-    if (!net->prof || !net->param_block || !net->grad_block || !net->buffer_block || !net->act_block || !net->act_grad_block ||
-        !net->aux_block || !net->workspace || !net->dlogits || !net->grad_written)
-        return tb_fail(err, TB_ENOMEM, "out of memory placing the network (%.1f MiB of activations for batch %d)",
-                       2.0 * sizeof(float) * act / 1048576.0, max_batch);
+    if (!net->prof || !net->grad_written)
+        return tb_fail(err, TB_ENOMEM, "out of memory placing the network");
 
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *n = &net->nodes[k];

@@ -97,11 +97,16 @@ tb_status tb_optimizer_swap_averaged(tb_optimizer *opt, tb_net *net, tb_err *err
     if (!ax)
         return tb_fail(err, TB_EINVAL, "optimizer %s keeps no averaged parameters (only asgd does)",
                        tb_optim_name(opt->cfg.kind));
+    /* only trained tensors have an average; frozen ones keep their values */
     tb_backend *be = opt->be;
     float *params = tb_net_params(net), *scratch = tb_net_grads(net);
-    be->ops->copy_or_add(be, scratch, params, opt->n, 0);
-    be->ops->copy_or_add(be, params, ax, opt->n, 0);
-    be->ops->copy_or_add(be, ax, scratch, opt->n, 0);
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->is_buffer || !p->trainable) continue;
+        be->ops->copy_or_add(be, scratch + p->offset, params + p->offset, p->count, 0);
+        be->ops->copy_or_add(be, params + p->offset, ax + p->offset, p->count, 0);
+        be->ops->copy_or_add(be, ax + p->offset, scratch + p->offset, p->count, 0);
+    }
     return TB_OK;
 }
 

@@ -241,6 +241,36 @@ START_TEST(test_init_independent_of_batch_and_other_layers)
 }
 END_TEST
 
+/* Ceil-mode pooling over a plane narrower (or shorter) than the kernel: the
+ * window must stay inside its own plane (a fast path once read the next one). */
+START_TEST(test_maxpool_plane_smaller_than_kernel)
+{
+    const int shapes[][2] = {{3, 2}, {2, 3}, {2, 1}, {1, 2}};
+    for (size_t k = 0; k < TB_ARRAY_LEN(shapes); k++) {
+        const int H = shapes[k][0], W = shapes[k][1];
+        tb_pool_shape s = {.c = 1, .in_h = H, .in_w = W, .kh = 3, .kw = 3, .stride_h = 2, .stride_w = 2,
+                           .ceil_mode = 1};
+        if (H < 2 || W < 2) s.kh = s.kw = s.stride_h = s.stride_w = 2;
+        ck_assert_int_eq(pool_infer(&s), 0);
+        ck_assert(s.out_h == 1 && s.out_w == 1);
+        /* two planes: the second holds larger values that must not leak into the first */
+        float in[2 * 6], out[2];
+        int32_t idx[2];
+        for (int i = 0; i < H * W; i++) in[i] = (float)i, in[H * W + i] = 100.0f + (float)i;
+        maxpool_forward(out, idx, in, &s, 2);
+        ck_assert_msg(out[0] == (float)(H * W - 1) && idx[0] == H * W - 1, "%dx%d: max %g at %d", H, W, out[0],
+                      idx[0]);
+        ck_assert(out[1] == 100.0f + (float)(H * W - 1) && idx[1] == H * W - 1);
+        float g[2] = {1.0f, 2.0f}, din[2 * 6];
+        maxpool_backward(din, g, idx, &s, 2, 0);
+        for (int i = 0; i < 2 * H * W; i++) {
+            float want = i == H * W - 1 ? 1.0f : i == 2 * H * W - 1 ? 2.0f : 0.0f;
+            ck_assert_msg(din[i] == want, "%dx%d: din[%d] = %g", H, W, i, din[i]);
+        }
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("net");
@@ -248,6 +278,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_state_dict_names_and_shapes);
     tcase_add_test(tc, test_builder_errors);
     tcase_add_test(tc, test_fire_network_matches_torch);
+    tcase_add_test(tc, test_maxpool_plane_smaller_than_kernel);
     tcase_add_test(tc, test_init_independent_of_batch_and_other_layers);
     suite_add_tcase(s, tc);
     return s;

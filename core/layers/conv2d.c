@@ -10,7 +10,8 @@
 
 #include "layers.h"
 
-/* Largest im2col buffer we build at once, in floats (32 MiB). */
+/* Largest im2col buffer we build at once, in floats (32 MiB), unless one image
+ * alone needs more (a chunk holds at least one image). */
 #define CONV_CHUNK_FLOATS ((size_t)8 << 20)
 
 int conv2d_infer(tb_conv2d_shape *s)

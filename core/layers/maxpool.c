@@ -69,7 +69,9 @@ static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_
 {
     const int H = s->in_h, W = s->in_w, OW = s->out_w, kh = s->kh, kw = s->kw, sw = s->stride_w;
     /* ox with xs = ox*sw - pad_w >= 0 and xs + kw <= W */
-    int lo = (s->pad_w + sw - 1) / sw, hi = (W - kw + s->pad_w) / sw + 1;
+    /* floor division: a plane narrower than the kernel has no inside window */
+    const int room = W - kw + s->pad_w;
+    int lo = (s->pad_w + sw - 1) / sw, hi = room < 0 ? 0 : room / sw + 1;
     if (hi > OW) hi = OW;
     if (lo > hi) lo = hi;
     int nan_seen = 0;
