@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs `tunebench bench` and the same network in PyTorch (bench/torch_bench.py)
 # back to back on this machine and prints both lines and the ratio.
-#   bench/compare.sh [--model small_cnn] [--input 1x28x28] [--batch 64] [--steps 100] [--threads N] [--repeat K]
+#   bench/compare.sh [--model small_cnn|squeezenet1_0|squeezenet1_1] [--input 1x28x28] [--batch 64]
+#                    [--steps 100] [--threads N] [--repeat K]
 # PyTorch is Debian's python3-torch (/usr/bin/python3); without it only tunebench runs.
 # Each side runs K times (default 3), alternating, and the best run of each is compared.
 set -euo pipefail
@@ -20,18 +21,24 @@ while [ $# -gt 0 ]; do
 done
 tb=${TUNEBENCH:-build/tunebench}
 [ -x "$tb" ] || { echo "compare.sh: $tb not built (run scripts/build.sh)" >&2; exit 1; }
-args=(--model "$model" --input "$input" --batch "$batch" --steps "$steps" --threads "$threads")
+common=(--input "$input" --batch "$batch" --steps "$steps" --threads "$threads")
+# torchvision's names map onto the squeezenet plugin's version option
+case "$model" in
+  squeezenet1_0) tb_model=(--model squeezenet --set squeezenet.version=1_0 --set squeezenet.dropout=0.5) ;;
+  squeezenet1_1) tb_model=(--model squeezenet --set squeezenet.version=1_1 --set squeezenet.dropout=0.5) ;;
+  *) tb_model=(--model "$model") ;;
+esac
 have_torch=0
 /usr/bin/python3 -c 'import torch' 2>/dev/null && have_torch=1
 
 best() { sed -E 's/.*: ([0-9.]+) img\/s.*/\1/' | sort -g | tail -1; }
 tb_lines="" torch_lines=""
 for _ in $(seq "$repeat"); do
-  tb_lines+="$("$tb" bench "${args[@]}")"$'\n'
+  tb_lines+="$("$tb" bench "${tb_model[@]}" "${common[@]}")"$'\n'
   if [ $have_torch = 1 ]; then
     # OPENBLAS_NUM_THREADS=1: Debian's torch uses the pthread OpenBLAS for its linear layers, whose
     # spinning threads fight torch's OpenMP pool; one BLAS thread is its fastest setting here.
-    torch_lines+="$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_bench.py "${args[@]}")"$'\n'
+    torch_lines+="$(OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_bench.py --model "$model" "${common[@]}")"$'\n'
   fi
 done
 printf '%s' "$tb_lines"

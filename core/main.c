@@ -1,11 +1,17 @@
 /* main.c: the tunebench command line.
  *
- *   tunebench train   train the built-in default (small CNN on Fashion-MNIST, CPU)
- *   tunebench bench   time training steps of a network (img/s, GFLOP/s, memory)
+ *   tunebench train CONFIG    train what a configuration describes; writes one run file
+ *   tunebench eval CONFIG     score a checkpoint (or a run file's weights) on a split
+ *   tunebench plugins         list the plugins found and their options
+ *   tunebench bench           time training steps of a network
  *
- * Exit codes: 0 success, 1 the run failed (I/O, diverged, ...), 2 bad usage. */
+ * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
+ * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
+ * interrupted (Ctrl-C or the time limit) -- the run file is written in cases 0, 3, 4. */
 #include <errno.h>
+#include <hdf5.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +19,30 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "dataset.h"
-#include "train.h"
+#include "cli.h"
+#include "run.h"
 #include "zoo.h"
 
-#define EXIT_RUN_FAILED 1
-#define EXIT_USAGE 2
+enum {
+    EXIT_RUN_FAILED = 1,
+    EXIT_USAGE = 2,
+    EXIT_DIVERGED = 3,
+    EXIT_INTERRUPTED = 4,
+};
 
-/* ---- argument helpers: full strtol/strtod checks, errors name the flag ---- */
+static int exit_code(tb_status st)
+{
+    switch (st) {
+    case TB_OK: return 0;
+    case TB_EINVAL: return EXIT_USAGE;
+    case TB_EDIVERGED: return EXIT_DIVERGED;
+    case TB_ECANCELLED:
+    case TB_ETIMEOUT: return EXIT_INTERRUPTED;
+    default: return EXIT_RUN_FAILED;
+    }
+}
+
+/* ---- argument helpers: full strtol checks, errors name the flag ---------- */
 
 static int parse_int(const char *flag, const char *text, long lo, long hi, int *out)
 {
@@ -35,33 +57,7 @@ static int parse_int(const char *flag, const char *text, long lo, long hi, int *
     return 0;
 }
 
-static int parse_u64(const char *flag, const char *text, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno || end == text || *end || text[0] == '-') {
-        fprintf(stderr, "tunebench: %s = '%s' is not an integer in [0, 2^64-1]\n", flag, text);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int parse_double(const char *flag, const char *text, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v) || v < lo || v > hi) {
-        fprintf(stderr, "tunebench: %s = '%s' is not a number in [%g, %g]\n", flag, text, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Returns the value following argv[*i] or NULL with a message. */
+/* The value after argv[*i], or NULL with a message. */
 static const char *need_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
@@ -71,161 +67,312 @@ static const char *need_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-/* ---- train ------------------------------------------------------------------- */
+/* ---- progress ------------------------------------------------------------ */
+
+static atomic_int interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    atomic_store(&interrupted, 1);
+}
 
 typedef struct progress {
-    int is_tty;
-    int every;
+    int is_tty, quiet, epochs;
+    int every; /* plain output: a line every `every` batches */
 } progress;
 
 static void print_progress(void *user, const tb_train_event *ev)
 {
     const progress *p = user;
+    if (p->quiet) return;
     if (ev->kind == TB_EVENT_BATCH) {
         if (p->is_tty) {
+            const int width = 24;
+            int done = (int)((double)ev->batch / ev->batches_per_epoch * width);
+            char bar[32];
+            for (int i = 0; i < width; i++) bar[i] = i < done ? '=' : (i == done ? '>' : ' ');
+            bar[width] = '\0';
             double eta = (ev->batches_per_epoch - ev->batch) * ev->epoch_s / ev->batch;
-            fprintf(stderr, "\repoch %d  batch %5d/%d  loss %.4f  %6.0f img/s  ETA %4.0f s ", ev->epoch, ev->batch,
-                    ev->batches_per_epoch, ev->batch_loss, ev->images_per_s, eta);
+            fprintf(stderr, "\repoch %d/%d [%s] %d/%d loss %.4f %5.0f img/s ETA %3.0f s ", ev->epoch, p->epochs, bar,
+                    ev->batch, ev->batches_per_epoch, ev->batch_loss, ev->images_per_s, eta);
         } else if (ev->batch % p->every == 0) {
-            printf("epoch %d batch %d/%d loss %.4f img/s %.0f\n", ev->epoch, ev->batch, ev->batches_per_epoch,
-                   ev->batch_loss, ev->images_per_s);
+            printf("epoch %d/%d batch %d/%d loss %.4f img/s %.0f\n", ev->epoch, p->epochs, ev->batch,
+                   ev->batches_per_epoch, ev->batch_loss, ev->images_per_s);
         }
     } else if (ev->kind == TB_EVENT_EPOCH) {
-        if (p->is_tty) fprintf(stderr, "\r%78s\r", "");
-        printf("epoch %d: train loss %.4f, val loss %.4f, val accuracy %.2f%%, %.1f s, %.0f img/s\n", ev->epoch,
-               ev->epoch_loss, ev->val_loss, 100.0 * ev->val_accuracy, ev->epoch_s, ev->images_per_s);
+        if (p->is_tty) fprintf(stderr, "\r%100s\r", "");
+        if (isnan(ev->val_accuracy))
+            printf("epoch %d/%d: train loss %.4f, %.1f s, %.0f img/s\n", ev->epoch, p->epochs, ev->epoch_loss,
+                   ev->epoch_s, ev->images_per_s);
+        else
+            printf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.2f%%, %.1f s, %.0f img/s\n", ev->epoch,
+                   p->epochs, ev->epoch_loss, ev->val_loss, 100.0 * ev->val_accuracy, ev->epoch_s, ev->images_per_s);
         fflush(stdout);
+    } else if (p->is_tty) {
+        fprintf(stderr, "\r%100s\r", "");
     }
 }
+
+/* ---- configuration from the command line ---------------------------------- */
+
+/* Loads CONFIG and applies --set k=v, --out, --plugin-path; returns NULL after printing. */
+static tb_config *config_from_args(const char *path, int n_sets, char **sets, const char *out, const char *plugin_path)
+{
+    tb_err err = {{0}};
+    tb_config *cfg = NULL;
+    if (tb_config_load(&cfg, path, &err) != TB_OK) {
+        fprintf(stderr, "tunebench: %s\n", err.msg);
+        return NULL;
+    }
+    for (int i = 0; i < n_sets; i++) {
+        if (tb_config_set_assignment(cfg, sets[i], &err) != TB_OK) {
+            fprintf(stderr, "tunebench: --set %s: %s\n", sets[i], err.msg);
+            tb_config_free(cfg);
+            return NULL;
+        }
+    }
+    if ((out && tb_config_set(cfg, "output.run", out, &err) != TB_OK) ||
+        (plugin_path && tb_config_set(cfg, "plugins.path", plugin_path, &err) != TB_OK)) {
+        fprintf(stderr, "tunebench: %s\n", err.msg);
+        tb_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* Shared options of train and eval. */
+typedef struct common_args {
+    const char *config, *out, *plugin_path, *checkpoint, *split;
+    char **sets;
+    int n_sets, quiet;
+} common_args;
+
+/* Returns 0, 1 when --help was printed, or -1 after an error message. */
+static int parse_common(int argc, char **argv, common_args *a, int allow_checkpoint, void (*usage)(FILE *))
+{
+    memset(a, 0, sizeof *a);
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    if (!a->sets) return -1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
+            a->quiet = 1;
+            continue;
+        }
+        if (arg[0] != '-') {
+            if (a->config) {
+                fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", a->config, arg);
+                return -1;
+            }
+            a->config = arg;
+            continue;
+        }
+        const int takes_value = !strcmp(arg, "--set") || !strcmp(arg, "--plugin-path") ||
+                                (!allow_checkpoint && !strcmp(arg, "--out")) ||
+                                (allow_checkpoint && (!strcmp(arg, "--checkpoint") || !strcmp(arg, "--split")));
+        if (!takes_value) {
+            fprintf(stderr, "tunebench: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        if (!(v = need_value(argc, argv, &i))) return -1;
+        if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
+        else if (!strcmp(arg, "--out")) a->out = v;
+        else if (!strcmp(arg, "--plugin-path")) a->plugin_path = v;
+        else if (!strcmp(arg, "--checkpoint")) a->checkpoint = v;
+        else a->split = v;
+    }
+    if (!a->config) {
+        fprintf(stderr, "tunebench: no configuration file given (e.g. configs/quickstart.ini; see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static void print_metrics(const char *what, const tb_metrics *m, const tb_task_data *raw)
+{
+    printf("%s: loss %.4f, accuracy %.2f%%, macro precision %.4f, recall %.4f, F1 %.4f (%lld samples)\n", what,
+           m->loss, 100.0 * m->accuracy, m->macro_precision, m->macro_recall, m->macro_f1, (long long)m->count);
+    if (m->classes > 20) return;
+    printf("confusion matrix (rows: true class, columns: predicted):\n");
+    for (int r = 0; r < m->classes; r++) {
+        printf("  %-18.18s", raw->class_names ? raw->class_names[r] : "");
+        for (int c = 0; c < m->classes; c++) printf(" %6lld", (long long)m->confusion[r * m->classes + c]);
+        printf("\n");
+    }
+}
+
+/* ---- train ------------------------------------------------------------------ */
 
 static void train_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tunebench train [options]\n"
-            "Trains the built-in default: a small CNN (conv32-pool-conv64-pool-fc128-fc10) on\n"
-            "Fashion-MNIST on the CPU with SGD (lr 0.05, momentum 0.9), batch 64; 55,000 training\n"
-            "and 5,000 validation images split from the training set by the seed, then scored on\n"
-            "the 10,000 test images.\n\n"
-            "  --data DIR        Fashion-MNIST IDX files (default /usr/share/datasets/fashion-mnist)\n"
-            "  --epochs N        epochs (default 2)\n"
-            "  --batch-size N    batch size (default 64)\n"
-            "  --lr X            learning rate (default 0.05)\n"
-            "  --seed N          run seed: initial weights, split, order, dropout (default 1)\n"
-            "  --threads N       CPU threads (default: all cores)\n"
-            "  --checkpoint F    write the final checkpoint (HDF5) to F\n"
-            "  --help            this text\n");
+            "usage: tunebench train CONFIG [--set section.key=value]... [--out RUN.h5] [--plugin-path P] [--quiet]\n"
+            "Trains the model on the task a configuration describes (see configs/), evaluates it on the\n"
+            "test split and writes one HDF5 run file (output.run; docs/run-files.md).\n\n"
+            "  --set k=v         override a configuration value, e.g. --set train.lr=0.01 (repeatable)\n"
+            "  --out RUN.h5      the run file (default: output.run of the configuration)\n"
+            "  --plugin-path P   a plugin file or directory searched before the others\n"
+            "  --quiet           no progress output\n"
+            "Ctrl-C stops training after the current batch; the run file is still written.\n"
+            "Exit codes: 0 finished; 1 failed; 2 bad usage or configuration; 3 diverged; 4 interrupted.\n");
 }
 
 static int cmd_train(int argc, char **argv)
 {
-    const char *data = "/usr/share/datasets/fashion-mnist", *ckpt_path = NULL;
-    int epochs = 2, batch = 64, threads = 0;
-    double lr = 0.05;
-    uint64_t seed = 1;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            train_usage(stdout);
-            return 0;
-        }
-        if (!(v = need_value(argc, argv, &i))) return EXIT_USAGE;
-        if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--checkpoint")) ckpt_path = v;
-        else if (!strcmp(a, "--epochs")) { if (parse_int(a, v, 1, 1000, &epochs)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--batch-size")) { if (parse_int(a, v, 1, 55000, &batch)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--threads")) { if (parse_int(a, v, 0, 1024, &threads)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--lr")) { if (parse_double(a, v, 0, 1e6, &lr)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--seed")) { if (parse_u64(a, v, &seed)) return EXIT_USAGE; }
-        else {
-            fprintf(stderr, "tunebench train: unknown option '%s' (see tunebench train --help)\n", a);
-            return EXIT_USAGE;
-        }
+    common_args a;
+    int pr = parse_common(argc, argv, &a, 0, train_usage);
+    if (pr != 0) {
+        free(a.sets);
+        return pr > 0 ? 0 : EXIT_USAGE;
     }
-
+    tb_config *cfg = config_from_args(a.config, a.n_sets, a.sets, a.out, a.plugin_path);
+    free(a.sets);
+    if (!cfg) return EXIT_USAGE;
+    tb_run run;
     tb_err err = {{0}};
-    tb_dataset full = {0}, test = {0}, train = {0}, val = {0};
-    tb_net *net = NULL;
-    tb_backend *be = NULL;
-    int32_t *perm = NULL;
-    int rc = EXIT_RUN_FAILED;
-    if (tb_fmnist_load(&full, data, "train", &err) || tb_fmnist_load(&test, data, "test", &err)) goto done;
-    /* 5,000 validation images chosen by the seed's split stream */
-    const int n_val = 5000;
-    perm = malloc(sizeof(int32_t) * full.count);
-    if (!perm) goto done;
-    tb_rng_permutation(perm, full.count, seed, TB_STREAM_SPLIT, 0);
-    if (tb_dataset_subset(&val, &full, perm, n_val, &err) ||
-        tb_dataset_subset(&train, &full, perm + n_val, full.count - n_val, &err))
-        goto done;
-
-    be = tb_backend_cpu_create(threads);
-    net = tb_zoo_small_cnn(1, 28, 28, 10);
-    if (!be || !net) {
-        tb_fail(&err, TB_ENOMEM, "out of memory");
-        goto done;
+    tb_status st = tb_run_configure(&run, cfg, &err);
+    if (st == TB_OK) {
+        if (!a.quiet) {
+            printf("tunebench %s (%s): model %s, task %s\n", TB_VERSION, TB_GIT_COMMIT, run.model_plugin->desc.name,
+                   run.task_plugin->desc.name);
+            fflush(stdout);
+        }
+        st = tb_run_prepare(&run, &err);
     }
-    if (tb_net_build(net, be, batch, &err)) goto done;
-    tb_net_init_params(net, seed);
-
-    tb_train_config cfg = {.epochs = epochs, .batch_size = batch, .loss = TB_LOSS_CROSS_ENTROPY, .seed = seed,
-                           .eval_batch_size = 500};
-    tb_optim_defaults(&cfg.optim, TB_OPT_SGD);
-    cfg.optim.lr = lr;
-    cfg.optim.momentum = 0.9;
-    printf("tunebench %s (%s): small CNN on Fashion-MNIST, %zu trainable parameters, %s\n", TB_VERSION,
-           TB_GIT_COMMIT, tb_net_trainable_count(net), be->name);
-    printf("%d training, %d validation, %d test images; %d epochs, batch %d, sgd lr %g momentum 0.9, seed %llu\n",
-           train.count, val.count, test.count, epochs, batch, lr, (unsigned long long)seed);
-    fflush(stdout);
-
-    progress prog = {.is_tty = isatty(STDERR_FILENO), .every = 200};
+    if (st != TB_OK) {
+        fprintf(stderr, "tunebench train: %s\n", err.msg);
+        tb_run_free(&run);
+        tb_config_free(cfg);
+        return exit_code(st);
+    }
+    if (!a.quiet) {
+        const tb_task *t = &run.task;
+        char *report = tb_net_param_report(run.net);
+        printf("%s", report ? report : "");
+        free(report);
+        printf("data: %d training, %d validation, %d test samples of %dx%dx%d, %d classes\n", t->train.count,
+               t->val.count, t->test.count, t->raw.channels, t->raw.height, t->raw.width, t->raw.classes);
+        if (run.kept_head[0]) printf("initialised from %s; re-initialised: %s\n", run.init_from, run.kept_head);
+        printf("training: %d epochs, batch %d, %s, %s lr %g, seed %llu, %s\n", run.train.epochs, run.train.batch_size,
+               tb_loss_name(run.train.loss), tb_optim_name(run.train.optim.kind), run.train.optim.lr,
+               (unsigned long long)run.train.seed, run.be->name);
+        fflush(stdout);
+    }
+    progress prog = {.is_tty = isatty(STDERR_FILENO), .quiet = a.quiet, .epochs = run.train.epochs, .every = 100};
     tb_train_hooks hooks = {0};
     tb_train_hooks_add(&hooks, print_progress, &prog);
-    tb_train_result res;
-    tb_optimizer opt;
-    if (tb_optimizer_create(&opt, net, &cfg.optim, &err)) goto done;
-    tb_status st = tb_train(net, &opt, &cfg, &train, &val, &hooks, &res, &err);
-    if (st != TB_OK) {
-        tb_optimizer_destroy(&opt);
-        goto done;
+    atomic_store(&interrupted, 0);
+    hooks.cancel = &interrupted;
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    st = tb_run_execute(&run, &hooks, &err);
+    sigaction(SIGINT, &old, NULL);
+    int code = exit_code(st);
+    if (st == TB_OK || st == TB_EDIVERGED || st == TB_ECANCELLED || st == TB_ETIMEOUT) {
+        if (run.tested && !a.quiet) print_metrics("test", &run.test, &run.task.raw);
+        if (st != TB_OK) fprintf(stderr, "tunebench train: %s: %s\n", tb_status_name(st), err.msg);
+        if (!a.quiet) printf("run file: %s\n", run.run_path);
+    } else {
+        fprintf(stderr, "tunebench train: %s\n", err.msg);
     }
-    tb_metrics m;
-    if (tb_metrics_init(&m, 10) != 0 || tb_evaluate(net, &test, cfg.loss, 500, &m, &err)) {
-        tb_optimizer_destroy(&opt);
-        goto done;
-    }
-    printf("test: loss %.4f, accuracy %.2f%%, macro F1 %.4f (%.1f s of training)\n", m.loss, 100.0 * m.accuracy,
-           m.macro_f1, res.seconds);
-    tb_metrics_free(&m);
-    if (ckpt_path) {
-        if (tb_checkpoint_save(ckpt_path, net, &opt, &err)) {
-            tb_optimizer_destroy(&opt);
-            goto done;
-        }
-        printf("checkpoint written to %s\n", ckpt_path);
-    }
-    tb_optimizer_destroy(&opt);
-    rc = 0;
-done:
-    if (rc != 0) fprintf(stderr, "tunebench train: %s\n", err.msg[0] ? err.msg : "failed");
-    tb_net_free(net);
-    if (be) tb_backend_destroy(be);
-    tb_dataset_free(&val);
-    tb_dataset_free(&train);
-    tb_dataset_free(&test);
-    tb_dataset_free(&full);
-    free(perm);
-    return rc;
+    tb_run_free(&run);
+    tb_config_free(cfg);
+    return code;
 }
 
-/* ---- bench ------------------------------------------------------------------- */
+/* ---- eval ------------------------------------------------------------------- */
+
+static void eval_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench eval CONFIG --checkpoint FILE [--split test|val|train] [--set k=v]... [--plugin-path P]\n"
+            "Builds the model and loads the task a configuration describes, loads the weights of a\n"
+            "checkpoint file or of a run file (its /checkpoint group) and scores them on a split\n"
+            "(default test): loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n");
+}
+
+/* Weights from a checkpoint file, or from the /checkpoint group of a run file. */
+static tb_status load_weights(const char *path, tb_net *net, tb_err *err)
+{
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = access(path, R_OK) == 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    int in_run = f >= 0 && H5Lexists(f, "checkpoint", H5P_DEFAULT) > 0;
+    tb_status st;
+    if (in_run) {
+        hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);
+        tb_err inner;
+        st = tb_checkpoint_read_group(g, net, NULL, &inner);
+        if (st != TB_OK) tb_fail(err, st, "run file %s: checkpoint: %s", path, inner.msg);
+        H5Gclose(g);
+    }
+    if (f >= 0) H5Fclose(f);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    return in_run ? st : tb_checkpoint_load(path, net, NULL, err);
+}
+
+static int cmd_eval(int argc, char **argv)
+{
+    common_args a;
+    int pr = parse_common(argc, argv, &a, 1, eval_usage);
+    if (pr != 0) {
+        free(a.sets);
+        return pr > 0 ? 0 : EXIT_USAGE;
+    }
+    if (!a.checkpoint) {
+        fprintf(stderr, "tunebench eval: --checkpoint FILE is required (a checkpoint or a run file)\n");
+        free(a.sets);
+        return EXIT_USAGE;
+    }
+    const char *split = a.split ? a.split : "test";
+    if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "train")) {
+        fprintf(stderr, "tunebench eval: --split = '%s' is not one of: test, val, train\n", split);
+        free(a.sets);
+        return EXIT_USAGE;
+    }
+    tb_config *cfg = config_from_args(a.config, a.n_sets, a.sets, NULL, a.plugin_path);
+    free(a.sets);
+    if (!cfg) return EXIT_USAGE;
+    tb_err err = {{0}};
+    tb_run run;
+    /* the weights come from --checkpoint, whatever the configuration says */
+    tb_status st = tb_config_set(cfg, "model.init_from", "", &err);
+    if (st == TB_OK) st = tb_config_set(cfg, "model.freeze", "none", &err);
+    if (st == TB_OK) st = tb_run_configure(&run, cfg, &err);
+    if (st == TB_OK) st = tb_run_prepare(&run, &err);
+    if (st == TB_OK) st = load_weights(a.checkpoint, run.net, &err);
+    const tb_dataset *ds = !strcmp(split, "test") ? &run.task.test : !strcmp(split, "val") ? &run.task.val
+                                                                                           : &run.task.train;
+    if (st == TB_OK && ds->count == 0) st = tb_fail(&err, TB_EINVAL, "the task has no %s samples", split);
+    tb_metrics m = {0};
+    if (st == TB_OK && tb_metrics_init(&m, tb_net_classes(run.net)) != 0) st = tb_fail(&err, TB_ENOMEM, "out of memory");
+    if (st == TB_OK) st = tb_evaluate(run.net, ds, run.train.loss, run.train.batch_size, &m, &err);
+    if (st == TB_OK) print_metrics(split, &m, &run.task.raw);
+    else fprintf(stderr, "tunebench eval: %s\n", err.msg);
+    if (m.confusion) tb_metrics_free(&m);
+    tb_run_free(&run);
+    tb_config_free(cfg);
+    return exit_code(st);
+}
+
+/* ---- bench ------------------------------------------------------------------ */
 
 static void bench_usage(FILE *f)
 {
     fprintf(f,
             "usage: tunebench bench [options]\n"
-            "Times full training steps (forward, loss, backward, optimizer) on synthetic data.\n\n"
-            "  --model NAME      network (%s; default small_cnn)\n"
+            "Times full training steps (forward, loss, backward, SGD step) on synthetic data.\n\n"
+            "  --model NAME      a model plugin (e.g. squeezenet, cnn) or a built-in network (%s);\n"
+            "                    default small_cnn\n"
+            "  --set k=v         a model plugin option, e.g. --set squeezenet.version=1_0 (repeatable)\n"
             "  --input CxHxW     input shape (default 1x28x28)\n"
             "  --classes N       output classes (default 10)\n"
             "  --batch N         batch size (default 64)\n"
@@ -234,58 +381,86 @@ static void bench_usage(FILE *f)
             "  --threads N       CPU threads (default: all cores)\n"
             "  --profile         also print each layer's forward/backward time per step\n"
             "                    (synchronises after every layer, so the total is a little slower)\n"
+            "  --plugin-path P   a plugin file or directory searched first\n"
             "  --help            this text\n"
             "Prints one line: model, batch, img/s, GFLOP/s (3x forward FLOPs per image),\n"
             "the network's memory and the process's peak resident memory.\n",
             tb_zoo_names());
 }
 
+/* A network by name: built in, or from a model plugin with --set options. */
+static tb_net *bench_network(const char *model, tb_config *cfg, const char *plugin_path, const tb_model_input *in,
+                             tb_err *err)
+{
+    tb_net *net = tb_zoo_build(model, in->channels, in->height, in->width, in->classes);
+    if (net) return net;
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    const tb_plugin *plugin;
+    tb_plugin_args *args = NULL;
+    if (tb_plugins_discover(&reg, plugin_path, err) == TB_OK &&
+        tb_plugin_find(&reg, TB_PLUGIN_MODEL, model, &plugin, err) == TB_OK &&
+        tb_plugin_args_resolve(plugin, cfg, model, &args, err) == TB_OK)
+        tb_plugin_build_model(plugin, args, in, &net, err);
+    tb_plugin_args_free(args);
+    /* the plugin's code must stay loaded while the net exists: only the
+     * descriptor built it, the net holds no plugin code, so unloading is safe */
+    tb_plugins_free(&reg);
+    return net;
+}
+
 static int cmd_bench(int argc, char **argv)
 {
-    const char *model = "small_cnn";
-    int c = 1, h = 28, w = 28, classes = 10, batch = 64, steps = 100, warmup = 5, threads = 0, profile = 0;
+    const char *model = "small_cnn", *plugin_path = NULL;
+    int batch = 64, steps = 100, warmup = 5, threads = 0, profile = 0, classes = 10;
+    int c = 1, h = 28, w = 28;
+    tb_err err = {{0}};
+    tb_config *cfg = tb_config_new();
+    if (!cfg) return EXIT_RUN_FAILED;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             bench_usage(stdout);
+            tb_config_free(cfg);
             return 0;
         }
         if (!strcmp(a, "--profile")) {
             profile = 1;
             continue;
         }
-        if (!(v = need_value(argc, argv, &i))) return EXIT_USAGE;
+        if (!(v = need_value(argc, argv, &i))) goto usage;
         if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--input")) {
-            char tail;
-            if (sscanf(v, "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 4096 ||
-                h > 8192 || w > 8192) {
-                fprintf(stderr, "tunebench: --input = '%s' is not CxHxW with positive sizes (e.g. 3x64x64)\n", v);
-                return EXIT_USAGE;
+        else if (!strcmp(a, "--plugin-path")) plugin_path = v;
+        else if (!strcmp(a, "--set")) {
+            if (tb_config_set_assignment(cfg, v, &err) != TB_OK) {
+                fprintf(stderr, "tunebench bench: --set %s: %s\n", v, err.msg);
+                goto usage;
             }
-        }
-        else if (!strcmp(a, "--classes")) { if (parse_int(a, v, 1, 100000, &classes)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--batch")) { if (parse_int(a, v, 1, 65536, &batch)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--steps")) { if (parse_int(a, v, 1, 1000000, &steps)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--warmup")) { if (parse_int(a, v, 0, 1000000, &warmup)) return EXIT_USAGE; }
-        else if (!strcmp(a, "--threads")) { if (parse_int(a, v, 0, 1024, &threads)) return EXIT_USAGE; }
+        } else if (!strcmp(a, "--input")) {
+            char tail;
+            if (sscanf(v, "%dx%dx%d%c", &c, &h, &w, &tail) != 3 || c < 1 || h < 1 || w < 1 || c > 4096 || h > 8192 ||
+                w > 8192) {
+                fprintf(stderr, "tunebench: --input = '%s' is not CxHxW with sizes in [1, 8192] (e.g. 3x64x64)\n", v);
+                goto usage;
+            }
+        } else if (!strcmp(a, "--classes")) { if (parse_int(a, v, 1, 100000, &classes)) goto usage; }
+        else if (!strcmp(a, "--batch")) { if (parse_int(a, v, 1, 65536, &batch)) goto usage; }
+        else if (!strcmp(a, "--steps")) { if (parse_int(a, v, 1, 1000000, &steps)) goto usage; }
+        else if (!strcmp(a, "--warmup")) { if (parse_int(a, v, 0, 1000000, &warmup)) goto usage; }
+        else if (!strcmp(a, "--threads")) { if (parse_int(a, v, 0, 1024, &threads)) goto usage; }
         else {
             fprintf(stderr, "tunebench bench: unknown option '%s' (see tunebench bench --help)\n", a);
-            return EXIT_USAGE;
+            goto usage;
         }
     }
-    tb_err err = {{0}};
     tb_backend *be = tb_backend_cpu_create(threads);
-    tb_net *net = tb_zoo_build(model, c, h, w, classes);
-    if (!net) {
-        fprintf(stderr, "tunebench bench: --model = '%s' is not one of: %s\n", model, tb_zoo_names());
-        tb_backend_destroy(be);
-        return EXIT_USAGE;
-    }
+    tb_model_input in = {c, h, w, classes};
+    tb_net *net = bench_network(model, cfg, plugin_path, &in, &err);
     int rc = EXIT_RUN_FAILED;
     float *x_host = NULL, *x = NULL;
     int32_t *y = NULL;
     tb_optimizer opt = {0};
+    if (!net) goto done;
     if (tb_net_build(net, be, batch, &err)) goto done;
     tb_net_init_params(net, 1);
     tb_optim_config oc;
@@ -330,7 +505,7 @@ static int cmd_bench(int argc, char **argv)
            model, c, h, w, batch, be->threads, ips, ips * 3.0 * tb_net_forward_flops(net) / 1e9,
            tb_net_memory_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
     if (profile) {
-        char report[8192];
+        char report[16384];
         tb_net_profile_report(net, steps, report, sizeof report);
         printf("%s", report);
     }
@@ -343,7 +518,11 @@ done:
     if (opt.state) tb_optimizer_destroy(&opt);
     tb_net_free(net);
     tb_backend_destroy(be);
+    tb_config_free(cfg);
     return rc;
+usage:
+    tb_config_free(cfg);
+    return EXIT_USAGE;
 }
 
 static void usage(FILE *f)
@@ -351,11 +530,14 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: tunebench COMMAND [options]\n\n"
             "commands:\n"
-            "  train     train the built-in default (small CNN on Fashion-MNIST, CPU)\n"
-            "  bench     time training steps of a network\n"
-            "  version   print the version\n\n"
-            "'tunebench COMMAND --help' describes a command.\n"
-            "exit codes: 0 success, 1 the run failed, 2 bad usage\n");
+            "  train CONFIG   train what a configuration describes; writes one run file\n"
+            "  eval CONFIG    score a checkpoint or a run file's weights on a split\n"
+            "  plugins        list the plugins found, with their options\n"
+            "  bench          time training steps of a network\n"
+            "  version        print the version\n\n"
+            "'tunebench COMMAND --help' describes a command; configurations are in configs/.\n"
+            "exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 3 training diverged,\n"
+            "4 training interrupted (Ctrl-C or time limit)\n");
 }
 
 int main(int argc, char **argv)
@@ -366,6 +548,8 @@ int main(int argc, char **argv)
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plugins")) return tb_cli_plugins(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tunebench %s (%s)\n", TB_VERSION, TB_GIT_COMMIT);

@@ -10,6 +10,7 @@ packages=(
   zlib1g-dev                                # gzip'd IDX files
   check libsubunit-dev                      # unit tests
   libiniparser-dev                          # configuration files
+  libjpeg-dev                               # Imagenette JPEGs (libjpeg-turbo)
   dataset-fashion-mnist                     # real data for the default job and tests
 )
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and train the built-in default
-# (a small CNN on real Fashion-MNIST, on the CPU).
+# The main job: set up, build, and train
+# configs/quickstart.ini: the baseline CNN on real Fashion-MNIST, on the CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
-exec build/tunebench train "$@"
+exec build/tunebench train configs/quickstart.ini "$@"

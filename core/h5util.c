@@ -1,0 +1,95 @@
+#include "h5util.h"
+
+#include <string.h>
+
+static hid_t utf8_string_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0) return -1;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return -1;
+    }
+    return t;
+}
+
+static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *value)
+{
+    if (H5Aexists(obj, name) > 0 && H5Adelete(obj, name) < 0) return -1;
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t a = sp >= 0 ? H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    int rc = a >= 0 && H5Awrite(a, mtype, value) >= 0 ? 0 : -1;
+    if (a >= 0) H5Aclose(a);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+int tb_h5_attr_str(hid_t obj, const char *name, const char *value)
+{
+    hid_t t = utf8_string_type();
+    if (t < 0) return -1;
+    int rc = write_attr(obj, name, t, t, &value);
+    H5Tclose(t);
+    return rc;
+}
+
+int tb_h5_attr_i64(hid_t obj, const char *name, int64_t value)
+{
+    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value);
+}
+
+int tb_h5_attr_f64(hid_t obj, const char *name, double value)
+{
+    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                         const void *values)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t d = sp >= 0 ? H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
+    hsize_t total = 1;
+    for (int i = 0; i < rank; i++) total *= dims[i];
+    int rc = d >= 0 && (total == 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0) ? 0 : -1;
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+int tb_h5_column_f64(hid_t loc, const char *name, const double *values, size_t n)
+{
+    hsize_t dims[1] = {n};
+    return write_dataset(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, dims, values);
+}
+
+int tb_h5_column_i64(hid_t loc, const char *name, const int64_t *values, size_t n)
+{
+    hsize_t dims[1] = {n};
+    return write_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, values);
+}
+
+int tb_h5_column_str(hid_t loc, const char *name, const char *const *values, size_t n)
+{
+    hid_t t = utf8_string_type();
+    if (t < 0) return -1;
+    hsize_t dims[1] = {n};
+    int rc = write_dataset(loc, name, t, t, 1, dims, values);
+    H5Tclose(t);
+    return rc;
+}
+
+int tb_h5_matrix_i64(hid_t loc, const char *name, const int64_t *values, size_t rows, size_t cols)
+{
+    hsize_t dims[2] = {rows, cols};
+    return write_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 2, dims, values);
+}
+
+hid_t tb_h5_group(hid_t loc, const char *name)
+{
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    if (lcpl < 0) return -1;
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t g = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    H5Pclose(lcpl);
+    return g;
+}

@@ -1,0 +1,263 @@
+/* cnn.c: model plugin "cnn", the baseline CNN family of the course assignment
+ * (../shared/seeds/003: "a few convolutional layers for feature extraction and
+ * a few fully connected layers for classification", then vary depth, width,
+ * kernel size, pooling, dropout, batch norm and initialisation). Everything
+ * comes from options, so each of those is one config key.
+ *
+ * The network, as the PyTorch module it equals (same state_dict keys, same
+ * numerics), for input [C, H, W] and `classes` outputs:
+ *
+ *   from collections import OrderedDict
+ *   import torch.nn as nn
+ *
+ *   def cnn(C, H, W, classes, filters=(32, 64), kernel_size=3, padding=-1, stride=1, pooling="max",
+ *           pool_size=2, batch_norm=False, conv_dropout=0.0, units=(128,), dropout=0.0):
+ *       pad = kernel_size // 2 if padding == -1 else padding
+ *       features, c, h, w = [], C, H, W
+ *       for f in filters:                                   # one block per entry
+ *           features.append(nn.Conv2d(c, f, kernel_size, stride=stride, padding=pad))  # bias=True
+ *           h, w = (h + 2 * pad - kernel_size) // stride + 1, (w + 2 * pad - kernel_size) // stride + 1
+ *           if batch_norm:
+ *               features.append(nn.BatchNorm2d(f))          # eps 1e-5, momentum 0.1
+ *           features.append(nn.ReLU())
+ *           if pooling == "max":
+ *               features.append(nn.MaxPool2d(pool_size))    # stride = pool_size, floor mode
+ *           elif pooling == "avg":
+ *               features.append(nn.AvgPool2d(pool_size))
+ *           if pooling != "none":
+ *               h, w = h // pool_size, w // pool_size
+ *           if conv_dropout > 0:
+ *               features.append(nn.Dropout(conv_dropout))   # element-wise, as nn.Dropout
+ *           c = f
+ *       classifier, n = [], c * h * w
+ *       for u in units:                                     # hidden layers
+ *           classifier += [nn.Linear(n, u), nn.ReLU()]
+ *           if dropout > 0:
+ *               classifier.append(nn.Dropout(dropout))
+ *           n = u
+ *       classifier.append(nn.Linear(n, classes))
+ *       return nn.Sequential(OrderedDict(features=nn.Sequential(*features), flatten=nn.Flatten(),
+ *                                        classifier=nn.Sequential(*classifier)))
+ *
+ * So a block is conv -> [BatchNorm] -> ReLU -> [pool] -> [Dropout], and the
+ * classifier is (Linear -> ReLU -> [Dropout]) per hidden layer, then the
+ * output Linear: dropout acts on the output of every hidden layer, i.e. on the
+ * input of every linear layer but the first (torchvision's VGG/AlexNet
+ * placement); with units = "" (no hidden layer) it has nothing to act on.
+ * Modules that do nothing are left out (no Dropout when p = 0, no pooling for
+ * "none", no BatchNorm when off), exactly as one would write the Sequential by
+ * hand, so the default options give the built-in small CNN's keys:
+ * features.0 (conv 32), features.3 (conv 64), classifier.0 (linear 128),
+ * classifier.2 (linear classes). The keys therefore depend on which modules
+ * exist: a checkpoint moves between two configurations whose keys match.
+ *
+ * Initialisation (`init`): "default" is torch's reset_parameters() (weights
+ * kaiming_uniform(a=sqrt(5)), biases U(+-1/sqrt(fan_in))); the others set the
+ * weights of every conv and linear layer with that torch.nn.init function
+ * (nonlinearity relu) and the biases to 0. BatchNorm: weight 1, bias 0. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tunebench_plugin.h"
+
+#define PLUGIN_NAME "cnn"
+#define MAX_BLOCKS 64
+#define MAX_UNITS 64
+
+static const tb_plugin_option options[] = {
+    {"filters", TB_OPTION_INT_LIST, "32,64", 1, 4096, NULL,
+     "output channels of each conv block; the number of entries is the depth (\"\": no conv block)"},
+    {"kernel_size", TB_OPTION_INT, "3", 1, 11, NULL, "convolution kernel size (square)"},
+    {"padding", TB_OPTION_INT, "-1", -1, 5, NULL, "convolution padding; -1 = \"same\": kernel_size / 2"},
+    {"stride", TB_OPTION_INT, "1", 1, 8, NULL, "convolution stride"},
+    {"pooling", TB_OPTION_CHOICE, "max", 0, 0, "max|avg|none", "pooling after each block's ReLU"},
+    {"pool_size", TB_OPTION_INT, "2", 1, 16, NULL, "pooling kernel and stride"},
+    {"batch_norm", TB_OPTION_BOOL, "false", 0, 0, NULL, "BatchNorm2d between each conv and its ReLU"},
+    {"conv_dropout", TB_OPTION_FLOAT, "0", 0, 1, NULL, "dropout at the end of each conv block, in [0, 1)"},
+    {"units", TB_OPTION_INT_LIST, "128", 1, 65536, NULL,
+     "units of each hidden linear layer (\"\": none, the output layer follows the features)"},
+    {"dropout", TB_OPTION_FLOAT, "0", 0, 1, NULL, "dropout after each hidden linear layer's ReLU, in [0, 1)"},
+    {"init", TB_OPTION_CHOICE, "default", 0, 0, "default|kaiming_uniform|kaiming_normal|xavier_uniform|xavier_normal",
+     "weight initialisation of conv and linear layers (biases 0 unless default)"},
+};
+
+static const struct {
+    const char *name;
+    tb_init_kind kind;
+} inits[] = {
+    {"default", TB_INIT_DEFAULT},
+    {"kaiming_uniform", TB_INIT_KAIMING_UNIFORM},
+    {"kaiming_normal", TB_INIT_KAIMING_NORMAL},
+    {"xavier_uniform", TB_INIT_XAVIER_UNIFORM},
+    {"xavier_normal", TB_INIT_XAVIER_NORMAL},
+};
+
+/* Appends "HxW -> " style text to a size trace. */
+static void trace_add(char *trace, size_t len, const char *sep, int h, int w)
+{
+    size_t used = strlen(trace);
+    if (used < len) snprintf(trace + used, len - used, "%s%dx%d", sep, h, w);
+}
+
+static tb_status fail(char *err, size_t errlen, tb_status code, const char *msg)
+{
+    snprintf(err, errlen, "%s", msg);
+    return code;
+}
+
+static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args, const tb_model_input *in,
+                             tb_net **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    int64_t filters[MAX_BLOCKS], units[MAX_UNITS];
+    int depth = host->arg_int_list(args, "filters", filters, MAX_BLOCKS);
+    int hidden = host->arg_int_list(args, "units", units, MAX_UNITS);
+    int kernel = (int)host->arg_int(args, "kernel_size");
+    int pad = (int)host->arg_int(args, "padding");
+    int stride = (int)host->arg_int(args, "stride");
+    const char *pooling = host->arg_string(args, "pooling");
+    int pool_size = (int)host->arg_int(args, "pool_size");
+    int batch_norm = host->arg_bool(args, "batch_norm");
+    double conv_dropout = host->arg_float(args, "conv_dropout");
+    double dropout = host->arg_float(args, "dropout");
+    const char *init_name = host->arg_string(args, "init");
+    char msg[512];
+
+    if (depth < 0 || depth > MAX_BLOCKS) {
+        snprintf(msg, sizeof msg, "filters has %d entries; at most %d conv blocks are supported", depth,
+                 MAX_BLOCKS);
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    if (hidden < 0 || hidden > MAX_UNITS) {
+        snprintf(msg, sizeof msg, "units has %d entries; at most %d hidden layers are supported", hidden,
+                 MAX_UNITS);
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    if (pad == -1) pad = kernel / 2;
+    int pool_kind = 0; /* 0 none, 1 max, 2 avg */
+    if (pooling && strcmp(pooling, "max") == 0) pool_kind = 1;
+    else if (pooling && strcmp(pooling, "avg") == 0) pool_kind = 2;
+    else if (!pooling || strcmp(pooling, "none") != 0) {
+        snprintf(msg, sizeof msg, "pooling '%s' is not one of max, avg, none", pooling ? pooling : "(null)");
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    tb_init_spec init = {TB_INIT_DEFAULT, 0.0f, TB_INIT_DEFAULT, 0.0f};
+    int init_found = 0;
+    for (size_t i = 0; i < sizeof inits / sizeof inits[0]; i++)
+        if (init_name && strcmp(init_name, inits[i].name) == 0) {
+            init_found = 1;
+            if (inits[i].kind != TB_INIT_DEFAULT) init = (tb_init_spec){inits[i].kind, 0.0f, TB_INIT_CONSTANT, 0.0f};
+        }
+    if (!init_found) {
+        snprintf(msg, sizeof msg, "init '%s' is not one of default, kaiming_uniform, kaiming_normal, "
+                 "xavier_uniform, xavier_normal", init_name ? init_name : "(null)");
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    if (!(conv_dropout >= 0 && conv_dropout < 1)) {
+        snprintf(msg, sizeof msg, "conv_dropout = %g must be in [0, 1) (1 would drop every activation)",
+                 conv_dropout);
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    if (!(dropout >= 0 && dropout < 1)) {
+        snprintf(msg, sizeof msg, "dropout = %g must be in [0, 1) (1 would drop every activation)", dropout);
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+    if (in->channels < 1 || in->classes < 1 || in->height < 1 || in->width < 1) {
+        snprintf(msg, sizeof msg, "input %dx%dx%d with %d classes: every size must be >= 1", in->channels,
+                 in->height, in->width, in->classes);
+        return fail(err, errlen, TB_EINVAL, msg);
+    }
+
+    /* Follow the feature map through the blocks first, so that a block that
+     * would empty it is reported by number with every size on the way. */
+    char trace[256] = "";
+    int h = in->height, w = in->width;
+    trace_add(trace, sizeof trace, "", h, w);
+    for (int b = 0; b < depth; b++) {
+        if (h + 2 * pad < kernel || w + 2 * pad < kernel) {
+            snprintf(msg, sizeof msg,
+                     "block %d of %d: its %dx%d convolution (padding %d) gets a %dx%d feature map and would leave "
+                     "nothing; use fewer blocks, more padding, a smaller kernel_size or a larger input (sizes: %s)",
+                     b + 1, depth, kernel, kernel, pad, h, w, trace);
+            return fail(err, errlen, TB_EINVAL, msg);
+        }
+        h = (h + 2 * pad - kernel) / stride + 1;
+        w = (w + 2 * pad - kernel) / stride + 1;
+        trace_add(trace, sizeof trace, " -conv-> ", h, w);
+        if (pool_kind) {
+            if (h < pool_size || w < pool_size) {
+                snprintf(msg, sizeof msg,
+                         "block %d of %d: its %dx%d %s pooling gets a %dx%d feature map and would make it empty; "
+                         "use fewer blocks, a smaller pool_size, pooling = none or a larger input (sizes: %s)",
+                         b + 1, depth, pool_size, pool_size, pooling, h, w, trace);
+                return fail(err, errlen, TB_EINVAL, msg);
+            }
+            h /= pool_size;
+            w /= pool_size;
+            trace_add(trace, sizeof trace, " -pool-> ", h, w);
+        }
+    }
+    if (dropout > 0 && hidden == 0)
+        host->log(TB_LOG_WARN, PLUGIN_NAME, "dropout = %g has no effect with units = \"\" (no hidden layer)",
+                  dropout);
+
+    tb_net *net = host->net_new(in->channels, in->height, in->width);
+    if (!net) return fail(err, errlen, TB_ENOMEM, "out of memory");
+    char name[64];
+    int x = TB_NET_INPUT, index = 0;
+    for (int b = 0; b < depth; b++) {
+        snprintf(name, sizeof name, "features.%d", index++);
+        x = host->net_conv2d(net, x, name, (int)filters[b], kernel, stride, pad, 1, 1, init);
+        if (batch_norm) {
+            snprintf(name, sizeof name, "features.%d", index++);
+            x = host->net_batchnorm(net, x, name, 1e-5f, 0.1f);
+        }
+        x = host->net_relu(net, x);
+        index++;
+        if (pool_kind == 1) x = host->net_maxpool(net, x, pool_size, pool_size, 0, 0);
+        if (pool_kind == 2) x = host->net_avgpool(net, x, pool_size, pool_size, 0, 0, 1);
+        if (pool_kind) index++;
+        if (conv_dropout > 0) {
+            x = host->net_dropout(net, x, (float)conv_dropout);
+            index++;
+        }
+    }
+    x = host->net_flatten(net, x);
+    index = 0;
+    for (int l = 0; l < hidden; l++) {
+        snprintf(name, sizeof name, "classifier.%d", index++);
+        x = host->net_linear(net, x, name, (int)units[l], 1, init);
+        x = host->net_relu(net, x);
+        index++;
+        if (dropout > 0) {
+            x = host->net_dropout(net, x, (float)dropout);
+            index++;
+        }
+    }
+    snprintf(name, sizeof name, "classifier.%d", index);
+    host->net_linear(net, x, name, in->classes, 1, init);
+    /* A failed builder call returns -1 and makes every later one fail; the
+     * network keeps the first error, which the host reports from tb_net_build
+     * (the sizes were checked above, so only running out of memory gets here). */
+    *out = net;
+    return TB_OK;
+}
+
+static const tb_plugin_descriptor descriptor = {
+    .abi_major = TB_PLUGIN_ABI_MAJOR,
+    .abi_minor = TB_PLUGIN_ABI_MINOR,
+    .size = sizeof(tb_plugin_descriptor),
+    .kind = TB_PLUGIN_MODEL,
+    .name = PLUGIN_NAME,
+    .version = "1.0.0",
+    .license = "MIT",
+    .description = "baseline CNN: conv blocks (conv, [batch norm], ReLU, [pool], [dropout]) then linear layers",
+    .options = options,
+    .n_options = (int)(sizeof options / sizeof options[0]),
+    .build_model = build_model,
+    .base_prefixes = "features.",
+    .head_prefixes = "classifier.",
+};
+
+TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
+TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }

@@ -1,0 +1,258 @@
+/* test_cli.c: `tunebench train` and `tunebench eval` end to end as a user runs
+ * them: a configuration, a small generated dataset (the hdf5 task), the run
+ * file read back with the HDF5 C API, exit codes and messages for bad input. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tb_test.h"
+
+static char dir[] = "/tmp/tb_cli_XXXXXX";
+static char data_path[256], config_path[256], run_path[256];
+
+/* Two separable classes of 8x8 images: bright top half vs bright bottom half. */
+static void write_dataset(void)
+{
+    enum { N = 240, C = 1, H = 8, W = 8 };
+    static uint8_t x[N * C * H * W];
+    int64_t y[N];
+    uint8_t split[N];
+    uint32_t state = 12345;
+    for (int i = 0; i < N; i++) {
+        y[i] = i % 2;
+        split[i] = i < 160 ? 0 : i < 200 ? 1 : 2;
+        for (int p = 0; p < H * W; p++) {
+            state = state * 1664525u + 1013904223u;
+            int top = p < H * W / 2;
+            int base = (top == (y[i] == 0)) ? 170 : 40;
+            x[i * H * W + p] = (uint8_t)(base + (state >> 27));
+        }
+    }
+    hid_t f = H5Fcreate(data_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hsize_t dx[4] = {N, C, H, W}, dy[1] = {N};
+    hid_t s = H5Screate_simple(4, dx, NULL);
+    hid_t d = H5Dcreate2(f, "x", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, x) >= 0);
+    H5Dclose(d), H5Sclose(s);
+    s = H5Screate_simple(1, dy, NULL);
+    d = H5Dcreate2(f, "y", H5T_STD_I64LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, y) >= 0);
+    H5Dclose(d);
+    d = H5Dcreate2(f, "split", H5T_STD_U8LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, split) >= 0);
+    H5Dclose(d), H5Sclose(s), H5Fclose(f);
+}
+
+static void setup(void)
+{
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(data_path, sizeof data_path, "%s/data.h5", dir);
+    snprintf(config_path, sizeof config_path, "%s/run.ini", dir);
+    snprintf(run_path, sizeof run_path, "%s/runs/first.h5", dir);
+    write_dataset();
+    FILE *f = fopen(config_path, "w");
+    ck_assert(f != NULL);
+    fprintf(f,
+            "; a small end-to-end configuration\n"
+            "[model]\nname = cnn\n\n"
+            "[cnn]\nfilters = 8\nunits = 16\n\n"
+            "[task]\nname = hdf5\n\n"
+            "[hdf5]\npath = %s\n\n"
+            "[train]\nepochs = 3\nbatch_size = 16\nloss = cross_entropy\noptimizer = adam\nlr = 0.01\nseed = 3\n"
+            "threads = 1\n\n"
+            "[output]\nrun = %s\n",
+            data_path, run_path);
+    fclose(f);
+}
+
+static void teardown(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
+/* Runs tunebench with args; returns its exit code and its stdout+stderr in out. */
+static int run_tb(const char *args, char *out, size_t len)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TB_TUNEBENCH_EXE, args);
+    FILE *p = popen(cmd, "r");
+    ck_assert(p != NULL);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static double attr_f64(hid_t f, const char *obj, const char *name)
+{
+    double v = NAN;
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "run file lacks %s attribute %s", obj, name);
+    H5Aread(a, H5T_NATIVE_DOUBLE, &v);
+    H5Aclose(a);
+    return v;
+}
+
+static void attr_str(hid_t f, const char *obj, const char *name, char *buf, size_t len)
+{
+    hid_t a = H5Aopen_by_name(f, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "run file lacks %s attribute %s", obj, name);
+    hid_t t = H5Aget_type(a);
+    char *s = NULL;
+    ck_assert(H5Aread(a, t, &s) >= 0);
+    snprintf(buf, len, "%s", s ? s : "");
+    H5free_memory(s);
+    H5Tclose(t);
+    H5Aclose(a);
+}
+
+static hsize_t length(hid_t f, const char *path)
+{
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "run file lacks %s", path);
+    hid_t s = H5Dget_space(d);
+    hsize_t n = (hsize_t)H5Sget_simple_extent_npoints(s);
+    H5Sclose(s);
+    H5Dclose(d);
+    return n;
+}
+
+START_TEST(test_train_writes_a_complete_run_file)
+{
+    static char out[1 << 16];
+    int rc = run_tb(config_path, out, sizeof out); /* "train" is added below */
+    ck_assert_int_eq(rc, 2); /* no command: usage */
+    char args[1024];
+    snprintf(args, sizeof args, "train %s", config_path);
+    rc = run_tb(args, out, sizeof out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "test: loss"), "%s", out);
+
+    hid_t f = H5Fopen(run_path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "no run file at %s", run_path);
+    char s[4096];
+    attr_str(f, "/", "format", s, sizeof s);
+    ck_assert_str_eq(s, "tunebench-run");
+    attr_str(f, "/", "status", s, sizeof s);
+    ck_assert_str_eq(s, "finished");
+    attr_str(f, "/config", "ini", s, sizeof s);
+    ck_assert_msg(strstr(s, "[train]") && strstr(s, "optimizer = adam"), "%s", s);
+    attr_str(f, "/model", "plugin", s, sizeof s);
+    ck_assert_str_eq(s, "cnn");
+    ck_assert(attr_f64(f, "/model", "trainable_parameters") > 0);
+    ck_assert(attr_f64(f, "/train", "lr") == 0.01);
+    ck_assert(attr_f64(f, "/train", "epochs_done") == 3);
+    ck_assert(attr_f64(f, "/seeds", "seed") == 3);
+    ck_assert(attr_f64(f, "/task", "n_train") == 160 && attr_f64(f, "/task", "n_val") == 40 &&
+              attr_f64(f, "/task", "n_test") == 40);
+    ck_assert_int_eq(length(f, "/curves/epoch/val_accuracy"), 3);
+    ck_assert_int_eq(length(f, "/curves/batch/loss"), 3 * 10);
+    ck_assert_int_eq(length(f, "/test/confusion"), 4);
+    double acc = attr_f64(f, "/test", "accuracy");
+    ck_assert_msg(acc >= 0.9, "two separable classes reached only %.3f", acc);
+    ck_assert_int_eq(length(f, "/checkpoint/params/features.0.weight"), 8 * 9);
+    attr_str(f, "/environment", "blas", s, sizeof s);
+    ck_assert(strstr(s, "OpenBLAS") != NULL);
+    H5Fclose(f);
+
+    /* eval scores the run file's weights on the test split: the same accuracy */
+    snprintf(args, sizeof args, "eval %s --checkpoint %s --split test", config_path, run_path);
+    rc = run_tb(args, out, sizeof out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    char expect[64];
+    snprintf(expect, sizeof expect, "accuracy %.2f%%", 100.0 * acc);
+    ck_assert_msg(strstr(out, expect), "eval should report %s:\n%s", expect, out);
+
+    /* the same seed trains the same weights: a second run file has identical parameters */
+    snprintf(args, sizeof args, "train %s --quiet --out %s/runs/second.h5", config_path, dir);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 0);
+    char second[300];
+    snprintf(second, sizeof second, "%s/runs/second.h5", dir);
+    const char *key = "/checkpoint/params/classifier.2.weight"; /* linear(16) at 0, ReLU at 1 */
+    size_t n1, n2;
+    float *a = tbt_read_f32(run_path, key, &n1, NULL, NULL), *b = tbt_read_f32(second, key, &n2, NULL, NULL);
+    ck_assert(n1 == n2 && memcmp(a, b, n1 * sizeof *a) == 0);
+    free(a), free(b);
+}
+END_TEST
+
+START_TEST(test_bad_input_is_named)
+{
+    static char out[1 << 16];
+    char args[1024];
+    /* a misspelt key: the nearest valid key is named; nothing runs */
+    snprintf(args, sizeof args, "train %s --set train.learning_rate=0.1", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "learning_rate") && strstr(out, "lr"), "%s", out);
+    /* out of range: key, value and range */
+    snprintf(args, sizeof args, "train %s --set train.batch_size=0", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "batch_size") && strstr(out, "0"), "%s", out);
+    /* batch larger than the training set */
+    snprintf(args, sizeof args, "train %s --set train.batch_size=1000", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "batch_size = 1000") && strstr(out, "160"), "%s", out);
+    /* malformed number */
+    snprintf(args, sizeof args, "train %s --set train.lr=fast", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "train.lr") && strstr(out, "fast"), "%s", out);
+    /* an unknown optimizer names the allowed ones */
+    snprintf(args, sizeof args, "train %s --set train.optimizer=adamw", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "adamw") && strstr(out, "rmsprop"), "%s", out);
+    /* a model plugin that does not exist */
+    snprintf(args, sizeof args, "train %s --set model.name=resnet", config_path);
+    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "resnet") && strstr(out, "not found"), "%s", out);
+    /* an unknown option and a missing file */
+    ck_assert_int_eq(run_tb("train --frobnicate x.ini", out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "unknown option"), "%s", out);
+    ck_assert_int_eq(run_tb("train /nonexistent/config.ini", out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "/nonexistent/config.ini"), "%s", out);
+}
+END_TEST
+
+/* An absurd learning rate diverges: exit code 3, and a run file that says so. */
+START_TEST(test_divergence_exit_code_and_run_file)
+{
+    static char out[1 << 16];
+    char args[1024], path[300];
+    snprintf(path, sizeof path, "%s/runs/diverged.h5", dir);
+    snprintf(args, sizeof args, "train %s --set train.optimizer=sgd --set train.loss=mse --set train.lr=1000 --out %s", config_path,
+             path);
+    int rc = run_tb(args, out, sizeof out);
+    ck_assert_msg(rc == 3, "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, "diverged"), "%s", out);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    char s[512];
+    attr_str(f, "/", "status", s, sizeof s);
+    ck_assert_str_eq(s, "diverged");
+    attr_str(f, "/", "message", s, sizeof s);
+    ck_assert_msg(strstr(s, "NaN") || strstr(s, "Inf"), "%s", s);
+    ck_assert(H5Lexists(f, "test", H5P_DEFAULT) == 0);
+    H5Fclose(f);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("cli");
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_train_writes_a_complete_run_file);
+    tcase_add_test(tc, test_bad_input_is_named);
+    tcase_add_test(tc, test_divergence_exit_code_and_run_file);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tbt_run(suite()); }

@@ -1,0 +1,575 @@
+/* test_task_plugins.c: the task plugins cifar10, hdf5 and fashion_mnist,
+ * loaded through the plugin loader (tb_plugin_load_file, options from a
+ * tb_config, tb_plugin_open_task) on files written here: a small CIFAR-10
+ * binary release (50 records per training file, 30 in the test file) and
+ * HDF5 files with x/y/split/class_names (uint8 and float32 images, index
+ * datasets, fixed-length names), plus damaged variants whose messages are
+ * checked. The real Fashion-MNIST is read when Debian's dataset-fashion-mnist
+ * is installed (else the test says why it skips). */
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "config.h"
+#include "plugin.h"
+#include "task.h"
+#include "tb_test.h"
+
+/* ---- temporary files ---------------------------------------------------------- */
+
+static char g_tmp[512];
+
+static void make_tmp(void)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    snprintf(g_tmp, sizeof g_tmp, "%s/tb_test_task_plugins_XXXXXX", base);
+    ck_assert_msg(mkdtemp(g_tmp) != NULL, "cannot create a temporary directory under %s", base);
+}
+
+static const char *tmp_path(const char *name)
+{
+    static char path[4][1024];
+    static int slot;
+    slot = (slot + 1) % 4;
+    snprintf(path[slot], sizeof path[slot], "%s/%s", g_tmp, name);
+    return path[slot];
+}
+
+/* rm -r of what this test writes (two levels deep at most) */
+static void remove_tree(const char *dir)
+{
+    char cmd[1200];
+    /* plain C, no shell: walk with a fixed list of names this test uses */
+    static const char *const names[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                        "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin",
+                                        "batches.meta.txt"};
+    for (size_t i = 0; i < TB_ARRAY_LEN(names); i++) {
+        snprintf(cmd, sizeof cmd, "%s/cifar-10-batches-bin/%s", dir, names[i]);
+        unlink(cmd);
+        snprintf(cmd, sizeof cmd, "%s/flat/%s", dir, names[i]);
+        unlink(cmd);
+    }
+    snprintf(cmd, sizeof cmd, "%s/cifar-10-batches-bin", dir);
+    rmdir(cmd);
+    snprintf(cmd, sizeof cmd, "%s/flat", dir);
+    rmdir(cmd);
+    static const char *const files[] = {"u8.h5", "f32.h5", "idx.h5", "fixed.h5", "bad_type.h5", "bad_rank.h5",
+                                        "bad_y.h5", "bad_split.h5", "not_hdf5.h5", "empty_fmnist"};
+    for (size_t i = 0; i < TB_ARRAY_LEN(files); i++) {
+        unlink(tmp_path(files[i]));
+        rmdir(tmp_path(files[i]));
+    }
+    rmdir(dir);
+}
+
+/* ---- opening a task through the loader ---------------------------------------------- */
+
+/* Loads <plugin>.so, sets "<plugin>.<key>=<value>" for each of settings
+ * (NULL-terminated "key=value"), resolves the options and opens the task. */
+static tb_status open_task(const char *name, const char *const *settings, tb_task_data *out, tb_err *err)
+{
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    char file[1024];
+    snprintf(file, sizeof file, "%s/%s.so", TB_PLUGIN_BUILD_DIR, name);
+    tb_status st = tb_plugin_load_file(&reg, file, err);
+    ck_assert_msg(st == TB_OK, "loading %s: %s", file, err->msg);
+    const tb_plugin *plugin = NULL;
+    st = tb_plugin_find(&reg, TB_PLUGIN_TASK, name, &plugin, err);
+    ck_assert_msg(st == TB_OK, "finding %s: %s", name, err->msg);
+    tb_config *cfg = tb_config_new();
+    ck_assert_ptr_nonnull(cfg);
+    for (int i = 0; settings && settings[i]; i++) {
+        char key[256];
+        const char *eq = strchr(settings[i], '=');
+        ck_assert_ptr_nonnull(eq);
+        snprintf(key, sizeof key, "%s.%.*s", name, (int)(eq - settings[i]), settings[i]);
+        ck_assert_msg(tb_config_set(cfg, key, eq + 1, err) == TB_OK, "%s", err->msg);
+    }
+    tb_plugin_args *args = NULL;
+    st = tb_plugin_args_resolve(plugin, cfg, name, &args, err);
+    ck_assert_msg(st == TB_OK, "resolving options of %s: %s", name, err->msg);
+    memset(out, 0, sizeof *out);
+    st = tb_plugin_open_task(plugin, args, out, err);
+    tb_plugin_args_free(args);
+    tb_config_free(cfg);
+    tb_plugins_free(&reg);
+    return st;
+}
+
+static void open_ok(const char *name, const char *const *settings, tb_task_data *out)
+{
+    tb_err err = {{0}};
+    tb_status st = open_task(name, settings, out, &err);
+    ck_assert_msg(st == TB_OK, "%s: open_task failed (%s): %s", name, tb_status_name(st), err.msg);
+}
+
+static void open_fails(const char *name, const char *const *settings, tb_status code, const char *needle1,
+                       const char *needle2)
+{
+    tb_err err = {{0}};
+    tb_task_data d;
+    tb_status st = open_task(name, settings, &d, &err);
+    ck_assert_msg(st == code, "%s: status %s, expected %s (%s)", name, tb_status_name(st), tb_status_name(code),
+                  err.msg);
+    ck_assert_msg(strstr(err.msg, needle1) != NULL, "message '%s' lacks '%s'", err.msg, needle1);
+    if (needle2) ck_assert_msg(strstr(err.msg, needle2) != NULL, "message '%s' lacks '%s'", err.msg, needle2);
+    ck_assert(d.pixels == NULL && d.labels == NULL);
+}
+
+/* ---- CIFAR-10 ------------------------------------------------------------------------- */
+
+#define CIFAR_TRAIN_PER_FILE 50
+#define CIFAR_TEST 30
+#define CIFAR_TOTAL (5 * CIFAR_TRAIN_PER_FILE + CIFAR_TEST)
+
+static const char *const cifar_files[6] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                           "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"};
+
+static int cifar_label(int file, int rec) { return (file * 7 + rec * 3) % 10; }
+static uint8_t cifar_pixel(int file, int rec, int j) { return (uint8_t)((file * 31 + rec * 17 + j * 13 + (j >> 10) * 5) & 255); }
+
+/* Writes the release into dir (created); bad: 0 fine, 1 truncate file 2, 2 label 10 in test_batch */
+static void write_cifar(const char *dir, int bad)
+{
+    mkdir(dir, 0700);
+    unsigned char rec[3073];
+    for (int f = 0; f < 6; f++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, cifar_files[f]);
+        FILE *fp = fopen(path, "wb");
+        ck_assert_msg(fp != NULL, "cannot write %s: %s", path, strerror(errno));
+        int n = f < 5 ? CIFAR_TRAIN_PER_FILE : CIFAR_TEST;
+        for (int r = 0; r < n; r++) {
+            rec[0] = (unsigned char)cifar_label(f, r);
+            if (bad == 2 && f == 5 && r == 7) rec[0] = 10;
+            for (int j = 0; j < 3072; j++) rec[1 + j] = cifar_pixel(f, r, j);
+            size_t len = bad == 1 && f == 1 && r == n - 1 ? 3000 : sizeof rec;
+            ck_assert(fwrite(rec, 1, len, fp) == len);
+        }
+        ck_assert(fclose(fp) == 0);
+    }
+}
+
+START_TEST(test_cifar10)
+{
+    make_tmp();
+    write_cifar(tmp_path("cifar-10-batches-bin"), 0);
+    /* path = the parent: the plugin finds cifar-10-batches-bin/ */
+    const char *settings[] = {NULL, NULL};
+    char set[1100];
+    snprintf(set, sizeof set, "path=%s", g_tmp);
+    settings[0] = set;
+    tb_task_data d;
+    open_ok("cifar10", settings, &d);
+    ck_assert_int_eq(d.count, CIFAR_TOTAL);
+    ck_assert_int_eq(d.channels, 3);
+    ck_assert_int_eq(d.height, 32);
+    ck_assert_int_eq(d.width, 32);
+    ck_assert_int_eq(d.classes, 10);
+    for (int f = 0, i = 0; f < 6; f++) {
+        int n = f < 5 ? CIFAR_TRAIN_PER_FILE : CIFAR_TEST;
+        for (int r = 0; r < n; r++, i++) {
+            ck_assert_int_eq(d.labels[i], cifar_label(f, r));
+            ck_assert_int_eq(d.splits[i], f < 5 ? TB_SPLIT_TRAIN : TB_SPLIT_TEST);
+            for (int j = 0; j < 3072; j += 97)
+                ck_assert_msg(d.pixels[(size_t)i * 3072 + j] == cifar_pixel(f, r, j), "file %d record %d byte %d", f,
+                              r, j);
+        }
+    }
+    ck_assert_ptr_nonnull(d.class_names);
+    ck_assert_str_eq(d.class_names[0], "airplane");
+    ck_assert_str_eq(d.class_names[9], "truck");
+    ck_assert_int_eq(d.has_norm, 1);
+    ck_assert(fabsf(d.mean[0] - 0.4914f) < 1e-6f && fabsf(d.std[2] - 0.2616f) < 1e-6f);
+    ck_assert(strstr(d.source, "cifar-10-batches-bin") != NULL);
+
+    /* through the pipeline: carved validation, the task's normalisation */
+    tb_task t;
+    tb_task_options o;
+    memset(&o, 0, sizeof o);
+    o.val_fraction = 0.2;
+    o.split_seed = 3;
+    o.crop_padding = 4;
+    o.hflip = 1;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(t.n_train, 200);
+    ck_assert_int_eq(t.n_val, 50);
+    ck_assert_int_eq(t.n_test, 30);
+    ck_assert(fabsf(t.mean[1] - 0.4822f) < 1e-6f);
+    ck_assert_str_eq(t.test.class_names[3], "cat");
+    tb_task_free(&t);
+
+    /* class names from batches.meta.txt (blank lines skipped), path = the folder itself */
+    FILE *fp = fopen(tmp_path("cifar-10-batches-bin/batches.meta.txt"), "w");
+    ck_assert(fp != NULL);
+    fputs("plane\ncar\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n", fp);
+    ck_assert(fclose(fp) == 0);
+    snprintf(set, sizeof set, "path=%s", tmp_path("cifar-10-batches-bin"));
+    open_ok("cifar10", settings, &d);
+    ck_assert_int_eq(d.count, CIFAR_TOTAL);
+    ck_assert_str_eq(d.class_names[0], "plane");
+    ck_assert_str_eq(d.class_names[1], "car");
+    ck_assert_str_eq(d.class_names[9], "truck");
+    tb_task_data_free(&d);
+
+    /* a meta file with too few names */
+    fp = fopen(tmp_path("cifar-10-batches-bin/batches.meta.txt"), "w");
+    ck_assert(fp != NULL);
+    fputs("plane\ncar\n", fp);
+    ck_assert(fclose(fp) == 0);
+    open_fails("cifar10", settings, TB_EFORMAT, "batches.meta.txt has 2 class names", NULL);
+    remove_tree(g_tmp);
+}
+END_TEST
+
+START_TEST(test_cifar10_errors)
+{
+    make_tmp();
+    char set[1100];
+    const char *settings[] = {set, NULL};
+    snprintf(set, sizeof set, "path=%s", tmp_path("flat"));
+
+    write_cifar(tmp_path("flat"), 1);
+    open_fails("cifar10", settings, TB_EFORMAT, "data_batch_2.bin: size", "not a positive multiple of 3073");
+
+    write_cifar(tmp_path("flat"), 2);
+    open_fails("cifar10", settings, TB_EFORMAT, "test_batch.bin: record 7 has label 10", NULL);
+
+    write_cifar(tmp_path("flat"), 0);
+    unlink(tmp_path("flat/data_batch_3.bin"));
+    open_fails("cifar10", settings, TB_EIO, "data_batch_3.bin", "No such file");
+
+    snprintf(set, sizeof set, "path=%s", tmp_path("nowhere"));
+    open_fails("cifar10", settings, TB_EIO, "nowhere", "binary release");
+
+    /* path is required */
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    tb_err err = {{0}};
+    ck_assert(tb_plugin_load_file(&reg, TB_PLUGIN_BUILD_DIR "/cifar10.so", &err) == TB_OK);
+    tb_config *cfg = tb_config_new();
+    tb_plugin_args *args = NULL;
+    ck_assert(tb_plugin_args_resolve(&reg.plugins[0], cfg, "cifar10", &args, &err) != TB_OK);
+    ck_assert_msg(strstr(err.msg, "path") != NULL, "%s", err.msg);
+    tb_plugin_args_free(args);
+    tb_config_free(cfg);
+    tb_plugins_free(&reg);
+    remove_tree(g_tmp);
+}
+END_TEST
+
+/* ---- HDF5 ---------------------------------------------------------------------------------- */
+
+#define H_N 40
+#define H_C 3
+#define H_H 8
+#define H_W 6
+#define H_SAMPLE (H_C * H_H * H_W)
+
+static uint8_t h_pixel(int i, int j) { return (uint8_t)((i * 29 + j * 7 + (i ^ j)) & 255); }
+static int h_label(int i) { return (i * 3) % 4; }
+static int h_split(int i) { return i % 5 == 3 ? 1 : i % 5 == 4 ? 2 : 0; }
+static const char *const h_names[4] = {"cat", "dog", "bird", "fish"};
+
+static void h5_write(hid_t f, const char *name, hid_t type, int rank, const hsize_t *dims, const void *data)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    ck_assert(sp >= 0);
+    hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "cannot create dataset %s", name);
+    ck_assert(H5Dwrite(d, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+}
+
+enum { X_U8, X_F32, X_I16, X_RANK3 };
+
+/* x, y (int16), and optionally split (uint8) and class_names (variable-length UTF-8, or fixed length) */
+static void write_h5(const char *path, int xkind, int with_split, int names_kind, int y_len)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot create %s", path);
+    hsize_t dims[4] = {H_N, H_C, H_H, H_W};
+    if (xkind == X_U8 || xkind == X_RANK3) {
+        uint8_t *x = malloc(H_N * H_SAMPLE);
+        for (int i = 0; i < H_N; i++)
+            for (int j = 0; j < H_SAMPLE; j++) x[i * H_SAMPLE + j] = h_pixel(i, j);
+        if (xkind == X_RANK3) {
+            hsize_t d3[3] = {H_N, H_C * H_H, H_W};
+            h5_write(f, "x", H5T_NATIVE_UINT8, 3, d3, x);
+        } else {
+            h5_write(f, "x", H5T_NATIVE_UINT8, 4, dims, x);
+        }
+        free(x);
+    } else if (xkind == X_F32) {
+        float *x = malloc(sizeof(float) * H_N * H_SAMPLE);
+        for (int i = 0; i < H_N; i++)
+            for (int j = 0; j < H_SAMPLE; j++) x[i * H_SAMPLE + j] = (float)h_pixel(i, j) / 255.0f;
+        x[0] = -0.25f; /* clipped to 0 */
+        x[1] = 1.5f;   /* clipped to 255 */
+        h5_write(f, "x", H5T_NATIVE_FLOAT, 4, dims, x);
+        free(x);
+    } else {
+        int16_t *x = calloc(H_N * H_SAMPLE, sizeof *x);
+        h5_write(f, "x", H5T_NATIVE_INT16, 4, dims, x);
+        free(x);
+    }
+    int16_t y[H_N];
+    for (int i = 0; i < H_N; i++) y[i] = (int16_t)h_label(i);
+    hsize_t ny = (hsize_t)y_len;
+    h5_write(f, "y", H5T_NATIVE_INT16, 1, &ny, y);
+    if (with_split) {
+        uint8_t s[H_N];
+        for (int i = 0; i < H_N; i++) s[i] = (uint8_t)h_split(i);
+        if (with_split == 2) s[11] = 3;
+        hsize_t n = H_N;
+        h5_write(f, "split", H5T_NATIVE_UINT8, 1, &n, s);
+    }
+    hsize_t nn = 4;
+    if (names_kind == 1) {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, H5T_VARIABLE);
+        H5Tset_cset(t, H5T_CSET_UTF8);
+        h5_write(f, "class_names", t, 1, &nn, h_names);
+        H5Tclose(t);
+    } else if (names_kind == 2) {
+        char fixed[4][8];
+        memset(fixed, 0, sizeof fixed);
+        for (int i = 0; i < 4; i++) memcpy(fixed[i], h_names[i], strlen(h_names[i]));
+        hid_t t = H5Tcopy(H5T_C_S1);
+        H5Tset_size(t, 8);
+        H5Tset_strpad(t, H5T_STR_NULLPAD);
+        h5_write(f, "class_names", t, 1, &nn, fixed);
+        H5Tclose(t);
+    }
+    H5Fclose(f);
+}
+
+static void check_h5_task(const tb_task_data *d, int with_split, int f32)
+{
+    ck_assert_int_eq(d->count, H_N);
+    ck_assert_int_eq(d->channels, H_C);
+    ck_assert_int_eq(d->height, H_H);
+    ck_assert_int_eq(d->width, H_W);
+    ck_assert_int_eq(d->classes, 4);
+    ck_assert_int_eq(d->has_norm, 0);
+    for (int i = 0; i < H_N; i++) {
+        ck_assert_int_eq(d->labels[i], h_label(i));
+        ck_assert_int_eq(d->splits[i], with_split ? h_split(i) : TB_SPLIT_TRAIN);
+        for (int j = 0; j < H_SAMPLE; j++) {
+            int e = h_pixel(i, j);
+            if (f32 && i == 0 && j == 0) e = 0;
+            if (f32 && i == 0 && j == 1) e = 255;
+            ck_assert_msg(d->pixels[i * H_SAMPLE + j] == e, "sample %d byte %d: %u, expected %d", i, j,
+                          (unsigned)d->pixels[i * H_SAMPLE + j], e);
+        }
+    }
+}
+
+START_TEST(test_hdf5)
+{
+    make_tmp();
+    char set[1100];
+    const char *settings[] = {set, NULL, NULL};
+
+    /* uint8 images, split, variable-length names */
+    write_h5(tmp_path("u8.h5"), X_U8, 1, 1, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("u8.h5"));
+    tb_task_data d;
+    open_ok("hdf5", settings, &d);
+    check_h5_task(&d, 1, 0);
+    ck_assert_ptr_nonnull(d.class_names);
+    for (int c = 0; c < 4; c++) ck_assert_str_eq(d.class_names[c], h_names[c]);
+    ck_assert_str_eq(d.source, tmp_path("u8.h5"));
+    tb_task t;
+    tb_task_options o;
+    memset(&o, 0, sizeof o);
+    tb_err err = {{0}};
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(t.n_train, 24);
+    ck_assert_int_eq(t.n_val, 8);
+    ck_assert_int_eq(t.n_test, 8);
+    tb_task_free(&t);
+
+    /* float32 images in [0, 1] (two out of range, clipped), no split, fixed-length names, classes given */
+    write_h5(tmp_path("f32.h5"), X_F32, 0, 2, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("f32.h5"));
+    settings[1] = "classes=4";
+    open_ok("hdf5", settings, &d);
+    check_h5_task(&d, 0, 1);
+    ck_assert_str_eq(d.class_names[2], "bird");
+    tb_task_data_free(&d);
+    settings[1] = "classes=7";
+    open_fails("hdf5", settings, TB_EFORMAT, "has 4 names, but classes = 7", NULL);
+    settings[1] = NULL;
+
+    /* no class names: classes = max label + 1, names NULL */
+    write_h5(tmp_path("idx.h5"), X_U8, 0, 0, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("idx.h5"));
+    open_ok("hdf5", settings, &d);
+    ck_assert_int_eq(d.classes, 4);
+    ck_assert_ptr_null(d.class_names);
+    tb_task_data_free(&d);
+    settings[1] = "classes=9";
+    open_ok("hdf5", settings, &d);
+    ck_assert_int_eq(d.classes, 9);
+    tb_task_data_free(&d);
+    settings[1] = NULL;
+
+    /* index datasets: train 0..19, test 30..39 as int64, val as uint16; 20..24 and 29 left out */
+    hid_t f = H5Fopen(tmp_path("idx.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    int64_t tr[20], te[10];
+    uint16_t va[4] = {28, 27, 26, 25};
+    for (int i = 0; i < 20; i++) tr[i] = i;
+    for (int i = 0; i < 10; i++) te[i] = 39 - i;
+    hsize_t n20 = 20, n10 = 10, n4 = 4;
+    h5_write(f, "train_idx", H5T_NATIVE_INT64, 1, &n20, tr);
+    h5_write(f, "test_idx", H5T_NATIVE_INT64, 1, &n10, te);
+    h5_write(f, "val_idx", H5T_NATIVE_UINT16, 1, &n4, va);
+    H5Fclose(f);
+    open_ok("hdf5", settings, &d);
+    ck_assert_int_eq(d.count, 34);
+    int counts[3] = {0, 0, 0};
+    for (int i = 0; i < d.count; i++) counts[d.splits[i]]++;
+    ck_assert_int_eq(counts[0], 20);
+    ck_assert_int_eq(counts[1], 4);
+    ck_assert_int_eq(counts[2], 10);
+    /* kept in file order: sample 20 of the result is file sample 25 (val) */
+    ck_assert_int_eq(d.splits[20], TB_SPLIT_VAL);
+    ck_assert_int_eq(d.labels[20], h_label(25));
+    ck_assert_int_eq(d.pixels[20 * H_SAMPLE + 5], h_pixel(25, 5));
+    ck_assert_int_eq(d.labels[33], h_label(39));
+    tb_task_data_free(&d);
+
+    /* dataset names as options */
+    settings[1] = "split=nope";
+    open_fails("hdf5", settings, TB_EFORMAT, "no dataset 'nope' (option split)", NULL);
+    settings[1] = "x=images";
+    open_fails("hdf5", settings, TB_EFORMAT, "no dataset 'images' (option x", NULL);
+    settings[1] = NULL;
+    remove_tree(g_tmp);
+}
+END_TEST
+
+START_TEST(test_hdf5_errors)
+{
+    make_tmp();
+    char set[1100];
+    const char *settings[] = {set, NULL};
+
+    write_h5(tmp_path("bad_type.h5"), X_I16, 1, 0, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("bad_type.h5"));
+    open_fails("hdf5", settings, TB_EFORMAT, "'x' (int16, 40 x 3 x 8 x 6)", "accepted: uint8 or float32");
+
+    write_h5(tmp_path("bad_rank.h5"), X_RANK3, 1, 0, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("bad_rank.h5"));
+    open_fails("hdf5", settings, TB_EFORMAT, "'x' (uint8, 40 x 24 x 6) has rank 3", "N x C x H x W");
+
+    write_h5(tmp_path("bad_y.h5"), X_U8, 1, 0, H_N - 1);
+    snprintf(set, sizeof set, "path=%s", tmp_path("bad_y.h5"));
+    open_fails("hdf5", settings, TB_EFORMAT, "'y' (int16, 39) has 39 entries, x has 40 samples", NULL);
+
+    write_h5(tmp_path("bad_split.h5"), X_U8, 2, 0, H_N);
+    snprintf(set, sizeof set, "path=%s", tmp_path("bad_split.h5"));
+    open_fails("hdf5", settings, TB_EFORMAT, "has 3 at sample 11", "0 train, 1 validation, 2 test");
+
+    FILE *fp = fopen(tmp_path("not_hdf5.h5"), "w");
+    ck_assert(fp != NULL);
+    fputs("plain text\n", fp);
+    ck_assert(fclose(fp) == 0);
+    snprintf(set, sizeof set, "path=%s", tmp_path("not_hdf5.h5"));
+    open_fails("hdf5", settings, TB_EFORMAT, "not_hdf5.h5: cannot open as an HDF5 file", NULL);
+
+    snprintf(set, sizeof set, "path=%s", tmp_path("missing.h5"));
+    open_fails("hdf5", settings, TB_EIO, "missing.h5", "No such file");
+    remove_tree(g_tmp);
+}
+END_TEST
+
+/* ---- Fashion-MNIST ------------------------------------------------------------------------ */
+
+START_TEST(test_fashion_mnist_real)
+{
+    struct stat st;
+    if (stat(TB_FMNIST_DIR, &st) != 0) {
+        printf("test_fashion_mnist_real: skipped, %s does not exist (Debian's dataset-fashion-mnist is not "
+               "installed)\n", TB_FMNIST_DIR);
+        return;
+    }
+    tb_task_data d;
+    open_ok("fashion_mnist", NULL, &d); /* the default path */
+    ck_assert_int_eq(d.count, 70000);
+    ck_assert_int_eq(d.channels, 1);
+    ck_assert_int_eq(d.height, 28);
+    ck_assert_int_eq(d.width, 28);
+    ck_assert_int_eq(d.classes, 10);
+    int per[2][10];
+    memset(per, 0, sizeof per);
+    for (int i = 0; i < d.count; i++) {
+        ck_assert_int_eq(d.splits[i], i < 60000 ? TB_SPLIT_TRAIN : TB_SPLIT_TEST);
+        per[i < 60000 ? 0 : 1][d.labels[i]]++;
+    }
+    for (int c = 0; c < 10; c++) {
+        ck_assert_int_eq(per[0][c], 6000);
+        ck_assert_int_eq(per[1][c], 1000);
+    }
+    ck_assert_str_eq(d.class_names[0], "T-shirt/top");
+    ck_assert_str_eq(d.class_names[9], "Ankle boot");
+    ck_assert_int_eq(d.has_norm, 1);
+    ck_assert(fabsf(d.mean[0] - 0.2860f) < 1e-6f && fabsf(d.std[0] - 0.3530f) < 1e-6f);
+
+    /* the same pixels as the core's reader (training image 0 and test image 9999) */
+    tb_dataset ref;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_fmnist_load(&ref, TB_FMNIST_DIR, "test", &err) == TB_OK, "%s", err.msg);
+    float x[784];
+    int32_t y;
+    int32_t idx = 9999;
+    ck_assert(ref.load(ref.ctx, &idx, 1, x, &y, &err) == TB_OK);
+    ck_assert_int_eq(y, d.labels[69999]);
+    for (int j = 0; j < 784; j++) {
+        float e = ((float)d.pixels[(size_t)69999 * 784 + j] / 255.0f - 0.2860f) / 0.3530f;
+        ck_assert_float_eq(x[j], e);
+    }
+    tb_dataset_free(&ref);
+    tb_task_data_free(&d);
+}
+END_TEST
+
+START_TEST(test_fashion_mnist_missing)
+{
+    make_tmp();
+    mkdir(tmp_path("empty_fmnist"), 0700);
+    char set[1100];
+    const char *settings[] = {set, NULL};
+    snprintf(set, sizeof set, "path=%s", tmp_path("empty_fmnist"));
+    open_fails("fashion_mnist", settings, TB_EIO, "train-images-idx3-ubyte.gz not found", "dataset-fashion-mnist");
+    remove_tree(g_tmp);
+}
+END_TEST
+
+static Suite *task_plugins_suite(void)
+{
+    Suite *s = suite_create("task_plugins");
+    TCase *tc = tcase_create("tasks");
+    tcase_add_test(tc, test_cifar10);
+    tcase_add_test(tc, test_cifar10_errors);
+    tcase_add_test(tc, test_hdf5);
+    tcase_add_test(tc, test_hdf5_errors);
+    tcase_add_test(tc, test_fashion_mnist_real);
+    tcase_add_test(tc, test_fashion_mnist_missing);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tbt_run(task_plugins_suite()); }
