@@ -63,6 +63,66 @@ static inline __attribute__((always_inline)) int pool_row_inside(float *drow, in
     return nan_seen;
 }
 
+/* Stride-2 windows of 2 or 3 columns inside the input, output columns
+ * [lo, hi): each input row is split into its even and odd columns so that
+ * every window element is a contiguous load (E[j], O[j], E[j+1]) and the
+ * loop vectorises. Rows are visited in order and a value replaces the best
+ * only when strictly greater: torch's first maximum. Returns non-zero if a
+ * NaN was seen (the caller then redoes the plane exactly). */
+#define S2_MAX 1024
+static int pool_row_s2(float *drow, int32_t *irow, const float *src, int W, int ys, int lo, int hi, int pw,
+                       int kh, int kw)
+{
+    float even[S2_MAX + 1], odd[S2_MAX + 1], best[S2_MAX];
+    int32_t at[S2_MAX];
+    const int n = hi - lo, start = 2 * lo - pw; /* input column of the first window's first element */
+    int nan_seen = 0;
+    for (int y = 0; y < kh; y++) {
+        const float *row = src + (ys + y) * W + start;
+        const int32_t base = (ys + y) * W + start;
+        /* n windows need columns start .. start + 2n (+1 for kw 3) */
+        for (int j = 0; j < n + (kw == 3); j++) {
+            even[j] = row[2 * j];
+            odd[j] = j < n ? row[2 * j + 1] : 0.0f;
+        }
+        if (y == 0) {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                best[j] = even[j];
+                at[j] = base + 2 * j;
+            }
+        } else {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                int take = even[j] > best[j];
+                best[j] = take ? even[j] : best[j];
+                at[j] = take ? base + 2 * j : at[j];
+            }
+        }
+#pragma omp simd
+        for (int j = 0; j < n; j++) {
+            int take = odd[j] > best[j];
+            best[j] = take ? odd[j] : best[j];
+            at[j] = take ? base + 2 * j + 1 : at[j];
+        }
+        if (kw == 3) {
+#pragma omp simd
+            for (int j = 0; j < n; j++) {
+                int take = even[j + 1] > best[j];
+                best[j] = take ? even[j + 1] : best[j];
+                at[j] = take ? base + 2 * j + 2 : at[j];
+            }
+        }
+#pragma omp simd reduction(| : nan_seen)
+        for (int j = 0; j < n + (kw == 3); j++) nan_seen |= (even[j] != even[j]) | (odd[j] != odd[j]);
+    }
+    for (int j = 0; j < n; j++) {
+        drow[lo + j] = best[j];
+        irow[lo + j] = at[j];
+    }
+    return nan_seen;
+}
+
 /* One plane: inside windows by pool_row_inside, border windows exactly.
  * Returns non-zero if a NaN was seen; the caller then redoes the plane exactly. */
 static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_shape *s)
@@ -85,11 +145,8 @@ static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_
         pool_row_exact(dst, idx, src, s, oy, hi, OW);
         float *drow = dst + oy * OW;
         int32_t *irow = idx + oy * OW;
-        /* constant stride too: strided loads become shuffles instead of gathers */
-        if (kh == 2 && kw == 2 && sw == 2)
-            nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, 2, s->pad_w, 2, 2);
-        else if (kh == 3 && kw == 3 && sw == 2)
-            nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, 2, s->pad_w, 3, 3);
+        if (sw == 2 && (kw == 2 || kw == 3) && kh <= 3 && hi - lo <= S2_MAX)
+            nan_seen |= pool_row_s2(drow, irow, src, W, ys, lo, hi, s->pad_w, kh, kw);
         else
             nan_seen |= pool_row_inside(drow, irow, src, W, ys, lo, hi, sw, s->pad_w, kh, kw);
     }
