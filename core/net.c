@@ -882,3 +882,13 @@ char *tb_net_param_report(const tb_net *net)
              net->params_size);
     return buf;
 }
+
+int tb_net_min_bn_plane(const tb_net *net)
+{
+    int best = 0;
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *n = &net->nodes[k];
+        if (n->kind == TB_LAYER_BATCHNORM && (best == 0 || n->u.bn.hw < best)) best = n->u.bn.hw;
+    }
+    return best;
+}

@@ -120,6 +120,9 @@ int tb_net_set_trainable(tb_net *net, const char *prefixes, int trainable);
 int tb_name_has_prefix(const char *name, const char *prefixes);
 /* Output shape of a layer (or TB_NET_INPUT) while building: 0, or -1 for an unknown id. */
 int tb_net_layer_shape(const tb_net *net, int layer, int *c, int *h, int *w);
+/* Smallest height*width among the net's batch-norm layers, or 0 without one
+ * (training needs more than one value per channel: n * hw > 1). */
+int tb_net_min_bn_plane(const tb_net *net);
 /* Trainable parameters per layer with parameters, "name: count" lines; malloc'd. */
 char *tb_net_param_report(const tb_net *net);
 

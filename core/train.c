@@ -218,6 +218,16 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
         if (result) *result = res, result->status = st;
         return st;
     }
+    /* torch's BatchNorm refuses a training batch with one value per channel */
+    const int bn_plane = tb_net_min_bn_plane(net), last = train->count % cfg->batch_size;
+    if (bn_plane == 1 && (cfg->batch_size == 1 || last == 1)) {
+        st = tb_fail(err, TB_EINVAL,
+                     "batch_size = %d: %s batch would hold one sample, and batch norm over a 1x1 feature map "
+                     "needs more than one value per channel in training (as torch.nn.BatchNorm2d); choose another "
+                     "batch size", cfg->batch_size, cfg->batch_size == 1 ? "every" : "the last");
+        if (result) *result = res, result->status = st;
+        return st;
+    }
     if (cfg->batch_size > tb_net_max_batch(net)) {
         st = tb_fail(err, TB_EINVAL, "batch_size = %d exceeds the %d the network was built for", cfg->batch_size,
                      tb_net_max_batch(net));

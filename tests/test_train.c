@@ -420,6 +420,30 @@ START_TEST(test_transfer_from_checkpoint)
 }
 END_TEST
 
+/* Batch norm over a 1x1 map with a one-sample batch is refused before training, as torch does. */
+START_TEST(test_batchnorm_single_value_refused)
+{
+    if (!have_data) return;
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = tb_net_new(1, 28, 28);
+    int x = tb_net_conv2d(net, TB_NET_INPUT, "c", 4, 3, 1, 1, 1, 1, tb_init_torch_default());
+    x = tb_net_adaptive_avgpool(net, x, 1, 1);
+    x = tb_net_batchnorm(net, x, "bn", 1e-5f, 0.1f);
+    x = tb_net_flatten(net, x);
+    tb_net_linear(net, x, "fc", 10, 1, tb_init_torch_default());
+    tb_err err;
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    tb_train_config cfg = base_config(73); /* 512 = 7 * 73 + 1: the last batch holds one sample */
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, NULL, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "batch_size = 73") && strstr(err.msg, "last"), "%s", err.msg);
+    cfg = base_config(64); /* 512 = 8 * 64: fine */
+    cfg.epochs = 1;
+    ck_assert_msg(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, NULL, &err) == TB_OK, "%s", err.msg);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("train");
@@ -435,6 +459,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_asgd_averaged_parameters);
     tcase_add_test(tc, test_frozen_base);
     tcase_add_test(tc, test_transfer_from_checkpoint);
+    tcase_add_test(tc, test_batchnorm_single_value_refused);
     suite_add_tcase(s, tc);
     return s;
 }
