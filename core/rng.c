@@ -46,6 +46,13 @@ void tb_rng_init(tb_rng *r, uint64_t seed, tb_stream stream, uint32_t sub)
     r->used = 4;
 }
 
+void tb_rng_seek(tb_rng *r, uint64_t block)
+{
+    r->ctr[0] = (uint32_t)block;
+    r->ctr[1] = (uint32_t)(block >> 32);
+    r->used = 4;
+}
+
 uint32_t tb_rng_u32(tb_rng *r)
 {
     if (r->used == 4) {

@@ -33,6 +33,9 @@ void tb_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]
 
 /* A sequential generator over stream (seed, stream, sub). */
 void tb_rng_init(tb_rng *r, uint64_t seed, tb_stream stream, uint32_t sub);
+/* Moves a generator to block `block` of its stream (4 numbers per block), so
+ * independent draws (e.g. one per sample) get disjoint ranges of counters. */
+void tb_rng_seek(tb_rng *r, uint64_t block);
 uint32_t tb_rng_u32(tb_rng *r);
 /* Uniform in [0, 1) with 24 random bits (exactly representable in float). */
 float tb_rng_uniform(tb_rng *r);

@@ -383,7 +383,7 @@ static void augment_one(const view_ctx *m, int32_t r, float *dst, uint8_t *scrat
     const int C = m->c, h = m->h, w = m->w;
     tb_rng g;
     tb_rng_init(&g, m->seed, TB_STREAM_AUGMENT, (uint32_t)m->epoch);
-    g.ctr[1] = (uint32_t)r; /* the sample's own block of 2^32 counters */
+    tb_rng_seek(&g, (uint64_t)(uint32_t)r << 32); /* the sample's own range of 2^32 blocks */
     const uint8_t *img = m->pixels + (size_t)r * m->sample;
     if (m->rrc) {
         int i, j, ch, cw;
