@@ -1,0 +1,264 @@
+/* journal.c: the checksummed append-only record log (format in journal.h). */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- CRC32C -------------------------------------------------------------------- */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1u) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t tb_crc32c(uint32_t crc, const void *data, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    const unsigned char *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- little-endian helpers ------------------------------------------------------- */
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v, p[1] = (unsigned char)(v >> 8), p[2] = (unsigned char)(v >> 16),
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- directory fsync ---------------------------------------------------------------- */
+
+static int fsync_parent_dir(const char *path)
+{
+    char dir[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof dir) return -1;
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+/* Reads the whole file; *buf is malloc'd (NULL when empty). */
+static tb_status slurp(const char *path, unsigned char **buf, uint64_t *size, tb_err *err)
+{
+    *buf = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return tb_fail(err, TB_EIO, "journal %s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        return tb_fail(err, TB_EIO, "journal %s: cannot stat: %s", path, strerror(e));
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *p = n ? malloc(n) : NULL;
+    if (n && !p) {
+        close(fd);
+        return tb_fail(err, TB_ENOMEM, "journal %s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, p + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            free(p);
+            close(fd);
+            return tb_fail(err, TB_EIO, "journal %s: read failed: %s", path, strerror(e));
+        }
+        if (r == 0) break; /* shrank while reading: use what is there */
+        got += (size_t)r;
+    }
+    close(fd);
+    *buf = p;
+    *size = got;
+    return TB_OK;
+}
+
+/* Walks the records in buf; returns the valid prefix length, or calls fn and
+ * sets *rejected to the offset of a record fn refused (else UINT64_MAX). */
+static uint64_t walk(const unsigned char *buf, uint64_t size, tb_journal_fn fn, void *ctx, uint64_t *rejected)
+{
+    uint64_t off = 0;
+    *rejected = UINT64_MAX;
+    for (;;) {
+        if (size - off < 8) break;
+        uint32_t len = get_u32(buf + off);
+        if (get_u32(buf + off + 4) != tb_crc32c(0, buf + off, 4)) break;
+        if (len < 4 || len > TB_JOURNAL_MAX_PAYLOAD) break;
+        if (size - off - 8 < (uint64_t)len + 4) break;
+        const unsigned char *payload = buf + off + 8;
+        if (get_u32(payload + len) != tb_crc32c(0, payload, len)) break;
+        if (fn && fn(ctx, get_u32(payload), payload + 4, len - 4) != 0) {
+            *rejected = off;
+            return off;
+        }
+        off += 8 + (uint64_t)len + 4;
+    }
+    return off;
+}
+
+tb_status tb_journal_read(const char *path, tb_journal_fn fn, void *ctx, uint64_t *valid_bytes, uint64_t *file_bytes,
+                          tb_err *err)
+{
+    unsigned char *buf;
+    uint64_t size, rejected;
+    tb_status st = slurp(path, &buf, &size, err);
+    if (st != TB_OK) return st;
+    uint64_t valid = walk(buf, size, fn, ctx, &rejected);
+    free(buf);
+    if (valid_bytes) *valid_bytes = valid;
+    if (file_bytes) *file_bytes = size;
+    if (rejected != UINT64_MAX)
+        return tb_fail(err, TB_EFORMAT, "journal %s: the record at byte %llu has a valid checksum but bad contents",
+                       path, (unsigned long long)rejected);
+    return TB_OK;
+}
+
+tb_status tb_journal_truncate_to_valid(const char *path, uint64_t *dropped_bytes, tb_err *err)
+{
+    uint64_t valid, size;
+    if (dropped_bytes) *dropped_bytes = 0;
+    tb_status st = tb_journal_read(path, NULL, NULL, &valid, &size, err);
+    if (st != TB_OK) return st;
+    if (valid == size) return TB_OK;
+    int fd = open(path, O_WRONLY);
+    if (fd < 0) return tb_fail(err, TB_EIO, "journal %s: cannot open to cut its torn tail: %s", path, strerror(errno));
+    if (ftruncate(fd, (off_t)valid) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return tb_fail(err, TB_EIO, "journal %s: cannot cut the torn tail at byte %llu: %s", path,
+                       (unsigned long long)valid, strerror(e));
+    }
+    close(fd);
+    if (dropped_bytes) *dropped_bytes = size - valid;
+    return TB_OK;
+}
+
+/* ---- appending ------------------------------------------------------------------------- */
+
+struct tb_journal {
+    int fd;
+    uint64_t size;
+    char path[];
+};
+
+tb_status tb_journal_open(const char *path, tb_journal **out, tb_err *err)
+{
+    *out = NULL;
+    struct stat st;
+    int existed = stat(path, &st) == 0;
+    uint64_t size = 0;
+    if (existed) {
+        uint64_t valid;
+        tb_status s = tb_journal_read(path, NULL, NULL, &valid, &size, err);
+        if (s != TB_OK) return s;
+        if (valid != size)
+            return tb_fail(err, TB_EFORMAT,
+                           "journal %s: torn or damaged after byte %llu of %llu (recover it before appending)", path,
+                           (unsigned long long)valid, (unsigned long long)size);
+    }
+    size_t n = strlen(path);
+    tb_journal *j = malloc(sizeof *j + n + 1);
+    if (!j) return tb_fail(err, TB_ENOMEM, "journal %s: out of memory", path);
+    memcpy(j->path, path, n + 1);
+    j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (j->fd < 0) {
+        int e = errno;
+        free(j);
+        return tb_fail(err, TB_EIO, "journal %s: cannot open for appending: %s", path, strerror(e));
+    }
+    j->size = size;
+    if (!existed && fsync_parent_dir(path) != 0) {
+        int e = errno;
+        tb_journal_close(j);
+        return tb_fail(err, TB_EIO, "journal %s: cannot fsync its directory: %s", path, strerror(e));
+    }
+    *out = j;
+    return TB_OK;
+}
+
+tb_status tb_journal_append(tb_journal *j, uint32_t type, const void *data, size_t len, int durable, tb_err *err)
+{
+    if (len > TB_JOURNAL_MAX_PAYLOAD - 4)
+        return tb_fail(err, TB_EINVAL, "journal %s: a record of %zu bytes is over the limit of %u", j->path, len,
+                       TB_JOURNAL_MAX_PAYLOAD - 4);
+    size_t total = 8 + 4 + len + 4;
+    unsigned char stackbuf[512];
+    unsigned char *rec = total <= sizeof stackbuf ? stackbuf : malloc(total);
+    if (!rec) return tb_fail(err, TB_ENOMEM, "journal %s: out of memory for a record of %zu bytes", j->path, len);
+    put_u32(rec, (uint32_t)(len + 4));
+    put_u32(rec + 4, tb_crc32c(0, rec, 4));
+    put_u32(rec + 8, type);
+    if (len) memcpy(rec + 12, data, len);
+    put_u32(rec + 12 + len, tb_crc32c(0, rec + 8, len + 4));
+    size_t done = 0;
+    tb_status st = TB_OK;
+    while (done < total) {
+        ssize_t w = write(j->fd, rec + done, total - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            st = tb_fail(err, TB_EIO, "journal %s: write failed: %s", j->path, w < 0 ? strerror(errno) : "no progress");
+            break;
+        }
+        done += (size_t)w;
+    }
+    if (rec != stackbuf) free(rec);
+    if (st != TB_OK) {
+        /* cut the partial record off so later appends stay readable */
+        if (done > 0 && ftruncate(j->fd, (off_t)j->size) != 0) {
+            /* the tail stays torn; recovery will cut it */
+        }
+        return st;
+    }
+    j->size += total;
+    if (durable) return tb_journal_sync(j, err);
+    return TB_OK;
+}
+
+tb_status tb_journal_sync(tb_journal *j, tb_err *err)
+{
+    if (fsync(j->fd) != 0) return tb_fail(err, TB_EIO, "journal %s: fsync failed: %s", j->path, strerror(errno));
+    return TB_OK;
+}
+
+uint64_t tb_journal_size(const tb_journal *j) { return j->size; }
+
+const char *tb_journal_path(const tb_journal *j) { return j->path; }
+
+void tb_journal_close(tb_journal *j)
+{
+    if (!j) return;
+    if (j->fd >= 0) close(j->fd);
+    free(j);
+}
