@@ -153,10 +153,173 @@ static int pool_plane(float *dst, int32_t *idx, const float *src, const tb_pool_
     return nan_seen;
 }
 
+/* Whole-plane path for windows that all lie inside the input (no padding):
+ * separable, first a horizontal pass at stride 1 over the flattened rows (one
+ * long vectorised loop; a window straddling a row end is computed but never
+ * used), then a vertical pass at the output positions. Both use torch's rule,
+ * take v when (v > best) || isnan(v), scanning left to right and then top to
+ * bottom: the horizontal pass keeps each row's first maximum (or last NaN),
+ * the vertical pass the first row whose maximum beats the rows above (or the
+ * last row with a NaN), so the index is torch's first maximum in row-major
+ * window order and a NaN wins as in torch, without a second exact pass.
+ * Output rows go in bands so the scratch fits on the stack. */
+#define PLANE_CAP 4096
+/* torch's rule for one candidate v at index a */
+#define POOL_TAKE(v, a)                        \
+    do {                                       \
+        const float v_ = (v);                  \
+        const int t_ = (v_ > best) | (v_ != v_); \
+        best = t_ ? v_ : best;                 \
+        at = t_ ? (a) : at;                    \
+    } while (0)
+
+/* horizontal pass: hv/hi[f] = window of kw elements starting at src[f] (flat index base + f) */
+static void pool_hpass(float *restrict hv, int32_t *restrict hi, const float *restrict src, int32_t base, int n,
+                       int kw)
+{
+    if (kw == 3) {
+#pragma omp simd
+        for (int f = 0; f < n; f++) {
+            float best = src[f];
+            int32_t at = base + f;
+            POOL_TAKE(src[f + 1], base + f + 1);
+            POOL_TAKE(src[f + 2], base + f + 2);
+            hv[f] = best;
+            hi[f] = at;
+        }
+    } else if (kw == 2) {
+#pragma omp simd
+        for (int f = 0; f < n; f++) {
+            float best = src[f];
+            int32_t at = base + f;
+            POOL_TAKE(src[f + 1], base + f + 1);
+            hv[f] = best;
+            hi[f] = at;
+        }
+    } else {
+        for (int f = 0; f < n; f++) {
+            float best = src[f];
+            int32_t at = base + f;
+            for (int x = 1; x < kw; x++) POOL_TAKE(src[f + x], base + f + x);
+            hv[f] = best;
+            hi[f] = at;
+        }
+    }
+}
+
+/* vertical pass for one output row: vv/vi[x] = column x of rows 0..kh-1 of hv/hi (row length W), x < n */
+static void pool_vpass(float *restrict vv, int32_t *restrict vi, const float *restrict hv,
+                       const int32_t *restrict hi, int W, int n, int kh)
+{
+    if (kh == 3) {
+#pragma omp simd
+        for (int x = 0; x < n; x++) {
+            float best = hv[x];
+            int32_t at = hi[x];
+            POOL_TAKE(hv[W + x], hi[W + x]);
+            POOL_TAKE(hv[2 * W + x], hi[2 * W + x]);
+            vv[x] = best;
+            vi[x] = at;
+        }
+    } else if (kh == 2) {
+#pragma omp simd
+        for (int x = 0; x < n; x++) {
+            float best = hv[x];
+            int32_t at = hi[x];
+            POOL_TAKE(hv[W + x], hi[W + x]);
+            vv[x] = best;
+            vi[x] = at;
+        }
+    } else {
+        for (int x = 0; x < n; x++) {
+            float best = hv[x];
+            int32_t at = hi[x];
+            for (int y = 1; y < kh; y++) POOL_TAKE(hv[y * W + x], hi[y * W + x]);
+            vv[x] = best;
+            vi[x] = at;
+        }
+    }
+}
+
+static void pool_plane_inside(float *dst, int32_t *idx, const float *src, const tb_pool_shape *s, int band)
+{
+    const int W = s->in_w, OW = s->out_w, OH = s->out_h, sh = s->stride_h, sw = s->stride_w, kh = s->kh, kw = s->kw;
+    float hv[PLANE_CAP];
+    int32_t hi[PLANE_CAP];
+    for (int oy0 = 0; oy0 < OH; oy0 += band) {
+        const int oy1 = oy0 + band < OH ? oy0 + band : OH;
+        const int r0 = oy0 * sh, rows = (oy1 - 1) * sh + kh - r0;
+        pool_hpass(hv, hi, src + (size_t)r0 * W, r0 * W, rows * W - (kw - 1), kw);
+        for (int oy = oy0; oy < oy1; oy++) {
+            float vv[PLANE_CAP];
+            int32_t vi[PLANE_CAP];
+            pool_vpass(vv, vi, hv + (oy - oy0) * sh * W, hi + (oy - oy0) * sh * W, W, (OW - 1) * sw + 1, kh);
+            float *drow = dst + oy * OW;
+            int32_t *irow = idx + oy * OW;
+            for (int ox = 0; ox < OW; ox++) {
+                drow[ox] = vv[ox * sw];
+                irow[ox] = vi[ox * sw];
+            }
+        }
+    }
+}
+
+/* g whole planes at once (g * HW <= PLANE_CAP): consecutive planes form one
+ * tall image, so both passes are single long loops at stride 1 (windows that
+ * straddle a row or plane boundary are computed but never used); the outputs
+ * are then picked at off[o], the window origins of one plane. */
+static void pool_planes_inside(float *dst, int32_t *idx, const float *src, const tb_pool_shape *s, int g,
+                               const int32_t *off)
+{
+    const int W = s->in_w, HW = s->in_h * W, OHW = s->out_h * s->out_w, kh = s->kh, kw = s->kw;
+    float hv[PLANE_CAP], vv[PLANE_CAP];
+    int32_t hi[PLANE_CAP], vi[PLANE_CAP];
+    const int nh = g * HW - (kw - 1);
+    pool_hpass(hv, hi, src, 0, nh, kw);
+    pool_vpass(vv, vi, hv, hi, W, nh - (kh - 1) * W, kh);
+    for (int p = 0; p < g; p++) {
+        const float *pv = vv + p * HW;
+        const int32_t *pi = vi + p * HW;
+        const int32_t base = p * HW;
+        float *d = dst + (size_t)p * OHW;
+        int32_t *ix = idx + (size_t)p * OHW;
+        for (int o = 0; o < OHW; o++) {
+            d[o] = pv[off[o]];
+            ix[o] = pi[off[o]] - base;
+        }
+    }
+}
+
 void maxpool_forward(float *out, int32_t *argmax, const float *in, const tb_pool_shape *s, int n)
 {
     const int HW = s->in_h * s->in_w, OHW = s->out_h * s->out_w;
     const int planes = n * s->c;
+    /* output rows per band of the whole-plane path; 0: not applicable */
+    int band = 0;
+    if (s->pad_h == 0 && s->pad_w == 0 && (s->out_h - 1) * s->stride_h + s->kh <= s->in_h &&
+        (s->out_w - 1) * s->stride_w + s->kw <= s->in_w && s->kh * s->in_w <= PLANE_CAP) {
+        band = ((PLANE_CAP / s->in_w) - s->kh) / s->stride_h + 1;
+        if (band > s->out_h) band = s->out_h;
+    }
+    if (band > 0 && HW <= PLANE_CAP) {
+        const int g = PLANE_CAP / HW, groups = (planes + g - 1) / g;
+        int32_t off[PLANE_CAP];
+        for (int oy = 0; oy < s->out_h; oy++)
+            for (int ox = 0; ox < s->out_w; ox++)
+                off[oy * s->out_w + ox] = oy * s->stride_h * s->in_w + ox * s->stride_w;
+#pragma omp parallel for schedule(static)
+        for (int gr = 0; gr < groups; gr++) {
+            const int p0 = gr * g, np = planes - p0 < g ? planes - p0 : g;
+            pool_planes_inside(out + (size_t)p0 * OHW, argmax + (size_t)p0 * OHW, in + (size_t)p0 * HW, s, np, off);
+        }
+        return;
+    }
+    if (band > 0) {
+#pragma omp parallel for schedule(static)
+        for (int pl = 0; pl < planes; pl++)
+            pool_plane_inside(out + (size_t)pl * OHW, argmax + (size_t)pl * OHW, in + (size_t)pl * HW, s, band);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const float *src = in + (size_t)pl * HW;
