@@ -40,15 +40,24 @@ static int cpu_all_finite(tb_backend *be, const float *x, size_t count)
     return finite;
 }
 
-static size_t cpu_conv2d_ws(tb_backend *be, const tb_conv2d_shape *s, int n) { return conv2d_workspace_floats(s, n); }
+/* conv2d sizes its per-thread workspace from the OpenMP thread count, so the
+ * count it runs with must be this backend's, not whatever another backend
+ * set last. omp_set_num_threads sets it for the calling thread only. */
+static size_t cpu_conv2d_ws(tb_backend *be, const tb_conv2d_shape *s, int n)
+{
+    omp_set_num_threads(be->threads);
+    return conv2d_workspace_floats(s, n);
+}
 static void cpu_conv2d_fwd(tb_backend *be, float *out, const float *in, const float *w, const float *b,
                            const tb_conv2d_shape *s, int n, float *ws)
 {
+    omp_set_num_threads(be->threads);
     conv2d_forward(out, in, w, b, s, n, ws);
 }
 static void cpu_conv2d_bwd(tb_backend *be, float *din, float *dw, float *db, const float *dout, const float *in,
                            const float *w, const tb_conv2d_shape *s, int n, int acc, float *ws)
 {
+    omp_set_num_threads(be->threads);
     conv2d_backward(din, dw, db, dout, in, w, s, n, acc, ws);
 }
 static void cpu_linear_fwd(tb_backend *be, float *out, const float *in, const float *w, const float *b,

@@ -271,6 +271,40 @@ START_TEST(test_maxpool_plane_smaller_than_kernel)
 }
 END_TEST
 
+/* A net keeps its backend's thread count even after another backend set a
+ * larger one: the per-thread conv workspace was sized for it at build time. */
+START_TEST(test_thread_count_follows_the_backend)
+{
+    tb_backend *one = tb_backend_cpu_create(1);
+    tb_net *net = tb_zoo_small_cnn(1, 28, 28, 10);
+    tb_err err;
+    ck_assert(tb_net_build(net, one, 8, &err) == TB_OK);
+    tb_net_init_params(net, 5);
+    float x[8 * 784];
+    int32_t y[8];
+    tb_rng r;
+    tb_rng_init(&r, 1, TB_STREAM_AUGMENT, 0);
+    for (size_t i = 0; i < TB_ARRAY_LEN(x); i++) x[i] = tb_rng_normal(&r);
+    for (int i = 0; i < 8; i++) y[i] = i;
+    size_t np = tb_net_params_size(net);
+    float *before = malloc(sizeof(float) * np);
+    for (int pass = 0; pass < 2; pass++) {
+        tb_backend *four = pass ? tb_backend_cpu_create(4) : NULL; /* sets OpenMP's count to 4 */
+        tb_net_forward(net, x, 8, 1, 0);
+        one->ops->loss(one, tb_net_output_grad_buffer(net), tb_net_output(net), y, 8, 10, TB_LOSS_CROSS_ENTROPY);
+        tb_net_zero_grads(net);
+        tb_net_backward(net, tb_net_output_grad_buffer(net), 8);
+        if (pass == 0) memcpy(before, tb_net_grads(net), sizeof(float) * np);
+        else ck_assert_msg(memcmp(before, tb_net_grads(net), sizeof(float) * np) == 0,
+                           "gradients changed when another backend set 4 threads");
+        if (four) tb_backend_destroy(four);
+    }
+    free(before);
+    tb_net_free(net);
+    tb_backend_destroy(one);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("net");
@@ -279,6 +313,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_builder_errors);
     tcase_add_test(tc, test_fire_network_matches_torch);
     tcase_add_test(tc, test_maxpool_plane_smaller_than_kernel);
+    tcase_add_test(tc, test_thread_count_follows_the_backend);
     tcase_add_test(tc, test_init_independent_of_batch_and_other_layers);
     suite_add_tcase(s, tc);
     return s;

@@ -50,12 +50,21 @@ static int chunk_images(const tb_conv2d_shape *s, int n)
  * evaluation of one sample) leave threads idle, so the batched gemm, which
  * OpenBLAS parallelises, serves them. TB_CONV_MODE=batched|image forces one
  * (for benchmarks and tests). */
+static int forced_mode(void)
+{
+    /* read once: this runs for every convolution of every step */
+    static int mode = -2; /* -2 unread, -1 automatic, 0 batched, 1 per image */
+    if (mode == -2) {
+        const char *force = getenv("TB_CONV_MODE");
+        mode = force && !strcmp(force, "batched") ? 0 : force && !strcmp(force, "image") ? 1 : -1;
+    }
+    return mode;
+}
+
 static int per_image(int n)
 {
-    const char *force = getenv("TB_CONV_MODE");
-    if (force && !strcmp(force, "batched")) return 0;
-    if (force && !strcmp(force, "image")) return 1;
-    return n >= omp_get_max_threads();
+    int mode = forced_mode();
+    return mode >= 0 ? mode : n >= omp_get_max_threads();
 }
 
 static int is_pointwise(const tb_conv2d_shape *s)

@@ -28,7 +28,9 @@ typedef struct tb_conv2d_shape {
 
 /* Fills out_h/out_w from the rest; returns 0 or -1 when the output would be empty. */
 int conv2d_infer(tb_conv2d_shape *s);
-/* Floats of scratch memory conv2d_forward/backward need for n samples. */
+/* Floats of scratch memory conv2d_forward/backward need for n samples with
+ * the calling thread's OpenMP thread count (omp_get_max_threads()), which
+ * must be the same when they run. */
 size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n);
 /* out [n, out_c, out_h, out_w]; in [n, in_c, in_h, in_w];
  * weight [out_c, in_c/groups, kh, kw]; bias [out_c] or NULL */
