@@ -6,6 +6,8 @@
  * are reported through tb_err as one line naming the file, key and shapes. */
 #include "checkpoint.h"
 
+#include "h5util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -73,52 +75,26 @@ static int valid_key(const char *key) { return key[0] != '\0' && strchr(key, '/'
 
 /* ---- attributes ------------------------------------------------------------------ */
 
-static tb_status drop_attr(hid_t obj, const char *name, tb_err *err)
+/* Attributes through h5util (variable-length UTF-8 strings, which h5py reads
+ * as str; an existing attribute is replaced), with the name in the error. */
+static tb_status attr_written(int rc, const char *name, tb_err *err)
 {
-    htri_t ex = H5Aexists(obj, name);
-    if (ex < 0) return tb_fail(err, TB_EIO, "cannot query attribute '%s'", name);
-    if (ex > 0 && H5Adelete(obj, name) < 0) return tb_fail(err, TB_EIO, "cannot replace attribute '%s'", name);
-    return TB_OK;
+    return rc == 0 ? TB_OK : tb_fail(err, TB_EIO, "cannot write attribute '%s'", name);
 }
 
-static tb_status write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, const void *value, tb_err *err)
-{
-    tb_status st = drop_attr(obj, name, err);
-    if (st != TB_OK) return st;
-    hid_t sp = H5Screate(H5S_SCALAR);
-    if (sp < 0) return tb_fail(err, TB_EIO, "cannot create a dataspace for attribute '%s'", name);
-    hid_t a = H5Acreate2(obj, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
-    st = TB_OK;
-    if (a < 0)
-        st = tb_fail(err, TB_EIO, "cannot create attribute '%s'", name);
-    else if (H5Awrite(a, mtype, value) < 0)
-        st = tb_fail(err, TB_EIO, "cannot write attribute '%s'", name);
-    if (a >= 0 && H5Aclose(a) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close attribute '%s'", name);
-    H5Sclose(sp);
-    return st;
-}
-
-/* Variable-length UTF-8 string: h5py reads it as str. */
 static tb_status write_attr_str(hid_t obj, const char *name, const char *value, tb_err *err)
 {
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-        if (t >= 0) H5Tclose(t);
-        return tb_fail(err, TB_EIO, "cannot make a string type for attribute '%s'", name);
-    }
-    tb_status st = write_attr(obj, name, t, t, &value, err);
-    H5Tclose(t);
-    return st;
+    return attr_written(tb_h5_attr_str(obj, name, value), name, err);
 }
 
 static tb_status write_attr_i64(hid_t obj, const char *name, int64_t v, tb_err *err)
 {
-    return write_attr(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v, err);
+    return attr_written(tb_h5_attr_i64(obj, name, v), name, err);
 }
 
 static tb_status write_attr_f64(hid_t obj, const char *name, double v, tb_err *err)
 {
-    return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v, err);
+    return attr_written(tb_h5_attr_f64(obj, name, v), name, err);
 }
 
 /* Opens attribute name of obj for reading. Returns 0 when absent (*a untouched),
@@ -810,7 +786,13 @@ static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, con
         quiet_end(&q);
         return st;
     }
-    st = read_group_impl(fid, net, opt, keep_prefixes, kept, kept_len, &inner);
+    /* a run file (runfile.h) holds its final weights in the group /checkpoint */
+    hid_t group = fid;
+    if (H5Lexists(fid, "params", H5P_DEFAULT) <= 0 && H5Lexists(fid, "checkpoint", H5P_DEFAULT) > 0)
+        group = H5Gopen2(fid, "checkpoint", H5P_DEFAULT);
+    if (group < 0) st = tb_fail(&inner, TB_EFORMAT, "cannot open its checkpoint group");
+    else st = read_group_impl(group, net, opt, keep_prefixes, kept, kept_len, &inner);
+    if (group >= 0 && group != fid) H5Gclose(group);
     if (st != TB_OK) st = with_path(err, st, path, &inner);
     H5Fclose(fid);
     quiet_end(&q);

@@ -21,7 +21,8 @@
 
 /* Writes net (and opt, if non-NULL) into a new file at path (replaced atomically via a temporary file). */
 tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optimizer *opt, tb_err *err);
-/* Reads parameters and buffers by name into net; every tensor of the net must
+/* Reads parameters and buffers by name into net (from a checkpoint file, or
+ * from the /checkpoint group of a run file); every tensor of the net must
  * be present with the same shape. If opt is non-NULL and the file has optimizer
  * state of the same kind, it is restored too. */
 tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err);

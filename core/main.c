@@ -9,7 +9,6 @@
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
  * interrupted (Ctrl-C or the time limit) -- the run file is written in cases 0, 3, 4. */
 #include <errno.h>
-#include <hdf5.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -297,28 +296,6 @@ static void eval_usage(FILE *f)
             "(default test): loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n");
 }
 
-/* Weights from a checkpoint file, or from the /checkpoint group of a run file. */
-static tb_status load_weights(const char *path, tb_net *net, tb_err *err)
-{
-    H5E_auto2_t fn;
-    void *data;
-    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = access(path, R_OK) == 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
-    int in_run = f >= 0 && H5Lexists(f, "checkpoint", H5P_DEFAULT) > 0;
-    tb_status st;
-    if (in_run) {
-        hid_t g = H5Gopen2(f, "checkpoint", H5P_DEFAULT);
-        tb_err inner;
-        st = tb_checkpoint_read_group(g, net, NULL, &inner);
-        if (st != TB_OK) tb_fail(err, st, "run file %s: checkpoint: %s", path, inner.msg);
-        H5Gclose(g);
-    }
-    if (f >= 0) H5Fclose(f);
-    H5Eset_auto2(H5E_DEFAULT, fn, data);
-    return in_run ? st : tb_checkpoint_load(path, net, NULL, err);
-}
-
 static int cmd_eval(int argc, char **argv)
 {
     common_args a;
@@ -348,7 +325,7 @@ static int cmd_eval(int argc, char **argv)
     if (st == TB_OK) st = tb_config_set(cfg, "model.freeze", "none", &err);
     if (st == TB_OK) st = tb_run_configure(&run, cfg, &err);
     if (st == TB_OK) st = tb_run_prepare(&run, &err);
-    if (st == TB_OK) st = load_weights(a.checkpoint, run.net, &err);
+    if (st == TB_OK) st = tb_checkpoint_load(a.checkpoint, run.net, NULL, &err);
     const tb_dataset *ds = !strcmp(split, "test") ? &run.task.test : !strcmp(split, "val") ? &run.task.val
                                                                                            : &run.task.train;
     if (st == TB_OK && ds->count == 0) st = tb_fail(&err, TB_EINVAL, "the task has no %s samples", split);

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "tb_test.h"
 
 static char dir[] = "/tmp/tb_cli_XXXXXX";
@@ -170,6 +171,19 @@ START_TEST(test_train_writes_a_complete_run_file)
     snprintf(expect, sizeof expect, "accuracy %.2f%%", 100.0 * acc);
     ck_assert_msg(strstr(out, expect), "eval should report %s:\n%s", expect, out);
 
+    /* a run file is also a starting point: fine-tune its head with the base frozen */
+    snprintf(args, sizeof args, "train %s --quiet --set model.init_from=%s --set model.freeze=base --out %s/runs/ft.h5",
+             config_path, run_path, dir);
+    rc = run_tb(args, out, sizeof out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    char ft[300];
+    snprintf(ft, sizeof ft, "%s/runs/ft.h5", dir);
+    const char *conv = "/checkpoint/params/features.0.weight";
+    size_t nc1, nc2;
+    float *c1 = tbt_read_f32(run_path, conv, &nc1, NULL, NULL), *c2 = tbt_read_f32(ft, conv, &nc2, NULL, NULL);
+    ck_assert_msg(nc1 == nc2 && memcmp(c1, c2, nc1 * sizeof *c1) == 0, "the frozen base changed");
+    free(c1), free(c2);
+
     /* the same seed trains the same weights: a second run file has identical parameters */
     snprintf(args, sizeof args, "train %s --quiet --out %s/runs/second.h5", config_path, dir);
     ck_assert_int_eq(run_tb(args, out, sizeof out), 0);
@@ -185,32 +199,25 @@ END_TEST
 
 START_TEST(test_bad_input_is_named)
 {
+    /* each: --set override, then two strings the message must contain; nothing runs, exit code 2 */
+    static const struct {
+        const char *set, *expect1, *expect2;
+    } cases[] = {
+        {"train.learning_rate=0.1", "learning_rate", "did you mean lr"}, /* misspelt key: the nearest valid one named */
+        {"train.batch_size=0", "batch_size = 0", "[1, "},    /* out of range: key, value and range */
+        {"train.batch_size=1000", "batch_size = 1000", "160"}, /* larger than the training set */
+        {"train.lr=fast", "train.lr", "fast"},               /* malformed number */
+        {"train.optimizer=adamw", "adamw", "rmsprop"},       /* unknown choice: the allowed ones named */
+        {"model.name=resnet", "resnet", "not found"},        /* a model plugin that does not exist */
+    };
     static char out[1 << 16];
     char args[1024];
-    /* a misspelt key: the nearest valid key is named; nothing runs */
-    snprintf(args, sizeof args, "train %s --set train.learning_rate=0.1", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "learning_rate") && strstr(out, "lr"), "%s", out);
-    /* out of range: key, value and range */
-    snprintf(args, sizeof args, "train %s --set train.batch_size=0", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "batch_size") && strstr(out, "0"), "%s", out);
-    /* batch larger than the training set */
-    snprintf(args, sizeof args, "train %s --set train.batch_size=1000", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "batch_size = 1000") && strstr(out, "160"), "%s", out);
-    /* malformed number */
-    snprintf(args, sizeof args, "train %s --set train.lr=fast", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "train.lr") && strstr(out, "fast"), "%s", out);
-    /* an unknown optimizer names the allowed ones */
-    snprintf(args, sizeof args, "train %s --set train.optimizer=adamw", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "adamw") && strstr(out, "rmsprop"), "%s", out);
-    /* a model plugin that does not exist */
-    snprintf(args, sizeof args, "train %s --set model.name=resnet", config_path);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 2);
-    ck_assert_msg(strstr(out, "resnet") && strstr(out, "not found"), "%s", out);
+    for (size_t i = 0; i < TB_ARRAY_LEN(cases); i++) {
+        snprintf(args, sizeof args, "train %s --set %s", config_path, cases[i].set);
+        ck_assert_msg(run_tb(args, out, sizeof out) == 2, "--set %s: expected exit 2:\n%s", cases[i].set, out);
+        ck_assert_msg(strstr(out, cases[i].expect1) && strstr(out, cases[i].expect2), "--set %s:\n%s",
+                      cases[i].set, out);
+    }
     /* an unknown option and a missing file */
     ck_assert_int_eq(run_tb("train --frobnicate x.ini", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "unknown option"), "%s", out);
