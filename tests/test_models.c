@@ -689,6 +689,17 @@ START_TEST(test_cnn_init_schemes)
                 double rel = fabs(var / expect_var[s] - 1);
                 ck_assert_msg(rel < 8 / sqrt(n), "%s (init=%s): variance %g, expected %g", p->name, schemes[s], var,
                               expect_var[s]);
+                /* the variance alone cannot tell uniform from normal (kaiming_uniform and _normal share
+                 * it): a uniform scheme stays within its bound sqrt(3 var) and comes close to it, a normal
+                 * one exceeds it somewhere (P(|x| > 1.73 sd) = 8% per draw) */
+                const int uniform[] = {1, 1, 0, 1, 0};
+                double bound = sqrt(3.0 * expect_var[s]);
+                if (uniform[s])
+                    ck_assert_msg(maxabs <= bound * (1 + 1e-6) && maxabs > 0.9 * bound,
+                                  "%s (init=%s): max |w| %g, uniform bound %g", p->name, schemes[s], maxabs, bound);
+                else
+                    ck_assert_msg(maxabs > bound, "%s (init=%s): max |w| %g never exceeds %g: not normal", p->name,
+                                  schemes[s], maxabs, bound);
             }
             free(w);
         }
