@@ -1,6 +1,7 @@
 /* net.c: network DAG, parameter table and the forward/backward passes. */
 #include "net.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,12 +100,16 @@ void tb_net_free(tb_net *net)
 
 /* ---- builder ----------------------------------------------------------- */
 
-static int fail(tb_net *net, const char *fmt, const char *what, int a, int b)
+/* Records the first builder error, "layer N (what): message"; returns -1. */
+__attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *what, const char *fmt, ...)
 {
     if (!net->failed) {
         net->failed = 1;
         char tmp[400];
-        snprintf(tmp, sizeof tmp, fmt, a, b);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(tmp, sizeof tmp, fmt, ap);
+        va_end(ap);
         tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
     }
     return -1;
@@ -134,19 +139,18 @@ static tb_node *add_node(tb_net *net, tb_layer_kind kind, const char *name, int 
     if (net->failed) return NULL;
     int ndim, c, h, w;
     if (input_shape(net, input, &ndim, &c, &h, &w) != 0) {
-        fail(net, "input %d is not an earlier layer (0..%d) or TB_NET_INPUT", tb_layer_kind_name(kind), input,
-             net->n_nodes - 1);
+        fail(net, tb_layer_kind_name(kind), "input %d is not an earlier layer (0..%d) or TB_NET_INPUT", input, net->n_nodes - 1);
         return NULL;
     }
     if (name && strlen(name) >= TB_NAME_MAX - 32) {
-        fail(net, "name longer than %d characters%.0d", tb_layer_kind_name(kind), TB_NAME_MAX - 32, 0);
+        fail(net, tb_layer_kind_name(kind), "name longer than %d characters", TB_NAME_MAX - 32);
         return NULL;
     }
     if (net->n_nodes == net->cap_nodes) {
         int cap = net->cap_nodes ? 2 * net->cap_nodes : 32;
         tb_node *grown = realloc(net->nodes, sizeof *grown * cap);
         if (!grown) {
-            fail(net, "out of memory%.0d%.0d", tb_layer_kind_name(kind), 0, 0);
+            fail(net, tb_layer_kind_name(kind), "out of memory");
             return NULL;
         }
         net->nodes = grown;
@@ -172,14 +176,14 @@ static int add_param(tb_net *net, tb_node *node, const char *suffix, int ndim, c
     if (net->n_params == net->cap_params) {
         int cap = net->cap_params ? 2 * net->cap_params : 64;
         tb_param *grown = realloc(net->params, sizeof *grown * cap);
-        if (!grown) return fail(net, "out of memory%.0d%.0d", tb_layer_kind_name(node->kind), 0, 0);
+        if (!grown) return fail(net, tb_layer_kind_name(node->kind), "out of memory");
         net->params = grown;
         net->cap_params = cap;
     }
     tb_param *p = &net->params[net->n_params];
     memset(p, 0, sizeof *p);
     int len = snprintf(p->name, sizeof p->name, "%.*s.%s", TB_NAME_MAX - 32, node->name, suffix);
-    if (len < 0 || len >= (int)sizeof p->name) return fail(net, "parameter name too long%.0d%.0d", "param", 0, 0);
+    if (len < 0 || len >= (int)sizeof p->name) return fail(net, "param", "parameter name too long");
     p->ndim = ndim;
     p->count = 1;
     for (int i = 0; i < ndim; i++) {
@@ -208,11 +212,10 @@ static int commit_node(tb_net *net) { return net->failed ? -1 : net->n_nodes++; 
 
 static int require_name(tb_net *net, tb_node *n, const char *name)
 {
-    if (!name || !*name) return fail(net, "a layer with parameters needs a state_dict name%.0d%.0d",
-                                     tb_layer_kind_name(n->kind), 0, 0);
+    if (!name || !*name) return fail(net, tb_layer_kind_name(n->kind), "a layer with parameters needs a state_dict name");
     for (int i = 0; i < net->n_nodes; i++)
         if (net->nodes[i].name[0] && strcmp(net->nodes[i].name, name) == 0)
-            return fail(net, "name already used by layer %d%.0d", tb_layer_kind_name(n->kind), i, 0);
+            return fail(net, tb_layer_kind_name(n->kind), "name already used by layer %d", i);
     return 0;
 }
 
@@ -221,17 +224,16 @@ int tb_net_conv2d(tb_net *net, int input, const char *name, int out_c, int kerne
 {
     tb_node *n = add_node(net, TB_LAYER_CONV2D, name, input);
     if (!n || require_name(net, n, name)) return -1;
-    if (n->ndim != 4) return fail(net, "input is %d-D, conv2d needs [n, c, h, w]%.0d", "conv2d", n->ndim, 0);
+    if (n->ndim != 4) return fail(net, "conv2d", "input is %d-D, conv2d needs [n, c, h, w]", n->ndim);
     tb_conv2d_shape *s = &n->u.conv;
     *s = (tb_conv2d_shape){.in_c = n->c, .in_h = n->h, .in_w = n->w, .out_c = out_c, .kh = kernel, .kw = kernel,
                            .stride_h = stride, .stride_w = stride, .pad_h = pad, .pad_w = pad, .groups = groups};
     if (stride < 1 || pad < 0)
-        return fail(net, "stride %d must be >= 1 and padding %d >= 0", "conv2d", stride, pad);
+        return fail(net, "conv2d", "stride %d must be >= 1 and padding %d >= 0", stride, pad);
     if (out_c < 1 || groups < 1 || n->c % groups || out_c % groups)
-        return fail(net, "out_channels %d and in_channels must both be divisible by groups %d", "conv2d", out_c,
-                    groups);
+        return fail(net, "conv2d", "out_channels %d and in_channels must both be divisible by groups %d", out_c, groups);
     if (conv2d_infer(s) != 0)
-        return fail(net, "kernel %d with padding %d does not fit the input", "conv2d", kernel, pad);
+        return fail(net, "conv2d", "kernel %d with padding %d does not fit the input", kernel, pad);
     n->c = out_c;
     n->h = s->out_h;
     n->w = s->out_w;
@@ -247,8 +249,8 @@ int tb_net_linear(tb_net *net, int input, const char *name, int out_features, in
 {
     tb_node *n = add_node(net, TB_LAYER_LINEAR, name, input);
     if (!n || require_name(net, n, name)) return -1;
-    if (n->ndim != 2) return fail(net, "input is %d-D; add a flatten layer before linear%.0d", "linear", n->ndim, 0);
-    if (out_features < 1) return fail(net, "out_features %d must be >= 1%.0d", "linear", out_features, 0);
+    if (n->ndim != 2) return fail(net, "linear", "input is %d-D; add a flatten layer before linear", n->ndim);
+    if (out_features < 1) return fail(net, "linear", "out_features %d must be >= 1", out_features);
     n->u.linear = (tb_linear_shape){.in_features = n->c, .out_features = out_features};
     int64_t wshape[2] = {out_features, n->c}, bshape[1] = {out_features};
     n->c = out_features;
@@ -270,15 +272,14 @@ static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int 
     tb_node *n = add_node(net, kind, NULL, input);
     if (!n) return -1;
     const char *what = tb_layer_kind_name(kind);
-    if (n->ndim != 4) return fail(net, "input is %d-D, pooling needs [n, c, h, w]%.0d", what, n->ndim, 0);
-    if (stride < 1 || kernel < 1) return fail(net, "kernel %d and stride %d must be >= 1", what, kernel, stride);
+    if (n->ndim != 4) return fail(net, what, "input is %d-D, pooling needs [n, c, h, w]", n->ndim);
+    if (stride < 1 || kernel < 1) return fail(net, what, "kernel %d and stride %d must be >= 1", kernel, stride);
     tb_pool_shape *s = &n->u.pool;
     *s = (tb_pool_shape){.c = n->c, .in_h = n->h, .in_w = n->w, .kh = kernel, .kw = kernel, .stride_h = stride,
                          .stride_w = stride, .pad_h = pad, .pad_w = pad, .ceil_mode = ceil_mode,
                          .count_include_pad = count_include_pad};
     if (pool_infer(s) != 0)
-        return fail(net, "kernel %d with padding %d: padding must be at most half the kernel and the output non-empty",
-                    what, kernel, pad);
+        return fail(net, what, "kernel %d with padding %d: padding must be at most half the kernel and the output non-empty", kernel, pad);
     n->h = s->out_h;
     n->w = s->out_w;
     return commit_node(net);
@@ -298,8 +299,8 @@ int tb_net_adaptive_avgpool(tb_net *net, int input, int out_h, int out_w)
 {
     tb_node *n = add_node(net, TB_LAYER_ADAPTIVE_AVGPOOL, NULL, input);
     if (!n) return -1;
-    if (n->ndim != 4) return fail(net, "input is %d-D, pooling needs [n, c, h, w]%.0d", "adaptive_avgpool", n->ndim, 0);
-    if (out_h < 1 || out_w < 1) return fail(net, "output size %dx%d must be >= 1", "adaptive_avgpool", out_h, out_w);
+    if (n->ndim != 4) return fail(net, "adaptive_avgpool", "input is %d-D, pooling needs [n, c, h, w]", n->ndim);
+    if (out_h < 1 || out_w < 1) return fail(net, "adaptive_avgpool", "output size %dx%d must be >= 1", out_h, out_w);
     n->u.pool = (tb_pool_shape){.c = n->c, .in_h = n->h, .in_w = n->w, .out_h = out_h, .out_w = out_w};
     n->h = out_h;
     n->w = out_w;
@@ -309,7 +310,7 @@ int tb_net_adaptive_avgpool(tb_net *net, int input, int out_h, int out_w)
 int tb_net_concat(tb_net *net, const int *inputs, int n_inputs)
 {
     if (n_inputs < 1 || n_inputs > TB_MAX_CONCAT) {
-        if (!net->failed) fail(net, "%d inputs; between 1 and %d allowed", "concat", n_inputs, TB_MAX_CONCAT);
+        fail(net, "concat", "%d inputs; between 1 and %d allowed", n_inputs, TB_MAX_CONCAT);
         return -1;
     }
     tb_node *n = add_node(net, TB_LAYER_CONCAT, NULL, inputs[0]);
@@ -318,9 +319,9 @@ int tb_net_concat(tb_net *net, const int *inputs, int n_inputs)
     for (int j = 0; j < n_inputs; j++) {
         int ndim, c, h, w;
         if (input_shape(net, inputs[j], &ndim, &c, &h, &w) != 0)
-            return fail(net, "input %d (%d) is not an earlier layer", "concat", j, inputs[j]);
+            return fail(net, "concat", "input %d (%d) is not an earlier layer", j, inputs[j]);
         if (ndim != n->ndim || h != n->h || w != n->w)
-            return fail(net, "input %d has a different height/width or rank than input 0 (%d)", "concat", j, 0);
+            return fail(net, "concat", "input %d has a different height/width or rank than input 0", j);
         n->inputs[j] = inputs[j];
         channels += c;
     }
@@ -333,14 +334,7 @@ int tb_net_dropout(tb_net *net, int input, float p)
 {
     tb_node *n = add_node(net, TB_LAYER_DROPOUT, NULL, input);
     if (!n) return -1;
-    if (!(p >= 0.0f && p <= 1.0f)) {
-        if (!net->failed) {
-            net->failed = 1;
-            tb_fail(&net->build_err, TB_EINVAL, "layer %d (dropout): p = %g is outside [0, 1]", net->n_nodes,
-                    (double)p);
-        }
-        return -1;
-    }
+    if (!(p >= 0.0f && p <= 1.0f)) return fail(net, "dropout", "p = %g is outside [0, 1]", (double)p);
     n->u.dropout_p = p;
     return commit_node(net);
 }
@@ -349,15 +343,10 @@ int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float 
 {
     tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
     if (!n || require_name(net, n, name)) return -1;
-    if (n->ndim != 4) return fail(net, "input is %d-D, BatchNorm2d needs [n, c, h, w]%.0d", "batchnorm", n->ndim, 0);
-    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f)) {
-        if (!net->failed) {
-            net->failed = 1;
-            tb_fail(&net->build_err, TB_EINVAL, "layer %d (batchnorm): eps = %g must be > 0 and momentum = %g in [0, 1]",
-                    net->n_nodes, (double)eps, (double)momentum);
-        }
-        return -1;
-    }
+    if (n->ndim != 4) return fail(net, "batchnorm", "input is %d-D, BatchNorm2d needs [n, c, h, w]", n->ndim);
+    if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
+        return fail(net, "batchnorm", "eps = %g must be > 0 and momentum = %g in [0, 1]", (double)eps,
+                    (double)momentum);
     n->u.bn = (tb_bn_shape){.c = n->c, .hw = n->h * n->w, .eps = eps, .momentum = momentum};
     int64_t shape[1] = {n->c};
     if (add_param(net, n, "weight", 1, shape, 0, 0) || add_param(net, n, "bias", 1, shape, 0, 0) ||

@@ -33,13 +33,12 @@ static void pool_row_exact(float *dst, int32_t *idx, const float *src, const tb_
     }
 }
 
-/* Windows of output row oy, columns [lo, hi), that lie inside the input:
- * branch-free so the compiler vectorises over ox (random comparisons defeat
- * the branch predictor). Inlined with constant kh/kw for the common 2x2 and
- * 3x3 windows with stride 2. Same first-maximum rule; returns non-zero if a NaN was seen. */
-static inline __attribute__((always_inline)) int pool_row_inside(float *drow, int32_t *irow, const float *src,
-                                                                 int W, int ys, int lo, int hi, const int sw,
-                                                                 int pw, const int kh, const int kw)
+/* Windows of output row oy, columns [lo, hi), that lie inside the input, for
+ * the shapes the faster paths below do not take (padded or unusual windows):
+ * branch-free (random comparisons defeat the branch predictor). Same
+ * first-maximum rule; returns non-zero if a NaN was seen. */
+static int pool_row_inside(float *drow, int32_t *irow, const float *src, int W, int ys, int lo, int hi, int sw,
+                           int pw, int kh, int kw)
 {
     int nan_seen = 0;
 #pragma omp simd reduction(| : nan_seen)
