@@ -153,7 +153,7 @@ typedef struct tb_host_api {
     uint32_t size;    /* sizeof(tb_host_api) in the host; members past it are absent */
 
     /* options of this plugin (declared names only; the host already checked types and ranges) */
-    int64_t (*arg_int)(const tb_plugin_args *args, const char *name);
+    int64_t (*arg_int)(const tb_plugin_args *args, const char *name); /* INT; CHOICE: the index in `choices` */
     double (*arg_float)(const tb_plugin_args *args, const char *name);
     int (*arg_bool)(const tb_plugin_args *args, const char *name);
     const char *(*arg_string)(const tb_plugin_args *args, const char *name); /* STRING, CHOICE, PATH */

@@ -62,12 +62,9 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
         }
     }
     snprintf(name, sizeof name, "layers.%d", index);
-    x = host->net_linear(net, x, name, in->classes, 1, init);
-    if (x < 0) { /* the builder recorded why; the host reports it when it builds the net */
-        snprintf(err, errlen, "could not build the network for input %dx%dx%d", in->channels, in->height, in->width);
-        host->net_free(net);
-        return TB_EINVAL;
-    }
+    /* A failed builder call returns -1 and the network records the first error
+     * with its layer; the host reports that message when it places the net. */
+    host->net_linear(net, x, name, in->classes, 1, init);
     host->log(TB_LOG_DEBUG, "tiny_mlp", "%d hidden layers of %d units", layers, hidden);
     *out = net;
     return TB_OK;
