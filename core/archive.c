@@ -56,31 +56,6 @@ int tb_run_status_is_final(tb_run_status s) { return s >= TB_RUN_FINISHED && s <
 
 /* ---- time --------------------------------------------------------------------------- */
 
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* "2024-05-01T12:00:00.123Z", or "" for NaN */
-static void iso_utc(double s, char out[32])
-{
-    out[0] = '\0';
-    if (!isfinite(s)) return;
-    time_t t = (time_t)floor(s);
-    int ms = (int)((s - floor(s)) * 1000.0);
-    if (ms > 999) ms = 999;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (k == 0 || k > 24) {
-        out[0] = '\0';
-        return;
-    }
-    snprintf(out + k, 32 - k, ".%03uZ", (unsigned)ms % 1000u);
-}
-
 /* ---- payload encoding ------------------------------------------------------------------- */
 
 typedef struct buf {
@@ -457,10 +432,10 @@ static int write_state_attrs(hid_t f, const row *r, int live)
     rc |= tb_h5_attr_str(f, "status", live ? "live" : tb_run_status_name(r->status));
     rc |= tb_h5_attr_str(f, "message", live ? "the run is being written; index.h5 has its current status"
                                             : (r->message ? r->message : ""));
-    iso_utc(live ? NAN : r->started_s, t);
+    tb_iso_utc(live ? NAN : r->started_s, t);
     rc |= tb_h5_attr_str(f, "started", t);
     rc |= tb_h5_attr_f64(f, "started_s", live ? NAN : r->started_s);
-    iso_utc(live ? NAN : r->ended_s, t);
+    tb_iso_utc(live ? NAN : r->ended_s, t);
     rc |= tb_h5_attr_str(f, "ended", t);
     rc |= tb_h5_attr_f64(f, "ended_s", live ? NAN : r->ended_s);
     rc |= tb_h5_attr_f64(f, "test_accuracy", live ? NAN : r->test_accuracy);
@@ -490,7 +465,7 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
     if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it", path);
     const char *what = NULL;
     char created[32];
-    iso_utc(r->created_s, created);
+    tb_iso_utc(r->created_s, created);
     if (tb_h5_attr_str(f, "format", TB_ARCHIVE_RUN_FORMAT) < 0 ||
         tb_h5_attr_i64(f, "format_version", TB_ARCHIVE_VERSION) < 0 ||
         tb_h5_attr_str(f, "tunebench_version", TB_VERSION) < 0 || tb_h5_attr_str(f, "git_commit", TB_GIT_COMMIT) < 0 ||
@@ -671,7 +646,7 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
         const row *r = &a->rows[i];
         s[0][i] = r->id, s[1][i] = r->kind, s[2][i] = r->participant ? r->participant : "";
         s[3][i] = tb_run_status_name(r->status), s[4][i] = r->message ? r->message : "";
-        iso_utc(r->created_s, iso[i][0]), iso_utc(r->started_s, iso[i][1]), iso_utc(r->ended_s, iso[i][2]);
+        tb_iso_utc(r->created_s, iso[i][0]), tb_iso_utc(r->started_s, iso[i][1]), tb_iso_utc(r->ended_s, iso[i][2]);
         d[0][i] = r->created_s, d[1][i] = r->started_s, d[2][i] = r->ended_s;
         d[3][i] = r->val_accuracy, d[4][i] = r->test_accuracy;
         i64[0][i] = r->last_epoch, i64[1][i] = r->n_epoch, i64[2][i] = r->n_batch;
@@ -682,8 +657,8 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
         goto done;
     }
     char now[32];
-    double now_s = wall_now();
-    iso_utc(now_s, now);
+    double now_s = tb_utc_now();
+    tb_iso_utc(now_s, now);
     int rc = 0;
     rc |= tb_h5_attr_str(f, "format", TB_ARCHIVE_INDEX_FORMAT);
     rc |= tb_h5_attr_i64(f, "format_version", TB_ARCHIVE_VERSION);
@@ -852,8 +827,8 @@ static tb_status recover_run(tb_archive *a, const char *name, tb_archive_recover
     }
     if (!tb_run_status_is_final(r.status)) {
         char last[32], now[32], msg[160];
-        iso_utc(r.last_seen_s, last);
-        iso_utc(wall_now(), now);
+        tb_iso_utc(r.last_seen_s, last);
+        tb_iso_utc(tb_utc_now(), now);
         snprintf(msg, sizeof msg, "interrupted: the writing process stopped; last record %s, recovered %s", last, now);
         tb_journal *j = NULL;
         st = tb_journal_open(jpath, &j, err);
@@ -1020,7 +995,7 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
     rw.participant = dup_or_empty(participant);
     rw.ini = dup_or_empty(attrs_ini);
     rw.message = dup_or_empty("");
-    rw.created_s = rw.last_seen_s = wall_now();
+    rw.created_s = rw.last_seen_s = tb_utc_now();
     rw.status = TB_RUN_QUEUED;
     if (!r || !rw.participant || !rw.ini || !rw.message) {
         free(r);
@@ -1055,7 +1030,7 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
         /* the journal has the run: record why it stops, the next open rebuilds the file */
         tb_err e2;
         char *m = strdup(err ? err->msg : "the run file could not be created");
-        double t = wall_now();
+        double t = tb_utc_now();
         journal_status(r->j, TB_RUN_INTERRUPTED, t, NAN, m ? m : "", &e2);
         apply_status(&rw, TB_RUN_INTERRUPTED, t, NAN, m);
         close_datasets(r->ds);
@@ -1113,7 +1088,7 @@ tb_status tb_archive_run_epoch(tb_archive_run *r, int64_t epoch, double train_lo
                      (long long)epoch, (long long)rw->last_epoch);
         goto out;
     }
-    double t = wall_now();
+    double t = tb_utc_now();
     double v[EPOCH_COLS - 1] = {train_loss, val_loss, val_accuracy, seconds};
     buf b = {0};
     b_f64(&b, t);
@@ -1156,7 +1131,7 @@ tb_status tb_archive_run_batches(tb_archive_run *r, size_t n, const int64_t *ste
                        tb_archive_run_id(r), n);
     pthread_mutex_lock(&a->mu);
     row *rw = &a->rows[r->row];
-    double t = wall_now();
+    double t = tb_utc_now();
     buf b = {0};
     b_f64(&b, t);
     b_u32(&b, (uint32_t)n);
@@ -1193,7 +1168,7 @@ tb_status tb_archive_run_status(tb_archive_run *r, tb_run_status status, const c
                        tb_archive_run_id(r), tb_run_status_name(status));
     pthread_mutex_lock(&a->mu);
     row *rw = &a->rows[r->row];
-    double t = wall_now();
+    double t = tb_utc_now();
     char *m = dup_or_empty(message);
     tb_status st = m ? journal_status(r->j, status, t, NAN, m, err)
                      : tb_fail(err, TB_ENOMEM, "run %s/runs/%s: out of memory", a->dir, rw->id);
@@ -1213,7 +1188,7 @@ static tb_status finish_locked(tb_archive_run *r, tb_run_status status, double t
 {
     tb_archive *a = r->a;
     row *rw = &a->rows[r->row];
-    double t = wall_now();
+    double t = tb_utc_now();
     char *m = dup_or_empty(message);
     tb_status st = m ? journal_status(r->j, status, t, test_accuracy, m, err)
                      : tb_fail(err, TB_ENOMEM, "run %s/runs/%s: out of memory", a->dir, rw->id);
@@ -1300,7 +1275,7 @@ static void fill_info(const row *r, tb_archive_run_info *o)
     snprintf(o->message, sizeof o->message, "%s", r->message ? r->message : "");
     o->status = r->status;
     o->created_s = r->created_s, o->started_s = r->started_s, o->ended_s = r->ended_s;
-    iso_utc(r->created_s, o->created), iso_utc(r->started_s, o->started), iso_utc(r->ended_s, o->ended);
+    tb_iso_utc(r->created_s, o->created), tb_iso_utc(r->started_s, o->started), tb_iso_utc(r->ended_s, o->ended);
     o->last_epoch = r->last_epoch, o->epochs = r->n_epoch, o->batches = r->n_batch;
     o->val_accuracy = r->val_accuracy, o->test_accuracy = r->test_accuracy;
     o->live = r->live != NULL;
@@ -1349,6 +1324,69 @@ static hid_t open_readonly(const char *path)
     return f;
 }
 
+/* What the study and sweeps wrote beside the runs: study.h5's tables at the
+ * root, each sweeps/<id>.h5 as /sweeps/<id>. Files that are absent are skipped. */
+static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_err *err)
+{
+    static const char *const study_objects[] = {"study", "participants", "submissions", "finals", "events"};
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/study.h5", dir);
+    if (access(path, F_OK) == 0) {
+        hid_t f = open_readonly(path);
+        if (f < 0) return tb_fail(err, TB_EIO, "export: cannot open %s", path);
+        for (size_t i = 0; i < sizeof study_objects / sizeof *study_objects; i++) {
+            if (H5Lexists(f, study_objects[i], H5P_DEFAULT) <= 0) continue;
+            if (H5Ocopy(f, study_objects[i], out, study_objects[i], H5P_DEFAULT, H5P_DEFAULT) < 0) {
+                H5Fclose(f);
+                return tb_fail(err, TB_EIO, "export %s: cannot copy /%s from %s", tmp, study_objects[i], path);
+            }
+        }
+        H5Fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/sweeps", dir);
+    DIR *d = opendir(path);
+    if (!d) return TB_OK;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    tb_status st = TB_OK;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0 || e->d_name[0] == '.') continue;
+        if (n == cap && grow((void **)&names, sizeof *names, cap = cap ? 2 * cap : 16) != 0) {
+            st = tb_fail(err, TB_ENOMEM, "export: out of memory");
+            break;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            st = tb_fail(err, TB_ENOMEM, "export: out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    hid_t g = -1;
+    if (st == TB_OK && n && (g = H5Gcreate2(out, "sweeps", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        st = tb_fail(err, TB_EIO, "export %s: cannot create /sweeps", tmp);
+    for (size_t i = 0; i < n && st == TB_OK; i++) {
+        char file[PATH_CAP + 256], name[256];
+        snprintf(file, sizeof file, "%s/%s", path, names[i]);
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 3), names[i]);
+        hid_t f = open_readonly(file);
+        if (f < 0) {
+            st = tb_fail(err, TB_EIO, "export: cannot open %s", file);
+            break;
+        }
+        if (H5Ocopy(f, ".", g, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            st = tb_fail(err, TB_EIO, "export %s: cannot copy %s", tmp, file);
+        H5Fclose(f);
+    }
+    if (g >= 0) H5Gclose(g);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return st;
+}
+
 tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
 {
     char ipath[PATH_CAP], tmp[PATH_CAP];
@@ -1381,7 +1419,7 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
         goto done;
     }
     char now[32];
-    iso_utc(wall_now(), now);
+    tb_iso_utc(tb_utc_now(), now);
     if (tb_h5_attr_str(out, "format", TB_ARCHIVE_EXPORT_FORMAT) < 0 ||
         tb_h5_attr_i64(out, "format_version", TB_ARCHIVE_VERSION) < 0 ||
         tb_h5_attr_str(out, "tunebench_version", TB_VERSION) < 0 || tb_h5_attr_str(out, "exported", now) < 0 ||
@@ -1413,6 +1451,7 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
             goto done;
         }
     }
+    if ((st = export_extras(dir, out, tmp, err)) != TB_OK) goto done;
 done:
     if (runs >= 0) H5Gclose(runs);
     if (out >= 0 && H5Fclose(out) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "export: cannot close %s", tmp);

@@ -76,6 +76,7 @@ static void print_plugin(const tb_plugin *p)
     if (d->description && *d->description) printf("      %s\n", d->description);
     if (d->kind == TB_PLUGIN_MODEL && (d->base_prefixes || d->head_prefixes))
         printf("      base: %s   head: %s\n", or_dash(d->base_prefixes), or_dash(d->head_prefixes));
+    if (d->kind == TB_PLUGIN_FRONTEND) printf("      use: tunebench study CONFIG --frontend %s\n", d->name);
     if (d->n_options == 0) {
         printf("      options: none\n");
         return;

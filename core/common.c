@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,3 +49,36 @@ void *tb_aligned_alloc(size_t bytes)
 }
 
 void tb_aligned_free(void *p) { free(p); }
+
+double tb_utc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void tb_iso_utc(double s, char out[32])
+{
+    out[0] = '\0';
+    if (!isfinite(s)) return;
+    time_t t = (time_t)floor(s);
+    int ms = (int)((s - floor(s)) * 1000.0);
+    if (ms > 999) ms = 999;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t k = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (k == 0 || k > 24) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out + k, 32 - k, ".%03uZ", (unsigned)ms % 1000u);
+}
+
+void tb_copy_str(char *dst, size_t cap, const char *src)
+{
+    if (!cap) return;
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+}

@@ -25,6 +25,13 @@ const char *tb_status_name(tb_status s);
 /* Wall clock in seconds (monotonic). */
 double tb_now(void);
 
+/* Wall clock (UTC seconds since 1970) for timestamps people read. */
+double tb_utc_now(void);
+/* "2024-05-01T12:00:00.123Z", or "" for NaN. */
+void tb_iso_utc(double s, char out[32]);
+/* Copies src (NULL: "") into dst, truncated to cap - 1 bytes; always terminated. */
+void tb_copy_str(char *dst, size_t cap, const char *src);
+
 /* Aligned allocation for host buffers (64-byte alignment for AVX-512). */
 void *tb_aligned_alloc(size_t bytes);
 void tb_aligned_free(void *p);

@@ -17,6 +17,7 @@
 #include <float.h>
 #include <inttypes.h>
 #include <iniparser.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CFG_NAME_MAX 64
 
@@ -206,6 +208,7 @@ const char *tb_config_path(const tb_config *cfg) { return cfg ? cfg->path : ""; 
 
 /* iniparser reports syntax errors through a global callback; we collect the
  * first one (and count the rest) while tb_config_load runs. */
+static pthread_mutex_t ini_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
     int count;
     int line;          /* 0 when the message carries none */
@@ -337,17 +340,26 @@ tb_status tb_config_load(tb_config **out, const char *path, tb_err *err)
     if (!probe) return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, strerror(errno));
     fclose(probe);
 
+    /* iniparser's error callback is global: one load at a time (executor workers load configs too) */
+    pthread_mutex_lock(&ini_lock);
     memset(&ini_error, 0, sizeof ini_error);
     iniparser_set_error_callback(ini_error_cb);
     dictionary *d = iniparser_load(path);
     iniparser_set_error_callback(NULL);
     if (!d || ini_error.count) {
         if (d) iniparser_freedict(d);
-        if (!ini_error.count) return tb_fail(err, TB_EIO, "cannot read config %s", path);
-        char more[64] = "";
-        if (ini_error.count > 1) snprintf(more, sizeof more, " (and %d more)", ini_error.count - 1);
-        return load_error(err, path, ini_error.line, "%s%s", ini_error.text, more);
+        tb_status failed;
+        if (!ini_error.count) {
+            failed = tb_fail(err, TB_EIO, "cannot read config %s", path);
+        } else {
+            char more[64] = "";
+            if (ini_error.count > 1) snprintf(more, sizeof more, " (and %d more)", ini_error.count - 1);
+            failed = load_error(err, path, ini_error.line, "%s%s", ini_error.text, more);
+        }
+        pthread_mutex_unlock(&ini_lock);
+        return failed;
     }
+    pthread_mutex_unlock(&ini_lock);
 
     tb_config *cfg = tb_config_new();
     if (!cfg) {
@@ -362,6 +374,42 @@ tb_status tb_config_load(tb_config **out, const char *path, tb_err *err)
         return s;
     }
     *out = cfg;
+    return TB_OK;
+}
+
+tb_status tb_config_load_text(tb_config **out, const char *text, const char *name, tb_err *err)
+{
+    *out = NULL;
+    const char *dir = getenv("TMPDIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tunebench-config-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0) return tb_fail(err, TB_EIO, "cannot create a temporary file in %s: %s", dir && *dir ? dir : "/tmp",
+                               strerror(errno));
+    size_t n = strlen(text), done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, text + done, n - done);
+        if (w <= 0) {
+            close(fd);
+            unlink(path);
+            return tb_fail(err, TB_EIO, "cannot write %s: %s", path, strerror(errno));
+        }
+        done += (size_t)w;
+    }
+    close(fd);
+    tb_status st = tb_config_load(out, path, err);
+    unlink(path);
+    if (st != TB_OK) {
+        /* the temporary name means nothing to the reader */
+        char msg[sizeof err->msg];
+        const char *rest = err && strncmp(err->msg, path, strlen(path)) == 0 ? err->msg + strlen(path) : NULL;
+        if (rest) {
+            snprintf(msg, sizeof msg, "%s%s", name, rest);
+            snprintf(err->msg, sizeof err->msg, "%s", msg);
+        }
+        return st;
+    }
+    snprintf((*out)->path, sizeof (*out)->path, "%s", name);
     return TB_OK;
 }
 

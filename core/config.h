@@ -23,6 +23,9 @@ typedef struct tb_config tb_config;
 tb_config *tb_config_new(void);
 /* Reads an INI file; errors name the file and line. */
 tb_status tb_config_load(tb_config **out, const char *path, tb_err *err);
+/* Reads INI text (e.g. tb_config_to_ini's); name stands for the file in
+ * messages and tb_config_path. Thread-safe, as is tb_config_load. */
+tb_status tb_config_load_text(tb_config **out, const char *text, const char *name, tb_err *err);
 void tb_config_free(tb_config *cfg);
 /* The file the config came from, or "" */
 const char *tb_config_path(const tb_config *cfg);

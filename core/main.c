@@ -4,6 +4,9 @@
  *   tunebench eval CONFIG     score a checkpoint (or a run file's weights) on a split
  *   tunebench plugins         list the plugins found and their options
  *   tunebench bench           time training steps of a network
+ *   tunebench sweep CONFIG    random search or a grid through the executor (cli_sweep.c)
+ *   tunebench repeat CONFIG   one configuration with several seeds (cli_sweep.c)
+ *   tunebench run-job JOB     one job in this process, events as lines (cli_sweep.c)
  *
  * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
@@ -217,12 +220,17 @@ static void train_usage(FILE *f)
             "  --out RUN.h5      the run file (default: output.run of the configuration)\n"
             "  --plugin-path P   a plugin file or directory searched before the others\n"
             "  --quiet           no progress output\n"
+            "  --folds K         k-fold cross-validation through the executor into an archive\n"
+            "                    (see tunebench train CONFIG --folds K --help)\n"
             "Ctrl-C stops training after the current batch; the run file is still written.\n"
             "Exit codes: 0 finished; 1 failed; 2 bad usage or configuration; 3 diverged; 4 interrupted.\n");
 }
 
 static int cmd_train(int argc, char **argv)
 {
+    /* k-fold cross-validation runs K runs through the executor (cli_sweep.c) */
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--folds")) return tb_cli_train_folds(argc, argv);
     common_args a;
     int pr = parse_common(argc, argv, &a, 0, train_usage);
     if (pr != 0) {
@@ -511,6 +519,9 @@ static void usage(FILE *f)
             "  eval CONFIG    score a checkpoint or a run file's weights on a split\n"
             "  plugins        list the plugins found, with their options\n"
             "  bench          time training steps of a network\n"
+            "  sweep CONFIG   random search (--random N) or a grid (--grid k=v1,v2) into an archive\n"
+            "  repeat CONFIG  one configuration with K seeds (--seeds K): the variance of a seed\n"
+            "  run-job JOB    run one job file in this process, printing its events (for executors)\n"
             "  version        print the version\n\n"
             "'tunebench COMMAND --help' describes a command; configurations are in configs/.\n"
             "exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 3 training diverged,\n"
@@ -528,6 +539,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "plugins")) return tb_cli_plugins(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "sweep")) return tb_cli_sweep(argc - 2, argv + 2);
+    if (!strcmp(cmd, "repeat")) return tb_cli_repeat(argc - 2, argv + 2);
+    if (!strcmp(cmd, "run-job")) return tb_cli_run_job(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tunebench %s (%s)\n", TB_VERSION, TB_GIT_COMMIT);
         return 0;

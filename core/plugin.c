@@ -261,6 +261,26 @@ static tb_status load_one(tb_plugin_registry *reg, const char *path, int dup_fro
                     "descriptor)", path, p.desc.name);
         goto fail;
     }
+    if (p.desc.kind == TB_PLUGIN_FRONTEND) {
+        /* the table is the plugin's own (static) memory: check its size before reading run */
+        const tb_frontend_api *fe = p.desc.frontend;
+        size_t need = offsetof(tb_frontend_api, run) + sizeof fe->run;
+        if (!fe) {
+            s = tb_fail(err, TB_EFORMAT, "%s: frontend plugin \"%s\" has no frontend table (set .frontend in its "
+                        "descriptor to a static tb_frontend_api)", path, p.desc.name);
+            goto fail;
+        }
+        if (fe->size < need) {
+            s = tb_fail(err, TB_EFORMAT, "%s: frontend plugin \"%s\": frontend table size %u is too small (at least "
+                        "%zu; set .size = sizeof(tb_frontend_api))", path, p.desc.name, (unsigned)fe->size, need);
+            goto fail;
+        }
+        if (!fe->run) {
+            s = tb_fail(err, TB_EFORMAT, "%s: frontend plugin \"%s\" has no run callback (set .run in its "
+                        "tb_frontend_api)", path, p.desc.name);
+            goto fail;
+        }
+    }
     if (check_options(&p.desc, why, sizeof why) != 0) {
         s = tb_fail(err, TB_EFORMAT, "%s: %s plugin \"%s\": %s (fix its option table)", path, kind, p.desc.name, why);
         goto fail;

@@ -18,7 +18,8 @@ const int tb_run_train_key_count = (int)(sizeof tb_run_train_keys / sizeof tb_ru
 
 static const char *const model_keys[] = {"name", "init_from", "freeze"};
 static const char *const task_keys[] = {"name", "resolution", "val_fraction", "split_seed", "folds", "fold",
-                                        "mean", "std", "crop_padding", "hflip", "random_resized_crop"};
+                                        "mean", "std", "crop_padding", "hflip", "random_resized_crop",
+                                        "merge_val"};
 static const char *const output_keys[] = {"run", "checkpoint"};
 static const char *const plugins_keys[] = {"path"};
 
@@ -105,6 +106,9 @@ static tb_status read_task_options(const tb_config *cfg, tb_task_options *o, tb_
             if (!(o->std[i] > 0)) return tb_fail(err, TB_EINVAL, "task.std = \"%s\": every value must be > 0", std);
         o->has_norm = 1;
     }
+    TRY(tb_config_bool(cfg, "task", "merge_val", 0, &o->merge_val, err));
+    if (o->merge_val && o->folds > 1)
+        return tb_fail(err, TB_EINVAL, "task.merge_val = true cannot be combined with task.folds = %d", o->folds);
     TRY(tb_config_int(cfg, "task", "crop_padding", 0, 0, 64, &v, err));
     o->crop_padding = (int)v;
     TRY(tb_config_bool(cfg, "task", "hflip", 0, &o->hflip, err));
@@ -114,10 +118,16 @@ static tb_status read_task_options(const tb_config *cfg, tb_task_options *o, tb_
 
 /* The plugin's own section must exist only for the chosen plugin; other plugin
  * sections are mistakes (a typo, or options of a plugin not in use). */
-static tb_status check_sections(const tb_config *cfg, const char *model, const char *task, tb_err *err)
+static tb_status check_sections(const tb_config *cfg, const tb_plugin_registry *reg, const char *model,
+                                const char *task, tb_err *err)
 {
-    const char *valid[] = {"model", "task", "train", "output", "plugins", model, task};
-    return tb_config_check_sections(cfg, valid, (int)(sizeof valid / sizeof valid[0]), err);
+    /* a study's configuration trains as a single run too: its [study], [space]
+     * and front-end sections are read by `tunebench study` and `sweep`, not here */
+    const char *valid[64] = {"model", "task", "train", "output", "plugins", "study", "space", model, task};
+    int n = 9;
+    for (int i = 0; i < reg->count && n < 64; i++)
+        if (reg->plugins[i].desc.kind == TB_PLUGIN_FRONTEND) valid[n++] = reg->plugins[i].desc.name;
+    return tb_config_check_sections(cfg, valid, n, err);
 }
 
 tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
@@ -186,7 +196,7 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
     TRY(tb_plugins_discover(&run->plugins, plugin_path, err));
     TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_MODEL, model, &run->model_plugin, err));
     TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_TASK, task, &run->task_plugin, err));
-    TRY(check_sections(cfg, model, task, err));
+    TRY(check_sections(cfg, &run->plugins, model, task, err));
     TRY(tb_plugin_args_resolve(run->model_plugin, cfg, model, &run->model_args, err));
     TRY(tb_plugin_args_resolve(run->task_plugin, cfg, task, &run->task_args, err));
     return TB_OK;

@@ -10,6 +10,8 @@
  *   3. folds > 1: train+val are pooled, split into `folds` stratified folds
  *      (tb_stratified_folds, sub-stream 1) and fold `fold` validates
  *      (val_fraction is then unused);
+ *   3b. merge_val: the validation samples join the training split (final
+ *      evaluations retrain on train + validation);
  *   4. normalisation: the options' mean/std, else the task's, else computed
  *      on the training split (per channel, pixel/255, in double, exactly from
  *      integer sums so the thread count cannot change it);
@@ -93,6 +95,9 @@ static tb_status options_validate(const tb_task_options *o, int channels, tb_err
     if (!(o->val_fraction >= 0.0 && o->val_fraction < 1.0))
         return tb_fail(err, TB_EINVAL, "task: val_fraction = %g is outside [0, 1)", o->val_fraction);
     if (o->folds < 0) return tb_fail(err, TB_EINVAL, "task: folds = %d must be >= 0 (0 or 1: no k-fold)", o->folds);
+    if (o->merge_val && o->folds > 1)
+        return tb_fail(err, TB_EINVAL, "task: merge_val = true and folds = %d exclude each other (a fold validates)",
+                       o->folds);
     if (o->folds > 1 && (o->fold < 0 || o->fold >= o->folds))
         return tb_fail(err, TB_EINVAL, "task: fold = %d is outside [0, %d) for folds = %d", o->fold, o->folds,
                        o->folds);
@@ -208,6 +213,12 @@ done:
     free(perm);
     free(is_val);
     return st;
+}
+
+static int cmp_i32(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
 }
 
 /* k-fold assignment (see tb_stratified_folds); TB_ENOMEM when memory fails. */
@@ -612,6 +623,14 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
         }
         free(tr);
         if (st) goto fail;
+    }
+
+    if (opt->merge_val && out->n_val > 0) {
+        /* final evaluations train on train + validation (ascending raw order, as if one split) */
+        memcpy(out->train_idx + out->n_train, out->val_idx, (size_t)out->n_val * sizeof *out->val_idx);
+        out->n_train += out->n_val;
+        out->n_val = 0;
+        qsort(out->train_idx, (size_t)out->n_train, sizeof *out->train_idx, cmp_i32);
     }
 
     /* normalisation: given > the task's > computed on the training split */

@@ -18,6 +18,7 @@ typedef struct tb_task_options {
     double val_fraction;     /* used when the task has no validation samples; 0 keeps none */
     uint64_t split_seed;     /* carving the validation split and folds */
     int folds, fold;         /* folds > 1: train on all but fold `fold` (0-based) of train+val, validate on it */
+    int merge_val;           /* 1: train on train + validation, validate on nothing (final evaluations) */
     int has_norm;            /* 1: use mean/std below; 0: the task's, else computed on the training split */
     float mean[4], std[4];
     /* augmentation of the training split */

@@ -215,9 +215,126 @@ typedef struct tb_model_input {
     int classes;
 } tb_model_input;
 
-/* Whatever a front end needs arrives with the study issue; the member is
- * reserved so the descriptor's layout does not change then. */
-typedef struct tb_frontend_api tb_frontend_api;
+/* ---- front ends ----------------------------------------------------------------
+ *
+ * A front end drives participants through a study: registration, consent,
+ * submissions, live progress, cancel, history, budget, the final choice. The
+ * study itself (validation, queueing, budgets, the archive, final
+ * evaluations) lives in the host; a front end reaches it only through the
+ * tb_study_api table it is handed, so every front end (CLI, HTTP) follows
+ * the same protocol and records the same things. All functions are
+ * thread-safe; those taking err write one line there on failure. */
+
+#define TB_STUDY_API_VERSION 1
+#define TB_STUDY_HP_COUNT 15 /* the paper's 15 hyperparameters, Table 1's order */
+
+typedef struct tb_study tb_study; /* opaque */
+
+/* What registration asks. Optional numbers are NaN (self_level 0) when not given. */
+typedef struct tb_fe_participant {
+    const char *id;            /* pseudonym [A-Za-z0-9._-], at most 63 bytes; NULL or "": the study assigns one */
+    const char *education;     /* one of education_levels() */
+    double dl_months;          /* months of deep-learning experience, >= 0 (mandatory) */
+    double programming_months; /* optional */
+    double ml_months;          /* optional: machine learning beyond deep learning */
+    int self_level;            /* optional self-rated level 1 (none) .. 5 (expert); 0: not given */
+} tb_fe_participant;
+
+/* One hyperparameter as a front end shows it. */
+typedef struct tb_fe_hp {
+    const char *name;     /* [train] key, e.g. "lr" */
+    int type;             /* 1 integer, 2 real, 3 choice */
+    int mandatory;
+    double lo, hi;        /* closed range (integer, real) */
+    const char *choices;  /* choice: '|'-separated */
+    const char *preset;   /* the preset value of an optional one; "" for mandatory */
+    const char *allowed;  /* "float in [1e-06, 10] (log scale)" */
+} tb_fe_hp;
+
+/* A snapshot of one submission and its run. */
+typedef struct tb_fe_run {
+    char run_id[32];           /* "" when rejected */
+    int number;                /* 1-based within the participant */
+    char status[16];           /* queued, training, finished, cancelled, diverged, interrupted, rejected */
+    int epoch, epochs;         /* last epoch completed (and durable) / epochs asked for */
+    int batch, batches_per_epoch;
+    double batch_loss, epoch_loss, val_loss, val_accuracy; /* NaN until known */
+    double submitted_s;        /* UTC seconds since 1970 */
+    double seconds;            /* training time so far */
+    char message[256];         /* why it ended, or the validation error of a rejection */
+    char values[TB_STUDY_HP_COUNT][64]; /* as resolved (presets filled in); as given when rejected */
+    uint64_t seq;              /* changes whenever the run changes; for wait() */
+} tb_fe_run;
+
+/* Where a participant stands. */
+typedef struct tb_fe_state {
+    char id[64];
+    char state[16];            /* registered, consented, lobby, active, done */
+    int lobby_position;        /* 1-based while in the lobby */
+    double budget_s, used_s, left_s;
+    int submissions;
+    char live_run[32];         /* the run queued or training, or "" */
+    char final_run[32];        /* the final configuration's run, "" before the end */
+    char final_reason[16];     /* "chosen", "budget" or "none" (no finished run to choose) */
+    int finals_done, finals_total; /* final evaluations finished / queued (one per final seed) */
+    double final_mean, final_sd;   /* test accuracy over the final seeds, NaN until all are done */
+} tb_fe_state;
+
+typedef struct tb_study_api {
+    uint32_t version; /* TB_STUDY_API_VERSION of the host */
+    uint32_t size;    /* sizeof(tb_study_api) in the host */
+    tb_study *study;
+
+    /* the study as participants see it */
+    const char *(*title)(tb_study *s);
+    const char *(*briefing)(tb_study *s);         /* the task description shown before consent (may be long) */
+    double (*budget_s)(tb_study *s);
+    int (*hp_info)(tb_study *s, int i, tb_fe_hp *out); /* i in [0, 15); returns 0, or -1 */
+    const char *(*education_levels)(tb_study *s); /* '|'-separated */
+    const char *(*comments)(tb_study *s);         /* the predefined comments, '|'-separated; free text is allowed too */
+
+    /* participants */
+    tb_status (*register_participant)(tb_study *s, const tb_fe_participant *p, char id_out[64], char *err,
+                                      size_t errlen);
+    tb_status (*consent)(tb_study *s, const char *id, char *err, size_t errlen);
+    /* Asks to start (or resume) working: *admitted 1 when the clock runs, 0 in the lobby (call again) */
+    tb_status (*enter)(tb_study *s, const char *id, int *admitted, char *err, size_t errlen);
+    /* Stops the clock (a break, or leaving to come back later); not while a run is live */
+    tb_status (*pause)(tb_study *s, const char *id, char *err, size_t errlen);
+    tb_status (*state)(tb_study *s, const char *id, tb_fe_state *out, char *err, size_t errlen);
+
+    /* Validates and queues a configuration: values[i] NULL or "" means not
+     * given (presets for optional ones), comments[i] NULL or "" none. A
+     * rejection is recorded and returns TB_EINVAL with the error naming the
+     * field, value and allowed range; *bad_hp receives the field's index (or -1). */
+    tb_status (*submit)(tb_study *s, const char *id, const char *const *values, const char *const *comments,
+                        char run_id[32], int *bad_hp, char *err, size_t errlen);
+    tb_status (*cancel)(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen);
+    tb_status (*run_state)(tb_study *s, const char *run_id, tb_fe_run *out, char *err, size_t errlen);
+    /* Waits until run_id's seq differs from seq (1) or timeout_ms passes (0); -1 for an unknown run */
+    int (*wait)(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms);
+    int (*history_count)(tb_study *s, const char *id);
+    tb_status (*history_at)(tb_study *s, const char *id, int i, tb_fe_run *out, char *err, size_t errlen);
+
+    /* Ends the participant's tuning with run_id's configuration as the final
+     * one (NULL: the best finished run by validation accuracy); queues the
+     * final evaluations. */
+    tb_status (*finish)(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen);
+
+    /* 1 when Ctrl-C was pressed since the last call (the host catches SIGINT) */
+    int (*take_interrupt)(tb_study *s);
+} tb_study_api;
+
+/* What a front-end plugin provides (its descriptor's `frontend`). */
+typedef struct tb_frontend_api {
+    uint32_t size; /* sizeof(tb_frontend_api) the plugin was built with */
+    /* Runs the front end until it is done (e.g. its script ended or the user
+     * quit). args: the plugin's options from the study config's section named
+     * after the plugin. The study goes on after run returns (final
+     * evaluations finish in the host). */
+    tb_status (*run)(const tb_host_api *host, const tb_study_api *study, const tb_plugin_args *args, char *err,
+                     size_t errlen);
+} tb_frontend_api;
 
 typedef struct tb_plugin_descriptor {
     uint32_t abi_major;  /* TB_PLUGIN_ABI_MAJOR the plugin was built with */
@@ -246,7 +363,7 @@ typedef struct tb_plugin_descriptor {
     tb_status (*open_task)(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
                            size_t errlen);
 
-    /* TB_PLUGIN_FRONTEND: reserved for the study issue. */
+    /* TB_PLUGIN_FRONTEND: what the front end does (see tb_frontend_api). */
     const tb_frontend_api *frontend;
 
     void *reserved[8]; /* zero; room to grow without changing the size check of older hosts */

@@ -29,6 +29,15 @@ double tbt_close_ratio(const float *a, const float *b, size_t n, double rtol, do
                       tbt_w_, (double)(a)[tbt_w_], (double)(ref)[tbt_w_], (double)(rtol), (double)(atol));    \
     } while (0)
 
+/* Writes a small learnable task for the hdf5 task plugin: n_* samples of
+ * 1 x size x size uint8 images (x), labels (y) and splits (split), classes
+ * interleaved; a cnn learns it to high accuracy in an epoch or two. */
+void tbt_make_toy_task(const char *path, int n_train, int n_val, int n_test, int classes, int size, unsigned seed);
+/* INI text of a tiny run on that task (cnn with 4 filters and 16 units,
+ * adam 0.01, 2 epochs, batch 16, seed 1, plugins from the build) followed
+ * by extra (more sections or [train] keys; may be NULL). Thread-local buffer. */
+const char *tbt_toy_config(const char *task_path, const char *extra);
+
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tbt_run(Suite *s);
 

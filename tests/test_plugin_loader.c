@@ -309,6 +309,46 @@ START_TEST(test_short_descriptor)
 }
 END_TEST
 
+/* A front end (the build's cli plugin): loaded and checked as kind frontend,
+ * with its tb_frontend_api; refused where another kind is asked for. */
+START_TEST(test_frontend_plugin)
+{
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    tb_err err;
+    ck_assert_msg(tb_plugin_load_file(&reg, TB_PLUGIN_BUILD_DIR "/cli.so", &err) == TB_OK, "%s", err.msg);
+    const tb_plugin *p = find_ok(&reg, TB_PLUGIN_FRONTEND, "cli");
+    ck_assert_int_eq(p->desc.kind, TB_PLUGIN_FRONTEND);
+    ck_assert_ptr_nonnull(p->desc.frontend);
+    ck_assert_uint_ge(p->desc.frontend->size, offsetof(tb_frontend_api, run) + sizeof p->desc.frontend->run);
+    ck_assert_ptr_nonnull(p->desc.frontend->run);
+    ck_assert_ptr_null(p->desc.build_model);
+    const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "cli");
+    ASSERT_HAS(msg, "plugin \"cli\"");
+    ASSERT_HAS(msg, "is a frontend plugin, not a model plugin");
+    msg = find_fails(&reg, TB_PLUGIN_FRONTEND, "web");
+    ASSERT_HAS(msg, "frontend plugin \"web\" not found");
+    ASSERT_HAS(msg, "available frontends: cli");
+    /* the calls of other kinds refuse it */
+    tb_net *net = NULL;
+    tb_model_input in = {1, 4, 4, 2};
+    ck_assert(tb_plugin_build_model(p, NULL, &in, &net, &err) != TB_OK);
+    ASSERT_HAS(err.msg, "is a frontend plugin, not a model plugin");
+    /* its options resolve from the section named after it */
+    tb_config *cfg = tb_config_new();
+    ck_assert(tb_config_set(cfg, "cli.script", "-", &err) == TB_OK);
+    tb_plugin_args *args = NULL;
+    ck_assert_msg(tb_plugin_args_resolve(p, cfg, "cli", &args, &err) == TB_OK, "%s", err.msg);
+    const tb_host_api *h = tb_host_api_get();
+    ck_assert_str_eq(h->arg_string(args, "script"), "-");
+    ck_assert_str_eq(h->arg_string(args, "output"), "");
+    ck_assert(fabs(h->arg_float(args, "refresh") - 0.5) < 1e-12);
+    tb_plugin_args_free(args);
+    tb_config_free(cfg);
+    tb_plugins_free(&reg);
+}
+END_TEST
+
 /* ---- options ------------------------------------------------------------------------- */
 
 static tb_plugin_registry valid_reg;
@@ -559,6 +599,17 @@ static int run_tunebench(const char *args, char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* Each of parts (NULL-terminated) appears in text, in this order. */
+static void assert_in_order(const char *text, const char *const *parts)
+{
+    const char *at = text;
+    for (size_t i = 0; parts[i]; i++) {
+        const char *hit = strstr(at, parts[i]);
+        ck_assert_msg(hit != NULL, "\"%s\" missing (or out of order) in:\n%s", parts[i], text);
+        at = hit + strlen(parts[i]);
+    }
+}
+
 START_TEST(test_cli_plugins)
 {
     static char out[1 << 16];
@@ -599,6 +650,16 @@ START_TEST(test_cli_plugins)
     ASSERT_HAS(out, "searched: ");
     ASSERT_HAS(out, "problems:\n  ");
     ASSERT_HAS(out, "bad_name.so: invalid plugin name \"Bad-Name\"");
+
+    /* front ends are listed in their own section (the build's cli plugin) */
+    snprintf(args, sizeof args, "plugins --plugin-path '%s'", TB_PLUGIN_BUILD_DIR "/cli.so");
+    ck_assert_int_eq(run_tunebench(args, out, sizeof out), 0);
+    const char *const listing[] = {"model plugins (", "task plugins (", "frontend plugins (1):\n",
+                                   "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
+                                   "      use: tunebench study CONFIG --frontend cli\n",
+                                   "options (in the config section [cli]):", "        refresh ", "searched: ", NULL};
+    assert_in_order(out, listing);
+    ASSERT_LACKS(out, "frontend plugins (0)");
 
     ck_assert_int_eq(run_tunebench("plugins --help", out, sizeof out), 0);
     ASSERT_HAS(out, "usage: tunebench plugins [--plugin-path P] [--help]");
@@ -690,6 +751,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_explicit_path_errors);
     tcase_add_test(tc, test_discovery_from_environment);
     tcase_add_test(tc, test_short_descriptor);
+    tcase_add_test(tc, test_frontend_plugin);
     suite_add_tcase(s, tc);
     TCase *use = tcase_create("use");
     tcase_add_test(use, test_args_defaults_and_values);

@@ -1,0 +1,711 @@
+/* cli_sweep.c: `tunebench run-job`, `sweep`, `repeat` and `train --folds`
+ * (see cli.h; the library side is core/sweep.c and core/executor.c). */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "config.h"
+#include "executor.h"
+#include "sweep.h"
+
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 4 };
+
+/* ---- argument helpers -------------------------------------------------------------------- */
+
+static int parse_i64(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "tunebench %s: %s = '%s' is not an integer in [%lld, %lld]\n", cmd, flag, text, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static const char *need_value(const char *cmd, int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "tunebench %s: %s needs a value\n", cmd, argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* "tunebench CMD arg ..." for the record (malloc'd). */
+static char *join_command(const char *cmd, int argc, char **argv)
+{
+    size_t n = strlen("tunebench ") + strlen(cmd) + 1;
+    for (int i = 0; i < argc; i++) n += strlen(argv[i]) + 3;
+    char *s = malloc(n);
+    if (!s) return NULL;
+    int k = snprintf(s, n, "tunebench %s", cmd);
+    for (int i = 0; i < argc; i++) {
+        int quote = strchr(argv[i], ' ') != NULL;
+        k += snprintf(s + k, n - (size_t)k, quote ? " '%s'" : " %s", argv[i]);
+    }
+    return s;
+}
+
+/* ---- signals --------------------------------------------------------------------------------- */
+
+static atomic_int interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    atomic_store(&interrupted, 1);
+    static const char msg[] = "\ntunebench: stopping: cancelling the runs (press Ctrl-C again to quit at once)\n";
+    ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)rc;
+}
+
+/* SIGINT and SIGTERM set `interrupted` once; the second one is fatal as usual
+ * (the archive recovers from that). */
+static void catch_signals(struct sigaction old[2])
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old[0]);
+    sigaction(SIGTERM, &sa, &old[1]);
+}
+
+static void restore_signals(const struct sigaction old[2])
+{
+    sigaction(SIGINT, &old[0], NULL);
+    sigaction(SIGTERM, &old[1], NULL);
+}
+
+/* ---- run-job ------------------------------------------------------------------------------- */
+
+static void run_job_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench run-job JOB.ini [--threads N]\n"
+            "Runs one job in this process: JOB.ini is a complete run configuration (as a study or a\n"
+            "sweep makes them; its output.run says where the run file goes). Prints one line per event\n"
+            "on stdout, flushed at once, for an executor (e.g. Slurm) to read back:\n"
+            "  event started threads=N\n"
+            "  event batch epoch=E batch=B/N step=S loss=L elapsed=T\n"
+            "  event epoch epoch=E loss=L val_loss=V val_accuracy=A seconds=T step=S batches=N ...\n"
+            "  event finished status=STATUS val_accuracy=A test_accuracy=A message=TEXT\n"
+            "Numbers read back exactly; NaN is 'nan'. SIGINT or SIGTERM stops the job before its next\n"
+            "batch (status interrupted; the run file is still written).\n\n"
+            "  --threads N   CPU threads (default: train.threads of the job, else all cores)\n\n"
+            "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
+            "error of its own: status interrupted without a signal); 2 rejected (bad configuration or\n"
+            "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
+}
+
+typedef struct job_printer {
+    char line[1024];
+} job_printer;
+
+static void print_line(const char *line)
+{
+    fputs(line, stdout);
+    fputc('\n', stdout);
+    fflush(stdout);
+}
+
+static void rj_started(void *user, tb_job *job)
+{
+    job_printer *p = user;
+    tb_job_started_format(p->line, sizeof p->line, job->threads);
+    print_line(p->line);
+}
+
+static int rj_event(void *user, tb_job *job, const tb_train_event *ev)
+{
+    job_printer *p = user;
+    tb_job_event_format(p->line, sizeof p->line, ev);
+    print_line(p->line);
+    return 0;
+}
+
+static void rj_finished(void *user, tb_job *job, tb_run_status status, double val, double test, const char *msg)
+{
+    job_printer *p = user;
+    tb_job_finished_format(p->line, sizeof p->line, status, val, test, msg);
+    print_line(p->line);
+}
+
+typedef struct signal_watch {
+    sigset_t set;
+    tb_job *job;
+    atomic_int done;
+} signal_watch;
+
+/* Waits for SIGINT/SIGTERM (blocked in every other thread) and cancels the job
+ * with a message naming the signal. */
+static void *watch_signals(void *arg)
+{
+    signal_watch *w = arg;
+    while (!atomic_load(&w->done)) {
+        struct timespec ts = {0, 200 * 1000000L};
+        int sig = sigtimedwait(&w->set, NULL, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            w->job->interrupted = 1; /* before the cancel flag, which the job reads first */
+            tb_job_cancel(w->job, sig == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM");
+        }
+    }
+    return NULL;
+}
+
+static char *read_file(const char *path, tb_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tb_fail(err, TB_EIO, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *s = malloc(cap);
+    while (s) {
+        if (n + 1 >= cap) {
+            char *t = cap < (64u << 20) ? realloc(s, cap *= 2) : NULL;
+            if (!t) {
+                free(s);
+                s = NULL;
+                tb_fail(err, TB_ENOMEM, "%s is too large or memory ran out", path);
+                break;
+            }
+            s = t;
+        }
+        size_t k = fread(s + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+    }
+    if (s && ferror(f)) {
+        free(s);
+        s = NULL;
+        tb_fail(err, TB_EIO, "cannot read %s", path);
+    }
+    fclose(f);
+    if (s) s[n] = '\0';
+    return s;
+}
+
+int tb_cli_run_job(int argc, char **argv)
+{
+    const char *path = NULL;
+    long long threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            run_job_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--threads")) {
+            if (!(v = need_value("run-job", argc, argv, &i)) || parse_i64("run-job", a, v, 0, 1024, &threads))
+                return EXIT_USAGE;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
+            return EXIT_USAGE;
+        } else if (path) {
+            fprintf(stderr, "tunebench run-job: one job file only ('%s' and '%s')\n", path, a);
+            return EXIT_USAGE;
+        } else {
+            path = a;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "tunebench run-job: no job file given (see --help)\n");
+        return EXIT_USAGE;
+    }
+    tb_err err;
+    char *ini = read_file(path, &err);
+    if (!ini) {
+        fprintf(stderr, "tunebench run-job: %s\n", err.msg);
+        return EXIT_FAILED;
+    }
+    /* the job's id: the file's name without directory and extension */
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    char id[TB_ARCHIVE_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
+    job_printer printer;
+    tb_job_callbacks cb = {&printer, rj_started, rj_event, rj_finished};
+    tb_job *job = tb_job_new(id, ini, 0, &cb);
+    free(ini);
+    if (!job) {
+        fprintf(stderr, "tunebench run-job: out of memory\n");
+        return EXIT_FAILED;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    /* signals go to the watcher thread only (threads made later inherit the mask) */
+    signal_watch w;
+    memset(&w, 0, sizeof w);
+    w.job = job;
+    sigemptyset(&w.set);
+    sigaddset(&w.set, SIGINT);
+    sigaddset(&w.set, SIGTERM);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &w.set, &old);
+    pthread_t watcher;
+    int watching = pthread_create(&watcher, NULL, watch_signals, &w) == 0;
+
+    tb_run_status st = tb_job_execute(job, (int)threads);
+    int by_signal = job->interrupted;
+
+    atomic_store(&w.done, 1);
+    if (watching) pthread_join(watcher, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    tb_job_free(job);
+    switch (st) {
+    case TB_RUN_FINISHED: return 0;
+    case TB_RUN_DIVERGED: return EXIT_DIVERGED;
+    case TB_RUN_CANCELLED: return EXIT_INTERRUPTED;
+    case TB_RUN_INTERRUPTED: return by_signal ? EXIT_INTERRUPTED : EXIT_FAILED;
+    case TB_RUN_REJECTED: return EXIT_USAGE;
+    default: return EXIT_FAILED;
+    }
+}
+
+/* ---- sweeps: options --------------------------------------------------------------------- */
+
+typedef struct sweep_args {
+    const char *cmd;        /* "sweep", "repeat" or "train" */
+    const char *config, *archive, *plugin_path;
+    char **sets, **grids;
+    int n_sets, n_grids;
+    long long random, folds, slots, threads, seeds, first_seed, search_seed;
+    int quiet;
+} sweep_args;
+
+static void sweep_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench sweep CONFIG (--random N | --grid section.key=v1,v2,... ...) [options]\n"
+            "Runs many configurations derived from CONFIG through the local executor and records them\n"
+            "in an archive (kind \"sweep\"), with a results table ARCHIVE/sweeps/<id>.h5 (docs/sweeps.md).\n\n"
+            "  --random N         N configurations drawn from the configuration's space ([space] and the\n"
+            "                     [train] presets; distributions in core/space.h, e.g. lr log-uniform)\n"
+            "  --search-seed S    the random search's seed (default 0): the same seed draws the same values\n"
+            "  --grid k=v1,v2     one axis of a full grid over any configuration key (repeatable), e.g.\n"
+            "                     --grid train.optimizer=adam,sgd --grid train.lr=1e-2,1e-3 --grid model.freeze=none,base\n"
+            "                     every point is checked before anything runs; bad keys and values are named\n"
+            "  --folds K          k-fold cross-validation of every configuration (task.folds = K, task.fold = 0..K-1);\n"
+            "                     reports the mean and standard error of each metric per configuration\n"
+            "  --archive DIR      the archive (default: [study] archive of the configuration)\n"
+            "  --slots S          runs at once (default 1)\n"
+            "  --threads T        CPU threads per run (default: the cores divided by the slots)\n"
+            "  --set k=v          override a configuration value (repeatable)\n"
+            "  --plugin-path P    a plugin file or directory searched first\n"
+            "  --quiet            no line per run, only the summary\n"
+            "Prints a line per run as it ends, then the runs sorted by accuracy, the mean ± sd over the\n"
+            "finished runs and a histogram in 10%% bins. Ctrl-C cancels the runs not yet ended (they are\n"
+            "recorded as interrupted) and exits; a second Ctrl-C quits at once.\n"
+            "Exit codes: 0 done (whatever the runs' statuses); 1 failed (archive, I/O); 2 bad usage or\n"
+            "configuration; 4 interrupted.\n");
+}
+
+static void repeat_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench repeat CONFIG --seeds K [--first-seed S] [options]\n"
+            "Trains one configuration K times with train.seed = S, S+1, ..., S+K-1 (default S 0): the\n"
+            "variance a seed alone causes. The initialisation follows train.seed unless the configuration\n"
+            "sets train.init_seed, which then stays fixed (only shuffling and dropout change).\n"
+            "Reports the mean ± sd of the validation and test accuracy.\n\n"
+            "  --folds K, --archive DIR, --slots S, --threads T, --set k=v, --plugin-path P, --quiet:\n"
+            "                     as for tunebench sweep (see tunebench sweep --help)\n"
+            "Exit codes: as tunebench sweep.\n");
+}
+
+static void train_folds_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench train CONFIG --folds K [--archive DIR] [--slots S] [--threads T] [--set k=v]...\n"
+            "k-fold cross-validation: trains K runs, run i validating on fold i of train + validation\n"
+            "(task.folds = K, task.fold = i) through the local executor, records them in an archive\n"
+            "(kind \"sweep\", results in ARCHIVE/sweeps/<id>.h5) and reports the mean and standard error\n"
+            "(sd / sqrt(K)) of the validation accuracy, validation loss and test accuracy.\n"
+            "Options as tunebench sweep (see tunebench sweep --help); --out does not apply.\n");
+}
+
+/* Returns 0, 1 when --help was printed, or -1 after a message. */
+static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(FILE *))
+{
+    const char *cmd = a->cmd;
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    a->grids = calloc((size_t)argc + 1, sizeof *a->grids);
+    if (!a->sets || !a->grids) return -1;
+    a->slots = 1;
+    a->first_seed = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
+            a->quiet = 1;
+            continue;
+        }
+        if (arg[0] != '-') {
+            if (a->config) {
+                fprintf(stderr, "tunebench %s: one configuration file only ('%s' and '%s')\n", cmd, a->config, arg);
+                return -1;
+            }
+            a->config = arg;
+            continue;
+        }
+        static const char *const sweep_only[] = {"--random", "--grid", "--search-seed"};
+        static const char *const repeat_only[] = {"--seeds", "--first-seed"};
+        int allowed = 1;
+        for (size_t k = 0; k < TB_ARRAY_LEN(sweep_only); k++)
+            if (!strcmp(arg, sweep_only[k]) && strcmp(cmd, "sweep")) allowed = 0;
+        for (size_t k = 0; k < TB_ARRAY_LEN(repeat_only); k++)
+            if (!strcmp(arg, repeat_only[k]) && strcmp(cmd, "repeat")) allowed = 0;
+        static const char *const known[] = {"--random", "--grid",  "--search-seed", "--seeds",       "--first-seed",
+                                            "--folds",  "--archive", "--slots",     "--threads",     "--set",
+                                            "--plugin-path"};
+        int is_known = 0;
+        for (size_t k = 0; k < TB_ARRAY_LEN(known); k++) is_known |= !strcmp(arg, known[k]);
+        if (!is_known || !allowed) {
+            if (!strcmp(cmd, "train") && !strcmp(arg, "--out"))
+                fprintf(stderr, "tunebench train: --out does not apply with --folds: each fold's run file goes to "
+                                "the archive\n");
+            else
+                fprintf(stderr, "tunebench %s: unknown option '%s' (see tunebench %s --help)\n", cmd, arg, cmd);
+            return -1;
+        }
+        if (!(v = need_value(cmd, argc, argv, &i))) return -1;
+        int rc = 0;
+        if (!strcmp(arg, "--random")) rc = parse_i64(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->random);
+        else if (!strcmp(arg, "--grid")) a->grids[a->n_grids++] = (char *)v;
+        else if (!strcmp(arg, "--search-seed")) rc = parse_i64(cmd, arg, v, 0, INT64_MAX, &a->search_seed);
+        else if (!strcmp(arg, "--seeds")) rc = parse_i64(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->seeds);
+        else if (!strcmp(arg, "--first-seed")) rc = parse_i64(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
+        else if (!strcmp(arg, "--folds")) rc = parse_i64(cmd, arg, v, 2, 100, &a->folds);
+        else if (!strcmp(arg, "--archive")) a->archive = v;
+        else if (!strcmp(arg, "--slots")) rc = parse_i64(cmd, arg, v, 1, 1024, &a->slots);
+        else if (!strcmp(arg, "--threads")) rc = parse_i64(cmd, arg, v, 0, 1024, &a->threads);
+        else if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
+        else a->plugin_path = v;
+        if (rc) return -1;
+    }
+    if (!a->config) {
+        fprintf(stderr, "tunebench %s: no configuration file given (see tunebench %s --help)\n", cmd, cmd);
+        return -1;
+    }
+    if (!strcmp(cmd, "sweep")) {
+        if (!a->random == !a->n_grids) {
+            fprintf(stderr, "tunebench sweep: give either --random N or --grid section.key=v1,v2,... (see --help)\n");
+            return -1;
+        }
+        if (a->n_grids && a->search_seed) {
+            fprintf(stderr, "tunebench sweep: --search-seed applies to --random only\n");
+            return -1;
+        }
+    }
+    if (!strcmp(cmd, "repeat") && !a->seeds) {
+        fprintf(stderr, "tunebench repeat: --seeds K is required (see --help)\n");
+        return -1;
+    }
+    if (!strcmp(cmd, "train") && !a->folds) {
+        fprintf(stderr, "tunebench train: --folds K is required here\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- sweeps: output ---------------------------------------------------------------------------- */
+
+static void pct(char out[16], double v)
+{
+    if (isnan(v)) snprintf(out, 16, "     -");
+    else snprintf(out, 16, "%5.2f%%", 100.0 * v);
+}
+
+/* The settings of a run: "lr=0.001 optimizer=adam" (keys without "train."). */
+static void run_values(const tb_sweep *sw, const tb_sweep_run *r, char *out, size_t cap)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    for (int j = 0; j < sw->n_keys && k < cap; j++) {
+        const char *key = sw->keys[j];
+        if (!strncmp(key, "train.", 6)) key += 6;
+        int n = snprintf(out + k, cap - k, "%s%s=%s", j ? " " : "", key, r->values[j]);
+        if (n < 0) break;
+        k += (size_t)n;
+    }
+}
+
+/* Where a run stands among the others: "config 3 fold 1 seed 7". */
+static void run_place(const tb_sweep *sw, const tb_sweep_run *r, char *out, size_t cap)
+{
+    int k = snprintf(out, cap, "config %d", r->config);
+    if (r->fold >= 0 && k < (int)cap) k += snprintf(out + k, cap - (size_t)k, " fold %d", r->fold);
+    if (k < (int)cap) snprintf(out + k, cap - (size_t)k, " seed %lld", (long long)r->seed);
+}
+
+typedef struct cli_progress {
+    int quiet;
+} cli_progress;
+
+static void on_run_ended(void *user, const tb_sweep *sw, int index, int ended)
+{
+    const cli_progress *p = user;
+    if (p->quiet) return;
+    const tb_sweep_run *r = &sw->runs[index];
+    char va[16], ta[16], place[96], values[1024];
+    pct(va, r->val_accuracy);
+    pct(ta, r->test_accuracy);
+    run_place(sw, r, place, sizeof place);
+    run_values(sw, r, values, sizeof values);
+    int width = snprintf(NULL, 0, "%d", sw->n_runs);
+    printf("[%*d/%d] %-8s %-11s val %s  test %s  %7.1f s  %s  %s\n", width, ended, sw->n_runs,
+           r->run_id[0] ? r->run_id : "-", tb_run_status_name(r->status), va, ta, r->seconds, place, values);
+    if (r->status != TB_RUN_FINISHED && r->message[0]) printf("          %s\n", r->message);
+    fflush(stdout);
+}
+
+/* The accuracy a run is ranked and summarised by: test, else validation. */
+static int use_test(const tb_sweep *sw)
+{
+    for (int i = 0; i < sw->n_runs; i++)
+        if (sw->runs[i].status == TB_RUN_FINISHED && !isnan(sw->runs[i].test_accuracy)) return 1;
+    return 0;
+}
+
+static double accuracy_of(const tb_sweep_run *r, int test) { return test ? r->test_accuracy : r->val_accuracy; }
+
+static const tb_sweep *sort_sweep;
+static int sort_test;
+
+static int by_accuracy(const void *x, const void *y)
+{
+    const tb_sweep_run *a = &sort_sweep->runs[*(const int *)x], *b = &sort_sweep->runs[*(const int *)y];
+    double u = accuracy_of(a, sort_test), v = accuracy_of(b, sort_test);
+    if (a->status != TB_RUN_FINISHED) u = NAN;
+    if (b->status != TB_RUN_FINISHED) v = NAN;
+    if (isnan(u) != isnan(v)) return isnan(u) ? 1 : -1;
+    if (!isnan(u) && u != v) return u > v ? -1 : 1;
+    return *(const int *)x - *(const int *)y;
+}
+
+static void print_report(const tb_sweep *sw)
+{
+    const int test = use_test(sw);
+    const char *metric = test ? "test accuracy" : "validation accuracy";
+    int *order = malloc(sizeof *order * (size_t)sw->n_runs);
+    if (order) {
+        for (int i = 0; i < sw->n_runs; i++) order[i] = i;
+        sort_sweep = sw;
+        sort_test = test;
+        qsort(order, (size_t)sw->n_runs, sizeof *order, by_accuracy);
+        printf("\nruns by %s:\n  %4s  %-8s  %-11s  %7s  %7s  %8s  %s\n", metric, "rank", "run", "status", "val",
+               "test", "seconds", "configuration");
+        for (int i = 0; i < sw->n_runs; i++) {
+            const tb_sweep_run *r = &sw->runs[order[i]];
+            char va[16], ta[16], place[96], values[1024];
+            pct(va, r->val_accuracy);
+            pct(ta, r->test_accuracy);
+            run_place(sw, r, place, sizeof place);
+            run_values(sw, r, values, sizeof values);
+            printf("  %4d  %-8s  %-11s  %7s  %7s  %8.1f  %s%s%s\n", i + 1, r->run_id[0] ? r->run_id : "-",
+                   tb_run_status_name(r->status), va, ta, r->seconds, place, values[0] ? "  " : "", values);
+        }
+        free(order);
+    }
+
+    tb_sweep_summary s;
+    tb_sweep_summarize(sw, -1, &s);
+    const tb_sweep_stat *acc = test ? &s.test_accuracy : &s.val_accuracy;
+    printf("\n%s: ", metric);
+    if (acc->n > 1) printf("%.1f ± %.1f %%", 100 * acc->mean, 100 * acc->sd);
+    else if (acc->n == 1) printf("%.1f %%", 100 * acc->mean);
+    else printf("-");
+    printf(" (mean ± sd over %d finished of %d runs: finished %d, diverged %d, cancelled %d, interrupted %d, "
+           "rejected %d)\n",
+           acc->n, s.runs, s.finished, s.diverged, s.cancelled, s.interrupted, s.rejected);
+    if (test && s.val_accuracy.n > 0)
+        printf("validation accuracy: %.1f ± %.1f %% (mean ± sd)\n", 100 * s.val_accuracy.mean,
+               s.val_accuracy.n > 1 ? 100 * s.val_accuracy.sd : 0.0);
+
+    /* histogram of the finished runs' accuracy in 10% bins */
+    int bins[10] = {0}, most = 0;
+    for (int i = 0; i < sw->n_runs; i++) {
+        const tb_sweep_run *r = &sw->runs[i];
+        double v = accuracy_of(r, test);
+        if (r->status != TB_RUN_FINISHED || isnan(v)) continue;
+        int b = (int)(v * 10);
+        if (b > 9) b = 9;
+        if (b < 0) b = 0;
+        if (++bins[b] > most) most = bins[b];
+    }
+    if (most > 0) {
+        printf("%s histogram (finished runs):\n", metric);
+        for (int b = 0; b < 10; b++) {
+            int width = most > 50 ? (bins[b] * 50 + most - 1) / most : bins[b];
+            char bar[64];
+            memset(bar, '#', (size_t)width);
+            bar[width] = '\0';
+            printf("  %3d-%3d%% | %-50s %d\n", 10 * b, 10 * b + 10, bar, bins[b]);
+        }
+    }
+
+    /* per configuration over its folds or seeds */
+    if (sw->folds > 0 || sw->kind == TB_SWEEP_REPEAT) {
+        const int se = sw->folds > 0;
+        printf("\nper configuration (mean ± %s over its %s):\n", se ? "standard error" : "sd",
+               sw->folds > 0 ? "folds" : "seeds");
+        for (int c = 0; c < sw->n_configs; c++) {
+            tb_sweep_summary cs;
+            tb_sweep_summarize(sw, c, &cs);
+            const tb_sweep_stat *x[3] = {&cs.val_accuracy, &cs.val_loss, &cs.test_accuracy};
+            static const char *const name[3] = {"val accuracy", "val loss", "test accuracy"};
+            char values[1024];
+            run_values(sw, &sw->runs[c * (sw->folds > 0 ? sw->folds : 1)], values, sizeof values);
+            printf("  config %d (%d of %d finished)%s%s\n", c, cs.finished, cs.runs, values[0] ? ": " : "", values);
+            for (int m = 0; m < 3; m++) {
+                if (x[m]->n == 0) continue;
+                double scale = m == 1 ? 1 : 100, spread = se ? x[m]->se : x[m]->sd;
+                printf("    %-14s %.4g", name[m], scale * x[m]->mean);
+                if (x[m]->n > 1) printf(" ± %.4g", scale * spread);
+                printf("%s\n", m == 1 ? "" : " %");
+            }
+        }
+    }
+}
+
+/* ---- sweeps: the common driver --------------------------------------------------------------- */
+
+static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE *))
+{
+    sweep_args a;
+    memset(&a, 0, sizeof a);
+    a.cmd = cmd;
+    int code = EXIT_USAGE;
+    tb_config *cfg = NULL;
+    tb_sweep sw;
+    memset(&sw, 0, sizeof sw);
+    char *problems = NULL;
+    tb_archive *arch = NULL;
+    tb_executor *ex = NULL;
+    tb_err err = {{0}};
+    int pr = parse_sweep_args(argc, argv, &a, usage);
+    if (pr != 0) {
+        code = pr > 0 ? 0 : EXIT_USAGE;
+        goto out;
+    }
+    if (tb_config_load(&cfg, a.config, &err) != TB_OK) {
+        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    for (int i = 0; i < a.n_sets; i++)
+        if (tb_config_set_assignment(cfg, a.sets[i], &err) != TB_OK) {
+            fprintf(stderr, "tunebench %s: --set %s: %s\n", cmd, a.sets[i], err.msg);
+            goto out;
+        }
+    if (a.plugin_path && tb_config_set(cfg, "plugins.path", a.plugin_path, &err) != TB_OK) {
+        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    const char *dir = a.archive ? a.archive : tb_config_get(cfg, "study", "archive");
+    if (!dir || !*dir) {
+        fprintf(stderr, "tunebench %s: no archive to record the runs in: give --archive DIR (or [study] archive in "
+                        "%s)\n", cmd, a.config);
+        goto out;
+    }
+
+    /* plan and check everything before anything runs */
+    tb_status st;
+    if (!strcmp(cmd, "sweep") && a.random)
+        st = tb_sweep_plan_random(&sw, cfg, (int)a.random, (uint64_t)a.search_seed, (int)a.folds, &problems, &err);
+    else if (!strcmp(cmd, "sweep"))
+        st = tb_sweep_plan_grid(&sw, cfg, a.n_grids, (const char *const *)a.grids, (int)a.folds, &problems, &err);
+    else if (!strcmp(cmd, "repeat"))
+        st = tb_sweep_plan_repeat(&sw, cfg, (int)a.seeds, a.first_seed, (int)a.folds, &problems, &err);
+    else
+        st = tb_sweep_plan_folds(&sw, cfg, (int)a.folds, &problems, &err);
+    if (st != TB_OK) {
+        if (problems) {
+            fprintf(stderr, "tunebench %s: nothing was run; invalid:\n", cmd);
+            for (char *line = strtok(problems, "\n"); line; line = strtok(NULL, "\n"))
+                fprintf(stderr, "  %s\n", line);
+        } else {
+            fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        }
+        code = st == TB_EINVAL ? EXIT_USAGE : EXIT_FAILED;
+        goto out;
+    }
+    sw.command_line = join_command(cmd, argc, argv);
+
+    tb_archive_recovery rec;
+    if (tb_archive_open(dir, 1, &arch, &rec, &err) != TB_OK) {
+        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        code = EXIT_FAILED;
+        goto out;
+    }
+    if (rec.interrupted)
+        fprintf(stderr, "tunebench %s: archive %s: %d run(s) found live from an earlier process were marked "
+                        "interrupted\n", cmd, dir, rec.interrupted);
+    if (tb_executor_local_create((int)a.slots, (int)a.threads, &ex, &err) != TB_OK) {
+        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        code = EXIT_FAILED;
+        goto out;
+    }
+    if (!a.quiet) {
+        printf("tunebench %s: %d run%s (%d configuration%s%s), %lld at once, archive %s\n", cmd, sw.n_runs,
+               sw.n_runs == 1 ? "" : "s", sw.n_configs, sw.n_configs == 1 ? "" : "s",
+               sw.folds ? " x folds" : "", a.slots, dir);
+        if (sw.kind == TB_SWEEP_RANDOM) printf("search seed %llu\n", (unsigned long long)sw.search_seed);
+        fflush(stdout);
+    }
+
+    atomic_store(&interrupted, 0);
+    struct sigaction old[2];
+    catch_signals(old);
+    cli_progress prog = {a.quiet};
+    st = tb_sweep_execute(&sw, arch, ex, &interrupted, on_run_ended, &prog, &err);
+    /* the executor's threads hold archive runs: stop them before closing it */
+    tb_executor_destroy(ex);
+    ex = NULL;
+    restore_signals(old);
+    if (sw.id[0]) {
+        print_report(&sw);
+        printf("results: %s/sweeps/%s.h5\n", dir, sw.id);
+    }
+    if (st == TB_OK) code = 0;
+    else if (st == TB_ECANCELLED) code = EXIT_INTERRUPTED;
+    else code = EXIT_FAILED;
+    if (st != TB_OK) fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+
+out:
+    tb_executor_destroy(ex);
+    if (arch) {
+        tb_err e2;
+        if (tb_archive_close(arch, &e2) != TB_OK) {
+            fprintf(stderr, "tunebench %s: %s\n", cmd, e2.msg);
+            if (code == 0) code = EXIT_FAILED;
+        }
+    }
+    tb_sweep_free(&sw);
+    free(problems);
+    tb_config_free(cfg);
+    free(a.sets);
+    free(a.grids);
+    return code;
+}
+
+int tb_cli_sweep(int argc, char **argv) { return run_sweep("sweep", argc, argv, sweep_usage); }
+
+int tb_cli_repeat(int argc, char **argv) { return run_sweep("repeat", argc, argv, repeat_usage); }
+
+int tb_cli_train_folds(int argc, char **argv) { return run_sweep("train", argc, argv, train_folds_usage); }

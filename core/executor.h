@@ -1,0 +1,179 @@
+/* executor.h: where runs execute. A job is one training run given as a
+ * complete configuration (INI text); an executor runs jobs in its slots and
+ * reports what happens through the job's callbacks. Nothing here knows about
+ * studies or archives: the owner of a job records its events (archive) and
+ * shows them (front end) from the callbacks.
+ *
+ * Executors are a function table (tb_executor_ops), like backends:
+ *   - local: N slots, each a worker thread running the job in this process
+ *     (tb_job_execute), with the CPU cores divided among the slots so
+ *     concurrent runs do not oversubscribe OpenMP (which collapses ~15x);
+ *   - a job can also run as a separate process: `tunebench run-job JOB.ini`
+ *     executes the same tb_job_execute, writes its own run file and prints
+ *     its events as lines (tb_job_event_format), which a process or cluster
+ *     (Slurm) executor parses back into the same callbacks.
+ *
+ * Ordering: jobs start in order of priority (lower first), then submission.
+ * Callbacks run on worker threads; they must be quick and thread-safe. For
+ * one job they are called in order: started, then batch/epoch events, then
+ * finished exactly once (also for a job cancelled while still queued, and
+ * for jobs still queued or running at shutdown, with status interrupted). */
+#ifndef TB_EXECUTOR_H
+#define TB_EXECUTOR_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "archive.h"
+#include "common.h"
+#include "train.h"
+
+typedef struct tb_job tb_job;
+
+typedef struct tb_job_callbacks {
+    void *user;
+    /* the job left the queue and training begins (threads: what it was given) */
+    void (*started)(void *user, tb_job *job);
+    /* every batch and epoch event of tb_train (TB_EVENT_BATCH, TB_EVENT_EPOCH).
+     * An epoch callback may return non-zero to cancel the job (e.g. the
+     * archive could not make the epoch durable). */
+    int (*event)(void *user, tb_job *job, const tb_train_event *ev);
+    /* the end: status (finished, cancelled, diverged, interrupted, or rejected
+     * when the configuration or data failed), the last validation accuracy
+     * (NaN when none), the test accuracy (NaN when not tested) and a one-line
+     * message ("" when finished normally). */
+    void (*finished)(void *user, tb_job *job, tb_run_status status, double val_accuracy, double test_accuracy,
+                     const char *message);
+} tb_job_callbacks;
+
+struct tb_job {
+    char id[TB_ARCHIVE_ID_MAX + 1]; /* the owner's name for it (e.g. the archive run id) */
+    char *config_ini;               /* the complete configuration; owned by the job */
+    int priority;                   /* lower starts first: 0 participants' runs, 10 finals, 20 sweeps */
+    tb_job_callbacks cb;
+    atomic_int cancel;              /* set by tb_executor_cancel; read between batches */
+    char cancel_message[160];       /* why it was cancelled (the finished message) */
+    int interrupted;                /* cancelled by the executor's shutdown: ends "interrupted" */
+    /* filled in by the executor */
+    double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
+    int threads;
+    tb_job *next;                   /* the executor's queue */
+};
+
+/* A new job (config_ini is copied); NULL when out of memory. */
+tb_job *tb_job_new(const char *id, const char *config_ini, int priority, const tb_job_callbacks *cb);
+/* Frees a job the executor is done with (after its finished callback returned). */
+void tb_job_free(tb_job *job);
+
+/* Runs a job in the calling thread: configures, prepares and executes the run
+ * (core/run.h) from job->config_ini with `threads` CPU threads (0: the
+ * config's train.threads, else all cores) and calls the job's callbacks. The
+ * run file goes where the config's output.run says. Returns the final status. */
+tb_run_status tb_job_execute(tb_job *job, int threads);
+
+/* One event as one line, for `tunebench run-job` (no newline):
+ *   "event batch epoch=1 batch=3/860 step=3 loss=2.302585"
+ *   "event epoch epoch=1 loss=0.61 val_loss=0.48 val_accuracy=0.8312 seconds=12.3"
+ *   "event finished status=finished val_accuracy=0.8312 test_accuracy=0.8201 message=..."
+ * Returns the length written (truncated to cap - 1). */
+int tb_job_event_format(char *out, size_t cap, const tb_train_event *ev);
+/* The other two lines run-job prints, "event started threads=2" and the
+ * "event finished ..." above (the message last, to the end of the line,
+ * newlines turned into blanks). Numbers are written in the shortest text that
+ * reads back to the same double, so a parsed line carries the exact values. */
+int tb_job_started_format(char *out, size_t cap, int threads);
+int tb_job_finished_format(char *out, size_t cap, tb_run_status status, double val_accuracy, double test_accuracy,
+                           const char *message);
+
+/* One event line parsed back (what a process or Slurm executor reads from
+ * run-job's output and turns into the job's callbacks). */
+typedef enum tb_job_line_kind {
+    TB_JOB_LINE_STARTED = 0,
+    TB_JOB_LINE_BATCH,
+    TB_JOB_LINE_EPOCH,
+    TB_JOB_LINE_FINISHED,
+} tb_job_line_kind;
+
+typedef struct tb_job_line {
+    tb_job_line_kind kind;
+    int threads;          /* started */
+    tb_train_event ev;    /* batch, epoch: the fields the line carries, the others 0 (NaN for losses) */
+    tb_run_status status; /* finished */
+    double val_accuracy, test_accuracy;
+    char message[512];
+} tb_job_line;
+
+/* 0 and *out filled, or -1 when line is not a well-formed event line (run-job
+ * prints nothing else on stdout, but a reader should skip such lines). */
+int tb_job_line_parse(const char *line, tb_job_line *out);
+
+/* Asks a running job to stop before its next batch, with the message its
+ * finished callback will carry (the first message given wins). Thread-safe;
+ * what tb_executor_cancel does for a running job, and what an event callback
+ * may call itself. */
+void tb_job_cancel(tb_job *job, const char *message);
+
+/* ---- recording a job in an archive ------------------------------------------------
+ *
+ * Begins an archive run (status queued; kind e.g. "submission", "final",
+ * "sweep"; participant may be NULL; the job's config as the run's "ini")
+ * and fills *out with callbacks that record the job there before passing
+ * each event on to inner (may be NULL):
+ *   started  -> run status "training", then inner->started;
+ *   batch    -> buffered, appended with tb_archive_run_batches at each epoch
+ *               and at least every second, then inner->event;
+ *   epoch    -> tb_archive_run_epoch (durable) and only then inner->event;
+ *               when the archive fails, the job is cancelled (message names
+ *               the failure) and inner does not see the epoch;
+ *   finished -> tb_archive_run_finish with the job's status, then inner->finished.
+ * The recorder frees itself after finished. run_id receives the run's id.
+ * The job's run file (weights, curves, metrics: docs/run-files.md) goes to
+ * DIR/runs/<id>.run.h5: *job_ini (malloc'd) is config_ini with output.run set
+ * to that path, the text to give tb_job_new. If the job is never submitted,
+ * call out->finished yourself (e.g. status rejected) so the run is ended. */
+tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant, const char *config_ini,
+                        const tb_job_callbacks *inner, tb_job_callbacks *out, char run_id[TB_ARCHIVE_ID_MAX + 1],
+                        char **job_ini, tb_err *err);
+
+typedef struct tb_executor tb_executor;
+
+typedef struct tb_executor_ops {
+    const char *name;
+    /* queues job; the executor owns it until finished has been called, then frees it */
+    tb_status (*submit)(tb_executor *ex, tb_job *job, tb_err *err);
+    /* asks the job to stop; a queued job ends at once as cancelled (message) */
+    void (*cancel)(tb_executor *ex, tb_job *job, const char *message);
+    /* jobs queued or running */
+    int (*pending)(tb_executor *ex);
+    /* blocks until no job is queued or running */
+    void (*drain)(tb_executor *ex);
+    /* stops: running jobs are cancelled and end "interrupted", queued ones too;
+     * waits for the workers and frees ex */
+    void (*destroy)(tb_executor *ex);
+} tb_executor_ops;
+
+struct tb_executor {
+    const tb_executor_ops *ops;
+    int slots;   /* runs at once */
+};
+
+/* The local executor: `slots` worker threads (>= 1); each run gets
+ * threads_per_run CPU threads (0: the machine's cores divided by slots, at least 1). */
+tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err);
+
+static inline tb_status tb_executor_submit(tb_executor *ex, tb_job *job, tb_err *err)
+{
+    return ex->ops->submit(ex, job, err);
+}
+static inline void tb_executor_cancel(tb_executor *ex, tb_job *job, const char *message)
+{
+    ex->ops->cancel(ex, job, message);
+}
+static inline int tb_executor_pending(tb_executor *ex) { return ex->ops->pending(ex); }
+static inline void tb_executor_drain(tb_executor *ex) { ex->ops->drain(ex); }
+static inline void tb_executor_destroy(tb_executor *ex)
+{
+    if (ex) ex->ops->destroy(ex);
+}
+
+#endif

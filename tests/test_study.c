@@ -1,0 +1,594 @@
+/* test_study.c: full studies driven through the front-end API (tb_study_api)
+ * on a small learnable task: registration and its validation, consent, the
+ * lobby, submissions (rejections naming field, value and range), live
+ * progress, cancel, divergence, history, the final choice and its final
+ * evaluations, budget exhaustion, closing and reopening (participants carry
+ * on), and the tables of study.h5 read back with the HDF5 C API alone. */
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "study.h"
+#include "tb_test.h"
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static char tmpdir[512];
+static char task_path[1024];
+
+static void setup(void)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_study_XXXXXX", base);
+    ck_assert(mkdtemp(tmpdir) != NULL);
+    snprintf(task_path, sizeof task_path, "%s/toy.h5", tmpdir);
+    tbt_make_toy_task(task_path, 480, 120, 120, 4, 12, 7);
+}
+
+static void teardown(void)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+/* A study over the toy task; extra_study: more [study] lines. */
+static tb_config *study_config(const char *archive, const char *extra_study)
+{
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "[study]\ntitle = toy study\narchive = %s/%s\nfinal_seeds = 11,12\nslots = 2\n%s\n"
+             "[space]\nepochs = int 1 1000\nbatch_size = int 1 100000 log\nlr = float 1e-6 1000 log\n",
+             tmpdir, archive, extra_study ? extra_study : "");
+    /* the toy config's [train] has epochs etc.: in a study they are presets */
+    const char *text = tbt_toy_config(task_path, extra);
+    tb_config *cfg = NULL;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_config_load_text(&cfg, text, "study.ini", &err) == TB_OK, "%s", err.msg);
+    return cfg;
+}
+
+static tb_study *open_study(tb_config *cfg, tb_study_recovery *rec)
+{
+    tb_study *s = NULL;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, rec, &err) == TB_OK, "%s", err.msg);
+    return s;
+}
+
+static void close_study(tb_study *s, int wait)
+{
+    tb_err err = {{0}};
+    ck_assert_msg(tb_study_close(s, wait, &err) == TB_OK, "%s", err.msg);
+}
+
+static const char *reg(const tb_study_api *api, const char *id, const char *edu, double months)
+{
+    static char out[8][64];
+    static int k;
+    k = (k + 1) % 8;
+    tb_fe_participant p = {.id = id, .education = edu, .dl_months = months, .programming_months = NAN,
+                           .ml_months = NAN};
+    char err[512] = "";
+    ck_assert_msg(api->register_participant(api->study, &p, out[k], err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_msg(api->consent(api->study, out[k], err, sizeof err) == TB_OK, "%s", err);
+    return out[k];
+}
+
+static void enter(const tb_study_api *api, const char *id, int expect_admitted)
+{
+    char err[512] = "";
+    int admitted = -1;
+    ck_assert_msg(api->enter(api->study, id, &admitted, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(admitted, expect_admitted);
+}
+
+/* values[] from "key=value" pairs */
+typedef struct subm {
+    const char *v[TB_STUDY_HP_COUNT];
+    const char *c[TB_STUDY_HP_COUNT];
+} subm;
+
+static void set(subm *m, const char *name, const char *value)
+{
+    int i = tb_hp_index(name);
+    ck_assert_msg(i >= 0, "%s", name);
+    m->v[i] = value;
+}
+
+static tb_status submit(const tb_study_api *api, const char *id, subm *m, char run[32], int *bad, char *err,
+                        size_t errlen)
+{
+    return api->submit(api->study, id, m->v, m->c, run, bad, err, errlen);
+}
+
+/* Waits until the run has ended; returns its final snapshot. */
+static tb_fe_run wait_end(const tb_study_api *api, const char *run, double timeout_s)
+{
+    tb_fe_run r;
+    char err[512];
+    double t0 = tb_now();
+    for (;;) {
+        ck_assert_msg(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK, "%s", err);
+        if (strcmp(r.status, "queued") && strcmp(r.status, "training")) return r;
+        ck_assert_msg(tb_now() - t0 < timeout_s, "run %s still %s after %.0f s", run, r.status, timeout_s);
+        api->wait(api->study, run, r.seq, 200);
+    }
+}
+
+static tb_fe_state state_of(const tb_study_api *api, const char *id)
+{
+    tb_fe_state st;
+    char err[512];
+    ck_assert_msg(api->state(api->study, id, &st, err, sizeof err) == TB_OK, "%s", err);
+    return st;
+}
+
+static void wait_finals(const tb_study_api *api, const char *id, double timeout_s)
+{
+    double t0 = tb_now();
+    for (;;) {
+        tb_fe_state st = state_of(api, id);
+        if (st.finals_total > 0 && st.finals_done == st.finals_total) return;
+        ck_assert_msg(tb_now() - t0 < timeout_s, "finals of %s: %d/%d after %.0f s", id, st.finals_done,
+                      st.finals_total, timeout_s);
+        sleep_us(50000);
+    }
+}
+
+/* ---- reading study.h5 ---------------------------------------------------------------------- */
+
+static int h5_strings(const char *file, const char *path, char out[][64], int max)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", file);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s has no %s", file, path);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    ck_assert(n >= 0 && n <= max);
+    char **v = calloc((size_t)n + 1, sizeof *v);
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    if (n > 0) ck_assert(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    for (hssize_t i = 0; i < n; i++) snprintf(out[i], 64, "%s", v[i] ? v[i] : "");
+    if (n > 0) H5Dvlen_reclaim(t, sp, H5P_DEFAULT, v);
+    free(v);
+    H5Tclose(t);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    return (int)n;
+}
+
+static int h5_f64(const char *file, const char *path, double *out, int max)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s has no %s", file, path);
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = H5Sget_simple_extent_npoints(sp);
+    ck_assert(n >= 0 && n <= max);
+    if (n > 0) ck_assert(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(f);
+    return (int)n;
+}
+
+/* ---- tests ------------------------------------------------------------------------------------ */
+
+START_TEST(registration_is_validated)
+{
+    tb_config *cfg = study_config("reg", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    ck_assert_int_eq(api->version, TB_STUDY_API_VERSION);
+    ck_assert_uint_eq(api->size, sizeof(tb_study_api));
+    char err[512], id[64];
+    tb_fe_participant p = {.id = "ok", .education = "astronaut", .dl_months = 3, .programming_months = NAN,
+                           .ml_months = NAN};
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "education = \"astronaut\"") && strstr(err, "master_enrolled"), "%s", err);
+    p.education = "master";
+    p.dl_months = -1;
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "dl_months = -1") && strstr(err, "[0, 1200]"), "%s", err);
+    p.dl_months = NAN;
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    p.dl_months = 5;
+    p.self_level = 9;
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "self_level = 9"), "%s", err);
+    p.self_level = 3;
+    p.id = "bad id";
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "id = \"bad id\""), "%s", err);
+    p.id = "alice";
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_OK);
+    ck_assert_str_eq(id, "alice");
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "taken"), "%s", err);
+    p.id = NULL; /* the study assigns a pseudonym */
+    ck_assert_int_eq(api->register_participant(api->study, &p, id, err, sizeof err), TB_OK);
+    ck_assert_str_eq(id, "p002");
+    /* nothing before consent */
+    int admitted;
+    ck_assert_int_eq(api->enter(api->study, "alice", &admitted, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "consent"), "%s", err);
+    ck_assert_int_eq(api->enter(api->study, "nobody", &admitted, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "nobody"), "%s", err);
+    /* hyperparameters as front ends show them */
+    tb_fe_hp hp;
+    ck_assert_int_eq(api->hp_info(api->study, 0, &hp), 0);
+    ck_assert_str_eq(hp.name, "epochs");
+    ck_assert(hp.mandatory);
+    ck_assert(hp.lo == 1 && hp.hi == 1000);
+    ck_assert_int_eq(api->hp_info(api->study, 15, &hp), -1);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(a_participant_tunes_and_finishes)
+{
+    tb_config *cfg = study_config("flow", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *p1 = reg(api, "p1", "master", 14);
+    char err[512], run[32], run2[32], run3[32];
+    int bad;
+    subm m = {0};
+    /* not admitted yet */
+    set(&m, "epochs", "2");
+    set(&m, "batch_size", "32");
+    set(&m, "loss", "cross_entropy");
+    set(&m, "optimizer", "adam");
+    ck_assert_int_eq(submit(api, p1, &m, run, &bad, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "enter"), "%s", err);
+    enter(api, p1, 1);
+
+    /* rejections name the field, the value and what is allowed; each is recorded */
+    struct {
+        const char *name, *value, *expect;
+    } bads[] = {
+        {"lr", "nan", "lr = nan"},           {"lr", "2000", "lr = 2000"},
+        {"epochs", "2.5", "epochs = 2.5"},   {"epochs", "2000", "epochs = 2000"},
+        {"batch_size", "100000", "training set"}, {"optimizer", "adamw", "optimizer = adamw"},
+        {"momentum", "inf", "momentum = inf"},
+    };
+    for (size_t k = 0; k < TB_ARRAY_LEN(bads); k++) {
+        subm b = m;
+        set(&b, bads[k].name, bads[k].value);
+        ck_assert_int_eq(submit(api, p1, &b, run, &bad, err, sizeof err), TB_EINVAL);
+        ck_assert_msg(strstr(err, bads[k].expect), "%s = %s: %s", bads[k].name, bads[k].value, err);
+        ck_assert_int_eq(bad, tb_hp_index(bads[k].name));
+        ck_assert_str_eq(run, "");
+    }
+    subm missing = m;
+    missing.v[tb_hp_index("optimizer")] = NULL;
+    ck_assert_int_eq(submit(api, p1, &missing, run, &bad, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "optimizer") && strstr(err, "mandatory"), "%s", err);
+
+    /* a good one, with comments */
+    m.c[tb_hp_index("optimizer")] = "It is the suggested default value.";
+    m.c[tb_hp_index("lr")] = "my own reason";
+    set(&m, "lr", "0.01");
+    ck_assert_msg(submit(api, p1, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert(run[0]);
+    /* one live run at a time */
+    ck_assert_int_eq(submit(api, p1, &m, run2, &bad, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, run), "%s", err);
+    /* progress arrives epoch by epoch, then the outcome */
+    int saw_epoch1 = 0;
+    tb_fe_run r;
+    double t0 = tb_now();
+    for (;;) {
+        ck_assert(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK);
+        if (r.epoch >= 1 && r.epoch < 2) saw_epoch1 = 1;
+        if (!strcmp(r.status, "finished") || tb_now() - t0 > 120) break;
+        api->wait(api->study, run, r.seq, 100);
+    }
+    ck_assert_str_eq(r.status, "finished");
+    ck_assert_int_eq(r.epoch, 2);
+    ck_assert_int_eq(r.epochs, 2);
+    ck_assert(saw_epoch1 || r.epoch == 2);
+    ck_assert_msg(r.val_accuracy > 0.5, "val accuracy %.3f on the toy task", r.val_accuracy);
+    ck_assert_str_eq(r.values[tb_hp_index("lr")], "0.01");
+    ck_assert_str_eq(r.values[tb_hp_index("beta1")], "0.9"); /* preset */
+
+    /* a diverging one */
+    subm d = m;
+    set(&d, "optimizer", "sgd");
+    set(&d, "lr", "1000");
+    set(&d, "momentum", "0.9");
+    ck_assert_msg(submit(api, p1, &d, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
+    r = wait_end(api, run2, 120);
+    ck_assert_str_eq(r.status, "diverged");
+
+    /* a cancelled one: long enough to cancel mid-way */
+    subm c = m;
+    set(&c, "epochs", "4");
+    set(&c, "batch_size", "1");
+    ck_assert_msg(submit(api, p1, &c, run3, &bad, err, sizeof err) == TB_OK, "%s", err);
+    do {
+        ck_assert(api->run_state(api->study, run3, &r, err, sizeof err) == TB_OK);
+        if (strcmp(r.status, "training") == 0 && r.batch >= 5) break;
+        api->wait(api->study, run3, r.seq, 100);
+    } while (strcmp(r.status, "finished"));
+    ck_assert_int_eq(api->cancel(api->study, p1, run3, err, sizeof err), TB_OK);
+    r = wait_end(api, run3, 60);
+    ck_assert_str_eq(r.status, "cancelled");
+    ck_assert_msg(strstr(r.message, "cancelled by the participant"), "%s", r.message);
+
+    /* the history has every submission with its status, rejections included */
+    int n = api->history_count(api->study, p1);
+    ck_assert_int_eq(n, (int)TB_ARRAY_LEN(bads) + 1 + 3);
+    tb_fe_run h;
+    ck_assert(api->history_at(api->study, p1, 0, &h, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(h.status, "rejected");
+    ck_assert_msg(strstr(h.message, "lr = nan"), "%s", h.message);
+    ck_assert_str_eq(h.values[tb_hp_index("lr")], "nan"); /* as given */
+    ck_assert(api->history_at(api->study, p1, n - 1, &h, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(h.run_id, run3);
+    ck_assert_int_eq(api->history_at(api->study, p1, n, &h, err, sizeof err), TB_EINVAL);
+
+    tb_fe_state st = state_of(api, p1);
+    ck_assert_str_eq(st.state, "active");
+    ck_assert(st.used_s > 0 && st.left_s < st.budget_s && st.left_s > 0);
+    ck_assert_int_eq(st.submissions, n);
+
+    /* finishing with the best (the only finished run) queues the two final seeds */
+    ck_assert_msg(api->finish(api->study, p1, NULL, err, sizeof err) == TB_OK, "%s", err);
+    st = state_of(api, p1);
+    ck_assert_str_eq(st.state, "done");
+    ck_assert_str_eq(st.final_run, run);
+    ck_assert_str_eq(st.final_reason, "chosen");
+    ck_assert_int_eq(st.finals_total, 2);
+    ck_assert_int_eq(api->submit(api->study, p1, m.v, m.c, run2, &bad, err, sizeof err), TB_EINVAL);
+    wait_finals(api, p1, 120);
+    st = state_of(api, p1);
+    ck_assert_msg(st.final_mean > 0.5 && st.final_mean <= 1, "final mean %.3f", st.final_mean);
+    ck_assert(st.final_sd >= 0);
+    double used_at_end = st.used_s;
+    sleep_us(300000);
+    ck_assert(fabs(state_of(api, p1).used_s - used_at_end) < 1e-9); /* the clock stopped */
+    close_study(s, 1);
+
+    /* the tables, with nothing but HDF5 */
+    char path[1200], col[64][64];
+    double v[64];
+    snprintf(path, sizeof path, "%s/flow/study.h5", tmpdir);
+    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 1);
+    ck_assert_str_eq(col[0], "p1");
+    ck_assert_int_eq(h5_strings(path, "/participants/education", col, 64), 1);
+    ck_assert_str_eq(col[0], "master");
+    ck_assert_int_eq(h5_f64(path, "/participants/dl_months", v, 64), 1);
+    ck_assert(v[0] == 14);
+    ck_assert_int_eq(h5_f64(path, "/participants/final_test_accuracy_mean", v, 64), 1);
+    ck_assert(fabs(v[0] - st.final_mean) < 1e-12);
+    int ns = h5_strings(path, "/submissions/status", col, 64);
+    ck_assert_int_eq(ns, n);
+    ck_assert_str_eq(col[0], "rejected");
+    ck_assert_str_eq(col[n - 3], "finished");
+    ck_assert_str_eq(col[n - 2], "diverged");
+    ck_assert_str_eq(col[n - 1], "cancelled");
+    ck_assert_int_eq(h5_f64(path, "/submissions/lr", v, 64), n);
+    ck_assert(isnan(v[0])); /* the rejected "nan" reads back as NaN */
+    ck_assert(v[n - 3] == 0.01);
+    ck_assert_int_eq(h5_strings(path, "/submissions/comment_optimizer", col, 64), n);
+    ck_assert_str_eq(col[n - 3], "It is the suggested default value.");
+    ck_assert_int_eq(h5_strings(path, "/finals/status", col, 64), 2);
+    ck_assert_str_eq(col[0], "finished");
+    ck_assert_str_eq(col[1], "finished");
+    ck_assert_int_eq(h5_f64(path, "/finals/seed", v, 64), 2);
+    ck_assert(v[0] == 11 && v[1] == 12);
+    ck_assert(h5_strings(path, "/events/type", col, 64) > 10);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(the_lobby_admits_as_many_as_there_are_slots)
+{
+    tb_config *cfg = study_config("lobby", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *a = reg(api, "a", "bachelor", 0), *b = reg(api, "b", "doctorate", 40), *c = reg(api, "c", "master", 2);
+    enter(api, a, 1);
+    enter(api, b, 1);
+    enter(api, c, 0); /* two slots, two admitted */
+    tb_fe_state st = state_of(api, c);
+    ck_assert_str_eq(st.state, "lobby");
+    ck_assert_int_eq(st.lobby_position, 1);
+    sleep_us(200000);
+    ck_assert(state_of(api, c).used_s == 0); /* lobby time is not counted */
+    char err[512];
+    ck_assert_int_eq(api->pause(api->study, a, err, sizeof err), TB_OK);
+    ck_assert_str_eq(state_of(api, a).state, "paused");
+    enter(api, c, 1);
+    enter(api, a, 0); /* now a waits */
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(the_budget_runs_out)
+{
+    /* 3 s of budget; the first run finishes, the second is still training when time is up */
+    tb_config *cfg = study_config("budget", "budget_minutes = 0.05");
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *p = reg(api, "late", "high_school", 0);
+    enter(api, p, 1);
+    subm m = {0};
+    set(&m, "epochs", "1");
+    set(&m, "batch_size", "64");
+    set(&m, "loss", "cross_entropy");
+    set(&m, "optimizer", "adam");
+    set(&m, "lr", "0.01");
+    char run[32], run2[32], err[512];
+    int bad;
+    ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run r = wait_end(api, run, 60);
+    ck_assert_str_eq(r.status, "finished");
+    set(&m, "epochs", "1000");
+    set(&m, "batch_size", "1");
+    ck_assert_msg(submit(api, p, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
+    r = wait_end(api, run2, 60);
+    ck_assert_str_eq(r.status, "cancelled");
+    ck_assert_msg(strstr(r.message, "budget"), "%s", r.message);
+    tb_fe_state st = state_of(api, p);
+    ck_assert_str_eq(st.state, "done");
+    ck_assert_str_eq(st.final_reason, "budget");
+    ck_assert_str_eq(st.final_run, run);
+    ck_assert(st.left_s == 0);
+    ck_assert_int_eq(api->submit(api->study, p, m.v, m.c, run2, &bad, err, sizeof err), TB_EINVAL);
+    wait_finals(api, p, 120);
+    close_study(s, 1);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(reopening_continues_the_study)
+{
+    tb_config *cfg = study_config("reopen", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *p = reg(api, "carol", "master_enrolled", 6);
+    enter(api, p, 1);
+    subm m = {0};
+    set(&m, "epochs", "1");
+    set(&m, "batch_size", "32");
+    set(&m, "loss", "nll");
+    set(&m, "optimizer", "rmsprop");
+    set(&m, "lr", "0.001");
+    char run[32], run2[32], err[512];
+    int bad;
+    ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run first = wait_end(api, run, 60);
+    ck_assert_str_eq(first.status, "finished");
+    /* a second run left live when the study closes ends interrupted, its time given back */
+    set(&m, "epochs", "4");
+    set(&m, "batch_size", "1");
+    ck_assert_msg(submit(api, p, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run r;
+    do {
+        ck_assert(api->run_state(api->study, run2, &r, err, sizeof err) == TB_OK);
+        api->wait(api->study, run2, r.seq, 100);
+    } while (!(strcmp(r.status, "training") == 0 && r.batch >= 3));
+    double used_before = state_of(api, p).used_s;
+    close_study(s, 0);
+
+    /* a second process cannot open it while it is open: checked in test_study_crash; here reopen */
+    tb_study_recovery rec;
+    s = open_study(cfg, &rec);
+    api = tb_study_api_get(s);
+    ck_assert_int_eq(rec.participants, 1);
+    tb_fe_state st = state_of(api, p);
+    ck_assert_str_eq(st.state, "paused");
+    ck_assert_int_eq(st.submissions, 2);
+    ck_assert_msg(st.used_s < used_before, "used %.3f s before, %.3f s after (interrupted time given back)",
+                  used_before, st.used_s);
+    ck_assert(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(r.status, "finished");
+    ck_assert(fabs(r.val_accuracy - first.val_accuracy) < 1e-12);
+    ck_assert(api->run_state(api->study, run2, &r, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(r.status, "interrupted");
+    /* she carries on */
+    enter(api, p, 1);
+    set(&m, "epochs", "1");
+    set(&m, "batch_size", "64");
+    ck_assert_msg(submit(api, p, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_str_eq(wait_end(api, run2, 60).status, "finished");
+    ck_assert_int_eq(api->history_count(api->study, p), 3);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(identical_configurations_give_identical_runs)
+{
+    /* the same seed for everyone: two participants submitting the same values get the same curve */
+    tb_config *cfg = study_config("same", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *a = reg(api, "x", "bachelor", 1), *b = reg(api, "y", "doctorate", 50);
+    enter(api, a, 1);
+    enter(api, b, 1);
+    subm m = {0};
+    set(&m, "epochs", "1");
+    set(&m, "batch_size", "16");
+    set(&m, "loss", "cross_entropy");
+    set(&m, "optimizer", "sgd");
+    set(&m, "lr", "0.05");
+    set(&m, "momentum", "0.9");
+    char ra[32], rb[32], err[512];
+    int bad;
+    ck_assert_msg(submit(api, a, &m, ra, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_msg(submit(api, b, &m, rb, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run x = wait_end(api, ra, 60), y = wait_end(api, rb, 60);
+    ck_assert_str_eq(x.status, "finished");
+    ck_assert_str_eq(y.status, "finished");
+    ck_assert_msg(x.epoch_loss == y.epoch_loss && x.val_accuracy == y.val_accuracy,
+                  "loss %.9g vs %.9g, accuracy %.6f vs %.6f", x.epoch_loss, y.epoch_loss, x.val_accuracy,
+                  y.val_accuracy);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(bad_study_configurations_are_refused)
+{
+    tb_err err = {{0}};
+    tb_study *s = NULL;
+    tb_config *cfg = study_config("bad", "budget_minutes = -3");
+    ck_assert_int_eq(tb_study_open(cfg, NULL, &s, NULL, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "study.budget_minutes") && strstr(err.msg, "-3"), "%s", err.msg);
+    tb_config_free(cfg);
+    cfg = study_config("bad", "final_seed = 1");
+    ck_assert_int_eq(tb_study_open(cfg, NULL, &s, NULL, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "final_seeds"), "did you mean: %s", err.msg);
+    tb_config_free(cfg);
+    cfg = study_config("bad", NULL);
+    ck_assert(tb_config_set(cfg, "hdf5.path", "/nonexistent/toy.h5", &err) == TB_OK);
+    ck_assert_int_ne(tb_study_open(cfg, NULL, &s, NULL, &err), TB_OK);
+    ck_assert_msg(strstr(err.msg, "/nonexistent/toy.h5"), "%s", err.msg);
+    tb_config_free(cfg);
+    /* nothing was created for a study that did not open */
+    char path[1200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/bad", tmpdir);
+    ck_assert_int_ne(stat(path, &sb), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("study");
+    TCase *tc = tcase_create("study");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, registration_is_validated);
+    tcase_add_test(tc, a_participant_tunes_and_finishes);
+    tcase_add_test(tc, the_lobby_admits_as_many_as_there_are_slots);
+    tcase_add_test(tc, the_budget_runs_out);
+    tcase_add_test(tc, reopening_continues_the_study);
+    tcase_add_test(tc, identical_configurations_give_identical_runs);
+    tcase_add_test(tc, bad_study_configurations_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return tbt_run(suite()); }
