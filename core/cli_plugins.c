@@ -67,6 +67,13 @@ static void allowed(const tb_plugin_option *o, char *buf, size_t len)
 
 static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
 
+/* An option's default as written in a config; "" shown quoted so it is visible. */
+static const char *default_text(const tb_plugin_option *o)
+{
+    if (!o->default_value) return "(required)";
+    return *o->default_value ? o->default_value : "\"\"";
+}
+
 static void print_plugin(const tb_plugin *p)
 {
     const tb_plugin_descriptor *d = &p->desc;
@@ -89,7 +96,7 @@ static void print_plugin(const tb_plugin *p)
         if (n > wn) wn = n;
         n = (int)strlen(type_name(o->type));
         if (n > wt) wt = n;
-        n = (int)strlen(o->default_value ? o->default_value : "(required)");
+        n = (int)strlen(default_text(o));
         if (n > wd) wd = n;
         allowed(o, buf, sizeof buf);
         n = (int)strlen(buf);
@@ -103,7 +110,7 @@ static void print_plugin(const tb_plugin *p)
         const tb_plugin_option *o = &d->options[i];
         allowed(o, buf, sizeof buf);
         printf("        %-*s  %-*s  %-*s  %-*s  %s\n", wn, o->name, wt, type_name(o->type), wd,
-               o->default_value ? o->default_value : "(required)", wa, buf, or_dash(o->help));
+               default_text(o), wa, buf, or_dash(o->help));
     }
 }
 

@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "config.h"
 #include "executor.h"
+#include "space.h"
 #include "sweep.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 4 };
@@ -253,17 +254,16 @@ int tb_cli_run_job(int argc, char **argv)
     sigemptyset(&w.set);
     sigaddset(&w.set, SIGINT);
     sigaddset(&w.set, SIGTERM);
-    sigset_t old;
-    pthread_sigmask(SIG_BLOCK, &w.set, &old);
+    pthread_sigmask(SIG_BLOCK, &w.set, NULL);
     pthread_t watcher;
     int watching = pthread_create(&watcher, NULL, watch_signals, &w) == 0;
 
     tb_run_status st = tb_job_execute(job, (int)threads);
-    int by_signal = job->interrupted;
-
     atomic_store(&w.done, 1);
     if (watching) pthread_join(watcher, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int by_signal = job->interrupted;
+    /* the signals stay blocked: one arriving now must not kill the process
+     * before it reports the job's end in its exit code */
     tb_job_free(job);
     switch (st) {
     case TB_RUN_FINISHED: return 0;
@@ -428,8 +428,8 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
 
 static void pct(char out[16], double v)
 {
-    if (isnan(v)) snprintf(out, 16, "     -");
-    else snprintf(out, 16, "%5.2f%%", 100.0 * v);
+    if (isnan(v)) snprintf(out, 16, "      -");
+    else snprintf(out, 16, "%6.2f%%", 100.0 * v);
 }
 
 /* The settings of a run: "lr=0.001 optimizer=adam" (keys without "train."). */
@@ -437,10 +437,13 @@ static void run_values(const tb_sweep *sw, const tb_sweep_run *r, char *out, siz
 {
     size_t k = 0;
     out[0] = '\0';
+    /* random search: only what the drawn optimizer reads (the rest keep their presets) */
+    const char *optimizer = sw->kind == TB_SWEEP_RANDOM ? r->values[TB_HP_OPTIMIZER] : NULL;
     for (int j = 0; j < sw->n_keys && k < cap; j++) {
         const char *key = sw->keys[j];
+        if (optimizer && !tb_hp_used_by((tb_hp)j, optimizer)) continue;
         if (!strncmp(key, "train.", 6)) key += 6;
-        int n = snprintf(out + k, cap - k, "%s%s=%s", j ? " " : "", key, r->values[j]);
+        int n = snprintf(out + k, cap - k, "%s%s=%s", k ? " " : "", key, r->values[j]);
         if (n < 0) break;
         k += (size_t)n;
     }
@@ -469,8 +472,9 @@ static void on_run_ended(void *user, const tb_sweep *sw, int index, int ended)
     run_place(sw, r, place, sizeof place);
     run_values(sw, r, values, sizeof values);
     int width = snprintf(NULL, 0, "%d", sw->n_runs);
-    printf("[%*d/%d] %-8s %-11s val %s  test %s  %7.1f s  %s  %s\n", width, ended, sw->n_runs,
-           r->run_id[0] ? r->run_id : "-", tb_run_status_name(r->status), va, ta, r->seconds, place, values);
+    printf("[%*d/%d] %-8s %-11s val %s  test %s  %7.1f s  %s%s%s\n", width, ended, sw->n_runs,
+           r->run_id[0] ? r->run_id : "-", tb_run_status_name(r->status), va, ta, r->seconds, place,
+           values[0] ? "  " : "", values);
     if (r->status != TB_RUN_FINISHED && r->message[0]) printf("          %s\n", r->message);
     fflush(stdout);
 }
@@ -534,6 +538,8 @@ static void print_report(const tb_sweep *sw)
     printf(" (mean ± sd over %d finished of %d runs: finished %d, diverged %d, cancelled %d, interrupted %d, "
            "rejected %d)\n",
            acc->n, s.runs, s.finished, s.diverged, s.cancelled, s.interrupted, s.rejected);
+    if (sw->kind == TB_SWEEP_RANDOM)
+        printf("(for comparison, the paper's Figure 1: 41.8 ± 24.3 %% over 320 random settings on Imagenette)\n");
     if (test && s.val_accuracy.n > 0)
         printf("validation accuracy: %.1f ± %.1f %% (mean ± sd)\n", 100 * s.val_accuracy.mean,
                s.val_accuracy.n > 1 ? 100 * s.val_accuracy.sd : 0.0);
@@ -560,25 +566,28 @@ static void print_report(const tb_sweep *sw)
         }
     }
 
-    /* per configuration over its folds or seeds */
+    /* per configuration over its folds and seeds */
     if (sw->folds > 0 || sw->kind == TB_SWEEP_REPEAT) {
-        const int se = sw->folds > 0;
-        printf("\nper configuration (mean ± %s over its %s):\n", se ? "standard error" : "sd",
-               sw->folds > 0 ? "folds" : "seeds");
+        const int rpc = tb_sweep_runs_per_config(sw);
+        const char *over = sw->folds > 0 && sw->seeds > 1 ? "seeds and folds" : sw->folds > 0 ? "folds" : "seeds";
+        printf("\nper configuration, over its %s (se: the standard error, sd / sqrt(n)):\n", over);
         for (int c = 0; c < sw->n_configs; c++) {
             tb_sweep_summary cs;
             tb_sweep_summarize(sw, c, &cs);
             const tb_sweep_stat *x[3] = {&cs.val_accuracy, &cs.val_loss, &cs.test_accuracy};
             static const char *const name[3] = {"val accuracy", "val loss", "test accuracy"};
             char values[1024];
-            run_values(sw, &sw->runs[c * (sw->folds > 0 ? sw->folds : 1)], values, sizeof values);
+            run_values(sw, &sw->runs[c * rpc], values, sizeof values);
             printf("  config %d (%d of %d finished)%s%s\n", c, cs.finished, cs.runs, values[0] ? ": " : "", values);
             for (int m = 0; m < 3; m++) {
                 if (x[m]->n == 0) continue;
-                double scale = m == 1 ? 1 : 100, spread = se ? x[m]->se : x[m]->sd;
-                printf("    %-14s %.4g", name[m], scale * x[m]->mean);
-                if (x[m]->n > 1) printf(" ± %.4g", scale * spread);
-                printf("%s\n", m == 1 ? "" : " %");
+                const double scale = m == 1 ? 1 : 100;
+                const char *unit = m == 1 ? "" : " %";
+                if (x[m]->n > 1)
+                    printf("    %-14s mean %.4g%s  sd %.4g  se %.4g  (n = %d)\n", name[m], scale * x[m]->mean, unit,
+                           scale * x[m]->sd, scale * x[m]->se, x[m]->n);
+                else
+                    printf("    %-14s %.4g%s  (n = 1)\n", name[m], scale * x[m]->mean, unit);
             }
         }
     }
@@ -662,9 +671,12 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         goto out;
     }
     if (!a.quiet) {
-        printf("tunebench %s: %d run%s (%d configuration%s%s), %lld at once, archive %s\n", cmd, sw.n_runs,
-               sw.n_runs == 1 ? "" : "s", sw.n_configs, sw.n_configs == 1 ? "" : "s",
-               sw.folds ? " x folds" : "", a.slots, dir);
+        char shape[96];
+        int k = snprintf(shape, sizeof shape, "%d configuration%s", sw.n_configs, sw.n_configs == 1 ? "" : "s");
+        if (sw.kind == TB_SWEEP_REPEAT) k += snprintf(shape + k, sizeof shape - (size_t)k, " x %d seeds", sw.seeds);
+        if (sw.folds) snprintf(shape + k, sizeof shape - (size_t)k, " x %d folds", sw.folds);
+        printf("tunebench %s: %d run%s (%s), %lld at once, archive %s\n", cmd, sw.n_runs, sw.n_runs == 1 ? "" : "s",
+               shape, a.slots, dir);
         if (sw.kind == TB_SWEEP_RANDOM) printf("search seed %llu\n", (unsigned long long)sw.search_seed);
         fflush(stdout);
     }

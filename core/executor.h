@@ -14,10 +14,15 @@
  *     (Slurm) executor parses back into the same callbacks.
  *
  * Ordering: jobs start in order of priority (lower first), then submission.
- * Callbacks run on worker threads; they must be quick and thread-safe. For
- * one job they are called in order: started, then batch/epoch events, then
- * finished exactly once (also for a job cancelled while still queued, and
- * for jobs still queued or running at shutdown, with status interrupted). */
+ * Callbacks run on the executor's threads; they must be quick and
+ * thread-safe. For one job they are called in order: started, then
+ * batch/epoch events, then finished exactly once (also for a job cancelled
+ * while still queued, and for jobs still queued or running at shutdown, with
+ * status interrupted). started is not called for a job that never trains: a
+ * configuration that fails tb_run_configure, or a job cancelled before it
+ * left the queue. The local executor never calls back from inside
+ * tb_executor_cancel or submit: a job cancelled while queued is handed to
+ * its own finisher thread, so the caller may hold locks its callbacks take. */
 #ifndef TB_EXECUTOR_H
 #define TB_EXECUTOR_H
 
@@ -32,7 +37,8 @@ typedef struct tb_job tb_job;
 
 typedef struct tb_job_callbacks {
     void *user;
-    /* the job left the queue and training begins (threads: what it was given) */
+    /* the job left the queue, its configuration is valid and its data are about
+     * to load (job->threads: what it was given; job->started_s: now) */
     void (*started)(void *user, tb_job *job);
     /* every batch and epoch event of tb_train (TB_EVENT_BATCH, TB_EVENT_EPOCH).
      * An epoch callback may return non-zero to cancel the job (e.g. the
@@ -51,9 +57,10 @@ struct tb_job {
     char *config_ini;               /* the complete configuration; owned by the job */
     int priority;                   /* lower starts first: 0 participants' runs, 10 finals, 20 sweeps */
     tb_job_callbacks cb;
-    atomic_int cancel;              /* set by tb_executor_cancel; read between batches */
-    char cancel_message[160];       /* why it was cancelled (the finished message) */
-    int interrupted;                /* cancelled by the executor's shutdown: ends "interrupted" */
+    atomic_int cancel;              /* set by tb_executor_cancel / tb_job_cancel; read between batches */
+    char cancel_message[160];       /* why it was cancelled (the finished message); set through tb_job_cancel */
+    int interrupted;                /* ends "interrupted" rather than "cancelled" (the executor's shutdown,
+                                     * a signal): set it before cancelling */
     /* filled in by the executor */
     double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
     int threads;
@@ -67,14 +74,27 @@ void tb_job_free(tb_job *job);
 
 /* Runs a job in the calling thread: configures, prepares and executes the run
  * (core/run.h) from job->config_ini with `threads` CPU threads (0: the
- * config's train.threads, else all cores) and calls the job's callbacks. The
- * run file goes where the config's output.run says. Returns the final status. */
+ * config's train.threads, else all cores; OpenMP's count of the calling
+ * thread is set to it, data preparation included) and calls the job's
+ * callbacks. The run file goes where the config's output.run says. Returns
+ * the final status:
+ *   finished     training and the test evaluation completed (message "")
+ *   cancelled    job->cancel was set (message: job->cancel_message), or the
+ *                time limit train.time_limit was reached ("time limit reached")
+ *   interrupted  as cancelled, with job->interrupted set; or the run failed on
+ *                an error of its own (I/O, memory), with that error
+ *   diverged     NaN/Inf loss or parameter
+ *   rejected     the configuration or the data failed (configure, prepare,
+ *                or tb_train's own checks), with the error
+ * An event callback returning non-zero cancels the job (batch or epoch). */
 tb_run_status tb_job_execute(tb_job *job, int threads);
 
 /* One event as one line, for `tunebench run-job` (no newline):
- *   "event batch epoch=1 batch=3/860 step=3 loss=2.302585"
- *   "event epoch epoch=1 loss=0.61 val_loss=0.48 val_accuracy=0.8312 seconds=12.3"
+ *   "event batch epoch=1 batch=3/860 step=3 loss=2.302585 elapsed=0.41"
+ *   "event epoch epoch=1 loss=0.61 val_loss=0.48 val_accuracy=0.8312 seconds=12.3 step=860 batches=860
+ *    elapsed=12.3 images_per_s=4471" (one line)
  *   "event finished status=finished val_accuracy=0.8312 test_accuracy=0.8201 message=..."
+ * seconds is the epoch's duration, elapsed the time since training began.
  * Returns the length written (truncated to cap - 1). */
 int tb_job_event_format(char *out, size_t cap, const tb_train_event *ev);
 /* The other two lines run-job prints, "event started threads=2" and the
@@ -116,7 +136,7 @@ void tb_job_cancel(tb_job *job, const char *message);
 /* ---- recording a job in an archive ------------------------------------------------
  *
  * Begins an archive run (status queued; kind e.g. "submission", "final",
- * "sweep"; participant may be NULL; the job's config as the run's "ini")
+ * "sweep"; participant may be NULL; config_ini as given as the run's "ini")
  * and fills *out with callbacks that record the job there before passing
  * each event on to inner (may be NULL):
  *   started  -> run status "training", then inner->started;
@@ -127,6 +147,10 @@ void tb_job_cancel(tb_job *job, const char *message);
  *               the failure) and inner does not see the epoch;
  *   finished -> tb_archive_run_finish with the job's status, then inner->finished.
  * The recorder frees itself after finished. run_id receives the run's id.
+ * A job whose epochs the archive could not keep ends "cancelled" there and
+ * for inner, even when training went on to the end. finished may be called
+ * with job NULL (a job never created). Every callback must have run (the
+ * executor destroyed or drained) before the archive is closed.
  * The job's run file (weights, curves, metrics: docs/run-files.md) goes to
  * DIR/runs/<id>.run.h5: *job_ini (malloc'd) is config_ini with output.run set
  * to that path, the text to give tb_job_new. If the job is never submitted,
@@ -141,7 +165,10 @@ typedef struct tb_executor_ops {
     const char *name;
     /* queues job; the executor owns it until finished has been called, then frees it */
     tb_status (*submit)(tb_executor *ex, tb_job *job, tb_err *err);
-    /* asks the job to stop; a queued job ends at once as cancelled (message) */
+    /* asks the job to stop (message: its finished message; NULL for a default):
+     * a running job stops before its next batch; a queued job leaves the queue
+     * at once and ends cancelled (interrupted when job->interrupted is set),
+     * its finished callback run from another of the executor's threads */
     void (*cancel)(tb_executor *ex, tb_job *job, const char *message);
     /* jobs queued or running */
     int (*pending)(tb_executor *ex);
@@ -158,7 +185,9 @@ struct tb_executor {
 };
 
 /* The local executor: `slots` worker threads (>= 1); each run gets
- * threads_per_run CPU threads (0: the machine's cores divided by slots, at least 1). */
+ * threads_per_run CPU threads (0: the machine's cores divided by slots, at
+ * least 1). cancel and destroy take a job still pending (finished not yet
+ * called); a job no longer known is ignored without being dereferenced. */
 tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err);
 
 static inline tb_status tb_executor_submit(tb_executor *ex, tb_job *job, tb_err *err)

@@ -519,6 +519,8 @@ static void usage(FILE *f)
             "  eval CONFIG    score a checkpoint or a run file's weights on a split\n"
             "  plugins        list the plugins found, with their options\n"
             "  bench          time training steps of a network\n"
+            "  study CONFIG   run a tuning study with a front end (--frontend cli [--script FILE])\n"
+            "  export DIR     pack a study archive into one file (--single-file OUT.h5)\n"
             "  sweep CONFIG   random search (--random N) or a grid (--grid k=v1,v2) into an archive\n"
             "  repeat CONFIG  one configuration with K seeds (--seeds K): the variance of a seed\n"
             "  run-job JOB    run one job file in this process, printing its events (for executors)\n"
@@ -539,6 +541,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
     if (!strcmp(cmd, "plugins")) return tb_cli_plugins(argc - 2, argv + 2);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(cmd, "study")) return tb_cli_study(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export")) return tb_cli_export(argc - 2, argv + 2);
     if (!strcmp(cmd, "sweep")) return tb_cli_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "repeat")) return tb_cli_repeat(argc - 2, argv + 2);
     if (!strcmp(cmd, "run-job")) return tb_cli_run_job(argc - 2, argv + 2);

@@ -166,30 +166,38 @@ void tb_sweep_free(tb_sweep *sw)
     memset(sw, 0, sizeof *sw);
 }
 
+int tb_sweep_runs_per_config(const tb_sweep *sw)
+{
+    return (sw->seeds > 0 ? sw->seeds : 1) * (sw->folds > 0 ? sw->folds : 1);
+}
+
 static tb_status plan_begin(tb_sweep *sw, tb_sweep_kind kind, const tb_config *cfg, int folds, int n_configs,
-                            int n_keys, tb_err *err)
+                            int seeds, int n_keys, tb_err *err)
 {
     memset(sw, 0, sizeof *sw);
     sw->kind = kind;
     sw->created_s = tb_utc_now();
     if (folds == 1 || folds < 0 || folds > 100)
         return tb_fail(err, TB_EINVAL, "--folds = %d is outside [2, 100] (0: no folds)", folds);
-    int per = folds > 0 ? folds : 1;
-    if (n_configs < 1 || (int64_t)n_configs * per > TB_SWEEP_MAX_RUNS)
-        return tb_fail(err, TB_EINVAL, "the sweep has %lld runs; allowed: 1 to %d", (long long)n_configs * per,
+    const int per = folds > 0 ? folds : 1;
+    const int64_t total = (int64_t)n_configs * seeds * per;
+    if (n_configs < 1 || seeds < 1 || total > TB_SWEEP_MAX_RUNS)
+        return tb_fail(err, TB_EINVAL, "the sweep has %lld runs; allowed: 1 to %d", (long long)total,
                        TB_SWEEP_MAX_RUNS);
     sw->folds = folds;
+    sw->seeds = seeds;
     sw->n_configs = n_configs;
     tb_status st = base_text(cfg, &sw->base_ini, err);
     if (st != TB_OK) return st;
-    sw->n_runs = n_configs * per;
+    sw->n_runs = (int)total;
     sw->runs = calloc((size_t)sw->n_runs, sizeof *sw->runs);
     sw->keys = n_keys ? calloc((size_t)n_keys, sizeof *sw->keys) : NULL;
     if (!sw->runs || (n_keys && !sw->keys)) return tb_fail(err, TB_ENOMEM, "out of memory");
     sw->n_keys = n_keys;
+    const int rpc = tb_sweep_runs_per_config(sw);
     for (int i = 0; i < sw->n_runs; i++) {
         tb_sweep_run *r = &sw->runs[i];
-        r->config = i / per;
+        r->config = i / rpc;
         r->fold = folds > 0 ? i % per : -1;
         r->status = TB_RUN_QUEUED;
         r->val_accuracy = r->val_loss = r->test_accuracy = NAN;
@@ -199,16 +207,18 @@ static tb_status plan_begin(tb_sweep *sw, tb_sweep_kind kind, const tb_config *c
     return TB_OK;
 }
 
-/* Fills run texts from the values of each configuration's first run (copied to its folds). */
-static tb_status plan_texts(tb_sweep *sw, const int64_t *seeds, tb_err *err)
+/* Fills run texts from the values of each configuration's first run (copied
+ * to its other runs); repeat sets train.seed. */
+static tb_status plan_texts(tb_sweep *sw, tb_err *err)
 {
-    int per = sw->folds > 0 ? sw->folds : 1;
+    const int rpc = tb_sweep_runs_per_config(sw), per = sw->folds > 0 ? sw->folds : 1;
     for (int i = 0; i < sw->n_runs; i++) {
-        tb_sweep_run *r = &sw->runs[i], *first = &sw->runs[i - i % per];
+        tb_sweep_run *r = &sw->runs[i], *first = &sw->runs[i - i % rpc];
         for (int k = 0; k < sw->n_keys && r != first; k++)
             if (!(r->values[k] = strdup(first->values[k]))) return tb_fail(err, TB_ENOMEM, "out of memory");
+        int64_t seed = sw->first_seed + (i % rpc) / per;
         tb_status st = run_text(sw->base_ini, sw->n_keys, sw->keys, r->values, sw->folds, r->fold < 0 ? 0 : r->fold,
-                                seeds ? &seeds[r->config] : NULL, &r->ini, err);
+                                sw->kind == TB_SWEEP_REPEAT ? &seed : NULL, &r->ini, err);
         if (st != TB_OK) return st;
         r->seed = seed_of(r->ini);
     }
@@ -218,10 +228,11 @@ static tb_status plan_texts(tb_sweep *sw, const int64_t *seeds, tb_err *err)
 /* Checks each configuration (its first run); lists every failure. */
 static tb_status check_configs(tb_sweep *sw, char **problems, tb_err *err)
 {
-    int per = sw->folds > 0 ? sw->folds : 1, bad = 0;
+    const int rpc = tb_sweep_runs_per_config(sw);
+    int bad = 0;
     tb_err first = {{0}};
     for (int c = 0; c < sw->n_configs; c++) {
-        const tb_sweep_run *r = &sw->runs[c * per];
+        const tb_sweep_run *r = &sw->runs[c * rpc];
         tb_err e;
         if (check_text(r->ini, &e) == TB_OK) continue;
         char line[900];
@@ -231,7 +242,7 @@ static tb_status check_configs(tb_sweep *sw, char **problems, tb_err *err)
         if (sw->n_keys && k < (int)sizeof line) k += snprintf(line + k, sizeof line - (size_t)k, ")");
         if (k < (int)sizeof line) snprintf(line + k, sizeof line - (size_t)k, ": %s", e.msg);
         if (problems) add_line(problems, line);
-        if (!bad++) snprintf(first.msg, sizeof first.msg, "%s", line);
+        if (!bad++) tb_copy_str(first.msg, sizeof first.msg, line);
     }
     if (bad)
         return tb_fail(err, TB_EINVAL, "%d of %d configurations are invalid; the first: %s", bad, sw->n_configs,
@@ -247,7 +258,7 @@ tb_status tb_sweep_plan_random(tb_sweep *sw, const tb_config *cfg, int n, uint64
         memset(sw, 0, sizeof *sw);
         return tb_fail(err, TB_EINVAL, "--random = %d is outside [1, %d]", n, TB_SWEEP_MAX_RUNS);
     }
-    tb_status st = plan_begin(sw, TB_SWEEP_RANDOM, cfg, folds, n, TB_HP_COUNT, err);
+    tb_status st = plan_begin(sw, TB_SWEEP_RANDOM, cfg, folds, n, 1, TB_HP_COUNT, err);
     if (st != TB_OK) return st;
     sw->search_seed = search_seed;
     tb_space space;
@@ -257,14 +268,14 @@ tb_status tb_sweep_plan_random(tb_sweep *sw, const tb_config *cfg, int n, uint64
         snprintf(key, sizeof key, "train.%s", tb_hp_names[k]);
         if (!(sw->keys[k] = strdup(key))) return tb_fail(err, TB_ENOMEM, "out of memory");
     }
-    int per = folds > 0 ? folds : 1;
+    const int rpc = tb_sweep_runs_per_config(sw);
     for (int c = 0; c < n; c++) {
         tb_hp_values v;
         tb_space_sample(&space, search_seed, (uint64_t)c, &v);
         for (int k = 0; k < TB_HP_COUNT; k++)
-            if (!(sw->runs[c * per].values[k] = strdup(v.text[k]))) return tb_fail(err, TB_ENOMEM, "out of memory");
+            if (!(sw->runs[c * rpc].values[k] = strdup(v.text[k]))) return tb_fail(err, TB_ENOMEM, "out of memory");
     }
-    if ((st = plan_texts(sw, NULL, err)) != TB_OK) return st;
+    if ((st = plan_texts(sw, err)) != TB_OK) return st;
     return check_configs(sw, problems, err);
 }
 
@@ -344,12 +355,12 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
         if (st == TB_OK && (total *= ax[i].n) > TB_SWEEP_MAX_RUNS)
             st = tb_fail(err, TB_EINVAL, "the grid has more than %d points", TB_SWEEP_MAX_RUNS);
     }
-    if (st == TB_OK) st = plan_begin(sw, TB_SWEEP_GRID, cfg, folds, (int)total, n_axes, err);
+    if (st == TB_OK) st = plan_begin(sw, TB_SWEEP_GRID, cfg, folds, (int)total, 1, n_axes, err);
     for (int i = 0; i < n_axes && st == TB_OK; i++)
         if (!(sw->keys[i] = strdup(ax[i].key))) st = tb_fail(err, TB_ENOMEM, "out of memory");
 
     /* the points, in order: the last axis varies fastest */
-    const int per = folds > 0 ? folds : 1;
+    const int per = st == TB_OK ? tb_sweep_runs_per_config(sw) : 1;
     for (int c = 0; c < sw->n_configs && st == TB_OK; c++) {
         int rest = c;
         for (int i = n_axes - 1; i >= 0 && st == TB_OK; i--) {
@@ -358,7 +369,7 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
             rest /= ax[i].n;
         }
     }
-    if (st == TB_OK) st = plan_texts(sw, NULL, err);
+    if (st == TB_OK) st = plan_texts(sw, err);
 
     /* Each value on the configuration alone first: when that fails naming
      * its key, the value is bad whatever it is combined with and is reported
@@ -379,7 +390,7 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
                 char line[800];
                 snprintf(line, sizeof line, "--grid %s: value '%s': %s", ax[i].key, ax[i].values[k], e.msg);
                 if (problems) add_line(problems, line);
-                if (!bad_values++) snprintf(first.msg, sizeof first.msg, "%s", line);
+                if (!bad_values++) tb_copy_str(first.msg, sizeof first.msg, line);
                 bad_value[at + k] = 1;
             }
             free(text);
@@ -401,7 +412,7 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
             k += snprintf(line + k, sizeof line - (size_t)k, "%s%s=%s", j ? ", " : " ", sw->keys[j], r->values[j]);
         if (k < (int)sizeof line) snprintf(line + k, sizeof line - (size_t)k, ": %s", e.msg);
         if (problems) add_line(problems, line);
-        if (!bad_values && !bad_points) snprintf(first.msg, sizeof first.msg, "%s", line);
+        if (!bad_values && !bad_points) tb_copy_str(first.msg, sizeof first.msg, line);
         bad_points++;
     }
     if (st == TB_OK && (bad_values || bad_points)) {
@@ -430,14 +441,10 @@ tb_status tb_sweep_plan_repeat(tb_sweep *sw, const tb_config *cfg, int seeds, in
     if (first_seed < 0 || first_seed > INT64_MAX - seeds)
         return tb_fail(err, TB_EINVAL, "--first-seed = %lld is outside [0, %lld]", (long long)first_seed,
                        (long long)(INT64_MAX - seeds));
-    tb_status st = plan_begin(sw, TB_SWEEP_REPEAT, cfg, folds, seeds, 0, err);
+    tb_status st = plan_begin(sw, TB_SWEEP_REPEAT, cfg, folds, 1, seeds, 0, err);
     if (st != TB_OK) return st;
-    int64_t *s = malloc(sizeof *s * (size_t)seeds);
-    if (!s) return tb_fail(err, TB_ENOMEM, "out of memory");
-    for (int i = 0; i < seeds; i++) s[i] = first_seed + i;
-    st = plan_texts(sw, s, err);
-    free(s);
-    if (st != TB_OK) return st;
+    sw->first_seed = first_seed;
+    if ((st = plan_texts(sw, err)) != TB_OK) return st;
     return check_configs(sw, problems, err);
 }
 
@@ -446,9 +453,9 @@ tb_status tb_sweep_plan_folds(tb_sweep *sw, const tb_config *cfg, int folds, cha
     if (problems) *problems = NULL;
     memset(sw, 0, sizeof *sw);
     if (folds < 2) return tb_fail(err, TB_EINVAL, "--folds = %d is outside [2, 100]", folds);
-    tb_status st = plan_begin(sw, TB_SWEEP_FOLDS, cfg, folds, 1, 0, err);
+    tb_status st = plan_begin(sw, TB_SWEEP_FOLDS, cfg, folds, 1, 1, 0, err);
     if (st != TB_OK) return st;
-    if ((st = plan_texts(sw, NULL, err)) != TB_OK) return st;
+    if ((st = plan_texts(sw, err)) != TB_OK) return st;
     return check_configs(sw, problems, err);
 }
 
@@ -538,6 +545,8 @@ static int write_tables(hid_t f, const tb_sweep *sw)
     rc |= tb_h5_attr_str(f, "command_line", sw->command_line ? sw->command_line : "");
     rc |= tb_h5_attr_i64(f, "search_seed", (int64_t)sw->search_seed);
     rc |= tb_h5_attr_i64(f, "folds", sw->folds);
+    rc |= tb_h5_attr_i64(f, "seeds", sw->kind == TB_SWEEP_REPEAT ? sw->seeds : 0);
+    rc |= tb_h5_attr_i64(f, "first_seed", sw->kind == TB_SWEEP_REPEAT ? sw->first_seed : 0);
     rc |= tb_h5_attr_str(f, "created", created);
     rc |= tb_h5_attr_f64(f, "created_s", sw->created_s);
     rc |= tb_h5_attr_str(f, "config_ini", sw->base_ini ? sw->base_ini : "");
@@ -601,7 +610,7 @@ runs_done:
         rc = -1;
         goto configs_done;
     }
-    const int per = sw->folds > 0 ? sw->folds : 1;
+    const int per = tb_sweep_runs_per_config(sw);
     for (size_t c = 0; c < nc; c++) {
         tb_sweep_summary s;
         tb_sweep_summarize(sw, (int)c, &s);
@@ -773,7 +782,7 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
     pthread_cond_init(&x.cv, NULL);
     tb_status result = TB_OK;
     tb_err first_err = {{0}};
-    int stopped = 0;
+    int stopped = 0, reported = 0;
 
     for (int i = 0; i < sw->n_runs; i++) {
         exec_run *e = &x.er[i];
@@ -829,11 +838,10 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
             for (int i = 0; i < sw->n_runs; i++) {
                 if (!x.er[i].ended || x.er[i].reported) continue;
                 x.er[i].reported = 1;
-                int ended = 0;
-                for (int k = 0; k < sw->n_runs; k++) ended += x.er[k].ended;
+                reported++;
                 if (progress && x.er[i].submitted) {
                     pthread_mutex_unlock(&x.mu);
-                    progress(user, sw, i, ended);
+                    progress(user, sw, i, reported);
                     pthread_mutex_lock(&x.mu);
                 }
             }

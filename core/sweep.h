@@ -59,12 +59,14 @@ typedef struct tb_sweep {
     char *command_line;    /* for the record; may be NULL */
     uint64_t search_seed;  /* random search */
     int folds;             /* 0: none */
+    int seeds;             /* repeat: runs per configuration with train.seed = first_seed + i; else 1 */
+    int64_t first_seed;
     int n_configs;
     int n_keys;
     char **keys;           /* the varied config keys ("train.lr"): one results column each */
     char *base_ini;        /* the run sections of the configuration the sweep started from */
     int n_runs;
-    tb_sweep_run *runs;    /* configuration-major, then fold */
+    tb_sweep_run *runs;    /* configuration-major, then seed, then fold */
     double created_s;      /* UTC */
 } tb_sweep;
 
@@ -89,6 +91,8 @@ tb_status tb_sweep_plan_repeat(tb_sweep *sw, const tb_config *cfg, int seeds, in
 /* One configuration over folds (>= 2) folds. */
 tb_status tb_sweep_plan_folds(tb_sweep *sw, const tb_config *cfg, int folds, char **problems, tb_err *err);
 void tb_sweep_free(tb_sweep *sw);
+/* seeds x folds: configuration c's runs are runs[c * this ...] */
+int tb_sweep_runs_per_config(const tb_sweep *sw);
 
 /* Called on the executing thread after each run ends (index into sw->runs),
  * with the results file already rewritten. */

@@ -243,7 +243,7 @@ typedef struct tb_fe_participant {
 /* One hyperparameter as a front end shows it. */
 typedef struct tb_fe_hp {
     const char *name;     /* [train] key, e.g. "lr" */
-    int type;             /* 1 integer, 2 real, 3 choice */
+    int type;             /* 1 integer, 2 real, 3 choice (core/space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
     int mandatory;
     double lo, hi;        /* closed range (integer, real) */
     const char *choices;  /* choice: '|'-separated */
@@ -251,7 +251,9 @@ typedef struct tb_fe_hp {
     const char *allowed;  /* "float in [1e-06, 10] (log scale)" */
 } tb_fe_hp;
 
-/* A snapshot of one submission and its run. */
+/* A snapshot of one submission and its run. Accuracies are fractions in
+ * [0, 1]; batch counts within the current epoch (the one after `epoch`);
+ * batches_per_epoch is 0 until training starts. */
 typedef struct tb_fe_run {
     char run_id[32];           /* "" when rejected */
     int number;                /* 1-based within the participant */
@@ -277,7 +279,7 @@ typedef struct tb_fe_state {
     char final_run[32];        /* the final configuration's run, "" before the end */
     char final_reason[16];     /* "chosen", "budget" or "none" (no finished run to choose) */
     int finals_done, finals_total; /* final evaluations finished / queued (one per final seed) */
-    double final_mean, final_sd;   /* test accuracy over the final seeds, NaN until all are done */
+    double final_mean, final_sd;   /* test accuracy (fraction) over the final seeds, NaN until all are done */
 } tb_fe_state;
 
 typedef struct tb_study_api {
@@ -297,7 +299,8 @@ typedef struct tb_study_api {
     tb_status (*register_participant)(tb_study *s, const tb_fe_participant *p, char id_out[64], char *err,
                                       size_t errlen);
     tb_status (*consent)(tb_study *s, const char *id, char *err, size_t errlen);
-    /* Asks to start (or resume) working: *admitted 1 when the clock runs, 0 in the lobby (call again) */
+    /* Asks to start (or resume) working: *admitted 1 when the clock runs, 0 in the lobby (call again).
+     * Refused (TB_EINVAL) before consent and once the participant is done. */
     tb_status (*enter)(tb_study *s, const char *id, int *admitted, char *err, size_t errlen);
     /* Stops the clock (a break, or leaving to come back later); not while a run is live */
     tb_status (*pause)(tb_study *s, const char *id, char *err, size_t errlen);
@@ -305,13 +308,17 @@ typedef struct tb_study_api {
 
     /* Validates and queues a configuration: values[i] NULL or "" means not
      * given (presets for optional ones), comments[i] NULL or "" none. A
-     * rejection is recorded and returns TB_EINVAL with the error naming the
-     * field, value and allowed range; *bad_hp receives the field's index (or -1). */
+     * rejection is recorded (history_count grows) and returns TB_EINVAL with
+     * the error naming the field, value and allowed range; *bad_hp receives
+     * the field's index (or -1). A refusal that is not a rejection (not
+     * admitted, a run still live, no budget left) also returns TB_EINVAL but
+     * records nothing. */
     tb_status (*submit)(tb_study *s, const char *id, const char *const *values, const char *const *comments,
                         char run_id[32], int *bad_hp, char *err, size_t errlen);
     tb_status (*cancel)(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen);
     tb_status (*run_state)(tb_study *s, const char *run_id, tb_fe_run *out, char *err, size_t errlen);
-    /* Waits until run_id's seq differs from seq (1) or timeout_ms passes (0); -1 for an unknown run */
+    /* Waits until run_id's seq differs from seq (1) or timeout_ms passes (0); -1 for an unknown run.
+     * A pending Ctrl-C (take_interrupt) makes it return 0 at the next wake-up. */
     int (*wait)(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms);
     int (*history_count)(tb_study *s, const char *id);
     tb_status (*history_at)(tb_study *s, const char *id, int i, tb_fe_run *out, char *err, size_t errlen);

@@ -59,6 +59,7 @@ struct tb_study {
     double budget_s, epoch_s;
     char lobby_id[64];     /* this participant spends lobby_enters enter() calls in the lobby */
     int lobby_enters;
+    int enters, interrupt_at_enter; /* Ctrl-C "pressed" during this enter() call (0: never) */
     int waits;             /* wait() calls so far */
     int interrupt_at_wait; /* Ctrl-C "pressed" during this wait() call (0: never) */
     int interrupt_pending;
@@ -104,7 +105,8 @@ static void fk_log(const char *fmt, ...)
     if (used + 1 < sizeof fake.log) strcat(fake.log, "\n");
 }
 
-static tb_status fk_fail(char *err, size_t len, tb_status s, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static tb_status fk_fail(char *err, size_t len, tb_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static tb_status fk_fail(char *err, size_t len, tb_status s, const char *fmt, ...)
 {
@@ -181,6 +183,7 @@ static tb_status fk_enter(tb_study *s, const char *id, int *admitted, char *err,
 {
     fk_part *p = fk_find(s, id);
     *admitted = 0;
+    if (++s->enters == s->interrupt_at_enter) s->interrupt_pending = 1;
     if (!p) return fk_fail(err, len, TB_EINVAL, "unknown participant %s", id);
     if (!strcmp(p->state, "registered")) return fk_fail(err, len, TB_EINVAL, "%s has not consented", id);
     if (!strcmp(p->state, "done")) return fk_fail(err, len, TB_EINVAL, "%s has finished", id);
@@ -483,7 +486,7 @@ static fk_run *fk_run_of(const char *run_id)
     return r;
 }
 
-/* ---- running the plugin (TBT_CLI_DUMP=1 prints each output to stderr) ----------------------------------------------------- */
+/* ---- running the plugin (TBT_CLI_DUMP=1 prints each output to stderr) ---------------------- */
 
 static char dir[64], script_path[128], output_path[128];
 static char out[1 << 17];
@@ -556,8 +559,8 @@ static tb_status run_cli(const char *script, char *err, size_t errlen)
     tb_config_free(cfg);
     tb_plugins_free(&reg);
     read_output();
-    if (getenv("TBT_CLI_DUMP")) fprintf(stderr, "---- output (%s) ----\n%s---- err: %s\n", script ? script : "interactive",
-                                        out, err);
+    if (getenv("TBT_CLI_DUMP"))
+        fprintf(stderr, "---- output (%s) ----\n%s---- err: %s\n", script ? script : "interactive", out, err);
     return s;
 }
 
@@ -567,24 +570,39 @@ static tb_status run_script(const char *text, char *err, size_t errlen)
     return run_cli(script_path, err, errlen);
 }
 
-/* Interactive: stdin from a file holding `input`, restored afterwards. */
-static tb_status run_interactive(const char *input, char *err, size_t errlen)
+/* stdin from a file holding text (returns the saved descriptor), and back.
+ * Whatever the plugin left unread in stdin's buffer is dropped (fflush on a
+ * seekable input stream), so tests stay apart even with CK_FORK=no. */
+static int stdin_from(const char *text)
 {
     char in_path[160];
     snprintf(in_path, sizeof in_path, "%s/stdin.txt", dir);
-    write_file(in_path, input);
+    write_file(in_path, text);
     int fd = open(in_path, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     int saved = dup(0);
     ck_assert_int_ge(saved, 0);
     ck_assert_int_eq(dup2(fd, 0), 0);
     close(fd);
+    unlink(in_path);
     clearerr(stdin);
-    tb_status s = run_cli(NULL, err, errlen);
+    return saved;
+}
+
+static void stdin_restore(int saved)
+{
+    fflush(stdin);
     dup2(saved, 0);
     close(saved);
     clearerr(stdin);
-    unlink(in_path);
+}
+
+/* Interactive: stdin from a file holding `input`. */
+static tb_status run_interactive(const char *input, char *err, size_t errlen)
+{
+    int saved = stdin_from(input);
+    tb_status s = run_cli(NULL, err, errlen);
+    stdin_restore(saved);
     return s;
 }
 
@@ -840,8 +858,9 @@ START_TEST(test_expect_rejected)
                     "rejected: epochs = 0 is outside the allowed range [1, 20]\n",
                     "rejected: batch_size is mandatory; allowed: integer in [1, 1024] (log scale)\n",
                     "rejected: loss = hinge is not allowed; allowed: one of cross_entropy, nll, l1, mse\n",
-                    "ok: submission rejected\n", "ok: submissions 3\n", "rejected as expected: gus has no finished run\n",
-                    "gus paused (end of script)\n", NULL);
+                    "ok: submission rejected\n", "ok: submissions 3\n",
+                    "rejected as expected: gus has no finished run\n",
+                    "gus paused (end of session)\n", NULL);
     ck_assert_int_eq(fake.nr, 3);
 }
 END_TEST
@@ -889,7 +908,7 @@ START_TEST(test_interleaved_participants)
     assert_in_order(out, "registered p002\n", "as ann (consented)\n", "p002 is waiting in the lobby, position 1\n",
                     "p002 admitted\n", "as ann (active)\n", "run r1 finished", "as p002 (active)\n",
                     "run r2 reached epoch 1/4\n", "run r2 cancelled", "final configuration: run r1 (chosen)\n",
-                    "p002 paused (end of script)\n", NULL);
+                    "p002 paused (end of session)\n", NULL);
     ASSERT_LACKS(out, "history of"); /* nothing runs after quit */
 }
 END_TEST
@@ -942,19 +961,10 @@ END_TEST
 
 START_TEST(test_script_from_stdin)
 {
-    char in_path[160];
-    snprintf(in_path, sizeof in_path, "%s/stdin.txt", dir);
-    write_file(in_path, "register id=jo education=master dl_months=1\nconsent\nbudget\nfoo\n");
-    int fd = open(in_path, O_RDONLY);
-    int saved = dup(0);
-    ck_assert_int_eq(dup2(fd, 0), 0);
-    close(fd);
-    clearerr(stdin);
+    int saved = stdin_from("register id=jo education=master dl_months=1\nconsent\nbudget\nfoo\n");
     char err[512];
     tb_status s = run_cli("-", err, sizeof err);
-    dup2(saved, 0);
-    close(saved);
-    unlink(in_path);
+    stdin_restore(saved);
     ck_assert_int_eq(s, TB_EINVAL);
     ASSERT_HAS(err, "stdin:4: unknown command \"foo\"");
     ASSERT_HAS(out, "budget of jo: used 0:00 of 120:00 min, 120:00 min left; 0 submissions; state consented\n");
@@ -1098,13 +1108,7 @@ START_TEST(test_interactive_progress_redrawn_on_a_terminal)
     snprintf(output_path, sizeof output_path, "%s", slave);
     int keep = open(slave, O_RDWR | O_NOCTTY); /* keeps the slave open so the master reads after the plugin closes it */
     ck_assert_int_ge(keep, 0);
-    char in_path[160];
-    snprintf(in_path, sizeof in_path, "%s/stdin.txt", dir);
-    write_file(in_path, "resume tty\n");
-    int fd = open(in_path, O_RDONLY), saved = dup(0);
-    ck_assert_int_eq(dup2(fd, 0), 0);
-    close(fd);
-    clearerr(stdin);
+    int saved = stdin_from("resume tty\n");
     /* run_cli unlinks output_path: not for a device */
     const tb_plugin *p = load_cli();
     tb_config *cfg = tb_config_new();
@@ -1117,9 +1121,7 @@ START_TEST(test_interactive_progress_redrawn_on_a_terminal)
     tb_plugin_args_free(args);
     tb_config_free(cfg);
     tb_plugins_free(&reg);
-    dup2(saved, 0);
-    close(saved);
-    unlink(in_path);
+    stdin_restore(saved);
     snprintf(output_path, sizeof output_path, "%s", saved_output);
     ck_assert_msg(s == TB_OK, "%s", err);
     /* everything written is waiting on the master (a few hundred bytes) */
@@ -1139,6 +1141,34 @@ START_TEST(test_interactive_progress_redrawn_on_a_terminal)
     const char *nl = strchr(first, '\n');
     ck_assert_msg(nl != NULL && nl + 1 >= done - 1 && nl < done, "progress spans several lines:\n%s", tty);
     assert_in_order(fake.log, "submit tty r1\n", "enter tty 1\n", "pause tty\n", NULL);
+}
+END_TEST
+
+/* Ctrl-C in the lobby: interactive leaves it (paused); a script stops with FILE:LINE. */
+START_TEST(test_ctrl_c_in_the_lobby)
+{
+    snprintf(fake.lobby_id, sizeof fake.lobby_id, "lou");
+    fake.lobby_enters = 100;
+    fake.interrupt_at_enter = 1;
+    char err[512];
+    tb_status s = run_interactive("lou\n1\n0\n\n\n\ny\n", err, sizeof err);
+    ck_assert_msg(s == TB_OK, "%s", err);
+    assert_in_order(fake.log, "consent lou\n", "enter lou 0\n", "pause lou\n", NULL);
+    assert_in_order(out, "you are number 1 in the lobby", "You left the lobby. \"resume lou\" brings you back.\n",
+                    NULL);
+    ASSERT_LACKS(out, "You are admitted");
+
+    fake_reset();
+    snprintf(fake.lobby_id, sizeof fake.lobby_id, "lou");
+    fake.lobby_enters = 100;
+    fake.interrupt_at_enter = 1;
+    s = run_script("register id=lou education=master dl_months=1\nconsent\nenter\nbudget\n", err, sizeof err);
+    ck_assert_int_eq(s, TB_ECANCELLED);
+    char want[200];
+    snprintf(want, sizeof want, "%s:3: enter: interrupted (Ctrl-C) in the lobby", script_path);
+    ck_assert_str_eq(err, want);
+    assert_in_order(out, "lou is waiting in the lobby, position 1\n", "lou paused (end of session)\n", NULL);
+    assert_in_order(fake.log, "enter lou 0\n", "pause lou\n", NULL);
 }
 END_TEST
 
@@ -1175,6 +1205,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_interactive_resume_finish);
     tcase_add_test(tc, test_interactive_ctrl_c_and_divergence);
     tcase_add_test(tc, test_interactive_progress_redrawn_on_a_terminal);
+    tcase_add_test(tc, test_ctrl_c_in_the_lobby);
     tcase_add_test(tc, test_api_too_old);
     suite_add_tcase(s, tc);
     return s;

@@ -657,7 +657,8 @@ START_TEST(test_cli_plugins)
     const char *const listing[] = {"model plugins (", "task plugins (", "frontend plugins (1):\n",
                                    "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
                                    "      use: tunebench study CONFIG --frontend cli\n",
-                                   "options (in the config section [cli]):", "        refresh ", "searched: ", NULL};
+                                   "options (in the config section [cli]):", "        script   path   \"\"  ",
+                                   "        refresh ", "searched: ", NULL};
     assert_in_order(out, listing);
     ASSERT_LACKS(out, "frontend plugins (0)");
 

@@ -574,6 +574,93 @@ START_TEST(bad_study_configurations_are_refused)
 }
 END_TEST
 
+
+/* The whole thing through the executable: `tunebench study` with the cli
+ * front end and a script with two interleaved participants, then
+ * `tunebench export`, both read back with HDF5 alone. */
+START_TEST(scripted_study_through_the_executable)
+{
+    char cfg_path[1100], script[1100], out[1100], log[1100], cmd[5000];
+    snprintf(cfg_path, sizeof cfg_path, "%s/study.ini", tmpdir);
+    snprintf(script, sizeof script, "%s/session.txt", tmpdir);
+    snprintf(out, sizeof out, "%s/export.h5", tmpdir);
+    snprintf(log, sizeof log, "%s/session.log", tmpdir);
+    char extra[2048];
+    snprintf(extra, sizeof extra,
+             "[study]\narchive = %s/cli\nfinal_seeds = 5,6,7\nslots = 2\n"
+             "[space]\nepochs = int 1 3\nlr = float 1e-6 1000 log\n[cli]\noutput = %s\n",
+             tmpdir, log);
+    FILE *f = fopen(cfg_path, "w");
+    ck_assert(f);
+    fputs(tbt_toy_config(task_path, extra), f);
+    fclose(f);
+    f = fopen(script, "w");
+    ck_assert(f);
+    fputs("register id=ann education=bachelor dl_months=0\n"
+          "consent\n"
+          "register id=bob education=doctorate dl_months=48 programming_months=120 self_level=5\n"
+          "consent\n"
+          "as ann\nenter\n"
+          "submit epochs=9 batch_size=16 loss=cross_entropy optimizer=adam\n"
+          "expect submission rejected\n"
+          "submit epochs=2 batch_size=16 loss=cross_entropy optimizer=adam lr=0.01 comment.lr=1\n"
+          "as bob\nenter\n"
+          "submit epochs=1 batch_size=8 loss=cross_entropy optimizer=sgd lr=900 momentum=0.9\n"
+          "wait\nexpect status diverged\n"
+          "submit epochs=3 batch_size=1 loss=cross_entropy optimizer=sgd lr=0.01\n"
+          "wait epoch=1\ncancel\nwait\nexpect status cancelled\n"
+          "submit epochs=2 batch_size=32 loss=nll optimizer=rmsprop lr=0.001 comment.optimizer=\"I like it\"\n"
+          "wait\nexpect status finished\n"
+          "as ann\nwait\nexpect status finished\nexpect val_accuracy >=50\n"
+          "history\nfinish best\nwait-finals\nexpect finals_done 3\n"
+          "as bob\nfinish\nexpect state done\n",
+          f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' study '%s' --script '%s' > '%s/stdout.txt' 2>&1", TB_TUNEBENCH_EXE, cfg_path,
+             script, tmpdir);
+    int rc = system(cmd);
+    if (rc != 0) {
+        snprintf(cmd, sizeof cmd, "cat '%s/stdout.txt' '%s'", tmpdir, log);
+        if (system(cmd) != 0) fprintf(stderr, "cannot show the output\n");
+    }
+    ck_assert_msg(rc == 0, "tunebench study exited with %d (output above)", rc);
+
+    char path[1200], col[64][64];
+    double v[64];
+    snprintf(path, sizeof path, "%s/cli/study.h5", tmpdir);
+    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 2);
+    ck_assert_str_eq(col[0], "ann");
+    ck_assert_str_eq(col[1], "bob");
+    ck_assert_int_eq(h5_f64(path, "/participants/programming_months", v, 64), 2);
+    ck_assert(isnan(v[0]) && v[1] == 120);
+    ck_assert_int_eq(h5_strings(path, "/participants/final_reason", col, 64), 2);
+    ck_assert_str_eq(col[0], "chosen");
+    ck_assert_int_eq(h5_strings(path, "/submissions/status", col, 64), 5);
+    ck_assert_str_eq(col[0], "rejected");
+    ck_assert_str_eq(col[1], "finished");
+    ck_assert_str_eq(col[2], "diverged");
+    ck_assert_str_eq(col[3], "cancelled");
+    ck_assert_str_eq(col[4], "finished");
+    ck_assert_int_eq(h5_strings(path, "/submissions/comment_lr", col, 64), 5);
+    ck_assert_str_eq(col[1], "It is just a guess.");
+    ck_assert_int_eq(h5_strings(path, "/submissions/comment_optimizer", col, 64), 5);
+    ck_assert_str_eq(col[4], "I like it");
+    ck_assert_int_eq(h5_strings(path, "/finals/status", col, 64), 6);
+    for (int i = 0; i < 6; i++) ck_assert_str_eq(col[i], "finished");
+
+    snprintf(cmd, sizeof cmd, "'%s' export '%s/cli' --single-file '%s' > /dev/null", TB_TUNEBENCH_EXE, tmpdir, out);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(h5_strings(out, "/participants/id", col, 64), 2);
+    ck_assert_int_eq(h5_strings(out, "/submissions/run_id", col, 64), 5);
+    /* each run's curves are inside, under the run id the submissions table names */
+    char curve[128];
+    snprintf(curve, sizeof curve, "/runs/%s/curves/epoch/val_accuracy", col[1]);
+    ck_assert_int_eq(h5_f64(out, curve, v, 64), 2);
+    ck_assert(v[1] > 0.5);
+    ck_assert_int_eq(h5_strings(out, "/index/kind", col, 64), 4 + 6);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("study");
@@ -587,6 +674,7 @@ static Suite *suite(void)
     tcase_add_test(tc, reopening_continues_the_study);
     tcase_add_test(tc, identical_configurations_give_identical_runs);
     tcase_add_test(tc, bad_study_configurations_are_refused);
+    tcase_add_test(tc, scripted_study_through_the_executable);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -329,8 +329,10 @@ static void progress_text(const tb_fe_run *r, double left_s, char *out, size_t l
         return;
     }
     if (r->epoch == 0 && r->batch == 0) {
-        snprintf(out, len, "run %s: training started (%d epochs of %d batches), budget left %s", r->run_id, r->epochs,
-                 r->batches_per_epoch, mmss(left_s, t, sizeof t));
+        char per[48] = "";
+        if (r->batches_per_epoch > 0) snprintf(per, sizeof per, " of %d batches", r->batches_per_epoch);
+        snprintf(out, len, "run %s: training started (%d epochs%s), budget left %s", r->run_id, r->epochs, per,
+                 mmss(left_s, t, sizeof t));
         return;
     }
     snprintf(out, len, "run %s: epoch %d/%d, batch %d/%d, batch loss %s, epoch loss %s, val accuracy %s%s, "
@@ -441,9 +443,18 @@ static int last_submission(cli *c, const char *id, tb_fe_run *out)
     return n > 0 && c->api->history_at(c->s, id, n - 1, out, e, sizeof e) == TB_OK ? 0 : -1;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* Follows a run until it ends (or, with until_epoch > 0, until that epoch is
- * durable), printing progress; Ctrl-C cancels the run. *out: the last snapshot. */
-static tb_status follow_run(cli *c, const char *id, const char *run_id, int until_epoch, tb_fe_run *out)
+ * durable), printing progress: redrawn in place at most every refresh seconds
+ * (and at each new epoch or status) on a terminal, else one line per epoch or
+ * status. Ctrl-C cancels the run; the session goes on. */
+static tb_status follow_run(cli *c, const char *id, const char *run_id, int until_epoch)
 {
     tb_fe_run r;
     char e[512] = "", text[512];
@@ -454,17 +465,21 @@ static tb_status follow_run(cli *c, const char *id, const char *run_id, int unti
     char shown_status[16] = "";
     int shown_epoch = -1, cancelled = 0;
     size_t drawn = 0;
+    double last_draw = -1e30;
     for (;;) {
-        tb_fe_state st;
-        double left = NAN;
-        if (id && c->api->state(c->s, id, &st, e, sizeof e) == TB_OK) left = st.left_s;
-        progress_text(&r, left, text, sizeof text);
-        if (c->redraw) {
-            size_t len = strlen(text);
-            say(c, "\r%s%*s", text, drawn > len ? (int)(drawn - len) : 0, "");
-            drawn = len;
-        } else if (!run_ended(&r) && (strcmp(shown_status, r.status) != 0 || shown_epoch != r.epoch)) {
-            say(c, "%s\n", text);
+        int news = strcmp(shown_status, r.status) != 0 || shown_epoch != r.epoch;
+        double t = now_s();
+        if (news || (c->redraw && t - last_draw >= c->refresh_ms / 1000.0)) {
+            tb_fe_state st;
+            double left = NAN;
+            if (c->api->state(c->s, id, &st, e, sizeof e) == TB_OK) left = st.left_s;
+            progress_text(&r, left, text, sizeof text);
+            if (c->redraw) {
+                size_t len = strlen(text);
+                say(c, "\r%s%*s", text, drawn > len ? (int)(drawn - len) : 0, "");
+                drawn = len;
+            } else if (!run_ended(&r)) say(c, "%s\n", text);
+            last_draw = t;
         }
         snprintf(shown_status, sizeof shown_status, "%s", r.status);
         shown_epoch = r.epoch;
@@ -493,11 +508,8 @@ static tb_status follow_run(cli *c, const char *id, const char *run_id, int unti
     if (c->redraw) say(c, "\n");
     if (run_ended(&r)) print_outcome(c, &r);
     else say(c, "run %s reached epoch %d/%d\n", r.run_id, r.epoch, r.epochs);
-    if (id) {
-        tb_fe_state st;
-        if (c->api->state(c->s, id, &st, e, sizeof e) == TB_OK) note_done(c, &st);
-    }
-    if (out) *out = r;
+    tb_fe_state st;
+    if (c->api->state(c->s, id, &st, e, sizeof e) == TB_OK) note_done(c, &st);
     return TB_OK;
 }
 
@@ -620,7 +632,8 @@ static tb_status cmd_register(cli *c, token *t, int n)
     if (!p.education) return fail(c, TB_EINVAL, "register: education=... is required");
     const char *v = arg(t, n, "dl_months");
     if (!v) return fail(c, TB_EINVAL, "register: dl_months=... is required");
-    if (parse_double(v, &p.dl_months) != 0) return fail(c, TB_EINVAL, "register: dl_months = \"%s\" is not a number", v);
+    if (parse_double(v, &p.dl_months) != 0)
+        return fail(c, TB_EINVAL, "register: dl_months = \"%s\" is not a number", v);
     if ((v = arg(t, n, "programming_months")) && parse_double(v, &p.programming_months) != 0)
         return fail(c, TB_EINVAL, "register: programming_months = \"%s\" is not a number", v);
     if ((v = arg(t, n, "ml_months")) && parse_double(v, &p.ml_months) != 0)
@@ -642,6 +655,8 @@ static tb_status cmd_register(cli *c, token *t, int n)
 static tb_status cmd_enter(cli *c)
 {
     int admitted = 0, shown = -1;
+    person *p = person_get(c, c->cur);
+    if (p) p->entered = 1;
     for (;;) {
         char e[512] = "";
         tb_status s = c->api->enter(c->s, c->cur, &admitted, e, sizeof e);
@@ -654,8 +669,6 @@ static tb_status cmd_enter(cli *c)
         }
         if (sleep_watch(c, LOBBY_POLL_MS)) return fail(c, TB_ECANCELLED, "enter: interrupted (Ctrl-C) in the lobby");
     }
-    person *p = person_get(c, c->cur);
-    if (p) p->entered = 1;
     say(c, "%s admitted\n", c->cur);
     return TB_OK;
 }
@@ -675,9 +688,9 @@ static tb_status cmd_submit(cli *c, token *t, int n)
                 int d = c->hp[j].name ? distance(name, c->hp[j].name) : 99;
                 if (d < bestd) bestd = d, best = j;
             }
-            return fail(c, TB_EINVAL, "submit: unknown hyperparameter %s%s%s%s", name,
-                        best >= 0 && bestd <= 2 ? " (did you mean " : "", best >= 0 && bestd <= 2 ? c->hp[best].name : "",
-                        best >= 0 && bestd <= 2 ? "?)" : "");
+            char hint[96] = "";
+            if (best >= 0 && bestd <= 2) snprintf(hint, sizeof hint, " (did you mean %s?)", c->hp[best].name);
+            return fail(c, TB_EINVAL, "submit: unknown hyperparameter %s%s", name, hint);
         }
         const char **slot = is_comment ? &comments[k] : &values[k];
         if (*slot) return fail(c, TB_EINVAL, "submit: %s%s given twice", is_comment ? "comment." : "", c->hp[k].name);
@@ -749,7 +762,7 @@ static tb_status cmd_wait(cli *c, token *t, int n)
     char run_id[32];
     tb_status s = resolve_run(c, "wait", run, run_id);
     if (s != TB_OK) return s;
-    return follow_run(c, c->cur, run_id, (int)epoch, NULL);
+    return follow_run(c, c->cur, run_id, (int)epoch);
 }
 
 static tb_status cmd_wait_finals(cli *c)
@@ -974,8 +987,9 @@ static tb_status run_command(cli *c, token *t, int n, int *quit)
     return TB_OK;
 }
 
-/* At the end of a script, participants it admitted who are still active and
- * have no live run are paused, so their clocks stop. */
+/* When the session ends (a script's end or error, an interactive session's
+ * error), participants it entered who are still admitted or in the lobby and
+ * have no live run are paused, so their clocks stop and the lobby forgets them. */
 static void pause_left_active(cli *c)
 {
     for (int i = 0; i < c->n_people; i++) {
@@ -983,9 +997,9 @@ static void pause_left_active(cli *c)
         tb_fe_state st;
         char e[512] = "";
         if (!p->entered || c->api->state(c->s, p->id, &st, e, sizeof e) != TB_OK) continue;
-        if (strcmp(st.state, "active") != 0 || st.live_run[0]) continue;
-        if (c->api->pause(c->s, p->id, e, sizeof e) == TB_OK) say(c, "%s paused (end of script)\n", p->id);
-        else say(c, "could not pause %s at the end of the script: %s\n", p->id, e);
+        if ((strcmp(st.state, "active") != 0 && strcmp(st.state, "lobby") != 0) || st.live_run[0]) continue;
+        if (c->api->pause(c->s, p->id, e, sizeof e) == TB_OK) say(c, "%s paused (end of session)\n", p->id);
+        else say(c, "could not pause %s at the end of the session: %s\n", p->id, e);
     }
 }
 
@@ -1007,7 +1021,6 @@ static tb_status run_script(cli *c)
         if (s != TB_OK) break;
     }
     if (s == TB_OK && ferror(c->in)) s = fail(c, TB_EIO, "read error: %s", strerror(errno));
-    pause_left_active(c);
     return s;
 }
 
@@ -1205,7 +1218,7 @@ static int interactive_submit(cli *c, const char *id, tb_status *st_out)
     }
     run_id[sizeof run_id - 1] = '\0';
     say(c, "Submitted as run %s. Ctrl-C cancels this run (not the session).\n", run_id);
-    *st_out = follow_run(c, id, run_id, 0, NULL);
+    *st_out = follow_run(c, id, run_id, 0);
     return 1;
 }
 
@@ -1331,6 +1344,8 @@ static tb_status run_interactive(cli *c)
     }
     /* the lobby */
     int admitted = 0, shown = -1;
+    person *p = person_get(c, id);
+    if (p) p->entered = 1;
     c->api->take_interrupt(c->s);
     for (;;) {
         char e[512] = "";
@@ -1342,17 +1357,17 @@ static tb_status run_interactive(cli *c)
                    "against your budget; Ctrl-C leaves)...\n", shown);
         }
         if (sleep_watch(c, LOBBY_POLL_MS)) {
+            e[0] = '\0';
+            if (c->api->pause(c->s, id, e, sizeof e) != TB_OK) say(c, "  could not leave the lobby: %s\n", e);
             say(c, "You left the lobby. \"resume %s\" brings you back.\n", id);
             return TB_OK;
         }
     }
-    person *p = person_get(c, id);
-    if (p) p->entered = 1;
     say(c, "You are admitted: your clock is running.\n");
     if ((s = get_state(c, id, &st)) != TB_OK) return s;
     if (st.live_run[0]) {
         say(c, "Your run %s is still going:\n", st.live_run);
-        if ((s = follow_run(c, id, st.live_run, 0, NULL)) != TB_OK) return s;
+        if ((s = follow_run(c, id, st.live_run, 0)) != TB_OK) return s;
     }
     for (;;) {
         if ((s = get_state(c, id, &st)) != TB_OK) return s;
@@ -1469,6 +1484,8 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
         goto done;
     }
     s = c->interactive ? run_interactive(c) : run_script(c);
+    if (s == TB_OK) c->line = 0; /* later errors are not the script's */
+    pause_left_active(c);
     if (s == TB_OK && ferror(c->out)) s = fail(c, TB_EIO, "cannot write to %s", *output ? output : "stdout");
 done:
     if (c->out) fflush(c->out);
