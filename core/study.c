@@ -972,6 +972,37 @@ static tb_status write_tables(tb_study *s, tb_err *err)
 
 /* ---- runs ---------------------------------------------------------------------------------- */
 
+/* Gives seconds back to a participant's budget (journalled first). Mutex held. */
+static tb_status credit(tb_study *s, participant *p, const char *run_id, double seconds, const char *reason,
+                        double t, tb_err *err)
+{
+    kv c = {0};
+    kv_str(&c, "participant", p->id);
+    kv_str(&c, "run", run_id);
+    kv_f64(&c, "seconds", seconds);
+    kv_str(&c, "reason", reason);
+    char detail[64];
+    snprintf(detail, sizeof detail, "%.3f s: %.30s", seconds, reason);
+    tb_status st = record(s, REC_CREDIT, &c, t, p->id, run_id, detail, 1, err);
+    if (st == TB_OK) p->credited += seconds;
+    return st;
+}
+
+/* Journals how a submission's run ended (its fields already set). Mutex held. */
+static tb_status record_run_end(tb_study *s, const submission *u, tb_err *err)
+{
+    const participant *p = &s->p[u->participant];
+    kv b = {0};
+    kv_str(&b, "run", u->run_id);
+    kv_str(&b, "participant", p->id);
+    kv_str(&b, "status", tb_run_status_name(u->status));
+    kv_f64(&b, "val_accuracy", u->val_accuracy);
+    kv_f64(&b, "test_accuracy", u->test_accuracy);
+    kv_i64(&b, "epoch", u->epoch);
+    kv_str(&b, "message", u->message);
+    return record(s, REC_RUN_END, &b, u->ended, p->id, u->run_id, tb_run_status_name(u->status), 1, err);
+}
+
 static void sub_started(void *user, tb_job *job)
 {
     tb_study *s = user;
@@ -988,18 +1019,8 @@ static void sub_started(void *user, tb_job *job)
             s->bg_err = e;
         /* time spent queued is not the participant's */
         double wait = u->started - u->submitted;
-        if (wait > 0) {
-            participant *p = &s->p[u->participant];
-            kv c = {0};
-            kv_str(&c, "participant", p->id);
-            kv_str(&c, "run", u->run_id);
-            kv_f64(&c, "seconds", wait);
-            kv_str(&c, "reason", "queued");
-            char detail[64];
-            snprintf(detail, sizeof detail, "%.3f s: queued", wait);
-            if (record(s, REC_CREDIT, &c, u->started, p->id, u->run_id, detail, 1, &e) == TB_OK) p->credited += wait;
-            else s->bg_err = e;
-        }
+        if (wait > 0 && credit(s, &s->p[u->participant], u->run_id, wait, "queued", u->started, &e) != TB_OK)
+            s->bg_err = e;
         touch(s, u);
     }
     pthread_mutex_unlock(&s->mu);
@@ -1043,30 +1064,12 @@ static void sub_finished(void *user, tb_job *job, tb_run_status status, double v
         u->job = NULL;
         participant *p = &s->p[u->participant];
         if (p->live >= 0 && s->subs[p->live] == u) p->live = -1;
-        kv b = {0};
-        kv_str(&b, "run", u->run_id);
-        kv_str(&b, "participant", p->id);
-        kv_str(&b, "status", tb_run_status_name(status));
-        kv_f64(&b, "val_accuracy", u->val_accuracy);
-        kv_f64(&b, "test_accuracy", test_accuracy);
-        kv_i64(&b, "epoch", u->epoch);
-        kv_str(&b, "message", u->message);
         tb_err e;
-        if (record(s, REC_RUN_END, &b, u->ended, p->id, u->run_id, tb_run_status_name(status), 1, &e) != TB_OK)
+        if (record_run_end(s, u, &e) != TB_OK) s->bg_err = e;
+        /* work lost to a shutdown was the participant's time: give it back */
+        if (status == TB_RUN_INTERRUPTED && isfinite(u->started) && p->state != P_DONE &&
+            credit(s, p, u->run_id, u->ended - u->started, "interrupted", u->ended, &e) != TB_OK)
             s->bg_err = e;
-        if (status == TB_RUN_INTERRUPTED && isfinite(u->started) && p->state != P_DONE) {
-            /* work lost to a shutdown was the participant's time: give it back */
-            double lost = u->ended - u->started;
-            kv c = {0};
-            kv_str(&c, "participant", p->id);
-            kv_str(&c, "run", u->run_id);
-            kv_f64(&c, "seconds", lost);
-            kv_str(&c, "reason", "interrupted");
-            char detail[64];
-            snprintf(detail, sizeof detail, "%.3f s: interrupted", lost);
-            if (record(s, REC_CREDIT, &c, u->ended, p->id, u->run_id, detail, 1, &e) == TB_OK) p->credited += lost;
-            else s->bg_err = e;
-        }
         touch(s, u);
     }
     pthread_mutex_unlock(&s->mu);
@@ -1845,30 +1848,13 @@ static tb_status settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_
         u->ended = crash_t;
         participant *p = &s->p[u->participant];
         if (p->live == i) p->live = -1;
-        kv b = {0};
-        kv_str(&b, "run", u->run_id);
-        kv_str(&b, "participant", p->id);
-        kv_str(&b, "status", tb_run_status_name(end));
-        kv_f64(&b, "val_accuracy", val);
-        kv_f64(&b, "test_accuracy", test);
-        kv_i64(&b, "epoch", epoch);
-        kv_str(&b, "message", u->message);
-        if ((st = record(s, REC_RUN_END, &b, crash_t, p->id, u->run_id, tb_run_status_name(end), 1, err)) != TB_OK)
-            return st;
+        if ((st = record_run_end(s, u, err)) != TB_OK) return st;
         if (end == TB_RUN_INTERRUPTED) {
             /* the work the crash destroyed was the participant's time: give it back */
             double from = isfinite(u->started) ? u->started : u->submitted;
             double lost = crash_t - from;
             if (lost > 0 && p->state != P_DONE) {
-                kv c = {0};
-                kv_str(&c, "participant", p->id);
-                kv_str(&c, "run", u->run_id);
-                kv_f64(&c, "seconds", lost);
-                kv_str(&c, "reason", "interrupted");
-                char detail[64];
-                snprintf(detail, sizeof detail, "%.3f s: interrupted", lost);
-                if ((st = record(s, REC_CREDIT, &c, crash_t, p->id, u->run_id, detail, 1, err)) != TB_OK) return st;
-                p->credited += lost;
+                if ((st = credit(s, p, u->run_id, lost, "interrupted", crash_t, err)) != TB_OK) return st;
                 if (rec) rec->credited_s += lost;
             }
             if (rec) rec->interrupted_runs++;
