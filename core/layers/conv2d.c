@@ -13,6 +13,7 @@
  * always gives the same bits. */
 #include <cblas.h>
 #include <omp.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,13 +53,16 @@ static int chunk_images(const tb_conv2d_shape *s, int n)
  * (for benchmarks and tests). */
 static int forced_mode(void)
 {
-    /* read once: this runs for every convolution of every step */
-    static int mode = -2; /* -2 unread, -1 automatic, 0 batched, 1 per image */
-    if (mode == -2) {
+    /* read once: this runs for every convolution of every step, from
+     * several executor workers at once (hence the atomic) */
+    static atomic_int mode = -2; /* -2 unread, -1 automatic, 0 batched, 1 per image */
+    int m = atomic_load_explicit(&mode, memory_order_relaxed);
+    if (m == -2) {
         const char *force = getenv("TB_CONV_MODE");
-        mode = force && !strcmp(force, "batched") ? 0 : force && !strcmp(force, "image") ? 1 : -1;
+        m = force && !strcmp(force, "batched") ? 0 : force && !strcmp(force, "image") ? 1 : -1;
+        atomic_store_explicit(&mode, m, memory_order_relaxed);
     }
-    return mode;
+    return m;
 }
 
 static int per_image(int n)
