@@ -980,6 +980,7 @@ static const tb_host_api host_api = {
     .permutation = host_permutation,
     .threads = host_threads,
     .cache_dir = host_cache_dir,
+    .task_data_free = tb_task_data_free,
 };
 
 const tb_host_api *tb_host_api_get(void) { return &host_api; }

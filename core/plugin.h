@@ -81,6 +81,8 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
  * splits, buffers; data that fails validation is freed). */
 tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_data *out,
                               tb_err *err);
+/* Frees task data allocated with the host's alloc (what plugins get as
+ * host->task_data_free) and zeroes it; NULL is fine. */
 void tb_task_data_free(tb_task_data *data);
 
 #endif

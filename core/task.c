@@ -30,7 +30,7 @@
  * the crop offsets (top, then left), the flip (one float, flip when < 0.5).
  *
  * Memory of raw (pixels, labels, splits, class_names) is released with
- * free(): the host's alloc is malloc. */
+ * tb_task_data_free (core/plugin.h): the host's alloc is malloc. */
 #include "task.h"
 
 #include <math.h>
@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "image.h"
+#include "plugin.h"
 #include "rng.h"
 
 #define SPLIT_SUB_VAL 0u   /* TB_STREAM_SPLIT sub-stream: carving the validation split */
@@ -48,19 +49,6 @@
 #define PARALLEL_MIN_BYTES (1 << 16) /* below this much output per batch, load on one thread */
 
 /* ---- raw data ------------------------------------------------------------- */
-
-static void raw_free(tb_task_data *d)
-{
-    if (!d) return;
-    free(d->pixels);
-    free(d->labels);
-    free(d->splits);
-    if (d->class_names) {
-        for (int i = 0; i < d->classes; i++) free(d->class_names[i]);
-        free(d->class_names);
-    }
-    memset(d, 0, sizeof *d);
-}
 
 static tb_status raw_validate(const tb_task_data *d, tb_err *err)
 {
@@ -532,7 +520,7 @@ void tb_task_free(tb_task *task)
     free(task->train_idx);
     free(task->val_idx);
     free(task->test_idx);
-    raw_free(&task->raw);
+    tb_task_data_free(&task->raw);
     memset(task, 0, sizeof *task);
 }
 
@@ -543,7 +531,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
     int *fold_of = NULL;
     int32_t *pool = NULL;
     if (!out) {
-        if (raw) raw_free(raw);
+        if (raw) tb_task_data_free(raw);
         return tb_fail(err, TB_EINVAL, "task: no output given");
     }
     memset(out, 0, sizeof *out);

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 0
+#define TB_PLUGIN_ABI_MINOR 1 /* 1: tb_host_api version 2 (task_data_free) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -140,7 +140,7 @@ typedef struct tb_task_data {
 
 /* ---- the host's services ------------------------------------------------------ */
 
-#define TB_HOST_API_VERSION 1
+#define TB_HOST_API_VERSION 2
 
 typedef enum tb_log_level {
     TB_LOG_DEBUG = 0,
@@ -199,6 +199,12 @@ typedef struct tb_host_api {
     int (*threads)(void);
     /* a writable cache directory for this plugin (created), e.g. ~/.cache/tunebench/imagenette */
     const char *(*cache_dir)(const char *plugin);
+
+    /* version 2 (plugins built with ABI minor >= 1 may rely on it) */
+    /* releases everything of a tb_task_data allocated with host->alloc
+     * (pixels, labels, splits, class_names and their strings; NULL members
+     * are fine) and zeroes it: a task plugin's clean-up on failure */
+    void (*task_data_free)(tb_task_data *data);
 } tb_host_api;
 
 /* ---- the descriptor ----------------------------------------------------------- */

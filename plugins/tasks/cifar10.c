@@ -62,18 +62,6 @@ static int is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static void release(const tb_host_api *host, tb_task_data *d)
-{
-    if (d->class_names) {
-        for (int i = 0; i < d->classes; i++) host->free(d->class_names[i]);
-        host->free(d->class_names);
-    }
-    host->free(d->pixels);
-    host->free(d->labels);
-    host->free(d->splits);
-    memset(d, 0, sizeof *d);
-}
-
 /* PATH itself or PATH/cifar-10-batches-bin, whichever holds data_batch_1.bin. */
 static tb_status find_dir(const char *path, char *dir, size_t len, char *err, size_t errlen)
 {
@@ -185,12 +173,12 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     if (d.class_names) memset(d.class_names, 0, CLASSES * sizeof *d.class_names);
     if (!d.pixels || !d.labels || !d.splits || !d.class_names) {
         fail_msg(err, errlen, "out of memory for %zu images", total);
-        release(host, &d);
+        host->task_data_free(&d);
         return TB_ENOMEM;
     }
     int meta = read_meta(host, dir, d.class_names, err, errlen);
     if (meta < 0) {
-        release(host, &d);
+        host->task_data_free(&d);
         return TB_EFORMAT;
     }
     if (meta == 0) {
@@ -198,7 +186,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
             size_t len = strlen(standard_names[c]) + 1;
             if (!(d.class_names[c] = host->alloc(len))) {
                 fail_msg(err, errlen, "out of memory");
-                release(host, &d);
+                host->task_data_free(&d);
                 return TB_ENOMEM;
             }
             memcpy(d.class_names[c], standard_names[c], len);
@@ -211,7 +199,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
         FILE *f = fopen(files[i], "rb");
         if (!f) {
             fail_msg(err, errlen, "%s: cannot open: %s", files[i], strerror(errno));
-            release(host, &d);
+            host->task_data_free(&d);
             return TB_EIO;
         }
         setvbuf(f, NULL, _IOFBF, 1 << 20);
@@ -220,14 +208,14 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
                 fail_msg(err, errlen, "%s: cannot read record %zu of %zu: %s", files[i], r, records[i],
                          ferror(f) ? strerror(errno) : "unexpected end of file");
                 fclose(f);
-                release(host, &d);
+                host->task_data_free(&d);
                 return TB_EIO;
             }
             if (rec[0] >= CLASSES) {
                 fail_msg(err, errlen, "%s: record %zu has label %u; CIFAR-10's labels are 0..9 (is this CIFAR-100?)",
                          files[i], r, (unsigned)rec[0]);
                 fclose(f);
-                release(host, &d);
+                host->task_data_free(&d);
                 return TB_EFORMAT;
             }
             d.labels[at] = rec[0];

@@ -172,18 +172,6 @@ fail:
     return NULL;
 }
 
-static void release(const tb_host_api *host, tb_task_data *d)
-{
-    if (d->class_names) {
-        for (int i = 0; i < d->classes; i++) host->free(d->class_names[i]);
-        host->free(d->class_names);
-    }
-    host->free(d->pixels);
-    host->free(d->labels);
-    host->free(d->splits);
-    memset(d, 0, sizeof *d);
-}
-
 static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
                            size_t errlen)
 {
@@ -276,7 +264,7 @@ done:
     for (int i = 0; i < 4; i++)
         if (f[i]) gzclose(f[i]);
     host->free(raw_labels);
-    release(host, &d);
+    host->task_data_free(&d);
     return st;
 }
 

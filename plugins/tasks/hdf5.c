@@ -423,18 +423,6 @@ static int read_splits(const tb_host_api *host, const tb_plugin_args *args, hid_
 
 /* ---- the task ---------------------------------------------------------------------------- */
 
-static void release(const tb_host_api *host, tb_task_data *d)
-{
-    if (d->class_names) {
-        for (int i = 0; i < d->classes; i++) host->free(d->class_names[i]);
-        host->free(d->class_names);
-    }
-    host->free(d->pixels);
-    host->free(d->labels);
-    host->free(d->splits);
-    memset(d, 0, sizeof *d);
-}
-
 static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, const char *path, hid_t file,
                            tb_task_data *out, char *err, size_t errlen)
 {
@@ -627,7 +615,7 @@ done:
         for (hsize_t i = 0; i < n_names; i++) host->free(names[i]);
         free(names);
     }
-    release(host, &d);
+    host->task_data_free(&d);
     return st;
 }
 

@@ -1431,13 +1431,7 @@ fail:
     free(split);
     free(which);
     listing_free(&l);
-    if (d.class_names)
-        for (int c = 0; c < d.classes; c++)
-            host->free(d.class_names[c]);
-    host->free(d.class_names);
-    host->free(d.labels);
-    host->free(d.splits);
-    host->free(d.pixels);
+    host->task_data_free(&d);
     return st;
 }
 

@@ -37,18 +37,6 @@ static uint64_t next(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-static void release(const tb_host_api *host, tb_task_data *out)
-{
-    host->free(out->pixels);
-    host->free(out->labels);
-    host->free(out->splits);
-    if (out->class_names) {
-        for (int i = 0; i < out->classes; i++) host->free(out->class_names[i]);
-        host->free(out->class_names);
-    }
-    memset(out, 0, sizeof *out);
-}
-
 static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
                            size_t errlen)
 {
@@ -67,7 +55,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     out->class_names = host->alloc(2 * sizeof(char *));
     if (out->class_names) out->class_names[0] = out->class_names[1] = NULL;
     if (!out->pixels || !out->labels || !out->splits || !out->class_names) {
-        release(host, out); /* on failure the plugin frees what it allocated */
+        host->task_data_free(out); /* on failure the plugin frees what it allocated */
         snprintf(err, errlen, "out of memory for %d images", n);
         return TB_ENOMEM;
     }
@@ -75,7 +63,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     for (int k = 0; k < 2; k++) {
         out->class_names[k] = host->alloc(strlen(names[k]) + 1);
         if (!out->class_names[k]) {
-            release(host, out);
+            host->task_data_free(out);
             snprintf(err, errlen, "out of memory");
             return TB_ENOMEM;
         }
