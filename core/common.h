@@ -32,6 +32,18 @@ void tb_iso_utc(double s, char out[32]);
 /* Copies src (NULL: "") into dst, truncated to cap - 1 bytes; always terminated. */
 void tb_copy_str(char *dst, size_t cap, const char *src);
 
+/* Files. Each returns 0, or -1 with errno set.
+ * tb_fsync_path: fsync()s a file (directory = 0) or a directory.
+ * tb_fsync_parent: fsync()s the directory holding path ("." when it has none),
+ *   so a new name in it survives power loss.
+ * tb_rename_durable: fsync()s tmp, renames it to path, fsync()s path's directory:
+ *   the "write a temporary file, then move it into place" ending.
+ * tb_make_dirs: mkdir -p of path (an existing directory is fine). */
+int tb_fsync_path(const char *path, int directory);
+int tb_fsync_parent(const char *path);
+int tb_rename_durable(const char *tmp, const char *path);
+int tb_make_dirs(const char *path);
+
 /* Aligned allocation for host buffers (64-byte alignment for AVX-512). */
 void *tb_aligned_alloc(size_t bytes);
 void tb_aligned_free(void *p);
