@@ -276,6 +276,29 @@ void tb_space_default(tb_space *s)
 
 /* ---- checking one value ------------------------------------------------------------------ */
 
+enum { BAD_EMPTY, BAD_CHOICE, BAD_INT, BAD_NUMBER, BAD_FINITE, BAD_RANGE };
+
+/* The error of check_value; the texts are built only here, not for every accepted value. */
+static tb_status bad_value(tb_err *err, int why, const char *prefix, const char *name, const char *p, size_t n,
+                           const tb_hp_spec *h)
+{
+    char allowed[256], show[80], lo[TB_HP_TEXT], hi[TB_HP_TEXT];
+    allowed_values(allowed, sizeof allowed, h);
+    shown(show, sizeof show, p, n);
+    format_value(lo, sizeof lo, h->type, h->lo);
+    format_value(hi, sizeof hi, h->type, h->hi);
+    switch (why) {
+    case BAD_EMPTY: return tb_fail(err, TB_EINVAL, "%s%s is empty; allowed: %s", prefix, name, allowed);
+    case BAD_CHOICE: return tb_fail(err, TB_EINVAL, "%s%s = %s is not allowed; allowed: %s", prefix, name, show, allowed);
+    case BAD_INT: return tb_fail(err, TB_EINVAL, "%s%s = %s is not an integer; allowed: %s", prefix, name, show, allowed);
+    case BAD_NUMBER: return tb_fail(err, TB_EINVAL, "%s%s = %s is not a number; allowed: %s", prefix, name, show, allowed);
+    case BAD_FINITE:
+        return tb_fail(err, TB_EINVAL, "%s%s = %s is not a finite number; allowed: %s", prefix, name, show, allowed);
+    default:
+        return tb_fail(err, TB_EINVAL, "%s%s = %s is outside the allowed range [%s, %s]", prefix, name, show, lo, hi);
+    }
+}
+
 /* tb_space_check_value with the name in messages prefixed (e.g. "train."). */
 static tb_status check_value(const tb_space *s, tb_hp hp, const char *text, char canonical[TB_HP_TEXT],
                              const char *prefix, tb_err *err)
@@ -285,39 +308,27 @@ static tb_status check_value(const tb_space *s, tb_hp hp, const char *text, char
         return tb_fail(err, TB_EINVAL, "hyperparameter index %d is not one of the %d", (int)hp, TB_HP_COUNT);
     const tb_hp_spec *h = &s->hp[hp];
     const char *name = tb_hp_names[hp];
-    char allowed[256], show[80], lo[TB_HP_TEXT], hi[TB_HP_TEXT], out[TB_HP_TEXT];
-    allowed_values(allowed, sizeof allowed, h);
+    char out[TB_HP_TEXT];
     size_t n = 0;
     const char *p = trim(text ? text : "", &n);
-    if (n == 0) return tb_fail(err, TB_EINVAL, "%s%s is empty; allowed: %s", prefix, name, allowed);
-    shown(show, sizeof show, p, n);
-    format_value(lo, sizeof lo, h->type, h->lo);
-    format_value(hi, sizeof hi, h->type, h->hi);
+    if (n == 0) return bad_value(err, BAD_EMPTY, prefix, name, p, n, h);
 
     if (h->type == TB_HP_CHOICE) {
         int k = choice_find(h->choices, p, n);
-        if (k < 0) return tb_fail(err, TB_EINVAL, "%s%s = %s is not allowed; allowed: %s", prefix, name, show, allowed);
+        if (k < 0) return bad_value(err, BAD_CHOICE, prefix, name, p, n, h);
         choice_at(h->choices, k, out, sizeof out);
     } else if (h->type == TB_HP_INT) {
         long long v = 0;
         int r = parse_int(p, n, &v);
-        if (r == -1)
-            return tb_fail(err, TB_EINVAL, "%s%s = %s is not an integer; allowed: %s", prefix, name, show, allowed);
-        if (r == -2 || (double)v < h->lo || (double)v > h->hi)
-            return tb_fail(err, TB_EINVAL, "%s%s = %s is outside the allowed range [%s, %s]", prefix, name, show, lo,
-                           hi);
+        if (r == -1) return bad_value(err, BAD_INT, prefix, name, p, n, h);
+        if (r == -2 || (double)v < h->lo || (double)v > h->hi) return bad_value(err, BAD_RANGE, prefix, name, p, n, h);
         snprintf(out, sizeof out, "%lld", v);
     } else {
         double v = 0;
         int r = parse_number(p, n, &v);
-        if (r == -1)
-            return tb_fail(err, TB_EINVAL, "%s%s = %s is not a number; allowed: %s", prefix, name, show, allowed);
-        if (r == -2)
-            return tb_fail(err, TB_EINVAL, "%s%s = %s is not a finite number; allowed: %s", prefix, name, show,
-                           allowed);
-        if (r == -3 || v < h->lo || v > h->hi)
-            return tb_fail(err, TB_EINVAL, "%s%s = %s is outside the allowed range [%s, %s]", prefix, name, show, lo,
-                           hi);
+        if (r == -1) return bad_value(err, BAD_NUMBER, prefix, name, p, n, h);
+        if (r == -2) return bad_value(err, BAD_FINITE, prefix, name, p, n, h);
+        if (r == -3 || v < h->lo || v > h->hi) return bad_value(err, BAD_RANGE, prefix, name, p, n, h);
         format_double(out, sizeof out, v);
     }
     if (canonical) snprintf(canonical, TB_HP_TEXT, "%s", out);

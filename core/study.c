@@ -6,10 +6,13 @@
  * by tb_job_record; the study hears about them through the recorder's inner
  * callbacks (so a front end sees an epoch only once it is durable).
  *
- * The mutex is recursive: cancelling a queued job calls its finished callback
- * from the cancelling thread, which takes the mutex again. Jobs are cancelled
- * with the mutex held, so a job's finished callback (which clears our pointer
- * to it) cannot complete, and the executor cannot free it, while we use it. */
+ * The mutex is recursive because launch() ends a run it could not queue by
+ * calling the run's finished callback itself, with the mutex held. Jobs are
+ * cancelled with the mutex held, so a job's finished callback (which clears
+ * our pointer to it) cannot complete, and the executor cannot free it, while
+ * we use it. Validation and configuration parsing happen before the mutex is
+ * taken: the space, the base configuration and the training-set size never
+ * change after open. */
 #include "study.h"
 
 #include <errno.h>
@@ -39,6 +42,7 @@
 
 #define HEARTBEAT_S 2.0
 #define MONITOR_TICK_MS 200
+#define LOBBY_STALE_S 10.0 /* a lobby place is kept this long without enter() (front ends poll every ~1 s) */
 #define PATH_CAP 1200
 
 /* journal record types (append only: archives depend on them) */
@@ -67,6 +71,7 @@ static const char *const rec_names[] = {"",           "open",         "register"
 typedef enum pstate { P_REGISTERED = 0, P_CONSENTED, P_LOBBY, P_ACTIVE, P_DONE } pstate;
 
 typedef struct submission {
+    struct tb_study *study;          /* for the run's callbacks, whose user pointer is the submission */
     int participant;                 /* index */
     int number;                      /* 1-based within the participant */
     char run_id[TB_ARCHIVE_ID_MAX + 1];
@@ -102,6 +107,7 @@ typedef struct participant {
     pstate state;
     double active_since;             /* UTC, while active */
     double lobby_since;              /* UTC, while in the lobby */
+    double lobby_polled;             /* UTC of the last enter() while in the lobby (not journalled) */
     double used_closed;              /* seconds of closed active intervals */
     double credited;                 /* seconds given back */
     int live;                        /* index of the live submission, or -1 */
@@ -121,7 +127,8 @@ typedef struct event_row {
 
 struct tb_study {
     pthread_mutex_t mu;
-    pthread_cond_t changed;
+    pthread_cond_t changed;   /* any run or participant changed: wakes wait() */
+    pthread_cond_t stop;      /* the monitor's own wake-up: closing (batch events must not wake it) */
     tb_study_settings st;
     tb_space space;
     char *config_ini;     /* the study configuration as given */
@@ -139,7 +146,9 @@ struct tb_study {
     int ne, cap_e;
     double created, last_record;
     int dirty;            /* study.h5 needs rewriting */
-    int closing;
+    int closing;          /* set under the mutex by tb_study_close: no more calls */
+    char environment[512];
+    char *space_ini;      /* the space as INI text, for /study */
     pthread_t monitor;
     int monitor_started;
     volatile sig_atomic_t interrupts;
@@ -305,7 +314,7 @@ static tb_status record(tb_study *s, int type, kv *b, double t, const char *pid,
         tb_copy_str(e->run_id, sizeof e->run_id, run_id ? run_id : "");
         tb_copy_str(e->detail, sizeof e->detail, detail ? detail : "");
     }
-    s->dirty = 1;
+    if (type != REC_HEARTBEAT) s->dirty = 1;
     return TB_OK;
 }
 
@@ -334,11 +343,13 @@ static final_eval *find_final(tb_study *s, const char *run_id)
     return NULL;
 }
 
+/* Budget used: closed intervals, the open one, minus credits; a run still
+ * queued does not count (its wait is credited when it starts or ends). */
 static double used_seconds(const tb_study *s, const participant *p, double now)
 {
     double used = p->used_closed - p->credited;
     if (p->state == P_ACTIVE) used += now - p->active_since;
-    (void)s;
+    if (p->live >= 0 && s->subs[p->live]->status == TB_RUN_QUEUED) used -= now - s->subs[p->live]->submitted;
     return used > 0 ? used : 0;
 }
 
@@ -351,15 +362,18 @@ static int active_count(const tb_study *s)
 
 static int max_active(const tb_study *s) { return s->st.max_active > 0 ? s->st.max_active : s->st.slots; }
 
-/* 1-based position in the lobby (by the time they entered it), 0 when not there. */
-static int lobby_position(const tb_study *s, int pi)
+/* 1-based position in the lobby (by the time they entered it), 0 when not
+ * there. Someone who stopped asking (no enter() for LOBBY_STALE_S) does not
+ * hold the others up. */
+static int lobby_position(const tb_study *s, int pi, double now)
 {
     if (s->p[pi].state != P_LOBBY) return 0;
     int pos = 1;
-    for (int i = 0; i < s->np; i++)
-        if (i != pi && s->p[i].state == P_LOBBY &&
-            (s->p[i].lobby_since < s->p[pi].lobby_since || (s->p[i].lobby_since == s->p[pi].lobby_since && i < pi)))
-            pos++;
+    for (int i = 0; i < s->np; i++) {
+        const participant *q = &s->p[i];
+        if (i == pi || q->state != P_LOBBY || now - q->lobby_polled > LOBBY_STALE_S) continue;
+        if (q->lobby_since < s->p[pi].lobby_since || (q->lobby_since == s->p[pi].lobby_since && i < pi)) pos++;
+    }
     return pos;
 }
 
@@ -492,7 +506,7 @@ static participant *add_participant(tb_study *s)
     participant *p = &s->p[s->np++];
     memset(p, 0, sizeof *p);
     p->live = -1;
-    p->registered = p->consented = p->active_since = p->lobby_since = p->final_at = NAN;
+    p->registered = p->consented = p->active_since = p->lobby_since = p->lobby_polled = p->final_at = NAN;
     p->programming_months = p->ml_months = NAN;
     return p;
 }
@@ -502,6 +516,7 @@ static submission *add_submission(tb_study *s)
     if (grow((void **)&s->subs, &s->cap_s, s->ns + 1, sizeof *s->subs) != 0) return NULL;
     submission *u = calloc(1, sizeof *u);
     if (!u) return NULL;
+    u->study = s;
     u->submitted = u->started = u->ended = NAN;
     u->batch_loss = u->epoch_loss = u->val_loss = u->val_accuracy = u->test_accuracy = NAN;
     s->subs[s->ns++] = u;
@@ -690,6 +705,43 @@ unknown:
     return -1;
 }
 
+/* ---- derived views of a participant ------------------------------------------------------- */
+
+static const char *state_name(const participant *p)
+{
+    static const char *const names[] = {"registered", "consented", "lobby", "active", "done"};
+    return p->state == P_CONSENTED && p->used_closed > 0 ? "paused" : names[p->state];
+}
+
+typedef struct final_stats {
+    int total, done, finished; /* runs counted (replaced interrupted ones are not), ended, finished */
+    double mean, sd;           /* test accuracy over the finished ones once none is pending; NaN before
+                                * (sd: NaN with fewer than two) */
+} final_stats;
+
+static final_stats finals_of(const tb_study *s, int pi)
+{
+    final_stats r = {0, 0, 0, NAN, NAN};
+    double sum = 0, sq = 0;
+    for (int f = 0; f < s->nf; f++) {
+        const final_eval *fe = &s->finals[f];
+        if (fe->participant != pi || (fe->status == TB_RUN_INTERRUPTED && !fe->job)) continue;
+        r.total++;
+        if (!tb_run_status_is_final(fe->status)) continue;
+        r.done++;
+        if (fe->status == TB_RUN_FINISHED && isfinite(fe->test_accuracy)) {
+            sum += fe->test_accuracy;
+            sq += fe->test_accuracy * fe->test_accuracy;
+            r.finished++;
+        }
+    }
+    if (r.finished && r.done == r.total) {
+        r.mean = sum / r.finished;
+        if (r.finished > 1) r.sd = sqrt(fmax(0, (sq - sum * sum / r.finished) / (r.finished - 1)));
+    }
+    return r;
+}
+
 /* ---- study.h5 ----------------------------------------------------------------------------- */
 
 static void environment(char *out, size_t cap)
@@ -714,30 +766,19 @@ static int write_participants(tb_study *s, hid_t g, double now)
     int oom = !id || !edu || !state || !fr || !reason;
     for (int k = 0; k < 12; k++) oom |= !(col[k] = calloc(N + 1, sizeof(double)));
     for (int k = 0; k < 3; k++) oom |= !(i64[k] = calloc(N + 1, sizeof(int64_t)));
-    static const char *const pnames[] = {"registered", "consented", "active", "lobby", "done"};
     if (!oom) {
         for (int i = 0; i < n; i++) {
             participant *p = &s->p[i];
             id[i] = p->id, edu[i] = p->education, fr[i] = p->final_run, reason[i] = p->final_reason;
-            state[i] = p->state == P_CONSENTED && p->used_closed > 0 ? "paused" : pnames[p->state];
+            state[i] = state_name(p);
             col[0][i] = p->dl_months, col[1][i] = p->programming_months, col[2][i] = p->ml_months;
             col[3][i] = p->registered, col[4][i] = p->consented;
             col[5][i] = used_seconds(s, p, now), col[6][i] = p->credited, col[7][i] = p->final_at;
             i64[0][i] = p->self_level, i64[1][i] = p->n_submissions;
-            double sum = 0, sq = 0;
-            int k = 0, total = 0;
-            for (int f = 0; f < s->nf; f++) {
-                if (s->finals[f].participant != i) continue;
-                total++;
-                if (s->finals[f].status == TB_RUN_FINISHED && isfinite(s->finals[f].test_accuracy)) {
-                    sum += s->finals[f].test_accuracy;
-                    sq += s->finals[f].test_accuracy * s->finals[f].test_accuracy;
-                    k++;
-                }
-            }
-            i64[2][i] = k;
-            col[8][i] = k ? sum / k : NAN;
-            col[9][i] = k > 1 ? sqrt(fmax(0, (sq - sum * sum / k) / (k - 1))) : NAN;
+            final_stats fs = finals_of(s, i);
+            i64[2][i] = fs.finished;
+            col[8][i] = fs.mean;
+            col[9][i] = fs.sd;
             col[10][i] = s->st.budget_s;
             col[11][i] = s->st.budget_s - col[5][i];
         }
@@ -899,8 +940,10 @@ static int write_events(tb_study *s, hid_t g)
     return rc;
 }
 
-/* Rewrites DIR/study.h5 through a temporary file and a rename. Mutex held. */
-static tb_status write_tables(tb_study *s, tb_err *err)
+/* Rewrites DIR/study.h5 through a temporary file and a rename. Mutex held.
+ * The periodic rewrites skip the fsyncs (the journal is the truth and open
+ * rebuilds the tables from it); open and close make them durable. */
+static tb_status write_tables(tb_study *s, int durable, tb_err *err)
 {
     char path[PATH_CAP], tmp[PATH_CAP];
     snprintf(path, sizeof path, "%s/study.h5", tb_archive_dir(s->archive));
@@ -909,8 +952,7 @@ static tb_status write_tables(tb_study *s, tb_err *err)
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return tb_fail(err, TB_EIO, "study tables %s: cannot create it", tmp);
     int rc = 0;
-    char iso[32], env[512];
-    environment(env, sizeof env);
+    char iso[32];
     rc |= tb_h5_attr_str(f, "format", "tunebench-study");
     rc |= tb_h5_attr_i64(f, "schema_version", TB_STUDY_SCHEMA_VERSION);
     tb_iso_utc(now, iso);
@@ -919,15 +961,14 @@ static tb_status write_tables(tb_study *s, tb_err *err)
     hid_t g = tb_h5_group(f, "study");
     if (g < 0) rc = -1;
     else {
-        char *space_ini = tb_space_to_ini(&s->space);
         tb_iso_utc(s->created, iso);
         rc |= tb_h5_attr_str(g, "title", s->st.title);
         rc |= tb_h5_attr_str(g, "briefing", s->st.briefing);
         rc |= tb_h5_attr_str(g, "created", iso);
         rc |= tb_h5_attr_f64(g, "created_s", s->created);
         rc |= tb_h5_attr_str(g, "config", s->config_ini);
-        rc |= tb_h5_attr_str(g, "space", space_ini ? space_ini : "");
-        rc |= tb_h5_attr_str(g, "environment", env);
+        rc |= tb_h5_attr_str(g, "space", s->space_ini ? s->space_ini : "");
+        rc |= tb_h5_attr_str(g, "environment", s->environment);
         rc |= tb_h5_attr_f64(g, "budget_s", s->st.budget_s);
         rc |= tb_h5_attr_i64(g, "slots", s->st.slots);
         rc |= tb_h5_attr_i64(g, "max_active", max_active(s));
@@ -937,7 +978,6 @@ static tb_status write_tables(tb_study *s, tb_err *err)
                              "run each; queue waits and crash-interrupted training credited back; lobby time not "
                              "counted");
         rc |= tb_h5_column_i64(g, "final_seeds", s->st.final_seeds, (size_t)s->st.n_final_seeds);
-        free(space_ini);
         H5Gclose(g);
     }
     const struct {
@@ -962,9 +1002,9 @@ static tb_status write_tables(tb_study *s, tb_err *err)
         unlink(tmp);
         return tb_fail(err, TB_EIO, "study tables %s: cannot write them", tmp);
     }
-    if (rename(tmp, path) != 0) {
+    if ((durable ? tb_rename_durable(tmp, path) : rename(tmp, path)) != 0) {
         unlink(tmp);
-        return tb_fail(err, TB_EIO, "study tables %s: cannot rename into place: %s", path, strerror(errno));
+        return tb_fail(err, TB_EIO, "study tables %s: cannot put it in place: %s", path, strerror(errno));
     }
     s->dirty = 0;
     return TB_OK;
@@ -1003,48 +1043,48 @@ static tb_status record_run_end(tb_study *s, const submission *u, tb_err *err)
     return record(s, REC_RUN_END, &b, u->ended, p->id, u->run_id, tb_run_status_name(u->status), 1, err);
 }
 
+/* A submission's run callbacks get the submission itself (it never moves:
+ * submissions are separate allocations), so no lookup on every batch. */
 static void sub_started(void *user, tb_job *job)
 {
-    tb_study *s = user;
+    (void)job;
+    submission *u = user;
+    tb_study *s = u->study;
     pthread_mutex_lock(&s->mu);
-    submission *u = find_submission(s, job->id);
-    if (u) {
-        u->started = tb_utc_now();
-        u->status = TB_RUN_TRAINING;
-        kv b = {0};
-        kv_str(&b, "run", u->run_id);
-        kv_str(&b, "participant", s->p[u->participant].id);
-        tb_err e;
-        if (record(s, REC_RUN_START, &b, u->started, s->p[u->participant].id, u->run_id, "", 1, &e) != TB_OK)
-            s->bg_err = e;
-        /* time spent queued is not the participant's */
-        double wait = u->started - u->submitted;
-        if (wait > 0 && credit(s, &s->p[u->participant], u->run_id, wait, "queued", u->started, &e) != TB_OK)
-            s->bg_err = e;
-        touch(s, u);
-    }
+    u->started = tb_utc_now();
+    u->status = TB_RUN_TRAINING;
+    kv b = {0};
+    kv_str(&b, "run", u->run_id);
+    kv_str(&b, "participant", s->p[u->participant].id);
+    tb_err e;
+    if (record(s, REC_RUN_START, &b, u->started, s->p[u->participant].id, u->run_id, "", 1, &e) != TB_OK)
+        s->bg_err = e;
+    /* time spent queued is not the participant's */
+    double wait = u->started - u->submitted;
+    if (wait > 0 && credit(s, &s->p[u->participant], u->run_id, wait, "queued", u->started, &e) != TB_OK)
+        s->bg_err = e;
+    touch(s, u);
     pthread_mutex_unlock(&s->mu);
 }
 
 static int sub_event(void *user, tb_job *job, const tb_train_event *ev)
 {
-    tb_study *s = user;
+    (void)job;
+    submission *u = user;
+    tb_study *s = u->study;
     pthread_mutex_lock(&s->mu);
-    submission *u = find_submission(s, job->id);
-    if (u) {
-        u->batches_per_epoch = ev->batches_per_epoch;
-        if (ev->kind == TB_EVENT_BATCH) {
-            u->batch = ev->batch;
-            u->batch_loss = ev->batch_loss;
-        } else if (ev->kind == TB_EVENT_EPOCH) {
-            u->epoch = ev->epoch;
-            u->epoch_loss = ev->epoch_loss;
-            u->val_loss = ev->val_loss;
-            u->val_accuracy = ev->val_accuracy;
-        }
-        u->train_seconds = ev->elapsed_s;
-        touch(s, u);
+    u->batches_per_epoch = ev->batches_per_epoch;
+    if (ev->kind == TB_EVENT_BATCH) {
+        u->batch = ev->batch;
+        u->batch_loss = ev->batch_loss;
+    } else if (ev->kind == TB_EVENT_EPOCH) {
+        u->epoch = ev->epoch;
+        u->epoch_loss = ev->epoch_loss;
+        u->val_loss = ev->val_loss;
+        u->val_accuracy = ev->val_accuracy;
     }
+    u->train_seconds = ev->elapsed_s;
+    touch(s, u);
     pthread_mutex_unlock(&s->mu);
     return 0;
 }
@@ -1052,26 +1092,29 @@ static int sub_event(void *user, tb_job *job, const tb_train_event *ev)
 static void sub_finished(void *user, tb_job *job, tb_run_status status, double val_accuracy, double test_accuracy,
                          const char *message)
 {
-    tb_study *s = user;
+    (void)job;
+    submission *u = user;
+    tb_study *s = u->study;
     pthread_mutex_lock(&s->mu);
-    submission *u = job ? find_submission(s, job->id) : NULL;
-    if (u) {
-        u->status = status;
-        u->ended = tb_utc_now();
-        if (isfinite(val_accuracy)) u->val_accuracy = val_accuracy;
-        u->test_accuracy = test_accuracy;
-        tb_copy_str(u->message, sizeof u->message, message ? message : "");
-        u->job = NULL;
-        participant *p = &s->p[u->participant];
-        if (p->live >= 0 && s->subs[p->live] == u) p->live = -1;
-        tb_err e;
-        if (record_run_end(s, u, &e) != TB_OK) s->bg_err = e;
-        /* work lost to a shutdown was the participant's time: give it back */
-        if (status == TB_RUN_INTERRUPTED && isfinite(u->started) && p->state != P_DONE &&
-            credit(s, p, u->run_id, u->ended - u->started, "interrupted", u->ended, &e) != TB_OK)
-            s->bg_err = e;
-        touch(s, u);
-    }
+    u->status = status;
+    u->ended = tb_utc_now();
+    if (isfinite(val_accuracy)) u->val_accuracy = val_accuracy;
+    u->test_accuracy = test_accuracy;
+    tb_copy_str(u->message, sizeof u->message, message ? message : "");
+    u->job = NULL;
+    participant *p = &s->p[u->participant];
+    if (p->live >= 0 && s->subs[p->live] == u) p->live = -1;
+    tb_err e;
+    if (record_run_end(s, u, &e) != TB_OK) s->bg_err = e;
+    /* a run that never started waited all along; work lost to a shutdown
+     * was the participant's time: give both back */
+    if (!isfinite(u->started) && p->state != P_DONE &&
+        credit(s, p, u->run_id, u->ended - u->submitted, "queued", u->ended, &e) != TB_OK)
+        s->bg_err = e;
+    if (status == TB_RUN_INTERRUPTED && isfinite(u->started) && p->state != P_DONE &&
+        credit(s, p, u->run_id, u->ended - u->started, "interrupted", u->ended, &e) != TB_OK)
+        s->bg_err = e;
+    touch(s, u);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1116,30 +1159,45 @@ static void final_finished(void *user, tb_job *job, tb_run_status status, double
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Creates the archive run and the job; submits it. Mutex held. On failure
- * nothing is queued (the archive run, if begun, is ended as interrupted). */
+/* Creates the archive run, calls journal(ctx, run_id) to record what is
+ * queued, then submits the job, so the journal always names a run before
+ * its start or end. Mutex held (the job cannot call back before it is
+ * released). On failure nothing runs: a run begun in the archive is ended
+ * there as interrupted through its finished callback. */
 static tb_status launch(tb_study *s, const char *kind, const participant *p, const char *ini, int priority,
-                        const tb_job_callbacks *inner, char run_id[TB_ARCHIVE_ID_MAX + 1], tb_job **job_out,
-                        tb_err *err)
+                        const tb_job_callbacks *inner, tb_status (*journal)(tb_study *, void *, const char *, tb_err *),
+                        void *ctx, char run_id[TB_ARCHIVE_ID_MAX + 1], tb_job **job_out, tb_err *err)
 {
     tb_job_callbacks cb;
     char *job_ini = NULL;
+    *job_out = NULL;
     tb_status st = tb_job_record(s->archive, kind, p->id, ini, inner, &cb, run_id, &job_ini, err);
     if (st != TB_OK) return st;
     tb_job *job = tb_job_new(run_id, job_ini, priority, &cb);
     free(job_ini);
-    if (!job) {
-        cb.finished(cb.user, NULL, TB_RUN_INTERRUPTED, NAN, NAN, "out of memory");
-        return tb_fail(err, TB_ENOMEM, "out of memory");
+    if (!job) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    else if ((st = journal(s, ctx, run_id, err)) == TB_OK && (st = tb_executor_submit(s->exec, job, err)) == TB_OK) {
+        *job_out = job;
+        return TB_OK;
     }
-    *job_out = job;
-    st = tb_executor_submit(s->exec, job, err);
-    if (st != TB_OK) {
-        *job_out = NULL;
-        cb.finished(cb.user, job, TB_RUN_INTERRUPTED, NAN, NAN, err->msg);
-        tb_job_free(job);
-    }
+    cb.finished(cb.user, job, TB_RUN_INTERRUPTED, NAN, NAN, err->msg);
+    tb_job_free(job);
     return st;
+}
+
+/* launch's journal hook for final evaluation fi (ctx): its row gets the run id. */
+static tb_status journal_final(tb_study *s, void *ctx, const char *run_id, tb_err *err)
+{
+    final_eval *f = &s->finals[(intptr_t)ctx];
+    tb_copy_str(f->run_id, sizeof f->run_id, run_id);
+    const participant *p = &s->p[f->participant];
+    kv b = {0};
+    kv_str(&b, "participant", p->id);
+    kv_str(&b, "run", run_id);
+    kv_i64(&b, "seed", f->seed);
+    char detail[64];
+    snprintf(detail, sizeof detail, "seed %lld", (long long)f->seed);
+    return record(s, REC_FINAL_QUEUED, &b, tb_utc_now(), p->id, run_id, detail, 1, err);
 }
 
 /* Queues the final evaluations of participant pi (one per final seed). Mutex held. */
@@ -1162,8 +1220,6 @@ static tb_status queue_finals(tb_study *s, int pi, tb_err *err)
         tb_status st = job_config(s, &chosen->values, extra, 2, &ini, err);
         if (st != TB_OK) return st;
         tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished};
-        char run_id[TB_ARCHIVE_ID_MAX + 1];
-        /* the final's row first, so its callbacks find it */
         final_eval *f = add_final(s);
         if (!f) {
             free(ini);
@@ -1172,25 +1228,15 @@ static tb_status queue_finals(tb_study *s, int pi, tb_err *err)
         int fi = s->nf - 1;
         f->participant = pi;
         f->seed = seed;
-        /* the run id is known only once the archive run exists; the job
-         * cannot start before we release the mutex, so fill it in after */
         tb_job *job = NULL;
-        st = launch(s, "final", p, ini, 10, &inner, run_id, &job, err);
+        char run_id[TB_ARCHIVE_ID_MAX + 1];
+        st = launch(s, "final", p, ini, 10, &inner, journal_final, (void *)(intptr_t)fi, run_id, &job, err);
         free(ini);
-        f = &s->finals[fi];
         if (st != TB_OK) {
             s->nf--;
             return st;
         }
-        tb_copy_str(f->run_id, sizeof f->run_id, run_id);
-        f->job = job;
-        kv b = {0};
-        kv_str(&b, "participant", p->id);
-        kv_str(&b, "run", run_id);
-        kv_i64(&b, "seed", seed);
-        char detail[64];
-        snprintf(detail, sizeof detail, "seed %lld", (long long)seed);
-        if ((st = record(s, REC_FINAL_QUEUED, &b, tb_utc_now(), p->id, run_id, detail, 1, err)) != TB_OK) return st;
+        s->finals[fi].job = job;
     }
     touch(s, NULL);
     return TB_OK;
@@ -1250,7 +1296,7 @@ static void *monitor_main(void *arg)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
-        pthread_cond_timedwait(&s->changed, &s->mu, &ts);
+        pthread_cond_timedwait(&s->stop, &s->mu, &ts);
         if (s->closing) break;
         double now = tb_utc_now();
         tb_err e;
@@ -1267,7 +1313,7 @@ static void *monitor_main(void *arg)
             last_beat = now;
         }
         if (s->dirty && now - last_write >= HEARTBEAT_S) {
-            if (write_tables(s, &e) != TB_OK) s->bg_err = e;
+            if (write_tables(s, 0, &e) != TB_OK) s->bg_err = e;
             last_write = now;
         }
     }
@@ -1306,17 +1352,33 @@ static int api_hp_info(tb_study *s, int i, tb_fe_hp *out)
     return 0;
 }
 
-static const char *const education_levels[] = {"high_school", "bachelor", "master_enrolled", "master", "doctorate"};
+/* The canonical spelling of an education level (one of TB_STUDY_EDUCATION,
+ * any case) into out; -1 when it is none of them. */
+static int education_level(const char *name, char out[32])
+{
+    const char *p = TB_STUDY_EDUCATION;
+    size_t n = name ? strlen(name) : 0;
+    while (n && *p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && len < 32 && strncasecmp(p, name, n) == 0) {
+            memcpy(out, p, len);
+            out[len] = '\0';
+            return 0;
+        }
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return -1;
+}
 
 static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_out[64], char *err, size_t errlen)
 {
     if (!in) return fail_buf(err, errlen, TB_EINVAL, "no participant given");
-    int edu = -1;
-    for (int i = 0; i < (int)TB_ARRAY_LEN(education_levels); i++)
-        if (in->education && !strcasecmp(in->education, education_levels[i])) edu = i;
-    if (edu < 0)
+    char edu[32];
+    if (education_level(in->education, edu) != 0)
         return fail_buf(err, errlen, TB_EINVAL, "education = \"%s\" is not allowed; allowed: %s",
-                        in->education ? in->education : "", "high_school, bachelor, master_enrolled, master, doctorate");
+                        in->education ? in->education : "", TB_STUDY_EDUCATION);
     if (!isfinite(in->dl_months) || in->dl_months < 0 || in->dl_months > 1200)
         return fail_buf(err, errlen, TB_EINVAL, "dl_months = %g is outside the allowed range [0, 1200] (months)",
                         in->dl_months);
@@ -1332,6 +1394,10 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
         return fail_buf(err, errlen, TB_EINVAL, "self_level = %d is outside the allowed range [1, 5] (0: not given)",
                         in->self_level);
     pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        return fail_buf(err, errlen, TB_EINVAL, "the study is closing");
+    }
     char id[64];
     if (in->id && *in->id) {
         if (!valid_id(in->id)) {
@@ -1360,20 +1426,20 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
     double now = tb_utc_now();
     kv b = {0};
     kv_str(&b, "participant", id);
-    kv_str(&b, "education", education_levels[edu]);
+    kv_str(&b, "education", edu);
     kv_f64(&b, "dl_months", in->dl_months);
     kv_f64(&b, "programming_months", in->programming_months);
     kv_f64(&b, "ml_months", in->ml_months);
     kv_i64(&b, "self_level", in->self_level);
     tb_err e;
-    tb_status st = record(s, REC_REGISTER, &b, now, id, NULL, education_levels[edu], 1, &e);
+    tb_status st = record(s, REC_REGISTER, &b, now, id, NULL, edu, 1, &e);
     if (st != TB_OK) {
         s->np--;
         pthread_mutex_unlock(&s->mu);
         return out_err(err, errlen, st, &e);
     }
     tb_copy_str(p->id, sizeof p->id, id);
-    tb_copy_str(p->education, sizeof p->education, education_levels[edu]);
+    tb_copy_str(p->education, sizeof p->education, edu);
     p->dl_months = in->dl_months;
     p->programming_months = in->programming_months;
     p->ml_months = in->ml_months;
@@ -1389,10 +1455,12 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
 static int lock_participant(tb_study *s, const char *id, char *err, size_t errlen)
 {
     pthread_mutex_lock(&s->mu);
-    int pi = find_participant(s, id);
+    const int closing = s->closing;
+    int pi = closing ? -1 : find_participant(s, id);
     if (pi < 0) {
         pthread_mutex_unlock(&s->mu);
-        fail_buf(err, errlen, TB_EINVAL, "participant \"%s\" is not registered", id ? id : "");
+        if (closing) fail_buf(err, errlen, TB_EINVAL, "the study is closing");
+        else fail_buf(err, errlen, TB_EINVAL, "participant \"%s\" is not registered", id ? id : "");
     }
     return pi;
 }
@@ -1450,7 +1518,9 @@ static tb_status api_enter(tb_study *s, const char *id, int *admitted, char *err
                 p->lobby_since = now;
             }
         }
-        if (st == TB_OK && active_count(s) < max_active(s) && lobby_position(s, pi) == 1) {
+        p->lobby_polled = now;
+        /* as many of the lobby's head as there are free places */
+        if (st == TB_OK && lobby_position(s, pi, now) <= max_active(s) - active_count(s)) {
             kv b = {0};
             kv_str(&b, "participant", p->id);
             if ((st = record(s, REC_ADMIT, &b, now, p->id, NULL, NULL, 1, &e)) != TB_OK)
@@ -1525,12 +1595,10 @@ static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *er
     int pi = lock_participant(s, id, err, errlen);
     if (pi < 0) return TB_EINVAL;
     participant *p = &s->p[pi];
-    static const char *const names[] = {"registered", "consented", "lobby", "active", "done"};
     memset(o, 0, sizeof *o);
     tb_copy_str(o->id, sizeof o->id, p->id);
-    snprintf(o->state, sizeof o->state, "%s",
-             p->state == P_CONSENTED && p->used_closed > 0 ? "paused" : names[p->state]);
-    o->lobby_position = lobby_position(s, pi);
+    tb_copy_str(o->state, sizeof o->state, state_name(p));
+    o->lobby_position = lobby_position(s, pi, tb_utc_now());
     o->budget_s = s->st.budget_s;
     o->used_s = used_seconds(s, p, tb_utc_now());
     o->left_s = s->st.budget_s - o->used_s;
@@ -1539,115 +1607,21 @@ static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *er
     if (p->live >= 0) tb_copy_str(o->live_run, sizeof o->live_run, s->subs[p->live]->run_id);
     tb_copy_str(o->final_run, sizeof o->final_run, p->final_run);
     tb_copy_str(o->final_reason, sizeof o->final_reason, p->final_reason);
-    double sum = 0, sq = 0;
-    int k = 0, pending = 0;
-    for (int f = 0; f < s->nf; f++) {
-        final_eval *fe = &s->finals[f];
-        if (fe->participant != pi) continue;
-        if (fe->status == TB_RUN_INTERRUPTED && !fe->job) continue; /* replaced by a new run */
-        o->finals_total++;
-        if (tb_run_status_is_final(fe->status)) {
-            o->finals_done++;
-            if (fe->status == TB_RUN_FINISHED && isfinite(fe->test_accuracy)) {
-                sum += fe->test_accuracy;
-                sq += fe->test_accuracy * fe->test_accuracy;
-                k++;
-            }
-        } else {
-            pending++;
-        }
-    }
-    o->final_mean = o->final_sd = NAN;
-    if (k && !pending && o->finals_total) {
-        o->final_mean = sum / k;
-        o->final_sd = k > 1 ? sqrt(fmax(0, (sq - sum * sum / k) / (k - 1))) : 0;
-    }
+    final_stats fs = finals_of(s, pi);
+    o->finals_total = fs.total;
+    o->finals_done = fs.done;
+    o->final_mean = fs.mean;
+    o->final_sd = fs.sd;
     pthread_mutex_unlock(&s->mu);
     return TB_OK;
 }
 
-static tb_status api_submit(tb_study *s, const char *id, const char *const *values, const char *const *comments,
-                            char run_id[32], int *bad_hp, char *err, size_t errlen)
+/* Journals a submission (queued with its run id, or rejected). Mutex held. */
+static tb_status journal_submission(tb_study *s, void *ctx, const char *run_id, tb_err *err)
 {
-    if (bad_hp) *bad_hp = -1;
-    if (run_id) run_id[0] = '\0';
-    int pi = lock_participant(s, id, err, errlen);
-    if (pi < 0) return TB_EINVAL;
-    participant *p = &s->p[pi];
-    double now = tb_utc_now();
-    tb_status st = TB_OK;
-    tb_err e = {{0}};
-    if (p->state != P_ACTIVE) {
-        st = fail_buf(err, errlen, TB_EINVAL, "participant %s is not admitted (state %s): call enter first", p->id,
-                      p->state == P_DONE ? "done" : p->state == P_LOBBY ? "lobby" : "not started");
-        goto out;
-    }
-    if (p->live >= 0) {
-        st = fail_buf(err, errlen, TB_EINVAL, "participant %s already has run %s %s; cancel it or wait for it",
-                      p->id, s->subs[p->live]->run_id, tb_run_status_name(s->subs[p->live]->status));
-        goto out;
-    }
-    if (used_seconds(s, p, now) >= s->st.budget_s) {
-        st = fail_buf(err, errlen, TB_EINVAL, "participant %s has no budget left", p->id);
-        goto out;
-    }
-    tb_hp_values resolved;
-    int bad = -1;
-    const char *given[TB_HP_COUNT];
-    for (int h = 0; h < TB_HP_COUNT; h++) given[h] = values ? values[h] : NULL;
-    tb_status vst = tb_space_resolve(&s->space, given, s->st.train_count, &resolved, &bad, &e);
-    submission *u = add_submission(s);
-    if (!u) {
-        st = fail_buf(err, errlen, TB_ENOMEM, "out of memory");
-        goto out;
-    }
-    u->participant = pi;
-    u->number = p->n_submissions + 1;
-    u->submitted = now;
-    for (int h = 0; h < TB_HP_COUNT; h++) {
-        const char *g = given[h];
-        while (g && (*g == ' ' || *g == '\t')) g++;
-        u->given[h] = g && *g;
-        tb_copy_str(u->comments[h], sizeof u->comments[h], comments && comments[h] ? comments[h] : "");
-        if (vst == TB_OK) tb_copy_str(u->values.text[h], sizeof u->values.text[h], resolved.text[h]);
-        else tb_copy_str(u->values.text[h], sizeof u->values.text[h], g ? g : "");
-    }
-    u->epochs = atoi(u->values.text[TB_HP_EPOCHS]);
-    char *ini = NULL;
-    tb_job *job = NULL;
-    if (vst == TB_OK) {
-        /* a configuration the space accepts can still fail the run's own checks: record that as a rejection too */
-        vst = job_config(s, &resolved, NULL, 0, &ini, &e);
-        if (vst == TB_OK) {
-            tb_config *c = NULL;
-            tb_run probe;
-            vst = tb_config_load_text(&c, ini, "submission", &e);
-            if (vst == TB_OK) {
-                vst = tb_run_configure(&probe, c, &e);
-                tb_run_free(&probe);
-            }
-            tb_config_free(c);
-        }
-    }
-    if (vst != TB_OK) {
-        u->status = TB_RUN_REJECTED;
-        tb_copy_str(u->message, sizeof u->message, e.msg);
-        if (bad_hp) *bad_hp = bad;
-    } else {
-        tb_job_callbacks inner = {.user = s, .started = sub_started, .event = sub_event, .finished = sub_finished};
-        u->status = TB_RUN_QUEUED;
-        /* the job cannot call back before we unlock, and the callbacks look it up by run id */
-        st = launch(s, "submission", p, ini, 0, &inner, u->run_id, &job, &e);
-        if (st != TB_OK) {
-            s->ns--;
-            free(u);
-            free(ini);
-            out_err(err, errlen, st, &e);
-            goto out;
-        }
-        u->job = job;
-    }
-    free(ini);
+    submission *u = ctx;
+    const participant *p = &s->p[u->participant];
+    tb_copy_str(u->run_id, sizeof u->run_id, run_id);
     kv b = {0};
     kv_str(&b, "participant", p->id);
     kv_str(&b, "run", u->run_id);
@@ -1663,14 +1637,110 @@ static tb_status api_submit(tb_study *s, const char *id, const char *const *valu
         kv_i64(&b, key, u->given[h]);
     }
     /* durable before the participant hears "submitted" (or "rejected") */
-    if ((st = record(s, REC_SUBMIT, &b, now, p->id, u->run_id, tb_run_status_name(u->status), 1, &e)) != TB_OK) {
-        if (job) tb_executor_cancel(s->exec, job, "the study journal failed");
+    return record(s, REC_SUBMIT, &b, u->submitted, p->id, u->run_id, tb_run_status_name(u->status), 1, err);
+}
+
+/* Checks a submission against the space and the run's own checks; on
+ * success *ini is the run's configuration. Touches nothing mutable (the
+ * space, the base configuration and the training-set size are fixed at
+ * open), so it runs without the mutex. */
+static tb_status validate_submission(const tb_study *s, const char *const *given, tb_hp_values *resolved, int *bad,
+                                     char **ini, tb_err *err)
+{
+    *ini = NULL;
+    tb_status st = tb_space_resolve(&s->space, given, s->st.train_count, resolved, bad, err);
+    if (st == TB_OK) st = job_config(s, resolved, NULL, 0, ini, err);
+    if (st != TB_OK) return st;
+    /* a configuration the space accepts can still fail the run's own checks */
+    tb_config *c = NULL;
+    tb_run probe;
+    if ((st = tb_config_load_text(&c, *ini, "submission", err)) == TB_OK) {
+        st = tb_run_configure(&probe, c, err);
+        tb_run_free(&probe);
+    }
+    tb_config_free(c);
+    if (st != TB_OK) {
+        free(*ini);
+        *ini = NULL;
+    }
+    return st;
+}
+
+static tb_status api_submit(tb_study *s, const char *id, const char *const *values, const char *const *comments,
+                            char run_id[32], int *bad_hp, char *err, size_t errlen)
+{
+    if (bad_hp) *bad_hp = -1;
+    if (run_id) run_id[0] = '\0';
+    const char *given[TB_HP_COUNT];
+    for (int h = 0; h < TB_HP_COUNT; h++) given[h] = values ? values[h] : NULL;
+    tb_hp_values resolved;
+    int bad = -1;
+    char *ini = NULL;
+    tb_err e = {{0}};
+    tb_status vst = validate_submission(s, given, &resolved, &bad, &ini, &e);
+
+    int pi = lock_participant(s, id, err, errlen);
+    if (pi < 0) {
+        free(ini);
+        return TB_EINVAL;
+    }
+    participant *p = &s->p[pi];
+    double now = tb_utc_now();
+    tb_status st = TB_OK;
+    if (p->state != P_ACTIVE) {
+        st = fail_buf(err, errlen, TB_EINVAL, "participant %s is not admitted (state %s): call enter first", p->id,
+                      p->state == P_DONE ? "done" : p->state == P_LOBBY ? "lobby" : "not started");
+        goto out;
+    }
+    if (p->live >= 0) {
+        st = fail_buf(err, errlen, TB_EINVAL, "participant %s already has run %s %s; cancel it or wait for it",
+                      p->id, s->subs[p->live]->run_id, tb_run_status_name(s->subs[p->live]->status));
+        goto out;
+    }
+    if (used_seconds(s, p, now) >= s->st.budget_s) {
+        st = fail_buf(err, errlen, TB_EINVAL, "participant %s has no budget left", p->id);
+        goto out;
+    }
+    submission *u = add_submission(s);
+    if (!u) {
+        st = fail_buf(err, errlen, TB_ENOMEM, "out of memory");
+        goto out;
+    }
+    u->participant = pi;
+    u->number = p->n_submissions + 1;
+    u->submitted = now;
+    for (int h = 0; h < TB_HP_COUNT; h++) {
+        const char *g = given[h];
+        while (g && (*g == ' ' || *g == '\t')) g++;
+        u->given[h] = g && *g;
+        tb_copy_str(u->comments[h], sizeof u->comments[h], comments && comments[h] ? comments[h] : "");
+        tb_copy_str(u->values.text[h], sizeof u->values.text[h], vst == TB_OK ? resolved.text[h] : g);
+    }
+    u->epochs = atoi(u->values.text[TB_HP_EPOCHS]);
+    if (vst != TB_OK) {
+        u->status = TB_RUN_REJECTED;
+        tb_copy_str(u->message, sizeof u->message, e.msg);
+        st = journal_submission(s, u, "", &e);
+    } else {
+        tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished};
+        u->status = TB_RUN_QUEUED;
+        st = launch(s, "submission", p, ini, 0, &inner, journal_submission, u, u->run_id, &u->job, &e);
+    }
+    if (st != TB_OK) {
+        if (u->run_id[0]) {
+            p->n_submissions++; /* its archive run exists and launch ended it interrupted */
+        } else {
+            /* nothing was recorded (the journal or the archive failed) */
+            s->ns--;
+            free(u);
+        }
         out_err(err, errlen, st, &e);
         goto out;
     }
     p->n_submissions++;
     if (u->status == TB_RUN_REJECTED) {
         st = fail_buf(err, errlen, TB_EINVAL, "%s", u->message);
+        if (bad_hp) *bad_hp = bad;
     } else {
         p->live = s->ns - 1;
         if (run_id) tb_copy_str(run_id, 32, u->run_id);
@@ -1678,6 +1748,7 @@ static tb_status api_submit(tb_study *s, const char *id, const char *const *valu
     touch(s, u);
 out:
     pthread_mutex_unlock(&s->mu);
+    free(ini);
     return st;
 }
 
@@ -1904,8 +1975,10 @@ static void study_free(tb_study *s)
     free(s->events);
     free(s->config_ini);
     free(s->job_base_ini);
+    free(s->space_ini);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->changed);
+    pthread_cond_destroy(&s->stop);
     free(s);
 }
 
@@ -1949,12 +2022,15 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
     pthread_mutex_init(&s->mu, &ma);
     pthread_mutexattr_destroy(&ma);
     pthread_cond_init(&s->changed, NULL);
+    pthread_cond_init(&s->stop, NULL);
     s->created = NAN;
     s->last_record = NAN;
     tb_status st;
     if ((st = tb_study_settings_load(&s->st, &s->space, cfg, err)) != TB_OK) goto fail;
     if (archive_dir && *archive_dir) tb_copy_str(s->st.archive, sizeof s->st.archive, archive_dir);
     for (int h = 0; h < TB_HP_COUNT; h++) tb_space_describe(&s->space, (tb_hp)h, s->hp_allowed[h], sizeof s->hp_allowed[h]);
+    environment(s->environment, sizeof s->environment);
+    s->space_ini = tb_space_to_ini(&s->space);
     if (!(s->config_ini = tb_config_to_ini(cfg))) {
         st = tb_fail(err, TB_ENOMEM, "out of memory");
         goto fail;
@@ -1991,7 +2067,7 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
     if (first) kv_str(&b, "config", s->config_ini);
     st = record(s, REC_OPEN, &b, now, NULL, NULL, first ? "created" : "reopened", 1, err);
     if (st == TB_OK) st = settle(s, crash_t, rec, err);
-    if (st == TB_OK) st = write_tables(s, err);
+    if (st == TB_OK) st = write_tables(s, 1, err);
     if (rec) rec->participants = s->np;
     pthread_mutex_unlock(&s->mu);
     if (st != TB_OK) goto fail;
@@ -2018,6 +2094,8 @@ tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err)
     tb_status st = TB_OK;
     tb_err e;
     pthread_mutex_lock(&s->mu);
+    s->closing = 1; /* front ends get refused from here on */
+    pthread_cond_broadcast(&s->stop);
     /* nobody's clock runs while the study is closed */
     double now = tb_utc_now();
     for (int i = 0; i < s->np; i++) {
@@ -2030,12 +2108,8 @@ tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err)
             if (pause_locked(s, i, "closed", now, &e) != TB_OK && st == TB_OK) st = tb_fail(err, TB_EIO, "%s", e.msg);
     }
     pthread_mutex_unlock(&s->mu);
-    if (wait_finals) tb_executor_drain(s->exec);
-    s->closing = 1;
-    pthread_mutex_lock(&s->mu);
-    pthread_cond_broadcast(&s->changed);
-    pthread_mutex_unlock(&s->mu);
     if (s->monitor_started) pthread_join(s->monitor, NULL);
+    if (wait_finals) tb_executor_drain(s->exec);
     /* interrupts what is still queued or running; their callbacks record it */
     tb_executor_destroy(s->exec);
     s->exec = NULL;
@@ -2043,7 +2117,9 @@ tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err)
     kv b = {0};
     if (record(s, REC_CLOSE, &b, tb_utc_now(), NULL, NULL, NULL, 1, &e) != TB_OK && st == TB_OK)
         st = tb_fail(err, TB_EIO, "%s", e.msg);
-    if (write_tables(s, &e) != TB_OK && st == TB_OK) st = tb_fail(err, TB_EIO, "%s", e.msg);
+    if (write_tables(s, 1, &e) != TB_OK && st == TB_OK) st = tb_fail(err, TB_EIO, "%s", e.msg);
+    /* a failure in a callback or the monitor (journal, tables) had nobody to tell until now */
+    if (s->bg_err.msg[0] && st == TB_OK) st = tb_fail(err, TB_EIO, "%s", s->bg_err.msg);
     pthread_mutex_unlock(&s->mu);
     tb_journal_sync(s->journal, NULL);
     tb_journal_close(s->journal);

@@ -285,7 +285,8 @@ typedef struct tb_fe_state {
     char final_run[32];        /* the final configuration's run, "" before the end */
     char final_reason[16];     /* "chosen", "budget" or "none" (no finished run to choose) */
     int finals_done, finals_total; /* final evaluations finished / queued (one per final seed) */
-    double final_mean, final_sd;   /* test accuracy (fraction) over the final seeds, NaN until all are done */
+    double final_mean, final_sd;   /* test accuracy (fraction) over the finished final runs, NaN until all
+                                    * are done; final_sd NaN with fewer than two */
 } tb_fe_state;
 
 typedef struct tb_study_api {
