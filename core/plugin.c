@@ -18,6 +18,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,12 +164,6 @@ static int check_options(const tb_plugin_descriptor *d, char *why, size_t len)
     return 0;
 }
 
-static int same_file(const char *a, const char *b)
-{
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
-}
-
 /* Loads path into the registry.
  *   dup_from < 0: a name already present is an error naming both files;
  *   dup_from >= 0 (discovery): a name present at an index >= dup_from (same
@@ -186,8 +181,8 @@ static tb_status load_one(tb_plugin_registry *reg, const char *path, int dup_fro
     /* dlopen searches the library path for a name without '/': never do that */
     int n = snprintf(full, sizeof full, "%s%s", strchr(path, '/') ? "" : "./", path);
     if (n < 0 || (size_t)n >= sizeof full) return tb_fail(err, TB_EINVAL, "%s: path too long", path);
-    for (int i = 0; i < reg->count; i++)
-        if (same_file(reg->plugins[i].path, full)) return TB_OK; /* already loaded */
+    for (int i = 0; i < reg->count; i++) /* already loaded (by device and inode: one stat per file) */
+        if (reg->plugins[i].dev == st.st_dev && reg->plugins[i].ino == st.st_ino) return TB_OK;
 
     dlerror();
     void *h = dlopen(full, RTLD_NOW | RTLD_LOCAL);
@@ -311,6 +306,8 @@ static tb_status load_one(tb_plugin_registry *reg, const char *path, int dup_fro
         reg->cap = cap;
     }
     p.handle = h;
+    p.dev = st.st_dev;
+    p.ino = st.st_ino;
     memcpy(p.path, full, sizeof p.path);
     reg->plugins[reg->count++] = p;
     return TB_OK;
@@ -352,7 +349,7 @@ static void scan_dir(tb_plugin_registry *reg, const char *dir)
         n++;
     }
     closedir(dp);
-    qsort(names, (size_t)n, sizeof *names, cmp_names);
+    if (n > 1) qsort(names, (size_t)n, sizeof *names, cmp_names); /* names is NULL for an empty directory */
     int dup_from = reg->count;
     for (int i = 0; i < n; i++) {
         char path[sizeof reg->plugins[0].path];
@@ -518,9 +515,7 @@ static const char *problem_for(const tb_plugin_registry *reg, const char *name, 
             char *colon = strstr(line, ".so:");
             if (colon && !strstr(line, "is shadowed by")) {
                 colon[4] = '\0';
-                int match = strcmp(base_name(line), file) == 0;
-                colon[4] = ' ';
-                if (match) {
+                if (strcmp(base_name(line), file) == 0) {
                     memcpy(line, p, n);
                     line[n] = '\0';
                     return line;
@@ -561,18 +556,18 @@ tb_status tb_plugin_find(const tb_plugin_registry *reg, tb_plugin_kind kind, con
         if (!first) first = &reg->plugins[i];
         else if (!second) second = &reg->plugins[i];
     }
-    char avail[256];
-    list_kind(reg, kind, avail, sizeof avail);
     if (second)
         return tb_fail(err, TB_EINVAL, "duplicate plugin name \"%s\": %s and %s both define it (remove or rename one "
                        "of them)", name, first->path, second->path);
-    if (first && first->desc.kind != kind)
-        return tb_fail(err, TB_EINVAL, "plugin \"%s\" (%s) is a %s plugin, not a %s plugin; available %s: %s", name,
-                       first->path, tb_plugin_kind_name(first->desc.kind), kname, kind_plural(kind), avail);
-    if (first) {
+    char avail[256];
+    if (first && first->desc.kind == kind) {
         *out = first;
         return TB_OK;
     }
+    list_kind(reg, kind, avail, sizeof avail); /* only for the messages below */
+    if (first)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" (%s) is a %s plugin, not a %s plugin; available %s: %s", name,
+                       first->path, tb_plugin_kind_name(first->desc.kind), kname, kind_plural(kind), avail);
     char line[600];
     if (problem_for(reg, name, line, sizeof line))
         return tb_fail(err, TB_EINVAL, "%s plugin \"%s\" could not be loaded: %s", kname, name, line);
@@ -670,7 +665,9 @@ static tb_status resolve_one(const tb_config *src, const char *section, const tb
         double lo, hi;
         float_range(o, &lo, &hi);
         s = tb_config_double(src, section, o->name, 0, lo, hi, &a->f, err);
-        a->i = (int64_t)a->f;
+        /* arg_int of a FLOAT: truncated, clamped (a cast of |f| >= 2^63 is undefined; without a range any
+         * finite double gets here) */
+        a->i = a->f >= 0x1p63 ? INT64_MAX : a->f < -0x1p63 ? INT64_MIN : (int64_t)a->f;
         break;
     }
     case TB_OPTION_BOOL:
@@ -798,15 +795,27 @@ char *tb_plugin_args_describe(const tb_plugin_args *args)
 
 /* ---- the host API ------------------------------------------------------------------------ */
 
-static int log_threshold(void)
+static int parse_log_level(const char *v)
 {
-    const char *v = getenv("TUNEBENCH_LOG_LEVEL");
     if (!v || !*v) return TB_LOG_INFO;
     if (strcasecmp(v, "debug") == 0 || strcmp(v, "0") == 0) return TB_LOG_DEBUG;
     if (strcasecmp(v, "info") == 0 || strcmp(v, "1") == 0) return TB_LOG_INFO;
     if (strcasecmp(v, "warn") == 0 || strcasecmp(v, "warning") == 0 || strcmp(v, "2") == 0) return TB_LOG_WARN;
     if (strcasecmp(v, "quiet") == 0 || strcasecmp(v, "error") == 0 || strcmp(v, "3") == 0) return TB_LOG_WARN + 1;
     return TB_LOG_INFO;
+}
+
+/* TUNEBENCH_LOG_LEVEL, read at the first message: plugins log from several
+ * threads (loaders, executor workers), hence the atomic. */
+static int log_threshold(void)
+{
+    static atomic_int level = -1; /* -1: unread */
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
+        l = parse_log_level(getenv("TUNEBENCH_LOG_LEVEL"));
+        atomic_store_explicit(&level, l, memory_order_relaxed);
+    }
+    return l;
 }
 
 static void host_log(tb_log_level level, const char *plugin, const char *fmt, ...)
@@ -894,24 +903,6 @@ static void host_permutation(int32_t *perm, int32_t n, uint64_t seed, uint32_t s
 
 static int host_threads(void) { return omp_get_max_threads(); }
 
-/* mkdir -p */
-static int make_dirs(const char *path)
-{
-    char tmp[1024];
-    int n = snprintf(tmp, sizeof tmp, "%s", path);
-    if (n < 0 || (size_t)n >= sizeof tmp) return -1;
-    for (char *p = tmp + 1;; p++) {
-        if (*p != '/' && *p != '\0') continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(tmp, 0777) != 0 && errno != EEXIST) return -1;
-        *p = c;
-        if (!c) break;
-    }
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
-}
-
 static const char *host_cache_dir(const char *plugin)
 {
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -934,7 +925,7 @@ static const char *host_cache_dir(const char *plugin)
         host_log(TB_LOG_WARN, plugin, "cache_dir: path too long");
         return NULL;
     }
-    if (make_dirs(path) != 0) {
+    if (tb_make_dirs(path) != 0) {
         host_log(TB_LOG_WARN, plugin, "cache_dir: cannot create %s: %s", path, strerror(errno));
         return NULL;
     }
@@ -1024,6 +1015,26 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
     }
     if (!net) return tb_fail(err, TB_EINVAL, "model plugin \"%s\" returned no network (a bug in the plugin)", d->name);
     *out = net;
+    return TB_OK;
+}
+
+tb_status tb_plugin_run_frontend(const tb_plugin *plugin, const tb_study_api *api, const tb_plugin_args *args,
+                                 tb_err *err)
+{
+    const tb_plugin_descriptor *d = &plugin->desc;
+    if (d->kind != TB_PLUGIN_FRONTEND || !d->frontend || !d->frontend->run)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a frontend plugin", d->name,
+                       tb_plugin_kind_name(d->kind));
+    tb_plugin_args *own = NULL;
+    if (!args) {
+        tb_status s = tb_plugin_args_resolve(plugin, NULL, d->name, &own, err);
+        if (s != TB_OK) return s;
+        args = own;
+    }
+    char msg[512] = "";
+    tb_status s = d->frontend->run(tb_host_api_get(), api, args, msg, sizeof msg);
+    tb_plugin_args_free(own);
+    if (s != TB_OK) return tb_fail(err, s, "frontend plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
     return TB_OK;
 }
 

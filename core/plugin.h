@@ -6,11 +6,14 @@
  * TUNEBENCH_PLUGIN_PATH (':'-separated), then the build directory's plugins
  * folder, then the install directory (<prefix>/lib/tunebench/plugins). Only
  * regular files ending in .so are loaded, with dlopen(RTLD_NOW | RTLD_LOCAL).
+ * An empty directory, or one without plugins, is simply searched.
  * Errors are one line and say what to do: not found (lists the directories
  * searched), missing entry symbol, ABI mismatch (both versions), wrong kind,
  * duplicate name. */
 #ifndef TB_PLUGIN_H
 #define TB_PLUGIN_H
+
+#include <sys/types.h>
 
 #include "common.h"
 #include "config.h"
@@ -20,6 +23,8 @@ typedef struct tb_plugin {
     tb_plugin_descriptor desc; /* copy: the host's size, zero-filled past the plugin's */
     void *handle;              /* dlopen handle */
     char path[1024];
+    dev_t dev;                 /* the file's device and inode: a file loaded twice is recognised */
+    ino_t ino;
 } tb_plugin;
 
 typedef struct tb_plugin_registry {
@@ -59,7 +64,8 @@ const tb_host_api *tb_host_api_get(void);
  * only: an unknown key is an error naming the nearest option); defaults for
  * the rest; types and ranges checked with messages naming section.key, value
  * and range. INT/FLOAT/INT_LIST options whose min and max are both 0 take
- * any value; PATH values get a leading ~ expanded from $HOME (relative paths
+ * any value (host->arg_int of such a FLOAT gives it truncated, clamped to
+ * the int64 range); PATH values get a leading ~ expanded from $HOME (relative paths
  * stay relative to the working directory). cfg may be NULL (defaults only). */
 tb_status tb_plugin_args_resolve(const tb_plugin *plugin, const tb_config *cfg, const char *section,
                                  tb_plugin_args **out, tb_err *err);
@@ -81,6 +87,12 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
  * splits, buffers; data that fails validation is freed). */
 tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_data *out,
                               tb_err *err);
+/* Runs a front-end plugin until it returns (args NULL: the options'
+ * defaults, from the section named after the plugin). The plugin gets a
+ * zeroed error buffer; its message comes back as one line prefixed with
+ * frontend plugin "NAME": (the status's name when it wrote none). */
+tb_status tb_plugin_run_frontend(const tb_plugin *plugin, const tb_study_api *api, const tb_plugin_args *args,
+                                 tb_err *err);
 /* Frees task data allocated with the host's alloc (what plugins get as
  * host->task_data_free) and zeroes it; NULL is fine. */
 void tb_task_data_free(tb_task_data *data);

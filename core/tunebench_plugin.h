@@ -253,7 +253,7 @@ typedef struct tb_fe_hp {
     int mandatory;
     double lo, hi;        /* closed range (integer, real) */
     const char *choices;  /* choice: '|'-separated */
-    const char *preset;   /* the preset value of an optional one; "" for mandatory */
+    const char *preset;   /* the preset value ("" when none; a mandatory one has a preset only when [train] gives it) */
     const char *allowed;  /* "float in [1e-06, 10] (log scale)" */
 } tb_fe_hp;
 

@@ -2,8 +2,10 @@
 
 #include <hdf5.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 const char *tbt_fixture(const char *name)
 {
@@ -81,6 +83,19 @@ double tbt_close_ratio(const float *a, const float *b, size_t n, double rtol, do
         }
     }
     return max_ratio;
+}
+
+void tbt_assert_in_order(const char *text, ...)
+{
+    va_list ap;
+    va_start(ap, text);
+    const char *at = text;
+    for (const char *part = va_arg(ap, const char *); part; part = va_arg(ap, const char *)) {
+        const char *hit = strstr(at, part);
+        ck_assert_msg(hit != NULL, "\"%s\" missing (or out of order) in:\n%s", part, text);
+        at = hit + strlen(part);
+    }
+    va_end(ap);
 }
 
 int tbt_run(Suite *s)

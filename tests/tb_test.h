@@ -1,11 +1,13 @@
 /* tb_test.h: helpers shared by the Check suites: reading reference fixtures
- * written by tests/reference/gen_*.py (HDF5) and comparing with a tolerance. */
+ * written by tests/reference/gen_*.py (HDF5), comparing with a tolerance,
+ * checking texts (messages, outputs). */
 #ifndef TB_TEST_H
 #define TB_TEST_H
 
 #include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Reads a float32 dataset (any rank <= 4) from an HDF5 fixture; malloc'd.
  * Fails the current test when absent. count and shape may be NULL. */
@@ -37,6 +39,14 @@ void tbt_make_toy_task(const char *path, int n_train, int n_val, int n_test, int
  * adam 0.01, 2 epochs, batch 16, seed 1, plugins from the build) followed
  * by extra (more sections or [train] keys; may be NULL). Thread-local buffer. */
 const char *tbt_toy_config(const char *task_path, const char *extra);
+
+/* Text checks with the whole text in the failure message. */
+#define TBT_ASSERT_HAS(text, part)                                                                              \
+    ck_assert_msg(strstr((text), (part)) != NULL, "lacks \"%s\" in:\n%s", (part), (text))
+#define TBT_ASSERT_LACKS(text, part)                                                                            \
+    ck_assert_msg(strstr((text), (part)) == NULL, "has \"%s\" in:\n%s", (part), (text))
+/* Each of the parts (a NULL-terminated list) appears in text, in this order. */
+void tbt_assert_in_order(const char *text, ...) __attribute__((sentinel));
 
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tbt_run(Suite *s);

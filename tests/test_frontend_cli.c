@@ -1,7 +1,8 @@
 /* test_frontend_cli.c: the CLI front-end plugin (plugins/frontends/cli.c),
  * loaded from the build through the host's loader and driven against a FAKE
  * study service: an in-memory tb_study_api whose participants and runs live
- * in this file. A run "trains" one epoch per wait() call; the fake validates
+ * in this file. A run "trains" one epoch per wait() call, every second call
+ * timing out instead (a slow moment, for the timed redraw); the fake validates
  * submissions against a Table-1 space, records rejections, cancels, diverges
  * (lr > 1), runs out of budget (a fixed cost per epoch), keeps a lobby, and
  * can inject a Ctrl-C (take_interrupt) at a chosen wait() call. Each test
@@ -16,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -63,6 +67,8 @@ struct tb_study {
     int waits;             /* wait() calls so far */
     int interrupt_at_wait; /* Ctrl-C "pressed" during this wait() call (0: never) */
     int interrupt_pending;
+    int timeouts;          /* every second wait() call times out (fake_reset sets it) */
+    int timed_out;         /* wait() calls that timed out */
     char log[16384];
 };
 
@@ -357,10 +363,13 @@ static void fk_end(tb_study *s, fk_run *r, const char *status, const char *messa
     if (p) p->live[0] = '\0';
 }
 
-/* One step of training per call: queued -> training -> one epoch per call. */
+/* One step of training per call: queued -> training -> one epoch per call.
+ * With timeouts, every second call (the 2nd, 4th, ...) is a slow moment
+ * instead: nothing changes and the call returns 0 after timeout_ms (and a
+ * millisecond), as the study's wait does, so the front end's timed redraw
+ * and its handling of a Ctrl-C during a timed-out wait are exercised. */
 static int fk_wait(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms)
 {
-    (void)timeout_ms;
     s->waits++;
     if (s->waits == s->interrupt_at_wait) s->interrupt_pending = 1;
     fk_run *r = fk_find_run(s, run_id);
@@ -368,6 +377,13 @@ static int fk_wait(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms
     if (r->r.seq != seq) return 1;
     tb_fe_run *x = &r->r;
     if (strcmp(x->status, "queued") != 0 && strcmp(x->status, "training") != 0) return 0;
+    if (s->timeouts && s->waits % 2 == 0) {
+        s->timed_out++;
+        struct timespec ts = {0, (long)(timeout_ms + 1) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+        return 0;
+    }
     fk_part *p = fk_find(s, r->owner);
     x->seq++;
     if (r->cancel) {
@@ -477,6 +493,7 @@ static void fake_reset(void)
     memset(&fake, 0, sizeof fake);
     fake.budget_s = 7200;
     fake.epoch_s = 60;
+    fake.timeouts = 1;
 }
 
 static fk_run *fk_run_of(const char *run_id)
@@ -527,15 +544,35 @@ static void read_output(void)
 
 static tb_plugin_registry reg;
 
+/* The build's cli.so alone (no discovery: nothing else is needed). */
 static const tb_plugin *load_cli(void)
 {
     memset(&reg, 0, sizeof reg);
-    unsetenv("TUNEBENCH_PLUGIN_PATH");
     tb_err err;
-    ck_assert_msg(tb_plugins_discover(&reg, TB_PLUGIN_BUILD_DIR, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_plugin_load_file(&reg, TB_PLUGIN_BUILD_DIR "/cli.so", &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(reg.count, 1);
     const tb_plugin *p = NULL;
     ck_assert_msg(tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, "cli", &p, &err) == TB_OK, "%s", err.msg);
     return p;
+}
+
+#define CLI_PREFIX "frontend plugin \"cli\": "
+
+/* Runs the plugin through the host (tb_plugin_run_frontend) with args (NULL:
+ * its defaults); a failure's message must be one line starting with
+ * CLI_PREFIX, which is cut: err receives the plugin's own words. */
+static tb_status run_frontend(const tb_plugin *p, const tb_study_api *with, const tb_plugin_args *args, char *err,
+                              size_t errlen)
+{
+    tb_err e;
+    memset(&e, 0, sizeof e);
+    tb_status s = tb_plugin_run_frontend(p, with, args, &e);
+    err[0] = '\0';
+    if (s == TB_OK) return s;
+    ck_assert_msg(strncmp(e.msg, CLI_PREFIX, strlen(CLI_PREFIX)) == 0, "no \"%s\" before: %s", CLI_PREFIX, e.msg);
+    ck_assert_msg(strchr(e.msg, '\n') == NULL && strchr(e.msg, '\r') == NULL, "error is not one line: %s", e.msg);
+    snprintf(err, errlen, "%s", e.msg + strlen(CLI_PREFIX));
+    return s;
 }
 
 /* Runs the plugin with cli.script = script (NULL: "" interactive), cli.output
@@ -552,9 +589,7 @@ static tb_status run_cli(const char *script, char *err, size_t errlen)
     ck_assert(tb_config_set(cfg, "cli.refresh", "0.05", &e) == TB_OK);
     tb_plugin_args *args = NULL;
     ck_assert_msg(tb_plugin_args_resolve(p, cfg, "cli", &args, &e) == TB_OK, "%s", e.msg);
-    err[0] = '\0';
-    tb_status s = p->desc.frontend->run(tb_host_api_get(), &api, args, err, errlen);
-    ck_assert_msg(strchr(err, '\n') == NULL, "error is not one line: %s", err);
+    tb_status s = run_frontend(p, &api, args, err, errlen);
     tb_plugin_args_free(args);
     tb_config_free(cfg);
     tb_plugins_free(&reg);
@@ -606,25 +641,12 @@ static tb_status run_interactive(const char *input, char *err, size_t errlen)
     return s;
 }
 
-#define ASSERT_HAS(text, part) ck_assert_msg(strstr((text), (part)) != NULL, "lacks \"%s\" in:\n%s", (part), (text))
-#define ASSERT_LACKS(text, part) ck_assert_msg(strstr((text), (part)) == NULL, "has \"%s\" in:\n%s", (part), (text))
-
-/* Each of the NULL-terminated parts appears in text, in this order. */
-static void assert_in_order(const char *text, ...)
-{
-    va_list ap;
-    va_start(ap, text);
-    const char *at = text;
-    for (const char *part = va_arg(ap, const char *); part; part = va_arg(ap, const char *)) {
-        const char *hit = strstr(at, part);
-        ck_assert_msg(hit != NULL, "\"%s\" missing (or out of order) in:\n%s", part, text);
-        at = hit + strlen(part);
-    }
-    va_end(ap);
-}
-
 /* ---- tests --------------------------------------------------------------------------------- */
 
+/* The descriptor as the loader sees it: kind frontend with a tb_frontend_api
+ * of the host's size, the three options (resolved, defaults, range-checked
+ * by the host from the section named after it), refused where another kind
+ * is asked for. (This test used to have a near copy in test_plugin_loader.) */
 START_TEST(test_descriptor)
 {
     const tb_plugin *p = load_cli();
@@ -632,24 +654,45 @@ START_TEST(test_descriptor)
     ck_assert_str_eq(p->desc.name, "cli");
     ck_assert_ptr_nonnull(p->desc.frontend);
     ck_assert_uint_eq(p->desc.frontend->size, sizeof(tb_frontend_api));
+    ck_assert_uint_ge(p->desc.frontend->size, offsetof(tb_frontend_api, run) + sizeof p->desc.frontend->run);
     ck_assert_ptr_nonnull(p->desc.frontend->run);
     ck_assert_ptr_null(p->desc.build_model);
     ck_assert_ptr_null(p->desc.open_task);
     const char *names[] = {"script", "output", "refresh"};
     ck_assert_int_eq(p->desc.n_options, 3);
     for (int i = 0; i < 3; i++) ck_assert_str_eq(p->desc.options[i].name, names[i]);
-    /* refresh is range-checked by the host */
+    /* its options resolve from the section named after it */
     tb_config *cfg = tb_config_new();
     tb_err e;
-    ck_assert(tb_config_set(cfg, "cli.refresh", "0.01", &e) == TB_OK);
+    ck_assert(tb_config_set(cfg, "cli.script", "-", &e) == TB_OK);
     tb_plugin_args *args = NULL;
+    ck_assert_msg(tb_plugin_args_resolve(p, cfg, "cli", &args, &e) == TB_OK, "%s", e.msg);
+    const tb_host_api *h = tb_host_api_get();
+    ck_assert_str_eq(h->arg_string(args, "script"), "-");
+    ck_assert_str_eq(h->arg_string(args, "output"), "");
+    ck_assert(fabs(h->arg_float(args, "refresh") - 0.5) < 1e-12);
+    tb_plugin_args_free(args);
+    /* refresh is range-checked by the host */
+    ck_assert(tb_config_set(cfg, "cli.refresh", "0.01", &e) == TB_OK);
+    args = NULL;
     ck_assert(tb_plugin_args_resolve(p, cfg, "cli", &args, &e) != TB_OK);
-    ASSERT_HAS(e.msg, "cli.refresh");
+    TBT_ASSERT_HAS(e.msg, "cli.refresh");
+    ck_assert_ptr_null(args);
     tb_config_free(cfg);
     /* asked for as a model, it says what it is */
     const tb_plugin *q = NULL;
     ck_assert(tb_plugin_find(&reg, TB_PLUGIN_MODEL, "cli", &q, &e) != TB_OK);
-    ASSERT_HAS(e.msg, "is a frontend plugin, not a model plugin");
+    TBT_ASSERT_HAS(e.msg, "plugin \"cli\"");
+    TBT_ASSERT_HAS(e.msg, "is a frontend plugin, not a model plugin");
+    ck_assert(tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, "web", &q, &e) != TB_OK);
+    TBT_ASSERT_HAS(e.msg, "frontend plugin \"web\" not found");
+    TBT_ASSERT_HAS(e.msg, "available frontends: cli");
+    /* the calls of other kinds refuse it */
+    tb_net *net = NULL;
+    tb_model_input in = {1, 4, 4, 2};
+    ck_assert(tb_plugin_build_model(p, NULL, &in, &net, &e) != TB_OK);
+    TBT_ASSERT_HAS(e.msg, "is a frontend plugin, not a model plugin");
+    ck_assert_ptr_null(net);
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -687,10 +730,10 @@ START_TEST(test_full_session)
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
 
     /* the calls the fake received, in order */
-    assert_in_order(fake.log, "register alice master 12 48 nan 3\n", "consent alice\n", "enter alice 1\n",
-                    "submit alice rejected lr\n", "submit alice r1\n", "submit alice r2\n", "cancel alice r2\n",
-                    "finish alice best\n", NULL);
-    ASSERT_LACKS(fake.log, "pause alice"); /* done, not active: nothing to pause at the end */
+    tbt_assert_in_order(fake.log, "register alice master 12 48 nan 3\n", "consent alice\n", "enter alice 1\n",
+                        "submit alice rejected lr\n", "submit alice r1\n", "submit alice r2\n", "cancel alice r2\n",
+                        "finish alice best\n", NULL);
+    TBT_ASSERT_LACKS(fake.log, "pause alice"); /* done, not active: nothing to pause at the end */
     ck_assert_int_eq(fake.nr, 3);
     /* the rejected submission carries what was given, and its comment */
     ck_assert_str_eq(fake.runs[0].r.status, "rejected");
@@ -712,21 +755,21 @@ START_TEST(test_full_session)
     ck_assert_int_eq(r2->r.epoch, 2);
 
     /* key lines of the output */
-    assert_in_order(out, "registered alice\n", "alice consented\n", "alice admitted\n",
-                    "rejected: lr = 20 is outside the allowed range [1e-06, 10]\n", "submitted r1\n",
-                    "run r1: epoch 1/3, batch 10/10, batch loss 0.5500, epoch loss 0.5000, val accuracy 70.00%, "
-                    "budget left 119:00\n",
-                    "run r1 finished: val accuracy 90.00% after 3/3 epochs\n", "submitted r2\n",
-                    "run r2 reached epoch 2/10\n", "cancel requested for run r2\n",
-                    "run r2 cancelled after 2/10 epochs (val accuracy 80.00%): cancelled by the participant\n",
-                    "history of alice (3 submissions):\n", NULL);
+    tbt_assert_in_order(out, "registered alice\n", "alice consented\n", "alice admitted\n",
+                        "rejected: lr = 20 is outside the allowed range [1e-06, 10]\n", "submitted r1\n",
+                        "run r1: epoch 1/3, batch 10/10, batch loss 0.5500, epoch loss 0.5000, val accuracy 70.00%, "
+                        "budget left 119:00\n",
+                        "run r1 finished: val accuracy 90.00% after 3/3 epochs\n", "submitted r2\n",
+                        "run r2 reached epoch 2/10\n", "cancel requested for run r2\n",
+                        "run r2 cancelled after 2/10 epochs (val accuracy 80.00%): cancelled by the participant\n",
+                        "history of alice (3 submissions):\n", NULL);
     /* the history table: one row per submission */
-    assert_in_order(out, "    1  -              rejected", "20", "lr = 20 is outside", "\n", "    2  r1", "finished",
-                    "3/3", "90.00%", "adam", "0.01", "64", "cross_entropy", "\n", "    3  r2", "cancelled", "2/10",
-                    "80.00%", "sgd", "0.1", "32", "nll", NULL);
-    assert_in_order(out, "budget of alice: used 5:00 of 120:00 min, 115:00 min left; 3 submissions; state active\n",
-                    "alice finished tuning\n", "final configuration: run r1 (chosen)\n",
-                    "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", "ok: finals_done 3\n", NULL);
+    tbt_assert_in_order(out, "    1  -              rejected", "20", "lr = 20 is outside", "\n", "    2  r1",
+                        "finished", "3/3", "90.00%", "adam", "0.01", "64", "cross_entropy", "\n", "    3  r2",
+                        "cancelled", "2/10", "80.00%", "sgd", "0.1", "32", "nll", NULL);
+    tbt_assert_in_order(out, "budget of alice: used 5:00 of 120:00 min, 115:00 min left; 3 submissions; state active\n",
+                        "alice finished tuning\n", "final configuration: run r1 (chosen)\n",
+                        "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", "ok: finals_done 3\n", NULL);
 }
 END_TEST
 
@@ -762,6 +805,32 @@ START_TEST(test_script_errors_name_file_and_line)
         {"sleep forever\n", 1, "sleep: usage"},
         {"register education=master dl_months=1\nexpect colour blue\n", 2, "expect: unknown field colour"},
         {"register education=master dl_months=1\nexpect-rejected history\n", 2, "history cannot be rejected"},
+        /* the messages built from the command and field tables */
+        {"register education=master dl_months=1\nfrobnicate\n", 2,
+         "(commands: register, as, consent, enter, submit, wait, cancel, history, budget, pause, finish, "
+         "wait-finals, sleep, expect, expect-rejected, quit)"},
+        {"register education=master dl_months=1\nexpect-rejected wait\n", 2,
+         "expect-rejected: wait cannot be rejected (use register, consent, enter, submit, cancel, pause or finish)"},
+        {"register education=master dl_months=1\nhistory now\n", 2, "history takes no arguments"},
+        {"quit now\n", 1, "quit takes no arguments"},
+        {"budget\n", 1, "budget: no current participant"},
+        {"register education=master dl_months=1\nexpect stauts finished\n", 2,
+         "expect: unknown field stauts (did you mean status?); fields of the last run: status, epoch, epochs, "
+         "val_accuracy, message, run; of the last submission: submission; of the participant's state: state, "
+         "final_reason, final_run, submissions, finals_done, finals_total, lobby_position, left_s, final_mean"},
+        {"register education=master dl_months=1\nexpect submission rejected\n", 2,
+         "expected submission rejected, got no submission"},
+        {"register education=master dl_months=1\nexpect status finished\n", 2, "expected status finished, got no run"},
+        /* "did you mean" by the core's rule: a 3+ character prefix or initials count as close */
+        {"register educ=master dl_months=1\n", 1, "unknown key educ (did you mean education?)"}, /* a prefix */
+        {"register education=master dl_months=1\nconsent\nenter\nsubmit epochs=1 wd=0.1\n", 4,
+         "unknown hyperparameter wd (did you mean weight_decay?)"},
+        /* submissions by number */
+        {"register education=master dl_months=1\nwait #1\n", 2, "wait: #1 is not a submission of p001 (1 to 0)"},
+        {"register education=master dl_months=1\nconsent\nenter\nsubmit epochs=0\ncancel #1\n", 5,
+         "cancel: submission #1 was rejected and has no run"},
+        {"register education=master dl_months=1\nconsent\nenter\nsubmit epochs=0\nfinish #9 # not there\n", 5,
+         "finish: #9 is not a submission of p001 (1 to 1)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         fake_reset();
@@ -775,7 +844,31 @@ START_TEST(test_script_errors_name_file_and_line)
     }
     /* a script that cannot be opened */
     ck_assert_int_eq(run_cli("/nonexistent/tb-script.txt", err, sizeof err), TB_EIO);
-    ASSERT_HAS(err, "cli.script /nonexistent/tb-script.txt: No such file or directory");
+    TBT_ASSERT_HAS(err, "cli.script /nonexistent/tb-script.txt: No such file or directory");
+}
+END_TEST
+
+/* RUN arguments by submission number, "#N" (a '#' before a digit is no comment). */
+START_TEST(test_submission_numbers)
+{
+    char err[512];
+    const char *script = "register id=num education=master dl_months=3\nconsent\nenter\n"
+                         "submit epochs=0 batch_size=8 loss=nll optimizer=adam   # #1: rejected\n"
+                         "submit epochs=2 batch_size=8 loss=nll optimizer=adam\nwait #2\n"
+                         "submit epochs=9 batch_size=8 loss=nll optimizer=sgd\nwait #3 epoch=1\n"
+                         "cancel #3\nwait #3\nexpect status cancelled\n"
+                         "wait #2\n"
+                         "finish #2   # that is r1\n"
+                         "expect final_run r1\n";
+    tb_status s = run_script(script, err, sizeof err);
+    ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
+    tbt_assert_in_order(fake.log, "submit num rejected epochs\n", "submit num r1\n", "submit num r2\n",
+                        "cancel num r2\n", "finish num r1\n", NULL);
+    tbt_assert_in_order(out, "rejected: epochs = 0", "submitted r1\n", "run r1 finished", "submitted r2\n",
+                        "run r2 reached epoch 1/9\n", "cancel requested for run r2\n", "run r2 cancelled after 1/9",
+                        "ok: status cancelled\n", "run r1 finished: val accuracy 80.00% after 2/2 epochs\n",
+                        "num finished tuning\n", "final configuration: run r1 (chosen)\n", "ok: final_run r1\n",
+                        NULL);
 }
 END_TEST
 
@@ -812,12 +905,12 @@ START_TEST(test_expect_mismatch_fails)
     char want[256];
     snprintf(want, sizeof want, "%s:8: expected status finished, got diverged", script_path);
     ck_assert_str_eq(err, want);
-    ASSERT_HAS(out, "run r1 diverged: NaN thrown in epoch 1/4: NaN loss in epoch 1, batch 3\n");
-    ASSERT_HAS(out, "ok: message ~NaN\n");
-    ASSERT_HAS(out, "run r1: training started (4 epochs of 10 batches), budget left 120:00\n");
-    ASSERT_LACKS(out, "history of dee"); /* the script stopped at line 8 */
+    TBT_ASSERT_HAS(out, "run r1 diverged: NaN thrown in epoch 1/4: NaN loss in epoch 1, batch 3\n");
+    TBT_ASSERT_HAS(out, "ok: message ~NaN\n");
+    TBT_ASSERT_HAS(out, "run r1: training started (4 epochs of 10 batches), budget left 120:00\n");
+    TBT_ASSERT_LACKS(out, "history of dee"); /* the script stopped at line 8 */
     /* the participant was paused when the script stopped */
-    ASSERT_HAS(fake.log, "pause dee\n");
+    TBT_ASSERT_HAS(fake.log, "pause dee\n");
 
     /* expect-rejected that is accepted fails too */
     fake_reset();
@@ -854,13 +947,13 @@ START_TEST(test_expect_rejected)
                          "expect-rejected finish best\n";
     tb_status s = run_script(script, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
-    assert_in_order(out, "rejected as expected: participant gus already exists\n",
-                    "rejected: epochs = 0 is outside the allowed range [1, 20]\n",
-                    "rejected: batch_size is mandatory; allowed: integer in [1, 1024] (log scale)\n",
-                    "rejected: loss = hinge is not allowed; allowed: one of cross_entropy, nll, l1, mse\n",
-                    "ok: submission rejected\n", "ok: submissions 3\n",
-                    "rejected as expected: gus has no finished run\n",
-                    "gus paused (end of session)\n", NULL);
+    tbt_assert_in_order(out, "rejected as expected: participant gus already exists\n",
+                        "rejected: epochs = 0 is outside the allowed range [1, 20]\n",
+                        "rejected: batch_size is mandatory; allowed: integer in [1, 1024] (log scale)\n",
+                        "rejected: loss = hinge is not allowed; allowed: one of cross_entropy, nll, l1, mse\n",
+                        "ok: submission rejected\n", "ok: submissions 3\n",
+                        "rejected as expected: gus has no finished run\n",
+                        "gus paused (end of session)\n", NULL);
     ck_assert_int_eq(fake.nr, 3);
 }
 END_TEST
@@ -898,24 +991,25 @@ START_TEST(test_interleaved_participants)
     tb_status s = run_script(script, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
     /* ann entered once (admitted); p002 twice (lobby, then admitted; polled a second apart) */
-    assert_in_order(fake.log, "register ann master 24 nan nan 0\n", "consent ann\n", "register - bachelor 0 nan 3 0\n",
-                    "consent p002\n", "enter ann 1\n", "submit ann r1\n", "enter p002 0\n", "enter p002 1\n",
-                    "submit p002 r2\n", "cancel p002 r2\n", "finish ann r1\n", "pause p002\n", NULL);
+    tbt_assert_in_order(fake.log, "register ann master 24 nan nan 0\n", "consent ann\n",
+                        "register - bachelor 0 nan 3 0\n", "consent p002\n", "enter ann 1\n", "submit ann r1\n",
+                        "enter p002 0\n", "enter p002 1\n", "submit p002 r2\n", "cancel p002 r2\n", "finish ann r1\n",
+                        "pause p002\n", NULL);
     ck_assert_str_eq(fk_run_of("r1")->owner, "ann");
     ck_assert_str_eq(fk_run_of("r2")->owner, "p002");
     ck_assert_str_eq(fk_run_of("r2")->comments[3], "It is the suggested default value.");
     ck_assert_str_eq(fk_run_of("r2")->r.status, "cancelled");
-    assert_in_order(out, "registered p002\n", "as ann (consented)\n", "p002 is waiting in the lobby, position 1\n",
-                    "p002 admitted\n", "as ann (active)\n", "run r1 finished", "as p002 (active)\n",
-                    "run r2 reached epoch 1/4\n", "run r2 cancelled", "final configuration: run r1 (chosen)\n",
-                    "p002 paused (end of session)\n", NULL);
-    ASSERT_LACKS(out, "history of"); /* nothing runs after quit */
+    tbt_assert_in_order(out, "registered p002\n", "as ann (consented)\n", "p002 is waiting in the lobby, position 1\n",
+                        "p002 admitted\n", "as ann (active)\n", "run r1 finished", "as p002 (active)\n",
+                        "run r2 reached epoch 1/4\n", "run r2 cancelled", "final configuration: run r1 (chosen)\n",
+                        "p002 paused (end of session)\n", NULL);
+    TBT_ASSERT_LACKS(out, "history of"); /* nothing runs after quit */
 }
 END_TEST
 
 START_TEST(test_ctrl_c_cancels_the_run_not_the_session)
 {
-    fake.interrupt_at_wait = 3; /* during the third wait(): queued -> training -> epoch 1, then Ctrl-C */
+    fake.interrupt_at_wait = 3; /* wait() calls: queued -> training, timeout, epoch 1 and Ctrl-C */
     char err[512];
     const char *script = "register id=hal education=master dl_months=5\nconsent\nenter\n"
                          "submit epochs=10 batch_size=64 loss=cross_entropy optimizer=adam\n"
@@ -927,9 +1021,9 @@ START_TEST(test_ctrl_c_cancels_the_run_not_the_session)
                          "budget\n";
     tb_status s = run_script(script, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
-    assert_in_order(fake.log, "submit hal r1\n", "cancel hal r1\n", "submit hal r2\n", "pause hal\n", NULL);
-    assert_in_order(out, "Ctrl-C: cancelling run r1 (the session goes on)\n", "run r1 cancelled after",
-                    "ok: status cancelled\n", "submitted r2\n", "run r2 finished", "budget of hal", NULL);
+    tbt_assert_in_order(fake.log, "submit hal r1\n", "cancel hal r1\n", "submit hal r2\n", "pause hal\n", NULL);
+    tbt_assert_in_order(out, "Ctrl-C: cancelling run r1 (the session goes on)\n", "run r1 cancelled after",
+                        "ok: status cancelled\n", "submitted r2\n", "run r2 finished", "budget of hal", NULL);
     ck_assert_int_lt(fk_run_of("r1")->r.epoch, 10);
 }
 END_TEST
@@ -950,12 +1044,13 @@ START_TEST(test_budget_runs_out)
                          "wait-finals\n";
     tb_status s = run_script(script, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
-    assert_in_order(out, "run r1 finished", "run r2 cancelled after 3/10 epochs",
-                    "participant ivy: the time budget is used up; tuning is over\n",
-                    "final configuration: run r1 (the budget ran out: the best finished run by validation accuracy)\n",
-                    "ok: final_reason budget\n", "rejected as expected: ivy is not admitted (state done)\n",
-                    "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", NULL);
-    ASSERT_LACKS(fake.log, "pause ivy");
+    tbt_assert_in_order(
+        out, "run r1 finished", "run r2 cancelled after 3/10 epochs",
+        "participant ivy: the time budget is used up; tuning is over\n",
+        "final configuration: run r1 (the budget ran out: the best finished run by validation accuracy)\n",
+        "ok: final_reason budget\n", "rejected as expected: ivy is not admitted (state done)\n",
+        "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", NULL);
+    TBT_ASSERT_LACKS(fake.log, "pause ivy");
 }
 END_TEST
 
@@ -966,8 +1061,8 @@ START_TEST(test_script_from_stdin)
     tb_status s = run_cli("-", err, sizeof err);
     stdin_restore(saved);
     ck_assert_int_eq(s, TB_EINVAL);
-    ASSERT_HAS(err, "stdin:4: unknown command \"foo\"");
-    ASSERT_HAS(out, "budget of jo: used 0:00 of 120:00 min, 120:00 min left; 0 submissions; state consented\n");
+    TBT_ASSERT_HAS(err, "stdin:4: unknown command \"foo\"");
+    TBT_ASSERT_HAS(out, "budget of jo: used 0:00 of 120:00 min, 120:00 min left; 0 submissions; state consented\n");
 }
 END_TEST
 
@@ -1001,8 +1096,8 @@ START_TEST(test_interactive_register_submit_reprompt_quit)
     tb_status s = run_interactive(input, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
 
-    assert_in_order(fake.log, "register carol master 6 nan 18 0\n", "consent carol\n", "enter carol 1\n",
-                    "submit carol rejected lr\n", "submit carol r1\n", "pause carol\n", NULL);
+    tbt_assert_in_order(fake.log, "register carol master 6 nan 18 0\n", "consent carol\n", "enter carol 1\n",
+                        "submit carol rejected lr\n", "submit carol r1\n", "pause carol\n", NULL);
     ck_assert_int_eq(fake.nr, 2);
     fk_run *r = fk_run_of("r1");
     ck_assert_str_eq(r->r.values[0], "2");
@@ -1016,17 +1111,17 @@ START_TEST(test_interactive_register_submit_reprompt_quit)
     ck_assert_str_eq(r->comments[4], "my guess"); /* the comment survives the re-prompt */
     ck_assert_str_eq(r->r.status, "finished");
 
-    assert_in_order(out, "=== Fake study ===\n", "Your time budget: 120 minutes of tuning", "Tune the network",
-                    "Pseudonym", "  5) doctorate\n", "please choose a number from the list",
-                    "Months of deep-learning experience (required, >= 0): ", "please give a number of months",
-                    "Do you consent", "You are admitted", "[budget left 120:00 min] [s]ubmit",
-                    "[1/15] epochs (mandatory, integer in [1, 20]): ", "epochs is mandatory: please give a value",
-                    "[5/15] lr (optional, float in [1e-06, 10] (log scale); Enter keeps 0.001): ",
-                    "[15/15] beta2", "  error: lr = 50 is outside the allowed range [1e-06, 10]\n",
-                    "[5/15] lr (optional", "Submitted as run r1. Ctrl-C cancels this run (not the session).\n",
-                    "run r1: epoch 1/2", "run r1 finished: val accuracy 80.00% after 2/2 epochs\n",
-                    "history of carol (2 submissions):\n", "budget of carol: used 2:00 of 120:00 min",
-                    "Paused: your clock is stopped. \"resume carol\" brings you back.\n", NULL);
+    tbt_assert_in_order(out, "=== Fake study ===\n", "Your time budget: 120 minutes of tuning", "Tune the network",
+                        "Pseudonym", "  5) doctorate\n", "please choose a number from the list",
+                        "Months of deep-learning experience (required, >= 0): ", "please give a number of months",
+                        "Do you consent", "You are admitted", "[budget left 120:00 min] [s]ubmit",
+                        "[1/15] epochs (mandatory, integer in [1, 20]): ", "epochs is mandatory: please give a value",
+                        "[5/15] lr (optional, float in [1e-06, 10] (log scale); Enter keeps 0.001): ",
+                        "[15/15] beta2", "  error: lr = 50 is outside the allowed range [1e-06, 10]\n",
+                        "[5/15] lr (optional", "Submitted as run r1. Ctrl-C cancels this run (not the session).\n",
+                        "run r1: epoch 1/2", "run r1 finished: val accuracy 80.00% after 2/2 epochs\n",
+                        "history of carol (2 submissions):\n", "budget of carol: used 2:00 of 120:00 min",
+                        "Paused: your clock is stopped. \"resume carol\" brings you back.\n", NULL);
     /* after [p] nothing more is read: the trailing "s" is never a submission */
     ck_assert_int_eq(fake.nr, 2);
 }
@@ -1043,29 +1138,29 @@ START_TEST(test_interactive_resume_finish)
                      TB_OK);
     tb_status s = run_interactive("resume nobody\nresume dan\nf\n7\nbest\ny\ny\n", err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
-    assert_in_order(out, "cannot resume: unknown participant nobody\n", "Welcome back, dan.\n", "You are admitted",
-                    "history of dan (1 submissions):\n", "Final configuration: a submission number",
-                    "please give a number from the history", "Finish with the best finished run? ",
-                    "Thank you: your tuning is over.\n", "final configuration: run r1 (chosen)\n",
-                    "Wait here for the result? [y/N]: ",
-                    "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", NULL);
-    assert_in_order(fake.log, "enter dan 1\n", "finish dan best\n", NULL);
+    tbt_assert_in_order(out, "cannot resume: unknown participant nobody\n", "Welcome back, dan.\n", "You are admitted",
+                        "history of dan (1 submissions):\n", "Final configuration: a submission number",
+                        "please give a number from the history", "Finish with the best finished run? ",
+                        "Thank you: your tuning is over.\n", "final configuration: run r1 (chosen)\n",
+                        "Wait here for the result? [y/N]: ",
+                        "final evaluation: test accuracy 81.23 ± 1.23 % over 3 seeds\n", NULL);
+    tbt_assert_in_order(fake.log, "enter dan 1\n", "finish dan best\n", NULL);
 
     /* end of input at the menu pauses the participant */
     fake_reset();
     ck_assert_int_eq(run_script("register id=ed education=bachelor dl_months=1\nconsent\n", err, sizeof err), TB_OK);
     s = run_interactive("resume ed\n", err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s", err);
-    assert_in_order(fake.log, "enter ed 1\n", "pause ed\n", NULL);
-    ASSERT_HAS(out, "Paused: your clock is stopped.");
+    tbt_assert_in_order(fake.log, "enter ed 1\n", "pause ed\n", NULL);
+    TBT_ASSERT_HAS(out, "Paused: your clock is stopped.");
     /* and declining consent ends the session without entering */
     fake_reset();
     s = run_interactive("\n1\n0\n\n\n\nn\n", err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s", err);
-    ASSERT_HAS(out, "You are registered as p001.");
-    ASSERT_HAS(out, "Without consent you cannot take part.");
-    ASSERT_LACKS(fake.log, "consent p001");
-    ASSERT_LACKS(fake.log, "enter p001");
+    TBT_ASSERT_HAS(out, "You are registered as p001.");
+    TBT_ASSERT_HAS(out, "Without consent you cannot take part.");
+    TBT_ASSERT_LACKS(fake.log, "consent p001");
+    TBT_ASSERT_LACKS(fake.log, "enter p001");
 }
 END_TEST
 
@@ -1080,10 +1175,22 @@ START_TEST(test_interactive_ctrl_c_and_divergence)
     char err[512];
     tb_status s = run_interactive(input, err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
-    assert_in_order(fake.log, "submit fin r1\n", "cancel fin r1\n", "submit fin r2\n", "pause fin\n", NULL);
-    assert_in_order(out, "Ctrl-C: cancelling run r1 (the session goes on)\n", "run r1 cancelled",
-                    "[budget left", "run r2 diverged: NaN thrown", "Paused", NULL);
-    ck_assert_int_eq(fk_run_of("r2")->r.values[6][0], '0'); /* momentum preset: Enter */
+    tbt_assert_in_order(fake.log, "submit fin r1\n", "cancel fin r1\n", "submit fin r2\n", "pause fin\n", NULL);
+    tbt_assert_in_order(out, "Ctrl-C: cancelling run r1 (the session goes on)\n", "run r1 cancelled",
+                        "[budget left", "run r2 diverged: NaN thrown", "Paused", NULL);
+    /* Enter keeps the presets: momentum (and every optional one after lr) exactly, not given */
+    fk_run *r2 = fk_run_of("r2");
+    ck_assert_str_eq(r2->r.values[6], "0");
+    ck_assert(!r2->given[6]);
+    for (int i = 5; i < TB_STUDY_HP_COUNT; i++) {
+        ck_assert_msg(!r2->given[i], "%s was given", fk_hp[i].name);
+        ck_assert_str_eq(r2->r.values[i], fk_hp[i].preset);
+    }
+    ck_assert(r2->given[4]);
+    ck_assert_str_eq(r2->r.values[4], "7");
+    /* the Ctrl-C came during a wait() that timed out, before epoch 1 */
+    ck_assert_int_eq(fk_run_of("r1")->r.epoch, 0);
+    ck_assert_int_gt(fake.timed_out, 0);
 }
 END_TEST
 
@@ -1117,7 +1224,7 @@ START_TEST(test_interactive_progress_redrawn_on_a_terminal)
     ck_assert(tb_config_set(cfg, "cli.refresh", "0.05", &e) == TB_OK);
     tb_plugin_args *args = NULL;
     ck_assert_msg(tb_plugin_args_resolve(p, cfg, "cli", &args, &e) == TB_OK, "%s", e.msg);
-    tb_status s = p->desc.frontend->run(tb_host_api_get(), &api, args, err, sizeof err);
+    tb_status s = run_frontend(p, &api, args, err, sizeof err);
     tb_plugin_args_free(args);
     tb_config_free(cfg);
     tb_plugins_free(&reg);
@@ -1135,12 +1242,18 @@ START_TEST(test_interactive_progress_redrawn_on_a_terminal)
     const char *first = strstr(tty, "\rrun r1: ");
     const char *done = strstr(tty, "run r1 finished: val accuracy 90.00% after 3/3 epochs");
     ck_assert_msg(first && done && first < done, "no redrawn progress in:\n%s", tty);
-    ASSERT_HAS(tty, "\rrun r1: epoch 1/3, batch 10/10");
-    ASSERT_HAS(tty, "\rrun r1: epoch 2/3, batch 10/10");
+    TBT_ASSERT_HAS(tty, "\rrun r1: epoch 1/3, batch 10/10");
+    TBT_ASSERT_HAS(tty, "\rrun r1: epoch 2/3, batch 10/10");
     /* one line: no newline between the first redraw and the outcome's own line */
     const char *nl = strchr(first, '\n');
     ck_assert_msg(nl != NULL && nl + 1 >= done - 1 && nl < done, "progress spans several lines:\n%s", tty);
-    assert_in_order(fake.log, "submit tty r1\n", "enter tty 1\n", "pause tty\n", NULL);
+    /* the timed redraw: after a wait() that timed out (refresh seconds, nothing
+     * new) the same state is drawn again; one step follows each timeout */
+    int drawn = 0;
+    for (const char *q = tty; (q = strstr(q, "\rrun r1: epoch 1/3, batch 10/10")) != NULL; q++) drawn++;
+    ck_assert_msg(drawn == 2, "epoch 1 drawn %d times:\n%s", drawn, tty);
+    ck_assert_int_eq(fake.timed_out, 3); /* before epoch 1, 2 and 3 */
+    tbt_assert_in_order(fake.log, "submit tty r1\n", "enter tty 1\n", "pause tty\n", NULL);
 }
 END_TEST
 
@@ -1153,10 +1266,10 @@ START_TEST(test_ctrl_c_in_the_lobby)
     char err[512];
     tb_status s = run_interactive("lou\n1\n0\n\n\n\ny\n", err, sizeof err);
     ck_assert_msg(s == TB_OK, "%s", err);
-    assert_in_order(fake.log, "consent lou\n", "enter lou 0\n", "pause lou\n", NULL);
-    assert_in_order(out, "you are number 1 in the lobby", "You left the lobby. \"resume lou\" brings you back.\n",
-                    NULL);
-    ASSERT_LACKS(out, "You are admitted");
+    tbt_assert_in_order(fake.log, "consent lou\n", "enter lou 0\n", "pause lou\n", NULL);
+    tbt_assert_in_order(out, "you are number 1 in the lobby", "You left the lobby. \"resume lou\" brings you back.\n",
+                        NULL);
+    TBT_ASSERT_LACKS(out, "You are admitted");
 
     fake_reset();
     snprintf(fake.lobby_id, sizeof fake.lobby_id, "lou");
@@ -1167,8 +1280,78 @@ START_TEST(test_ctrl_c_in_the_lobby)
     char want[200];
     snprintf(want, sizeof want, "%s:3: enter: interrupted (Ctrl-C) in the lobby", script_path);
     ck_assert_str_eq(err, want);
-    assert_in_order(out, "lou is waiting in the lobby, position 1\n", "lou paused (end of session)\n", NULL);
-    assert_in_order(fake.log, "enter lou 0\n", "pause lou\n", NULL);
+    tbt_assert_in_order(out, "lou is waiting in the lobby, position 1\n", "lou paused (end of session)\n", NULL);
+    tbt_assert_in_order(fake.log, "enter lou 0\n", "pause lou\n", NULL);
+}
+END_TEST
+
+/* Ctrl-C while a script read from stdin waits for its next line stops the
+ * script, as during sleep, enter or wait-finals. stdin is a pipe left open
+ * after two lines; SIGALRM (no SA_RESTART, like the host's SIGINT handler)
+ * interrupts the read and "presses" Ctrl-C; it repeats until the plugin
+ * returns, so it cannot come too early. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    fake.interrupt_pending = 1;
+}
+
+START_TEST(test_ctrl_c_while_reading_a_script)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    const char *text = "register id=ivo education=master dl_months=1\nconsent\n";
+    ck_assert_int_eq(write(fds[1], text, strlen(text)), (ssize_t)strlen(text));
+    int saved = dup(0);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(fds[0], 0), 0);
+    close(fds[0]);
+    clearerr(stdin);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval every = {{0, 100000}, {0, 200000}}, off = {{0, 0}, {0, 0}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &every, NULL), 0);
+    char err[512];
+    tb_status s = run_cli("-", err, sizeof err);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    close(fds[1]);
+    dup2(saved, 0);
+    close(saved);
+    clearerr(stdin);
+    ck_assert_msg(s == TB_ECANCELLED, "%s: %s\n%s", tb_status_name(s), err, out);
+    ck_assert_str_eq(err, "stdin:3: interrupted (Ctrl-C) while reading the script");
+    tbt_assert_in_order(out, "registered ivo\n", "ivo consented\n", NULL);
+    TBT_ASSERT_LACKS(out, "Ctrl-C cancels a running training only"); /* the interactive note */
+    tbt_assert_in_order(fake.log, "register ivo master 1 nan nan 0\n", "consent ivo\n", NULL);
+}
+END_TEST
+
+/* Interactive [f]inish by submission number: a rejected one has no run and
+ * is asked again; declining to wait leaves the final evaluation to the host. */
+START_TEST(test_interactive_finish_by_number)
+{
+    char err[512];
+    ck_assert_int_eq(run_script("register id=flo education=master dl_months=2\nconsent\nenter\n"
+                                "submit epochs=0 batch_size=8 loss=nll optimizer=adam\n"
+                                "submit epochs=2 batch_size=8 loss=nll optimizer=adam\nwait\npause\n",
+                                err, sizeof err),
+                     TB_OK);
+    tb_status s = run_interactive("resume flo\nf\n1\n3\n#2\ny\nn\n", err, sizeof err);
+    ck_assert_msg(s == TB_OK, "%s\n%s", err, out);
+    tbt_assert_in_order(out, "history of flo (2 submissions):\n",
+                        "  submission 1 was rejected and has no run; please give a number from the history, or "
+                        "\"best\"\n",
+                        "  3 is not a submission of flo (1 to 2); please give a number from the history",
+                        "Finish with submission #2 (run r1)? This ends your tuning. [y/n]: ",
+                        "Thank you: your tuning is over.\n", "final configuration: run r1 (chosen)\n",
+                        "final evaluation: 1/3 seeds done\n", "Wait here for the result? [y/N]: ", NULL);
+    TBT_ASSERT_LACKS(out, "over 3 seeds");
+    tbt_assert_in_order(fake.log, "enter flo 1\n", "finish flo r1\n", NULL);
+    TBT_ASSERT_LACKS(strstr(fake.log, "finish flo r1\n"), "pause flo\n"); /* done: nothing to pause */
 }
 END_TEST
 
@@ -1178,9 +1361,9 @@ START_TEST(test_api_too_old)
     old.size = (uint32_t)offsetof(tb_study_api, take_interrupt);
     const tb_plugin *p = load_cli();
     char err[256] = "";
-    tb_status s = p->desc.frontend->run(tb_host_api_get(), &old, NULL, err, sizeof err);
+    tb_status s = run_frontend(p, &old, NULL, err, sizeof err);
     ck_assert_int_eq(s, TB_EINVAL);
-    ASSERT_HAS(err, "is too old for the cli front end");
+    TBT_ASSERT_HAS(err, "is too old for the cli front end");
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -1194,6 +1377,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_descriptor);
     tcase_add_test(tc, test_full_session);
     tcase_add_test(tc, test_script_errors_name_file_and_line);
+    tcase_add_test(tc, test_submission_numbers);
     tcase_add_test(tc, test_refused_submit_stops_the_script);
     tcase_add_test(tc, test_expect_mismatch_fails);
     tcase_add_test(tc, test_expect_rejected);
@@ -1206,6 +1390,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_interactive_ctrl_c_and_divergence);
     tcase_add_test(tc, test_interactive_progress_redrawn_on_a_terminal);
     tcase_add_test(tc, test_ctrl_c_in_the_lobby);
+    tcase_add_test(tc, test_ctrl_c_while_reading_a_script);
+    tcase_add_test(tc, test_interactive_finish_by_number);
     tcase_add_test(tc, test_api_too_old);
     suite_add_tcase(s, tc);
     return s;

@@ -1,9 +1,12 @@
 /* test_plugin_loader.c: the plugin loader (core/plugin.c) against the
  * deliberately broken plugins of tests/plugins: one test per loader error,
  * with the message's contents (both ABI versions, the directories searched,
- * both files of a duplicate, ...); discovery through TUNEBENCH_PLUGIN_PATH;
- * option resolution; a model built by a plugin and run forward; a task
- * opened and validated; the host API table. */
+ * both files of a duplicate, a broken option table, a front end without its
+ * table or run, ...); discovery through TUNEBENCH_PLUGIN_PATH (an empty
+ * directory included); option resolution; a model built by a plugin and
+ * run forward; a task opened and validated; a front end run through the
+ * host; the host API table. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +31,6 @@ static const char *case_path(const char *rel)
     snprintf(b, sizeof buf[0], "%s/%s", TEST_PLUGINS, rel);
     return b;
 }
-
-#define ASSERT_HAS(msg, part) ck_assert_msg(strstr((msg), (part)) != NULL, "\"%s\" lacks \"%s\"", (msg), (part))
-#define ASSERT_LACKS(msg, part) ck_assert_msg(strstr((msg), (part)) == NULL, "\"%s\" has \"%s\"", (msg), (part))
 
 /* Loads one file and expects failure; returns the message. */
 static const char *load_fails(const char *rel)
@@ -80,10 +80,10 @@ static const char *find_fails(const tb_plugin_registry *reg, tb_plugin_kind kind
 START_TEST(test_no_entry_symbol)
 {
     const char *msg = load_fails("no_entry/no_entry.so");
-    ASSERT_HAS(msg, "no_entry.so: no symbol tunebench_plugin_entry");
-    ASSERT_HAS(msg, "is it a tunebench plugin? build it with TB_PLUGIN_EXPORT");
+    TBT_ASSERT_HAS(msg, "no_entry.so: no symbol tunebench_plugin_entry");
+    TBT_ASSERT_HAS(msg, "is it a tunebench plugin? build it with TB_PLUGIN_EXPORT");
     msg = load_fails("null_desc/null_desc.so");
-    ASSERT_HAS(msg, "null_desc.so: tunebench_plugin_entry() returned NULL");
+    TBT_ASSERT_HAS(msg, "null_desc.so: tunebench_plugin_entry() returned NULL");
 }
 END_TEST
 
@@ -93,17 +93,17 @@ START_TEST(test_abi_major_mismatch)
     char expect[128];
     snprintf(expect, sizeof expect, "built for plugin ABI %d.%d, this tunebench supports %d.%d",
              TB_PLUGIN_ABI_MAJOR + 1, TB_PLUGIN_ABI_MINOR, TB_PLUGIN_ABI_MAJOR, TB_PLUGIN_ABI_MINOR);
-    ASSERT_HAS(msg, "abi_major.so: ");
-    ASSERT_HAS(msg, expect);
-    ASSERT_HAS(msg, "rebuild the plugin against this tunebench's tunebench_plugin.h");
+    TBT_ASSERT_HAS(msg, "abi_major.so: ");
+    TBT_ASSERT_HAS(msg, expect);
+    TBT_ASSERT_HAS(msg, "rebuild the plugin against this tunebench's tunebench_plugin.h");
 
     /* found by name, the failure explains why the plugin is missing */
     tb_plugin_registry reg;
     discover(&reg, "abi_major");
-    ASSERT_HAS(reg.problems, expect);
+    TBT_ASSERT_HAS(reg.problems, expect);
     msg = find_fails(&reg, TB_PLUGIN_MODEL, "abi_major");
-    ASSERT_HAS(msg, "model plugin \"abi_major\" could not be loaded");
-    ASSERT_HAS(msg, expect);
+    TBT_ASSERT_HAS(msg, "model plugin \"abi_major\" could not be loaded");
+    TBT_ASSERT_HAS(msg, expect);
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -114,8 +114,8 @@ START_TEST(test_abi_minor_newer)
     char expect[128];
     snprintf(expect, sizeof expect, "built for plugin ABI %d.%d, this tunebench supports %d.%d", TB_PLUGIN_ABI_MAJOR,
              TB_PLUGIN_ABI_MINOR + 1, TB_PLUGIN_ABI_MAJOR, TB_PLUGIN_ABI_MINOR);
-    ASSERT_HAS(msg, expect);
-    ASSERT_HAS(msg, "update tunebench");
+    TBT_ASSERT_HAS(msg, expect);
+    TBT_ASSERT_HAS(msg, "update tunebench");
 }
 END_TEST
 
@@ -126,16 +126,16 @@ START_TEST(test_wrong_kind)
     const tb_plugin *p = find_ok(&reg, TB_PLUGIN_TASK, "tbtest_wrong_kind");
     ck_assert_int_eq(p->desc.kind, TB_PLUGIN_TASK);
     const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "tbtest_wrong_kind");
-    ASSERT_HAS(msg, "plugin \"tbtest_wrong_kind\"");
-    ASSERT_HAS(msg, "tbtest_wrong_kind.so");
-    ASSERT_HAS(msg, "is a task plugin, not a model plugin");
-    ASSERT_HAS(msg, "available models: ");
+    TBT_ASSERT_HAS(msg, "plugin \"tbtest_wrong_kind\"");
+    TBT_ASSERT_HAS(msg, "tbtest_wrong_kind.so");
+    TBT_ASSERT_HAS(msg, "is a task plugin, not a model plugin");
+    TBT_ASSERT_HAS(msg, "available models: ");
     /* and the calls refuse the wrong kind too */
     tb_net *net = NULL;
     tb_err err;
     tb_model_input in = {1, 4, 4, 2};
     ck_assert(tb_plugin_build_model(p, NULL, &in, &net, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "not a model plugin");
+    TBT_ASSERT_HAS(err.msg, "not a model plugin");
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -143,16 +143,16 @@ END_TEST
 START_TEST(test_model_without_build_model)
 {
     const char *msg = load_fails("no_build_model/no_build_model.so");
-    ASSERT_HAS(msg, "no_build_model.so: model plugin \"tbtest_no_build\" has no build_model callback");
-    ASSERT_HAS(msg, "set .build_model");
+    TBT_ASSERT_HAS(msg, "no_build_model.so: model plugin \"tbtest_no_build\" has no build_model callback");
+    TBT_ASSERT_HAS(msg, "set .build_model");
 }
 END_TEST
 
 START_TEST(test_bad_name)
 {
     const char *msg = load_fails("bad_name/bad_name.so");
-    ASSERT_HAS(msg, "bad_name.so: invalid plugin name \"Bad-Name\"");
-    ASSERT_HAS(msg, "lowercase letters, digits and '_'");
+    TBT_ASSERT_HAS(msg, "bad_name.so: invalid plugin name \"Bad-Name\"");
+    TBT_ASSERT_HAS(msg, "lowercase letters, digits and '_'");
 }
 END_TEST
 
@@ -162,10 +162,10 @@ START_TEST(test_duplicate_name)
     tb_plugin_registry reg;
     discover(&reg, "duplicate");
     const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "tbtest_dup");
-    ASSERT_HAS(msg, "duplicate plugin name \"tbtest_dup\"");
-    ASSERT_HAS(msg, "duplicate/dup_a.so");
-    ASSERT_HAS(msg, "duplicate/dup_b.so");
-    ASSERT_HAS(msg, "remove or rename one");
+    TBT_ASSERT_HAS(msg, "duplicate plugin name \"tbtest_dup\"");
+    TBT_ASSERT_HAS(msg, "duplicate/dup_a.so");
+    TBT_ASSERT_HAS(msg, "duplicate/dup_b.so");
+    TBT_ASSERT_HAS(msg, "remove or rename one");
     tb_plugins_free(&reg);
 
     /* loading file by file */
@@ -175,8 +175,8 @@ START_TEST(test_duplicate_name)
     ck_assert_msg(tb_plugin_load_file(&reg, case_path("duplicate/dup_a.so"), &err) == TB_OK, "same file: %s", err.msg);
     ck_assert_int_eq(reg.count, 1);
     ck_assert(tb_plugin_load_file(&reg, case_path("duplicate/dup_b.so"), &err) != TB_OK);
-    ASSERT_HAS(err.msg, "dup_a.so");
-    ASSERT_HAS(err.msg, "dup_b.so");
+    TBT_ASSERT_HAS(err.msg, "dup_a.so");
+    TBT_ASSERT_HAS(err.msg, "dup_b.so");
     ck_assert_int_eq(reg.count, 1);
     tb_plugins_free(&reg);
 }
@@ -192,8 +192,8 @@ START_TEST(test_shadowed_by_earlier_directory)
     tb_err err;
     ck_assert_msg(tb_plugins_discover(&reg, case_path("duplicate/dup_a.so"), &err) == TB_OK, "%s", err.msg);
     const tb_plugin *p = find_ok(&reg, TB_PLUGIN_MODEL, "tbtest_dup");
-    ASSERT_HAS(p->path, "dup_a.so");
-    ASSERT_HAS(reg.problems, "dup_b.so: model plugin \"tbtest_dup\" is shadowed by");
+    TBT_ASSERT_HAS(p->path, "dup_a.so");
+    TBT_ASSERT_HAS(reg.problems, "dup_b.so: model plugin \"tbtest_dup\" is shadowed by");
     tb_plugins_free(&reg);
     unsetenv("TUNEBENCH_PLUGIN_PATH");
 }
@@ -204,16 +204,16 @@ START_TEST(test_not_found_lists_directories)
     tb_plugin_registry reg;
     discover(&reg, "valid");
     const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "tbtest_modle");
-    ASSERT_HAS(msg, "model plugin \"tbtest_modle\" not found (did you mean tbtest_model?); searched: ");
-    ASSERT_HAS(msg, case_path("valid"));
-    ASSERT_HAS(msg, ", " TB_PLUGIN_BUILD_DIR ", ");
-    ASSERT_HAS(msg, "(set TUNEBENCH_PLUGIN_PATH or [plugins] path)");
-    ASSERT_HAS(msg, "available models: ");
-    ASSERT_HAS(msg, "tbtest_model");
+    TBT_ASSERT_HAS(msg, "model plugin \"tbtest_modle\" not found (did you mean tbtest_model?); searched: ");
+    TBT_ASSERT_HAS(msg, case_path("valid"));
+    TBT_ASSERT_HAS(msg, ", " TB_PLUGIN_BUILD_DIR ", ");
+    TBT_ASSERT_HAS(msg, "(set TUNEBENCH_PLUGIN_PATH or [plugins] path)");
+    TBT_ASSERT_HAS(msg, "available models: ");
+    TBT_ASSERT_HAS(msg, "tbtest_model");
     msg = find_fails(&reg, TB_PLUGIN_TASK, "zzzz_nothing_like_it");
-    ASSERT_HAS(msg, "task plugin \"zzzz_nothing_like_it\" not found; searched: ");
-    ASSERT_HAS(msg, "available tasks: ");
-    ASSERT_HAS(msg, "tbtest_task");
+    TBT_ASSERT_HAS(msg, "task plugin \"zzzz_nothing_like_it\" not found; searched: ");
+    TBT_ASSERT_HAS(msg, "available tasks: ");
+    TBT_ASSERT_HAS(msg, "tbtest_task");
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -227,9 +227,9 @@ START_TEST(test_skips_what_is_not_a_plugin)
     int from_valid = 0;
     for (int i = 0; i < reg.count; i++) from_valid += strstr(reg.plugins[i].path, "/valid/") != NULL;
     ck_assert_int_eq(from_valid, 2);
-    ASSERT_LACKS(reg.problems, "x.so");
-    ASSERT_LACKS(reg.problems, "README");
-    ASSERT_LACKS(reg.problems, "notes.so.txt");
+    TBT_ASSERT_LACKS(reg.problems, "x.so");
+    TBT_ASSERT_LACKS(reg.problems, "README");
+    TBT_ASSERT_LACKS(reg.problems, "notes.so.txt");
     ck_assert_msg(strncmp(reg.searched, case_path("valid"), strlen(case_path("valid"))) == 0, "searched %s",
                   reg.searched);
     tb_plugins_free(&reg);
@@ -237,11 +237,11 @@ START_TEST(test_skips_what_is_not_a_plugin)
     /* named explicitly, they are refused with a reason */
     struct stat st;
     ck_assert(stat(case_path("valid/x.so"), &st) == 0 && S_ISDIR(st.st_mode));
-    ASSERT_HAS(load_fails("valid/x.so"), "not a regular file");
-    ASSERT_HAS(load_fails("valid/README.txt"), "not a plugin (plugin files end in .so)");
+    TBT_ASSERT_HAS(load_fails("valid/x.so"), "not a regular file");
+    TBT_ASSERT_HAS(load_fails("valid/README.txt"), "not a plugin (plugin files end in .so)");
     const char *msg = load_fails("not_elf/garbage.so");
-    ASSERT_HAS(msg, "garbage.so: cannot load: ");
-    ASSERT_HAS(msg, "not a shared library");
+    TBT_ASSERT_HAS(msg, "garbage.so: cannot load: ");
+    TBT_ASSERT_HAS(msg, "not a shared library");
 }
 END_TEST
 
@@ -252,17 +252,17 @@ START_TEST(test_explicit_path_errors)
     tb_err err;
     unsetenv("TUNEBENCH_PLUGIN_PATH");
     ck_assert(tb_plugins_discover(&reg, "/nonexistent/tunebench-plugins", &err) != TB_OK);
-    ASSERT_HAS(err.msg, "plugin path /nonexistent/tunebench-plugins: No such file or directory");
-    ASSERT_HAS(err.msg, "--plugin-path");
+    TBT_ASSERT_HAS(err.msg, "plugin path /nonexistent/tunebench-plugins: No such file or directory");
+    TBT_ASSERT_HAS(err.msg, "--plugin-path");
     tb_plugins_free(&reg);
     /* an explicit file's failure is returned, a scanned directory's recorded */
     memset(&reg, 0, sizeof reg);
     ck_assert(tb_plugins_discover(&reg, case_path("no_entry/no_entry.so"), &err) != TB_OK);
-    ASSERT_HAS(err.msg, "no symbol tunebench_plugin_entry");
+    TBT_ASSERT_HAS(err.msg, "no symbol tunebench_plugin_entry");
     tb_plugins_free(&reg);
     memset(&reg, 0, sizeof reg);
     ck_assert(tb_plugins_discover(&reg, case_path("no_entry"), &err) == TB_OK);
-    ASSERT_HAS(reg.problems, "no_entry.so: no symbol tunebench_plugin_entry");
+    TBT_ASSERT_HAS(reg.problems, "no_entry.so: no symbol tunebench_plugin_entry");
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -278,13 +278,13 @@ START_TEST(test_discovery_from_environment)
     ck_assert_msg(tb_plugins_discover(&reg, NULL, &err) == TB_OK, "%s", err.msg);
     find_ok(&reg, TB_PLUGIN_MODEL, "tbtest_model");
     find_ok(&reg, TB_PLUGIN_TASK, "tbtest_wrong_kind");
-    ASSERT_HAS(reg.searched, case_path("valid"));
-    ASSERT_HAS(reg.searched, "/nonexistent/tb-env-dir");
+    TBT_ASSERT_HAS(reg.searched, case_path("valid"));
+    TBT_ASSERT_HAS(reg.searched, "/nonexistent/tb-env-dir");
     /* the order: environment first, then the build directory (the test
      * folders live beside it, so look for it as a whole entry) */
-    ASSERT_HAS(reg.searched, ", " TB_PLUGIN_BUILD_DIR ", ");
+    TBT_ASSERT_HAS(reg.searched, ", " TB_PLUGIN_BUILD_DIR ", ");
     ck_assert(strstr(reg.searched, case_path("valid")) < strstr(reg.searched, ", " TB_PLUGIN_BUILD_DIR ", "));
-    ASSERT_HAS(reg.problems, "TUNEBENCH_PLUGIN_PATH entry /nonexistent/tb-env-dir: No such file or directory");
+    TBT_ASSERT_HAS(reg.problems, "TUNEBENCH_PLUGIN_PATH entry /nonexistent/tb-env-dir: No such file or directory");
     tb_plugins_free(&reg);
     unsetenv("TUNEBENCH_PLUGIN_PATH");
 }
@@ -309,42 +309,146 @@ START_TEST(test_short_descriptor)
 }
 END_TEST
 
-/* A front end (the build's cli plugin): loaded and checked as kind frontend,
- * with its tb_frontend_api; refused where another kind is asked for. */
-START_TEST(test_frontend_plugin)
+/* An empty directory on the search path (explicit or from the environment)
+ * is searched and holds nothing: no error, no problem. */
+START_TEST(test_empty_directory)
+{
+    char empty[] = "/tmp/tbtest-empty-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(empty));
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    tb_err err;
+    unsetenv("TUNEBENCH_PLUGIN_PATH");
+    ck_assert_msg(tb_plugins_discover(&reg, empty, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(strncmp(reg.searched, empty, strlen(empty)) == 0, "searched %s", reg.searched);
+    TBT_ASSERT_LACKS(reg.problems, empty);
+    for (int i = 0; i < reg.count; i++) TBT_ASSERT_LACKS(reg.plugins[i].path, empty);
+    tb_plugins_free(&reg);
+
+    memset(&reg, 0, sizeof reg);
+    char env[2200];
+    snprintf(env, sizeof env, "%s:%s", empty, case_path("valid"));
+    setenv("TUNEBENCH_PLUGIN_PATH", env, 1);
+    ck_assert_msg(tb_plugins_discover(&reg, NULL, &err) == TB_OK, "%s", err.msg);
+    find_ok(&reg, TB_PLUGIN_MODEL, "tbtest_model"); /* the next directory is still scanned */
+    TBT_ASSERT_HAS(reg.searched, empty);
+    TBT_ASSERT_LACKS(reg.problems, empty);
+    tb_plugins_free(&reg);
+    unsetenv("TUNEBENCH_PLUGIN_PATH");
+    ck_assert_int_eq(rmdir(empty), 0);
+}
+END_TEST
+
+START_TEST(test_task_without_open_task)
+{
+    const char *msg = load_fails("no_open_task/no_open_task.so");
+    TBT_ASSERT_HAS(msg, "no_open_task.so: task plugin \"tbtest_no_open\" has no open_task callback");
+    TBT_ASSERT_HAS(msg, "set .open_task");
+}
+END_TEST
+
+/* One broken option table per check of the loader (tbtest_broken.c, TBT_OPTIONS). */
+START_TEST(test_bad_option_tables)
+{
+    static const char *const why[] = {
+        "option 1 has an invalid name \"Bad-Opt\" (use a-z, 0-9 and '_')",
+        "option \"width\" is declared twice",
+        "choice option \"act\" needs choices like \"a|b\"",
+        "option \"rate\" has an invalid range [2, 1]",
+        "option \"mystery\" has an unknown type 99",
+        "n_options = 1 but options is NULL",
+        "option \"rate\" has an invalid range [nan, 1]",
+    };
+    for (size_t i = 0; i < TB_ARRAY_LEN(why); i++) {
+        char rel[64], expect[512];
+        snprintf(rel, sizeof rel, "bad_options/opt_%zu.so", i + 1);
+        const char *msg = load_fails(rel);
+        snprintf(expect, sizeof expect, "opt_%zu.so: model plugin \"tbtest_opts\": %s (fix its option table)", i + 1,
+                 why[i]);
+        TBT_ASSERT_HAS(msg, expect);
+    }
+    /* scanned, they are problems and nothing is loaded */
+    tb_plugin_registry reg;
+    discover(&reg, "bad_options");
+    TBT_ASSERT_HAS(reg.problems, "opt_1.so: model plugin \"tbtest_opts\": option 1 has an invalid name");
+    TBT_ASSERT_HAS(reg.problems, "opt_7.so: ");
+    for (int i = 0; i < reg.count; i++) TBT_ASSERT_LACKS(reg.plugins[i].path, "bad_options");
+    tb_plugins_free(&reg);
+}
+END_TEST
+
+/* A front end without its table, with a table too small for run, or without run. */
+START_TEST(test_frontend_errors)
+{
+    const char *msg = load_fails("bad_frontend/fe_no_table.so");
+    TBT_ASSERT_HAS(msg, "fe_no_table.so: frontend plugin \"tbtest_fe_bad\" has no frontend table (set .frontend in "
+                        "its descriptor to a static tb_frontend_api)");
+    msg = load_fails("bad_frontend/fe_small_table.so");
+    char expect[256];
+    snprintf(expect, sizeof expect,
+             "fe_small_table.so: frontend plugin \"tbtest_fe_bad\": frontend table size %zu is too small (at least "
+             "%zu; set .size = sizeof(tb_frontend_api))",
+             offsetof(tb_frontend_api, run), offsetof(tb_frontend_api, run) + sizeof(void (*)(void)));
+    TBT_ASSERT_HAS(msg, expect);
+    msg = load_fails("bad_frontend/fe_no_run.so");
+    TBT_ASSERT_HAS(msg, "fe_no_run.so: frontend plugin \"tbtest_fe_bad\" has no run callback (set .run in its "
+                        "tb_frontend_api)");
+}
+END_TEST
+
+/* tb_plugin_run_frontend: the kind checked, a zeroed buffer, the message made
+ * one line and prefixed with the plugin's name, defaults when args is NULL. */
+START_TEST(test_run_frontend)
 {
     tb_plugin_registry reg;
     memset(&reg, 0, sizeof reg);
     tb_err err;
-    ck_assert_msg(tb_plugin_load_file(&reg, TB_PLUGIN_BUILD_DIR "/cli.so", &err) == TB_OK, "%s", err.msg);
-    const tb_plugin *p = find_ok(&reg, TB_PLUGIN_FRONTEND, "cli");
-    ck_assert_int_eq(p->desc.kind, TB_PLUGIN_FRONTEND);
-    ck_assert_ptr_nonnull(p->desc.frontend);
-    ck_assert_uint_ge(p->desc.frontend->size, offsetof(tb_frontend_api, run) + sizeof p->desc.frontend->run);
-    ck_assert_ptr_nonnull(p->desc.frontend->run);
-    ck_assert_ptr_null(p->desc.build_model);
-    const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "cli");
-    ASSERT_HAS(msg, "plugin \"cli\"");
-    ASSERT_HAS(msg, "is a frontend plugin, not a model plugin");
-    msg = find_fails(&reg, TB_PLUGIN_FRONTEND, "web");
-    ASSERT_HAS(msg, "frontend plugin \"web\" not found");
-    ASSERT_HAS(msg, "available frontends: cli");
-    /* the calls of other kinds refuse it */
+    ck_assert_msg(tb_plugin_load_file(&reg, case_path("frontend/tbtest_fe.so"), &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_plugin_load_file(&reg, case_path("valid/tbtest_model.so"), &err) == TB_OK, "%s", err.msg);
+    const tb_plugin *fe = find_ok(&reg, TB_PLUGIN_FRONTEND, "tbtest_fe");
+    ck_assert_int_eq(fe->desc.kind, TB_PLUGIN_FRONTEND);
+    tb_study_api api;
+    memset(&api, 0, sizeof api);
+    api.version = TB_STUDY_API_VERSION;
+    api.size = sizeof api;
+    /* defaults (mode ok), and the same through resolved args */
+    memset(&err, 'x', sizeof err);
+    ck_assert_msg(tb_plugin_run_frontend(fe, &api, NULL, &err) == TB_OK, "%s", err.msg);
+    const char *modes[] = {"ok", "multiline", "silent", "long"};
+    const char *want[] = {NULL, "frontend plugin \"tbtest_fe\": first line second line  ",
+                          "frontend plugin \"tbtest_fe\": cancelled", "frontend plugin \"tbtest_fe\": xxxxxxxx"};
+    const tb_status codes[] = {TB_OK, TB_EIO, TB_ECANCELLED, TB_EINVAL};
+    for (size_t i = 0; i < TB_ARRAY_LEN(modes); i++) {
+        tb_config *cfg = tb_config_new();
+        ck_assert(tb_config_set(cfg, "tbtest_fe.mode", modes[i], &err) == TB_OK);
+        tb_plugin_args *args = NULL;
+        ck_assert_msg(tb_plugin_args_resolve(fe, cfg, "tbtest_fe", &args, &err) == TB_OK, "%s", err.msg);
+        memset(&err, 0, sizeof err);
+        tb_status s = tb_plugin_run_frontend(fe, &api, args, &err);
+        ck_assert_msg(s == codes[i], "mode %s: %s (%s)", modes[i], tb_status_name(s), err.msg);
+        if (want[i]) {
+            ck_assert_msg(strncmp(err.msg, want[i], strlen(want[i])) == 0, "mode %s: \"%s\"", modes[i], err.msg);
+            ck_assert_msg(strchr(err.msg, '\n') == NULL && strchr(err.msg, '\r') == NULL, "not one line: %s", err.msg);
+            ck_assert_uint_lt(strlen(err.msg), sizeof err.msg);
+        }
+        tb_plugin_args_free(args);
+        tb_config_free(cfg);
+    }
+    /* without the study API the plugin says so */
+    ck_assert(tb_plugin_run_frontend(fe, NULL, NULL, &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, "frontend plugin \"tbtest_fe\": no study API");
+    /* another kind is refused before anything runs */
+    const tb_plugin *model = find_ok(&reg, TB_PLUGIN_MODEL, "tbtest_model");
+    ck_assert(tb_plugin_run_frontend(model, &api, NULL, &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, "plugin \"tbtest_model\" is a model plugin, not a frontend plugin");
+    /* and a front end is refused by the calls of other kinds */
     tb_net *net = NULL;
     tb_model_input in = {1, 4, 4, 2};
-    ck_assert(tb_plugin_build_model(p, NULL, &in, &net, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "is a frontend plugin, not a model plugin");
-    /* its options resolve from the section named after it */
-    tb_config *cfg = tb_config_new();
-    ck_assert(tb_config_set(cfg, "cli.script", "-", &err) == TB_OK);
-    tb_plugin_args *args = NULL;
-    ck_assert_msg(tb_plugin_args_resolve(p, cfg, "cli", &args, &err) == TB_OK, "%s", err.msg);
-    const tb_host_api *h = tb_host_api_get();
-    ck_assert_str_eq(h->arg_string(args, "script"), "-");
-    ck_assert_str_eq(h->arg_string(args, "output"), "");
-    ck_assert(fabs(h->arg_float(args, "refresh") - 0.5) < 1e-12);
-    tb_plugin_args_free(args);
-    tb_config_free(cfg);
+    ck_assert(tb_plugin_build_model(fe, NULL, &in, &net, &err) != TB_OK);
+    TBT_ASSERT_HAS(err.msg, "is a frontend plugin, not a model plugin");
+    tb_task_data data;
+    ck_assert(tb_plugin_open_task(fe, NULL, &data, &err) != TB_OK);
+    TBT_ASSERT_HAS(err.msg, "is a frontend plugin, not a task plugin");
     tb_plugins_free(&reg);
 }
 END_TEST
@@ -412,14 +516,16 @@ START_TEST(test_args_defaults_and_values)
     ck_assert(list[0] == 1 && list[1] == 2);
     ck_assert_str_eq(h->arg_string(args, "data"), "/home/tbtest/x");
     ck_assert(h->arg_int(args, "offset") == -12345678901LL); /* min = max = 0: any value */
+    ck_assert_double_eq(h->arg_float(args, "gain"), 1.0);
+    ck_assert(h->arg_int(args, "gain") == 1);
     ck_assert_int_eq(h->arg_is_set(args, "width"), 1);
     ck_assert_int_eq(h->arg_is_set(args, "fail"), 0);
     char *d = tb_plugin_args_describe(args);
-    ASSERT_HAS(d, "width = 8\n");
-    ASSERT_HAS(d, "act = none\n");
-    ASSERT_HAS(d, "widths = 1, 2,3\n");
-    ASSERT_HAS(d, "data = /home/tbtest/x\n");
-    ASSERT_HAS(d, "fail = false\n");
+    TBT_ASSERT_HAS(d, "width = 8\n");
+    TBT_ASSERT_HAS(d, "act = none\n");
+    TBT_ASSERT_HAS(d, "widths = 1, 2,3\n");
+    TBT_ASSERT_HAS(d, "data = /home/tbtest/x\n");
+    TBT_ASSERT_HAS(d, "fail = false\n");
     free(d);
     tb_plugin_args_free(args);
     tb_plugins_free(&valid_reg);
@@ -436,6 +542,44 @@ static const char *resolve_fails(const tb_plugin *p, const char *set)
     return err.msg;
 }
 
+/* A FLOAT without a range takes any finite value; arg_int gives it truncated
+ * and clamped to the int64 range (no undefined cast past 2^63). */
+START_TEST(test_args_float_without_range)
+{
+    const tb_plugin *p = valid_plugin(TB_PLUGIN_MODEL, "tbtest_model");
+    const tb_host_api *h = tb_host_api_get();
+    struct {
+        const char *text;
+        double f;
+        int64_t i;
+    } cases[] = {
+        {"2.75", 2.75, 2},
+        {"-2.75", -2.75, -2},
+        {"1e300", 1e300, INT64_MAX},
+        {"-1e300", -1e300, INT64_MIN},
+        {"9223372036854775808", 0x1p63, INT64_MAX},  /* 2^63: just past INT64_MAX */
+        {"-9223372036854775808", -0x1p63, INT64_MIN}, /* -2^63 itself fits */
+        {"1.7976931348623157e308", 1.7976931348623157e308, INT64_MAX},
+    };
+    for (size_t k = 0; k < TB_ARRAY_LEN(cases); k++) {
+        char set[96];
+        snprintf(set, sizeof set, "tbtest_model.gain=%s", cases[k].text);
+        const char *sets[] = {set};
+        tb_plugin_args *args = NULL;
+        tb_err err;
+        ck_assert_msg(resolve_with(p, sets, 1, &args, &err) == TB_OK, "%s: %s", set, err.msg);
+        ck_assert_msg(h->arg_float(args, "gain") == cases[k].f, "%s: %.17g", set, h->arg_float(args, "gain"));
+        ck_assert_msg(h->arg_int(args, "gain") == cases[k].i, "%s: %" PRId64, set, h->arg_int(args, "gain"));
+        ck_assert_int_eq(h->arg_bool(args, "gain"), 1);
+        tb_plugin_args_free(args);
+    }
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.gain=inf"), "tbtest_model.gain = inf is outside ");
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.gain=-inf"), "tbtest_model.gain = -inf is outside ");
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.gain=nan"), "tbtest_model.gain = \"nan\" is not a number");
+    tb_plugins_free(&valid_reg);
+}
+END_TEST
+
 START_TEST(test_args_errors)
 {
     const tb_plugin *p = valid_plugin(TB_PLUGIN_MODEL, "tbtest_model");
@@ -447,14 +591,14 @@ START_TEST(test_args_errors)
     ck_assert_str_eq(resolve_fails(p, "tbtest_model.scale=nan"),
                      "tbtest_model.scale = \"nan\" is not a number; allowed: [0, 1]");
     ck_assert_str_eq(resolve_fails(p, "tbtest_model.scale=1.5"), "tbtest_model.scale = 1.5 is outside [0, 1]");
-    ASSERT_HAS(resolve_fails(p, "tbtest_model.bias=maybe"), "tbtest_model.bias = \"maybe\" is not a boolean");
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.bias=maybe"), "tbtest_model.bias = \"maybe\" is not a boolean");
     ck_assert_str_eq(resolve_fails(p, "tbtest_model.act=relux"),
                      "tbtest_model.act = \"relux\" is not a valid choice (did you mean relu?); allowed: relu|none");
-    ASSERT_HAS(resolve_fails(p, "tbtest_model.widths=4,x"), "(item 2 is \"x\")");
-    ASSERT_HAS(resolve_fails(p, "tbtest_model.widths=4,65"), "tbtest_model.widths = 4,65 is outside [1, 64]");
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.widths=4,x"), "(item 2 is \"x\")");
+    TBT_ASSERT_HAS(resolve_fails(p, "tbtest_model.widths=4,65"), "tbtest_model.widths = 4,65 is outside [1, 64]");
     const char *msg = resolve_fails(p, "tbtest_model.widht=3");
-    ASSERT_HAS(msg, "unknown key tbtest_model.widht (did you mean width?); valid keys in [tbtest_model]: width, ");
-    ASSERT_HAS(msg, "fail");
+    TBT_ASSERT_HAS(msg, "unknown key tbtest_model.widht (did you mean width?); valid keys in [tbtest_model]: width, ");
+    TBT_ASSERT_HAS(msg, "fail");
 
     /* keys the host reads itself may share the section */
     tb_config *cfg = tb_config_new();
@@ -464,13 +608,14 @@ START_TEST(test_args_errors)
     const char *host_keys[] = {"name", "freeze"};
     tb_plugin_args *args = NULL;
     ck_assert(tb_plugin_args_resolve(p, cfg, "model", &args, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "unknown key model.name");
+    TBT_ASSERT_HAS(err.msg, "unknown key model.name");
     ck_assert_msg(tb_plugin_args_resolve_ex(p, cfg, "model", host_keys, 2, &args, &err) == TB_OK, "%s", err.msg);
     ck_assert_int_eq(tb_host_api_get()->arg_int(args, "width"), 5);
     tb_plugin_args_free(args);
     ck_assert(tb_config_set(cfg, "model.frezee", "features", &err) == TB_OK);
     ck_assert(tb_plugin_args_resolve_ex(p, cfg, "model", host_keys, 2, &args, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "unknown key model.frezee (did you mean freeze?); valid keys in [model]: name, freeze, width");
+    TBT_ASSERT_HAS(err.msg,
+                   "unknown key model.frezee (did you mean freeze?); valid keys in [model]: name, freeze, width");
     tb_config_free(cfg);
     tb_plugins_free(&valid_reg);
 }
@@ -482,12 +627,12 @@ START_TEST(test_args_required_option)
     tb_plugin_args *args = NULL;
     tb_err err;
     ck_assert(resolve_with(p, NULL, 0, &args, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "tbtest_task.count is required by task plugin \"tbtest_task\"");
-    ASSERT_HAS(err.msg, "add count = ... to [tbtest_task]");
+    TBT_ASSERT_HAS(err.msg, "tbtest_task.count is required by task plugin \"tbtest_task\"");
+    TBT_ASSERT_HAS(err.msg, "add count = ... to [tbtest_task]");
     /* the task call without arguments resolves defaults and fails the same way */
     tb_task_data data;
     ck_assert(tb_plugin_open_task(p, NULL, &data, &err) != TB_OK);
-    ASSERT_HAS(err.msg, "count is required");
+    TBT_ASSERT_HAS(err.msg, "count is required");
     tb_plugins_free(&valid_reg);
 }
 END_TEST
@@ -573,9 +718,9 @@ START_TEST(test_open_task)
                               "[0, 3) (a bug in the plugin)");
     ck_assert_ptr_null(data.pixels);
     ck_assert(open_with(p, "split", &data, &err) == TB_EFORMAT);
-    ASSERT_HAS(err.msg, "split 7 of sample 0 is not 0 (train), 1 (val) or 2 (test)");
+    TBT_ASSERT_HAS(err.msg, "split 7 of sample 0 is not 0 (train), 1 (val) or 2 (test)");
     ck_assert(open_with(p, "no_pixels", &data, &err) == TB_EFORMAT);
-    ASSERT_HAS(err.msg, "pixels is NULL");
+    TBT_ASSERT_HAS(err.msg, "pixels is NULL");
     ck_assert_ptr_null(data.labels);
     ck_assert(open_with(p, "fail", &data, &err) == TB_EIO);
     ck_assert_str_eq(err.msg, "task plugin \"tbtest_task\": no data here (defect = fail)");
@@ -599,17 +744,6 @@ static int run_tunebench(const char *args, char *out, size_t len)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Each of parts (NULL-terminated) appears in text, in this order. */
-static void assert_in_order(const char *text, const char *const *parts)
-{
-    const char *at = text;
-    for (size_t i = 0; parts[i]; i++) {
-        const char *hit = strstr(at, parts[i]);
-        ck_assert_msg(hit != NULL, "\"%s\" missing (or out of order) in:\n%s", parts[i], text);
-        at = hit + strlen(parts[i]);
-    }
-}
-
 START_TEST(test_cli_plugins)
 {
     static char out[1 << 16];
@@ -617,12 +751,12 @@ START_TEST(test_cli_plugins)
     unsetenv("TUNEBENCH_PLUGIN_PATH");
     snprintf(args, sizeof args, "plugins --plugin-path '%s:%s'", case_path("valid"), case_path("bad_name"));
     ck_assert_int_eq(run_tunebench(args, out, sizeof out), 0);
-    ASSERT_HAS(out, "model plugins (");
-    ASSERT_HAS(out, "  tbtest_model  (model plugin, version 1.2.3, licence MIT)\n");
-    ASSERT_HAS(out, "      file: ");
-    ASSERT_HAS(out, "valid/tbtest_model.so\n");
-    ASSERT_HAS(out, "      a tiny convolutional model for the loader tests\n");
-    ASSERT_HAS(out, "options (in the config section [tbtest_model]):");
+    TBT_ASSERT_HAS(out, "model plugins (");
+    TBT_ASSERT_HAS(out, "  tbtest_model  (model plugin, version 1.2.3, licence MIT)\n");
+    TBT_ASSERT_HAS(out, "      file: ");
+    TBT_ASSERT_HAS(out, "valid/tbtest_model.so\n");
+    TBT_ASSERT_HAS(out, "      a tiny convolutional model for the loader tests\n");
+    TBT_ASSERT_HAS(out, "options (in the config section [tbtest_model]):");
     /* option rows: name, type, default, allowed, help (columns padded) */
     const char *rows[][5] = {
         {"width", "int", "4", "[1, 64]", "output channels of the convolution"},
@@ -646,29 +780,28 @@ START_TEST(test_cli_plugins)
             p = q + strlen(rows[r][c]);
         }
     }
-    ASSERT_HAS(out, "task plugins (");
-    ASSERT_HAS(out, "searched: ");
-    ASSERT_HAS(out, "problems:\n  ");
-    ASSERT_HAS(out, "bad_name.so: invalid plugin name \"Bad-Name\"");
+    TBT_ASSERT_HAS(out, "task plugins (");
+    TBT_ASSERT_HAS(out, "searched: ");
+    TBT_ASSERT_HAS(out, "problems:\n  ");
+    TBT_ASSERT_HAS(out, "bad_name.so: invalid plugin name \"Bad-Name\"");
 
     /* front ends are listed in their own section (the build's cli plugin) */
     snprintf(args, sizeof args, "plugins --plugin-path '%s'", TB_PLUGIN_BUILD_DIR "/cli.so");
     ck_assert_int_eq(run_tunebench(args, out, sizeof out), 0);
-    const char *const listing[] = {"model plugins (", "task plugins (", "frontend plugins (1):\n",
-                                   "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
-                                   "      use: tunebench study CONFIG --frontend cli\n",
-                                   "options (in the config section [cli]):", "        script   path   \"\"  ",
-                                   "        refresh ", "searched: ", NULL};
-    assert_in_order(out, listing);
-    ASSERT_LACKS(out, "frontend plugins (0)");
+    tbt_assert_in_order(out, "model plugins (", "task plugins (", "frontend plugins (1):\n",
+                        "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
+                        "      use: tunebench study CONFIG --frontend cli\n",
+                        "options (in the config section [cli]):", "        script   path   \"\"  ",
+                        "        refresh ", "searched: ", NULL);
+    TBT_ASSERT_LACKS(out, "frontend plugins (0)");
 
     ck_assert_int_eq(run_tunebench("plugins --help", out, sizeof out), 0);
-    ASSERT_HAS(out, "usage: tunebench plugins [--plugin-path P] [--help]");
+    TBT_ASSERT_HAS(out, "usage: tunebench plugins [--plugin-path P] [--help]");
     ck_assert_int_eq(run_tunebench("plugins --bogus", out, sizeof out), 2);
-    ASSERT_HAS(out, "unknown argument --bogus");
+    TBT_ASSERT_HAS(out, "unknown argument --bogus");
     ck_assert_int_eq(run_tunebench("plugins --plugin-path", out, sizeof out), 2);
     ck_assert_int_eq(run_tunebench("plugins --plugin-path /nonexistent/tb-plugins", out, sizeof out), 1);
-    ASSERT_HAS(out, "plugin path /nonexistent/tb-plugins: No such file or directory");
+    TBT_ASSERT_HAS(out, "plugin path /nonexistent/tb-plugins: No such file or directory");
 }
 END_TEST
 
@@ -752,14 +885,19 @@ static Suite *suite(void)
     tcase_add_test(tc, test_explicit_path_errors);
     tcase_add_test(tc, test_discovery_from_environment);
     tcase_add_test(tc, test_short_descriptor);
-    tcase_add_test(tc, test_frontend_plugin);
+    tcase_add_test(tc, test_empty_directory);
+    tcase_add_test(tc, test_task_without_open_task);
+    tcase_add_test(tc, test_bad_option_tables);
+    tcase_add_test(tc, test_frontend_errors);
     suite_add_tcase(s, tc);
     TCase *use = tcase_create("use");
     tcase_add_test(use, test_args_defaults_and_values);
     tcase_add_test(use, test_args_errors);
+    tcase_add_test(use, test_args_float_without_range);
     tcase_add_test(use, test_args_required_option);
     tcase_add_test(use, test_build_model_and_forward);
     tcase_add_test(use, test_open_task);
+    tcase_add_test(use, test_run_frontend);
     tcase_add_test(use, test_host_api);
     tcase_add_test(use, test_cli_plugins);
     suite_add_tcase(s, use);

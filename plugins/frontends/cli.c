@@ -19,9 +19,11 @@
  *     terminal) until it ends; Ctrl-C cancels that run, not the session.
  *     End of input acts as [p]: the participant is paused.
  *   scripted (script = FILE, or "-" for stdin): one command per line, see
- *     run_command() and the guide. Any error stops the script with
- *     "FILE:LINE: ..."; a rejected submission is printed and the script goes
- *     on (the study records it). */
+ *     the table commands[] and the guide. Any error, and a Ctrl-C outside a
+ *     followed run, stops the script with "FILE:LINE: ..."; a rejected
+ *     submission is printed and the script goes on (the study records it).
+ * Steps both modes take (the lobby, waiting for the final evaluation,
+ * finishing, a run by submission number) are one function each. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -65,11 +67,9 @@ typedef struct person {
 } person;
 
 typedef struct cli {
-    const tb_host_api *host;
     const tb_study_api *api;
     tb_study *s;
-    FILE *out, *in;
-    int close_out, close_in;
+    FILE *out, *in; /* closed at the end unless stdout / stdin */
     int interactive; /* prompts; else scripted */
     int redraw;      /* progress redrawn in place with \r (interactive on a terminal) */
     const char *where; /* script name for "FILE:LINE: ..." */
@@ -79,7 +79,8 @@ typedef struct cli {
     person people[MAX_PEOPLE];
     int n_people;
     tb_fe_hp hp[HP_N];
-    int idx_epochs, idx_batch, idx_loss, idx_opt, idx_lr;
+    list choices[HP_N]; /* a choice hyperparameter's choices, split once */
+    int idx_batch, idx_loss, idx_opt, idx_lr; /* columns of the history table */
     list comments, education;
     char values[HP_N][256], notes[HP_N][512]; /* an interactive submission being edited */
     char *buf;       /* the line being read */
@@ -105,7 +106,8 @@ static void say(cli *c, const char *fmt, ...)
 
 static tb_status fail(cli *c, tb_status code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* One line into err; in a script prefixed with "FILE:LINE: ". */
+/* The message into err; in a script prefixed with "FILE:LINE: ". (The host,
+ * tb_plugin_run_frontend, makes it one line: a study's message may hold a newline.) */
 static tb_status fail(cli *c, tb_status code, const char *fmt, ...)
 {
     char msg[768];
@@ -113,8 +115,6 @@ static tb_status fail(cli *c, tb_status code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p; p++)
-        if (*p == '\n' || *p == '\r') *p = ' ';
     if (c->interactive || c->line == 0) snprintf(c->err, c->errlen, "%s", msg);
     else snprintf(c->err, c->errlen, "%s:%d: %s", c->where, c->line, msg);
     return code;
@@ -186,25 +186,85 @@ static char *trim(char *s)
     return s;
 }
 
-/* Edit distance for "did you mean" (short words only). */
-static int distance(const char *a, const char *b)
+/* ---- "did you mean" ----------------------------------------------------------------------
+ * A copy of the core's tb_nearest (core/config.c), which a plugin cannot link:
+ * keep the two alike. */
+
+static size_t levenshtein(const char *a, const char *b)
 {
-    size_t n = strlen(a), m = strlen(b);
-    if (n > 63 || m > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= m; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= n; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= m; j++) {
-            int up = row[j];
-            int sub = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 256 || lb > 256) return (size_t)-1;
+    size_t row[257];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
+            size_t best = diag + cost;
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
             diag = up;
         }
     }
-    return row[m];
+    return row[lb];
+}
+
+/* 1 when short_word spells the initials of long_word's '_'/'-'-separated parts ("wd", "weight_decay"). */
+static int is_initials(const char *short_word, const char *long_word)
+{
+    size_t n = 0;
+    int at_start = 1;
+    for (const char *p = long_word; *p; p++) {
+        if (*p == '_' || *p == '-') {
+            at_start = 1;
+            continue;
+        }
+        if (at_start) {
+            if (tolower((unsigned char)short_word[n]) != tolower((unsigned char)*p)) return 0;
+            n++;
+            at_start = 0;
+        }
+    }
+    return n >= 2 && short_word[n] == '\0';
+}
+
+/* The nearest of candidates[0..n) to word, or NULL when none is close:
+ * Levenshtein distance <= max(2, strlen(word)/3); an abbreviation by
+ * initials or a prefix of 3+ characters counts as 1; ties go to the first. */
+static const char *nearest(const char *word, const char *const *candidates, int n)
+{
+    if (!word || !*word) return NULL;
+    size_t len = strlen(word), limit = len / 3 > 2 ? len / 3 : 2;
+    const char *best = NULL;
+    size_t best_d = (size_t)-1;
+    for (int i = 0; i < n; i++) {
+        const char *c = candidates[i];
+        if (!c) continue;
+        size_t d = levenshtein(word, c);
+        size_t clen = strlen(c);
+        if (d > 1) {
+            size_t shorter = clen < len ? clen : len;
+            if (is_initials(word, c) || is_initials(c, word)) d = 1;
+            else if (shorter >= 3 && strncasecmp(word, c, shorter) == 0) d = 1;
+        }
+        if (d <= limit && d < best_d) {
+            best = c;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+/* " (did you mean X?)" for word among candidates, or "". */
+static const char *hint(const char *word, const char *const *candidates, int n, char *buf, size_t len)
+{
+    const char *near = nearest(word, candidates, n);
+    if (near) snprintf(buf, len, " (did you mean %s?)", near);
+    else buf[0] = '\0';
+    return buf;
 }
 
 static void sleep_ms(int ms)
@@ -266,8 +326,10 @@ static const char *hp_value(const tb_fe_run *r, int idx)
 }
 
 /* Reads one line (without the newline) into c->buf: 1, or 0 at end of input.
- * A Ctrl-C that interrupts the read (no SA_RESTART) is reported and the read
- * retried: at a prompt there is nothing to cancel. */
+ * A Ctrl-C that interrupts the read (no SA_RESTART) is taken: in a script it
+ * stops the script like a Ctrl-C during sleep, enter or wait-finals (-1);
+ * at an interactive prompt there is nothing to cancel, so it is reported and
+ * the read retried. */
 static int read_line(cli *c)
 {
     for (;;) {
@@ -281,7 +343,8 @@ static int read_line(cli *c)
         if (ferror(c->in) && errno == EINTR) {
             clearerr(c->in);
             c->api->take_interrupt(c->s);
-            if (c->interactive) say(c, "\n(Ctrl-C cancels a running training only; to leave, choose [p]ause/quit)\n");
+            if (!c->interactive) return -1;
+            say(c, "\n(Ctrl-C cancels a running training only; to leave, choose [p]ause/quit)\n");
             continue;
         }
         return 0;
@@ -298,7 +361,7 @@ static char *ask(cli *c, const char *fmt, ...)
     vfprintf(c->out, fmt, ap);
     va_end(ap);
     fflush(c->out);
-    if (!read_line(c)) {
+    if (read_line(c) <= 0) {
         say(c, "\n");
         return NULL;
     }
@@ -513,6 +576,101 @@ static tb_status follow_run(cli *c, const char *id, const char *run_id, int unti
     return TB_OK;
 }
 
+/* ---- steps both modes take ---------------------------------------------------------------- */
+
+/* Asks the study to let id start until it is admitted, polling the lobby
+ * every LOBBY_POLL_MS and showing each new position. 1 admitted; 0 Ctrl-C in
+ * the lobby (the caller leaves it or stops); -1 enter() failed, *s and e say
+ * why. A Ctrl-C from before the lobby is not meant for it and is dropped. */
+static int lobby_wait(cli *c, const char *id, tb_status *s, char *e, size_t elen)
+{
+    person *p = person_get(c, id);
+    if (p) p->entered = 1;
+    c->api->take_interrupt(c->s);
+    int shown = -1;
+    for (;;) {
+        int admitted = 0;
+        e[0] = '\0';
+        *s = c->api->enter(c->s, id, &admitted, e, elen);
+        if (*s != TB_OK) return -1;
+        if (admitted) return 1;
+        tb_fe_state st;
+        char e2[512] = "";
+        if (c->api->state(c->s, id, &st, e2, sizeof e2) == TB_OK && st.lobby_position != shown) {
+            shown = st.lobby_position;
+            if (c->interactive)
+                say(c, "All places are taken; you are number %d in the lobby. Waiting (the lobby does not count "
+                       "against your budget; Ctrl-C leaves)...\n", shown);
+            else say(c, "%s is waiting in the lobby, position %d\n", id, shown);
+        }
+        if (sleep_watch(c, LOBBY_POLL_MS)) return 0;
+    }
+}
+
+/* Polls id's state every refresh seconds until the final evaluations are
+ * done, showing each new count of seeds done (shown: the count already on
+ * screen, -1 none), then the result. *st: the state already read; kept up to
+ * date. 1 done; 0 Ctrl-C (the evaluations go on in the host); -1 the state
+ * could not be read (*s, err set). A Ctrl-C from before is dropped. */
+static int wait_finals(cli *c, const char *id, tb_fe_state *st, int shown, tb_status *s)
+{
+    c->api->take_interrupt(c->s);
+    for (;;) {
+        if (st->finals_done >= st->finals_total) {
+            print_final(c, st);
+            return 1;
+        }
+        if (st->finals_done != shown) {
+            shown = st->finals_done;
+            say(c, "final evaluation of %s: %d/%d seeds done\n", id, st->finals_done, st->finals_total);
+        }
+        if (sleep_watch(c, c->refresh_ms)) return 0;
+        if ((*s = get_state(c, id, st)) != TB_OK) return -1;
+    }
+}
+
+/* Ends id's tuning with run_id's configuration (NULL: the best finished
+ * run), then says so and shows the final configuration; *st receives the
+ * state. 1 done; 0 the study refused (*s and e say why: a script stops, the
+ * menu goes on); -1 the state could not be read (*s, err set). */
+static int finish_report(cli *c, const char *id, const char *run_id, tb_fe_state *st, tb_status *s, char *e,
+                         size_t elen)
+{
+    e[0] = '\0';
+    if ((*s = c->api->finish(c->s, id, run_id, e, elen)) != TB_OK) return 0;
+    if ((*s = get_state(c, id, st)) != TB_OK) return -1;
+    person *p = person_get(c, id);
+    if (p) p->done_noted = 1;
+    if (c->interactive) say(c, "Thank you: your tuning is over.\n");
+    else say(c, "%s finished tuning\n", id);
+    print_final(c, st);
+    return 1;
+}
+
+/* The run of id's submission `number` ("N" or "#N", 1-based) into run_id:
+ * TB_OK, or a failure with why in e (not a submission number; a rejected
+ * submission, which has no run). */
+static tb_status submission_run(cli *c, const char *id, const char *number, char run_id[32], char *e, size_t elen)
+{
+    int count = c->api->history_count(c->s, id);
+    long k;
+    if (parse_int(number[0] == '#' ? number + 1 : number, 1, count, &k) != 0) {
+        snprintf(e, elen, "%s is not a submission of %s (1 to %d)", number, id, count > 0 ? count : 0);
+        return TB_EINVAL;
+    }
+    tb_fe_run r;
+    memset(&r, 0, sizeof r);
+    e[0] = '\0';
+    tb_status s = c->api->history_at(c->s, id, (int)k - 1, &r, e, elen);
+    if (s != TB_OK) return s;
+    if (!r.run_id[0]) {
+        snprintf(e, elen, "submission %s was rejected and has no run", number);
+        return TB_EINVAL;
+    }
+    snprintf(run_id, 32, "%s", r.run_id);
+    return TB_OK;
+}
+
 /* ---- scripted mode ------------------------------------------------------------------------ */
 
 typedef struct token {
@@ -521,14 +679,15 @@ typedef struct token {
 } token;
 
 /* Splits a line in place into blank-separated tokens; "..." quotes (with \" and
- * \\ inside), '#' at the start of a token begins a comment. -1 on bad syntax. */
+ * \\ inside), '#' at the start of a token begins a comment, except before a
+ * digit: "#3" is a submission number. -1 on bad syntax. */
 static int tokenize(char *line, token *t, int max, int *count, char *why, size_t wlen)
 {
     char *r = line, *w = line;
     int n = 0;
     for (;;) {
         while (*r == ' ' || *r == '\t') r++;
-        if (!*r || *r == '#') break;
+        if (!*r || (*r == '#' && !isdigit((unsigned char)r[1]))) break;
         if (n == max) {
             snprintf(why, wlen, "more than %d words on one line", max);
             return -1;
@@ -582,10 +741,17 @@ static tb_status api_failed(cli *c, tb_status s, const char *what, const char *e
     return fail(c, s, "%s: %s", what, e);
 }
 
-static tb_status need_participant(cli *c, const char *cmd)
+/* "a, b, c" (sep ", ") or "a, b or c" (last " or "): names[0..n) into buf. */
+static const char *join(char *buf, size_t len, const char *const *names, int n, const char *last)
 {
-    if (c->cur[0]) return TB_OK;
-    return fail(c, TB_EINVAL, "%s: no current participant (register one, or switch with \"as ID\")", cmd);
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n && used < len; i++) {
+        int w = snprintf(buf + used, len - used, "%s%s", i == 0 ? "" : i == n - 1 ? last : ", ", names[i]);
+        if (w < 0) break;
+        used += (size_t)w;
+    }
+    return buf;
 }
 
 /* key=value arguments of a command against its allowed keys. */
@@ -593,23 +759,14 @@ static tb_status check_keys(cli *c, const char *cmd, token *t, int n, const char
 {
     for (int i = 1; i < n; i++) {
         if (!t[i].val) return fail(c, TB_EINVAL, "%s: expected key=value, got \"%s\"", cmd, t[i].key);
-        int ok = 0, best = -1, bestd = 99;
-        for (int k = 0; k < nk; k++) {
-            if (strcmp(t[i].key, keys[k]) == 0) ok = 1;
-            int d = distance(t[i].key, keys[k]);
-            if (d < bestd) bestd = d, best = k;
-        }
+        int ok = 0;
+        for (int k = 0; k < nk; k++) ok |= strcmp(t[i].key, keys[k]) == 0;
         for (int j = 1; j < i && ok; j++)
             if (strcmp(t[j].key, t[i].key) == 0) return fail(c, TB_EINVAL, "%s: %s given twice", cmd, t[i].key);
         if (!ok) {
-            char hint[96] = "";
-            if (best >= 0 && bestd <= 2) snprintf(hint, sizeof hint, " (did you mean %s?)", keys[best]);
-            char valid[256] = "";
-            for (int k = 0; k < nk; k++) {
-                size_t u = strlen(valid);
-                snprintf(valid + u, sizeof valid - u, "%s%s", k ? ", " : "", keys[k]);
-            }
-            return fail(c, TB_EINVAL, "%s: unknown key %s%s; valid: %s", cmd, t[i].key, hint, valid);
+            char h[96], valid[256];
+            return fail(c, TB_EINVAL, "%s: unknown key %s%s; valid: %s", cmd, t[i].key,
+                        hint(t[i].key, keys, nk, h, sizeof h), join(valid, sizeof valid, keys, nk, ", "));
         }
     }
     return TB_OK;
@@ -622,11 +779,13 @@ static const char *arg(token *t, int n, const char *key)
     return NULL;
 }
 
-static tb_status cmd_register(cli *c, token *t, int n)
+/* Each command: (c, its tokens (t[0] the command), their count, quit). */
+
+static tb_status cmd_register(cli *c, token *t, int n, int *quit)
 {
     static const char *const keys[] = {"id", "education", "dl_months", "programming_months", "ml_months",
                                        "self_level"};
-    tb_status s = check_keys(c, "register", t, n, keys, 6);
+    tb_status s = check_keys(c, "register", t, n, keys, (int)(sizeof keys / sizeof keys[0]));
     if (s != TB_OK) return s;
     tb_fe_participant p = {arg(t, n, "id"), arg(t, n, "education"), NAN, NAN, NAN, 0};
     if (!p.education) return fail(c, TB_EINVAL, "register: education=... is required");
@@ -652,30 +811,43 @@ static tb_status cmd_register(cli *c, token *t, int n)
     return TB_OK;
 }
 
-static tb_status cmd_enter(cli *c)
+static tb_status cmd_as(cli *c, token *t, int n, int *quit)
 {
-    int admitted = 0, shown = -1;
-    person *p = person_get(c, c->cur);
-    if (p) p->entered = 1;
-    for (;;) {
-        char e[512] = "";
-        tb_status s = c->api->enter(c->s, c->cur, &admitted, e, sizeof e);
-        if (s != TB_OK) return api_failed(c, s, "enter", e);
-        if (admitted) break;
-        tb_fe_state st;
-        if (c->api->state(c->s, c->cur, &st, e, sizeof e) == TB_OK && st.lobby_position != shown) {
-            shown = st.lobby_position;
-            say(c, "%s is waiting in the lobby, position %d\n", c->cur, shown);
-        }
-        if (sleep_watch(c, LOBBY_POLL_MS)) return fail(c, TB_ECANCELLED, "enter: interrupted (Ctrl-C) in the lobby");
-    }
+    if (n != 2 || t[1].val) return fail(c, TB_EINVAL, "as: usage: as ID");
+    tb_fe_state st;
+    char e[512] = "";
+    tb_status s = c->api->state(c->s, t[1].key, &st, e, sizeof e);
+    if (s != TB_OK) return fail(c, s, "as %s: %s", t[1].key, e);
+    snprintf(c->cur, sizeof c->cur, "%s", st.id[0] ? st.id : t[1].key);
+    person_get(c, c->cur);
+    say(c, "as %s (%s)\n", c->cur, st.state);
+    return TB_OK;
+}
+
+static tb_status cmd_consent(cli *c, token *t, int n, int *quit)
+{
+    char e[512] = "";
+    tb_status s = c->api->consent(c->s, c->cur, e, sizeof e);
+    if (s != TB_OK) return api_failed(c, s, "consent", e);
+    say(c, "%s consented\n", c->cur);
+    return TB_OK;
+}
+
+static tb_status cmd_enter(cli *c, token *t, int n, int *quit)
+{
+    char e[512];
+    tb_status s = TB_OK;
+    int r = lobby_wait(c, c->cur, &s, e, sizeof e);
+    if (r < 0) return api_failed(c, s, "enter", e);
+    if (r == 0) return fail(c, TB_ECANCELLED, "enter: interrupted (Ctrl-C) in the lobby");
     say(c, "%s admitted\n", c->cur);
     return TB_OK;
 }
 
-static tb_status cmd_submit(cli *c, token *t, int n)
+static tb_status cmd_submit(cli *c, token *t, int n, int *quit)
 {
-    const char *values[HP_N] = {0}, *comments[HP_N] = {0};
+    const char *values[HP_N] = {0}, *comments[HP_N] = {0}, *names[HP_N];
+    for (int j = 0; j < HP_N; j++) names[j] = c->hp[j].name;
     for (int i = 1; i < n; i++) {
         if (!t[i].val) return fail(c, TB_EINVAL, "submit: expected name=value, got \"%s\"", t[i].key);
         const char *name = t[i].key;
@@ -683,14 +855,9 @@ static tb_status cmd_submit(cli *c, token *t, int n)
         if (is_comment) name += 8;
         int k = hp_find(c, name);
         if (k < 0) {
-            int best = -1, bestd = 99;
-            for (int j = 0; j < HP_N; j++) {
-                int d = c->hp[j].name ? distance(name, c->hp[j].name) : 99;
-                if (d < bestd) bestd = d, best = j;
-            }
-            char hint[96] = "";
-            if (best >= 0 && bestd <= 2) snprintf(hint, sizeof hint, " (did you mean %s?)", c->hp[best].name);
-            return fail(c, TB_EINVAL, "submit: unknown hyperparameter %s%s", name, hint);
+            char h[96];
+            return fail(c, TB_EINVAL, "submit: unknown hyperparameter %s%s", name,
+                        hint(name, names, HP_N, h, sizeof h));
         }
         const char **slot = is_comment ? &comments[k] : &values[k];
         if (*slot) return fail(c, TB_EINVAL, "submit: %s%s given twice", is_comment ? "comment." : "", c->hp[k].name);
@@ -725,30 +892,21 @@ static tb_status resolve_run(cli *c, const char *cmd, const char *given, char ru
 {
     if (!given) {
         tb_fe_run r;
-        if (last_run(c, c->cur, &r) != 0)
-            return fail(c, TB_EINVAL, "%s: %s has no run yet", cmd, c->cur);
+        if (last_run(c, c->cur, &r) != 0) return fail(c, TB_EINVAL, "%s: %s has no run yet", cmd, c->cur);
         snprintf(run_id, 32, "%s", r.run_id);
         return TB_OK;
     }
     if (given[0] == '#') {
-        long k;
-        int count = c->api->history_count(c->s, c->cur);
-        if (parse_int(given + 1, 1, 1000000, &k) != 0 || k > count)
-            return fail(c, TB_EINVAL, "%s: %s is not a submission of %s (1 to %d)", cmd, given, c->cur, count);
-        tb_fe_run r;
-        char e[512] = "";
-        tb_status s = c->api->history_at(c->s, c->cur, (int)k - 1, &r, e, sizeof e);
-        if (s != TB_OK) return fail(c, s, "%s: %s", cmd, e);
-        if (!r.run_id[0]) return fail(c, TB_EINVAL, "%s: submission %s was rejected and has no run", cmd, given);
-        snprintf(run_id, 32, "%s", r.run_id);
-        return TB_OK;
+        char e[512];
+        tb_status s = submission_run(c, c->cur, given, run_id, e, sizeof e);
+        return s == TB_OK ? TB_OK : fail(c, s, "%s: %s", cmd, e);
     }
     if (strlen(given) >= 32) return fail(c, TB_EINVAL, "%s: run id \"%s\" is too long", cmd, given);
     snprintf(run_id, 32, "%s", given);
     return TB_OK;
 }
 
-static tb_status cmd_wait(cli *c, token *t, int n)
+static tb_status cmd_wait(cli *c, token *t, int n, int *quit)
 {
     const char *run = NULL;
     long epoch = 0;
@@ -765,32 +923,81 @@ static tb_status cmd_wait(cli *c, token *t, int n)
     return follow_run(c, c->cur, run_id, (int)epoch);
 }
 
-static tb_status cmd_wait_finals(cli *c)
+static tb_status cmd_cancel(cli *c, token *t, int n, int *quit)
 {
-    int shown = -1;
-    for (;;) {
-        tb_fe_state st;
-        tb_status s = get_state(c, c->cur, &st);
-        if (s != TB_OK) return s;
-        if (st.finals_total <= 0) {
-            if (strcmp(st.state, "done") == 0 && strcmp(st.final_reason, "none") == 0) {
-                print_final(c, &st);
-                return TB_OK;
-            }
-            return fail(c, TB_EINVAL, "wait-finals: %s has no final evaluation queued (finish first)", c->cur);
-        }
-        if (st.finals_done != shown) {
-            shown = st.finals_done;
-            if (st.finals_done < st.finals_total)
-                say(c, "final evaluation of %s: %d/%d seeds done\n", c->cur, st.finals_done, st.finals_total);
-        }
-        if (st.finals_done >= st.finals_total) {
+    if (n > 2 || (n == 2 && t[1].val)) return fail(c, TB_EINVAL, "cancel: usage: cancel [RUN]");
+    char run_id[32], e[512] = "";
+    tb_status s = resolve_run(c, "cancel", n == 2 ? t[1].key : NULL, run_id);
+    if (s != TB_OK) return s;
+    s = c->api->cancel(c->s, c->cur, run_id, e, sizeof e);
+    if (s != TB_OK) return api_failed(c, s, "cancel", e);
+    say(c, "cancel requested for run %s\n", run_id);
+    return TB_OK;
+}
+
+static tb_status cmd_history(cli *c, token *t, int n, int *quit) { return print_history(c, c->cur); }
+
+static tb_status cmd_budget(cli *c, token *t, int n, int *quit)
+{
+    tb_fe_state st;
+    tb_status s = get_state(c, c->cur, &st);
+    if (s == TB_OK) print_budget(c, &st);
+    return s;
+}
+
+static tb_status cmd_pause(cli *c, token *t, int n, int *quit)
+{
+    char e[512] = "";
+    tb_status s = c->api->pause(c->s, c->cur, e, sizeof e);
+    if (s != TB_OK) return api_failed(c, s, "pause", e);
+    say(c, "%s paused\n", c->cur);
+    return TB_OK;
+}
+
+/* finish [RUN|#N|best] */
+static tb_status cmd_finish(cli *c, token *t, int n, int *quit)
+{
+    if (n > 2 || (n == 2 && t[1].val)) return fail(c, TB_EINVAL, "finish: usage: finish [RUN|#N|best]");
+    char run_id[32] = "", e[512];
+    tb_status s = TB_OK;
+    if (n == 2 && strcmp(t[1].key, "best") != 0 && (s = resolve_run(c, "finish", t[1].key, run_id)) != TB_OK) return s;
+    tb_fe_state st;
+    int r = finish_report(c, c->cur, run_id[0] ? run_id : NULL, &st, &s, e, sizeof e);
+    return r == 0 ? api_failed(c, s, "finish", e) : s;
+}
+
+static tb_status cmd_wait_finals(cli *c, token *t, int n, int *quit)
+{
+    tb_fe_state st;
+    tb_status s = get_state(c, c->cur, &st);
+    if (s != TB_OK) return s;
+    if (st.finals_total <= 0) {
+        if (strcmp(st.state, "done") == 0 && strcmp(st.final_reason, "none") == 0) {
             print_final(c, &st);
             return TB_OK;
         }
-        if (sleep_watch(c, c->refresh_ms)) return fail(c, TB_ECANCELLED, "wait-finals: interrupted (Ctrl-C)");
+        return fail(c, TB_EINVAL, "wait-finals: %s has no final evaluation queued (finish first)", c->cur);
     }
+    int r = wait_finals(c, c->cur, &st, -1, &s);
+    return r > 0 ? TB_OK : r < 0 ? s : fail(c, TB_ECANCELLED, "wait-finals: interrupted (Ctrl-C)");
 }
+
+static tb_status cmd_sleep(cli *c, token *t, int n, int *quit)
+{
+    double secs;
+    if (n != 2 || t[1].val || parse_double(t[1].key, &secs) != 0 || secs < 0 || secs > 86400)
+        return fail(c, TB_EINVAL, "sleep: usage: sleep SECONDS (0 to 86400)");
+    if (sleep_watch(c, (int)(secs * 1000 + 0.5))) return fail(c, TB_ECANCELLED, "sleep: interrupted (Ctrl-C)");
+    return TB_OK;
+}
+
+static tb_status cmd_quit(cli *c, token *t, int n, int *quit)
+{
+    *quit = 1;
+    return TB_OK;
+}
+
+/* ---- expect ---- */
 
 /* expect FIELD VALUE: VALUE may start with >=, <=, >, < (numbers) or ~ (contains). */
 static int compare(const char *got, const char *want)
@@ -811,179 +1018,189 @@ static int compare(const char *got, const char *want)
     return strcmp(got, want) == 0;
 }
 
-static tb_status cmd_expect(cli *c, token *t, int n)
+enum { FROM_RUN, FROM_SUBMISSION, FROM_STATE }; /* the last run, the last submission, the participant's state */
+
+/* A field `expect` checks: a member of tb_fe_run (FROM_RUN, FROM_SUBMISSION)
+ * or tb_fe_state, as text ('s'), an int ('d') or a double times scale ('g'). */
+typedef struct expect_field {
+    const char *name;
+    int from;
+    char type;
+    size_t offset;
+    double scale;
+} expect_field;
+
+#define RUN_FIELD(name, member, type, scale) {name, FROM_RUN, type, offsetof(tb_fe_run, member), scale}
+#define STATE_FIELD(name, member, type, scale) {name, FROM_STATE, type, offsetof(tb_fe_state, member), scale}
+static const expect_field expect_fields[] = {
+    RUN_FIELD("status", status, 's', 1),
+    RUN_FIELD("epoch", epoch, 'd', 1),
+    RUN_FIELD("epochs", epochs, 'd', 1),
+    RUN_FIELD("val_accuracy", val_accuracy, 'g', 100), /* percent */
+    RUN_FIELD("message", message, 's', 1),
+    RUN_FIELD("run", run_id, 's', 1),
+    {"submission", FROM_SUBMISSION, 's', offsetof(tb_fe_run, status), 1},
+    STATE_FIELD("state", state, 's', 1),
+    STATE_FIELD("final_reason", final_reason, 's', 1),
+    STATE_FIELD("final_run", final_run, 's', 1),
+    STATE_FIELD("submissions", submissions, 'd', 1),
+    STATE_FIELD("finals_done", finals_done, 'd', 1),
+    STATE_FIELD("finals_total", finals_total, 'd', 1),
+    STATE_FIELD("lobby_position", lobby_position, 'd', 1),
+    STATE_FIELD("left_s", left_s, 'g', 1),
+    STATE_FIELD("final_mean", final_mean, 'g', 100), /* percent */
+};
+#define N_EXPECT_FIELDS ((int)(sizeof expect_fields / sizeof expect_fields[0]))
+
+/* "expect: unknown field X (did you mean Y?); fields of the last run: ...; ..." */
+static tb_status unknown_field(cli *c, const char *field)
+{
+    static const char *const groups[] = {"fields of the last run", "of the last submission",
+                                         "of the participant's state"};
+    const char *names[N_EXPECT_FIELDS];
+    for (int i = 0; i < N_EXPECT_FIELDS; i++) names[i] = expect_fields[i].name;
+    char h[96], all[512], part[320];
+    size_t used = 0;
+    all[0] = '\0';
+    for (int g = FROM_RUN; g <= FROM_STATE; g++) {
+        const char *of[N_EXPECT_FIELDS];
+        int k = 0;
+        for (int i = 0; i < N_EXPECT_FIELDS; i++)
+            if (expect_fields[i].from == g) of[k++] = expect_fields[i].name;
+        int w = snprintf(all + used, sizeof all - used, "%s%s: %s", g ? "; " : "", groups[g],
+                         join(part, sizeof part, of, k, ", "));
+        if (w < 0 || (size_t)w >= sizeof all - used) break;
+        used += (size_t)w;
+    }
+    return fail(c, TB_EINVAL, "expect: unknown field %s%s; %s", field, hint(field, names, N_EXPECT_FIELDS, h, sizeof h),
+                all);
+}
+
+static tb_status cmd_expect(cli *c, token *t, int n, int *quit)
 {
     if (n != 3 || t[1].val)
         return fail(c, TB_EINVAL, "expect: usage: expect FIELD VALUE (e.g. expect status finished)");
     const char *field = t[1].key, *want = whole(&t[2]);
-    char got[300];
-    static const char *const run_fields[] = {"status", "epoch", "epochs", "val_accuracy", "message", "run"};
-    static const char *const state_fields[] = {"state", "final_reason", "final_run", "submissions", "finals_done",
-                                               "finals_total", "lobby_position", "left_s", "final_mean"};
-    int is_run = 0, is_state = 0;
-    for (size_t i = 0; i < sizeof run_fields / sizeof *run_fields; i++) is_run |= !strcmp(field, run_fields[i]);
-    for (size_t i = 0; i < sizeof state_fields / sizeof *state_fields; i++)
-        is_state |= !strcmp(field, state_fields[i]);
-    if (!is_run && !is_state && strcmp(field, "submission") != 0)
-        return fail(c, TB_EINVAL,
-                    "expect: unknown field %s; run fields: status, epoch, epochs, val_accuracy, message, run; "
-                    "submission; state fields: state, final_reason, final_run, submissions, finals_done, "
-                    "finals_total, lobby_position, left_s, final_mean", field);
-    if (is_state) {
-        tb_fe_state st;
+    const expect_field *f = NULL;
+    for (int i = 0; i < N_EXPECT_FIELDS && !f; i++)
+        if (!strcmp(field, expect_fields[i].name)) f = &expect_fields[i];
+    if (!f) return unknown_field(c, field);
+    tb_fe_run r;
+    tb_fe_state st;
+    const char *base;
+    if (f->from == FROM_STATE) {
         tb_status s = get_state(c, c->cur, &st);
         if (s != TB_OK) return s;
-        if (!strcmp(field, "state")) snprintf(got, sizeof got, "%s", st.state);
-        else if (!strcmp(field, "final_reason")) snprintf(got, sizeof got, "%s", st.final_reason);
-        else if (!strcmp(field, "final_run")) snprintf(got, sizeof got, "%s", st.final_run);
-        else if (!strcmp(field, "submissions")) snprintf(got, sizeof got, "%d", st.submissions);
-        else if (!strcmp(field, "finals_done")) snprintf(got, sizeof got, "%d", st.finals_done);
-        else if (!strcmp(field, "finals_total")) snprintf(got, sizeof got, "%d", st.finals_total);
-        else if (!strcmp(field, "lobby_position")) snprintf(got, sizeof got, "%d", st.lobby_position);
-        else if (!strcmp(field, "left_s")) snprintf(got, sizeof got, "%.17g", st.left_s);
-        else snprintf(got, sizeof got, "%.17g", 100.0 * st.final_mean);
+        base = (const char *)&st;
     } else {
-        tb_fe_run r, all;
-        memset(&r, 0, sizeof r);
-        memset(&all, 0, sizeof all);
-        int have_run = last_run(c, c->cur, &r) == 0;
-        int have_any = last_submission(c, c->cur, &all) == 0;
-        if (!strcmp(field, "submission")) {
-            if (!have_any) return fail(c, TB_EINVAL, "expected submission %s, got no submission", want);
-            snprintf(got, sizeof got, "%s", all.status);
-        } else {
-            if (!have_run) return fail(c, TB_EINVAL, "expected %s %s, got no run", field, want);
-            if (!strcmp(field, "status")) snprintf(got, sizeof got, "%s", r.status);
-            else if (!strcmp(field, "epoch")) snprintf(got, sizeof got, "%d", r.epoch);
-            else if (!strcmp(field, "epochs")) snprintf(got, sizeof got, "%d", r.epochs);
-            else if (!strcmp(field, "val_accuracy")) snprintf(got, sizeof got, "%.17g", 100.0 * r.val_accuracy);
-            else if (!strcmp(field, "message")) snprintf(got, sizeof got, "%s", r.message);
-            else snprintf(got, sizeof got, "%s", r.run_id);
-        }
+        int have = f->from == FROM_RUN ? last_run(c, c->cur, &r) : last_submission(c, c->cur, &r);
+        if (have != 0)
+            return fail(c, TB_EINVAL, "expected %s %s, got no %s", field, want,
+                        f->from == FROM_RUN ? "run" : "submission");
+        base = (const char *)&r;
     }
+    char got[300];
+    const void *member = base + f->offset;
+    if (f->type == 's') snprintf(got, sizeof got, "%s", (const char *)member);
+    else if (f->type == 'd') snprintf(got, sizeof got, "%d", *(const int *)member);
+    else snprintf(got, sizeof got, "%.17g", f->scale * *(const double *)member);
     if (!compare(got, want)) return fail(c, TB_EINVAL, "expected %s %s, got %s", field, want, got[0] ? got : "\"\"");
     say(c, "ok: %s %s\n", field, want);
     return TB_OK;
 }
 
-static tb_status run_command(cli *c, token *t, int n, int *quit);
+/* ---- the command table ---- */
+
+enum {
+    CMD_PARTICIPANT = 1, /* acts for the current participant */
+    CMD_NO_ARGS = 2,     /* takes no arguments */
+    CMD_REJECTABLE = 4,  /* may follow expect-rejected (a study call that can refuse) */
+};
+
+typedef struct command {
+    const char *name;
+    tb_status (*fn)(cli *c, token *t, int n, int *quit);
+    int flags;
+} command;
+
+static tb_status cmd_expect_rejected(cli *c, token *t, int n, int *quit);
+
+#define P CMD_PARTICIPANT
+#define NA CMD_NO_ARGS
+#define R CMD_REJECTABLE
+static const command commands[] = {
+    {"register", cmd_register, R},
+    {"as", cmd_as, 0},
+    {"consent", cmd_consent, P | NA | R},
+    {"enter", cmd_enter, P | NA | R},
+    {"submit", cmd_submit, P | R},
+    {"wait", cmd_wait, P},
+    {"cancel", cmd_cancel, P | R},
+    {"history", cmd_history, P | NA},
+    {"budget", cmd_budget, P | NA},
+    {"pause", cmd_pause, P | NA | R},
+    {"finish", cmd_finish, P | R},
+    {"wait-finals", cmd_wait_finals, P | NA},
+    {"sleep", cmd_sleep, 0},
+    {"expect", cmd_expect, P},
+    {"expect-rejected", cmd_expect_rejected, 0},
+    {"quit", cmd_quit, NA},
+};
+#undef P
+#undef NA
+#undef R
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static const command *find_command(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(name, commands[i].name)) return &commands[i];
+    return NULL;
+}
+
+/* Names of the commands with all of flags, joined (last: the separator before the last one). */
+static const char *command_names(int flags, const char *last, char *buf, size_t len, const char **names)
+{
+    int k = 0;
+    for (int i = 0; i < N_COMMANDS; i++)
+        if ((commands[i].flags & flags) == flags) names[k++] = commands[i].name;
+    return join(buf, len, names, k, last);
+}
+
+static tb_status run_command(cli *c, token *t, int n, int *quit)
+{
+    if (t[0].val) return fail(c, TB_EINVAL, "expected a command, got \"%s=%s\"", t[0].key, t[0].val);
+    const command *cmd = find_command(t[0].key);
+    if (!cmd) {
+        const char *names[N_COMMANDS];
+        char all[320];
+        command_names(0, ", ", all, sizeof all, names);
+        const char *near = nearest(t[0].key, names, N_COMMANDS);
+        return fail(c, TB_EINVAL, "unknown command \"%s\"%s%s%s (commands: %s)", t[0].key,
+                    near ? "; did you mean " : "", near ? near : "", near ? "?" : "", all);
+    }
+    if ((cmd->flags & CMD_PARTICIPANT) && !c->cur[0])
+        return fail(c, TB_EINVAL, "%s: no current participant (register one, or switch with \"as ID\")", cmd->name);
+    if ((cmd->flags & CMD_NO_ARGS) && n > 1) return fail(c, TB_EINVAL, "%s takes no arguments", cmd->name);
+    return cmd->fn(c, t, n, quit);
+}
 
 static tb_status cmd_expect_rejected(cli *c, token *t, int n, int *quit)
 {
     if (n < 2 || t[1].val) return fail(c, TB_EINVAL, "expect-rejected: usage: expect-rejected COMMAND ...");
-    static const char *const ok[] = {"submit", "register", "consent", "enter", "pause", "cancel", "finish"};
-    int allowed = 0;
-    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) allowed |= !strcmp(t[1].key, ok[i]);
-    if (!allowed)
-        return fail(c, TB_EINVAL, "expect-rejected: %s cannot be rejected (use submit, register, consent, enter, "
-                    "pause, cancel or finish)", t[1].key);
+    const command *cmd = find_command(t[1].key);
+    if (!cmd || !(cmd->flags & CMD_REJECTABLE)) {
+        const char *names[N_COMMANDS];
+        char rejectable[256];
+        return fail(c, TB_EINVAL, "expect-rejected: %s cannot be rejected (use %s)", t[1].key,
+                    command_names(CMD_REJECTABLE, " or ", rejectable, sizeof rejectable, names));
+    }
     c->expect_reject = 1;
     c->rejected = 0;
     tb_status s = run_command(c, t + 1, n - 1, quit);
     c->expect_reject = 0;
     if (s != TB_OK) return s;
     if (!c->rejected) return fail(c, TB_EINVAL, "expected %s to be rejected, but it was accepted", t[1].key);
-    return TB_OK;
-}
-
-static tb_status simple_call(cli *c, const char *what, tb_status s, const char *e, const char *done_fmt)
-{
-    if (s != TB_OK) return api_failed(c, s, what, e);
-    say(c, done_fmt, c->cur);
-    return TB_OK;
-}
-
-static tb_status run_command(cli *c, token *t, int n, int *quit)
-{
-    const char *cmd = t[0].key;
-    char e[512] = "";
-    tb_status s;
-    if (t[0].val) return fail(c, TB_EINVAL, "expected a command, got \"%s=%s\"", t[0].key, t[0].val);
-    if (!strcmp(cmd, "register")) return cmd_register(c, t, n);
-    if (!strcmp(cmd, "quit")) {
-        if (n > 1) return fail(c, TB_EINVAL, "quit takes no arguments");
-        *quit = 1;
-        return TB_OK;
-    }
-    if (!strcmp(cmd, "sleep")) {
-        double secs;
-        if (n != 2 || t[1].val || parse_double(t[1].key, &secs) != 0 || secs < 0 || secs > 86400)
-            return fail(c, TB_EINVAL, "sleep: usage: sleep SECONDS (0 to 86400)");
-        if (sleep_watch(c, (int)(secs * 1000 + 0.5))) return fail(c, TB_ECANCELLED, "sleep: interrupted (Ctrl-C)");
-        return TB_OK;
-    }
-    if (!strcmp(cmd, "as")) {
-        if (n != 2 || t[1].val) return fail(c, TB_EINVAL, "as: usage: as ID");
-        tb_fe_state st;
-        s = c->api->state(c->s, t[1].key, &st, e, sizeof e);
-        if (s != TB_OK) return fail(c, s, "as %s: %s", t[1].key, e);
-        snprintf(c->cur, sizeof c->cur, "%s", st.id[0] ? st.id : t[1].key);
-        person_get(c, c->cur);
-        say(c, "as %s (%s)\n", c->cur, st.state);
-        return TB_OK;
-    }
-    if (!strcmp(cmd, "expect-rejected")) return cmd_expect_rejected(c, t, n, quit);
-
-    static const char *const known[] = {"register", "as", "consent", "enter", "submit", "wait", "cancel", "history",
-                                        "budget", "pause", "finish", "wait-finals", "sleep", "expect",
-                                        "expect-rejected", "quit"};
-    int is_known = 0, best = 0, bestd = 99;
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++) {
-        is_known |= !strcmp(cmd, known[i]);
-        int d = distance(cmd, known[i]);
-        if (d < bestd) bestd = d, best = (int)i;
-    }
-    if (!is_known)
-        return fail(c, TB_EINVAL, "unknown command \"%s\"%s%s%s (commands: register, as, consent, enter, submit, "
-                    "wait, cancel, history, budget, pause, finish, wait-finals, sleep, expect, expect-rejected, quit)",
-                    cmd, bestd <= 2 ? "; did you mean " : "", bestd <= 2 ? known[best] : "", bestd <= 2 ? "?" : "");
-    s = need_participant(c, cmd);
-    if (s != TB_OK) return s;
-    int no_args = !strcmp(cmd, "consent") || !strcmp(cmd, "enter") || !strcmp(cmd, "history") ||
-                  !strcmp(cmd, "budget") || !strcmp(cmd, "pause") || !strcmp(cmd, "wait-finals");
-    if (no_args && n > 1) return fail(c, TB_EINVAL, "%s takes no arguments", cmd);
-    if (!strcmp(cmd, "consent"))
-        return simple_call(c, "consent", c->api->consent(c->s, c->cur, e, sizeof e), e, "%s consented\n");
-    if (!strcmp(cmd, "enter")) return cmd_enter(c);
-    if (!strcmp(cmd, "pause"))
-        return simple_call(c, "pause", c->api->pause(c->s, c->cur, e, sizeof e), e, "%s paused\n");
-    if (!strcmp(cmd, "submit")) return cmd_submit(c, t, n);
-    if (!strcmp(cmd, "wait")) return cmd_wait(c, t, n);
-    if (!strcmp(cmd, "history")) return print_history(c, c->cur);
-    if (!strcmp(cmd, "wait-finals")) return cmd_wait_finals(c);
-    if (!strcmp(cmd, "expect")) return cmd_expect(c, t, n);
-    if (!strcmp(cmd, "budget")) {
-        tb_fe_state st;
-        s = get_state(c, c->cur, &st);
-        if (s == TB_OK) print_budget(c, &st);
-        return s;
-    }
-    if (!strcmp(cmd, "cancel")) {
-        if (n > 2 || (n == 2 && t[1].val)) return fail(c, TB_EINVAL, "cancel: usage: cancel [RUN]");
-        char run_id[32];
-        s = resolve_run(c, "cancel", n == 2 ? t[1].key : NULL, run_id);
-        if (s != TB_OK) return s;
-        s = c->api->cancel(c->s, c->cur, run_id, e, sizeof e);
-        if (s != TB_OK) return api_failed(c, s, "cancel", e);
-        say(c, "cancel requested for run %s\n", run_id);
-        return TB_OK;
-    }
-    /* finish [RUN|#N|best] */
-    if (n > 2 || (n == 2 && t[1].val)) return fail(c, TB_EINVAL, "finish: usage: finish [RUN|#N|best]");
-    char run_id[32] = "";
-    if (n == 2 && strcmp(t[1].key, "best") != 0) {
-        s = resolve_run(c, "finish", t[1].key, run_id);
-        if (s != TB_OK) return s;
-    }
-    s = c->api->finish(c->s, c->cur, run_id[0] ? run_id : NULL, e, sizeof e);
-    if (s != TB_OK) return api_failed(c, s, "finish", e);
-    tb_fe_state st;
-    s = get_state(c, c->cur, &st);
-    if (s != TB_OK) return s;
-    person *p = person_get(c, c->cur);
-    if (p) p->done_noted = 1;
-    say(c, "%s finished tuning\n", c->cur);
-    print_final(c, &st);
     return TB_OK;
 }
 
@@ -1005,9 +1222,9 @@ static void pause_left_active(cli *c)
 
 static tb_status run_script(cli *c)
 {
-    int quit = 0;
+    int quit = 0, got = 1;
     tb_status s = TB_OK;
-    while (!quit && read_line(c)) {
+    while (!quit && (got = read_line(c)) > 0) {
         c->line++;
         token t[MAX_TOKENS];
         int n = 0;
@@ -1019,6 +1236,10 @@ static tb_status run_script(cli *c)
         if (n == 0) continue;
         s = run_command(c, t, n, &quit);
         if (s != TB_OK) break;
+    }
+    if (s == TB_OK && got < 0) {
+        c->line++; /* the line it was waiting for */
+        s = fail(c, TB_ECANCELLED, "interrupted (Ctrl-C) while reading the script");
     }
     if (s == TB_OK && ferror(c->in)) s = fail(c, TB_EIO, "read error: %s", strerror(errno));
     return s;
@@ -1110,7 +1331,10 @@ static int interactive_register(cli *c, char id[64])
     }
 }
 
-/* Prompts one hyperparameter into value (cap 256): 1, 0 at end of input, -1 "menu". */
+/* Prompts one hyperparameter into value (cap 256): 1, 0 at end of input, -1 "menu".
+ * Enter: an optional one's preset (sent as not given); a mandatory one's
+ * preset, which it has when [train] gives it a value (core/space.h), sent as
+ * given; a mandatory one without a preset is asked again. */
 static int ask_hp(cli *c, int i, char *value, size_t cap)
 {
     const tb_fe_hp *h = &c->hp[i];
@@ -1135,14 +1359,11 @@ static int ask_hp(cli *c, int i, char *value, size_t cap)
             continue;
         }
         long k;
-        list ch = {0};
-        if (h->type == 3 && parse_int(a, 1, MAX_CHOICES, &k) == 0 && list_split(&ch, h->choices) == 0 &&
-            k <= ch.n && list_find(&ch, a) < 0) {
-            snprintf(value, cap, "%s", ch.item[k - 1]); /* a choice by its number */
-            list_free(&ch);
+        const list *ch = &c->choices[i];
+        if (h->type == 3 && parse_int(a, 1, MAX_CHOICES, &k) == 0 && k <= ch->n && list_find(ch, a) < 0) {
+            snprintf(value, cap, "%s", ch->item[k - 1]); /* a choice by its number */
             return 1;
         }
-        list_free(&ch);
         if (strlen(a) >= cap) {
             say(c, "  too long\n");
             continue;
@@ -1172,13 +1393,9 @@ static void show_hp_header(cli *c)
     say(c, "  or type your own words; Enter: no comment.\n");
     for (int i = 0; i < HP_N; i++)
         if (c->hp[i].type == 3) {
-            list ch = {0};
-            if (list_split(&ch, c->hp[i].choices) == 0) {
-                say(c, "%s choices:", c->hp[i].name);
-                for (int k = 0; k < ch.n; k++) say(c, " %d) %s", k + 1, ch.item[k]);
-                say(c, "\n");
-            }
-            list_free(&ch);
+            say(c, "%s choices:", c->hp[i].name);
+            for (int k = 0; k < c->choices[i].n; k++) say(c, " %d) %s", k + 1, c->choices[i].item[k]);
+            say(c, "\n");
         }
 }
 
@@ -1241,62 +1458,36 @@ static int interactive_finish(cli *c, const char *id, tb_status *st_out)
             snprintf(what, sizeof what, "the best finished run");
             break;
         }
-        long k;
-        int n = c->api->history_count(c->s, id);
-        tb_fe_run r;
-        char e[512] = "";
-        if (parse_int(a, 1, n > 0 ? n : 1, &k) != 0 || n <= 0) {
-            say(c, "  please give a number from the history, or \"best\"\n");
+        char e[512];
+        if (submission_run(c, id, a, run_id, e, sizeof e) != TB_OK) {
+            say(c, "  %s; please give a number from the history, or \"best\"\n", e);
             continue;
         }
-        if (c->api->history_at(c->s, id, (int)k - 1, &r, e, sizeof e) != TB_OK || !r.run_id[0]) {
-            say(c, "  submission %ld has no run%s%s\n", k, e[0] ? ": " : "", e);
-            continue;
-        }
-        snprintf(run_id, sizeof run_id, "%s", r.run_id);
-        snprintf(what, sizeof what, "submission %ld (run %s)", k, r.run_id);
+        snprintf(what, sizeof what, "submission %.8s (run %s)", a, run_id);
         break;
     }
     char *a = ask(c, "Finish with %s? This ends your tuning. [y/n]: ", what);
     if (!a) return -1;
     if (tolower((unsigned char)a[0]) != 'y') return 0;
-    char e[512] = "";
-    s = c->api->finish(c->s, id, run_id[0] ? run_id : NULL, e, sizeof e);
-    if (s != TB_OK) {
+    char e[512];
+    tb_fe_state st;
+    int r = finish_report(c, id, run_id[0] ? run_id : NULL, &st, &s, e, sizeof e);
+    if (r == 0) {
         say(c, "  could not finish: %s\n", e);
         return 0;
     }
-    tb_fe_state st;
-    if ((s = get_state(c, id, &st)) != TB_OK) {
+    if (r < 0) {
         *st_out = s;
         return 1;
     }
-    person *p = person_get(c, id);
-    if (p) p->done_noted = 1;
-    say(c, "Thank you: your tuning is over.\n");
-    print_final(c, &st);
     if (st.finals_total <= 0 || st.finals_done >= st.finals_total) return 1;
     say(c, "The final configuration is now retrained with %d seeds; this goes on after you leave.\n",
         st.finals_total);
     a = ask(c, "Wait here for the result? [y/N]: ");
     if (!a || tolower((unsigned char)a[0]) != 'y') return 1;
-    int shown = st.finals_done;
-    c->api->take_interrupt(c->s);
-    while (st.finals_done < st.finals_total) {
-        if (sleep_watch(c, c->refresh_ms)) {
-            say(c, "stopped waiting (Ctrl-C); the final evaluation goes on\n");
-            return 1;
-        }
-        if ((s = get_state(c, id, &st)) != TB_OK) {
-            *st_out = s;
-            return 1;
-        }
-        if (st.finals_done != shown && st.finals_done < st.finals_total) {
-            shown = st.finals_done;
-            say(c, "final evaluation: %d/%d seeds done\n", st.finals_done, st.finals_total);
-        }
-    }
-    print_final(c, &st);
+    /* print_final above showed how many seeds are done */
+    r = wait_finals(c, id, &st, st.finals_done, st_out);
+    if (r == 0) say(c, "stopped waiting (Ctrl-C); the final evaluation goes on\n");
     return 1;
 }
 
@@ -1342,26 +1533,14 @@ static tb_status run_interactive(cli *c)
         char e[512] = "";
         if ((s = c->api->consent(c->s, id, e, sizeof e)) != TB_OK) return fail(c, s, "consent: %s", e);
     }
-    /* the lobby */
-    int admitted = 0, shown = -1;
-    person *p = person_get(c, id);
-    if (p) p->entered = 1;
-    c->api->take_interrupt(c->s);
-    for (;;) {
-        char e[512] = "";
-        if ((s = c->api->enter(c->s, id, &admitted, e, sizeof e)) != TB_OK) return fail(c, s, "enter: %s", e);
-        if (admitted) break;
-        if (c->api->state(c->s, id, &st, e, sizeof e) == TB_OK && st.lobby_position != shown) {
-            shown = st.lobby_position;
-            say(c, "All places are taken; you are number %d in the lobby. Waiting (the lobby does not count "
-                   "against your budget; Ctrl-C leaves)...\n", shown);
-        }
-        if (sleep_watch(c, LOBBY_POLL_MS)) {
-            e[0] = '\0';
-            if (c->api->pause(c->s, id, e, sizeof e) != TB_OK) say(c, "  could not leave the lobby: %s\n", e);
-            say(c, "You left the lobby. \"resume %s\" brings you back.\n", id);
-            return TB_OK;
-        }
+    char e[512];
+    int admitted = lobby_wait(c, id, &s, e, sizeof e);
+    if (admitted < 0) return fail(c, s, "enter: %s", e);
+    if (admitted == 0) {
+        e[0] = '\0';
+        if (c->api->pause(c->s, id, e, sizeof e) != TB_OK) say(c, "  could not leave the lobby: %s\n", e);
+        say(c, "You left the lobby. \"resume %s\" brings you back.\n", id);
+        return TB_OK;
     }
     say(c, "You are admitted: your clock is running.\n");
     if ((s = get_state(c, id, &st)) != TB_OK) return s;
@@ -1409,13 +1588,15 @@ static tb_status run_interactive(cli *c)
 
 #define HAS_MEMBER(api, type, member) ((api)->size >= offsetof(type, member) + sizeof((api)->member))
 
+/* The host resolved and range-checked the options (refresh in [0.05, 10]); the
+ * host API members used here are all of version 1. */
 static tb_status run(const tb_host_api *host, const tb_study_api *study, const tb_plugin_args *args, char *err,
                      size_t errlen)
 {
     if (!err || errlen == 0) return TB_EINVAL;
     err[0] = '\0';
-    if (!host || !HAS_MEMBER(host, tb_host_api, arg_is_set)) {
-        snprintf(err, errlen, "the host API is missing or too old for the cli front end");
+    if (!host) {
+        snprintf(err, errlen, "the host API is missing");
         return TB_EINVAL;
     }
     if (!study || study->version < 1 || !HAS_MEMBER(study, tb_study_api, take_interrupt) || !study->take_interrupt) {
@@ -1429,19 +1610,15 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
         snprintf(err, errlen, "out of memory");
         return TB_ENOMEM;
     }
-    c->host = host;
     c->api = study;
     c->s = study->study;
     c->err = err;
     c->errlen = errlen;
     const char *script = host->arg_string(args, "script");
     const char *output = host->arg_string(args, "output");
-    double refresh = host->arg_float(args, "refresh");
     if (!script) script = "";
     if (!output) output = "";
-    if (!(refresh >= 0.05 && refresh <= 10)) refresh = 0.5;
-    c->refresh_ms = (int)(refresh * 1000 + 0.5);
-    c->idx_epochs = c->idx_batch = c->idx_loss = c->idx_opt = c->idx_lr = -1;
+    c->refresh_ms = (int)(host->arg_float(args, "refresh") * 1000 + 0.5);
     tb_status s = TB_OK;
 
     if (*output) {
@@ -1450,7 +1627,6 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
             s = fail(c, TB_EIO, "cli.output %s: %s", output, strerror(errno));
             goto done;
         }
-        c->close_out = 1;
     } else c->out = stdout;
     c->interactive = !*script;
     if (!*script || !strcmp(script, "-")) {
@@ -1462,7 +1638,6 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
             s = fail(c, TB_EIO, "cli.script %s: %s", script, strerror(errno));
             goto done;
         }
-        c->close_in = 1;
         c->where = script;
     }
     c->redraw = c->interactive && isatty(fileno(c->out));
@@ -1473,13 +1648,15 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
             goto done;
         }
     }
-    c->idx_epochs = hp_find(c, "epochs");
     c->idx_batch = hp_find(c, "batch_size");
     c->idx_loss = hp_find(c, "loss");
     c->idx_opt = hp_find(c, "optimizer");
     c->idx_lr = hp_find(c, "lr");
-    if (list_split(&c->comments, study->comments(c->s)) != 0 ||
-        list_split(&c->education, study->education_levels(c->s)) != 0) {
+    int split_failed = list_split(&c->comments, study->comments(c->s)) != 0 ||
+                       list_split(&c->education, study->education_levels(c->s)) != 0;
+    for (int i = 0; i < HP_N && !split_failed; i++)
+        if (c->hp[i].type == 3) split_failed = list_split(&c->choices[i], c->hp[i].choices) != 0;
+    if (split_failed) {
         s = fail(c, TB_ENOMEM, "out of memory");
         goto done;
     }
@@ -1489,10 +1666,12 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
     if (s == TB_OK && ferror(c->out)) s = fail(c, TB_EIO, "cannot write to %s", *output ? output : "stdout");
 done:
     if (c->out) fflush(c->out);
-    if (c->close_out && fclose(c->out) != 0 && s == TB_OK) s = fail(c, TB_EIO, "cannot write to %s", output);
-    if (c->close_in) fclose(c->in);
+    if (c->out && c->out != stdout && fclose(c->out) != 0 && s == TB_OK)
+        s = fail(c, TB_EIO, "cannot write to %s", output);
+    if (c->in && c->in != stdin) fclose(c->in);
     list_free(&c->comments);
     list_free(&c->education);
+    for (int i = 0; i < HP_N; i++) list_free(&c->choices[i]);
     free(c->buf);
     free(c);
     return s;

@@ -16,6 +16,7 @@ static const tb_plugin_option options[] = {
     {"widths", TB_OPTION_INT_LIST, "4,8", 1, 64, NULL, "a list of integers"},
     {"data", TB_OPTION_PATH, "~/tbtest", 0, 0, NULL, "a path"},
     {"offset", TB_OPTION_INT, "0", 0, 0, NULL, "an integer without a range"},
+    {"gain", TB_OPTION_FLOAT, "1", 0, 0, NULL, "a float without a range"},
     {"fail", TB_OPTION_BOOL, "false", 0, 0, NULL, "make build_model fail"},
 };
 

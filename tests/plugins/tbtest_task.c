@@ -31,11 +31,9 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     out->splits = host->alloc((size_t)n);
     out->class_names = host->alloc(sizeof(char *) * (size_t)classes);
     if (!out->pixels || !out->labels || !out->splits || !out->class_names) {
-        host->free(out->pixels);
-        host->free(out->labels);
-        host->free(out->splits);
-        host->free(out->class_names);
-        memset(out, 0, sizeof *out);
+        /* the class names are not filled yet: zero them so task_data_free skips them */
+        if (out->class_names) memset(out->class_names, 0, sizeof(char *) * (size_t)classes);
+        host->task_data_free(out); /* host API version 2 (ABI minor 1) */
         snprintf(err, errlen, "out of memory");
         return TB_ENOMEM;
     }
