@@ -1,7 +1,6 @@
 /* cli_study.c: `tunebench study` (a study with a front-end plugin) and
  * `tunebench export` (an archive packed into one file). */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,11 +11,12 @@
 #include "plugin.h"
 #include "study.h"
 
+/* The study Ctrl-C goes to; NULL once it is closing. */
 static tb_study *volatile current_study;
 
-static void on_sigint(int sig)
+static void note_interrupt(void *user)
 {
-    (void)sig;
+    (void)user;
     tb_study *s = current_study;
     if (s) tb_study_note_interrupt(s);
 }
@@ -68,13 +68,13 @@ int tb_cli_study(int argc, char **argv)
     const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
     int no_wait = 0, n_sets = 0;
     char **sets = calloc((size_t)argc + 1, sizeof *sets);
-    if (!sets) return 1;
+    if (!sets) return TB_EXIT_FAILED;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             study_usage(stdout);
             free(sets);
-            return 0;
+            return TB_EXIT_OK;
         }
         if (!strcmp(a, "--no-wait")) {
             no_wait = 1;
@@ -84,42 +84,42 @@ int tb_cli_study(int argc, char **argv)
             if (config) {
                 fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", config, a);
                 free(sets);
-                return 2;
+                return TB_EXIT_USAGE;
             }
             config = a;
             continue;
         }
         const char **dst = !strcmp(a, "--frontend") ? &frontend : !strcmp(a, "--script") ? &script
                          : !strcmp(a, "--archive") ? &archive : !strcmp(a, "--plugin-path") ? &plugin_path : NULL;
+        const char *v;
         if (!dst && strcmp(a, "--set") != 0) {
             fprintf(stderr, "tunebench: unknown option '%s' (see tunebench study --help)\n", a);
             free(sets);
-            return 2;
+            return TB_EXIT_USAGE;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "tunebench: %s needs a value\n", a);
+        if (!(v = tb_cli_need_value(NULL, argc, argv, &i))) {
             free(sets);
-            return 2;
+            return TB_EXIT_USAGE;
         }
-        if (dst) *dst = argv[++i];
-        else sets[n_sets++] = argv[++i];
+        if (dst) *dst = v;
+        else sets[n_sets++] = (char *)v;
     }
     if (!config) {
         fprintf(stderr, "tunebench: no study configuration given (e.g. configs/study_fashion_mnist.ini; see --help)\n");
         free(sets);
-        return 2;
+        return TB_EXIT_USAGE;
     }
 
     tb_err err = {{0}};
-    tb_config *cfg = NULL;
-    int code = 2;
+    int code = TB_EXIT_USAGE;
     tb_plugin_registry reg = {0};
     tb_plugin_args *args = NULL;
     tb_study *study = NULL;
-    if (tb_config_load(&cfg, config, &err) != TB_OK) goto fail;
-    for (int i = 0; i < n_sets; i++)
-        if (tb_config_set_assignment(cfg, sets[i], &err) != TB_OK) goto fail;
-    if (plugin_path && tb_config_set(cfg, "plugins.path", plugin_path, &err) != TB_OK) goto fail;
+    tb_config *cfg = tb_cli_load_config(NULL, config, n_sets, sets, NULL, plugin_path);
+    if (!cfg) {
+        free(sets);
+        return TB_EXIT_USAGE;
+    }
     char key[128];
     snprintf(key, sizeof key, "%s.script", frontend);
     if (script && tb_config_set(cfg, key, script, &err) != TB_OK) goto fail;
@@ -139,23 +139,19 @@ int tb_cli_study(int argc, char **argv)
 
     tb_study_recovery rec;
     if (tb_study_open(cfg, archive, &study, &rec, &err) != TB_OK) {
-        code = err.msg[0] && strstr(err.msg, "in use") ? 1 : 2;
+        code = err.msg[0] && strstr(err.msg, "in use") ? TB_EXIT_FAILED : TB_EXIT_USAGE;
         goto fail;
     }
     print_recovery(&rec);
     current_study = study;
-    struct sigaction sa, old_int;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
+    tb_cli_signals sig;
+    tb_cli_signals_catch(&sig, NULL, note_interrupt, NULL, NULL, 0);
 
-    char fe_err[512] = "";
-    tb_status st = fe->desc.frontend->run(tb_host_api_get(), tb_study_api_get(study), args, fe_err, sizeof fe_err);
-    code = 0;
-    if (st != TB_OK) {
-        fprintf(stderr, "tunebench: front end %s: %s\n", frontend, fe_err[0] ? fe_err : tb_status_name(st));
-        code = 1;
+    tb_err fe_err = {{0}};
+    code = TB_EXIT_OK;
+    if (tb_plugin_run_frontend(fe, tb_study_api_get(study), args, &fe_err) != TB_OK) {
+        fprintf(stderr, "tunebench: %s\n", fe_err.msg); /* names the front end */
+        code = TB_EXIT_FAILED;
     }
 
     /* final evaluations go on after the front end is done */
@@ -176,10 +172,10 @@ int tb_cli_study(int argc, char **argv)
     tb_err close_err = {{0}};
     if (tb_study_close(study, 0, &close_err) != TB_OK) {
         fprintf(stderr, "tunebench: closing the study: %s\n", close_err.msg);
-        code = 1;
+        code = TB_EXIT_FAILED;
     }
     current_study = NULL;
-    sigaction(SIGINT, &old_int, NULL);
+    tb_cli_signals_restore(&sig);
     if (interrupted) fprintf(stderr, "tunebench: final evaluations stopped; they resume when the study is opened again\n");
     tb_plugin_args_free(args);
     tb_plugins_free(&reg);
@@ -211,33 +207,29 @@ int tb_cli_export(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             export_usage(stdout);
-            return 0;
+            return TB_EXIT_OK;
         }
         if (!strcmp(argv[i], "--single-file")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "tunebench: --single-file needs a value (the output file)\n");
-                return 2;
-            }
-            out = argv[++i];
+            if (!(out = tb_cli_need_value(NULL, argc, argv, &i))) return TB_EXIT_USAGE;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "tunebench: unknown option '%s' (see tunebench export --help)\n", argv[i]);
-            return 2;
+            return TB_EXIT_USAGE;
         } else if (dir) {
             fprintf(stderr, "tunebench: one archive only ('%s' and '%s')\n", dir, argv[i]);
-            return 2;
+            return TB_EXIT_USAGE;
         } else {
             dir = argv[i];
         }
     }
     if (!dir || !out) {
         export_usage(stderr);
-        return 2;
+        return TB_EXIT_USAGE;
     }
     tb_err err = {{0}};
     if (tb_archive_export(dir, out, &err) != TB_OK) {
         fprintf(stderr, "tunebench: %s\n", err.msg);
-        return 1;
+        return TB_EXIT_FAILED;
     }
     printf("exported %s to %s\n", dir, out);
-    return 0;
+    return TB_EXIT_OK;
 }

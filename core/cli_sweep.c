@@ -1,6 +1,5 @@
 /* cli_sweep.c: `tunebench run-job`, `sweep`, `repeat` and `train --folds`
  * (see cli.h; the library side is core/sweep.c and core/executor.c). */
-#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -8,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "config.h"
@@ -16,31 +14,7 @@
 #include "space.h"
 #include "sweep.h"
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_DIVERGED = 3, EXIT_INTERRUPTED = 4 };
-
 /* ---- argument helpers -------------------------------------------------------------------- */
-
-static int parse_i64(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi) {
-        fprintf(stderr, "tunebench %s: %s = '%s' is not an integer in [%lld, %lld]\n", cmd, flag, text, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static const char *need_value(const char *cmd, int argc, char **argv, int *i)
-{
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "tunebench %s: %s needs a value\n", cmd, argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
 
 /* "tunebench CMD arg ..." for the record (malloc'd). */
 static char *join_command(const char *cmd, int argc, char **argv)
@@ -55,38 +29,6 @@ static char *join_command(const char *cmd, int argc, char **argv)
         k += snprintf(s + k, n - (size_t)k, quote ? " '%s'" : " %s", argv[i]);
     }
     return s;
-}
-
-/* ---- signals --------------------------------------------------------------------------------- */
-
-static atomic_int interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    atomic_store(&interrupted, 1);
-    static const char msg[] = "\ntunebench: stopping: cancelling the runs (press Ctrl-C again to quit at once)\n";
-    ssize_t rc = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)rc;
-}
-
-/* SIGINT and SIGTERM set `interrupted` once; the second one is fatal as usual
- * (the archive recovers from that). */
-static void catch_signals(struct sigaction old[2])
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sa.sa_flags = SA_RESETHAND;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old[0]);
-    sigaction(SIGTERM, &sa, &old[1]);
-}
-
-static void restore_signals(const struct sigaction old[2])
-{
-    sigaction(SIGINT, &old[0], NULL);
-    sigaction(SIGTERM, &old[1], NULL);
 }
 
 /* ---- run-job ------------------------------------------------------------------------------- */
@@ -110,10 +52,6 @@ static void run_job_usage(FILE *f)
             "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
 }
 
-typedef struct job_printer {
-    char line[1024];
-} job_printer;
-
 static void print_line(const char *line)
 {
     fputs(line, stdout);
@@ -123,24 +61,24 @@ static void print_line(const char *line)
 
 static void rj_started(void *user, tb_job *job)
 {
-    job_printer *p = user;
-    tb_job_started_format(p->line, sizeof p->line, job->threads);
-    print_line(p->line);
+    char line[1024];
+    tb_job_started_format(line, sizeof line, job->threads);
+    print_line(line);
 }
 
 static int rj_event(void *user, tb_job *job, const tb_train_event *ev)
 {
-    job_printer *p = user;
-    tb_job_event_format(p->line, sizeof p->line, ev);
-    print_line(p->line);
+    char line[1024];
+    tb_job_event_format(line, sizeof line, ev);
+    print_line(line);
     return 0;
 }
 
 static void rj_finished(void *user, tb_job *job, tb_run_status status, double val, double test, const char *msg)
 {
-    job_printer *p = user;
-    tb_job_finished_format(p->line, sizeof p->line, status, val, test, msg);
-    print_line(p->line);
+    char line[1024];
+    tb_job_finished_format(line, sizeof line, status, val, test, msg);
+    print_line(line);
 }
 
 typedef struct signal_watch {
@@ -157,46 +95,10 @@ static void *watch_signals(void *arg)
     while (!atomic_load(&w->done)) {
         struct timespec ts = {0, 200 * 1000000L};
         int sig = sigtimedwait(&w->set, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM) {
-            w->job->interrupted = 1; /* before the cancel flag, which the job reads first */
-            tb_job_cancel(w->job, sig == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM");
-        }
+        if (sig == SIGINT || sig == SIGTERM)
+            tb_job_cancel(w->job, sig == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM", 1);
     }
     return NULL;
-}
-
-static char *read_file(const char *path, tb_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tb_fail(err, TB_EIO, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    while (s) {
-        if (n + 1 >= cap) {
-            char *t = cap < (64u << 20) ? realloc(s, cap *= 2) : NULL;
-            if (!t) {
-                free(s);
-                s = NULL;
-                tb_fail(err, TB_ENOMEM, "%s is too large or memory ran out", path);
-                break;
-            }
-            s = t;
-        }
-        size_t k = fread(s + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    if (s && ferror(f)) {
-        free(s);
-        s = NULL;
-        tb_fail(err, TB_EIO, "cannot read %s", path);
-    }
-    fclose(f);
-    if (s) s[n] = '\0';
-    return s;
 }
 
 int tb_cli_run_job(int argc, char **argv)
@@ -210,40 +112,48 @@ int tb_cli_run_job(int argc, char **argv)
             return 0;
         }
         if (!strcmp(a, "--threads")) {
-            if (!(v = need_value("run-job", argc, argv, &i)) || parse_i64("run-job", a, v, 0, 1024, &threads))
-                return EXIT_USAGE;
+            if (!(v = tb_cli_need_value("run-job", argc, argv, &i)) ||
+                tb_cli_parse_int("run-job", a, v, 0, 1024, &threads))
+                return TB_EXIT_USAGE;
         } else if (a[0] == '-') {
             fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
-            return EXIT_USAGE;
+            return TB_EXIT_USAGE;
         } else if (path) {
             fprintf(stderr, "tunebench run-job: one job file only ('%s' and '%s')\n", path, a);
-            return EXIT_USAGE;
+            return TB_EXIT_USAGE;
         } else {
             path = a;
         }
     }
     if (!path) {
         fprintf(stderr, "tunebench run-job: no job file given (see --help)\n");
-        return EXIT_USAGE;
+        return TB_EXIT_USAGE;
     }
+    /* the job file is a configuration like any other: a file that cannot be
+     * read fails (1), one that is not valid INI is rejected (2) with a finished line */
     tb_err err;
-    char *ini = read_file(path, &err);
-    if (!ini) {
+    tb_config *cfg = NULL;
+    tb_status lst = tb_config_load(&cfg, path, &err);
+    char *ini = lst == TB_OK ? tb_config_to_ini(cfg) : NULL;
+    tb_config_free(cfg);
+    if (lst == TB_OK && !ini) lst = tb_fail(&err, TB_ENOMEM, "out of memory");
+    if (lst != TB_OK) {
         fprintf(stderr, "tunebench run-job: %s\n", err.msg);
-        return EXIT_FAILED;
+        if (lst != TB_EINVAL && lst != TB_EFORMAT) return TB_EXIT_FAILED;
+        rj_finished(NULL, NULL, TB_RUN_REJECTED, NAN, NAN, err.msg);
+        return TB_EXIT_USAGE;
     }
     /* the job's id: the file's name without directory and extension */
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     char id[TB_ARCHIVE_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
-    job_printer printer;
-    tb_job_callbacks cb = {&printer, rj_started, rj_event, rj_finished};
+    tb_job_callbacks cb = {NULL, rj_started, rj_event, rj_finished};
     tb_job *job = tb_job_new(id, ini, 0, &cb);
     free(ini);
     if (!job) {
         fprintf(stderr, "tunebench run-job: out of memory\n");
-        return EXIT_FAILED;
+        return TB_EXIT_FAILED;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
@@ -261,17 +171,17 @@ int tb_cli_run_job(int argc, char **argv)
     tb_run_status st = tb_job_execute(job, (int)threads);
     atomic_store(&w.done, 1);
     if (watching) pthread_join(watcher, NULL);
-    int by_signal = job->interrupted;
+    int by_signal = atomic_load(&job->interrupted);
     /* the signals stay blocked: one arriving now must not kill the process
      * before it reports the job's end in its exit code */
     tb_job_free(job);
     switch (st) {
-    case TB_RUN_FINISHED: return 0;
-    case TB_RUN_DIVERGED: return EXIT_DIVERGED;
-    case TB_RUN_CANCELLED: return EXIT_INTERRUPTED;
-    case TB_RUN_INTERRUPTED: return by_signal ? EXIT_INTERRUPTED : EXIT_FAILED;
-    case TB_RUN_REJECTED: return EXIT_USAGE;
-    default: return EXIT_FAILED;
+    case TB_RUN_FINISHED: return TB_EXIT_OK;
+    case TB_RUN_DIVERGED: return TB_EXIT_DIVERGED;
+    case TB_RUN_CANCELLED: return TB_EXIT_INTERRUPTED;
+    case TB_RUN_INTERRUPTED: return by_signal ? TB_EXIT_INTERRUPTED : TB_EXIT_FAILED; /* memory, I/O */
+    case TB_RUN_REJECTED: return TB_EXIT_USAGE;
+    default: return TB_EXIT_FAILED;
     }
 }
 
@@ -384,17 +294,17 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
                 fprintf(stderr, "tunebench %s: unknown option '%s' (see tunebench %s --help)\n", cmd, arg, cmd);
             return -1;
         }
-        if (!(v = need_value(cmd, argc, argv, &i))) return -1;
+        if (!(v = tb_cli_need_value(cmd, argc, argv, &i))) return -1;
         int rc = 0;
-        if (!strcmp(arg, "--random")) rc = parse_i64(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->random);
+        if (!strcmp(arg, "--random")) rc = tb_cli_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->random);
         else if (!strcmp(arg, "--grid")) a->grids[a->n_grids++] = (char *)v;
-        else if (!strcmp(arg, "--search-seed")) rc = parse_i64(cmd, arg, v, 0, INT64_MAX, &a->search_seed);
-        else if (!strcmp(arg, "--seeds")) rc = parse_i64(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->seeds);
-        else if (!strcmp(arg, "--first-seed")) rc = parse_i64(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
-        else if (!strcmp(arg, "--folds")) rc = parse_i64(cmd, arg, v, 2, 100, &a->folds);
+        else if (!strcmp(arg, "--search-seed")) rc = tb_cli_parse_int(cmd, arg, v, 0, INT64_MAX, &a->search_seed);
+        else if (!strcmp(arg, "--seeds")) rc = tb_cli_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->seeds);
+        else if (!strcmp(arg, "--first-seed")) rc = tb_cli_parse_int(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
+        else if (!strcmp(arg, "--folds")) rc = tb_cli_parse_int(cmd, arg, v, 2, 100, &a->folds);
         else if (!strcmp(arg, "--archive")) a->archive = v;
-        else if (!strcmp(arg, "--slots")) rc = parse_i64(cmd, arg, v, 1, 1024, &a->slots);
-        else if (!strcmp(arg, "--threads")) rc = parse_i64(cmd, arg, v, 0, 1024, &a->threads);
+        else if (!strcmp(arg, "--slots")) rc = tb_cli_parse_int(cmd, arg, v, 1, 1024, &a->slots);
+        else if (!strcmp(arg, "--threads")) rc = tb_cli_parse_int(cmd, arg, v, 0, 1024, &a->threads);
         else if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
         else a->plugin_path = v;
         if (rc) return -1;
@@ -600,7 +510,7 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
     sweep_args a;
     memset(&a, 0, sizeof a);
     a.cmd = cmd;
-    int code = EXIT_USAGE;
+    int code = TB_EXIT_USAGE;
     tb_config *cfg = NULL;
     tb_sweep sw;
     memset(&sw, 0, sizeof sw);
@@ -610,22 +520,10 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
     tb_err err = {{0}};
     int pr = parse_sweep_args(argc, argv, &a, usage);
     if (pr != 0) {
-        code = pr > 0 ? 0 : EXIT_USAGE;
+        code = pr > 0 ? TB_EXIT_OK : TB_EXIT_USAGE;
         goto out;
     }
-    if (tb_config_load(&cfg, a.config, &err) != TB_OK) {
-        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
-        goto out;
-    }
-    for (int i = 0; i < a.n_sets; i++)
-        if (tb_config_set_assignment(cfg, a.sets[i], &err) != TB_OK) {
-            fprintf(stderr, "tunebench %s: --set %s: %s\n", cmd, a.sets[i], err.msg);
-            goto out;
-        }
-    if (a.plugin_path && tb_config_set(cfg, "plugins.path", a.plugin_path, &err) != TB_OK) {
-        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
-        goto out;
-    }
+    if (!(cfg = tb_cli_load_config(cmd, a.config, a.n_sets, a.sets, NULL, a.plugin_path))) goto out;
     const char *dir = a.archive ? a.archive : tb_config_get(cfg, "study", "archive");
     if (!dir || !*dir) {
         fprintf(stderr, "tunebench %s: no archive to record the runs in: give --archive DIR (or [study] archive in "
@@ -651,7 +549,7 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         } else {
             fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
         }
-        code = st == TB_EINVAL ? EXIT_USAGE : EXIT_FAILED;
+        code = st == TB_EINVAL ? TB_EXIT_USAGE : TB_EXIT_FAILED;
         goto out;
     }
     sw.command_line = join_command(cmd, argc, argv);
@@ -659,7 +557,7 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
     tb_archive_recovery rec;
     if (tb_archive_open(dir, 1, &arch, &rec, &err) != TB_OK) {
         fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
-        code = EXIT_FAILED;
+        code = TB_EXIT_FAILED;
         goto out;
     }
     if (rec.interrupted)
@@ -667,7 +565,7 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
                         "interrupted\n", cmd, dir, rec.interrupted);
     if (tb_executor_local_create((int)a.slots, (int)a.threads, &ex, &err) != TB_OK) {
         fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
-        code = EXIT_FAILED;
+        code = TB_EXIT_FAILED;
         goto out;
     }
     if (!a.quiet) {
@@ -681,22 +579,27 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         fflush(stdout);
     }
 
+    /* SIGINT and SIGTERM set `interrupted` once; the second one is fatal as
+     * usual (the archive recovers from that) */
+    static atomic_int interrupted;
     atomic_store(&interrupted, 0);
-    struct sigaction old[2];
-    catch_signals(old);
+    tb_cli_signals sig;
+    tb_cli_signals_catch(&sig, &interrupted, NULL, NULL,
+                         "\ntunebench: stopping: cancelling the runs (press Ctrl-C again to quit at once)\n",
+                         TB_CLI_SIGTERM | TB_CLI_ONCE);
     cli_progress prog = {a.quiet};
     st = tb_sweep_execute(&sw, arch, ex, &interrupted, on_run_ended, &prog, &err);
     /* the executor's threads hold archive runs: stop them before closing it */
     tb_executor_destroy(ex);
     ex = NULL;
-    restore_signals(old);
+    tb_cli_signals_restore(&sig);
     if (sw.id[0]) {
         print_report(&sw);
         printf("results: %s/sweeps/%s.h5\n", dir, sw.id);
     }
-    if (st == TB_OK) code = 0;
-    else if (st == TB_ECANCELLED) code = EXIT_INTERRUPTED;
-    else code = EXIT_FAILED;
+    if (st == TB_OK) code = TB_EXIT_OK;
+    else if (st == TB_ECANCELLED) code = TB_EXIT_INTERRUPTED;
+    else code = TB_EXIT_FAILED;
     if (st != TB_OK) fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
 
 out:
@@ -705,7 +608,7 @@ out:
         tb_err e2;
         if (tb_archive_close(arch, &e2) != TB_OK) {
             fprintf(stderr, "tunebench %s: %s\n", cmd, e2.msg);
-            if (code == 0) code = EXIT_FAILED;
+            if (code == TB_EXIT_OK) code = TB_EXIT_FAILED;
         }
     }
     tb_sweep_free(&sw);

@@ -33,6 +33,7 @@ tb_job *tb_job_new(const char *id, const char *config_ini, int priority, const t
     job->priority = priority;
     if (cb) job->cb = *cb;
     atomic_init(&job->cancel, 0);
+    atomic_init(&job->interrupted, 0);
     return job;
 }
 
@@ -43,11 +44,13 @@ void tb_job_free(tb_job *job)
     free(job);
 }
 
-void tb_job_cancel(tb_job *job, const char *message)
+void tb_job_cancel(tb_job *job, const char *message, int interrupted)
 {
     pthread_mutex_lock(&message_mu);
     if (!job->cancel_message[0] && message && *message)
         snprintf(job->cancel_message, sizeof job->cancel_message, "%s", message);
+    /* before the cancel flag: a job that sees it cancelled must see why */
+    if (interrupted) atomic_store(&job->interrupted, 1);
     atomic_store(&job->cancel, 1);
     pthread_mutex_unlock(&message_mu);
 }
@@ -59,14 +62,35 @@ static void copy_cancel_message(tb_job *job, char *out, size_t cap, const char *
     pthread_mutex_unlock(&message_mu);
 }
 
-/* Ends a job that never started training (cancelled in the queue, or at shutdown). */
-static void end_unstarted(tb_job *job)
+/* The status a job ends with when the run returned st. One rule for every
+ * path. training: tb_train had begun; before it, an input that cannot be read
+ * (the data, model.init_from) is the configuration's problem, after it an I/O
+ * error (the run file) is not the run's. */
+static tb_run_status status_of(tb_status st, tb_job *job, int training)
+{
+    switch (st) {
+    case TB_OK: return TB_RUN_FINISHED;
+    case TB_EINVAL:
+    case TB_EFORMAT: return TB_RUN_REJECTED;
+    case TB_EIO: return training ? TB_RUN_INTERRUPTED : TB_RUN_REJECTED;
+    case TB_ECANCELLED: return atomic_load(&job->interrupted) ? TB_RUN_INTERRUPTED : TB_RUN_CANCELLED;
+    case TB_ETIMEOUT: return TB_RUN_CANCELLED;
+    case TB_EDIVERGED: return TB_RUN_DIVERGED;
+    default: return TB_RUN_INTERRUPTED; /* out of memory, or anything else of the run's own */
+    }
+}
+
+/* Ends a job that never started training (cancelled in the queue, or at
+ * shutdown); returns the status it ended with. */
+static tb_run_status end_unstarted(tb_job *job)
 {
     char msg[sizeof job->cancel_message];
-    copy_cancel_message(job, msg, sizeof msg, job->interrupted ? "interrupted before it started" : "cancelled");
+    tb_run_status status = status_of(TB_ECANCELLED, job, 0);
+    copy_cancel_message(job, msg, sizeof msg,
+                        status == TB_RUN_INTERRUPTED ? "interrupted before it started" : "cancelled");
     job->ended_s = tb_now();
-    if (job->cb.finished)
-        job->cb.finished(job->cb.user, job, job->interrupted ? TB_RUN_INTERRUPTED : TB_RUN_CANCELLED, NAN, NAN, msg);
+    if (job->cb.finished) job->cb.finished(job->cb.user, job, status, NAN, NAN, msg);
+    return status;
 }
 
 /* tb_train's listener: forwards batch and epoch events; a non-zero answer cancels. */
@@ -77,7 +101,7 @@ static void forward_event(void *user, const tb_train_event *ev)
     if (job->cb.event(job->cb.user, job, ev) != 0) {
         char msg[96];
         snprintf(msg, sizeof msg, "cancelled by the job's owner at epoch %d", ev->epoch);
-        tb_job_cancel(job, msg);
+        tb_job_cancel(job, msg, 0);
     }
 }
 
@@ -87,30 +111,23 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
     tb_config *cfg = NULL;
     tb_run run;
     memset(&run, 0, sizeof run);
-    int configured = 0;
-    tb_run_status status = TB_RUN_REJECTED;
+    int configured = 0, training = 0;
     char message[512] = "";
     double val = NAN, test = NAN;
 
-    if (atomic_load(&job->cancel)) { /* cancelled between the queue and here */
-        status = job->interrupted ? TB_RUN_INTERRUPTED : TB_RUN_CANCELLED;
-        end_unstarted(job);
-        return status;
-    }
+    if (atomic_load(&job->cancel)) return end_unstarted(job); /* cancelled between the queue and here */
     tb_status st = tb_config_load_text(&cfg, job->config_ini, job->id[0] ? job->id : "job", &err);
     if (st == TB_OK && threads > 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", threads);
         st = tb_config_set(cfg, "train.threads", v, &err);
     }
+    if (st == TB_OK && job->run_path[0]) st = tb_config_set(cfg, "output.run", job->run_path, &err);
     if (st == TB_OK) {
         st = tb_run_configure(&run, cfg, &err);
         configured = 1; /* tb_run_free is due even when configure failed half-way */
     }
-    if (st != TB_OK) {
-        snprintf(message, sizeof message, "%s", err.msg);
-        goto done;
-    }
+    if (st != TB_OK) goto done;
     /* Started before the data loads: preparing is the job's work, not queueing. */
     job->threads = run.threads > 0 ? run.threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (job->threads < 1) job->threads = 1;
@@ -119,44 +136,21 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
     omp_set_num_threads(job->threads);
     job->started_s = tb_now();
     if (job->cb.started) job->cb.started(job->cb.user, job);
-    if ((st = tb_run_prepare(&run, &err)) != TB_OK) {
-        snprintf(message, sizeof message, "%s", err.msg);
-        goto done;
-    }
+    if ((st = tb_run_prepare(&run, &err)) != TB_OK) goto done;
     job->threads = run.be->threads;
 
     tb_train_hooks hooks = {0};
     tb_train_hooks_add(&hooks, forward_event, job);
     hooks.cancel = &job->cancel;
+    training = 1;
     st = tb_run_execute(&run, &hooks, &err);
     val = run.result.final_val_accuracy;
     test = run.tested ? run.test.accuracy : NAN;
-    switch (st) {
-    case TB_OK:
-        status = TB_RUN_FINISHED;
-        break;
-    case TB_ECANCELLED:
-        status = job->interrupted ? TB_RUN_INTERRUPTED : TB_RUN_CANCELLED;
-        copy_cancel_message(job, message, sizeof message, err.msg);
-        break;
-    case TB_EDIVERGED:
-        status = TB_RUN_DIVERGED;
-        snprintf(message, sizeof message, "%s", err.msg);
-        break;
-    case TB_ETIMEOUT:
-        status = TB_RUN_CANCELLED;
-        snprintf(message, sizeof message, "time limit reached");
-        break;
-    case TB_EINVAL: /* tb_train's own checks (e.g. a batch norm batch of one): the configuration */
-        status = TB_RUN_REJECTED;
-        snprintf(message, sizeof message, "%s", err.msg);
-        break;
-    default: /* I/O, memory: the run stopped for reasons of its own */
-        status = TB_RUN_INTERRUPTED;
-        snprintf(message, sizeof message, "%s", err.msg);
-        break;
-    }
-done:
+done:;
+    tb_run_status status = status_of(st, job, training);
+    if (st == TB_ECANCELLED) copy_cancel_message(job, message, sizeof message, err.msg);
+    else if (st == TB_ETIMEOUT) snprintf(message, sizeof message, "time limit reached");
+    else if (st != TB_OK) snprintf(message, sizeof message, "%s", err.msg);
     if (configured) tb_run_free(&run);
     tb_config_free(cfg);
     job->ended_s = tb_now();
@@ -196,7 +190,7 @@ int tb_job_event_format(char *out, size_t cap, const tb_train_event *ev)
         fmt_num(b, ev->elapsed_s);
         n = snprintf(out, cap, "event batch epoch=%d batch=%d/%d step=%lld loss=%s elapsed=%s", ev->epoch, ev->batch,
                      ev->batches_per_epoch, (long long)ev->step, a, b);
-    } else if (ev->kind == TB_EVENT_EPOCH) {
+    } else { /* TB_EVENT_EPOCH */
         fmt_num(a, ev->epoch_loss);
         fmt_num(b, ev->val_loss);
         fmt_num(c, ev->val_accuracy);
@@ -207,8 +201,6 @@ int tb_job_event_format(char *out, size_t cap, const tb_train_event *ev)
                      "event epoch epoch=%d loss=%s val_loss=%s val_accuracy=%s seconds=%s step=%lld batches=%d "
                      "elapsed=%s images_per_s=%s",
                      ev->epoch, a, b, c, d, (long long)ev->step, ev->batches_per_epoch, e, f);
-    } else {
-        n = snprintf(out, cap, "event end epoch=%d status=%s", ev->epoch, tb_status_name(ev->status));
     }
     return clamp_len(n, cap);
 }
@@ -266,6 +258,7 @@ static int field_int(const char *line, const char *name, long long lo, long long
     return (errno || end == v || *end || *out < lo || *out > hi) ? -1 : 0;
 }
 
+/* No caller here yet: for the process and Slurm executors (executor.h). */
 int tb_job_line_parse(const char *line, tb_job_line *out)
 {
     memset(out, 0, sizeof *out);
@@ -440,20 +433,21 @@ static tb_status local_submit(tb_executor *base, tb_job *job, tb_err *err)
     return TB_OK;
 }
 
-static void local_cancel(tb_executor *base, tb_job *job, const char *message)
+static void local_cancel(tb_executor *base, tb_job *job, const char *message, int interrupted)
 {
     local_executor *ex = (local_executor *)base;
+    const int given = message && *message;
     pthread_mutex_lock(&ex->mu);
     for (tb_job **p = &ex->queue; *p; p = &(*p)->next) {
         if (*p != job) continue;
         *p = job->next;
-        tb_job_cancel(job, message && *message ? message : "cancelled while queued");
+        tb_job_cancel(job, given ? message : "cancelled while queued", interrupted);
         hand_to_finisher(ex, job);
         pthread_mutex_unlock(&ex->mu);
         return;
     }
     for (int i = 0; i < ex->base.slots; i++)
-        if (ex->running[i] == job) tb_job_cancel(job, message && *message ? message : "cancelled");
+        if (ex->running[i] == job) tb_job_cancel(job, given ? message : "cancelled", interrupted);
     /* not found: it has ended already (or is ending); nothing to do */
     pthread_mutex_unlock(&ex->mu);
 }
@@ -494,14 +488,12 @@ static void local_destroy(tb_executor *base)
     while (ex->queue) {
         tb_job *job = ex->queue;
         ex->queue = job->next;
-        job->interrupted = 1;
-        tb_job_cancel(job, "interrupted: the executor stopped before the job started");
+        tb_job_cancel(job, "interrupted: the executor stopped before the job started", 1);
         hand_to_finisher(ex, job);
     }
     for (int i = 0; i < ex->base.slots; i++) {
         if (!ex->running[i]) continue;
-        ex->running[i]->interrupted = 1;
-        tb_job_cancel(ex->running[i], "interrupted: the executor stopped while the job was running");
+        tb_job_cancel(ex->running[i], "interrupted: the executor stopped while the job was running", 1);
     }
     pthread_cond_broadcast(&ex->work);
     pthread_mutex_unlock(&ex->mu);
@@ -578,7 +570,6 @@ tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor *
 #define FLUSH_EVERY_S 1.0
 
 typedef struct recorder {
-    tb_archive *a;
     tb_archive_run *run;
     tb_job_callbacks inner;
     int64_t *step;
@@ -594,7 +585,7 @@ static void rec_fail(recorder *r, tb_job *job, const char *what, const tb_err *e
 {
     if (!r->failed) snprintf(r->failure, sizeof r->failure, "archive: %s: %s", what, e->msg);
     r->failed = 1;
-    if (job) tb_job_cancel(job, r->failure);
+    if (job) tb_job_cancel(job, r->failure, 0);
 }
 
 static void rec_flush(recorder *r, tb_job *job)
@@ -672,7 +663,6 @@ static void rec_finished(void *user, tb_job *job, tb_run_status status, double v
         size_t n = strlen(msg);
         snprintf(msg + n, sizeof msg - n, "%s(archive: the end was not recorded: %s)", n ? " " : "", e.msg);
     }
-    r->run = NULL;
     tb_job_callbacks inner = r->inner;
     free(r->step);
     free(r->loss);
@@ -680,22 +670,28 @@ static void rec_finished(void *user, tb_job *job, tb_run_status status, double v
     if (inner.finished) inner.finished(inner.user, job, status, val_accuracy, test_accuracy, msg);
 }
 
+int tb_job_run_file(const tb_archive *a, const char *run_id, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/runs/%s.run.h5", tb_archive_dir(a), run_id);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
 tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant, const char *config_ini,
                         const tb_job_callbacks *inner, tb_job_callbacks *out, char run_id[TB_ARCHIVE_ID_MAX + 1],
                         char **job_ini, tb_err *err)
 {
-    *job_ini = NULL;
+    if (job_ini) *job_ini = NULL;
     memset(out, 0, sizeof *out);
     run_id[0] = '\0';
     tb_config *cfg = NULL;
-    tb_status st = tb_config_load_text(&cfg, config_ini ? config_ini : "", "job", err);
-    if (st != TB_OK) return st;
+    tb_status st;
+    /* the text is checked before the archive hears of it only when it is rewritten */
+    if (job_ini && (st = tb_config_load_text(&cfg, config_ini ? config_ini : "", "job", err)) != TB_OK) return st;
     recorder *r = calloc(1, sizeof *r);
     if (!r) {
         tb_config_free(cfg);
         return tb_fail(err, TB_ENOMEM, "out of memory");
     }
-    r->a = a;
     if (inner) r->inner = *inner;
     if ((st = tb_archive_begin_run(a, NULL, kind, participant, config_ini, &r->run, err)) != TB_OK) {
         tb_config_free(cfg);
@@ -703,12 +699,15 @@ tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant
         return st;
     }
     const char *id = tb_archive_run_id(r->run);
-    snprintf(run_id, TB_ARCHIVE_ID_MAX + 1, "%s", id);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/runs/%s.run.h5", tb_archive_dir(a), id);
-    st = tb_config_set(cfg, "output.run", path, err);
-    char *text = st == TB_OK ? tb_config_to_ini(cfg) : NULL;
-    if (st == TB_OK && !text) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    tb_copy_str(run_id, TB_ARCHIVE_ID_MAX + 1, id);
+    char path[TB_JOB_PATH_MAX];
+    char *text = NULL;
+    if (tb_job_run_file(a, id, path, sizeof path) != 0)
+        st = tb_fail(err, TB_EINVAL, "archive %s: the run file path of run %s is longer than %d characters",
+                     tb_archive_dir(a), id, TB_JOB_PATH_MAX - 1);
+    if (st == TB_OK && cfg && (st = tb_config_set(cfg, "output.run", path, err)) == TB_OK &&
+        !(text = tb_config_to_ini(cfg)))
+        st = tb_fail(err, TB_ENOMEM, "out of memory");
     tb_config_free(cfg);
     if (st != TB_OK) {
         tb_err e2;
@@ -718,7 +717,7 @@ tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant
         run_id[0] = '\0';
         return st;
     }
-    *job_ini = text;
+    if (job_ini) *job_ini = text;
     out->user = r;
     out->started = rec_started;
     out->event = rec_event;

@@ -35,6 +35,8 @@
 
 typedef struct tb_job tb_job;
 
+#define TB_JOB_PATH_MAX 1024 /* tb_job.run_path, as tb_run's run_path */
+
 typedef struct tb_job_callbacks {
     void *user;
     /* the job left the queue, its configuration is valid and its data are about
@@ -59,8 +61,9 @@ struct tb_job {
     tb_job_callbacks cb;
     atomic_int cancel;              /* set by tb_executor_cancel / tb_job_cancel; read between batches */
     char cancel_message[160];       /* why it was cancelled (the finished message); set through tb_job_cancel */
-    int interrupted;                /* ends "interrupted" rather than "cancelled" (the executor's shutdown,
-                                     * a signal): set it before cancelling */
+    atomic_int interrupted;         /* ends "interrupted" rather than "cancelled" (the executor's shutdown,
+                                     * a signal): set by tb_job_cancel(.., 1) / tb_executor_interrupt */
+    char run_path[TB_JOB_PATH_MAX]; /* "": the run file goes where config_ini's output.run says; else here */
     /* filled in by the executor */
     double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
     int threads;
@@ -76,20 +79,24 @@ void tb_job_free(tb_job *job);
  * (core/run.h) from job->config_ini with `threads` CPU threads (0: the
  * config's train.threads, else all cores; OpenMP's count of the calling
  * thread is set to it, data preparation included) and calls the job's
- * callbacks. The run file goes where the config's output.run says. Returns
- * the final status:
+ * callbacks. The run file goes to job->run_path, else where the config's
+ * output.run says. Returns the final status, by what failed (the same rule
+ * before and during training):
  *   finished     training and the test evaluation completed (message "")
  *   cancelled    job->cancel was set (message: job->cancel_message), or the
  *                time limit train.time_limit was reached ("time limit reached")
  *   interrupted  as cancelled, with job->interrupted set; or the run failed on
- *                an error of its own (I/O, memory), with that error
+ *                an error of its own (out of memory; I/O once training began,
+ *                e.g. the run file could not be written), with that error
  *   diverged     NaN/Inf loss or parameter
- *   rejected     the configuration or the data failed (configure, prepare,
- *                or tb_train's own checks), with the error
+ *   rejected     the configuration is invalid (TB_EINVAL: configure, prepare or
+ *                tb_train's own checks) or its inputs cannot be read before
+ *                training (TB_EIO, TB_EFORMAT: the data, model.init_from), with the error
  * An event callback returning non-zero cancels the job (batch or epoch). */
 tb_run_status tb_job_execute(tb_job *job, int threads);
 
-/* One event as one line, for `tunebench run-job` (no newline):
+/* One batch or epoch event (the kinds a job's event callback sees) as one
+ * line, for `tunebench run-job` (no newline):
  *   "event batch epoch=1 batch=3/860 step=3 loss=2.302585 elapsed=0.41"
  *   "event epoch epoch=1 loss=0.61 val_loss=0.48 val_accuracy=0.8312 seconds=12.3 step=860 batches=860
  *    elapsed=12.3 images_per_s=4471" (one line)
@@ -124,14 +131,18 @@ typedef struct tb_job_line {
 } tb_job_line;
 
 /* 0 and *out filled, or -1 when line is not a well-formed event line (run-job
- * prints nothing else on stdout, but a reader should skip such lines). */
+ * prints nothing else on stdout, but a reader should skip such lines).
+ * Nothing in this process reads run-job's lines yet: this is for the process
+ * and Slurm executors (and the tests keep the format honest meanwhile). */
 int tb_job_line_parse(const char *line, tb_job_line *out);
 
 /* Asks a running job to stop before its next batch, with the message its
- * finished callback will carry (the first message given wins). Thread-safe;
- * what tb_executor_cancel does for a running job, and what an event callback
- * may call itself. */
-void tb_job_cancel(tb_job *job, const char *message);
+ * finished callback will carry (the first message given wins); interrupted
+ * non-zero makes it end "interrupted" rather than "cancelled" (set before the
+ * cancel flag, which the job reads first; it stays set). Thread-safe; what
+ * tb_executor_cancel does for a running job, and what an event callback or a
+ * signal-watching thread may call itself. */
+void tb_job_cancel(tb_job *job, const char *message, int interrupted);
 
 /* ---- recording a job in an archive ------------------------------------------------
  *
@@ -152,12 +163,19 @@ void tb_job_cancel(tb_job *job, const char *message);
  * with job NULL (a job never created). Every callback must have run (the
  * executor destroyed or drained) before the archive is closed.
  * The job's run file (weights, curves, metrics: docs/run-files.md) goes to
- * DIR/runs/<id>.run.h5: *job_ini (malloc'd) is config_ini with output.run set
- * to that path, the text to give tb_job_new. If the job is never submitted,
- * call out->finished yourself (e.g. status rejected) so the run is ended. */
+ * DIR/runs/<id>.run.h5 (tb_job_run_file): *job_ini (malloc'd) is config_ini
+ * with output.run set to that path, the text to give tb_job_new (or to write
+ * into a job file for run-job). job_ini NULL: no text is made (config_ini is
+ * not even parsed); give tb_job_new config_ini and set the job's run_path
+ * with tb_job_run_file instead, which is cheaper for a job run in this
+ * process. If the job is never submitted, call out->finished yourself (e.g.
+ * status rejected) so the run is ended. */
 tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant, const char *config_ini,
                         const tb_job_callbacks *inner, tb_job_callbacks *out, char run_id[TB_ARCHIVE_ID_MAX + 1],
                         char **job_ini, tb_err *err);
+/* The run file of archive run run_id, DIR/runs/<id>.run.h5, into out (e.g. a
+ * job's run_path); 0, or -1 when it does not fit in cap. */
+int tb_job_run_file(const tb_archive *a, const char *run_id, char *out, size_t cap);
 
 typedef struct tb_executor tb_executor;
 
@@ -167,9 +185,10 @@ typedef struct tb_executor_ops {
     tb_status (*submit)(tb_executor *ex, tb_job *job, tb_err *err);
     /* asks the job to stop (message: its finished message; NULL for a default):
      * a running job stops before its next batch; a queued job leaves the queue
-     * at once and ends cancelled (interrupted when job->interrupted is set),
-     * its finished callback run from another of the executor's threads */
-    void (*cancel)(tb_executor *ex, tb_job *job, const char *message);
+     * at once and ends cancelled (interrupted when `interrupted` is non-zero),
+     * its finished callback run from another of the executor's threads. A job
+     * the executor no longer knows is left alone (not dereferenced). */
+    void (*cancel)(tb_executor *ex, tb_job *job, const char *message, int interrupted);
     /* jobs queued or running */
     int (*pending)(tb_executor *ex);
     /* blocks until no job is queued or running */
@@ -194,9 +213,15 @@ static inline tb_status tb_executor_submit(tb_executor *ex, tb_job *job, tb_err 
 {
     return ex->ops->submit(ex, job, err);
 }
+/* The job ends "cancelled" (the owner withdrew it) ... */
 static inline void tb_executor_cancel(tb_executor *ex, tb_job *job, const char *message)
 {
-    ex->ops->cancel(ex, job, message);
+    ex->ops->cancel(ex, job, message, 0);
+}
+/* ... or "interrupted" (stopped through no fault of its own: a shutdown, a signal). */
+static inline void tb_executor_interrupt(tb_executor *ex, tb_job *job, const char *message)
+{
+    ex->ops->cancel(ex, job, message, 1);
 }
 static inline int tb_executor_pending(tb_executor *ex) { return ex->ops->pending(ex); }
 static inline void tb_executor_drain(tb_executor *ex) { ex->ops->drain(ex); }

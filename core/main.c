@@ -11,9 +11,7 @@
  * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
  * interrupted (Ctrl-C or the time limit) -- the run file is written in cases 0, 3, 4. */
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,59 +23,30 @@
 #include "run.h"
 #include "zoo.h"
 
-enum {
-    EXIT_RUN_FAILED = 1,
-    EXIT_USAGE = 2,
-    EXIT_DIVERGED = 3,
-    EXIT_INTERRUPTED = 4,
-};
-
 static int exit_code(tb_status st)
 {
     switch (st) {
-    case TB_OK: return 0;
-    case TB_EINVAL: return EXIT_USAGE;
-    case TB_EDIVERGED: return EXIT_DIVERGED;
+    case TB_OK: return TB_EXIT_OK;
+    case TB_EINVAL: return TB_EXIT_USAGE;
+    case TB_EDIVERGED: return TB_EXIT_DIVERGED;
     case TB_ECANCELLED:
-    case TB_ETIMEOUT: return EXIT_INTERRUPTED;
-    default: return EXIT_RUN_FAILED;
+    case TB_ETIMEOUT: return TB_EXIT_INTERRUPTED;
+    default: return TB_EXIT_FAILED;
     }
 }
 
-/* ---- argument helpers: full strtol checks, errors name the flag ---------- */
-
-static int parse_int(const char *flag, const char *text, long lo, long hi, int *out)
+/* An integer option of bench into an int (full strtoll checks, the error names the flag). */
+static int parse_int(const char *flag, const char *text, long long lo, long long hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || end == text || *end || v < lo || v > hi) {
-        fprintf(stderr, "tunebench: %s = '%s' is not an integer in [%ld, %ld]\n", flag, text, lo, hi);
-        return -1;
-    }
+    long long v;
+    if (tb_cli_parse_int("bench", flag, text, lo, hi, &v) != 0) return -1;
     *out = (int)v;
     return 0;
-}
-
-/* The value after argv[*i], or NULL with a message. */
-static const char *need_value(int argc, char **argv, int *i)
-{
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "tunebench: %s needs a value\n", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
 }
 
 /* ---- progress ------------------------------------------------------------ */
 
 static atomic_int interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    atomic_store(&interrupted, 1);
-}
 
 typedef struct progress {
     int is_tty, quiet, epochs;
@@ -114,33 +83,6 @@ static void print_progress(void *user, const tb_train_event *ev)
     } else if (p->is_tty) {
         fprintf(stderr, "\r%100s\r", "");
     }
-}
-
-/* ---- configuration from the command line ---------------------------------- */
-
-/* Loads CONFIG and applies --set k=v, --out, --plugin-path; returns NULL after printing. */
-static tb_config *config_from_args(const char *path, int n_sets, char **sets, const char *out, const char *plugin_path)
-{
-    tb_err err = {{0}};
-    tb_config *cfg = NULL;
-    if (tb_config_load(&cfg, path, &err) != TB_OK) {
-        fprintf(stderr, "tunebench: %s\n", err.msg);
-        return NULL;
-    }
-    for (int i = 0; i < n_sets; i++) {
-        if (tb_config_set_assignment(cfg, sets[i], &err) != TB_OK) {
-            fprintf(stderr, "tunebench: --set %s: %s\n", sets[i], err.msg);
-            tb_config_free(cfg);
-            return NULL;
-        }
-    }
-    if ((out && tb_config_set(cfg, "output.run", out, &err) != TB_OK) ||
-        (plugin_path && tb_config_set(cfg, "plugins.path", plugin_path, &err) != TB_OK)) {
-        fprintf(stderr, "tunebench: %s\n", err.msg);
-        tb_config_free(cfg);
-        return NULL;
-    }
-    return cfg;
 }
 
 /* Shared options of train and eval. */
@@ -181,7 +123,7 @@ static int parse_common(int argc, char **argv, common_args *a, int allow_checkpo
             fprintf(stderr, "tunebench: unknown option '%s' (see --help)\n", arg);
             return -1;
         }
-        if (!(v = need_value(argc, argv, &i))) return -1;
+        if (!(v = tb_cli_need_value(NULL, argc, argv, &i))) return -1;
         if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
         else if (!strcmp(arg, "--out")) a->out = v;
         else if (!strcmp(arg, "--plugin-path")) a->plugin_path = v;
@@ -235,11 +177,11 @@ static int cmd_train(int argc, char **argv)
     int pr = parse_common(argc, argv, &a, 0, train_usage);
     if (pr != 0) {
         free(a.sets);
-        return pr > 0 ? 0 : EXIT_USAGE;
+        return pr > 0 ? TB_EXIT_OK : TB_EXIT_USAGE;
     }
-    tb_config *cfg = config_from_args(a.config, a.n_sets, a.sets, a.out, a.plugin_path);
+    tb_config *cfg = tb_cli_load_config(NULL, a.config, a.n_sets, a.sets, a.out, a.plugin_path);
     free(a.sets);
-    if (!cfg) return EXIT_USAGE;
+    if (!cfg) return TB_EXIT_USAGE;
     tb_run run;
     tb_err err = {{0}};
     tb_status st = tb_run_configure(&run, cfg, &err);
@@ -275,11 +217,10 @@ static int cmd_train(int argc, char **argv)
     tb_train_hooks_add(&hooks, print_progress, &prog);
     atomic_store(&interrupted, 0);
     hooks.cancel = &interrupted;
-    struct sigaction sa = {0}, old;
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
+    tb_cli_signals sig;
+    tb_cli_signals_catch(&sig, &interrupted, NULL, NULL, NULL, 0);
     st = tb_run_execute(&run, &hooks, &err);
-    sigaction(SIGINT, &old, NULL);
+    tb_cli_signals_restore(&sig);
     int code = exit_code(st);
     if (st == TB_OK || st == TB_EDIVERGED || st == TB_ECANCELLED || st == TB_ETIMEOUT) {
         if (run.tested && !a.quiet) print_metrics("test", &run.test, &run.task.raw);
@@ -310,22 +251,22 @@ static int cmd_eval(int argc, char **argv)
     int pr = parse_common(argc, argv, &a, 1, eval_usage);
     if (pr != 0) {
         free(a.sets);
-        return pr > 0 ? 0 : EXIT_USAGE;
+        return pr > 0 ? TB_EXIT_OK : TB_EXIT_USAGE;
     }
     if (!a.checkpoint) {
         fprintf(stderr, "tunebench eval: --checkpoint FILE is required (a checkpoint or a run file)\n");
         free(a.sets);
-        return EXIT_USAGE;
+        return TB_EXIT_USAGE;
     }
     const char *split = a.split ? a.split : "test";
     if (strcmp(split, "test") && strcmp(split, "val") && strcmp(split, "train")) {
         fprintf(stderr, "tunebench eval: --split = '%s' is not one of: test, val, train\n", split);
         free(a.sets);
-        return EXIT_USAGE;
+        return TB_EXIT_USAGE;
     }
-    tb_config *cfg = config_from_args(a.config, a.n_sets, a.sets, NULL, a.plugin_path);
+    tb_config *cfg = tb_cli_load_config(NULL, a.config, a.n_sets, a.sets, NULL, a.plugin_path);
     free(a.sets);
-    if (!cfg) return EXIT_USAGE;
+    if (!cfg) return TB_EXIT_USAGE;
     tb_err err = {{0}};
     tb_run run;
     /* the weights come from --checkpoint, whatever the configuration says */
@@ -401,7 +342,7 @@ static int cmd_bench(int argc, char **argv)
     int c = 1, h = 28, w = 28;
     tb_err err = {{0}};
     tb_config *cfg = tb_config_new();
-    if (!cfg) return EXIT_RUN_FAILED;
+    if (!cfg) return TB_EXIT_FAILED;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -413,7 +354,7 @@ static int cmd_bench(int argc, char **argv)
             profile = 1;
             continue;
         }
-        if (!(v = need_value(argc, argv, &i))) goto usage;
+        if (!(v = tb_cli_need_value("bench", argc, argv, &i))) goto usage;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--plugin-path")) plugin_path = v;
         else if (!strcmp(a, "--set")) {
@@ -441,7 +382,7 @@ static int cmd_bench(int argc, char **argv)
     tb_backend *be = tb_backend_cpu_create(threads);
     tb_model_input in = {c, h, w, classes};
     tb_net *net = bench_network(model, cfg, plugin_path, &in, &err);
-    int rc = EXIT_RUN_FAILED;
+    int rc = TB_EXIT_FAILED;
     float *x_host = NULL, *x = NULL;
     int32_t *y = NULL;
     tb_optimizer opt = {0};
@@ -494,7 +435,7 @@ static int cmd_bench(int argc, char **argv)
         tb_net_profile_report(net, steps, report, sizeof report);
         printf("%s", report);
     }
-    rc = 0;
+    rc = TB_EXIT_OK;
 done:
     if (rc) fprintf(stderr, "tunebench bench: %s\n", err.msg);
     if (x) be->ops->free(be, x);
@@ -507,7 +448,7 @@ done:
     return rc;
 usage:
     tb_config_free(cfg);
-    return EXIT_USAGE;
+    return TB_EXIT_USAGE;
 }
 
 static void usage(FILE *f)
@@ -534,7 +475,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
-        return EXIT_USAGE;
+        return TB_EXIT_USAGE;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
@@ -556,5 +497,5 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "tunebench: unknown command '%s'\n", cmd);
     usage(stderr);
-    return EXIT_USAGE;
+    return TB_EXIT_USAGE;
 }

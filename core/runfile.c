@@ -2,13 +2,10 @@
 #include "runfile.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/utsname.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "checkpoint.h"
@@ -85,21 +82,18 @@ void tb_curves_add(tb_curves *c, const tb_train_event *ev)
 
 /* ---- helpers ------------------------------------------------------------------- */
 
-/* mkdir -p of path's parent directory */
+/* mkdir -p of path's parent directory (none, or "/": nothing to make) */
 static int make_parent_dirs(const char *path)
 {
     char dir[1024];
-    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) return -1;
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     char *slash = strrchr(dir, '/');
     if (!slash || slash == dir) return 0;
     *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(dir, 0777) != 0 && errno != EEXIST ? -1 : 0;
+    return tb_make_dirs(dir);
 }
 
 static void cpu_model(char *buf, size_t len)
@@ -140,10 +134,7 @@ static void check(writer *w, int rc, const char *where)
 static void write_root(writer *w, hid_t f, tb_status st, const char *message)
 {
     char created[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    tb_iso_utc(tb_utc_now(), created);
     check(w, tb_h5_attr_str(f, "format", TB_RUNFILE_FORMAT), "/");
     check(w, tb_h5_attr_i64(f, "format_version", TB_RUNFILE_VERSION), "/");
     check(w, tb_h5_attr_str(f, "tunebench_version", TB_VERSION), "/");
@@ -398,12 +389,8 @@ tb_status tb_runfile_write(const char *path, const tb_run *run, const tb_optimiz
         if (st != TB_OK) return tb_fail(err, st, "run file %s: checkpoint: %s", path, inner.msg);
         return tb_fail(err, TB_EIO, "run file %s: HDF5 failed writing %s (disk full?)", path, w.where);
     }
-    int fd = open(tmp, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    if (rename(tmp, path) != 0) {
+    /* the file, then its new name in the directory, survive a power loss */
+    if (tb_rename_durable(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         return tb_fail(err, TB_EIO, "run file %s: cannot move %s into place: %s", path, tmp, strerror(e));

@@ -1,9 +1,9 @@
 /* sweep.c: random search, grids, seeds and folds through an executor (see sweep.h). */
 #include "sweep.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
 #include <pthread.h>
@@ -67,12 +67,7 @@ static int is_run_section(const tb_config *cfg, const char *sec)
     return (model && !strcasecmp(sec, model)) || (task && !strcasecmp(sec, task));
 }
 
-/* The configuration runs start from, as INI text: a study configuration
- * ([study] or [space]) keeps only the run sections; anything else is kept
- * whole so that a misspelt section is still reported. output.checkpoint is
- * dropped: concurrent runs would overwrite one file (each run file holds the
- * weights anyway). */
-static tb_status base_text(const tb_config *cfg, char **out, tb_err *err)
+tb_status tb_run_sections_ini(const tb_config *cfg, char **out, tb_err *err)
 {
     *out = NULL;
     const int study = tb_config_has_section(cfg, "study") || tb_config_has_section(cfg, "space");
@@ -88,7 +83,9 @@ static tb_status base_text(const tb_config *cfg, char **out, tb_err *err)
         int nk = tb_config_keys(cfg, secs[s], keys, 512);
         if (nk > 512) nk = 512;
         for (int k = 0; k < nk && st == TB_OK; k++) {
-            if (!strcasecmp(secs[s], "output") && !strcasecmp(keys[k], "checkpoint")) continue;
+            /* set per run: concurrent runs would overwrite one file (each run file holds the weights anyway) */
+            if (!strcasecmp(secs[s], "output") && (!strcasecmp(keys[k], "run") || !strcasecmp(keys[k], "checkpoint")))
+                continue;
             char key[300];
             snprintf(key, sizeof key, "%s.%s", secs[s], keys[k]);
             st = tb_config_set(b, key, tb_config_get(cfg, secs[s], keys[k]), err);
@@ -137,13 +134,29 @@ static tb_status check_text(const char *ini, tb_err *err)
     return st;
 }
 
-static int64_t seed_of(const char *ini)
+/* Whether word occurs in text on its own, not inside a longer name ("lr" in
+ * "lr_decay", "train.lr" in "train.lr_decay"); with tail, followed by it. */
+static int has_word(const char *text, const char *word, const char *tail)
 {
-    tb_config *c = NULL;
-    int64_t v = 0;
-    if (tb_config_load_text(&c, ini, "sweep", NULL) == TB_OK) tb_config_int(c, "train", "seed", 0, 0, INT64_MAX, &v, NULL);
-    tb_config_free(c);
-    return v;
+    const size_t n = strlen(word);
+    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
+        const char before = p > text ? p[-1] : ' ', after = p[n];
+        if (isalnum((unsigned char)before) || before == '_' || before == '.') continue;
+        if (tail ? strncmp(p + n, tail, strlen(tail)) != 0 : isalnum((unsigned char)after) || after == '_') continue;
+        return 1;
+    }
+    return 0;
+}
+
+/* Whether an error message names key ("train.lr"), as the configuration's
+ * checks write it or as the optimizer's do ("[train] adam: lr = -5 ..."). */
+static int names_key(const char *msg, const char *key)
+{
+    if (has_word(msg, key, NULL)) return 1;
+    const char *dot = strchr(key, '.');
+    char sec[160];
+    if (!dot || snprintf(sec, sizeof sec, "[%.*s]", (int)(dot - key), key) >= (int)sizeof sec) return 0;
+    return strstr(msg, sec) && has_word(msg, dot + 1, " =");
 }
 
 /* ---- plans -------------------------------------------------------------------------------- */
@@ -151,7 +164,7 @@ static int64_t seed_of(const char *ini)
 void tb_sweep_free(tb_sweep *sw)
 {
     if (!sw) return;
-    for (int i = 0; i < sw->n_runs; i++) {
+    for (int i = 0; sw->runs && i < sw->n_runs; i++) {
         tb_sweep_run *r = &sw->runs[i];
         if (r->values)
             for (int k = 0; k < sw->n_keys; k++) free(r->values[k]);
@@ -187,12 +200,17 @@ static tb_status plan_begin(tb_sweep *sw, tb_sweep_kind kind, const tb_config *c
     sw->folds = folds;
     sw->seeds = seeds;
     sw->n_configs = n_configs;
-    tb_status st = base_text(cfg, &sw->base_ini, err);
+    /* each configuration's first seed; repeat's --first-seed replaces it */
+    int64_t seed = 0;
+    tb_config_int(cfg, "train", "seed", 0, 0, INT64_MAX, &seed, NULL); /* a bad one: the check names it */
+    sw->first_seed = seed;
+    tb_status st = tb_run_sections_ini(cfg, &sw->base_ini, err);
     if (st != TB_OK) return st;
-    sw->n_runs = (int)total;
-    sw->runs = calloc((size_t)sw->n_runs, sizeof *sw->runs);
+    /* counts only once their arrays exist: tb_sweep_free walks them */
+    sw->runs = calloc((size_t)total, sizeof *sw->runs);
     sw->keys = n_keys ? calloc((size_t)n_keys, sizeof *sw->keys) : NULL;
     if (!sw->runs || (n_keys && !sw->keys)) return tb_fail(err, TB_ENOMEM, "out of memory");
+    sw->n_runs = (int)total;
     sw->n_keys = n_keys;
     const int rpc = tb_sweep_runs_per_config(sw);
     for (int i = 0; i < sw->n_runs; i++) {
@@ -208,10 +226,14 @@ static tb_status plan_begin(tb_sweep *sw, tb_sweep_kind kind, const tb_config *c
 }
 
 /* Fills run texts from the values of each configuration's first run (copied
- * to its other runs); repeat sets train.seed. */
+ * to its other runs); repeat sets train.seed. A run's seed is known without
+ * reading its text back: first_seed (+ i for repeat), or a grid's train.seed. */
 static tb_status plan_texts(tb_sweep *sw, tb_err *err)
 {
     const int rpc = tb_sweep_runs_per_config(sw), per = sw->folds > 0 ? sw->folds : 1;
+    int seed_key = -1;
+    for (int k = 0; k < sw->n_keys; k++)
+        if (!strcmp(sw->keys[k], "train.seed")) seed_key = k;
     for (int i = 0; i < sw->n_runs; i++) {
         tb_sweep_run *r = &sw->runs[i], *first = &sw->runs[i - i % rpc];
         for (int k = 0; k < sw->n_keys && r != first; k++)
@@ -220,7 +242,8 @@ static tb_status plan_texts(tb_sweep *sw, tb_err *err)
         tb_status st = run_text(sw->base_ini, sw->n_keys, sw->keys, r->values, sw->folds, r->fold < 0 ? 0 : r->fold,
                                 sw->kind == TB_SWEEP_REPEAT ? &seed : NULL, &r->ini, err);
         if (st != TB_OK) return st;
-        r->seed = seed_of(r->ini);
+        if (seed_key >= 0) seed = strtoll(r->values[seed_key], NULL, 10); /* a bad value: the check names it */
+        r->seed = seed;
     }
     return TB_OK;
 }
@@ -386,7 +409,7 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
             tb_err e;
             tb_status s = run_text(sw->base_ini, 1, &ax[i].key, &ax[i].values[k], folds, 0, NULL, &text, &e);
             if (s == TB_ENOMEM) st = tb_fail(err, s, "%s", e.msg);
-            else if ((s != TB_OK || check_text(text, &e) != TB_OK) && strstr(e.msg, ax[i].key)) {
+            else if ((s != TB_OK || check_text(text, &e) != TB_OK) && names_key(e.msg, ax[i].key)) {
                 char line[800];
                 snprintf(line, sizeof line, "--grid %s: value '%s': %s", ax[i].key, ax[i].values[k], e.msg);
                 if (problems) add_line(problems, line);
@@ -476,15 +499,14 @@ void tb_sweep_stat_of(const double *v, int n, tb_sweep_stat *out)
     out->se = m > 1 ? out->sd / sqrt((double)m) : NAN;
 }
 
-void tb_sweep_summarize(const tb_sweep *sw, int config, tb_sweep_summary *out)
+/* Over n runs; scratch: room for 3 n doubles (NULL: counts only, the statistics NaN). */
+static void summarize_runs(const tb_sweep_run *runs, int n, double *scratch, tb_sweep_summary *out)
 {
     memset(out, 0, sizeof *out);
-    double *va = malloc(sizeof(double) * (size_t)(sw->n_runs + 1) * 3);
-    double *vl = va ? va + sw->n_runs + 1 : NULL, *ta = va ? vl + sw->n_runs + 1 : NULL;
+    double *va = scratch, *vl = scratch ? scratch + n : NULL, *ta = scratch ? scratch + 2 * n : NULL;
     int m = 0;
-    for (int i = 0; i < sw->n_runs; i++) {
-        const tb_sweep_run *r = &sw->runs[i];
-        if (config >= 0 && r->config != config) continue;
+    for (int i = 0; i < n; i++) {
+        const tb_sweep_run *r = &runs[i];
         out->runs++;
         switch (r->status) {
         case TB_RUN_FINISHED: out->finished++; break;
@@ -494,7 +516,7 @@ void tb_sweep_summarize(const tb_sweep *sw, int config, tb_sweep_summary *out)
         case TB_RUN_REJECTED: out->rejected++; break;
         default: out->queued++; break;
         }
-        if (r->status == TB_RUN_FINISHED && va) {
+        if (r->status == TB_RUN_FINISHED && scratch) {
             va[m] = r->val_accuracy, vl[m] = r->val_loss, ta[m] = r->test_accuracy;
             m++;
         }
@@ -502,19 +524,20 @@ void tb_sweep_summarize(const tb_sweep *sw, int config, tb_sweep_summary *out)
     tb_sweep_stat_of(va, m, &out->val_accuracy);
     tb_sweep_stat_of(vl, m, &out->val_loss);
     tb_sweep_stat_of(ta, m, &out->test_accuracy);
-    free(va);
+}
+
+void tb_sweep_summarize(const tb_sweep *sw, int config, tb_sweep_summary *out)
+{
+    /* runs are stored configuration by configuration: a configuration is a slice */
+    const int rpc = tb_sweep_runs_per_config(sw);
+    const int first = config < 0 ? 0 : config * rpc;
+    const int n = config < 0 ? sw->n_runs : config < sw->n_configs ? rpc : 0;
+    double *scratch = malloc(sizeof(double) * 3 * (size_t)(n + 1));
+    summarize_runs(sw->runs + first, n, scratch, out);
+    free(scratch);
 }
 
 /* ---- the results file ------------------------------------------------------------------------ */
-
-static int fsync_path(const char *path, int dir)
-{
-    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
 
 static int write_stat(hid_t loc, const char *prefix, const tb_sweep_stat *s)
 {
@@ -535,8 +558,10 @@ static int write_tables(hid_t f, const tb_sweep *sw)
     int rc = 0;
     char created[32];
     tb_iso_utc(sw->created_s, created);
+    /* one scratch for the whole sweep's summary and then each configuration's */
+    double *scratch = malloc(sizeof(double) * 3 * (n + 1));
     tb_sweep_summary all;
-    tb_sweep_summarize(sw, -1, &all);
+    summarize_runs(sw->runs, sw->n_runs, scratch, &all);
     rc |= tb_h5_attr_str(f, "format", TB_SWEEP_FORMAT);
     rc |= tb_h5_attr_i64(f, "schema_version", TB_SWEEP_SCHEMA_VERSION);
     rc |= tb_h5_attr_str(f, "tunebench_version", TB_VERSION);
@@ -563,7 +588,11 @@ static int write_tables(hid_t f, const tb_sweep *sw)
 
     /* /runs: one row per run */
     hid_t g = tb_h5_group(f, "runs");
-    if (g < 0) return -1;
+    if (g < 0 || !scratch) {
+        if (g >= 0) H5Gclose(g);
+        free(scratch);
+        return -1;
+    }
     const char **s1 = calloc(n + 1, sizeof *s1), **s2 = calloc(n + 1, sizeof *s2), **s3 = calloc(n + 1, sizeof *s3);
     int64_t *i1 = calloc(n + 1, sizeof *i1), *i2 = calloc(n + 1, sizeof *i2), *i3 = calloc(n + 1, sizeof *i3);
     double *d = calloc(4 * (n + 1), sizeof *d);
@@ -596,7 +625,7 @@ runs_done:
     H5Gclose(g);
     free(s2), free(s3), free(i2), free(i3);
     if (rc) {
-        free(s1), free(i1), free(d);
+        free(s1), free(i1), free(d), free(scratch);
         return -1;
     }
 
@@ -613,7 +642,7 @@ runs_done:
     const int per = tb_sweep_runs_per_config(sw);
     for (size_t c = 0; c < nc; c++) {
         tb_sweep_summary s;
-        tb_sweep_summarize(sw, (int)c, &s);
+        summarize_runs(sw->runs + c * (size_t)per, per, scratch, &s);
         cnt[c] = (int64_t)c, cnt[nc + 1 + c] = s.runs, cnt[2 * (nc + 1) + c] = s.finished;
         const tb_sweep_stat *x[3] = {&s.val_accuracy, &s.val_loss, &s.test_accuracy};
         for (int m = 0; m < 3; m++) {
@@ -639,7 +668,7 @@ runs_done:
     }
 configs_done:
     if (g >= 0) H5Gclose(g);
-    free(s1), free(i1), free(d), free(cnt), free(st);
+    free(s1), free(i1), free(d), free(cnt), free(st), free(scratch);
     return rc ? -1 : 0;
 }
 
@@ -656,17 +685,10 @@ tb_status tb_sweep_write(const tb_sweep *sw, const char *path, tb_err *err)
         unlink(tmp);
         return tb_fail(err, TB_EIO, "sweep results %s: cannot write the tables", tmp);
     }
-    if (fsync_path(tmp, 0) != 0 || rename(tmp, path) != 0) {
-        int e = errno;
+    if (tb_rename_durable(tmp, path) != 0) {
+        int e = errno; /* before unlink can change it */
         unlink(tmp);
         return tb_fail(err, TB_EIO, "sweep results %s: cannot put it in place: %s", path, strerror(e));
-    }
-    char dir[1200];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) {
-        *slash = '\0';
-        fsync_path(dir[0] ? dir : "/", 1);
     }
     return TB_OK;
 }
@@ -695,37 +717,47 @@ static tb_status new_sweep_id(tb_sweep *sw, const char *archive_dir, char *path,
 
 /* ---- execution ----------------------------------------------------------------------------- */
 
+#define WRITE_EVERY_S 2.0 /* the results file, while runs end; once more at the end */
+
 typedef struct exec_ctx exec_ctx;
 
+/* One run as the executor's threads see it. Only the sweep's thread touches
+ * sw->runs during the sweep: the callbacks fill the outcome here (under mu),
+ * and the sweep's thread copies it over when it takes the run off `ended`. */
 typedef struct exec_run {
     exec_ctx *x;
     int index;
     tb_job *job;         /* valid while submitted && !ended */
-    int submitted, ended, reported;
-    double started_at;
+    int submitted, ended;
+    tb_run_status status;
+    double val_accuracy, val_loss, test_accuracy, seconds;
+    char message[256];
 } exec_run;
 
 struct exec_ctx {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    tb_sweep *sw;
     exec_run *er;
+    int *ended;          /* indices of the runs that ended, in the order they did */
+    int n_ended;
 };
 
-static void x_started(void *user, tb_job *job)
+/* Under mu: e has ended. */
+static void mark_ended(exec_run *e)
 {
-    exec_run *e = user;
-    pthread_mutex_lock(&e->x->mu);
-    e->started_at = tb_now();
-    pthread_mutex_unlock(&e->x->mu);
+    e->ended = 1;
+    e->job = NULL;
+    e->x->ended[e->x->n_ended++] = e->index;
+    pthread_cond_broadcast(&e->x->cv);
 }
 
+/* The last epoch's validation loss: the finished callback does not carry it. */
 static int x_event(void *user, tb_job *job, const tb_train_event *ev)
 {
     exec_run *e = user;
     if (ev->kind == TB_EVENT_EPOCH) {
         pthread_mutex_lock(&e->x->mu);
-        e->x->sw->runs[e->index].val_loss = ev->val_loss;
+        e->val_loss = ev->val_loss;
         pthread_mutex_unlock(&e->x->mu);
     }
     return 0;
@@ -736,36 +768,44 @@ static void x_finished(void *user, tb_job *job, tb_run_status status, double val
 {
     exec_run *e = user;
     pthread_mutex_lock(&e->x->mu);
-    tb_sweep_run *r = &e->x->sw->runs[e->index];
-    r->status = status;
-    r->val_accuracy = val_accuracy;
-    r->test_accuracy = test_accuracy;
-    if (isnan(val_accuracy)) r->val_loss = NAN;
-    r->seconds = e->started_at > 0 ? tb_now() - e->started_at : 0;
-    snprintf(r->message, sizeof r->message, "%s", message ? message : "");
-    e->ended = 1;
-    e->job = NULL;
-    pthread_cond_broadcast(&e->x->cv);
+    e->status = status;
+    e->val_accuracy = val_accuracy;
+    e->test_accuracy = test_accuracy;
+    if (isnan(val_accuracy)) e->val_loss = NAN;
+    /* job is NULL for a job never created */
+    e->seconds = job && job->started_s > 0 ? job->ended_s - job->started_s : 0;
+    tb_copy_str(e->message, sizeof e->message, message);
+    mark_ended(e);
     pthread_mutex_unlock(&e->x->mu);
 }
 
 /* Cancels every run not ended (mutex held): they end "interrupted". */
-static void interrupt_all(exec_ctx *x, tb_executor *ex, const char *why)
+static void interrupt_all(exec_ctx *x, int n_runs, tb_executor *ex, const char *why)
 {
-    for (int i = 0; i < x->sw->n_runs; i++) {
+    for (int i = 0; i < n_runs; i++) {
         exec_run *e = &x->er[i];
         if (e->ended) continue;
         if (!e->submitted) {
-            tb_sweep_run *r = &x->sw->runs[i];
-            r->status = TB_RUN_INTERRUPTED;
-            snprintf(r->message, sizeof r->message, "%s before it was submitted", why);
-            e->ended = 1;
+            e->status = TB_RUN_INTERRUPTED;
+            snprintf(e->message, sizeof e->message, "%s before it was submitted", why);
+            mark_ended(e);
             continue;
         }
         /* the job is alive: its finished callback (which takes this mutex) has not returned */
-        e->job->interrupted = 1;
-        tb_executor_cancel(ex, e->job, why);
+        tb_executor_interrupt(ex, e->job, why);
     }
+}
+
+/* Copies run i's outcome from the executor's side into sw (mutex held). */
+static void take_outcome(tb_sweep *sw, const exec_run *e)
+{
+    tb_sweep_run *r = &sw->runs[e->index];
+    r->status = e->status;
+    r->val_accuracy = e->val_accuracy;
+    r->val_loss = e->val_loss;
+    r->test_accuracy = e->test_accuracy;
+    r->seconds = e->seconds;
+    tb_copy_str(r->message, sizeof r->message, e->message);
 }
 
 tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const atomic_int *interrupt,
@@ -775,31 +815,41 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
     tb_status st = new_sweep_id(sw, tb_archive_dir(a), path, sizeof path, err);
     if (st != TB_OK) return st;
     if ((st = tb_sweep_write(sw, path, err)) != TB_OK) return st;
-    exec_ctx x = {.sw = sw};
+    exec_ctx x = {0};
     x.er = calloc((size_t)sw->n_runs, sizeof *x.er);
-    if (!x.er) return tb_fail(err, TB_ENOMEM, "out of memory");
+    x.ended = calloc((size_t)sw->n_runs + 1, sizeof *x.ended);
+    if (!x.er || !x.ended) {
+        free(x.er);
+        free(x.ended);
+        return tb_fail(err, TB_ENOMEM, "out of memory");
+    }
     pthread_mutex_init(&x.mu, NULL);
     pthread_cond_init(&x.cv, NULL);
     tb_status result = TB_OK;
     tb_err first_err = {{0}};
-    int stopped = 0, reported = 0;
+    int stopped = 0;
 
     for (int i = 0; i < sw->n_runs; i++) {
         exec_run *e = &x.er[i];
         e->x = &x;
         e->index = i;
+        e->val_accuracy = e->val_loss = e->test_accuracy = NAN;
+    }
+    for (int i = 0; i < sw->n_runs; i++) {
+        exec_run *e = &x.er[i];
+        tb_sweep_run *r = &sw->runs[i];
         if (interrupt && atomic_load(interrupt)) break;
-        tb_job_callbacks inner = {e, x_started, x_event, x_finished}, out;
-        char *job_ini = NULL;
+        tb_job_callbacks inner = {e, NULL, x_event, x_finished}, out;
         tb_err e1;
-        st = tb_job_record(a, "sweep", NULL, sw->runs[i].ini, &inner, &out, sw->runs[i].run_id, &job_ini, &e1);
+        /* the job's text is the plan's; its run file is set on the job, not written into a copy of the text */
+        st = tb_job_record(a, "sweep", NULL, r->ini, &inner, &out, r->run_id, NULL, &e1);
         if (st != TB_OK) {
             result = st;
             first_err = e1;
             break;
         }
-        tb_job *job = tb_job_new(sw->runs[i].run_id, job_ini, TB_SWEEP_PRIORITY, &out);
-        free(job_ini);
+        tb_job *job = tb_job_new(r->run_id, r->ini, TB_SWEEP_PRIORITY, &out);
+        if (job) tb_job_run_file(a, r->run_id, job->run_path, sizeof job->run_path); /* fits: tb_job_record checked */
         pthread_mutex_lock(&x.mu);
         e->submitted = 1;
         e->job = job;
@@ -814,51 +864,56 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
         }
     }
 
+    /* Runs end on the executor's threads; this thread takes their outcomes,
+     * tells `progress` and rewrites the file, with the mutex released for both. */
+    int taken = 0, reported = 0, dirty = 0;
+    double last_write = tb_now();
     pthread_mutex_lock(&x.mu);
     if (result != TB_OK) {
-        interrupt_all(&x, ex, "interrupted: the sweep could not submit every run");
+        interrupt_all(&x, sw->n_runs, ex, "interrupted: the sweep could not submit every run");
         stopped = 1;
     }
     for (;;) {
         if (!stopped && interrupt && atomic_load(interrupt)) {
-            interrupt_all(&x, ex, "interrupted by the user");
+            interrupt_all(&x, sw->n_runs, ex, "interrupted by the user");
             stopped = 1;
         }
-        int all = 1, news = 0;
-        for (int i = 0; i < sw->n_runs; i++) {
-            if (!x.er[i].ended) all = 0;
-            else if (!x.er[i].reported) news = 1;
-        }
-        if (news) {
+        const int from = taken, to = x.n_ended;
+        for (int k = from; k < to; k++) take_outcome(sw, &x.er[x.ended[k]]);
+        taken = to;
+        pthread_mutex_unlock(&x.mu);
+
+        const int all = to == sw->n_runs;
+        dirty |= to > from;
+        if (dirty && (all || tb_now() - last_write >= WRITE_EVERY_S)) {
             tb_err e1;
             if (tb_sweep_write(sw, path, &e1) != TB_OK && result == TB_OK) {
                 result = TB_EIO;
                 first_err = e1;
             }
-            for (int i = 0; i < sw->n_runs; i++) {
-                if (!x.er[i].ended || x.er[i].reported) continue;
-                x.er[i].reported = 1;
-                reported++;
-                if (progress && x.er[i].submitted) {
-                    pthread_mutex_unlock(&x.mu);
-                    progress(user, sw, i, reported);
-                    pthread_mutex_lock(&x.mu);
-                }
-            }
-            continue;
+            last_write = tb_now();
+            dirty = 0;
         }
+        /* numbered among the runs that ran: one never submitted is not reported */
+        for (int k = from; k < to && progress; k++)
+            if (x.er[x.ended[k]].submitted) progress(user, sw, x.ended[k], ++reported);
         if (all) break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-        pthread_cond_timedwait(&x.cv, &x.mu, &ts);
+
+        pthread_mutex_lock(&x.mu);
+        if (x.n_ended == taken) {
+            /* a signal handler cannot signal cv: look at *interrupt ten times a second */
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            pthread_cond_timedwait(&x.cv, &x.mu, &ts);
+        }
     }
-    pthread_mutex_unlock(&x.mu);
     /* the executor may still be freeing the last jobs; their callbacks are done */
     pthread_cond_destroy(&x.cv);
     pthread_mutex_destroy(&x.mu);
     free(x.er);
+    free(x.ended);
     if (result != TB_OK) return tb_fail(err, result, "%s", first_err.msg);
     if (stopped) return tb_fail(err, TB_ECANCELLED, "sweep %s interrupted; the runs that ended are recorded", sw->id);
     return TB_OK;

@@ -12,8 +12,10 @@
  * Every configuration is checked with tb_run_configure before anything runs;
  * a grid names each bad key and value. Runs are recorded in the archive
  * (kind "sweep", tb_job_record) and the table DIR/sweeps/<id>.h5 is rewritten
- * (a temporary file renamed into place) after every run that ends, so it is
- * always complete. Layout and a pandas example: docs/sweeps.md. */
+ * (a temporary file renamed into place) at most every 2 seconds while runs
+ * end and once when the last has ended, so it is always complete (a run shown
+ * queued may have ended in the last 2 s). Layout and a pandas example:
+ * docs/sweeps.md. */
 #ifndef TB_SWEEP_H
 #define TB_SWEEP_H
 
@@ -60,7 +62,7 @@ typedef struct tb_sweep {
     uint64_t search_seed;  /* random search */
     int folds;             /* 0: none */
     int seeds;             /* repeat: runs per configuration with train.seed = first_seed + i; else 1 */
-    int64_t first_seed;
+    int64_t first_seed;    /* repeat: --first-seed; else the configuration's train.seed */
     int n_configs;
     int n_keys;
     char **keys;           /* the varied config keys ("train.lr"): one results column each */
@@ -69,6 +71,15 @@ typedef struct tb_sweep {
     tb_sweep_run *runs;    /* configuration-major, then seed, then fold */
     double created_s;      /* UTC */
 } tb_sweep;
+
+/* The sections of cfg a run reads, as INI text (*out malloc'd): a study
+ * configuration ([study] or [space]) keeps only [model], [task], [train],
+ * [output], [plugins] and the model's and task's own sections; any other is
+ * kept whole, so that a misspelt section is still reported when the run is
+ * configured. output.run and output.checkpoint are left out: each run's file
+ * is set per run (concurrent runs would overwrite one file). Shared by sweeps
+ * and studies. */
+tb_status tb_run_sections_ini(const tb_config *cfg, char **out, tb_err *err);
 
 /* Plans fill *sw (tb_sweep_free it, also after a failure). cfg is read, not
  * kept. A study configuration's [study], [space] and other non-run sections
@@ -94,13 +105,16 @@ void tb_sweep_free(tb_sweep *sw);
 /* seeds x folds: configuration c's runs are runs[c * this ...] */
 int tb_sweep_runs_per_config(const tb_sweep *sw);
 
-/* Called on the executing thread after each run ends (index into sw->runs),
- * with the results file already rewritten. */
+/* Called on the executing thread after each submitted run ends (index into
+ * sw->runs, whose outcome is filled in), in the order they end; `ended`
+ * numbers them 1, 2, ... Runs never submitted (an interrupt came first) are
+ * not reported. The results file may lag by up to 2 s. */
 typedef void (*tb_sweep_progress_fn)(void *user, const tb_sweep *sw, int index, int ended);
 
 /* Runs every planned run through ex, recorded in a (kind "sweep"), and keeps
  * tb_archive_dir(a)/sweeps/<sw->id>.h5 up to date. Blocks until all have
- * ended. When *interrupt becomes non-zero (a signal handler may set it), the
+ * ended; sw->runs is written by this call alone (the executor's threads
+ * never touch it) and is complete when it returns. When *interrupt becomes non-zero (a signal handler may set it), the
  * runs not yet ended are cancelled and end "interrupted" (those never
  * submitted too, without a run id); the call returns TB_ECANCELLED after the
  * table is written. TB_EIO when the results file cannot be written (the
@@ -119,7 +133,8 @@ typedef struct tb_sweep_stat {
 } tb_sweep_stat;
 void tb_sweep_stat_of(const double *v, int n, tb_sweep_stat *out);
 
-/* Over the finished runs of configuration `config` (-1: of the whole sweep). */
+/* Over the runs of configuration `config` (-1: of the whole sweep): counts by
+ * status, statistics over the finished ones. O(runs of that configuration). */
 typedef struct tb_sweep_summary {
     int runs, finished, cancelled, diverged, interrupted, rejected, queued;
     tb_sweep_stat val_accuracy, val_loss, test_accuracy;

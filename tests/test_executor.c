@@ -293,6 +293,80 @@ START_TEST(test_event_callback_cancels)
 }
 END_TEST
 
+START_TEST(test_io_error_after_training_interrupts)
+{
+    /* the run file's directory cannot be made (a file is in its way): the run
+     * trained, then failed on I/O of its own; not the configuration's fault */
+    char blocker[800], sets_run[900];
+    snprintf(blocker, sizeof blocker, "%s/blocker", tmpdir);
+    FILE *f = fopen(blocker, "w");
+    ck_assert(f);
+    fclose(f);
+    snprintf(sets_run, sizeof sets_run, "output.run=%s/sub/io.h5", blocker);
+    const char *sets[] = {"train.epochs=1", sets_run, NULL};
+    char *ini = toy_ini("io", sets);
+    seen s;
+    tb_job *job = new_job(&s, "io", ini, 0);
+    ck_assert_int_eq(tb_job_execute(job, 1), TB_RUN_INTERRUPTED);
+    ck_assert_int_eq(s.started, 1);
+    ck_assert_int_eq(s.epochs, 1);
+    ck_assert_int_eq(s.status, TB_RUN_INTERRUPTED);
+    ck_assert_msg(strstr(s.message, "run file"), "message: %s", s.message);
+    tb_job_free(job);
+
+    /* run_path overrides output.run: the same job now writes its file */
+    char where[800];
+    snprintf(where, sizeof where, "%s/elsewhere/io.h5", tmpdir);
+    job = new_job(&s, "io2", ini, 0);
+    tb_copy_str(job->run_path, sizeof job->run_path, where);
+    ck_assert_int_eq(tb_job_execute(job, 1), TB_RUN_FINISHED);
+    struct stat sb;
+    ck_assert_msg(stat(where, &sb) == 0, "no run file at the job's run_path %s", where);
+    tb_job_free(job);
+    free(ini);
+}
+END_TEST
+
+START_TEST(test_cancel_flag_interrupted)
+{
+    /* tb_job_cancel(..., 1) before the job runs: it ends interrupted, never started */
+    const char *one[] = {"train.epochs=1", NULL};
+    char *ini = toy_ini("ci", one);
+    seen s;
+    tb_job *job = new_job(&s, "ci", ini, 0);
+    tb_job_cancel(job, "interrupted by SIGTERM", 1);
+    tb_job_cancel(job, "a later message", 0); /* the first message wins, the flag stays */
+    ck_assert_int_eq(tb_job_execute(job, 1), TB_RUN_INTERRUPTED);
+    ck_assert_int_eq(s.started, 0);
+    ck_assert_str_eq(s.message, "interrupted by SIGTERM");
+    tb_job_free(job);
+
+    /* through the executor: interrupted while queued and while running */
+    tb_executor *ex;
+    tb_err err;
+    ck_assert(tb_executor_local_create(1, 1, &ex, &err) == TB_OK);
+    const char *longrun[] = {"train.epochs=100000", NULL};
+    char *ini2 = toy_ini("ci2", longrun);
+    static seen run_s, queued_s;
+    tb_job *running = new_job(&run_s, "r", ini2, 0), *queued = new_job(&queued_s, "q", ini2, 0);
+    submit(ex, running);
+    wait_for(&run_s, has_batches);
+    submit(ex, queued);
+    tb_executor_interrupt(ex, queued, "the study was closed");
+    wait_for(&queued_s, is_finished);
+    ck_assert_int_eq(queued_s.status, TB_RUN_INTERRUPTED);
+    ck_assert_int_eq(queued_s.started, 0);
+    ck_assert_str_eq(queued_s.message, "the study was closed");
+    tb_executor_interrupt(ex, running, "the study was closed while the run was live");
+    wait_for(&run_s, is_finished);
+    ck_assert_int_eq(run_s.status, TB_RUN_INTERRUPTED);
+    ck_assert_str_eq(run_s.message, "the study was closed while the run was live");
+    tb_executor_destroy(ex);
+    free(ini);
+    free(ini2);
+}
+END_TEST
+
 /* ---- the local executor ------------------------------------------------------------ */
 
 START_TEST(test_priorities_then_fifo)
@@ -562,6 +636,46 @@ START_TEST(test_record_in_archive)
 }
 END_TEST
 
+START_TEST(test_record_without_text)
+{
+    /* job_ini NULL: the plan's text as it is, the run file set on the job */
+    char dir[800];
+    snprintf(dir, sizeof dir, "%s/archive2", tmpdir);
+    tb_archive *a;
+    tb_err err;
+    ck_assert_msg(tb_archive_open(dir, 1, &a, NULL, &err) == TB_OK, "%s", err.msg);
+    const char *one[] = {"train.epochs=1", NULL};
+    char *ini = toy_ini("nt", one);
+    static seen s;
+    seen_init(&s, "nt");
+    tb_job_callbacks inner = {&s, on_started, on_event, on_finished}, out;
+    char id[TB_ARCHIVE_ID_MAX + 1];
+    ck_assert_msg(tb_job_record(a, "sweep", NULL, ini, &inner, &out, id, NULL, &err) == TB_OK, "%s", err.msg);
+    tb_job *job = tb_job_new(id, ini, 20, &out);
+    ck_assert(job);
+    ck_assert_int_eq(tb_job_run_file(a, id, job->run_path, sizeof job->run_path), 0);
+    char want[1200];
+    snprintf(want, sizeof want, "%s/runs/%s.run.h5", dir, id);
+    ck_assert_str_eq(job->run_path, want);
+    char tiny[8];
+    ck_assert_int_eq(tb_job_run_file(a, id, tiny, sizeof tiny), -1);
+    ck_assert_int_eq(tb_job_execute(job, 1), TB_RUN_FINISHED);
+    tb_job_free(job);
+    ck_assert_int_eq(s.status, TB_RUN_FINISHED);
+    tb_archive_run_info info;
+    ck_assert(tb_archive_run_info_by_id(a, id, &info, &err) == TB_OK);
+    ck_assert_int_eq(info.status, TB_RUN_FINISHED);
+    ck_assert_int_eq(info.epochs, 1);
+    ck_assert(tb_archive_close(a, &err) == TB_OK);
+    struct stat sb;
+    ck_assert_msg(stat(want, &sb) == 0, "run file %s missing", want);
+    char not_there[800];
+    snprintf(not_there, sizeof not_there, "%s/nt.h5", tmpdir); /* the text's own output.run */
+    ck_assert_msg(stat(not_there, &sb) != 0, "the run file went to output.run, not the job's run_path");
+    free(ini);
+}
+END_TEST
+
 /* ---- event lines ------------------------------------------------------------------- */
 
 START_TEST(test_event_lines_round_trip)
@@ -645,12 +759,15 @@ int main(void)
     tcase_add_test(tc, test_diverging_lr_ends_diverged);
     tcase_add_test(tc, test_time_limit_ends_cancelled);
     tcase_add_test(tc, test_event_callback_cancels);
+    tcase_add_test(tc, test_io_error_after_training_interrupts);
+    tcase_add_test(tc, test_cancel_flag_interrupted);
     tcase_add_test(tc, test_priorities_then_fifo);
     tcase_add_test(tc, test_cancel_queued_and_running);
     tcase_add_test(tc, test_two_slots_overlap);
     tcase_add_test(tc, test_threads_per_run_default);
     tcase_add_test(tc, test_destroy_interrupts);
     tcase_add_test(tc, test_record_in_archive);
+    tcase_add_test(tc, test_record_without_text);
     tcase_add_test(tc, test_event_lines_round_trip);
     suite_add_tcase(s, tc);
     return tbt_run(s);

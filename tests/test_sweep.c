@@ -185,6 +185,32 @@ static double read_attr_f64(hid_t f, const char *name)
     return v;
 }
 
+/* A string attribute of the object at `where` in file path (malloc'd). */
+static char *file_attr_str(const char *path, const char *where, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    hid_t o = H5Oopen(f, where, H5P_DEFAULT);
+    ck_assert_msg(o >= 0, "%s: %s is missing", path, where);
+    char *v = read_attr_str(o, name);
+    H5Oclose(o);
+    H5Fclose(f);
+    return v;
+}
+
+/* A numeric attribute of the object at `where` in file path. */
+static double file_attr_f64(const char *path, const char *where, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    hid_t o = H5Oopen(f, where, H5P_DEFAULT);
+    ck_assert_msg(o >= 0, "%s: %s is missing", path, where);
+    double v = read_attr_f64(o, name);
+    H5Oclose(o);
+    H5Fclose(f);
+    return v;
+}
+
 /* ---- grids -------------------------------------------------------------------------- */
 
 START_TEST(test_grid_2x2)
@@ -252,6 +278,18 @@ START_TEST(test_grid_2x2)
     ck_assert(tb_archive_close(a, &err) == TB_OK);
     ck_assert_msg(strstr(sw.runs[2].ini, "optimizer = sgd") && strstr(sw.runs[2].ini, "lr = 1e-2"), "%s",
                   sw.runs[2].ini);
+    /* ... as the archive recorded it, not only as planned */
+    snprintf(run_file, sizeof run_file, "%s/runs/%s.h5", archive_dir, ids[2]);
+    char *archived = file_attr_str(run_file, "config", "ini");
+    ck_assert_msg(strstr(archived, "optimizer = sgd") && strstr(archived, "lr = 1e-2") &&
+                      !strstr(archived, "optimizer = adam") && !strstr(archived, "lr = 1e-3"),
+                  "%s", archived);
+    free(archived);
+    /* and the run file the run wrote itself went to the archive */
+    snprintf(run_file, sizeof run_file, "%s/runs/%s.run.h5", archive_dir, ids[2]);
+    archived = file_attr_str(run_file, "train", "optimizer");
+    ck_assert_str_eq(archived, "sgd");
+    free(archived);
 
     /* a second sweep in the same archive gets the next id */
     tb_sweep sw2;
@@ -325,10 +363,85 @@ START_TEST(test_bad_grid_refused_before_running)
 }
 END_TEST
 
+START_TEST(test_grid_blames_the_right_key)
+{
+    /* the base is bad in train.lr_decay: that names neither value of a train.lr
+     * axis ("train.lr" is a prefix of "train.lr_decay"), so the points report it */
+    tb_config *cfg = toy_config(NULL);
+    tb_err err;
+    ck_assert(tb_config_set(cfg, "train.lr_decay", "-1", &err) == TB_OK);
+    const char *axes[] = {"train.lr=1e-2,1e-3"};
+    tb_sweep sw;
+    char *problems = NULL;
+    ck_assert_int_eq(tb_sweep_plan_grid(&sw, cfg, 1, axes, 0, &problems, &err), TB_EINVAL);
+    ck_assert_ptr_nonnull(problems);
+    ck_assert_msg(!strstr(problems, "--grid train.lr: value"), "train.lr blamed for train.lr_decay:\n%s", problems);
+    ck_assert_msg(strstr(problems, "grid point train.lr=1e-2") && strstr(problems, "lr_decay"), "%s", problems);
+    ck_assert_msg(strstr(err.msg, "2 of 2 grid points are invalid"), "%s", err.msg);
+    free(problems);
+    tb_sweep_free(&sw);
+
+    /* a bad value of the longer key is still its own */
+    tb_config_free(cfg);
+    cfg = toy_config(NULL);
+    const char *axes2[] = {"train.lr=1e-2", "train.lr_decay=0,-1"};
+    ck_assert_int_eq(tb_sweep_plan_grid(&sw, cfg, 2, axes2, 0, &problems, &err), TB_EINVAL);
+    ck_assert_msg(strstr(problems, "--grid train.lr_decay: value '-1'"), "%s", problems);
+    ck_assert_msg(!strstr(problems, "--grid train.lr: value"), "%s", problems);
+    free(problems);
+    tb_sweep_free(&sw);
+    tb_config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_plan_seeds_and_sections)
+{
+    /* a run's seed without reading its text back: the configuration's, a grid's, repeat's */
+    tb_config *cfg = toy_config("[space]\nlr = float 1e-3 1e-2 log\n[study]\narchive = x\n");
+    tb_err err;
+    ck_assert(tb_config_set(cfg, "train.seed", "7", &err) == TB_OK);
+    ck_assert(tb_config_set(cfg, "output.checkpoint", tmp_path("ck.h5"), &err) == TB_OK);
+    tb_sweep sw;
+    ck_assert_msg(tb_sweep_plan_folds(&sw, cfg, 2, NULL, &err) == TB_OK, "%s", err.msg);
+    ck_assert(sw.runs[0].seed == 7 && sw.runs[1].seed == 7);
+    /* a study configuration keeps only the sections a run reads, and no output file of its own */
+    ck_assert_msg(!strstr(sw.base_ini, "[space]") && !strstr(sw.base_ini, "[study]"), "%s", sw.base_ini);
+    ck_assert_msg(strstr(sw.base_ini, "[cnn]") && strstr(sw.base_ini, "[hdf5]") && strstr(sw.base_ini, "[train]"),
+                  "%s", sw.base_ini);
+    ck_assert_msg(!strstr(sw.base_ini, "unused.h5") && !strstr(sw.base_ini, "ck.h5"), "%s", sw.base_ini);
+    tb_sweep_free(&sw);
+    const char *axes[] = {"train.seed=5,11"};
+    ck_assert_msg(tb_sweep_plan_grid(&sw, cfg, 1, axes, 2, NULL, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(sw.n_runs, 4);
+    ck_assert(sw.runs[0].seed == 5 && sw.runs[1].seed == 5 && sw.runs[2].seed == 11 && sw.runs[3].seed == 11);
+    tb_sweep_free(&sw);
+    ck_assert(tb_sweep_plan_repeat(&sw, cfg, 2, 100, 0, NULL, &err) == TB_OK);
+    ck_assert(sw.runs[0].seed == 100 && sw.runs[1].seed == 101);
+    ck_assert_msg(strstr(sw.runs[1].ini, "seed = 101"), "%s", sw.runs[1].ini);
+    tb_sweep_free(&sw);
+    tb_config_free(cfg);
+
+    /* anything else is kept whole, so that a misspelt section is reported */
+    cfg = toy_config("[trian]\nlr = 1\n");
+    char *text = NULL;
+    ck_assert(tb_run_sections_ini(cfg, &text, &err) == TB_OK);
+    ck_assert_msg(strstr(text, "[trian]") && !strstr(text, "unused.h5"), "%s", text);
+    free(text);
+    char *problems = NULL;
+    ck_assert_int_eq(tb_sweep_plan_folds(&sw, cfg, 2, &problems, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "trian"), "%s", err.msg);
+    free(problems);
+    tb_sweep_free(&sw);
+    tb_config_free(cfg);
+}
+END_TEST
+
 /* ---- random search -------------------------------------------------------------------- */
 
+/* adam only: some of the paper's other settings diverge (e.g. rmsprop with alpha = 673), and
+ * every run here must finish */
 static const char space_text[] = "[space]\nepochs = int 1 1\nbatch_size = int 8 64 log\n"
-                                 "loss = choice cross_entropy\nlr = float 1e-4 1e-1 log\n";
+                                 "loss = choice cross_entropy\nlr = float 1e-4 1e-1 log\noptimizer = choice adam\n";
 
 START_TEST(test_random_is_deterministic)
 {
@@ -379,6 +492,7 @@ START_TEST(test_random_is_deterministic)
     }
     char **status = read_str(f, "runs/status", &n);
     for (int i = 0; i < 4; i++) ck_assert_msg(strcmp(status[i], "queued") && strcmp(status[i], "training"), "%s", status[i]);
+    for (int i = 0; i < 4; i++) ck_assert_msg(!strcmp(status[i], "finished"), "run %d ended %s", i, status[i]);
     free(status);
     free(kind);
     H5Fclose(f);
@@ -479,6 +593,22 @@ START_TEST(test_repeat_distinct_seeds)
     tb_sweep_summarize(&sw, 0, &s);
     ck_assert_int_eq(s.finished, 3);
     ck_assert(fabs(s.test_accuracy.sd - sd[0]) < 1e-12 || (isnan(sd[0]) && isnan(s.test_accuracy.sd)));
+    /* the file's sd against the runs' own column, computed here */
+    double mean = (test[0] + test[1] + test[2]) / 3;
+    double want_sd = sqrt(((test[0] - mean) * (test[0] - mean) + (test[1] - mean) * (test[1] - mean) +
+                           (test[2] - mean) * (test[2] - mean)) / 2);
+    ck_assert_msg(fabs(sd[0] - want_sd) < 1e-12, "test_accuracy_sd %g, want %g", sd[0], want_sd);
+    /* the runs really used different seeds: each run file says which it trained with */
+    char **ids = read_str(f, "runs/run_id", &n);
+    ck_assert_int_eq((int)n, 3);
+    for (int i = 0; i < 3; i++) {
+        char run_file[1200];
+        snprintf(run_file, sizeof run_file, "%s/runs/%s.run.h5", archive_dir, ids[i]);
+        double used = file_attr_f64(run_file, "seeds", "seed");
+        ck_assert_msg(used == 10 + i, "run %s trained with seed %g, want %d", ids[i], used, 10 + i);
+        ck_assert(file_attr_f64(run_file, "seeds", "init_seed") == 10 + i); /* the init follows the seed */
+    }
+    free(ids);
     H5Fclose(f);
     free(seed), free(test), free(sd);
     tb_sweep_free(&sw);
@@ -593,6 +723,34 @@ START_TEST(test_run_job_lines_and_exit_codes)
     ck_assert_int_eq(line.status, TB_RUN_REJECTED);
     ck_assert_msg(strstr(line.message, "adamw"), "%s", line.message);
 
+    /* not INI at all: rejected, 2, with the reason on a finished line */
+    write_file(tmp_path("noini.ini"), "this is [not ini\n");
+    snprintf(cmd, sizeof cmd, "'%s' run-job '%s' 2>/dev/null", TB_TUNEBENCH_EXE, tmp_path("noini.ini"));
+    ck_assert_int_eq(run_capture(cmd, out, sizeof out), 2);
+    ck_assert_int_eq(tb_job_line_parse(strtok(out, "\n"), &line), 0);
+    ck_assert_int_eq(line.kind, TB_JOB_LINE_FINISHED);
+    ck_assert_int_eq(line.status, TB_RUN_REJECTED);
+    ck_assert(line.message[0]);
+
+    /* trained, then the run file could not be written (a file is in its way): interrupted, 1 */
+    write_file(tmp_path("blocker"), "");
+    char io_run[1200];
+    snprintf(io_run, sizeof io_run, "%s/sub/io.h5", tmp_path("blocker"));
+    ck_assert(tb_config_set(cfg, "train.optimizer", "adam", &err) == TB_OK);
+    ck_assert(tb_config_set(cfg, "train.lr", "0.01", &err) == TB_OK);
+    ck_assert(tb_config_set(cfg, "output.run", io_run, &err) == TB_OK);
+    text = tb_config_to_ini(cfg);
+    write_file(tmp_path("io.ini"), text);
+    free(text);
+    snprintf(cmd, sizeof cmd, "'%s' run-job '%s' --threads 1 2>/dev/null | tail -n 1", TB_TUNEBENCH_EXE,
+             tmp_path("io.ini"));
+    run_capture(cmd, out, sizeof out);
+    ck_assert_int_eq(tb_job_line_parse(out, &line), 0);
+    ck_assert_int_eq(line.status, TB_RUN_INTERRUPTED);
+    ck_assert_msg(strstr(line.message, "run file"), "%s", line.message);
+    snprintf(cmd, sizeof cmd, "'%s' run-job '%s' --threads 1 >/dev/null 2>&1", TB_TUNEBENCH_EXE, tmp_path("io.ini"));
+    ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
+
     /* a missing job file: 1; bad usage: 2 */
     snprintf(cmd, sizeof cmd, "'%s' run-job '%s' >/dev/null 2>&1", TB_TUNEBENCH_EXE, tmp_path("missing.ini"));
     ck_assert_int_eq(WEXITSTATUS(system(cmd)), 1);
@@ -678,6 +836,27 @@ START_TEST(test_cli_sweep_and_train_folds)
 }
 END_TEST
 
+/* Whether the archive's index (rewritten and renamed into place, so always
+ * complete) shows a run "training". */
+static int index_shows_training(void)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/index.h5", archive_dir);
+    struct stat sb;
+    if (stat(path, &sb) != 0) return 0;
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 0;
+    int found = 0;
+    if (H5Lexists(f, "index", H5P_DEFAULT) > 0 && H5Lexists(f, "index/status", H5P_DEFAULT) > 0) {
+        size_t n;
+        char **st = read_str(f, "index/status", &n);
+        for (size_t i = 0; i < n; i++) found |= !strcmp(st[i], "training");
+        free(st);
+    }
+    H5Fclose(f);
+    return found;
+}
+
 START_TEST(test_cli_sweep_ctrl_c)
 {
     char ini[1200];
@@ -697,14 +876,20 @@ START_TEST(test_cli_sweep_ctrl_c)
               archive_dir, "--slots", "1", "--threads", "1", (char *)NULL);
         _exit(127);
     }
-    /* wait until the first run is training */
+    /* wait until the first run is training (the results file exists before any run starts) */
     const char *results = tmp_path("archive/sweeps/s0001-grid.h5");
     double t0 = tb_now();
-    struct stat sb;
-    while (stat(results, &sb) != 0) {
-        ck_assert_msg(tb_now() - t0 < 60, "the sweep did not start");
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the index may be mid-rename: quiet retries */
+    while (!index_shows_training()) {
+        ck_assert_msg(tb_now() - t0 < 60, "no run started training");
         sleep_ms(20);
     }
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    struct stat sb;
+    ck_assert(stat(results, &sb) == 0);
     sleep_ms(300);
     kill(pid, SIGINT);
     int status;
@@ -742,6 +927,8 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_grid_2x2);
     tcase_add_test(tc, test_bad_grid_refused_before_running);
+    tcase_add_test(tc, test_grid_blames_the_right_key);
+    tcase_add_test(tc, test_plan_seeds_and_sections);
     tcase_add_test(tc, test_random_is_deterministic);
     tcase_add_test(tc, test_folds_mean_and_se);
     tcase_add_test(tc, test_repeat_distinct_seeds);
