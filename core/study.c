@@ -35,6 +35,7 @@
 #include "journal.h"
 #include "plugin.h"
 #include "run.h"
+#include "sweep.h"
 
 #ifndef TB_VERSION
 #define TB_VERSION "unknown"
@@ -431,33 +432,6 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     if ((r = tb_config_int(cfg, "study", "max_active", 0, 0, 10000, &x, err))) return r;
     st->max_active = (int)x;
     return tb_space_load(space, cfg, err);
-}
-
-/* The sections a run reads: everything but [study], [space] and front-end sections. */
-static tb_status job_base(const tb_config *cfg, char **out, tb_err *err)
-{
-    static const char *const keep_fixed[] = {"model", "task", "train", "output", "plugins"};
-    const char *model = tb_config_get(cfg, "model", "name"), *task = tb_config_get(cfg, "task", "name");
-    tb_config *c = tb_config_new();
-    if (!c) return tb_fail(err, TB_ENOMEM, "out of memory");
-    const char *secs[256];
-    int n = tb_config_sections(cfg, secs, 256);
-    tb_status st = TB_OK;
-    for (int i = 0; i < n && i < 256 && st == TB_OK; i++) {
-        int keep = (model && !strcasecmp(secs[i], model)) || (task && !strcasecmp(secs[i], task));
-        for (size_t k = 0; k < TB_ARRAY_LEN(keep_fixed); k++) keep |= !strcmp(secs[i], keep_fixed[k]);
-        if (!keep || !strcmp(secs[i], "output")) continue; /* output: set per run */
-        const char *keys[512];
-        int m = tb_config_keys(cfg, secs[i], keys, 512);
-        for (int j = 0; j < m && j < 512 && st == TB_OK; j++) {
-            char sk[256];
-            snprintf(sk, sizeof sk, "%s.%s", secs[i], keys[j]);
-            st = tb_config_set(c, sk, tb_config_get(cfg, secs[i], keys[j]), err);
-        }
-    }
-    if (st == TB_OK && !(*out = tb_config_to_ini(c))) st = tb_fail(err, TB_ENOMEM, "out of memory");
-    tb_config_free(c);
-    return st;
 }
 
 /* A run's configuration: the base with the values (and extra key=value pairs) applied. */
@@ -1169,13 +1143,13 @@ static tb_status launch(tb_study *s, const char *kind, const participant *p, con
                         void *ctx, char run_id[TB_ARCHIVE_ID_MAX + 1], tb_job **job_out, tb_err *err)
 {
     tb_job_callbacks cb;
-    char *job_ini = NULL;
     *job_out = NULL;
-    tb_status st = tb_job_record(s->archive, kind, p->id, ini, inner, &cb, run_id, &job_ini, err);
+    tb_status st = tb_job_record(s->archive, kind, p->id, ini, inner, &cb, run_id, NULL, err);
     if (st != TB_OK) return st;
-    tb_job *job = tb_job_new(run_id, job_ini, priority, &cb);
-    free(job_ini);
+    tb_job *job = tb_job_new(run_id, ini, priority, &cb);
     if (!job) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    else if (tb_job_run_file(s->archive, run_id, job->run_path, sizeof job->run_path) != 0)
+        st = tb_fail(err, TB_EINVAL, "archive %s: run file path for %s is too long", tb_archive_dir(s->archive), run_id);
     else if ((st = journal(s, ctx, run_id, err)) == TB_OK && (st = tb_executor_submit(s->exec, job, err)) == TB_OK) {
         *job_out = job;
         return TB_OK;
@@ -2035,7 +2009,7 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
         st = tb_fail(err, TB_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((st = job_base(cfg, &s->job_base_ini, err)) != TB_OK) goto fail;
+    if ((st = tb_run_sections_ini(cfg, &s->job_base_ini, err)) != TB_OK) goto fail;
     /* the runs' configuration must be valid and the data load before anyone is invited */
     if ((st = probe_task(s, err)) != TB_OK) goto fail;
     if ((st = tb_archive_open(s->st.archive, 1, &s->archive, rec ? &rec->archive : NULL, err)) != TB_OK) goto fail;
@@ -2101,8 +2075,7 @@ tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err)
     for (int i = 0; i < s->np; i++) {
         participant *p = &s->p[i];
         if (p->live >= 0 && s->subs[p->live]->job) {
-            s->subs[p->live]->job->interrupted = 1;
-            tb_executor_cancel(s->exec, s->subs[p->live]->job, "the study was closed while the run was live");
+            tb_executor_interrupt(s->exec, s->subs[p->live]->job, "the study was closed while the run was live");
         }
         if (p->state == P_ACTIVE || p->state == P_LOBBY)
             if (pause_locked(s, i, "closed", now, &e) != TB_OK && st == TB_OK) st = tb_fail(err, TB_EIO, "%s", e.msg);

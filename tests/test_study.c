@@ -420,6 +420,14 @@ START_TEST(the_lobby_admits_as_many_as_there_are_slots)
     ck_assert_str_eq(state_of(api, a).state, "paused");
     enter(api, c, 1);
     enter(api, a, 0); /* now a waits */
+    /* the live tables say the same (rewritten within 2 s of a change) */
+    char path[1200], col[8][64];
+    snprintf(path, sizeof path, "%s/lobby/study.h5", tmpdir);
+    sleep_us(2600000);
+    ck_assert_int_eq(h5_strings(path, "/participants/state", col, 8), 3);
+    ck_assert_str_eq(col[0], "lobby");
+    ck_assert_str_eq(col[1], "active");
+    ck_assert_str_eq(col[2], "active");
     close_study(s, 0);
     tb_config_free(cfg);
 }
