@@ -54,8 +54,6 @@ int tb_run_status_parse(const char *name, tb_run_status *out)
 
 int tb_run_status_is_final(tb_run_status s) { return s >= TB_RUN_FINISHED && s <= TB_RUN_REJECTED; }
 
-/* ---- time --------------------------------------------------------------------------- */
-
 /* ---- payload encoding ------------------------------------------------------------------- */
 
 typedef struct buf {
@@ -204,6 +202,8 @@ struct tb_archive {
     row *rows;
     size_t n, cap;
     long next_num;
+    int index_dirty;        /* epochs since the index was last written */
+    double index_written_s; /* tb_now() of that write */
 };
 
 struct tb_archive_run {
@@ -225,20 +225,11 @@ static int run_path(char out[PATH_CAP], const char *dir, const char *id, const c
     return k > 0 && k < PATH_CAP ? 0 : -1;
 }
 
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int fsync_runs_dir(const char *dir)
 {
     char p[PATH_CAP];
     if (snprintf(p, sizeof p, "%s/runs", dir) >= (int)sizeof p) return -1;
-    return fsync_path(p, 1);
+    return tb_fsync_path(p, 1);
 }
 
 static int valid_name(const char *s, size_t max)
@@ -375,12 +366,13 @@ static void row_init(row *r)
     r->val_accuracy = r->test_accuracy = NAN;
 }
 
-/* Replays path into r (and c). */
-static tb_status replay_journal(const char *path, row *r, curves *c, int *begun, tb_err *err)
+/* Replays path into r (and c). valid_bytes, file_bytes (may be NULL): as tb_journal_read. */
+static tb_status replay_journal(const char *path, row *r, curves *c, int *begun, uint64_t *valid_bytes,
+                                uint64_t *file_bytes, tb_err *err)
 {
     row_init(r);
     replay rp = {r, c, 0};
-    tb_status st = tb_journal_read(path, replay_fn, &rp, NULL, NULL, err);
+    tb_status st = tb_journal_read(path, replay_fn, &rp, valid_bytes, file_bytes, err);
     *begun = rp.begun;
     return st;
 }
@@ -444,8 +436,9 @@ static int write_state_attrs(hid_t f, const row *r, int live)
 }
 
 /* Creates a run file with every object in place. live: SWMR writer (libver
- * latest), handles returned in *file and ds; else c's data and the final
- * attributes are written and the file is closed and fsync'ed. */
+ * latest), handles returned in *file and ds, fsync'ed; else c's data and the
+ * final attributes are written and the file is closed (rebuild_run_file
+ * fsyncs it as it renames it into place). */
 static tb_status create_run_file(const char *path, const row *r, const curves *c, int live, hid_t *file,
                                  hid_t ds[EPOCH_COLS + BATCH_COLS], tb_err *err)
 {
@@ -507,8 +500,6 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
         int closed = H5Fclose(f) >= 0;
         if (what) return tb_fail(err, TB_EIO, "run file %s: cannot write %s", path, what);
         if (!closed) return tb_fail(err, TB_EIO, "run file %s: cannot close it", path);
-        if (fsync_path(path, 0) != 0)
-            return tb_fail(err, TB_EIO, "run file %s: cannot fsync: %s", path, strerror(errno));
         return TB_OK;
     }
     void *handle = NULL;
@@ -546,29 +537,10 @@ static tb_status rebuild_run_file(const char *dir, const row *r, const curves *c
             return tb_fail(err, TB_EIO, "run file %s: cannot move the damaged file aside to %s: %s", path, aside,
                            strerror(errno));
     }
-    if (rename(tmp, path) != 0)
-        return tb_fail(err, TB_EIO, "run file %s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-    if (fsync_runs_dir(dir) != 0)
-        return tb_fail(err, TB_EIO, "archive %s: cannot fsync runs/: %s", dir, strerror(errno));
+    /* fsync tmp, rename, fsync runs/ (which also makes the move aside durable) */
+    if (tb_rename_durable(tmp, path) != 0)
+        return tb_fail(err, TB_EIO, "run file %s: cannot move %s into place durably: %s", path, tmp, strerror(errno));
     return TB_OK;
-}
-
-/* Reads a string attribute into out (empty when absent/bad). */
-static void read_attr_str(hid_t obj, const char *name, char *out, size_t cap)
-{
-    out[0] = '\0';
-    if (H5Aexists(obj, name) <= 0) return;
-    hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
-    char *v = NULL;
-    if (a >= 0 && H5Aread(a, t, &v) >= 0 && v) {
-        snprintf(out, cap, "%s", v);
-        H5free_memory(v);
-    }
-    H5Tclose(t);
-    if (a >= 0) H5Aclose(a);
 }
 
 /* 1 when the run file exists, opens without SWMR and holds exactly what the
@@ -593,7 +565,7 @@ static int run_file_matches(const char *path, const row *r, const curves *c, int
     char status[64];
     H5E_BEGIN_TRY
     {
-        read_attr_str(f, "status", status, sizeof status);
+        tb_h5_read_attr_str(f, "status", status, sizeof status, NULL); /* "" when absent or bad */
         if (strcmp(status, tb_run_status_name(r->status)) != 0) ok = 0;
         double *tmp = malloc(sizeof(double) * (c->ne ? c->ne : 1));
         for (int i = 0; ok && i < EPOCH_COLS + BATCH_COLS; i++) {
@@ -622,7 +594,8 @@ static int run_file_matches(const char *path, const row *r, const curves *c, int
 
 /* ---- the index ---------------------------------------------------------------------------------- */
 
-/* Writes index.h5 into index.h5.tmp and renames it into place; durable: fsync file and directory. */
+/* Writes index.h5 into index.h5.tmp and renames it into place; durable: fsync
+ * file and directory. Clears the dirty mark (epochs not yet shown). */
 static tb_status write_index(tb_archive *a, int durable, tb_err *err)
 {
     char path[PATH_CAP], tmp[PATH_CAP];
@@ -695,22 +668,33 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
         st = tb_fail(err, TB_EIO, "index %s: cannot write it", tmp);
         goto done;
     }
-    if (durable && fsync_path(tmp, 0) != 0) {
-        st = tb_fail(err, TB_EIO, "index %s: cannot fsync: %s", tmp, strerror(errno));
+    if (durable ? tb_rename_durable(tmp, path) != 0 : rename(tmp, path) != 0) {
+        st = tb_fail(err, TB_EIO, "index %s: cannot move %s into place%s: %s", path, tmp, durable ? " durably" : "",
+                     strerror(errno));
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        st = tb_fail(err, TB_EIO, "index %s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        goto done;
-    }
-    if (durable && fsync_path(a->dir, 1) != 0)
-        st = tb_fail(err, TB_EIO, "archive %s: cannot fsync the directory: %s", a->dir, strerror(errno));
+    a->index_dirty = 0;
+    a->index_written_s = tb_now();
 done:
     free(iso);
     for (int k = 0; k < 6; k++) free(s[k]);
     for (int k = 0; k < 8; k++) free(d[k]);
     for (int k = 0; k < 3; k++) free(i64[k]);
     return st;
+}
+
+/* Epochs mark the index dirty; it is rewritten for them (by the next epoch or
+ * batches of any run) once it is this many seconds old, and always on begin,
+ * status changes, finish, open and close: many short epochs of many runs do
+ * not each rewrite the whole table. */
+#define INDEX_REFRESH_S 5.0
+
+/* Rewrites the index (renamed, not fsync'ed: epochs are durable in the journal
+ * and run file already) when epochs wait for it and it is INDEX_REFRESH_S old. */
+static tb_status refresh_index(tb_archive *a, tb_err *err)
+{
+    if (!a->index_dirty || tb_now() - a->index_written_s < INDEX_REFRESH_S) return TB_OK;
+    return write_index(a, 0, err);
 }
 
 /* ---- journal records ------------------------------------------------------------------------------ */
@@ -800,15 +784,17 @@ static tb_status recover_run(tb_archive *a, const char *name, tb_archive_recover
     id[idlen] = '\0';
     if (run_path(jpath, a->dir, id, ".journal") != 0 || run_path(hpath, a->dir, id, ".h5") != 0)
         return tb_fail(err, TB_EINVAL, "archive %s: path too long for %s", a->dir, name);
-    uint64_t dropped = 0;
-    tb_status st = tb_journal_truncate_to_valid(jpath, &dropped, err);
-    if (st != TB_OK) return st;
-    if (dropped) rec->journals_cut++, rec->bytes_dropped += dropped;
+    /* one read of the journal: replay its valid records, then cut a torn tail */
     row r;
     curves c = {0};
     int begun = 0;
-    st = replay_journal(jpath, &r, &c, &begun, err);
+    uint64_t valid = 0, size = 0;
+    tb_status st = replay_journal(jpath, &r, &c, &begun, &valid, &size, err);
     if (st != TB_OK) goto fail;
+    if (valid != size) {
+        if ((st = tb_journal_truncate(jpath, valid, err)) != TB_OK) goto fail;
+        rec->journals_cut++, rec->bytes_dropped += size - valid;
+    }
     if (!begun) { /* creation torn before its first record: the run never began */
         rec->empty_journals++;
         unlink(jpath);
@@ -831,7 +817,7 @@ static tb_status recover_run(tb_archive *a, const char *name, tb_archive_recover
         tb_iso_utc(tb_utc_now(), now);
         snprintf(msg, sizeof msg, "interrupted: the writing process stopped; last record %s, recovered %s", last, now);
         tb_journal *j = NULL;
-        st = tb_journal_open(jpath, &j, err);
+        st = tb_journal_open_valid(jpath, valid, &j, err);
         if (st == TB_OK) st = journal_status(j, TB_RUN_INTERRUPTED, r.last_seen_s, NAN, msg, err);
         tb_journal_close(j);
         if (st != TB_OK) goto fail;
@@ -861,6 +847,15 @@ fail:
     row_free(&r);
     curves_free(&c);
     return st;
+}
+
+/* Creation order: created_s, then id (ids are unique, so the order is total). */
+static int cmp_created(const void *x, const void *y)
+{
+    const row *p = x, *q = y;
+    if (p->created_s < q->created_s) return -1;
+    if (p->created_s > q->created_s) return 1;
+    return strcmp(p->id, q->id);
 }
 
 static tb_status recover(tb_archive *a, tb_archive_recovery *rec, tb_err *err)
@@ -895,13 +890,7 @@ static tb_status recover(tb_archive *a, tb_archive_recovery *rec, tb_err *err)
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     if (st != TB_OK) return st;
-    /* creation order */
-    for (size_t i = 1; i < a->n; i++)
-        for (size_t k = i; k > 0 && a->rows[k].created_s < a->rows[k - 1].created_s; k--) {
-            row t = a->rows[k];
-            a->rows[k] = a->rows[k - 1];
-            a->rows[k - 1] = t;
-        }
+    if (a->n) qsort(a->rows, a->n, sizeof *a->rows, cmp_created);
     return TB_OK;
 }
 
@@ -934,7 +923,7 @@ tb_status tb_archive_open(const char *dir, int create, tb_archive **out, tb_arch
     tb_status st = take_lock(a, err);
     if (st == TB_OK) st = recover(a, &rec, err);
     if (st == TB_OK) st = write_index(a, 1, err);
-    if (st == TB_OK && create && fsync_path(dir, 1) != 0)
+    if (st == TB_OK && create && tb_fsync_path(dir, 1) != 0)
         st = tb_fail(err, TB_EIO, "archive %s: cannot fsync the directory: %s", dir, strerror(errno));
     if (st != TB_OK) {
         archive_free(a);
@@ -1102,6 +1091,7 @@ tb_status tb_archive_run_epoch(tb_archive_run *r, int64_t epoch, double train_lo
     rw->last_epoch = epoch;
     rw->val_accuracy = val_accuracy;
     rw->last_seen_s = t;
+    a->index_dirty = 1;
     if (r->broken) {
         st = tb_fail(err, TB_EIO, "run file %s/runs/%s.h5: failed earlier; the epoch is only in the journal", a->dir,
                      rw->id);
@@ -1116,7 +1106,7 @@ tb_status tb_archive_run_epoch(tb_archive_run *r, int64_t epoch, double train_lo
         goto out;
     }
     st = h5_sync(r, "an epoch", err);
-    if (st == TB_OK) st = write_index(a, 0, err);
+    if (st == TB_OK) st = refresh_index(a, err);
 out:
     pthread_mutex_unlock(&a->mu);
     return st;
@@ -1156,6 +1146,10 @@ tb_status tb_archive_run_batches(tb_archive_run *r, size_t n, const int64_t *ste
             st = tb_fail(err, TB_EIO, "run file %s/runs/%s.h5: cannot append %zu batches", a->dir, rw->id, n);
         }
     }
+    if (st == TB_OK) { /* best effort: a failed refresh stays dirty and the next call retries it */
+        tb_err ignore;
+        refresh_index(a, &ignore);
+    }
     pthread_mutex_unlock(&a->mu);
     return st;
 }
@@ -1182,7 +1176,16 @@ tb_status tb_archive_run_status(tb_archive_run *r, tb_run_status status, const c
     return st;
 }
 
-/* Closes the live handles and rewrites the run file from the journal; mutex held. */
+/* Closes the live handles and rewrites the run file from the journal; mutex
+ * held. The caller writes the index (once, however many runs it finishes).
+ *
+ * The rewrite is deliberate even when the live file is intact: the live file
+ * has the latest file format (superblock v3, needed for SWMR), which HDF5
+ * releases before 1.10 and the tools built on them cannot open; the final
+ * file is a plain, default-format one written into <id>.h5.tmp and renamed
+ * over it, so SWMR readers that hold the live file keep a complete inode
+ * instead of seeing it change under them (docs/archive.md). Replaying the
+ * journal for it also checks the journal against the run's state. */
 static tb_status finish_locked(tb_archive_run *r, tb_run_status status, double test_accuracy, const char *message,
                                tb_err *err)
 {
@@ -1208,36 +1211,35 @@ static tb_status finish_locked(tb_archive_run *r, tb_run_status status, double t
     row copy;
     curves c = {0};
     int begun;
-    st = replay_journal(jpath, &copy, &c, &begun, err);
+    st = replay_journal(jpath, &copy, &c, &begun, NULL, NULL, err);
     if (st == TB_OK && (copy.n_epoch != rw->n_epoch || copy.status != rw->status))
         st = tb_fail(err, TB_EFORMAT, "journal %s: replay disagrees with the run's state", jpath);
     if (st == TB_OK) st = rebuild_run_file(a->dir, &copy, &c, 0, err);
     row_free(&copy);
     curves_free(&c);
-    tb_status st2 = write_index(a, 1, st == TB_OK ? err : NULL);
-    return st != TB_OK ? st : st2;
+    return st;
 }
 
 tb_status tb_archive_run_finish(tb_archive_run *r, tb_run_status status, double test_accuracy, const char *message,
                                 tb_err *err)
 {
     tb_archive *a = r->a;
-    if (!tb_run_status_is_final(status)) {
-        tb_fail(err, TB_EINVAL, "run %s/runs/%s: \"%s\" is not a final status; the run ends as interrupted", a->dir,
-                tb_archive_run_id(r), tb_run_status_name(status));
+    tb_status bad = TB_OK;
+    tb_err ignore;
+    if (!tb_run_status_is_final(status)) { /* the caller's mistake is the error it gets; the run still ends */
+        bad = tb_fail(err, TB_EINVAL, "run %s/runs/%s: \"%s\" is not a final status; the run ends as interrupted",
+                      a->dir, tb_archive_run_id(r), tb_run_status_name(status));
         status = TB_RUN_INTERRUPTED;
-        tb_err ignore;
-        pthread_mutex_lock(&a->mu);
-        finish_locked(r, status, NAN, "finished with a non-final status", &ignore);
-        pthread_mutex_unlock(&a->mu);
-        free(r);
-        return TB_EINVAL;
+        test_accuracy = NAN;
+        message = "finished with a non-final status";
+        err = &ignore;
     }
     pthread_mutex_lock(&a->mu);
     tb_status st = finish_locked(r, status, test_accuracy, message, err);
+    tb_status st2 = write_index(a, 1, st == TB_OK ? err : NULL);
     pthread_mutex_unlock(&a->mu);
     free(r);
-    return st;
+    return bad != TB_OK ? bad : st != TB_OK ? st : st2;
 }
 
 tb_status tb_archive_close(tb_archive *a, tb_err *err)
@@ -1401,10 +1403,8 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     hsize_t n = 0;
     ids = H5Dopen2(idx, "index/id", H5P_DEFAULT);
     sp = ids >= 0 ? H5Dget_space(ids) : -1;
-    strt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(strt, H5T_VARIABLE);
-    H5Tset_cset(strt, H5T_CSET_UTF8);
-    if (sp < 0 || H5Sget_simple_extent_dims(sp, &n, NULL) != 1) {
+    strt = tb_h5_utf8_type();
+    if (strt < 0 || sp < 0 || H5Sget_simple_extent_dims(sp, &n, NULL) != 1) {
         st = tb_fail(err, TB_EFORMAT, "export: %s has no /index/id column", ipath);
         goto done;
     }
@@ -1461,10 +1461,8 @@ done:
     if (sp >= 0) H5Sclose(sp);
     if (ids >= 0) H5Dclose(ids);
     H5Fclose(idx);
-    if (st == TB_OK && fsync_path(tmp, 0) != 0)
-        st = tb_fail(err, TB_EIO, "export: cannot fsync %s: %s", tmp, strerror(errno));
-    if (st == TB_OK && rename(tmp, out_path) != 0)
-        st = tb_fail(err, TB_EIO, "export: cannot rename %s to %s: %s", tmp, out_path, strerror(errno));
+    if (st == TB_OK && tb_rename_durable(tmp, out_path) != 0)
+        st = tb_fail(err, TB_EIO, "export: cannot move %s to %s durably: %s", tmp, out_path, strerror(errno));
     if (st != TB_OK) unlink(tmp);
     return st;
 }

@@ -95,7 +95,9 @@ const char *tb_archive_run_id(const tb_archive_run *r);
 
 /* Appends one epoch (1-based epoch numbers, increasing; val_* NaN when there is
  * no validation split). DURABLE when it returns TB_OK: journal fsync'ed, run
- * file appended, flushed and fsync'ed. Report an epoch only after this. */
+ * file appended, flushed and fsync'ed. Report an epoch only after this. The
+ * index is not rewritten for each epoch: it shows them once it is 5 s old (at
+ * the next epoch or batches of any run) and at every status change. */
 tb_status tb_archive_run_epoch(tb_archive_run *r, int64_t epoch, double train_loss, double val_loss,
                                double val_accuracy, double seconds, tb_err *err);
 

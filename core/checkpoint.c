@@ -128,57 +128,13 @@ static int open_attr(hid_t obj, const char *where, const char *name, hid_t *a, t
 static tb_status read_attr_str(hid_t obj, const char *where, const char *name, char *buf, size_t len, int *found,
                                tb_err *err)
 {
-    hid_t a = H5I_INVALID_HID, ft = H5I_INVALID_HID, mt = H5I_INVALID_HID;
-    tb_status st = TB_OK;
-    *found = 0;
-    buf[0] = '\0';
-    int r = open_attr(obj, where, name, &a, &st, err);
-    if (r <= 0) return st;
-    *found = 1;
-    ft = H5Aget_type(a);
-    if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
-        st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is not a string", where, name);
-        goto out;
-    }
-    mt = H5Tcopy(H5T_C_S1);
-    if (mt < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
-        st = tb_fail(err, TB_EIO, "%s: cannot make a string type to read '%s'", where, name);
-        goto out;
-    }
-    htri_t vl = H5Tis_variable_str(ft);
-    if (vl < 0) {
-        st = tb_fail(err, TB_EFORMAT, "%s: cannot inspect attribute '%s'", where, name);
-        goto out;
-    }
-    if (vl) {
-        char *s = NULL;
-        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &s) < 0) {
-            st = tb_fail(err, TB_EFORMAT, "%s: cannot read attribute '%s'", where, name);
-            goto out;
-        }
-        int w = snprintf(buf, len, "%s", s ? s : "");
-        if (s) H5free_memory(s);
-        if (w < 0 || (size_t)w >= len)
-            st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is longer than %zu characters", where, name, len - 1);
-    } else {
-        size_t size = H5Tget_size(ft);
-        if (size == 0 || size >= len) {
-            st = tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is %zu characters long, at most %zu are read", where,
-                         name, size, len - 1);
-            goto out;
-        }
-        if (H5Tset_size(mt, size + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, buf) < 0) {
-            st = tb_fail(err, TB_EFORMAT, "%s: cannot read attribute '%s'", where, name);
-            goto out;
-        }
-        buf[size] = '\0';
-        for (size_t k = strlen(buf); k > 0 && buf[k - 1] == ' '; k--) buf[k - 1] = '\0'; /* space padding */
-    }
-out:
-    close_id(&mt, H5Tclose);
-    close_id(&ft, H5Tclose);
-    close_id(&a, H5Aclose);
-    return st;
+    const char *why = "";
+    int r = tb_h5_read_attr_str(obj, name, buf, len, &why);
+    *found = r != 0;
+    if (r >= 0) return TB_OK;
+    if (r == -2)
+        return tb_fail(err, TB_EFORMAT, "%s: attribute '%s' is longer than %zu characters", where, name, len - 1);
+    return tb_fail(err, TB_EFORMAT, "%s: attribute '%s' %s", where, name, why);
 }
 
 /* Reads a numeric scalar attribute converted to mtype (H5T_NATIVE_INT64 or _DOUBLE). */
@@ -210,17 +166,9 @@ static tb_status write_dataset(hid_t loc, const char *where, const char *name, h
 {
     hsize_t dims[4];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    hid_t sp = ndim == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(ndim, dims, NULL);
-    if (sp < 0) return tb_fail(err, TB_EIO, "cannot create a dataspace for %s/%s", where, name);
-    tb_status st = TB_OK;
-    hid_t d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (d < 0)
-        st = tb_fail(err, TB_EIO, "cannot create dataset %s/%s", where, name);
-    else if (H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        st = tb_fail(err, TB_EIO, "cannot write dataset %s/%s", where, name);
-    if (d >= 0 && H5Dclose(d) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close dataset %s/%s", where, name);
-    H5Sclose(sp);
-    return st;
+    if (tb_h5_dataset(loc, name, ftype, mtype, ndim, dims, buf) < 0)
+        return tb_fail(err, TB_EIO, "cannot write dataset %s/%s", where, name);
+    return TB_OK;
 }
 
 /* Opens dataset name under loc, checks it holds numbers in the expected shape
@@ -681,32 +629,6 @@ static tb_status with_path(tb_err *err, tb_status st, const char *path, const tb
     return tb_fail(err, st, "checkpoint %s: %s", path, inner->msg);
 }
 
-static int fsync_path(const char *path, int directory)
-{
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    int e = errno;
-    close(fd);
-    errno = e;
-    return r;
-}
-
-static void fsync_parent(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    if (!slash) {
-        fsync_path(".", 1);
-        return;
-    }
-    size_t len = slash == path ? 1 : (size_t)(slash - path);
-    if (len >= sizeof dir) return;
-    memcpy(dir, path, len);
-    dir[len] = '\0';
-    fsync_path(dir, 1); /* best effort: some file systems refuse fsync on directories */
-}
-
 tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optimizer *opt, tb_err *err)
 {
     if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
@@ -743,7 +665,7 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
         goto fail;
     }
     /* H5Fflush only issues pwrite; fsync so the renamed file survives power loss */
-    if (fsync_path(tmp, 0) != 0) {
+    if (tb_fsync_path(tmp, 0) != 0) {
         st = tb_fail(err, TB_EIO, "checkpoint %s: cannot fsync %s: %s", path, tmp, strerror(errno));
         goto fail;
     }
@@ -751,7 +673,7 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
         st = tb_fail(err, TB_EIO, "checkpoint %s: cannot rename %s into place: %s", path, tmp, strerror(errno));
         goto fail;
     }
-    fsync_parent(path);
+    (void)tb_fsync_parent(path); /* best effort: some file systems refuse fsync on directories */
     quiet_end(&q);
     return TB_OK;
 fail:

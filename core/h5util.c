@@ -1,8 +1,10 @@
+/* h5util.c: small HDF5 helpers (h5util.h). */
 #include "h5util.h"
 
+#include <stdio.h>
 #include <string.h>
 
-static hid_t utf8_string_type(void)
+hid_t tb_h5_utf8_type(void)
 {
     hid_t t = H5Tcopy(H5T_C_S1);
     if (t < 0) return -1;
@@ -26,7 +28,7 @@ static int write_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype, con
 
 int tb_h5_attr_str(hid_t obj, const char *name, const char *value)
 {
-    hid_t t = utf8_string_type();
+    hid_t t = tb_h5_utf8_type();
     if (t < 0) return -1;
     int rc = write_attr(obj, name, t, t, &value);
     H5Tclose(t);
@@ -43,37 +45,99 @@ int tb_h5_attr_f64(hid_t obj, const char *name, double value)
     return write_attr(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
-static int write_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
-                         const void *values)
+int tb_h5_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                  const void *values)
 {
-    hid_t sp = H5Screate_simple(rank, dims, NULL);
+    hid_t sp = rank == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(rank, dims, NULL);
     hid_t d = sp >= 0 ? H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) : -1;
     hsize_t total = 1;
     for (int i = 0; i < rank; i++) total *= dims[i];
     int rc = d >= 0 && (total == 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, values) >= 0) ? 0 : -1;
-    if (d >= 0) H5Dclose(d);
+    if (d >= 0 && H5Dclose(d) < 0) rc = -1;
     if (sp >= 0) H5Sclose(sp);
+    return rc;
+}
+
+int tb_h5_read_attr_str(hid_t obj, const char *name, char *out, size_t cap, const char **why)
+{
+    const char *w = NULL;
+    int rc = -1;
+    hid_t a = -1, ft = -1, mt = -1, sp = -1;
+    if (cap) out[0] = '\0';
+    htri_t ex = H5Aexists(obj, name);
+    if (ex == 0) {
+        if (why) *why = "is absent";
+        return 0;
+    }
+    if (ex < 0 || (a = H5Aopen(obj, name, H5P_DEFAULT)) < 0) {
+        w = "cannot be opened";
+        goto out;
+    }
+    sp = H5Aget_space(a);
+    hssize_t np = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (np != 1) {
+        w = "does not hold exactly one value";
+        goto out;
+    }
+    ft = H5Aget_type(a);
+    htri_t vl = ft >= 0 && H5Tget_class(ft) == H5T_STRING ? H5Tis_variable_str(ft) : -1;
+    mt = vl >= 0 ? H5Tcopy(H5T_C_S1) : -1;
+    if (vl < 0 || mt < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
+        w = "is not a string";
+        goto out;
+    }
+    if (vl) {
+        char *v = NULL;
+        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &v) < 0) {
+            w = "cannot be read";
+            goto out;
+        }
+        int k = snprintf(out, cap, "%s", v ? v : "");
+        if (v) H5free_memory(v);
+        rc = k >= 0 && (size_t)k < cap ? 1 : -2;
+    } else {
+        size_t size = H5Tget_size(ft);
+        if (size == 0 || size >= cap) {
+            rc = -2;
+            goto out;
+        }
+        if (H5Tset_size(mt, size + 1) < 0 || H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Aread(a, mt, out) < 0) {
+            out[0] = '\0';
+            w = "cannot be read";
+            goto out;
+        }
+        out[size] = '\0';
+        for (size_t k = strlen(out); k > 0 && out[k - 1] == ' '; k--) out[k - 1] = '\0'; /* space padding */
+        rc = 1;
+    }
+out:
+    if (rc == -2) w = "is too long";
+    if (why) *why = rc == 1 ? "" : w;
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
     return rc;
 }
 
 int tb_h5_column_f64(hid_t loc, const char *name, const double *values, size_t n)
 {
     hsize_t dims[1] = {n};
-    return write_dataset(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, dims, values);
+    return tb_h5_dataset(loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 1, dims, values);
 }
 
 int tb_h5_column_i64(hid_t loc, const char *name, const int64_t *values, size_t n)
 {
     hsize_t dims[1] = {n};
-    return write_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, values);
+    return tb_h5_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, values);
 }
 
 int tb_h5_column_str(hid_t loc, const char *name, const char *const *values, size_t n)
 {
-    hid_t t = utf8_string_type();
+    hid_t t = tb_h5_utf8_type();
     if (t < 0) return -1;
     hsize_t dims[1] = {n};
-    int rc = write_dataset(loc, name, t, t, 1, dims, values);
+    int rc = tb_h5_dataset(loc, name, t, t, 1, dims, values);
     H5Tclose(t);
     return rc;
 }
@@ -81,7 +145,7 @@ int tb_h5_column_str(hid_t loc, const char *name, const char *const *values, siz
 int tb_h5_matrix_i64(hid_t loc, const char *name, const int64_t *values, size_t rows, size_t cols)
 {
     hsize_t dims[2] = {rows, cols};
-    return write_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 2, dims, values);
+    return tb_h5_dataset(loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 2, dims, values);
 }
 
 hid_t tb_h5_group(hid_t loc, const char *name)

@@ -46,25 +46,6 @@ static uint32_t get_u32(const unsigned char *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-/* ---- directory fsync ---------------------------------------------------------------- */
-
-static int fsync_parent_dir(const char *path)
-{
-    char dir[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof dir) return -1;
-    memcpy(dir, path, n + 1);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* ---- reading ------------------------------------------------------------------------ */
 
 /* Reads the whole file; *buf is malloc'd (NULL when empty). */
@@ -145,6 +126,20 @@ tb_status tb_journal_read(const char *path, tb_journal_fn fn, void *ctx, uint64_
     return TB_OK;
 }
 
+tb_status tb_journal_truncate(const char *path, uint64_t valid_bytes, tb_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return tb_fail(err, TB_EIO, "journal %s: cannot open to cut its torn tail: %s", path, strerror(errno));
+    if (ftruncate(fd, (off_t)valid_bytes) != 0 || fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        return tb_fail(err, TB_EIO, "journal %s: cannot cut the torn tail at byte %llu: %s", path,
+                       (unsigned long long)valid_bytes, strerror(e));
+    }
+    close(fd);
+    return TB_OK;
+}
+
 tb_status tb_journal_truncate_to_valid(const char *path, uint64_t *dropped_bytes, tb_err *err)
 {
     uint64_t valid, size;
@@ -152,17 +147,9 @@ tb_status tb_journal_truncate_to_valid(const char *path, uint64_t *dropped_bytes
     tb_status st = tb_journal_read(path, NULL, NULL, &valid, &size, err);
     if (st != TB_OK) return st;
     if (valid == size) return TB_OK;
-    int fd = open(path, O_WRONLY);
-    if (fd < 0) return tb_fail(err, TB_EIO, "journal %s: cannot open to cut its torn tail: %s", path, strerror(errno));
-    if (ftruncate(fd, (off_t)valid) != 0 || fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        return tb_fail(err, TB_EIO, "journal %s: cannot cut the torn tail at byte %llu: %s", path,
-                       (unsigned long long)valid, strerror(e));
-    }
-    close(fd);
-    if (dropped_bytes) *dropped_bytes = size - valid;
-    return TB_OK;
+    st = tb_journal_truncate(path, valid, err);
+    if (st == TB_OK && dropped_bytes) *dropped_bytes = size - valid;
+    return st;
 }
 
 /* ---- appending ------------------------------------------------------------------------- */
@@ -172,6 +159,36 @@ struct tb_journal {
     uint64_t size;
     char path[];
 };
+
+/* Opens path for appending; size: its length in whole records (0 when created). */
+static tb_status open_append(const char *path, int existed, uint64_t size, tb_journal **out, tb_err *err)
+{
+    size_t n = strlen(path);
+    tb_journal *j = malloc(sizeof *j + n + 1);
+    if (!j) return tb_fail(err, TB_ENOMEM, "journal %s: out of memory", path);
+    memcpy(j->path, path, n + 1);
+    j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (j->fd < 0) {
+        int e = errno;
+        free(j);
+        return tb_fail(err, TB_EIO, "journal %s: cannot open for appending: %s", path, strerror(e));
+    }
+    j->size = size;
+    if (existed) {
+        struct stat sb;
+        if (fstat(j->fd, &sb) != 0 || (uint64_t)sb.st_size != size) {
+            tb_journal_close(j);
+            return tb_fail(err, TB_EFORMAT, "journal %s: changed while it was being opened (expected %llu bytes)",
+                           path, (unsigned long long)size);
+        }
+    } else if (tb_fsync_parent(path) != 0) {
+        int e = errno;
+        tb_journal_close(j);
+        return tb_fail(err, TB_EIO, "journal %s: cannot fsync its directory: %s", path, strerror(e));
+    }
+    *out = j;
+    return TB_OK;
+}
 
 tb_status tb_journal_open(const char *path, tb_journal **out, tb_err *err)
 {
@@ -188,24 +205,13 @@ tb_status tb_journal_open(const char *path, tb_journal **out, tb_err *err)
                            "journal %s: torn or damaged after byte %llu of %llu (recover it before appending)", path,
                            (unsigned long long)valid, (unsigned long long)size);
     }
-    size_t n = strlen(path);
-    tb_journal *j = malloc(sizeof *j + n + 1);
-    if (!j) return tb_fail(err, TB_ENOMEM, "journal %s: out of memory", path);
-    memcpy(j->path, path, n + 1);
-    j->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (j->fd < 0) {
-        int e = errno;
-        free(j);
-        return tb_fail(err, TB_EIO, "journal %s: cannot open for appending: %s", path, strerror(e));
-    }
-    j->size = size;
-    if (!existed && fsync_parent_dir(path) != 0) {
-        int e = errno;
-        tb_journal_close(j);
-        return tb_fail(err, TB_EIO, "journal %s: cannot fsync its directory: %s", path, strerror(e));
-    }
-    *out = j;
-    return TB_OK;
+    return open_append(path, existed, size, out, err);
+}
+
+tb_status tb_journal_open_valid(const char *path, uint64_t valid_bytes, tb_journal **out, tb_err *err)
+{
+    *out = NULL;
+    return open_append(path, 1, valid_bytes, out, err);
 }
 
 tb_status tb_journal_append(tb_journal *j, uint32_t type, const void *data, size_t len, int durable, tb_err *err)

@@ -37,6 +37,12 @@ typedef struct tb_journal tb_journal;
  * is fsync'ed too, so the new name survives power loss. */
 tb_status tb_journal_open(const char *path, tb_journal **out, tb_err *err);
 
+/* tb_journal_open for an existing journal the caller has just read whole with
+ * tb_journal_read and, when its tail was torn, cut back with tb_journal_truncate:
+ * valid_bytes is its valid prefix, now the whole file. The records are not read
+ * again; only the file's size is checked (TB_EFORMAT when it differs). */
+tb_status tb_journal_open_valid(const char *path, uint64_t valid_bytes, tb_journal **out, tb_err *err);
+
 /* Appends one record with a single write() of the whole record (a failed or
  * short write is cut off again, so the journal stays well formed). With durable
  * set it fsync()s before returning: then this record and every earlier one
@@ -63,6 +69,10 @@ typedef int (*tb_journal_fn)(void *ctx, uint32_t type, const void *data, size_t 
  * or damaged, which is not an error here. fn may be NULL (just validate). */
 tb_status tb_journal_read(const char *path, tb_journal_fn fn, void *ctx, uint64_t *valid_bytes, uint64_t *file_bytes,
                           tb_err *err);
+
+/* Cuts path back to valid_bytes (the valid prefix tb_journal_read reported) and
+ * fsync()s it: recovery after one read of the journal. */
+tb_status tb_journal_truncate(const char *path, uint64_t valid_bytes, tb_err *err);
 
 /* Cuts path back to its valid prefix and fsync()s it (nothing happens when the
  * whole file is valid). dropped_bytes (may be NULL) receives how much was cut. */

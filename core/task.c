@@ -209,18 +209,30 @@ static int cmp_i32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* k-fold assignment (see tb_stratified_folds); TB_ENOMEM when memory fails. */
-static tb_status stratified_folds(const int32_t *idx, int n, const int32_t *labels, int classes, int k,
-                                  uint64_t seed, int *fold_of)
+/* labels are indexed by sample: sample i is idx[i] (or i when idx is NULL)
+ * and its label labels[idx[i]]. Fold f gets either floor or ceil of n_c / k of
+ * every class c. There is no fallback: the folds depend on (labels, k, seed)
+ * alone, or the call fails and fold_of is left as it was. */
+tb_status tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, int classes, int k, uint64_t seed,
+                              int *fold_of, tb_err *err)
 {
-    int32_t *perm = malloc((size_t)(n > 0 ? n : 1) * sizeof *perm);
+    if (n < 0 || k < 1 || classes < 1 || (n > 0 && (!labels || !fold_of)))
+        return tb_fail(err, TB_EINVAL, "folds: %d samples, %d classes into %d folds is not a valid request", n,
+                       classes, k);
+    for (int i = 0; i < n; i++) {
+        int32_t l = labels[idx ? idx[i] : i];
+        if (l < 0 || l >= classes)
+            return tb_fail(err, TB_EINVAL, "folds: label %d of sample %d is outside [0, %d)", (int)l, i, classes);
+    }
+    if (n == 0) return TB_OK;
+    int32_t *perm = malloc((size_t)n * sizeof *perm);
     int32_t *start = calloc((size_t)classes + 1, sizeof *start);
-    int32_t *order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    int32_t *order = malloc((size_t)n * sizeof *order);
     if (!perm || !start || !order) {
         free(perm);
         free(start);
         free(order);
-        return TB_ENOMEM;
+        return tb_fail(err, TB_ENOMEM, "folds: out of memory assigning %d samples to %d folds", n, k);
     }
     /* positions grouped by class (counting sort), each class in permutation order */
     tb_rng_permutation(perm, n, seed, TB_STREAM_SPLIT, SPLIT_SUB_FOLDS);
@@ -236,29 +248,6 @@ static tb_status stratified_folds(const int32_t *idx, int n, const int32_t *labe
     free(start);
     free(order);
     return TB_OK;
-}
-
-/* labels are indexed by sample: sample i is idx[i] (or i when idx is NULL)
- * and its label labels[idx[i]]. Fold f gets either floor or ceil of n_c / k of
- * every class c. Should memory run out, the assignment is the same round robin
- * over each class in index order (still stratified, no longer shuffled). */
-void tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, int classes, int k, uint64_t seed,
-                         int *fold_of)
-{
-    if (n <= 0 || !fold_of) return;
-    if (k < 1) k = 1;
-    for (int i = 0; i < n; i++) {
-        int32_t l = labels[idx ? idx[i] : i];
-        if (l < 0 || l >= classes) { /* outside the contract: keep the output defined */
-            for (int j = 0; j < n; j++) fold_of[j] = j % k;
-            return;
-        }
-    }
-    if (stratified_folds(idx, n, labels, classes, k, seed, fold_of) == TB_OK) return;
-    int t = 0;
-    for (int c = 0; c < classes; c++)
-        for (int i = 0; i < n; i++)
-            if (labels[idx ? idx[i] : i] == c) fold_of[i] = t++ % k;
 }
 
 /* ---- normalisation ------------------------------------------------------------ */
@@ -580,10 +569,8 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
         int k = 0;
         for (int i = 0; i < n; i++)
             if (d->splits[i] != TB_SPLIT_TEST) pool[k++] = i;
-        if (stratified_folds(pool, np, d->labels, d->classes, opt->folds, opt->split_seed, fold_of) != TB_OK) {
-            st = tb_fail(err, TB_ENOMEM, "task: out of memory for %d folds", opt->folds);
-            goto fail;
-        }
+        st = tb_stratified_folds(pool, np, d->labels, d->classes, opt->folds, opt->split_seed, fold_of, err);
+        if (st != TB_OK) goto fail;
         out->n_train = out->n_val = 0;
         for (int i = 0; i < np; i++) {
             if (fold_of[i] == opt->fold)

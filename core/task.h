@@ -40,8 +40,11 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
 void tb_task_free(tb_task *task);
 
 /* Stratified split of idx[0..n) (labels from labels[]) into k folds from seed:
- * fold_of[i] in [0, k) for each i, class proportions kept to within one sample. */
-void tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, int classes, int k, uint64_t seed,
-                         int *fold_of);
+ * fold_of[i] in [0, k) for each i, class proportions kept to within one sample.
+ * TB_EINVAL (n < 0, k < 1, classes < 1, a label outside [0, classes)) or
+ * TB_ENOMEM leave fold_of untouched: there is no fallback assignment, so given
+ * inputs always give the same folds. err may be NULL. */
+tb_status tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, int classes, int k, uint64_t seed,
+                              int *fold_of, tb_err *err);
 
 #endif

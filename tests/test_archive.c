@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive.h"
@@ -279,6 +280,46 @@ START_TEST(test_journal_torn_tail)
     ck_assert(tb_journal_truncate_to_valid(p, &dropped, &err) == TB_OK);
     ck_assert_int_eq((long)dropped, 12);
     ck_assert_int_eq(file_size(p), full);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Recovery's path: one tb_journal_read, tb_journal_truncate to its valid
+ * prefix, tb_journal_open_valid without reading the records again. */
+START_TEST(test_journal_read_once_recovery)
+{
+    make_tmpdir();
+    const char *p = tmp_file("d.journal");
+    write_three(p);
+    long full = file_size(p);
+    ck_assert(truncate(p, full - 7) == 0);
+    seen_rec s = {0};
+    uint64_t valid, size;
+    tb_err err;
+    ck_assert(tb_journal_read(p, collect, &s, &valid, &size, &err) == TB_OK);
+    ck_assert_int_eq(s.n, 2);
+    ck_assert_int_eq((long)size, full - 7);
+    ck_assert_int_eq((long)valid, 16 + 5 + 16);
+    tb_journal *j = NULL;
+    /* a size that is not the file's is refused: the journal was not cut yet */
+    ck_assert(tb_journal_open_valid(p, valid, &j, &err) == TB_EFORMAT);
+    ck_assert_ptr_null(j);
+    ck_assert_ptr_nonnull(strstr(err.msg, "d.journal"));
+    ck_assert_msg(tb_journal_truncate(p, valid, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(file_size(p), (long)valid);
+    ck_assert_msg(tb_journal_open_valid(p, valid, &j, &err) == TB_OK, "%s", err.msg);
+    ck_assert_uint_eq(tb_journal_size(j), valid);
+    ck_assert(tb_journal_append(j, 11, "tail", 4, 1, &err) == TB_OK);
+    ck_assert_int_eq((long)tb_journal_size(j), file_size(p));
+    tb_journal_close(j);
+    memset(&s, 0, sizeof s);
+    ck_assert(tb_journal_read(p, collect, &s, &valid, &size, &err) == TB_OK);
+    ck_assert_int_eq(s.n, 3);
+    ck_assert_uint_eq(s.type[2], 11);
+    ck_assert_uint_eq(valid, size);
+    /* cutting a missing file is an error naming it */
+    ck_assert(tb_journal_truncate(tmp_file("none.journal"), 0, &err) == TB_EIO);
+    ck_assert_ptr_nonnull(strstr(err.msg, "none.journal"));
     remove_tmpdir();
 }
 END_TEST
@@ -631,6 +672,116 @@ START_TEST(test_archive_close_interrupts_live_runs)
 }
 END_TEST
 
+/* Column value i of index.h5, read live (a new file after every rewrite). */
+static double index_value(const char *dir, const char *col, size_t i, double *updated_s)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/index.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    size_t n;
+    double *v = read_col(f, col, &n);
+    ck_assert_msg(i < n, "%s has %zu rows", col, n);
+    double x = v[i];
+    free(v);
+    if (updated_s) *updated_s = read_attr_d(f, "updated_s");
+    H5Fclose(f);
+    return x;
+}
+
+static void index_str(const char *dir, const char *col, size_t i, char *out, size_t cap)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/index.h5", dir);
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "cannot open %s", path);
+    read_str_at(f, col, i, out, cap);
+    H5Fclose(f);
+}
+
+/* When the index is rewritten: on state changes with the epoch columns of the
+ * moment, not after each epoch but within a few seconds of one (the next epoch
+ * or batches once it is 5 s old), once on close for all live runs. */
+START_TEST(test_archive_index_refresh)
+{
+    make_tmpdir();
+    const char *dir = tmp_file("refresh");
+    tb_archive *a = open_ok(dir, 1, NULL);
+    tb_archive_run *r, *q, *bad;
+    tb_err err;
+    char s[256];
+    ck_assert(tb_archive_begin_run(a, NULL, "submission", "p1", NULL, &r, &err) == TB_OK);
+    index_str(dir, "index/status", 0, s, sizeof s); /* begin writes it */
+    ck_assert_str_eq(s, "queued");
+    ck_assert(tb_archive_run_status(r, TB_RUN_TRAINING, "", &err) == TB_OK);
+    epochs(r, 1, 2);
+    double u0, u1;
+    ck_assert(tb_archive_run_status(r, TB_RUN_TRAINING, "epoch 2 done", &err) == TB_OK);
+    const double t0 = tb_now(); /* the index was written before this */
+    ck_assert_double_eq(index_value(dir, "index/last_epoch", 0, &u0), 2);
+    ck_assert_double_eq(index_value(dir, "index/epochs", 0, NULL), 2);
+    ck_assert_double_eq(index_value(dir, "index/batches", 0, NULL), 6);
+    ck_assert_double_eq_tol(index_value(dir, "index/val_accuracy", 0, NULL), 0.2, 1e-15);
+    index_str(dir, "index/status", 0, s, sizeof s);
+    ck_assert_str_eq(s, "training");
+    index_str(dir, "index/message", 0, s, sizeof s);
+    ck_assert_str_eq(s, "epoch 2 done");
+    epochs(r, 3, 3);
+    if (tb_now() - t0 < 4.0) { /* an epoch right after a rewrite only marks the index dirty */
+        ck_assert_double_eq(index_value(dir, "index/last_epoch", 0, &u1), 2);
+        ck_assert_double_eq(u1, u0);
+    }
+    /* once the index is 5 s old, batches (or an epoch) bring it up to date */
+    while (tb_now() - t0 < 5.2) nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+    int64_t step = 10;
+    double loss = 0.5;
+    ck_assert(tb_archive_run_batches(r, 1, &step, &loss, &err) == TB_OK);
+    ck_assert_double_eq(index_value(dir, "index/last_epoch", 0, &u1), 3);
+    ck_assert(u1 > u0);
+    ck_assert_double_eq(index_value(dir, "index/batches", 0, NULL), 10);
+    ck_assert_double_eq_tol(index_value(dir, "index/val_accuracy", 0, NULL), 0.3, 1e-15);
+    epochs(r, 4, 4);
+    ck_assert(tb_archive_run_finish(r, TB_RUN_FINISHED, 0.75, "", &err) == TB_OK);
+    ck_assert_double_eq(index_value(dir, "index/last_epoch", 0, NULL), 4);
+    ck_assert_double_eq(index_value(dir, "index/test_accuracy", 0, NULL), 0.75);
+    index_str(dir, "index/status", 0, s, sizeof s);
+    ck_assert_str_eq(s, "finished");
+
+    /* a non-final status given to finish: TB_EINVAL, and the run still ends */
+    ck_assert(tb_archive_begin_run(a, NULL, "sweep", "", NULL, &bad, &err) == TB_OK);
+    ck_assert(tb_archive_run_finish(bad, TB_RUN_TRAINING, 0.5, "done?", &err) == TB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "not a final status"));
+    index_str(dir, "index/status", 1, s, sizeof s);
+    ck_assert_str_eq(s, "interrupted");
+    index_str(dir, "index/message", 1, s, sizeof s);
+    ck_assert_str_eq(s, "finished with a non-final status");
+    ck_assert(isnan(index_value(dir, "index/test_accuracy", 1, NULL)));
+
+    /* close ends the live runs and writes the index with all of them */
+    ck_assert(tb_archive_begin_run(a, NULL, "sweep", "", NULL, &r, &err) == TB_OK);
+    ck_assert(tb_archive_begin_run(a, NULL, "sweep", "", NULL, &q, &err) == TB_OK);
+    ck_assert(tb_archive_run_status(r, TB_RUN_TRAINING, "", &err) == TB_OK);
+    ck_assert(tb_archive_run_status(q, TB_RUN_TRAINING, "", &err) == TB_OK);
+    epochs(r, 1, 3);
+    epochs(q, 1, 1);
+    ck_assert(tb_archive_close(a, &err) == TB_OK);
+    for (size_t i = 2; i < 4; i++) {
+        index_str(dir, "index/status", i, s, sizeof s);
+        ck_assert_str_eq(s, "interrupted");
+        index_str(dir, "index/message", i, s, sizeof s);
+        ck_assert_ptr_nonnull(strstr(s, "archive was closed"));
+    }
+    ck_assert_double_eq(index_value(dir, "index/last_epoch", 2, NULL), 3);
+    ck_assert_double_eq(index_value(dir, "index/last_epoch", 3, NULL), 1);
+    tb_archive_recovery rec;
+    a = open_ok(dir, 0, &rec);
+    ck_assert_int_eq(rec.runs, 4);
+    ck_assert_int_eq(rec.interrupted + rec.rebuilt + rec.journals_cut, 0);
+    ck_assert(tb_archive_close(a, &err) == TB_OK);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_archive_export)
 {
     make_tmpdir();
@@ -696,10 +847,12 @@ static Suite *archive_suite(void)
     tcase_add_test(tc, test_journal_round_trip);
     tcase_add_test(tc, test_journal_crc_detects_flips);
     tcase_add_test(tc, test_journal_torn_tail);
+    tcase_add_test(tc, test_journal_read_once_recovery);
     tcase_add_test(tc, test_archive_runs_and_index);
     tcase_add_test(tc, test_archive_lock);
     tcase_add_test(tc, test_archive_recovery);
     tcase_add_test(tc, test_archive_close_interrupts_live_runs);
+    tcase_add_test(tc, test_archive_index_refresh);
     tcase_add_test(tc, test_archive_export);
     suite_add_tcase(s, tc);
     return s;

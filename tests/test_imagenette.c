@@ -648,6 +648,38 @@ START_TEST(test_cache)
 }
 END_TEST
 
+/* A subset of the pool on a cache miss: the whole pool is decoded for the
+ * cache into the output buffer and compacted in place; the selected images
+ * must be those of a cache hit and of decoding without a cache, bit for bit. */
+START_TEST(test_cache_subset)
+{
+    private_cache("subset");
+    char pathkv[700];
+    snprintf(pathkv, sizeof pathkv, "path=%s", g_tree);
+    const char *s[] = {pathkv, "resolution=24", "train_count=30", "val_count=10", "test_count=10", NULL};
+    const char *nc[] = {pathkv, "resolution=24", "train_count=30", "val_count=10", "test_count=10", "cache=false",
+                        NULL};
+    tb_task_data miss, hit, none;
+    open_ok(s, &miss); /* a fresh cache directory: decoded and written */
+    char cfile[1200];
+    find_cache_file(cfile, sizeof cfile);
+    open_ok(s, &hit);
+    open_ok(nc, &none);
+    ck_assert_int_eq(miss.count, 50); /* of the 120 images of the tree */
+    ck_assert_int_eq(hit.count, miss.count);
+    ck_assert_int_eq(none.count, miss.count);
+    size_t bytes = (size_t)miss.count * 3 * 24 * 24;
+    ck_assert_msg(memcmp(miss.pixels, none.pixels, bytes) == 0, "cache miss and no cache give different pixels");
+    ck_assert_msg(memcmp(hit.pixels, none.pixels, bytes) == 0, "cache hit and no cache give different pixels");
+    ck_assert(memcmp(miss.labels, none.labels, (size_t)miss.count * sizeof(int32_t)) == 0);
+    ck_assert(memcmp(hit.splits, none.splits, (size_t)miss.count) == 0);
+    check_pixels(&miss, 24);
+    tb_task_data_free(&miss);
+    tb_task_data_free(&hit);
+    tb_task_data_free(&none);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     private_cache("errors");
@@ -706,6 +738,16 @@ START_TEST(test_errors)
     /* not a folder */
     snprintf(pathkv, sizeof pathkv, "path=%s/does-not-exist", g_tmp);
     open_fails(s, "does-not-exist", NULL);
+    /* a file, not a folder */
+    snprintf(pathkv, sizeof pathkv, "path=%s/plain-file", g_tmp);
+    f = fopen(pathkv + 5, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs("x", f);
+    fclose(f);
+    open_fails(s, "plain-file", "is not a folder");
+    tb_err err;
+    ck_assert(open_task(s, &d, &err) == TB_EINVAL);
+    unlink(pathkv + 5);
 }
 END_TEST
 
@@ -759,6 +801,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_folders_split);
     tcase_add_test(tc, test_threads_deterministic);
     tcase_add_test(tc, test_cache);
+    tcase_add_test(tc, test_cache_subset);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_other_classes);
     suite_add_tcase(s, tc);

@@ -15,6 +15,7 @@
  * 7x7 conv's forward). Exact comparisons are used where no arithmetic order is
  * involved (max-pool values and indices, relu, concat, dropout masks). */
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,6 +251,68 @@ START_TEST(test_conv2d_fixture)
 
     free(in), free(w), free(b), free(dout), free(ref_out), free(ref_din), free(ref_dw), free(ref_db);
     free(ws), free(out), free(din), free(dw), free(db);
+}
+END_TEST
+
+/* conv2d called where its parallel regions get a smaller team than
+ * omp_get_max_threads() (here: inside another parallel region with nesting
+ * off, as when a caller runs several networks on its own threads). The
+ * per-image backward keeps one weight-gradient slot per possible thread; only
+ * the team's slots hold sums, so a NaN-filled workspace must not leak into
+ * dweight or dbias. Compared with the same call made outside any region. */
+START_TEST(test_conv2d_small_team)
+{
+    tb_conv2d_shape s = {.in_c = 3, .in_h = 9, .in_w = 8, .out_c = 4, .kh = 3, .kw = 3,
+                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .groups = 1};
+    ck_assert_int_eq(conv2d_infer(&s), 0);
+    int n = omp_get_max_threads() < 2 ? 2 : omp_get_max_threads(); /* per-image mode unless forced batched */
+    size_t nin = (size_t)n * s.in_c * s.in_h * s.in_w, nout = (size_t)n * s.out_c * s.out_h * s.out_w;
+    size_t nw = (size_t)s.out_c * s.in_c * s.kh * s.kw, nb = (size_t)s.out_c;
+    float *in = galloc(nin), *dout = galloc(nout), *w = galloc(nw), *b = galloc(nb);
+    for (size_t i = 0; i < nin; i++) in[i] = pattern(i * 5 + 1);
+    for (size_t i = 0; i < nout; i++) dout[i] = pattern(i * 3 + 2) - 0.3f;
+    for (size_t i = 0; i < nw; i++) w[i] = pattern(i) * 0.5f;
+    for (size_t i = 0; i < nb; i++) b[i] = 0.1f * (float)i;
+    size_t nws = conv2d_workspace_floats(&s, n);
+    float *ws = galloc(nws), *out_ref = galloc(nout), *din_ref = galloc(nin), *dw_ref = galloc(nw),
+          *db_ref = galloc(nb);
+    float *out = galloc(nout), *din = galloc(nin), *dw = galloc(nw), *db = galloc(nb);
+    conv2d_forward(out_ref, in, w, b, &s, n, ws);
+    fill(dw_ref, nw, 0.0f), fill(db_ref, nb, 0.0f);
+    fill_nan(ws, nws);
+    conv2d_backward(din_ref, dw_ref, db_ref, dout, in, w, &s, n, 0, ws);
+
+    int levels = omp_get_max_active_levels(), inner_team = 0;
+    omp_set_max_active_levels(1);
+    fill(dw, nw, 0.0f), fill(db, nb, 0.0f);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp master
+        {
+#pragma omp parallel
+            {
+#pragma omp master
+                inner_team = omp_get_num_threads();
+            }
+            fill_nan(ws, nws);
+            conv2d_forward(out, in, w, b, &s, n, ws);
+            fill_nan(ws, nws);
+            conv2d_backward(din, dw, db, dout, in, w, &s, n, 0, ws);
+        }
+    }
+    omp_set_max_active_levels(levels);
+    ck_assert_int_eq(inner_team, 1);
+    gcheck(ws, nws, "small_team", "workspace");
+    gcheck(dw, nw, "small_team", "dweight");
+    gcheck(db, nb, "small_team", "dbias");
+    for (size_t i = 0; i < nw; i++) ck_assert_msg(isfinite(dw[i]), "small_team dweight[%zu] = %g", i, dw[i]);
+    for (size_t i = 0; i < nb; i++) ck_assert_msg(isfinite(db[i]), "small_team dbias[%zu] = %g", i, db[i]);
+    check(out, out_ref, nout, RTOL, ATOL_REL, "small_team", "forward");
+    check(din, din_ref, nin, RTOL, ATOL_REL, "small_team", "din");
+    check(dw, dw_ref, nw, RTOL, ATOL_REL, "small_team", "dweight");
+    check(db, db_ref, nb, RTOL, ATOL_REL, "small_team", "dbias");
+    free(in), free(dout), free(w), free(b), free(ws), free(out_ref), free(din_ref), free(dw_ref), free(db_ref);
+    free(out), free(din), free(dw), free(db);
 }
 END_TEST
 
@@ -813,6 +876,7 @@ static Suite *suite(void)
     TCase *t = tcase_create("torch_fixtures");
     tcase_add_loop_test(t, test_conv2d_fixture, 0, (int)TB_ARRAY_LEN(conv_cases));
     tcase_add_test(t, test_conv2d_infer);
+    tcase_add_test(t, test_conv2d_small_team);
     tcase_add_loop_test(t, test_linear_fixture, 0, (int)TB_ARRAY_LEN(linear_cases));
     tcase_add_loop_test(t, test_relu_fixture, 0, (int)TB_ARRAY_LEN(relu_cases));
     tcase_add_loop_test(t, test_maxpool_fixture, 0, (int)TB_ARRAY_LEN(maxpool_cases));

@@ -276,7 +276,7 @@ START_TEST(test_kfold)
         int32_t pool[120];
         int fold_of[120];
         for (int i = 0; i < 120; i++) pool[i] = i;
-        tb_stratified_folds(pool, 120, t.raw.labels, 4, K, 7, fold_of);
+        ck_assert(tb_stratified_folds(pool, 120, t.raw.labels, 4, K, 7, fold_of, NULL) == TB_OK);
         int n = 0;
         for (int i = 0; i < 120; i++)
             if (fold_of[i] == k) ck_assert_int_eq(t.val_idx[n++], i);
@@ -296,9 +296,10 @@ START_TEST(test_stratified_folds_direct)
     int32_t idx[100];
     for (int i = 0; i < 100; i++) idx[i] = 299 - 3 * i + (i % 2);
     int a[100], b[100], c[100];
-    tb_stratified_folds(idx, 100, labels, 3, 4, 11, a);
-    tb_stratified_folds(idx, 100, labels, 3, 4, 11, b);
-    tb_stratified_folds(idx, 100, labels, 3, 4, 12, c);
+    tb_err err;
+    ck_assert(tb_stratified_folds(idx, 100, labels, 3, 4, 11, a, &err) == TB_OK);
+    ck_assert(tb_stratified_folds(idx, 100, labels, 3, 4, 11, b, &err) == TB_OK);
+    ck_assert(tb_stratified_folds(idx, 100, labels, 3, 4, 12, c, &err) == TB_OK);
     ck_assert(memcmp(a, b, sizeof a) == 0);
     ck_assert(memcmp(a, c, sizeof a) != 0);
     int n_c[3] = {0, 0, 0}, per[4][3], size[4] = {0, 0, 0, 0};
@@ -314,8 +315,21 @@ START_TEST(test_stratified_folds_direct)
         for (int k = 0; k < 3; k++) ck_assert(per[f][k] == n_c[k] / 4 || per[f][k] == (n_c[k] + 3) / 4);
     }
     /* idx NULL: labels indexed by position */
-    tb_stratified_folds(NULL, 100, labels, 3, 10, 5, a);
+    ck_assert(tb_stratified_folds(NULL, 100, labels, 3, 10, 5, a, &err) == TB_OK);
     for (int i = 0; i < 100; i++) ck_assert(a[i] >= 0 && a[i] < 10);
+    /* no fallback assignment: a bad request fails and leaves fold_of alone */
+    memcpy(b, a, sizeof a);
+    const int32_t kept = labels[idx[7]];
+    labels[idx[7]] = 3; /* outside [0, 3) */
+    ck_assert(tb_stratified_folds(idx, 100, labels, 3, 4, 11, b, &err) == TB_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.msg, "label 3 of sample 7"));
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    labels[idx[7]] = kept;
+    ck_assert(tb_stratified_folds(idx, 100, labels, 3, 0, 11, b, &err) == TB_EINVAL);
+    ck_assert(tb_stratified_folds(idx, -1, labels, 3, 4, 11, b, NULL) == TB_EINVAL);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    ck_assert(tb_stratified_folds(idx, 0, labels, 3, 4, 11, b, &err) == TB_OK); /* nothing to assign */
+    ck_assert(memcmp(a, b, sizeof a) == 0);
 }
 END_TEST
 

@@ -10,7 +10,8 @@
  * in parallel, each thread running a single-threaded gemm straight into the
  * NCHW output (1x1 convolutions need no im2col at all), weight gradients
  * summed per thread and reduced in thread order, so a given thread count
- * always gives the same bits. */
+ * always gives the same bits. The per-image bodies (im2col_image, col2im_image)
+ * are serial: they already run on one thread of the images' team. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdatomic.h>
@@ -90,41 +91,86 @@ size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n)
     return batched > image ? batched : image;
 }
 
-/* col [K, nc*P] with K = (cin/g)*kh*kw, from images in[0..nc) channels of group g. */
-static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g)
+/* Row r of col [K, nc*P] for image i (K = (cin/g)*kh*kw), from the channels of group g. */
+static void im2col_row(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g, int r, int i)
 {
     const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
-    const int P = OH * OW, K = cg * s->kh * s->kw;
+    const int P = OH * OW;
     const size_t N = (size_t)nc * P;
+    int c = r / (s->kh * s->kw), ky = (r / s->kw) % s->kh, kx = r % s->kw;
+    const float *plane = in + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
+    float *dst = col + (size_t)r * N + (size_t)i * P;
+    for (int oy = 0; oy < OH; oy++) {
+        int iy = oy * s->stride_h - s->pad_h + ky;
+        float *row = dst + (size_t)oy * OW;
+        if (iy < 0 || iy >= H) {
+            memset(row, 0, sizeof(float) * OW);
+            continue;
+        }
+        const float *src = plane + (size_t)iy * W;
+        int x0 = kx - s->pad_w;
+        if (s->stride_w == 1) {
+            /* contiguous run with zero edges */
+            int lo = x0 < 0 ? -x0 : 0;
+            int hi = OW;
+            if (x0 + hi > W) hi = W - x0;
+            if (hi < lo) hi = lo;
+            for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
+            if (hi > lo) memcpy(row + lo, src + x0 + lo, sizeof(float) * (hi - lo));
+            for (int ox = hi; ox < OW; ox++) row[ox] = 0.0f;
+        } else {
+            for (int ox = 0; ox < OW; ox++) {
+                int ix = ox * s->stride_w + x0;
+                row[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
+            }
+        }
+    }
+}
+
+/* col [K, nc*P] from images in[0..nc) channels of group g, rows in parallel. */
+static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g)
+{
+    const int K = (s->in_c / s->groups) * s->kh * s->kw;
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int r = 0; r < K; r++) {
-        for (int i = 0; i < nc; i++) {
-            int c = r / (s->kh * s->kw), ky = (r / s->kw) % s->kh, kx = r % s->kw;
-            const float *plane = in + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
-            float *dst = col + (size_t)r * N + (size_t)i * P;
-            for (int oy = 0; oy < OH; oy++) {
-                int iy = oy * s->stride_h - s->pad_h + ky;
-                float *row = dst + (size_t)oy * OW;
-                if (iy < 0 || iy >= H) {
-                    memset(row, 0, sizeof(float) * OW);
-                    continue;
-                }
-                const float *src = plane + (size_t)iy * W;
-                int x0 = kx - s->pad_w;
-                if (s->stride_w == 1) {
-                    /* contiguous run with zero edges */
-                    int lo = x0 < 0 ? -x0 : 0;
-                    int hi = OW;
-                    if (x0 + hi > W) hi = W - x0;
-                    if (hi < lo) hi = lo;
-                    for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-                    if (hi > lo) memcpy(row + lo, src + x0 + lo, sizeof(float) * (hi - lo));
-                    for (int ox = hi; ox < OW; ox++) row[ox] = 0.0f;
-                } else {
-                    for (int ox = 0; ox < OW; ox++) {
-                        int ix = ox * s->stride_w + x0;
-                        row[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
-                    }
+    for (int r = 0; r < K; r++)
+        for (int i = 0; i < nc; i++) im2col_row(col, in, s, nc, g, r, i);
+}
+
+/* col [K, P] of one image, on the calling thread (the per-image mode runs
+ * inside a parallel region already). */
+static void im2col_image(float *col, const float *in, const tb_conv2d_shape *s, int g)
+{
+    const int K = (s->in_c / s->groups) * s->kh * s->kw;
+    for (int r = 0; r < K; r++) im2col_row(col, in, s, 1, g, r, 0);
+}
+
+/* Plane c of group g of image i of din from dcol [K, nc*P]. */
+static void col2im_plane(float *din, const float *dcol, const tb_conv2d_shape *s, int nc, int g, int accumulate,
+                         int i, int c)
+{
+    const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
+    const int P = OH * OW, kk = s->kh * s->kw;
+    const size_t N = (size_t)nc * P;
+    float *plane = din + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
+    if (!accumulate) memset(plane, 0, sizeof(float) * H * W);
+    for (int k = 0; k < kk; k++) {
+        int ky = k / s->kw, kx = k % s->kw;
+        const float *src = dcol + ((size_t)c * kk + k) * N + (size_t)i * P;
+        for (int oy = 0; oy < OH; oy++) {
+            int iy = oy * s->stride_h - s->pad_h + ky;
+            if (iy < 0 || iy >= H) continue;
+            float *dst = plane + (size_t)iy * W;
+            const float *srow = src + (size_t)oy * OW;
+            int x0 = kx - s->pad_w;
+            if (s->stride_w == 1) {
+                int lo = x0 < 0 ? -x0 : 0;
+                int hi = OW;
+                if (x0 + hi > W) hi = W - x0;
+                for (int ox = lo; ox < hi; ox++) dst[ox + x0] += srow[ox];
+            } else {
+                for (int ox = 0; ox < OW; ox++) {
+                    int ix = ox * s->stride_w + x0;
+                    if (ix >= 0 && ix < W) dst[ix] += srow[ox];
                 }
             }
         }
@@ -135,38 +181,17 @@ static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int nc
  * written by one thread in a fixed order, so the sum is deterministic. */
 static void col2im(float *din, const float *dcol, const tb_conv2d_shape *s, int nc, int g, int accumulate)
 {
-    const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
-    const int P = OH * OW, kk = s->kh * s->kw;
-    const size_t N = (size_t)nc * P;
+    const int cg = s->in_c / s->groups;
 #pragma omp parallel for schedule(static) collapse(2)
-    for (int i = 0; i < nc; i++) {
-        for (int c = 0; c < cg; c++) {
-            float *plane = din + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
-            if (!accumulate) memset(plane, 0, sizeof(float) * H * W);
-            for (int k = 0; k < kk; k++) {
-                int ky = k / s->kw, kx = k % s->kw;
-                const float *src = dcol + ((size_t)c * kk + k) * N + (size_t)i * P;
-                for (int oy = 0; oy < OH; oy++) {
-                    int iy = oy * s->stride_h - s->pad_h + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    float *dst = plane + (size_t)iy * W;
-                    const float *srow = src + (size_t)oy * OW;
-                    int x0 = kx - s->pad_w;
-                    if (s->stride_w == 1) {
-                        int lo = x0 < 0 ? -x0 : 0;
-                        int hi = OW;
-                        if (x0 + hi > W) hi = W - x0;
-                        for (int ox = lo; ox < hi; ox++) dst[ox + x0] += srow[ox];
-                    } else {
-                        for (int ox = 0; ox < OW; ox++) {
-                            int ix = ox * s->stride_w + x0;
-                            if (ix >= 0 && ix < W) dst[ix] += srow[ox];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    for (int i = 0; i < nc; i++)
+        for (int c = 0; c < cg; c++) col2im_plane(din, dcol, s, nc, g, accumulate, i, c);
+}
+
+/* col2im of one image on the calling thread (same order per plane, same bits). */
+static void col2im_image(float *din, const float *dcol, const tb_conv2d_shape *s, int g, int accumulate)
+{
+    const int cg = s->in_c / s->groups;
+    for (int c = 0; c < cg; c++) col2im_plane(din, dcol, s, 1, g, accumulate, 0, c);
 }
 
 static void forward_per_image(float *out, const float *in, const float *weight, const float *bias,
@@ -183,7 +208,7 @@ static void forward_per_image(float *out, const float *in, const float *weight, 
             for (int g = 0; g < G; g++) {
                 const float *x = in + (size_t)i * in_img + (size_t)g * cg * P; /* pointwise: P == H*W */
                 if (!pointwise) {
-                    im2col(col, in + (size_t)i * in_img, s, 1, g);
+                    im2col_image(col, in + (size_t)i * in_img, s, g);
                     x = col;
                 }
                 float *y = out + (size_t)i * out_img + (size_t)g * ocg * P;
@@ -206,11 +231,13 @@ static void backward_per_image(float *din, float *dweight, float *dbias, const f
     const int K = (int)col_rows(s), pointwise = is_pointwise(s);
     const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
     const size_t wsize = (size_t)s->out_c * K;
-    const int T = omp_get_max_threads();
+    const int T = omp_get_max_threads(); /* the workspace holds T slots (conv2d_workspace_floats) */
     float *partials = ws + (size_t)T * K * P; /* [T][wsize + out_c] */
 #pragma omp parallel num_threads(T)
     {
-        const int t = omp_get_thread_num();
+        /* the team may be smaller than T (nested in another parallel region,
+         * dynamic threads): only its slots are cleared, so only they are summed */
+        const int team = omp_get_num_threads(), t = omp_get_thread_num();
         float *col = ws + (size_t)t * K * P, *dw = partials + (size_t)t * (wsize + s->out_c), *db = dw + wsize;
         memset(dw, 0, sizeof(float) * (wsize + s->out_c));
 #pragma omp for schedule(static)
@@ -219,7 +246,7 @@ static void backward_per_image(float *din, float *dweight, float *dbias, const f
                 const float *dy = dout + (size_t)i * out_img + (size_t)g * ocg * P;
                 const float *x = in + (size_t)i * in_img + (size_t)g * cg * P;
                 if (!pointwise) {
-                    im2col(col, in + (size_t)i * in_img, s, 1, g);
+                    im2col_image(col, in + (size_t)i * in_img, s, g);
                     x = col;
                 }
                 /* dW_g [ocg, K] += dy [ocg, P] x x^T [P, K] */
@@ -239,7 +266,7 @@ static void backward_per_image(float *din, float *dweight, float *dbias, const f
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, ocg, 1.0f,
                                 weight + (size_t)g * ocg * K, K, dy, P, 0.0f, col, P);
-                    col2im(din + (size_t)i * in_img, col, s, 1, g, accumulate_din);
+                    col2im_image(din + (size_t)i * in_img, col, s, g, accumulate_din);
                 }
             }
         }
@@ -247,7 +274,7 @@ static void backward_per_image(float *din, float *dweight, float *dbias, const f
 #pragma omp for schedule(static)
         for (size_t k = 0; k < wsize + (size_t)s->out_c; k++) {
             float sum = 0.0f;
-            for (int u = 0; u < T; u++) sum += partials[(size_t)u * (wsize + s->out_c) + k];
+            for (int u = 0; u < team; u++) sum += partials[(size_t)u * (wsize + s->out_c) + k];
             if (k < wsize) dweight[k] += sum;
             else if (dbias) dbias[k - wsize] += sum;
         }

@@ -81,16 +81,12 @@ static const tb_plugin_option options[] = {
      "weight initialisation of conv and linear layers (biases 0 unless default)"},
 };
 
-static const struct {
-    const char *name;
-    tb_init_kind kind;
-} inits[] = {
-    {"default", TB_INIT_DEFAULT},
-    {"kaiming_uniform", TB_INIT_KAIMING_UNIFORM},
-    {"kaiming_normal", TB_INIT_KAIMING_NORMAL},
-    {"xavier_uniform", TB_INIT_XAVIER_UNIFORM},
-    {"xavier_normal", TB_INIT_XAVIER_NORMAL},
-};
+/* host->arg_int gives a CHOICE option's index in its choices (checked by the
+ * host), so these tables follow the order of "pooling" and "init" above. */
+enum { POOL_MAX, POOL_AVG, POOL_NONE };
+static const char *const pool_names[] = {"max", "avg", "none"};
+static const tb_init_kind inits[] = {TB_INIT_DEFAULT, TB_INIT_KAIMING_UNIFORM, TB_INIT_KAIMING_NORMAL,
+                                     TB_INIT_XAVIER_UNIFORM, TB_INIT_XAVIER_NORMAL};
 
 /* Appends "HxW -> " style text to a size trace. */
 static void trace_add(char *trace, size_t len, const char *sep, int h, int w)
@@ -115,12 +111,12 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     int kernel = (int)host->arg_int(args, "kernel_size");
     int pad = (int)host->arg_int(args, "padding");
     int stride = (int)host->arg_int(args, "stride");
-    const char *pooling = host->arg_string(args, "pooling");
+    const int pooling = (int)host->arg_int(args, "pooling");
     int pool_size = (int)host->arg_int(args, "pool_size");
     int batch_norm = host->arg_bool(args, "batch_norm");
     double conv_dropout = host->arg_float(args, "conv_dropout");
     double dropout = host->arg_float(args, "dropout");
-    const char *init_name = host->arg_string(args, "init");
+    const tb_init_kind init_kind = inits[host->arg_int(args, "init")];
     char msg[512];
 
     if (depth < 0 || depth > MAX_BLOCKS) {
@@ -134,25 +130,9 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
         return fail(err, errlen, TB_EINVAL, msg);
     }
     if (pad == -1) pad = kernel / 2;
-    int pool_kind = 0; /* 0 none, 1 max, 2 avg */
-    if (pooling && strcmp(pooling, "max") == 0) pool_kind = 1;
-    else if (pooling && strcmp(pooling, "avg") == 0) pool_kind = 2;
-    else if (!pooling || strcmp(pooling, "none") != 0) {
-        snprintf(msg, sizeof msg, "pooling '%s' is not one of max, avg, none", pooling ? pooling : "(null)");
-        return fail(err, errlen, TB_EINVAL, msg);
-    }
+    const int pooled = pooling != POOL_NONE;
     tb_init_spec init = {TB_INIT_DEFAULT, 0.0f, TB_INIT_DEFAULT, 0.0f};
-    int init_found = 0;
-    for (size_t i = 0; i < sizeof inits / sizeof inits[0]; i++)
-        if (init_name && strcmp(init_name, inits[i].name) == 0) {
-            init_found = 1;
-            if (inits[i].kind != TB_INIT_DEFAULT) init = (tb_init_spec){inits[i].kind, 0.0f, TB_INIT_CONSTANT, 0.0f};
-        }
-    if (!init_found) {
-        snprintf(msg, sizeof msg, "init '%s' is not one of default, kaiming_uniform, kaiming_normal, "
-                 "xavier_uniform, xavier_normal", init_name ? init_name : "(null)");
-        return fail(err, errlen, TB_EINVAL, msg);
-    }
+    if (init_kind != TB_INIT_DEFAULT) init = (tb_init_spec){init_kind, 0.0f, TB_INIT_CONSTANT, 0.0f};
     if (!(conv_dropout >= 0 && conv_dropout < 1)) {
         snprintf(msg, sizeof msg, "conv_dropout = %g must be in [0, 1) (1 would drop every activation)",
                  conv_dropout);
@@ -169,7 +149,11 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     }
 
     /* Follow the feature map through the blocks first, so that a block that
-     * would empty it is reported by number with every size on the way. */
+     * would empty it is reported by number with every size on the way. The
+     * size rules mirror conv2d_infer (core/layers/conv2d.c) and pool_out_size
+     * (core/layers/pool.c, floor mode) as torch states them; the builder
+     * applies its own afterwards (host->net_shape), so a drift would show as a
+     * builder error, not as a wrong network. */
     char trace[256] = "";
     int h = in->height, w = in->width;
     trace_add(trace, sizeof trace, "", h, w);
@@ -184,12 +168,12 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
         h = (h + 2 * pad - kernel) / stride + 1;
         w = (w + 2 * pad - kernel) / stride + 1;
         trace_add(trace, sizeof trace, " -conv-> ", h, w);
-        if (pool_kind) {
+        if (pooled) {
             if (h < pool_size || w < pool_size) {
                 snprintf(msg, sizeof msg,
                          "block %d of %d: its %dx%d %s pooling gets a %dx%d feature map and would make it empty; "
                          "use fewer blocks, a smaller pool_size, pooling = none or a larger input (sizes: %s)",
-                         b + 1, depth, pool_size, pool_size, pooling, h, w, trace);
+                         b + 1, depth, pool_size, pool_size, pool_names[pooling], h, w, trace);
                 return fail(err, errlen, TB_EINVAL, msg);
             }
             h /= pool_size;
@@ -214,9 +198,9 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
         }
         x = host->net_relu(net, x);
         index++;
-        if (pool_kind == 1) x = host->net_maxpool(net, x, pool_size, pool_size, 0, 0);
-        if (pool_kind == 2) x = host->net_avgpool(net, x, pool_size, pool_size, 0, 0, 1);
-        if (pool_kind) index++;
+        if (pooling == POOL_MAX) x = host->net_maxpool(net, x, pool_size, pool_size, 0, 0);
+        if (pooling == POOL_AVG) x = host->net_avgpool(net, x, pool_size, pool_size, 0, 0, 1);
+        if (pooled) index++;
         if (conv_dropout > 0) {
             x = host->net_dropout(net, x, (float)conv_dropout);
             index++;

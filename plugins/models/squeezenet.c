@@ -51,6 +51,7 @@ typedef struct arch {
     int n_stages;
 } arch;
 
+/* In the order of the "version" option's choices: host->arg_int gives the index. */
 static const arch archs[] = {
     {"1_0", 96, 7,
      {POOL, {16, 64, 64}, {16, 64, 64}, {32, 128, 128}, POOL, {32, 128, 128}, {48, 192, 192}, {48, 192, 192},
@@ -63,7 +64,10 @@ static const arch archs[] = {
 };
 
 /* torch's output sizes (no dilation, no padding): Conv2d, and MaxPool2d with
- * ceil_mode=True (whose last window must start inside the input). */
+ * ceil_mode=True (whose last window must start inside the input). They mirror
+ * conv2d_infer (core/layers/conv2d.c) and pool_out_size (core/layers/pool.c)
+ * for pad = 0, which a plugin cannot call: min_input needs sizes for inputs no
+ * network is built for, so host->net_shape cannot answer it. */
 static int conv_out(int in, int kernel, int stride) { return in < kernel ? 0 : (in - kernel) / stride + 1; }
 
 static int ceil_pool_out(int in, int kernel, int stride)
@@ -94,15 +98,8 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
                              tb_net **out, char *err, size_t errlen)
 {
     *out = NULL;
-    const char *version = host->arg_string(args, "version");
+    const arch *a = &archs[host->arg_int(args, "version")];
     double p = host->arg_float(args, "dropout");
-    const arch *a = NULL;
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
-        if (version && strcmp(version, archs[i].version) == 0) a = &archs[i];
-    if (!a) {
-        snprintf(err, errlen, "version '%s' is not one of 1_0, 1_1", version ? version : "(null)");
-        return TB_EINVAL;
-    }
     if (in->channels < 1 || in->classes < 1) {
         snprintf(err, errlen, "version %s: needs at least 1 input channel and 1 class (got %d channels, %d classes)",
                  a->version, in->channels, in->classes);

@@ -56,26 +56,27 @@ static void fail_msg(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static int is_file(const char *path)
+/* 1 when path is a regular file (its stat in *st), else 0. */
+static int is_file(const char *path, struct stat *st)
 {
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    return stat(path, st) == 0 && S_ISREG(st->st_mode);
 }
 
-/* PATH itself or PATH/cifar-10-batches-bin, whichever holds data_batch_1.bin. */
-static tb_status find_dir(const char *path, char *dir, size_t len, char *err, size_t errlen)
+/* PATH itself or PATH/cifar-10-batches-bin, whichever holds data_batch_1.bin
+ * (whose stat goes to *first, so it is not looked up twice). */
+static tb_status find_dir(const char *path, char *dir, size_t len, struct stat *first, char *err, size_t errlen)
 {
     char probe[1200];
     snprintf(dir, len, "%s", path);
     snprintf(probe, sizeof probe, "%s/%s", dir, file_names[0]);
-    if (is_file(probe)) return TB_OK;
+    if (is_file(probe, first)) return TB_OK;
     int k = snprintf(dir, len, "%s/cifar-10-batches-bin", path);
     if (k < 0 || (size_t)k >= len) {
         fail_msg(err, errlen, "folder name %s is too long", path);
         return TB_EINVAL;
     }
     snprintf(probe, sizeof probe, "%s/%s", dir, file_names[0]);
-    if (is_file(probe)) return TB_OK;
+    if (is_file(probe, first)) return TB_OK;
     struct stat st;
     if (stat(path, &st) != 0)
         fail_msg(err, errlen, "%s: %s; set path to the folder of CIFAR-10's binary release (%s)", path,
@@ -127,15 +128,16 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
         return TB_EINVAL;
     }
     char dir[1100], files[N_FILES][1200];
-    tb_status st = find_dir(path, dir, sizeof dir, err, errlen);
+    struct stat first;
+    tb_status st = find_dir(path, dir, sizeof dir, &first, err, errlen);
     if (st != TB_OK) return st;
 
     /* sizes first: every file a whole number of records */
     size_t records[N_FILES], total = 0, n_train = 0;
     for (int i = 0; i < N_FILES; i++) {
         snprintf(files[i], sizeof files[i], "%s/%s", dir, file_names[i]);
-        struct stat sb;
-        if (stat(files[i], &sb) != 0) {
+        struct stat sb = first; /* data_batch_1.bin: find_dir's stat */
+        if (i > 0 && stat(files[i], &sb) != 0) {
             fail_msg(err, errlen, "%s: %s (%s)", files[i], strerror(errno), RELEASE_HINT);
             return TB_EIO;
         }

@@ -263,48 +263,94 @@ static void listing_free(listing *l)
     memset(l, 0, sizeof *l);
 }
 
+/* Size and modification time of a listed file. */
+typedef struct file_stat {
+    int64_t size;
+    int64_t mtime_ns;
+} file_stat;
+
+typedef struct dir_item {
+    char *name;
+    file_stat st;
+} dir_item;
+
+static int cmp_item(const void *a, const void *b)
+{
+    return strcmp(((const dir_item *)a)->name, ((const dir_item *)b)->name);
+}
+
 /* Sorted names of the entries of dir that are directories (want_dirs) or
- * regular files, skipping hidden ones. Returns the count or -1 (errno set). */
-static int list_dir(const char *dir, int want_dirs, char ***out)
+ * regular files, skipping hidden ones. The entry type comes from d_type; an
+ * entry is stat()ed only when d_type cannot tell (DT_UNKNOWN, or DT_LNK, whose
+ * target decides) or when stats is given (files: size and modification time
+ * into (*stats)[i], malloc'd, parallel to the names), so each file is stat()ed
+ * at most once. Returns the count or -1 (errno set). */
+static int list_dir(const char *dir, int want_dirs, char ***out, file_stat **stats)
 {
     DIR *d = opendir(dir);
     if (!d)
         return -1;
-    char **names = NULL;
+    dir_item *items = NULL;
     int n = 0, cap = 0;
     struct dirent *de;
     char p[4096];
     while ((de = readdir(d)) != NULL) {
         if (de->d_name[0] == '.')
             continue;
-        fmt(p, sizeof p, "%s/%s", dir, de->d_name);
-        struct stat st;
-        if (stat(p, &st) != 0)
+        file_stat fs = {0, 0};
+        int need_stat = de->d_type == DT_UNKNOWN || de->d_type == DT_LNK || (!want_dirs && stats);
+        if (need_stat) {
+            fmt(p, sizeof p, "%s/%s", dir, de->d_name);
+            struct stat st;
+            if (stat(p, &st) != 0)
+                continue;
+            if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+                continue;
+            fs.size = (int64_t)st.st_size;
+            fs.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;
+        } else if (de->d_type != (want_dirs ? DT_DIR : DT_REG)) {
             continue;
-        if (want_dirs ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
-            continue;
+        }
         if (n == cap) {
             int nc = cap ? 2 * cap : 64;
-            char **t = realloc(names, (size_t)nc * sizeof *t);
+            dir_item *t = realloc(items, (size_t)nc * sizeof *t);
             if (!t)
                 goto oom;
-            names = t;
+            items = t;
             cap = nc;
         }
-        if (!(names[n] = strdup(de->d_name)))
+        if (!(items[n].name = strdup(de->d_name)))
             goto oom;
-        n++;
+        items[n++].st = fs;
     }
     closedir(d);
+    d = NULL;
     if (n > 1)
-        qsort(names, (size_t)n, sizeof *names, cmp_str);
+        qsort(items, (size_t)n, sizeof *items, cmp_item);
+    /* nothing found: NULL arrays, as callers free only what has entries */
+    char **names = n ? malloc((size_t)n * sizeof *names) : NULL;
+    file_stat *st = n && stats ? malloc((size_t)n * sizeof *st) : NULL;
+    if (n && (!names || (stats && !st))) {
+        free(names);
+        free(st);
+        goto oom;
+    }
+    for (int i = 0; i < n; i++) {
+        names[i] = items[i].name;
+        if (st)
+            st[i] = items[i].st;
+    }
+    free(items);
     *out = names;
+    if (stats)
+        *stats = st;
     return n;
 oom:
-    closedir(d);
+    if (d)
+        closedir(d);
     for (int i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        free(items[i].name);
+    free(items);
     errno = ENOMEM;
     return -1;
 }
@@ -316,12 +362,18 @@ static void free_names(char **names, int n)
     free(names);
 }
 
-/* A clearer message when PATH is not the root of the layout. */
-static void explain_missing_split(const char *root, const char *split, char *err, size_t errlen)
+/* A clearer message when PATH is not the root of the layout: TB_EIO, or
+ * TB_EINVAL when it is no folder at all (open_task leaves that check to this
+ * listing, which only runs when PATH/train or PATH/val is missing). */
+static tb_status explain_missing_split(const char *root, const char *split, char *err, size_t errlen)
 {
     char **dirs = NULL, **files = NULL;
-    int nd = list_dir(root, 1, &dirs);
-    int nf = list_dir(root, 0, &files);
+    int nd = list_dir(root, 1, &dirs, NULL);
+    if (nd < 0 && errno == ENOTDIR) {
+        fmt(err, errlen, "path %s is not a folder; " LAYOUT_HELP, root);
+        return TB_EINVAL;
+    }
+    int nf = list_dir(root, 0, &files, NULL);
     char hint[768] = "";
     int wnids = 0;
     for (int i = 0; i < nd; i++)
@@ -347,6 +399,7 @@ static void explain_missing_split(const char *root, const char *split, char *err
         free_names(dirs, nd);
     if (nf > 0)
         free_names(files, nf);
+    return TB_EIO;
 }
 
 static tb_status list_tree(const tb_host_api *host, const char *root, listing *l, char *err, size_t errlen)
@@ -360,11 +413,10 @@ static tb_status list_tree(const tb_host_api *host, const char *root, listing *l
     for (int s = 0; s < 2; s++) {
         fmt(p, sizeof p, "%s/%s", root, splits[s]);
         if (!is_dir(p)) {
-            explain_missing_split(root, splits[s], err, errlen);
-            st = TB_EIO;
+            st = explain_missing_split(root, splits[s], err, errlen);
             goto done;
         }
-        ncls[s] = list_dir(p, 1, &cls[s]);
+        ncls[s] = list_dir(p, 1, &cls[s], NULL);
         if (ncls[s] < 0) {
             fmt(err, errlen, "cannot list %s: %s", p, strerror(errno));
             ncls[s] = 0;
@@ -411,7 +463,8 @@ static tb_status list_tree(const tb_host_api *host, const char *root, listing *l
         for (int s = 0; s < 2; s++) {
             fmt(p, sizeof p, "%s/%s/%s", root, splits[s], l->classes[c]);
             char **files = NULL;
-            int nf = list_dir(p, 0, &files);
+            file_stat *fst = NULL;
+            int nf = list_dir(p, 0, &files, &fst);
             if (nf < 0) {
                 fmt(err, errlen, "cannot list %s: %s", p, strerror(errno));
                 st = TB_EIO;
@@ -424,14 +477,6 @@ static tb_status list_tree(const tb_host_api *host, const char *root, listing *l
                         fmt(l->skipped_example, sizeof l->skipped_example, "%s/%s/%s", splits[s], l->classes[c],
                             files[i]);
                     continue;
-                }
-                char fp[4096];
-                fmt(fp, sizeof fp, "%s/%s", p, files[i]);
-                struct stat sb;
-                if (stat(fp, &sb) != 0) {
-                    fmt(err, errlen, "cannot stat %s: %s", fp, strerror(errno));
-                    st = TB_EIO;
-                    break;
                 }
                 if (l->n == l->cap) {
                     int nc = l->cap ? 2 * l->cap : 1024;
@@ -450,14 +495,15 @@ static tb_status list_tree(const tb_host_api *host, const char *root, listing *l
                     break;
                 }
                 fmt(e->rel, len, "%s/%s/%s", splits[s], l->classes[c], files[i]);
-                e->size = (int64_t)sb.st_size;
-                e->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + (int64_t)sb.st_mtim.tv_nsec;
+                e->size = fst[i].size;
+                e->mtime_ns = fst[i].mtime_ns;
                 e->label = c;
                 e->from_val = (uint8_t)s;
                 l->n++;
                 found++;
             }
             free_names(files, nf);
+            free(fst);
             if (st == TB_ENOMEM)
                 fmt(err, errlen, "out of memory listing %s", p);
             if (st != TB_OK)
@@ -700,7 +746,7 @@ static void scratch_free(scratch *s)
 typedef struct decoded {
     int width, height, components;
     int cmyk;
-    int orig_w, orig_h;
+    int tw, th; /* the Resize target, from the original dimensions */
 } decoded;
 
 /* The part that runs under libjpeg's error handler (longjmp target in decode_jpeg). */
@@ -710,9 +756,8 @@ static void decode_body(struct jpeg_decompress_struct *cinfo, const decode_job *
     jpeg_mem_src(cinfo, s->file, (unsigned long)nbytes);
     jpeg_read_header(cinfo, TRUE);
     int W = (int)cinfo->image_width, H = (int)cinfo->image_height;
-    d->orig_w = W;
-    d->orig_h = H;
-    /* torchvision Resize(r): shorter side r, longer int(r * long / short) */
+    /* torchvision Resize(r): shorter side r, longer int(r * long / short), from
+     * the original dimensions (also what process_slot resizes the decoded image to) */
     int r = job->res, tw, th;
     if (W <= H) {
         tw = r;
@@ -721,6 +766,8 @@ static void decode_body(struct jpeg_decompress_struct *cinfo, const decode_job *
         th = r;
         tw = (int)((double)r * W / H);
     }
+    d->tw = tw;
+    d->th = th;
     d->cmyk = cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK;
     cinfo->out_color_space = d->cmyk ? JCS_CMYK : JCS_RGB;
     cinfo->scale_num = 8;
@@ -861,15 +908,8 @@ static void process_slot(decode_job *job, scratch *s, int slot)
             B[i] = (uint8_t)(((t >> 8) + t) >> 8);
         }
     }
-    /* resize: shorter side r (sizes from the original dimensions, as torchvision) */
-    int tw, th;
-    if (d.orig_w <= d.orig_h) {
-        tw = r;
-        th = (int)((double)r * d.orig_h / d.orig_w);
-    } else {
-        th = r;
-        tw = (int)((double)r * d.orig_w / d.orig_h);
-    }
+    /* resize: shorter side r (decode_body's target, from the original dimensions, as torchvision) */
+    const int tw = d.tw, th = d.th;
     const uint8_t *img = s->chw;
     if (tw != w || th != h) {
         if (grow(&s->resized, &s->resized_cap, 3 * (size_t)tw * (size_t)th)) {
@@ -1219,20 +1259,17 @@ static void cache_write(const tb_host_api *host, const char *dir, const char *fi
 static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
                            size_t errlen)
 {
-    if (host->size < offsetof(tb_host_api, cache_dir) + sizeof host->cache_dir) {
-        fmt(err, errlen, "the host's API (size %u) lacks services this plugin needs; update tunebench",
-            (unsigned)host->size);
-        return TB_EINVAL;
-    }
+    /* The plugin is built with ABI minor TB_PLUGIN_ABI_MINOR and the loader
+     * refuses it on a host with an older minor (core/plugin.c), so every
+     * tb_host_api member up to task_data_free is there and set. */
     const char *path = host->arg_string(args, "path");
     int res = (int)host->arg_int(args, "resolution");
-    const char *split_name = host->arg_string(args, "split");
-    int folders = split_name && strcmp(split_name, "folders") == 0;
+    int folders = host->arg_int(args, "split") == 1; /* the index in "study|folders" */
     int threads = (int)host->arg_int(args, "threads");
     int use_cache = host->arg_bool(args, "cache");
     int dct = host->arg_bool(args, "dct_scaling");
     if (threads <= 0)
-        threads = host->threads ? host->threads() : 1;
+        threads = host->threads();
     if (threads <= 0)
         threads = 1;
 
@@ -1249,10 +1286,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
         fmt(err, errlen, "path %s: %s; " LAYOUT_HELP, path, strerror(errno));
         return TB_EIO;
     }
-    if (!is_dir(abs)) {
-        fmt(err, errlen, "path %s is not a folder; " LAYOUT_HELP, path);
-        return TB_EINVAL;
-    }
+    /* a path that is no folder is reported by list_tree (explain_missing_split) */
 
     listing l;
     memset(&l, 0, sizeof l);
@@ -1265,7 +1299,6 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
 
     uint8_t *split = malloc((size_t)l.n);
     int32_t *which = malloc((size_t)l.n * sizeof *which);
-    uint8_t *pool_pixels = NULL; /* decoded whole pool when caching (may become the output) */
     uint64_t *sums = NULL;
     tb_task_data d;
     memset(&d, 0, sizeof d);
@@ -1351,7 +1384,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     cache_header want;
     memset(&want, 0, sizeof want);
     if (use_cache) {
-        cdir = host->cache_dir ? host->cache_dir(PLUGIN_NAME) : NULL;
+        cdir = host->cache_dir(PLUGIN_NAME);
         if (!cdir)
             host->log(TB_LOG_WARN, PLUGIN_NAME, "no cache directory; decoding without a cache");
     }
@@ -1381,17 +1414,21 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
         else
             host->log(TB_LOG_WARN, PLUGIN_NAME, "cache %s not used (%s); decoding and rewriting it", cfile, reason);
 
-        /* decode the whole pool so the cache serves any split setting */
+        /* decode the whole pool so the cache serves any split setting, into one
+         * buffer of l.n images that becomes the output: after the cache is
+         * written it is compacted in place to the n selected images, as hdf5.c
+         * does (which[] ascends, so image j moves down from which[j] >= j and
+         * no source is overwritten before it is read). Peak memory: l.n images,
+         * not n + l.n; the tail stays allocated until the host frees the data. */
+        if (n < l.n) {
+            host->free(d.pixels);
+            d.pixels = img > SIZE_MAX / (size_t)l.n ? NULL : host->alloc((size_t)l.n * img);
+            if (d.pixels)
+                advise_huge_pages(d.pixels, (size_t)l.n * img);
+        }
         sums = malloc((size_t)l.n * sizeof *sums);
         int32_t *all = malloc((size_t)l.n * sizeof *all);
-        if (n == l.n) {
-            pool_pixels = d.pixels; /* everything is used: decode straight into the output */
-        } else {
-            pool_pixels = malloc((size_t)l.n * img);
-            if (pool_pixels)
-                advise_huge_pages(pool_pixels, (size_t)l.n * img);
-        }
-        if (!sums || !all || !pool_pixels) {
+        if (!sums || !all || !d.pixels) {
             free(all);
             fmt(err, errlen, "out of memory for the %d images of the pool", l.n);
             st = TB_ENOMEM;
@@ -1399,17 +1436,14 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
         }
         for (int i = 0; i < l.n; i++)
             all[i] = i;
-        st = decode_all(host, abs, &l, all, l.n, res, dct, threads, pool_pixels, sums, err, errlen);
+        st = decode_all(host, abs, &l, all, l.n, res, dct, threads, d.pixels, sums, err, errlen);
         free(all);
         if (st != TB_OK)
             goto fail;
-        cache_write(host, cdir, cfile, &want, &l, pool_pixels, sums);
-        if (pool_pixels != d.pixels) {
-            for (int j = 0; j < n; j++)
-                memcpy(d.pixels + (size_t)j * img, pool_pixels + (size_t)which[j] * img, img);
-            free(pool_pixels);
-        }
-        pool_pixels = NULL;
+        cache_write(host, cdir, cfile, &want, &l, d.pixels, sums);
+        for (int j = 0; j < n; j++)
+            if (which[j] != j)
+                memcpy(d.pixels + (size_t)j * img, d.pixels + (size_t)which[j] * img, img);
         goto success;
     }
     st = decode_all(host, abs, &l, which, n, res, dct, threads, d.pixels, NULL, err, errlen);
@@ -1425,8 +1459,6 @@ success:
     return TB_OK;
 
 fail:
-    if (pool_pixels && pool_pixels != d.pixels)
-        free(pool_pixels);
     free(sums);
     free(split);
     free(which);
