@@ -232,7 +232,7 @@ static int fsync_runs_dir(const char *dir)
     return tb_fsync_path(p, 1);
 }
 
-static int valid_name(const char *s, size_t max)
+int tb_archive_valid_name(const char *s, size_t max)
 {
     size_t n = strlen(s);
     if (n == 0 || n > max || s[0] == '.') return 0;
@@ -949,10 +949,10 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
                                const char *attrs_ini, tb_archive_run **out, tb_err *err)
 {
     *out = NULL;
-    if (!kind || !valid_name(kind, TB_ARCHIVE_KIND_MAX))
+    if (!kind || !tb_archive_valid_name(kind, TB_ARCHIVE_KIND_MAX))
         return tb_fail(err, TB_EINVAL, "archive %s: run kind \"%s\" is not 1-%d characters of [A-Za-z0-9._-]", a->dir,
                        kind ? kind : "(null)", TB_ARCHIVE_KIND_MAX);
-    if (id && !valid_name(id, TB_ARCHIVE_ID_MAX))
+    if (id && !tb_archive_valid_name(id, TB_ARCHIVE_ID_MAX))
         return tb_fail(err, TB_EINVAL, "archive %s: run id \"%s\" is not 1-%d characters of [A-Za-z0-9._-]", a->dir,
                        id, TB_ARCHIVE_ID_MAX);
     if (participant && strlen(participant) > 127)
@@ -1435,7 +1435,7 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     }
     for (hsize_t i = 0; i < n; i++) {
         char rpath[PATH_CAP];
-        if (!idv[i] || !valid_name(idv[i], TB_ARCHIVE_ID_MAX) || run_path(rpath, dir, idv[i], ".h5") != 0) {
+        if (!idv[i] || !tb_archive_valid_name(idv[i], TB_ARCHIVE_ID_MAX) || run_path(rpath, dir, idv[i], ".h5") != 0) {
             st = tb_fail(err, TB_EFORMAT, "export: %s lists a bad run id at row %llu", ipath, (unsigned long long)i);
             goto done;
         }

@@ -41,6 +41,10 @@
 #define TB_ARCHIVE_ID_MAX 31
 #define TB_ARCHIVE_KIND_MAX 31
 
+/* 1 when s is 1 to max of [A-Za-z0-9._-] not starting with '.': run ids,
+ * kinds, participant pseudonyms (safe as file names and HDF5 names). */
+int tb_archive_valid_name(const char *s, size_t max);
+
 typedef enum tb_run_status {
     TB_RUN_QUEUED = 0,
     TB_RUN_TRAINING,

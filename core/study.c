@@ -173,19 +173,6 @@ static int grow(void **p, int *cap, int need, size_t elem)
     return 0;
 }
 
-static int valid_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 63 || s[0] == '.') return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 /* Copies a tb_err message into a plugin-style buffer and returns st. */
 static tb_status out_err(char *err, size_t errlen, tb_status st, const tb_err *e)
 {
@@ -1374,7 +1361,7 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
     }
     char id[64];
     if (in->id && *in->id) {
-        if (!valid_id(in->id)) {
+        if (!tb_archive_valid_name(in->id, 63)) {
             pthread_mutex_unlock(&s->mu);
             return fail_buf(err, errlen, TB_EINVAL,
                             "id = \"%s\" is not allowed; allowed: 1 to 63 of A-Z a-z 0-9 . _ - (not starting with '.')",

@@ -786,6 +786,72 @@ START_TEST(test_used_by)
 }
 END_TEST
 
+
+/* The table against what the optimizers really read: perturbing a
+ * hyperparameter an optimizer reads changes the parameters after a few
+ * steps; perturbing one it does not read leaves them bit-identical. */
+static double *optim_field(tb_optim_config *c, int hp)
+{
+    switch (hp) {
+    case TB_HP_LR: return &c->lr;
+    case TB_HP_WEIGHT_DECAY: return &c->weight_decay;
+    case TB_HP_MOMENTUM: return &c->momentum;
+    case TB_HP_RHO: return &c->rho;
+    case TB_HP_LAMBD: return &c->lambd;
+    case TB_HP_ALPHA: return &c->alpha;
+    case TB_HP_EPS: return &c->eps;
+    case TB_HP_LR_DECAY: return &c->lr_decay;
+    case TB_HP_INITIAL_ACCUMULATOR_VALUE: return &c->initial_accumulator_value;
+    case TB_HP_BETA1: return &c->beta1;
+    case TB_HP_BETA2: return &c->beta2;
+    default: return NULL;
+    }
+}
+
+static void optim_run(const tb_optim_config *c, float out[8])
+{
+    float grads[8], state[8 * 8];
+    tb_optim_scalars sc;
+    ck_assert_int_le(tb_optim_slots(c), 8);
+    for (int i = 0; i < 8; i++) out[i] = 0.5f - 0.1f * (float)i;
+    tb_optim_init_state(c, &sc, state, 8);
+    for (int step = 0; step < 4; step++) {
+        for (int i = 0; i < 8; i++) grads[i] = 0.3f * (float)(i - 3) + 0.05f * (float)step + out[i];
+        tb_optim_step(c, &sc, out, grads, state, 8);
+    }
+}
+
+START_TEST(test_used_by_matches_the_optimizers)
+{
+    for (int k = 0; k <= TB_OPT_ASGD; k++) {
+        tb_optim_config base;
+        tb_optim_defaults(&base, (tb_optim_kind)k);
+        /* every hyperparameter away from the values that switch its effect off */
+        base.weight_decay = 0.1;
+        base.momentum = 0.5;
+        base.lr_decay = 0.1;
+        base.initial_accumulator_value = 0.2;
+        base.lambd = 0.01;
+        base.eps = 1e-3;
+        float ref[8];
+        optim_run(&base, ref);
+        for (int hp = TB_HP_LR; hp < TB_HP_COUNT; hp++) {
+            tb_optim_config c = base;
+            double *f = optim_field(&c, hp);
+            ck_assert(f != NULL);
+            *f = hp == TB_HP_BETA1 || hp == TB_HP_BETA2 || hp == TB_HP_RHO || hp == TB_HP_ALPHA ? *f - 0.05 : *f * 3;
+            float got[8];
+            optim_run(&c, got);
+            int changed = memcmp(got, ref, sizeof got) != 0;
+            const char *name = tb_optim_name((tb_optim_kind)k);
+            ck_assert_msg(changed == tb_hp_used_by((tb_hp)hp, name), "%s: changing %s %s the parameters, but "
+                          "tb_hp_used_by says %d", name, tb_hp_names[hp], changed ? "changes" : "does not change",
+                          tb_hp_used_by((tb_hp)hp, name));
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_apply)
 {
     tb_space s;
@@ -888,6 +954,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_sample_valid_and_presets);
     tcase_add_test(tc, test_sample_distributions);
     tcase_add_test(tc, test_used_by);
+    tcase_add_test(tc, test_used_by_matches_the_optimizers);
     tcase_add_test(tc, test_apply);
     tcase_add_test(tc, test_ini_round_trip);
     suite_add_tcase(s, tc);
