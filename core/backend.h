@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
 #include "layers/layers.h"
 #include "loss.h"
 #include "optim.h"
@@ -82,17 +83,39 @@ typedef struct tb_backend_ops {
                        const float *grads, float *state, size_t n, size_t stride);
     /* ensure queued work is done (GPU); no-op on CPU */
     void (*synchronize)(tb_backend *be);
+
+    /* ---- appended for the CUDA backend (check struct_size before use) ---- */
+    /* Copies one batch of input to dst, which queued work does not touch (the
+     * training loop alternates two input buffers). A GPU copies on its own
+     * stream, overlapping the compute already queued; src may be reused on return. */
+    void (*upload)(tb_backend *be, void *dst, const void *host_src, size_t bytes);
+    /* 0 while every op succeeded. Ops return nothing, so a GPU backend keeps
+     * its first failure (out of memory, a device error: "file:line: call:
+     * reason"), skips the ops after it, and reports it here with TB_ENOMEM or
+     * TB_EDEVICE in *status. The CPU backend never fails. */
+    int (*failed)(tb_backend *be, tb_status *status, char *msg, size_t len);
+    /* Details for the run file's /environment (device, library versions,
+     * the convolution algorithms chosen per shape); "" when there are none. */
+    void (*describe)(tb_backend *be, char *buf, size_t len);
+    /* frees the backend and everything it holds (tb_backend_destroy calls it) */
+    void (*destroy)(tb_backend *be);
 } tb_backend_ops;
+
+/* The op if the table has it, else NULL. */
+#define TB_BACKEND_HAS(be, op) \
+    ((be)->ops->struct_size >= offsetof(tb_backend_ops, op) + sizeof((be)->ops->op) && (be)->ops->op)
 
 struct tb_backend {
     const tb_backend_ops *ops;
     void *ctx;
     int threads;       /* CPU threads used by this backend's kernels */
-    char name[64];     /* e.g. "cpu (openblas, 2 threads)" */
+    char name[96];     /* e.g. "cpu (openblas, 2 threads)", "cuda:0 (NVIDIA H100 80GB HBM3)" */
+    char device[16];   /* "cpu", "cuda:0" */
 };
 
 /* The CPU backend with `threads` threads (0: all cores). Sets OpenMP's and
- * OpenBLAS's thread counts for the calling process. */
+ * OpenBLAS's thread counts for the calling process. A GPU backend comes from
+ * tb_backend_create (device.h). */
 tb_backend *tb_backend_cpu_create(int threads);
 void tb_backend_destroy(tb_backend *be);
 

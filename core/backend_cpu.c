@@ -149,6 +149,17 @@ static void cpu_optim_step(tb_backend *be, const tb_optim_config *cfg, tb_optim_
     tb_optim_step_strided(cfg, sc, params, grads, state, n, stride);
 }
 static void cpu_synchronize(tb_backend *be) {}
+static int cpu_failed(tb_backend *be, tb_status *status, char *msg, size_t len)
+{
+    if (status) *status = TB_OK;
+    if (msg && len) msg[0] = '\0';
+    return 0;
+}
+static void cpu_describe(tb_backend *be, char *buf, size_t len)
+{
+    if (len) buf[0] = '\0';
+}
+static void cpu_destroy(tb_backend *be) { free(be); }
 
 static const tb_backend_ops cpu_ops = {
     .struct_size = sizeof(tb_backend_ops),
@@ -183,6 +194,10 @@ static const tb_backend_ops cpu_ops = {
     .loss = cpu_loss,
     .optim_step = cpu_optim_step,
     .synchronize = cpu_synchronize,
+    .upload = cpu_copy,
+    .failed = cpu_failed,
+    .describe = cpu_describe,
+    .destroy = cpu_destroy,
 };
 
 tb_backend *tb_backend_cpu_create(int threads)
@@ -198,7 +213,13 @@ tb_backend *tb_backend_cpu_create(int threads)
     omp_set_num_threads(threads);
     openblas_set_num_threads(threads);
     snprintf(be->name, sizeof be->name, "cpu (openblas, %d thread%s)", threads, threads == 1 ? "" : "s");
+    snprintf(be->device, sizeof be->device, "cpu");
     return be;
 }
 
-void tb_backend_destroy(tb_backend *be) { free(be); }
+void tb_backend_destroy(tb_backend *be)
+{
+    if (!be) return;
+    if (TB_BACKEND_HAS(be, destroy)) be->ops->destroy(be);
+    else free(be);
+}

@@ -193,7 +193,8 @@ typedef struct sweep_args {
     char **sets, **grids;
     int n_sets, n_grids;
     long long random, folds, slots, threads, seeds, first_seed, search_seed;
-    int quiet;
+    long long gpus, runs_per_gpu, gpu_memory_mib;
+    int quiet, slots_given;
 } sweep_args;
 
 static void sweep_usage(FILE *f)
@@ -213,6 +214,10 @@ static void sweep_usage(FILE *f)
             "  --archive DIR      the archive (default: [study] archive of the configuration)\n"
             "  --slots S          runs at once (default 1)\n"
             "  --threads T        CPU threads per run (default: the cores divided by the slots)\n"
+            "  --gpus G           run on GPUs 0..G-1 (runs whose train.device names a GPU): G x R slots\n"
+            "  --runs-per-gpu R   runs sharing each GPU (default 1; several small models fit one GPU)\n"
+            "  --gpu-memory MIB   each GPU run's memory budget (default: none); a run over it ends\n"
+            "                     out-of-memory and the others go on\n"
             "  --set k=v          override a configuration value (repeatable)\n"
             "  --plugin-path P    a plugin file or directory searched first\n"
             "  --quiet            no line per run, only the summary\n"
@@ -231,7 +236,8 @@ static void repeat_usage(FILE *f)
             "variance a seed alone causes. The initialisation follows train.seed unless the configuration\n"
             "sets train.init_seed, which then stays fixed (only shuffling and dropout change).\n"
             "Reports the mean ± sd of the validation and test accuracy.\n\n"
-            "  --folds K, --archive DIR, --slots S, --threads T, --set k=v, --plugin-path P, --quiet:\n"
+            "  --folds K, --archive DIR, --slots S, --threads T, --gpus G, --runs-per-gpu R, --gpu-memory MIB,\n"
+            "  --set k=v, --plugin-path P, --quiet:\n"
             "                     as for tunebench sweep (see tunebench sweep --help)\n"
             "Exit codes: as tunebench sweep.\n");
 }
@@ -255,6 +261,7 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
     a->grids = calloc((size_t)argc + 1, sizeof *a->grids);
     if (!a->sets || !a->grids) return -1;
     a->slots = 1;
+    a->runs_per_gpu = 1;
     a->first_seed = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *v;
@@ -283,7 +290,7 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
             if (!strcmp(arg, repeat_only[k]) && strcmp(cmd, "repeat")) allowed = 0;
         static const char *const known[] = {"--random", "--grid",  "--search-seed", "--seeds",       "--first-seed",
                                             "--folds",  "--archive", "--slots",     "--threads",     "--set",
-                                            "--plugin-path"};
+                                            "--plugin-path", "--gpus", "--runs-per-gpu", "--gpu-memory"};
         int is_known = 0;
         for (size_t k = 0; k < TB_ARRAY_LEN(known); k++) is_known |= !strcmp(arg, known[k]);
         if (!is_known || !allowed) {
@@ -303,7 +310,12 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
         else if (!strcmp(arg, "--first-seed")) rc = tb_cli_parse_int(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
         else if (!strcmp(arg, "--folds")) rc = tb_cli_parse_int(cmd, arg, v, 2, 100, &a->folds);
         else if (!strcmp(arg, "--archive")) a->archive = v;
-        else if (!strcmp(arg, "--slots")) rc = tb_cli_parse_int(cmd, arg, v, 1, 1024, &a->slots);
+        else if (!strcmp(arg, "--slots")) {
+            rc = tb_cli_parse_int(cmd, arg, v, 1, 1024, &a->slots);
+            a->slots_given = 1;
+        } else if (!strcmp(arg, "--gpus")) rc = tb_cli_parse_int(cmd, arg, v, 1, 64, &a->gpus);
+        else if (!strcmp(arg, "--runs-per-gpu")) rc = tb_cli_parse_int(cmd, arg, v, 1, 64, &a->runs_per_gpu);
+        else if (!strcmp(arg, "--gpu-memory")) rc = tb_cli_parse_int(cmd, arg, v, 0, 16 << 20, &a->gpu_memory_mib);
         else if (!strcmp(arg, "--threads")) rc = tb_cli_parse_int(cmd, arg, v, 0, 1024, &a->threads);
         else if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
         else a->plugin_path = v;
@@ -329,6 +341,15 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
     }
     if (!strcmp(cmd, "train") && !a->folds) {
         fprintf(stderr, "tunebench train: --folds K is required here\n");
+        return -1;
+    }
+    if (a->gpus && a->slots_given) {
+        fprintf(stderr, "tunebench %s: --slots %lld and --gpus %lld: with GPUs the slots are --gpus x --runs-per-gpu; "
+                        "drop --slots\n", cmd, a->slots, a->gpus);
+        return -1;
+    }
+    if (!a->gpus && (a->runs_per_gpu != 1 || a->gpu_memory_mib)) {
+        fprintf(stderr, "tunebench %s: --runs-per-gpu and --gpu-memory apply with --gpus G only\n", cmd);
         return -1;
     }
     return 0;
@@ -563,7 +584,10 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
     if (rec.interrupted)
         fprintf(stderr, "tunebench %s: archive %s: %d run(s) found live from an earlier process were marked "
                         "interrupted\n", cmd, dir, rec.interrupted);
-    if (tb_executor_local_create((int)a.slots, (int)a.threads, &ex, &err) != TB_OK) {
+    if (a.gpus > 0) a.slots = a.gpus * a.runs_per_gpu;
+    if ((a.gpus > 0 ? tb_executor_local_create_gpus((int)a.gpus, (int)a.runs_per_gpu, (int)a.gpu_memory_mib,
+                                                    (int)a.threads, &ex, &err)
+                    : tb_executor_local_create((int)a.slots, (int)a.threads, &ex, &err)) != TB_OK) {
         fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
         code = TB_EXIT_FAILED;
         goto out;

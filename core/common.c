@@ -34,6 +34,7 @@ const char *tb_status_name(tb_status s)
     case TB_EDIVERGED: return "diverged";
     case TB_ECANCELLED: return "cancelled";
     case TB_ETIMEOUT: return "time-limit";
+    case TB_EDEVICE: return "device-error";
     }
     return "unknown";
 }

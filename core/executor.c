@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "device.h"
 #include "run.h"
 
 /* cancel_message is written by whoever cancels (any thread) and read when the
@@ -105,6 +106,26 @@ static void forward_event(void *user, const tb_train_event *ev)
     }
 }
 
+/* A GPU slot: a job that asks for a GPU gets the slot's, and the slot's
+ * memory budget unless the job sets a smaller one. */
+static tb_status place_on_gpu(tb_config *cfg, const tb_job *job, tb_err *err)
+{
+    const char *text;
+    tb_device d;
+    tb_status st = tb_config_string(cfg, "train", "device", "cpu", &text, err);
+    if (st == TB_OK) st = tb_device_parse(text, "train.device", &d, err);
+    if (st != TB_OK || !d.cuda) return st;
+    if ((st = tb_config_set(cfg, "train.device", job->device, err))) return st;
+    int64_t own = 0;
+    if ((st = tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, INT64_MAX, &own, err))) return st;
+    if (job->gpu_memory_mib > 0 && (own == 0 || own > job->gpu_memory_mib)) {
+        char v[32];
+        snprintf(v, sizeof v, "%d", job->gpu_memory_mib);
+        st = tb_config_set(cfg, "train.gpu_memory_mib", v, err);
+    }
+    return st;
+}
+
 tb_run_status tb_job_execute(tb_job *job, int threads)
 {
     tb_err err = {{0}};
@@ -123,6 +144,7 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
         st = tb_config_set(cfg, "train.threads", v, &err);
     }
     if (st == TB_OK && job->run_path[0]) st = tb_config_set(cfg, "output.run", job->run_path, &err);
+    if (st == TB_OK && job->device[0]) st = place_on_gpu(cfg, job, &err);
     if (st == TB_OK) {
         st = tb_run_configure(&run, cfg, &err);
         configured = 1; /* tb_run_free is due even when configure failed half-way */
@@ -335,6 +357,7 @@ typedef struct local_executor {
     int pending;          /* queued + running + to_end */
     int stopping, workers_done;
     int threads_per_run;
+    int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots (gpus 0: CPU slots) */
     pthread_t *workers;
     int n_workers;
     pthread_t finisher;
@@ -363,6 +386,10 @@ static void *worker_main(void *arg)
         ex->running[slot] = job;
         pthread_mutex_unlock(&ex->mu);
 
+        if (ex->gpus > 0) {
+            snprintf(job->device, sizeof job->device, "cuda:%d", slot / ex->runs_per_gpu);
+            job->gpu_memory_mib = ex->gpu_memory_mib;
+        }
         tb_job_execute(job, ex->threads_per_run);
 
         pthread_mutex_lock(&ex->mu);
@@ -514,6 +541,31 @@ static const tb_executor_ops local_ops = {
     .drain = local_drain,
     .destroy = local_destroy,
 };
+
+tb_status tb_executor_local_create_gpus(int gpus, int runs_per_gpu, int gpu_memory_mib, int threads_per_run,
+                                        tb_executor **out, tb_err *err)
+{
+    *out = NULL;
+    if (gpus < 1 || gpus > 64) return tb_fail(err, TB_EINVAL, "executor gpus = %d is outside [1, 64]", gpus);
+    if (runs_per_gpu < 1 || runs_per_gpu > 64)
+        return tb_fail(err, TB_EINVAL, "executor runs_per_gpu = %d is outside [1, 64]", runs_per_gpu);
+    if (gpu_memory_mib < 0)
+        return tb_fail(err, TB_EINVAL, "executor gpu_memory_mib = %d must be >= 0 (0: no budget)", gpu_memory_mib);
+    char why[512];
+    int have = tb_cuda_device_count(why, sizeof why);
+    if (have < gpus)
+        return tb_fail(err, TB_EINVAL, "executor gpus = %d, but %s", gpus,
+                       have ? "this machine has fewer GPUs (see tunebench devices)" : why);
+    tb_status st = tb_executor_local_create(gpus * runs_per_gpu, threads_per_run, out, err);
+    if (st != TB_OK) return st;
+    local_executor *ex = (local_executor *)*out;
+    pthread_mutex_lock(&ex->mu);
+    ex->gpus = gpus;
+    ex->runs_per_gpu = runs_per_gpu;
+    ex->gpu_memory_mib = gpu_memory_mib;
+    pthread_mutex_unlock(&ex->mu);
+    return TB_OK;
+}
 
 tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err)
 {

@@ -67,6 +67,9 @@ struct tb_job {
     /* filled in by the executor */
     double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
     int threads;
+    char device[16];                /* a GPU slot's device ("cuda:1"), "" for a CPU slot: replaces the
+                                     * config's train.device when that names a GPU */
+    int gpu_memory_mib;             /* a GPU slot's memory budget per run (0: none) */
     tb_job *next;                   /* the executor's queue */
 };
 
@@ -208,6 +211,16 @@ struct tb_executor {
  * least 1). cancel and destroy take a job still pending (finished not yet
  * called); a job no longer known is ignored without being dereferenced. */
 tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err);
+
+/* GPU slots: runs_per_gpu slots on each of GPUs 0..gpus-1 (slot k runs on
+ * cuda:k/runs_per_gpu), so one run per GPU by default, or several small ones
+ * (SqueezeNet) sharing a GPU, each within gpu_memory_mib (0: no budget; a
+ * run that needs more ends out-of-memory, the others go on). A job whose
+ * train.device names a GPU runs on its slot's; a CPU job stays on the CPU.
+ * threads_per_run: CPU threads for each run's data loading (0: the cores
+ * divided by the slots). */
+tb_status tb_executor_local_create_gpus(int gpus, int runs_per_gpu, int gpu_memory_mib, int threads_per_run,
+                                        tb_executor **out, tb_err *err);
 
 static inline tb_status tb_executor_submit(tb_executor *ex, tb_job *job, tb_err *err)
 {

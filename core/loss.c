@@ -4,6 +4,7 @@
  * gradients are computed per element in double and rounded, so they are the
  * correctly rounded values of the exact formulas below. */
 #include "loss.h"
+#include "loss_rules.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -31,66 +32,24 @@ const char *tb_loss_name(tb_loss_kind kind)
 
 const char *tb_loss_names(void) { return "cross_entropy, nll, l1, mse"; }
 
-/* F.cross_entropy: loss_i = logsumexp(x_i) - x_i[y_i], computed stably as
- * m + log(sum exp(x - m)) with m = max(x_i). d/dx = (softmax(x_i) - onehot) / n. */
-static double cross_entropy(float *dlogits, const float *logits, const int32_t *targets, int n, int classes)
+/* Sums the per-sample losses of loss_rules.h in sample order; mean over
+ * `denominator` (n, or n * classes for l1 and mse). */
+static double mean_loss(float *dlogits, const float *logits, const int32_t *targets, int n, int classes,
+                        tb_loss_kind kind)
 {
+    const double denominator = kind == TB_LOSS_L1 || kind == TB_LOSS_MSE ? (double)n * (double)classes : (double)n;
     double total = 0;
     for (int i = 0; i < n; i++) {
         const float *x = logits + (size_t)i * classes;
-        double m = x[0];
-        for (int c = 1; c < classes; c++)
-            if (x[c] > m) m = x[c];
-        double s = 0;
-        for (int c = 0; c < classes; c++) s += exp((double)x[c] - m);
-        double lse = m + log(s);
-        total += lse - (double)x[targets[i]];
-        if (dlogits) {
-            float *d = dlogits + (size_t)i * classes;
-            for (int c = 0; c < classes; c++) {
-                double p = exp((double)x[c] - lse);
-                d[c] = (float)((p - (c == targets[i] ? 1.0 : 0.0)) / n);
-            }
+        float *d = dlogits ? dlogits + (size_t)i * classes : NULL;
+        switch (kind) {
+        case TB_LOSS_CROSS_ENTROPY: total += tb_ce_sample(d, x, classes, targets[i], denominator); break;
+        case TB_LOSS_NLL: total += tb_nll_sample(d, x, classes, targets[i], denominator); break;
+        case TB_LOSS_L1: total += tb_l1_mse_sample(d, x, classes, targets[i], denominator, 0); break;
+        case TB_LOSS_MSE: total += tb_l1_mse_sample(d, x, classes, targets[i], denominator, 1); break;
         }
     }
-    return total / n;
-}
-
-/* F.nll_loss on the raw outputs: loss = -mean_i x_i[y_i]; d/dx = -1/n at the target, 0 elsewhere. */
-static double nll(float *dlogits, const float *logits, const int32_t *targets, int n, int classes)
-{
-    double total = 0;
-    for (int i = 0; i < n; i++) total -= (double)logits[(size_t)i * classes + targets[i]];
-    if (dlogits) {
-        memset(dlogits, 0, (size_t)n * (size_t)classes * sizeof *dlogits);
-        for (int i = 0; i < n; i++) dlogits[(size_t)i * classes + targets[i]] = (float)(-1.0 / n);
-    }
-    return total / n;
-}
-
-/* F.l1_loss / F.mse_loss against one_hot(targets), mean over n*classes.
- * l1:  d/dx = sign(x - t) / (n*classes), sign(0) = 0 as torch's abs backward.
- * mse: d/dx = 2 (x - t) / (n*classes). */
-static double l1_or_mse(float *dlogits, const float *logits, const int32_t *targets, int n, int classes, int mse)
-{
-    double count = (double)n * (double)classes;
-    double total = 0;
-    for (int i = 0; i < n; i++) {
-        for (int c = 0; c < classes; c++) {
-            size_t k = (size_t)i * classes + c;
-            double diff = (double)logits[k] - (c == targets[i] ? 1.0 : 0.0);
-            double g;
-            if (mse) {
-                total += diff * diff;
-                g = 2.0 * diff;
-            } else {
-                total += fabs(diff);
-                g = diff > 0 ? 1.0 : diff < 0 ? -1.0 : diff; /* diff itself keeps a NaN */
-            }
-            if (dlogits) dlogits[k] = (float)(g / count);
-        }
-    }
-    return total / count;
+    return total / denominator;
 }
 
 float tb_loss(float *dlogits, const float *logits, const int32_t *targets, int n, int classes,
@@ -105,11 +64,6 @@ float tb_loss(float *dlogits, const float *logits, const int32_t *targets, int n
             return NAN;
         }
     }
-    switch (kind) {
-    case TB_LOSS_CROSS_ENTROPY: return (float)cross_entropy(dlogits, logits, targets, n, classes);
-    case TB_LOSS_NLL: return (float)nll(dlogits, logits, targets, n, classes);
-    case TB_LOSS_L1: return (float)l1_or_mse(dlogits, logits, targets, n, classes, 0);
-    case TB_LOSS_MSE: return (float)l1_or_mse(dlogits, logits, targets, n, classes, 1);
-    }
-    return NAN;
+    if ((int)kind < 0 || (int)kind > TB_LOSS_MSE) return NAN;
+    return (float)mean_loss(dlogits, logits, targets, n, classes, kind);
 }

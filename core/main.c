@@ -7,6 +7,7 @@
  *   tunebench sweep CONFIG    random search or a grid through the executor (cli_sweep.c)
  *   tunebench repeat CONFIG   one configuration with several seeds (cli_sweep.c)
  *   tunebench run-job JOB     one job in this process, events as lines (cli_sweep.c)
+ *   tunebench devices         the CPU and the GPUs a run can use
  *
  * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
@@ -20,6 +21,7 @@
 
 #include "checkpoint.h"
 #include "cli.h"
+#include "device.h"
 #include "run.h"
 #include "zoo.h"
 
@@ -305,6 +307,8 @@ static void bench_usage(FILE *f)
             "  --steps N         timed steps (default 100)\n"
             "  --warmup N        untimed steps first (default 5)\n"
             "  --threads N       CPU threads (default: all cores)\n"
+            "  --device D        cpu (default), cuda or cuda:N\n"
+            "  --tf32            on a GPU, allow TF32 tensor-core math (as PyTorch's cuDNN default)\n"
             "  --profile         also print each layer's forward/backward time per step\n"
             "                    (synchronises after every layer, so the total is a little slower)\n"
             "  --plugin-path P   a plugin file or directory searched first\n"
@@ -338,7 +342,8 @@ static tb_net *bench_network(const char *model, tb_config *cfg, const char *plug
 static int cmd_bench(int argc, char **argv)
 {
     const char *model = "small_cnn", *plugin_path = NULL;
-    int batch = 64, steps = 100, warmup = 5, threads = 0, profile = 0, classes = 10;
+    int batch = 64, steps = 100, warmup = 5, threads = 0, profile = 0, classes = 10, tf32 = 0;
+    tb_device device = {0};
     int c = 1, h = 28, w = 28;
     tb_err err = {{0}};
     tb_config *cfg = tb_config_new();
@@ -352,6 +357,10 @@ static int cmd_bench(int argc, char **argv)
         }
         if (!strcmp(a, "--profile")) {
             profile = 1;
+            continue;
+        }
+        if (!strcmp(a, "--tf32")) {
+            tf32 = 1;
             continue;
         }
         if (!(v = tb_cli_need_value("bench", argc, argv, &i))) goto usage;
@@ -374,18 +383,31 @@ static int cmd_bench(int argc, char **argv)
         else if (!strcmp(a, "--steps")) { if (parse_int(a, v, 1, 1000000, &steps)) goto usage; }
         else if (!strcmp(a, "--warmup")) { if (parse_int(a, v, 0, 1000000, &warmup)) goto usage; }
         else if (!strcmp(a, "--threads")) { if (parse_int(a, v, 0, 1024, &threads)) goto usage; }
-        else {
+        else if (!strcmp(a, "--device")) {
+            if (tb_device_parse(v, "--device", &device, &err) != TB_OK) {
+                fprintf(stderr, "tunebench bench: %s\n", err.msg);
+                goto usage;
+            }
+        } else {
             fprintf(stderr, "tunebench bench: unknown option '%s' (see tunebench bench --help)\n", a);
             goto usage;
         }
     }
-    tb_backend *be = tb_backend_cpu_create(threads);
+    tb_backend *be = NULL;
+    tb_backend_options bo = {.threads = threads, .tf32 = tf32};
     tb_model_input in = {c, h, w, classes};
-    tb_net *net = bench_network(model, cfg, plugin_path, &in, &err);
+    tb_net *net = NULL;
     int rc = TB_EXIT_FAILED;
     float *x_host = NULL, *x = NULL;
     int32_t *y = NULL;
     tb_optimizer opt = {0};
+    tb_status st = tb_backend_create(&device, &bo, &be, &err);
+    if (st != TB_OK) {
+        fprintf(stderr, "tunebench bench: %s\n", err.msg);
+        tb_config_free(cfg);
+        return st == TB_EINVAL ? TB_EXIT_USAGE : TB_EXIT_FAILED;
+    }
+    net = bench_network(model, cfg, plugin_path, &in, &err);
     if (!net) goto done;
     if (tb_net_build(net, be, batch, &err)) goto done;
     tb_net_init_params(net, 1);
@@ -423,12 +445,14 @@ static int cmd_bench(int argc, char **argv)
     }
     be->ops->synchronize(be);
     double secs = tb_now() - t0;
+    tb_status failed_st;
+    if (be->ops->failed(be, &failed_st, err.msg, sizeof err.msg)) goto done;
     double ips = (double)steps * batch / secs;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("tunebench bench: model %s input %dx%dx%d batch %d threads %d: %.1f img/s, %.1f GFLOP/s, "
+    printf("tunebench bench: model %s input %dx%dx%d batch %d on %s: %.1f img/s, %.1f GFLOP/s, "
            "net memory %.1f MiB, peak RSS %.1f MiB\n",
-           model, c, h, w, batch, be->threads, ips, ips * 3.0 * tb_net_forward_flops(net) / 1e9,
+           model, c, h, w, batch, be->name, ips, ips * 3.0 * tb_net_forward_flops(net) / 1e9,
            tb_net_memory_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
     if (profile) {
         char report[16384];
@@ -451,6 +475,23 @@ usage:
     return TB_EXIT_USAGE;
 }
 
+static int cmd_devices(int argc, char **argv)
+{
+    if (argc > 0 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h"))) {
+        printf("usage: tunebench devices\nLists the CPU and each GPU a run can use (train.device = cpu | cuda | "
+               "cuda:N),\nor why there is none.\n");
+        return 0;
+    }
+    if (argc > 0) {
+        fprintf(stderr, "tunebench devices: unexpected argument '%s'\n", argv[0]);
+        return TB_EXIT_USAGE;
+    }
+    char report[8192];
+    tb_devices_report(report, sizeof report);
+    fputs(report, stdout);
+    return 0;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -465,6 +506,7 @@ static void usage(FILE *f)
             "  sweep CONFIG   random search (--random N) or a grid (--grid k=v1,v2) into an archive\n"
             "  repeat CONFIG  one configuration with K seeds (--seeds K): the variance of a seed\n"
             "  run-job JOB    run one job file in this process, printing its events (for executors)\n"
+            "  devices        list the CPU and the GPUs a run can use\n"
             "  version        print the version\n\n"
             "'tunebench COMMAND --help' describes a command; configurations are in configs/.\n"
             "exit codes: 0 success, 1 the run failed, 2 bad usage or configuration, 3 training diverged,\n"
@@ -487,6 +529,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sweep")) return tb_cli_sweep(argc - 2, argv + 2);
     if (!strcmp(cmd, "repeat")) return tb_cli_repeat(argc - 2, argv + 2);
     if (!strcmp(cmd, "run-job")) return tb_cli_run_job(argc - 2, argv + 2);
+    if (!strcmp(cmd, "devices")) return cmd_devices(argc - 2, argv + 2);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tunebench %s (%s)\n", TB_VERSION, TB_GIT_COMMIT);
         return 0;

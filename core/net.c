@@ -417,7 +417,8 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
                                                  2.0 * (double)act + (double)ws + (double)dl) + (double)aux;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-    if (have > 0 && need > 0.9 * have) {
+    const int on_host = !be->device[0] || strcmp(be->device, "cpu") == 0; /* a GPU's alloc says for itself */
+    if (on_host && have > 0 && need > 0.9 * have) {
         net->be = NULL;
         return tb_fail(err, TB_ENOMEM, "the network needs %.1f GiB for batches of %d (activations %.1f GiB); this "
                        "machine has %.1f GiB: use a smaller batch or input", need / 1073741824.0, max_batch,
@@ -443,8 +444,9 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
                 *blocks[k].ptr = NULL;
             }
             net->be = NULL; /* not built: a later tb_net_build may retry */
-            return tb_fail(err, TB_ENOMEM, "out of memory placing the network (%.1f GiB for batch %d)",
-                           need / 1073741824.0, max_batch);
+            return tb_fail(err, TB_ENOMEM, "out of memory placing the network on %s (%.2f GiB for batch %d)%s",
+                           be->device[0] ? be->device : "the backend", need / 1073741824.0, max_batch,
+                           on_host ? "" : ": use a smaller batch or input, or raise train.gpu_memory_mib");
         }
     }
     net->grad_written = calloc((size_t)net->n_nodes, 1);

@@ -15,6 +15,7 @@
  * This file is compiled without floating-point contraction (ISO C mode), so
  * every other operation is rounded exactly as written. */
 #include "optim.h"
+#include "optim_rules.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -175,16 +176,6 @@ int tb_optim_validate(const tb_optim_config *cfg, char *msg, size_t msglen)
     return validate_kind(cfg, optim_names[cfg->kind], msg, msglen);
 }
 
-/* Rounds x to float32, as torch storing a Python float into a float32 tensor.
- * Out of line on purpose: GCC 12 at -O2/-O3 SLP-vectorises two adjacent
- * stores of (double)(float)x and then folds the float round trip away
- * (observed on Debian's gcc 12.2), which silently keeps ASGD's eta/mu in double. */
-__attribute__((noinline)) static double round_f32(double x)
-{
-    volatile float f = (float)x;
-    return f;
-}
-
 /* ---- state slots -------------------------------------------------------- */
 
 /* Fills names with the config's slot names in order; returns the count (<= 3). */
@@ -247,7 +238,7 @@ void tb_optim_init_state(const tb_optim_config *cfg, tb_optim_scalars *sc, float
         for (size_t i = 0; i < n; i++) state[i] = v;
     }
     sc->step = 0;
-    sc->eta = round_f32(cfg->lr); /* torch.tensor(lr): a float32 tensor */
+    sc->eta = tb_round_f32(cfg->lr); /* torch.tensor(lr): a float32 tensor */
     sc->mu = 1.0;
 }
 
@@ -261,153 +252,58 @@ float *tb_optim_averaged(const tb_optim_config *cfg, float *state, size_t n)
 /* Below this many elements the loops run on one thread (the result is the same). */
 #define PAR_MIN 65536
 
-/* grad.add(param, alpha=weight_decay) when weight_decay != 0. */
-static inline float decayed(float g, float p, float wd, int use_wd) { return use_wd ? fmaf(wd, p, g) : g; }
-
-/* _single_tensor_sgd. The first step clones d_p into the (absent) buffer. */
-static void step_sgd(const tb_optim_config *cfg, const tb_optim_scalars *sc, float *restrict p,
-                     const float *restrict g, float *restrict buf, size_t n)
+/* One loop per optimizer over the element rules of optim_rules.h; slots
+ * absent from the config are never read (their pointers may be NULL). */
+static void apply_rule(const tb_optim_coeffs *k, float *restrict p, const float *restrict g, float *restrict state,
+                       size_t n, size_t stride)
 {
-    const int use_wd = cfg->weight_decay != 0, use_mom = cfg->momentum != 0, nesterov = cfg->nesterov;
-    const int first = sc->step == 0;
-    const float wd = (float)cfg->weight_decay, mom = (float)cfg->momentum;
-    const float one_minus_damp = (float)(1.0 - cfg->dampening), neg_lr = (float)(-cfg->lr);
+    float *restrict s0 = state, *restrict s1 = state ? state + stride : NULL;
+    float *restrict s2 = state ? state + 2 * stride : NULL;
+    switch ((tb_optim_kind)k->kind) {
+    case TB_OPT_SGD:
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        if (use_mom) {
-            float b = first ? d : fmaf(one_minus_damp, d, buf[i] * mom);
-            buf[i] = b;
-            d = nesterov ? fmaf(mom, b, d) : b;
+        for (size_t i = 0; i < n; i++) {
+            float b = k->use_mom ? s0[i] : 0.0f;
+            p[i] = tb_sgd_elem(k, p[i], g[i], &b);
+            if (k->use_mom) s0[i] = b;
         }
-        p[i] = fmaf(neg_lr, d, p[i]);
-    }
-}
-
-/* torch.maximum: NaN when either operand is NaN. */
-static inline float nan_max(float a, float b) { return (a > b || a != a) ? a : b; }
-
-/* _single_tensor_adam (capturable=False): bias corrections in double, then
- * denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps and
- * param.addcdiv_(exp_avg, denom, value=-step_size). */
-static void step_adam(const tb_optim_config *cfg, const tb_optim_scalars *sc, float *restrict p,
-                      const float *restrict g, float *restrict state, size_t n, size_t stride)
-{
-    float *restrict m = state, *restrict v = state + stride, *restrict vmax = state + 2 * stride;
-    const int use_wd = cfg->weight_decay != 0, amsgrad = cfg->amsgrad;
-    const double step = (double)sc->step; /* already incremented */
-    const double bc1 = 1.0 - pow(cfg->beta1, step), bc2 = 1.0 - pow(cfg->beta2, step);
-    const float neg_step_size = (float)(-(cfg->lr / bc1)), bc2_sqrt = (float)sqrt(bc2);
-    const float wd = (float)cfg->weight_decay, b1 = (float)cfg->beta1, b2 = (float)cfg->beta2;
-    const float omb1 = (float)(1.0 - cfg->beta1), omb2 = (float)(1.0 - cfg->beta2), eps = (float)cfg->eps;
+        break;
+    case TB_OPT_ADAM:
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        float mi = fmaf(omb1, d, m[i] * b1);       /* exp_avg.mul_(beta1).add_(grad, alpha=1-beta1) */
-        float vi = fmaf(omb2 * d, d, v[i] * b2);   /* exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1-beta2) */
-        m[i] = mi;
-        v[i] = vi;
-        if (amsgrad) {
-            vi = nan_max(vmax[i], vi);
-            vmax[i] = vi;
+        for (size_t i = 0; i < n; i++) {
+            float m = s0[i], v = s1[i], vmax = k->amsgrad ? s2[i] : 0.0f;
+            p[i] = tb_adam_elem(k, p[i], g[i], &m, &v, &vmax);
+            s0[i] = m;
+            s1[i] = v;
+            if (k->amsgrad) s2[i] = vmax;
         }
-        float denom = sqrtf(vi) / bc2_sqrt + eps;
-        p[i] = p[i] + (neg_step_size * mi) / denom;
-    }
-}
-
-/* _single_tensor_adagrad: clr = lr / (1 + (step - 1) * lr_decay). */
-static void step_adagrad(const tb_optim_config *cfg, const tb_optim_scalars *sc, float *restrict p,
-                         const float *restrict g, float *restrict sum, size_t n)
-{
-    const int use_wd = cfg->weight_decay != 0;
-    const double clr = cfg->lr / (1.0 + ((double)sc->step - 1.0) * cfg->lr_decay);
-    const float wd = (float)cfg->weight_decay, neg_clr = (float)(-clr), eps = (float)cfg->eps;
+        break;
+    case TB_OPT_ADAGRAD:
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        float s = fmaf(d, d, sum[i]); /* state_sum.addcmul_(grad, grad, value=1) */
-        sum[i] = s;
-        float std = sqrtf(s) + eps;
-        p[i] = p[i] + (neg_clr * d) / std;
-    }
-}
-
-/* _single_tensor_adadelta. */
-static void step_adadelta(const tb_optim_config *cfg, float *restrict p, const float *restrict g,
-                          float *restrict state, size_t n, size_t stride)
-{
-    float *restrict sq = state, *restrict acc = state + stride;
-    const int use_wd = cfg->weight_decay != 0;
-    const float wd = (float)cfg->weight_decay, rho = (float)cfg->rho, omr = (float)(1.0 - cfg->rho);
-    const float eps = (float)cfg->eps, neg_lr = (float)(-cfg->lr);
+        for (size_t i = 0; i < n; i++) p[i] = tb_adagrad_elem(k, p[i], g[i], &s0[i]);
+        break;
+    case TB_OPT_ADADELTA:
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        float s = fmaf(omr * d, d, sq[i] * rho); /* square_avg.mul_(rho).addcmul_(grad, grad, value=1-rho) */
-        sq[i] = s;
-        float std = sqrtf(s + eps);
-        float delta = sqrtf(acc[i] + eps) / std * d;
-        acc[i] = fmaf(omr * delta, delta, acc[i] * rho);
-        p[i] = fmaf(neg_lr, delta, p[i]);
-    }
-}
-
-/* _single_tensor_rmsprop: slots square_avg [, momentum_buffer] [, grad_avg]. */
-static void step_rmsprop(const tb_optim_config *cfg, float *restrict p, const float *restrict g,
-                         float *restrict state, size_t n, size_t stride)
-{
-    float *restrict sq = state;
-    const int use_mom = cfg->momentum > 0, centered = cfg->centered;
-    float *restrict buf = use_mom ? state + stride : NULL;
-    float *restrict gavg = centered ? state + (size_t)(1 + use_mom) * stride : NULL;
-    const int use_wd = cfg->weight_decay != 0;
-    const float wd = (float)cfg->weight_decay, a = (float)cfg->alpha, oma = (float)(1.0 - cfg->alpha);
-    const float eps = (float)cfg->eps, mom = (float)cfg->momentum, neg_lr = (float)(-cfg->lr);
+        for (size_t i = 0; i < n; i++) p[i] = tb_adadelta_elem(k, p[i], g[i], &s0[i], &s1[i]);
+        break;
+    case TB_OPT_RMSPROP: {
+        /* slots: square_avg [, momentum_buffer] [, grad_avg] */
+        float *restrict buf = k->use_mom ? s1 : NULL;
+        float *restrict gavg = k->centered ? (k->use_mom ? s2 : s1) : NULL;
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        float s = fmaf(oma * d, d, sq[i] * a);
-        sq[i] = s;
-        float avg;
-        if (centered) {
-            float ga = fmaf(oma, d, gavg[i] * a);
-            gavg[i] = ga;
-            avg = sqrtf(fmaf(-ga, ga, s)); /* square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_() */
-        } else {
-            avg = sqrtf(s);
+        for (size_t i = 0; i < n; i++) {
+            float b = buf ? buf[i] : 0.0f, ga = gavg ? gavg[i] : 0.0f;
+            p[i] = tb_rmsprop_elem(k, p[i], g[i], &s0[i], &b, &ga);
+            if (buf) buf[i] = b;
+            if (gavg) gavg[i] = ga;
         }
-        avg = avg + eps;
-        if (use_mom) {
-            float b = buf[i] * mom + d / avg; /* buf.mul_(momentum).addcdiv_(grad, avg) */
-            buf[i] = b;
-            p[i] = fmaf(neg_lr, b, p[i]);
-        } else {
-            p[i] = p[i] + (neg_lr * d) / avg;
-        }
+        break;
     }
-}
-
-/* _single_tensor_asgd: the step uses eta and mu from before it; then
- * eta = lr / (1 + lambd*lr*step)^alpha and mu = 1 / max(1, step - t0), both
- * stored as float32 tensors by torch (hence the rounding through float). */
-static void step_asgd(const tb_optim_config *cfg, tb_optim_scalars *sc, float *restrict p,
-                      const float *restrict g, float *restrict ax, size_t n)
-{
-    const int use_wd = cfg->weight_decay != 0, average = sc->mu != 1.0;
-    const float wd = (float)cfg->weight_decay, decay = (float)(1.0 - cfg->lambd * sc->eta);
-    const float neg_eta = (float)(-sc->eta), mu = (float)sc->mu;
+    case TB_OPT_ASGD:
 #pragma omp parallel for simd schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) {
-        float d = decayed(g[i], p[i], wd, use_wd);
-        float pi = p[i] * decay;    /* param.mul_(1 - lambd * eta) */
-        pi = fmaf(neg_eta, d, pi);  /* param.add_(grad, alpha=-eta) */
-        p[i] = pi;
-        ax[i] = average ? ax[i] + (pi - ax[i]) * mu : pi;
+        for (size_t i = 0; i < n; i++) p[i] = tb_asgd_elem(k, p[i], g[i], &s0[i]);
+        break;
     }
-    const double step = (double)sc->step;
-    sc->eta = round_f32(cfg->lr / pow(1.0 + cfg->lambd * cfg->lr * step, cfg->alpha));
-    sc->mu = round_f32(1.0 / fmax(1.0, step - cfg->t0));
 }
 
 void tb_optim_step(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
@@ -419,30 +315,7 @@ void tb_optim_step(const tb_optim_config *cfg, tb_optim_scalars *sc, float *para
 void tb_optim_step_strided(const tb_optim_config *cfg, tb_optim_scalars *sc, float *params, const float *grads,
                            float *state, size_t n, size_t stride)
 {
-    switch (cfg->kind) {
-    case TB_OPT_SGD:
-        step_sgd(cfg, sc, params, grads, state, n);
-        sc->step++;
-        break;
-    case TB_OPT_ADAM:
-        sc->step++;
-        step_adam(cfg, sc, params, grads, state, n, stride);
-        break;
-    case TB_OPT_ADAGRAD:
-        sc->step++;
-        step_adagrad(cfg, sc, params, grads, state, n);
-        break;
-    case TB_OPT_ADADELTA:
-        step_adadelta(cfg, params, grads, state, n, stride);
-        sc->step++;
-        break;
-    case TB_OPT_RMSPROP:
-        step_rmsprop(cfg, params, grads, state, n, stride);
-        sc->step++;
-        break;
-    case TB_OPT_ASGD:
-        sc->step++;
-        step_asgd(cfg, sc, params, grads, state, n);
-        break;
-    }
+    tb_optim_coeffs k;
+    tb_optim_coeffs_next(cfg, sc, &k);
+    if (n) apply_rule(&k, params, grads, state, n, stride);
 }

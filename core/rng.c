@@ -1,33 +1,12 @@
 #include "rng.h"
 
+#include "philox.h"
+
 #include <math.h>
-
-#define PHILOX_M0 0xD2511F53u
-#define PHILOX_M1 0xCD9E8D57u
-#define PHILOX_W0 0x9E3779B9u
-#define PHILOX_W1 0xBB67AE85u
-
-static inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t *hi)
-{
-    uint64_t p = (uint64_t)a * b;
-    *hi = (uint32_t)(p >> 32);
-    return (uint32_t)p;
-}
 
 void tb_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4])
 {
-    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
-    uint32_t k0 = key[0], k1 = key[1];
-    for (int round = 0; round < 10; round++) {
-        uint32_t hi0, hi1;
-        uint32_t lo0 = mulhilo(PHILOX_M0, c0, &hi0);
-        uint32_t lo1 = mulhilo(PHILOX_M1, c2, &hi1);
-        uint32_t n0 = hi1 ^ c1 ^ k0, n1 = lo1, n2 = hi0 ^ c3 ^ k1, n3 = lo0;
-        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
-        k0 += PHILOX_W0;
-        k1 += PHILOX_W1;
-    }
-    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+    tb_philox_block(key[0], key[1], ctr[0], ctr[1], ctr[2], ctr[3], out);
 }
 
 static void set_key(uint32_t key[2], uint64_t seed)
@@ -97,7 +76,7 @@ float tb_rng_uniform_at(uint64_t seed, tb_stream stream, uint32_t sub, uint64_t 
     uint64_t block = index >> 2;
     uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), sub, (uint32_t)stream};
     tb_philox4x32(key, ctr, out);
-    return (float)(out[index & 3] >> 8) * (1.0f / 16777216.0f);
+    return tb_philox_unit(out[index & 3]);
 }
 
 void tb_rng_permutation(int32_t *perm, int32_t n, uint64_t seed, tb_stream stream, uint32_t sub)

@@ -7,12 +7,13 @@
 #include <string.h>
 
 #include "checkpoint.h"
+#include "device.h"
 #include "runfile.h"
 
 const char *const tb_run_train_keys[] = {
     "epochs", "batch_size", "loss", "optimizer", "lr", "weight_decay", "momentum", "rho", "lambd", "alpha", "eps",
     "lr_decay", "initial_accumulator_value", "beta1", "beta2", "dampening", "nesterov", "amsgrad", "centered", "t0",
-    "seed", "init_seed", "time_limit", "threads", "device", "eval_batch_size",
+    "seed", "init_seed", "time_limit", "threads", "device", "eval_batch_size", "gpu_memory_mib", "tf32",
 };
 const int tb_run_train_key_count = (int)(sizeof tb_run_train_keys / sizeof tb_run_train_keys[0]);
 
@@ -168,9 +169,11 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
     TRY(tb_config_int(cfg, "train", "threads", 0, 0, 1024, &v, err));
     run->threads = (int)v;
     TRY(tb_config_string(cfg, "train", "device", "cpu", &s, err));
-    if (strcmp(s, "cpu") != 0)
-        return tb_fail(err, TB_EINVAL, "train.device = \"%s\" is not available in this build; allowed: cpu", s);
-    snprintf(run->device, sizeof run->device, "%s", s);
+    TRY(tb_device_parse(s, "train.device", &run->dev, err));
+    tb_device_format(&run->dev, run->device, sizeof run->device);
+    TRY(tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, 16 << 20, &v, err));
+    run->gpu_memory_mib = (int)v;
+    TRY(tb_config_bool(cfg, "train", "tf32", 0, &run->tf32, err));
 
     /* model extras */
     TRY(tb_config_string(cfg, "model", "init_from", "", &s, err));
@@ -217,8 +220,9 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
 
     tb_model_input in = {t->train.channels, t->train.height, t->train.width, t->train.classes};
     TRY(tb_plugin_build_model(run->model_plugin, run->model_args, &in, &run->net, err));
-    run->be = tb_backend_cpu_create(run->threads);
-    if (!run->be) return tb_fail(err, TB_ENOMEM, "out of memory");
+    tb_backend_options bo = {.threads = run->threads, .gpu_memory_budget = (size_t)run->gpu_memory_mib << 20,
+                             .tf32 = run->tf32};
+    TRY(tb_backend_create(&run->dev, &bo, &run->be, err));
     int max_batch = run->train.batch_size;
     if (run->train.eval_batch_size > max_batch) max_batch = run->train.eval_batch_size;
     TRY(tb_net_build(run->net, run->be, max_batch, err));

@@ -16,12 +16,15 @@
  *             lambd, alpha, eps, lr_decay, initial_accumulator_value, beta1,
  *             beta2), the other torch options (dampening, nesterov, amsgrad,
  *             centered, t0), seed, init_seed, time_limit, threads, device
+ *             (cpu | cuda | cuda:N), gpu_memory_mib (a GPU run's memory budget, 0: none),
+ *             tf32 (allow TF32 tensor-core math on the GPU; default false)
  *   [output]  run (the run file path), checkpoint (an extra checkpoint file)
  *   [plugins] path (an extra plugin file or directory searched first) */
 #ifndef TB_RUN_H
 #define TB_RUN_H
 
 #include "config.h"
+#include "device.h"
 #include "plugin.h"
 #include "task.h"
 #include "train.h"
@@ -40,7 +43,9 @@ typedef struct tb_run {
     uint64_t init_seed;
     char init_from[1024], freeze[512], kept_head[512];
     char run_path[1024], checkpoint_path[1024];
-    char device[32];
+    tb_device dev;                  /* train.device */
+    char device[32];                /* "cpu", "cuda:0" */
+    int gpu_memory_mib, tf32;       /* train.gpu_memory_mib, train.tf32 */
     int threads;
     /* results */
     tb_train_result result;

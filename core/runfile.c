@@ -184,6 +184,12 @@ static void write_environment(writer *w, hid_t f, const tb_run *run)
     check(w, tb_h5_attr_str(g, "cpu", cpu), "/environment");
     check(w, tb_h5_attr_i64(g, "threads", run->be ? run->be->threads : 0), "/environment");
     check(w, tb_h5_attr_str(g, "backend", run->be ? run->be->name : "none"), "/environment");
+    check(w, tb_h5_attr_str(g, "device", run->device[0] ? run->device : "cpu"), "/environment");
+    /* a GPU's details: device, library versions, math mode and the cuDNN
+     * algorithm ids chosen per convolution shape (the determinism record) */
+    char details[8192] = "";
+    if (run->be && TB_BACKEND_HAS(run->be, describe)) run->be->ops->describe(run->be, details, sizeof details);
+    check(w, tb_h5_attr_str(g, "backend_details", details), "/environment");
     check(w, tb_h5_attr_str(g, "blas", openblas_get_config()), "/environment");
     check(w, tb_h5_attr_str(g, "hdf5", hdf5), "/environment");
     check(w, tb_h5_attr_str(g, "compiler", "gcc " __VERSION__), "/environment");

@@ -374,7 +374,8 @@ static void touch(tb_study *s, submission *sub)
 /* ---- settings ------------------------------------------------------------------------------ */
 
 static const char *const study_keys[] = {"title",  "briefing", "archive",         "budget_minutes", "final_seeds",
-                                         "slots", "threads_per_run", "max_active"};
+                                         "slots", "threads_per_run", "max_active", "gpus", "runs_per_gpu",
+                                         "gpu_memory_mib"};
 
 tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err)
 {
@@ -418,6 +419,19 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     st->threads_per_run = (int)x;
     if ((r = tb_config_int(cfg, "study", "max_active", 0, 0, 10000, &x, err))) return r;
     st->max_active = (int)x;
+    /* GPUs: gpus * runs_per_gpu slots replace `slots` */
+    if ((r = tb_config_int(cfg, "study", "gpus", 0, 0, 64, &x, err))) return r;
+    st->gpus = (int)x;
+    if ((r = tb_config_int(cfg, "study", "runs_per_gpu", 1, 1, 64, &x, err))) return r;
+    st->runs_per_gpu = (int)x;
+    if ((r = tb_config_int(cfg, "study", "gpu_memory_mib", 0, 0, 16 << 20, &x, err))) return r;
+    st->gpu_memory_mib = (int)x;
+    if (st->gpus > 0) {
+        if (tb_config_get(cfg, "study", "slots"))
+            return tb_fail(err, TB_EINVAL, "study.slots = %d and study.gpus = %d: with GPUs the slots are gpus x "
+                           "runs_per_gpu; remove study.slots", st->slots, st->gpus);
+        st->slots = st->gpus * st->runs_per_gpu;
+    }
     return tb_space_load(space, cfg, err);
 }
 
@@ -2014,7 +2028,10 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
         }
     }
     if ((st = tb_journal_open(jpath, &s->journal, err)) != TB_OK) goto fail;
-    if ((st = tb_executor_local_create(s->st.slots, s->st.threads_per_run, &s->exec, err)) != TB_OK) goto fail;
+    if ((st = s->st.gpus > 0 ? tb_executor_local_create_gpus(s->st.gpus, s->st.runs_per_gpu, s->st.gpu_memory_mib,
+                                                               s->st.threads_per_run, &s->exec, err)
+                             : tb_executor_local_create(s->st.slots, s->st.threads_per_run, &s->exec, err)) != TB_OK)
+        goto fail;
 
     pthread_mutex_lock(&s->mu);
     double now = tb_utc_now();

@@ -66,6 +66,7 @@ typedef struct tb_study_settings {
     int n_final_seeds;
     int64_t final_seeds[TB_STUDY_MAX_SEEDS];
     int slots, threads_per_run, max_active;
+    int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots: gpus x runs_per_gpu replace slots */
     int train_count;   /* training-set size after the validation split; 0 when unknown */
 } tb_study_settings;
 

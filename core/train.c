@@ -130,34 +130,59 @@ tb_status tb_train_validate(const tb_train_config *cfg, const tb_dataset *train,
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-/* Host and device buffers for one batch. */
+/* Host and device buffers for batches: two of each in training, so the next
+ * batch is prepared on the CPU while the device still works on this one. */
 typedef struct batch_buffers {
-    float *x_host, *x_dev;
-    int32_t *y;
+    float *x_host[2], *x_dev[2];
+    int32_t *y[2];
     float *logits_host;
 } batch_buffers;
 
 static void free_batch(tb_backend *be, batch_buffers *b)
 {
-    free(b->x_host);
-    free(b->y);
+    for (int k = 0; k < 2; k++) {
+        free(b->x_host[k]);
+        free(b->y[k]);
+        if (b->x_dev[k]) be->ops->free(be, b->x_dev[k]);
+    }
     free(b->logits_host);
-    if (b->x_dev) be->ops->free(be, b->x_dev);
     memset(b, 0, sizeof *b);
 }
 
-static tb_status alloc_batch(tb_backend *be, batch_buffers *b, int batch, size_t sample, int classes, tb_err *err)
+static tb_status alloc_batch(tb_backend *be, batch_buffers *b, int batch, size_t sample, int classes, int buffers,
+                             tb_err *err)
 {
     memset(b, 0, sizeof *b);
-    b->x_host = malloc(sizeof(float) * sample * batch);
-    b->y = malloc(sizeof(int32_t) * batch);
+    int ok = 1;
+    for (int k = 0; k < buffers; k++) {
+        b->x_host[k] = malloc(sizeof(float) * sample * batch);
+        b->y[k] = malloc(sizeof(int32_t) * batch);
+        b->x_dev[k] = be->ops->alloc(be, sizeof(float) * sample * batch);
+        ok = ok && b->x_host[k] && b->y[k] && b->x_dev[k];
+    }
     b->logits_host = malloc(sizeof(float) * (size_t)classes * batch);
-    b->x_dev = be->ops->alloc(be, sizeof(float) * sample * batch);
-    if (!b->x_host || !b->y || !b->logits_host || !b->x_dev) {
+    if (!ok || !b->logits_host) {
         free_batch(be, b);
         return tb_fail(err, TB_ENOMEM, "out of memory for a batch of %d samples", batch);
     }
     return TB_OK;
+}
+
+/* The backend's first failure (a GPU's out of memory or device error), if any. */
+static tb_status backend_failure(tb_backend *be, tb_err *err)
+{
+    tb_status st = TB_OK;
+    char msg[512];
+    if (!TB_BACKEND_HAS(be, failed) || !be->ops->failed(be, &st, msg, sizeof msg)) return TB_OK;
+    return tb_fail(err, st == TB_OK ? TB_EDEVICE : st, "%s: %s", be->device[0] ? be->device : be->name, msg);
+}
+
+/* Input batches go through upload where the backend has it (a GPU copies them
+ * on its own stream), else to_device. */
+static void send_batch(tb_backend *be, void *dst, const void *src, size_t bytes)
+{
+    if (TB_BACKEND_HAS(be, upload)) be->ops->upload(be, dst, src, bytes);
+    else be->ops->to_device(be, dst, src, bytes);
 }
 
 static tb_status check_dataset(const tb_net *net, const tb_dataset *ds, const char *what, tb_err *err)
@@ -184,7 +209,7 @@ tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int 
     const size_t sample = (size_t)ds->channels * ds->height * ds->width;
     if (batch_size < 1 || batch_size > tb_net_max_batch(net)) batch_size = tb_net_max_batch(net);
     batch_buffers b;
-    if ((st = alloc_batch(be, &b, batch_size, sample, classes, err))) return st;
+    if ((st = alloc_batch(be, &b, batch_size, sample, classes, 1, err))) return st;
     int32_t *idx = malloc(sizeof(int32_t) * batch_size);
     if (!idx) {
         free_batch(be, &b);
@@ -194,12 +219,13 @@ tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int 
     for (int start = 0; start < ds->count && st == TB_OK; start += batch_size) {
         int n = ds->count - start < batch_size ? ds->count - start : batch_size;
         for (int i = 0; i < n; i++) idx[i] = start + i;
-        if ((st = ds->load(ds->ctx, idx, n, b.x_host, b.y, err))) break;
-        be->ops->to_device(be, b.x_dev, b.x_host, sizeof(float) * sample * n);
-        tb_net_forward(net, b.x_dev, n, 0, 0);
-        float l = be->ops->loss(be, NULL, tb_net_output(net), b.y, n, classes, loss);
+        if ((st = ds->load(ds->ctx, idx, n, b.x_host[0], b.y[0], err))) break;
+        send_batch(be, b.x_dev[0], b.x_host[0], sizeof(float) * sample * n);
+        tb_net_forward(net, b.x_dev[0], n, 0, 0);
+        float l = be->ops->loss(be, NULL, tb_net_output(net), b.y[0], n, classes, loss);
         be->ops->to_host(be, b.logits_host, tb_net_output(net), sizeof(float) * classes * n);
-        tb_metrics_add(m, b.logits_host, b.y, n, l);
+        if ((st = backend_failure(be, err))) break;
+        tb_metrics_add(m, b.logits_host, b.y[0], n, l);
     }
     tb_metrics_finish(m);
     free(idx);
@@ -254,7 +280,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
         if ((st = tb_optimizer_create(&own, net, &cfg->optim, err))) goto out;
         opt = &own;
     }
-    if ((st = alloc_batch(be, &b, batch, sample, classes, err))) goto out;
+    if ((st = alloc_batch(be, &b, batch, sample, classes, 2, err))) goto out;
     if (val) {
         if (tb_metrics_init(&val_metrics, classes) != 0) {
             st = tb_fail(err, TB_ENOMEM, "out of memory");
@@ -273,6 +299,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
         const double epoch_start = tb_now();
         double loss_sum = 0.0;
         int64_t seen = 0;
+        int cur = 0, loaded = 0; /* loaded: batch bi is already in slot cur */
         for (int bi = 0; bi < batches; bi++) {
             if (hooks && hooks->cancel && atomic_load(hooks->cancel)) {
                 st = tb_fail(err, TB_ECANCELLED, "cancelled after %d batches of epoch %d", bi, epoch);
@@ -284,10 +311,11 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             }
             const int start = bi * batch;
             const int n = train->count - start < batch ? train->count - start : batch;
-            if ((st = train->load(train->ctx, perm + start, n, b.x_host, b.y, err))) break;
-            be->ops->to_device(be, b.x_dev, b.x_host, sizeof(float) * sample * n);
-            tb_net_forward(net, b.x_dev, n, 1, (uint64_t)opt->scalars.step);
-            float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y, n, classes, cfg->loss);
+            if (!loaded && (st = train->load(train->ctx, perm + start, n, b.x_host[cur], b.y[cur], err))) break;
+            send_batch(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
+            tb_net_forward(net, b.x_dev[cur], n, 1, (uint64_t)opt->scalars.step);
+            float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y[cur], n, classes, cfg->loss);
+            if ((st = backend_failure(be, err))) break;
             if (!isfinite(loss)) {
                 st = tb_fail(err, TB_EDIVERGED, "loss is %s at epoch %d, batch %d", isnan(loss) ? "NaN" : "Inf",
                              epoch, bi + 1);
@@ -296,10 +324,21 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             tb_net_zero_grads(net);
             tb_net_backward(net, dlogits, n);
             tb_optimizer_step(opt, net);
-            if (!be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net))) {
+            /* the next batch is prepared while the device (a GPU) finishes this step */
+            tb_status load_st = TB_OK;
+            loaded = 0;
+            if (bi + 1 < batches) {
+                const int next = start + batch, nn = train->count - next < batch ? train->count - next : batch;
+                load_st = train->load(train->ctx, perm + next, nn, b.x_host[cur ^ 1], b.y[cur ^ 1], err);
+                loaded = load_st == TB_OK;
+            }
+            const int finite = be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net));
+            if ((st = backend_failure(be, err))) break;
+            if (!finite) {
                 st = tb_fail(err, TB_EDIVERGED, "a parameter became NaN/Inf at epoch %d, batch %d", epoch, bi + 1);
                 break;
             }
+            cur ^= 1;
             loss_sum += (double)loss * n;
             seen += n;
             res.steps++;
@@ -313,6 +352,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
                                      .images_per_s = seen / (now - epoch_start + 1e-12)};
                 emit(hooks, &ev);
             }
+            if ((st = load_st)) break;
         }
         if (st != TB_OK) break;
         const double train_s = tb_now() - epoch_start;

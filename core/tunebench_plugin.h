@@ -58,6 +58,7 @@ typedef enum tb_status {
     TB_EDIVERGED = 5,  /* NaN/Inf loss or parameter: the run diverged */
     TB_ECANCELLED = 6, /* cancelled by the caller between batches */
     TB_ETIMEOUT = 7,   /* wall-time limit reached */
+    TB_EDEVICE = 8,    /* the GPU (driver, CUDA, cuDNN, cuBLAS) reported an error */
 } tb_status;
 #endif
 
