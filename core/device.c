@@ -157,6 +157,20 @@ void tb_devices_report(char *buf, size_t len)
     append(buf, len, &used, "         %s\n", versions);
 }
 
+tb_status tb_device_check(const tb_device *d, const char *field, tb_err *err)
+{
+    if (!d->cuda) return TB_OK;
+    char why[512] = "";
+    const tb_cuda_module *m = cuda_module(why, sizeof why);
+    if (!m) return tb_fail(err, TB_EINVAL, "%s = cuda:%d: %s; use cpu", field, d->index, why);
+    int n = m->device_count(why, sizeof why);
+    if (n <= 0) return tb_fail(err, TB_EINVAL, "%s = cuda:%d: no GPU is available (%s); use cpu", field, d->index, why);
+    if (d->index >= n)
+        return tb_fail(err, TB_EINVAL, "%s = cuda:%d does not exist; allowed: cpu, cuda, cuda:0 to cuda:%d (%d GPU%s)",
+                       field, d->index, n - 1, n, n == 1 ? "" : "s");
+    return TB_OK;
+}
+
 tb_status tb_backend_create(const tb_device *d, const tb_backend_options *opt, tb_backend **out, tb_err *err)
 {
     tb_backend_options none = {0};
@@ -166,14 +180,10 @@ tb_status tb_backend_create(const tb_device *d, const tb_backend_options *opt, t
         *out = tb_backend_cpu_create(opt->threads);
         return *out ? TB_OK : tb_fail(err, TB_ENOMEM, "out of memory");
     }
+    tb_status st = tb_device_check(d, "device", err);
+    if (st != TB_OK) return st;
     char why[512] = "";
     const tb_cuda_module *m = cuda_module(why, sizeof why);
-    if (!m) return tb_fail(err, TB_EINVAL, "device cuda:%d: %s", d->index, why);
-    int n = m->device_count(why, sizeof why);
-    if (n <= 0) return tb_fail(err, TB_EINVAL, "device cuda:%d: no GPU is available (%s); use device = cpu", d->index, why);
-    if (d->index >= n)
-        return tb_fail(err, TB_EINVAL, "device cuda:%d does not exist; allowed: cpu, cuda, cuda:0 to cuda:%d (%d GPU%s)",
-                       d->index, n - 1, n, n == 1 ? "" : "s");
     tb_cuda_options co = {.memory_budget_bytes = opt->gpu_memory_budget, .tf32 = opt->tf32};
     tb_backend *be = m->backend_create(d->index, &co, why, sizeof why);
     if (!be) return tb_fail(err, TB_EDEVICE, "device cuda:%d: %s", d->index, why);

@@ -30,6 +30,10 @@ int tb_cuda_device_count(char *why, size_t len);
  * compute capability, or why there is none. */
 void tb_devices_report(char *buf, size_t len);
 
+/* TB_OK when d can be used here: the CPU, or a GPU that exists (TB_EINVAL
+ * naming field, the device and what is available otherwise). */
+tb_status tb_device_check(const tb_device *d, const char *field, tb_err *err);
+
 typedef struct tb_backend_options {
     int threads;               /* CPU threads (the CPU backend's kernels; data loading on either) */
     size_t gpu_memory_budget;  /* bytes a GPU run may allocate (0: no limit but the device's) */

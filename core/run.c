@@ -170,6 +170,7 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
     run->threads = (int)v;
     TRY(tb_config_string(cfg, "train", "device", "cpu", &s, err));
     TRY(tb_device_parse(s, "train.device", &run->dev, err));
+    TRY(tb_device_check(&run->dev, "train.device", err)); /* before any data is loaded */
     tb_device_format(&run->dev, run->device, sizeof run->device);
     TRY(tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, 16 << 20, &v, err));
     run->gpu_memory_mib = (int)v;

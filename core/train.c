@@ -311,8 +311,10 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             }
             const int start = bi * batch;
             const int n = train->count - start < batch ? train->count - start : batch;
-            if (!loaded && (st = train->load(train->ctx, perm + start, n, b.x_host[cur], b.y[cur], err))) break;
-            send_batch(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
+            if (!loaded) { /* else it was loaded and sent during the previous step */
+                if ((st = train->load(train->ctx, perm + start, n, b.x_host[cur], b.y[cur], err))) break;
+                send_batch(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
+            }
             tb_net_forward(net, b.x_dev[cur], n, 1, (uint64_t)opt->scalars.step);
             float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y[cur], n, classes, cfg->loss);
             if ((st = backend_failure(be, err))) break;
@@ -324,13 +326,15 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             tb_net_zero_grads(net);
             tb_net_backward(net, dlogits, n);
             tb_optimizer_step(opt, net);
-            /* the next batch is prepared while the device (a GPU) finishes this step */
+            /* the next batch is prepared and sent while the device (a GPU) finishes
+             * this step; its buffers were last read by the step before, which is done */
             tb_status load_st = TB_OK;
             loaded = 0;
             if (bi + 1 < batches) {
                 const int next = start + batch, nn = train->count - next < batch ? train->count - next : batch;
                 load_st = train->load(train->ctx, perm + next, nn, b.x_host[cur ^ 1], b.y[cur ^ 1], err);
                 loaded = load_st == TB_OK;
+                if (loaded) send_batch(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
             }
             const int finite = be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net));
             if ((st = backend_failure(be, err))) break;
