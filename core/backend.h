@@ -118,5 +118,8 @@ struct tb_backend {
  * tb_backend_create (device.h). */
 tb_backend *tb_backend_cpu_create(int threads);
 void tb_backend_destroy(tb_backend *be);
+/* TB_OK, or the backend's first failure (see ops->failed) as a status and a
+ * message naming the device. */
+tb_status tb_backend_check(tb_backend *be, tb_err *err);
 
 #endif

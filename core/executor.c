@@ -358,6 +358,7 @@ typedef struct local_executor {
     int stopping, workers_done;
     int threads_per_run;
     int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots (gpus 0: CPU slots) */
+    int *gpu_running;                        /* runs on each GPU now */
     pthread_t *workers;
     int n_workers;
     pthread_t finisher;
@@ -384,15 +385,21 @@ static void *worker_main(void *arg)
         ex->queue = job->next;
         job->next = NULL;
         ex->running[slot] = job;
-        pthread_mutex_unlock(&ex->mu);
-
-        if (ex->gpus > 0) {
-            snprintf(job->device, sizeof job->device, "cuda:%d", slot / ex->runs_per_gpu);
+        int gpu = -1;
+        if (ex->gpus > 0) { /* the least busy GPU (never more than runs_per_gpu on one: slots = gpus x that) */
+            gpu = 0;
+            for (int g = 1; g < ex->gpus; g++)
+                if (ex->gpu_running[g] < ex->gpu_running[gpu]) gpu = g;
+            ex->gpu_running[gpu]++;
+            snprintf(job->device, sizeof job->device, "cuda:%d", gpu);
             job->gpu_memory_mib = ex->gpu_memory_mib;
         }
+        pthread_mutex_unlock(&ex->mu);
+
         tb_job_execute(job, ex->threads_per_run);
 
         pthread_mutex_lock(&ex->mu);
+        if (gpu >= 0) ex->gpu_running[gpu]--;
         ex->running[slot] = NULL;
         ex->pending--;
         pthread_cond_broadcast(&ex->idle);
@@ -503,6 +510,7 @@ static void local_free(local_executor *ex)
     pthread_cond_destroy(&ex->ended);
     pthread_mutex_destroy(&ex->mu);
     free(ex->running);
+    free(ex->gpu_running);
     free(ex->workers);
     free(ex);
 }
@@ -559,7 +567,14 @@ tb_status tb_executor_local_create_gpus(int gpus, int runs_per_gpu, int gpu_memo
     tb_status st = tb_executor_local_create(gpus * runs_per_gpu, threads_per_run, out, err);
     if (st != TB_OK) return st;
     local_executor *ex = (local_executor *)*out;
+    int *load = calloc((size_t)gpus, sizeof *load);
+    if (!load) {
+        local_destroy(*out);
+        *out = NULL;
+        return tb_fail(err, TB_ENOMEM, "executor: out of memory");
+    }
     pthread_mutex_lock(&ex->mu);
+    ex->gpu_running = load;
     ex->gpus = gpus;
     ex->runs_per_gpu = runs_per_gpu;
     ex->gpu_memory_mib = gpu_memory_mib;

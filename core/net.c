@@ -444,6 +444,8 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
                 *blocks[k].ptr = NULL;
             }
             net->be = NULL; /* not built: a later tb_net_build may retry */
+            tb_status failed = tb_backend_check(be, err); /* e.g. cuDNN has no algorithm: not memory */
+            if (failed) return failed;
             return tb_fail(err, TB_ENOMEM, "out of memory placing the network on %s (%.2f GiB for batch %d)%s",
                            be->device[0] ? be->device : "the backend", need / 1073741824.0, max_batch,
                            on_host ? "" : ": use a smaller batch or input, or raise train.gpu_memory_mib");

@@ -39,8 +39,9 @@ tb_status tb_optimizer_create(tb_optimizer *opt, tb_net *net, const tb_optim_con
         if (!opt->state || !host) {
             free(host);
             tb_optimizer_destroy(opt);
-            return tb_fail(err, TB_ENOMEM, "out of memory for %s state (%zu floats)", tb_optim_name(cfg->kind),
-                           floats);
+            tb_status st = tb_backend_check(tb_net_backend(net), err);
+            return st ? st : tb_fail(err, TB_ENOMEM, "out of memory for %s state (%zu floats)",
+                                     tb_optim_name(cfg->kind), floats);
         }
     }
     tb_optim_init_state(cfg, &opt->scalars, host, opt->n);
@@ -163,18 +164,10 @@ static tb_status alloc_batch(tb_backend *be, batch_buffers *b, int batch, size_t
     b->logits_host = malloc(sizeof(float) * (size_t)classes * batch);
     if (!ok || !b->logits_host) {
         free_batch(be, b);
-        return tb_fail(err, TB_ENOMEM, "out of memory for a batch of %d samples", batch);
+        tb_status st = tb_backend_check(be, err); /* a GPU that failed earlier says why */
+        return st ? st : tb_fail(err, TB_ENOMEM, "out of memory for a batch of %d samples", batch);
     }
     return TB_OK;
-}
-
-/* The backend's first failure (a GPU's out of memory or device error), if any. */
-static tb_status backend_failure(tb_backend *be, tb_err *err)
-{
-    tb_status st = TB_OK;
-    char msg[512];
-    if (!TB_BACKEND_HAS(be, failed) || !be->ops->failed(be, &st, msg, sizeof msg)) return TB_OK;
-    return tb_fail(err, st == TB_OK ? TB_EDEVICE : st, "%s: %s", be->device[0] ? be->device : be->name, msg);
 }
 
 /* Input batches go through upload where the backend has it (a GPU copies them
@@ -224,7 +217,7 @@ tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int 
         tb_net_forward(net, b.x_dev[0], n, 0, 0);
         float l = be->ops->loss(be, NULL, tb_net_output(net), b.y[0], n, classes, loss);
         be->ops->to_host(be, b.logits_host, tb_net_output(net), sizeof(float) * classes * n);
-        if ((st = backend_failure(be, err))) break;
+        if ((st = tb_backend_check(be, err))) break;
         tb_metrics_add(m, b.logits_host, b.y[0], n, l);
     }
     tb_metrics_finish(m);
@@ -317,7 +310,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             }
             tb_net_forward(net, b.x_dev[cur], n, 1, (uint64_t)opt->scalars.step);
             float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y[cur], n, classes, cfg->loss);
-            if ((st = backend_failure(be, err))) break;
+            if ((st = tb_backend_check(be, err))) break;
             if (!isfinite(loss)) {
                 st = tb_fail(err, TB_EDIVERGED, "loss is %s at epoch %d, batch %d", isnan(loss) ? "NaN" : "Inf",
                              epoch, bi + 1);
@@ -337,7 +330,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
                 if (loaded) send_batch(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
             }
             const int finite = be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net));
-            if ((st = backend_failure(be, err))) break;
+            if ((st = tb_backend_check(be, err))) break;
             if (!finite) {
                 st = tb_fail(err, TB_EDIVERGED, "a parameter became NaN/Inf at epoch %d, batch %d", epoch, bi + 1);
                 break;

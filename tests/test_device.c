@@ -13,7 +13,11 @@
 
 #include "backend.h"
 #include "common.h"
+#include "config.h"
 #include "device.h"
+#include "executor.h"
+#include "space.h"
+#include "study.h"
 #include "tb_test.h"
 
 /* ---- tb_device_parse / tb_device_format -------------------------------------- */
@@ -190,6 +194,65 @@ END_TEST
 
 /* ---- the executable ---------------------------------------------------------------- */
 
+/* GPU executor slots: refused with the reason where there are fewer GPUs;
+ * the ranges of their arguments are checked first. */
+START_TEST(test_executor_gpu_slots)
+{
+    tb_err err = {{0}};
+    tb_executor *ex = NULL;
+    char why[512];
+    const int have = tb_cuda_device_count(why, sizeof why);
+    ck_assert_int_eq(tb_executor_local_create_gpus(0, 1, 0, 1, &ex, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "gpus = 0");
+    ck_assert_int_eq(tb_executor_local_create_gpus(1, 0, 0, 1, &ex, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "runs_per_gpu = 0");
+    ck_assert_int_eq(tb_executor_local_create_gpus(1, 1, -1, 1, &ex, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "gpu_memory_mib");
+    tb_status st = tb_executor_local_create_gpus(have + 1, 2, 0, 1, &ex, &err);
+    ck_assert_int_eq(st, TB_EINVAL);
+    ck_assert_ptr_null(ex);
+    TBT_ASSERT_HAS(err.msg, "gpus = ");
+    if (have == 0) TBT_ASSERT_HAS(err.msg, why);
+    if (have > 0) {
+        ck_assert_int_eq(tb_executor_local_create_gpus(have, 2, 0, 1, &ex, &err), TB_OK);
+        ck_assert_int_eq(ex->slots, 2 * have);
+        tb_executor_destroy(ex);
+    }
+}
+END_TEST
+
+/* [study] gpus: gpus x runs_per_gpu slots, and a clear error next to slots. */
+START_TEST(test_study_gpu_settings)
+{
+    static const char base[] = "[study]\narchive = /tmp/unused\n%s\n[model]\nname = cnn\n[task]\nname = fashion_mnist\n"
+                               "[train]\nepochs = 1\nbatch_size = 64\nloss = cross_entropy\noptimizer = sgd\n";
+    char text[1024];
+    tb_err err = {{0}};
+    tb_config *cfg = NULL;
+    tb_study_settings st;
+    tb_space space;
+    snprintf(text, sizeof text, base, "gpus = 2\nruns_per_gpu = 3\ngpu_memory_mib = 4096");
+    ck_assert_int_eq(tb_config_load_text(&cfg, text, "t", &err), TB_OK);
+    ck_assert_msg(tb_study_settings_load(&st, &space, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(st.gpus, 2);
+    ck_assert_int_eq(st.runs_per_gpu, 3);
+    ck_assert_int_eq(st.slots, 6);
+    ck_assert_int_eq(st.gpu_memory_mib, 4096);
+    tb_config_free(cfg);
+    snprintf(text, sizeof text, base, "gpus = 1\nslots = 4");
+    ck_assert_int_eq(tb_config_load_text(&cfg, text, "t", &err), TB_OK);
+    ck_assert_int_eq(tb_study_settings_load(&st, &space, cfg, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "study.slots");
+    TBT_ASSERT_HAS(err.msg, "study.gpus");
+    tb_config_free(cfg);
+    snprintf(text, sizeof text, base, "runs_per_gpu = 0");
+    ck_assert_int_eq(tb_config_load_text(&cfg, text, "t", &err), TB_OK);
+    ck_assert_int_eq(tb_study_settings_load(&st, &space, cfg, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "runs_per_gpu");
+    tb_config_free(cfg);
+}
+END_TEST
+
 static char dir[] = "/tmp/tb_device_XXXXXX";
 
 static void setup(void) { ck_assert(mkdtemp(dir) != NULL); }
@@ -319,6 +382,8 @@ static Suite *suite(void)
     tcase_add_test(t, test_devices_report);
     tcase_add_test(t, test_backend_create_cuda);
     tcase_add_test(t, test_backend_create_cpu);
+    tcase_add_test(t, test_executor_gpu_slots);
+    tcase_add_test(t, test_study_gpu_settings);
     suite_add_tcase(s, t);
     TCase *c = tcase_create("cli");
     tcase_add_unchecked_fixture(c, setup, teardown);

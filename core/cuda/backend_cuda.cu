@@ -53,8 +53,11 @@ int cu_check_rt(cuda_ctx *c, cudaError_t e, const char *call, const char *file, 
 int cu_check_dnn(cuda_ctx *c, cudnnStatus_t s, const char *call, const char *file, int line)
 {
     if (s == CUDNN_STATUS_SUCCESS) return 0;
-    return cu_fail(c, s == CUDNN_STATUS_ALLOC_FAILED ? TB_ENOMEM : TB_EDEVICE, file, line, "%s: %s", call,
-                   cudnnGetErrorString(s));
+    char detail[256] = "";
+    cudnnGetLastErrorString(detail, sizeof detail);
+    const int oom = s == CUDNN_STATUS_ALLOC_FAILED || s == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    return cu_fail(c, oom ? TB_ENOMEM : TB_EDEVICE, file, line, "%s: %s%s%s", call, cudnnGetErrorString(s),
+                   detail[0] ? ": " : "", detail);
 }
 
 int cu_check_blas(cuda_ctx *c, cublasStatus_t s, const char *call, const char *file, int line)
@@ -177,6 +180,11 @@ static void cuda_upload(tb_backend *be, void *dst, const void *src, size_t bytes
     if (!bytes || enter(c)) return;
     const int k = c->staging_next;
     c->staging_next ^= 1;
+    /* dst alternates between two buffers: the one written now was last read
+     * by the compute queued before the previous upload, which that upload marked */
+    if (c->uploads > 0 && CU_RT(c, cudaStreamWaitEvent(c->copy, c->compute_mark[k ^ 1], 0))) return;
+    if (CU_RT(c, cudaEventRecord(c->compute_mark[k], c->stream))) return;
+    c->uploads++;
     if (CU_RT(c, cudaEventSynchronize(c->staging_done[k])) || staging_reserve(c, k, bytes)) return;
     memcpy(c->staging[k], src, bytes);
     if (CU_RT(c, cudaMemcpyAsync(dst, c->staging[k], bytes, cudaMemcpyHostToDevice, c->copy)) ||
@@ -225,14 +233,29 @@ static int ensure_workspace(cuda_ctx *c, size_t bytes)
     return 0;
 }
 
+/* FP32 runs take only algorithms without tensor-op math and run them with
+ * CUDNN_FMA_MATH (CUDNN_DEFAULT_MATH would allow TF32 on sm_80+); TF32 runs
+ * may use tensor ops but never the FP16 conversion. */
 static int math_allowed(const cuda_ctx *c, cudnnMathType_t m)
 {
-    return c->opt.tf32 || (m != CUDNN_TENSOR_OP_MATH && m != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION);
+    if (m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return 0;
+    return c->opt.tf32 || m != CUDNN_TENSOR_OP_MATH;
 }
 
+static cudnnMathType_t math_to_use(const cuda_ctx *c, cudnnMathType_t m) { return c->opt.tf32 ? m : CUDNN_FMA_MATH; }
+
+/* The workspace an algorithm may need: the configured ceiling, and within a
+ * memory budget no more than what is left of it (the current workspace is
+ * replaced, so it counts as free). */
 static size_t workspace_limit(const cuda_ctx *c)
 {
-    return c->opt.workspace_limit_bytes ? c->opt.workspace_limit_bytes : (size_t)1 << 30;
+    size_t limit = c->opt.workspace_limit_bytes ? c->opt.workspace_limit_bytes : (size_t)1 << 30;
+    if (c->opt.memory_budget_bytes) {
+        const size_t in_use = c->used_bytes - c->workspace_bytes;
+        const size_t left = c->opt.memory_budget_bytes > in_use ? c->opt.memory_budget_bytes - in_use : 0;
+        if (left < limit) limit = left;
+    }
+    return limit;
 }
 
 /* The first of cuDNN's heuristic ranking that is deterministic, FP32 (unless
@@ -244,7 +267,7 @@ static size_t workspace_limit(const cuda_ctx *c)
                 (perf)[i_].memory > workspace_limit(c) || !math_allowed(c, (perf)[i_].mathType))            \
                 continue;                                                                                  \
             (out_algo) = (perf)[i_].algo;                                                                    \
-            (out_math) = (perf)[i_].mathType;                                                                \
+            (out_math) = math_to_use(c, (perf)[i_].mathType);                                                \
             (out_ws) = (perf)[i_].memory;                                                                    \
             (found) = 1;                                                                                   \
         }                                                                                                  \
@@ -324,6 +347,18 @@ static conv_plan *get_plan(cuda_ctx *c, const tb_conv2d_shape *s, int n)
                 "cuDNN offers no deterministic %s algorithm for %s within the %.0f MiB workspace limit",
                 !found_fwd ? "forward" : !found_data ? "backward-data" : "backward-filter", shape,
                 workspace_limit(c) / MIB);
+        plan_destroy(p);
+        return NULL;
+    }
+    /* the sizes for the chosen algorithm under the math type it will run with */
+    if (CU_DNN(c, cudnnSetConvolutionMathType(p->conv, p->math_fwd)) ||
+        CU_DNN(c, cudnnGetConvolutionForwardWorkspaceSize(c->cudnn, p->x, p->w, p->conv, p->y, p->fwd, &p->ws_fwd)) ||
+        CU_DNN(c, cudnnSetConvolutionMathType(p->conv, p->math_bwd_data)) ||
+        CU_DNN(c, cudnnGetConvolutionBackwardDataWorkspaceSize(c->cudnn, p->w, p->y, p->conv, p->x, p->bwd_data,
+                                                               &p->ws_bwd_data)) ||
+        CU_DNN(c, cudnnSetConvolutionMathType(p->conv, p->math_bwd_filter)) ||
+        CU_DNN(c, cudnnGetConvolutionBackwardFilterWorkspaceSize(c->cudnn, p->x, p->y, p->conv, p->w, p->bwd_filter,
+                                                                 &p->ws_bwd_filter))) {
         plan_destroy(p);
         return NULL;
     }
@@ -591,8 +626,10 @@ static void cuda_describe(tb_backend *be, char *buf, size_t len)
         const conv_plan *p = &c->plans[i];
         char shape[160];
         shape_text(&p->s, p->n, shape, sizeof shape);
-        w = snprintf(buf + used, len - used, "%s: fwd=%d bwd_data=%d bwd_filter=%d workspace=%zu/%zu/%zu\n", shape,
-                     (int)p->fwd, (int)p->bwd_data, (int)p->bwd_filter, p->ws_fwd, p->ws_bwd_data, p->ws_bwd_filter);
+        w = snprintf(buf + used, len - used,
+                     "%s: fwd=%d bwd_data=%d bwd_filter=%d math=%d/%d/%d workspace=%zu/%zu/%zu\n", shape, (int)p->fwd,
+                     (int)p->bwd_data, (int)p->bwd_filter, (int)p->math_fwd, (int)p->math_bwd_data,
+                     (int)p->math_bwd_filter, p->ws_fwd, p->ws_bwd_data, p->ws_bwd_filter);
         if (w > 0) used += (size_t)w < len - used ? (size_t)w : len - used - 1;
     }
 }
@@ -610,6 +647,7 @@ static void ctx_release(cuda_ctx *c)
     for (int k = 0; k < 2; k++) {
         if (c->staging[k]) cudaFreeHost(c->staging[k]);
         if (c->staging_done[k]) cudaEventDestroy(c->staging_done[k]);
+        if (c->compute_mark[k]) cudaEventDestroy(c->compute_mark[k]);
     }
     if (c->targets_host) cudaFreeHost(c->targets_host);
     if (c->loss_host) cudaFreeHost(c->loss_host);
@@ -746,11 +784,17 @@ static tb_backend *module_backend_create(int index, const tb_cuda_options *opt, 
     }
     c->device = index;
     if (opt) c->opt = *opt;
+    /* waiting threads sleep instead of spinning, leaving the cores to data
+     * loading; only possible before the device's context exists */
+    if (cudaSetDevice(index) == cudaSuccess && cudaSetDeviceFlags(cudaDeviceScheduleBlockingSync) != cudaSuccess)
+        (void)cudaGetLastError(); /* cudaErrorSetOnActiveProcess: another run made the context first */
     if (CU_RT(c, cudaSetDevice(index)) || CU_RT(c, cudaGetDeviceProperties(&c->prop, index)) ||
         CU_RT(c, cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) ||
         CU_RT(c, cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking)) ||
         CU_RT(c, cudaEventCreateWithFlags(&c->staging_done[0], cudaEventDisableTiming)) ||
         CU_RT(c, cudaEventCreateWithFlags(&c->staging_done[1], cudaEventDisableTiming)) ||
+        CU_RT(c, cudaEventCreateWithFlags(&c->compute_mark[0], cudaEventDisableTiming)) ||
+        CU_RT(c, cudaEventCreateWithFlags(&c->compute_mark[1], cudaEventDisableTiming)) ||
         CU_RT(c, cudaMallocHost((void **)&c->flag_host, sizeof(int))) ||
         CU_RT(c, cudaMalloc((void **)&c->flag_dev, sizeof(int))) || CU_BLAS(c, cublasCreate(&c->cublas)) ||
         CU_BLAS(c, cublasSetStream(c->cublas, c->stream)) ||

@@ -73,7 +73,10 @@ struct cuda_ctx {
     void *staging[2];
     size_t staging_bytes[2];
     cudaEvent_t staging_done[2];
+    cudaEvent_t compute_mark[2]; /* compute queued before an upload: the last reader of the buffer the next
+                                    upload but one overwrites (the caller alternates two) */
     int staging_next;
+    long long uploads;
     /* loss and all_finite: small pinned and device scratch */
     int32_t *targets_host, *targets_dev;
     double *loss_host, *loss_dev;

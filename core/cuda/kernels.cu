@@ -335,8 +335,23 @@ static int concat_launch(cuda_ctx *c, float *out, float *const *ptrs, const int 
     }
     const size_t count = (size_t)n * a.total;
     if (!count) return 0;
-    concat_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, a, count, backward);
-    return CU_LAUNCHED(c, "concat_kernel");
+    /* the same tensor concatenated twice (torch.cat([x, x])): its gradient is
+     * assigned then added, so those parts must run one after the other */
+    int repeated = 0;
+    for (int j = 0; backward && j < n_inputs; j++)
+        for (int k = 0; k < j; k++) repeated |= a.ptr[j] && a.ptr[j] == a.ptr[k];
+    if (!repeated) {
+        concat_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, a, count, backward);
+        return CU_LAUNCHED(c, "concat_kernel");
+    }
+    for (int j = 0; j < n_inputs; j++) {
+        concat_args one = a;
+        for (int k = 0; k < n_inputs; k++)
+            if (k != j) one.ptr[k] = NULL;
+        concat_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, one, count, backward);
+        if (CU_LAUNCHED(c, "concat_kernel")) return -1;
+    }
+    return 0;
 }
 
 int k_concat_forward(cuda_ctx *c, float *out, const float *const *ins, const int *channels, int n_inputs, int hw,
