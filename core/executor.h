@@ -212,8 +212,8 @@ struct tb_executor {
  * called); a job no longer known is ignored without being dereferenced. */
 tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err);
 
-/* GPU slots: runs_per_gpu slots on each of GPUs 0..gpus-1 (slot k runs on
- * cuda:k/runs_per_gpu), so one run per GPU by default, or several small ones
+/* GPU slots: runs_per_gpu slots on each of GPUs 0..gpus-1 (a starting run
+ * takes the least busy GPU), so one run per GPU by default, or several small ones
  * (SqueezeNet) sharing a GPU, each within gpu_memory_mib (0: no budget; a
  * run that needs more ends out-of-memory, the others go on). A job whose
  * train.device names a GPU runs on its slot's; a CPU job stays on the CPU.
