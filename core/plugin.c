@@ -972,6 +972,7 @@ static const tb_host_api host_api = {
     .threads = host_threads,
     .cache_dir = host_cache_dir,
     .task_data_free = tb_task_data_free,
+    .nearest = tb_nearest,
 };
 
 const tb_host_api *tb_host_api_get(void) { return &host_api; }

@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 1 /* 1: tb_host_api version 2 (task_data_free) */
+#define TB_PLUGIN_ABI_MINOR 2 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -141,7 +141,7 @@ typedef struct tb_task_data {
 
 /* ---- the host's services ------------------------------------------------------ */
 
-#define TB_HOST_API_VERSION 2
+#define TB_HOST_API_VERSION 3
 
 typedef enum tb_log_level {
     TB_LOG_DEBUG = 0,
@@ -206,6 +206,11 @@ typedef struct tb_host_api {
      * (pixels, labels, splits, class_names and their strings; NULL members
      * are fine) and zeroes it: a task plugin's clean-up on failure */
     void (*task_data_free)(tb_task_data *data);
+
+    /* version 3 (plugins built with ABI minor >= 2 may rely on it) */
+    /* the candidate nearest to word for a "did you mean" hint, or NULL when
+     * none is close: the rule the core's own configuration errors use */
+    const char *(*nearest)(const char *word, const char *const *candidates, int n);
 } tb_host_api;
 
 /* ---- the descriptor ----------------------------------------------------------- */

@@ -67,6 +67,7 @@ typedef struct person {
 } person;
 
 typedef struct cli {
+    const tb_host_api *host;
     const tb_study_api *api;
     tb_study *s;
     FILE *out, *in; /* closed at the end unless stdout / stdin */
@@ -186,82 +187,10 @@ static char *trim(char *s)
     return s;
 }
 
-/* ---- "did you mean" ----------------------------------------------------------------------
- * A copy of the core's tb_nearest (core/config.c), which a plugin cannot link:
- * keep the two alike. */
-
-static size_t levenshtein(const char *a, const char *b)
+/* " (did you mean X?)" for word among candidates, or "" (the host's rule). */
+static const char *hint(const cli *c, const char *word, const char *const *candidates, int n, char *buf, size_t len)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 256 || lb > 256) return (size_t)-1;
-    size_t row[257];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-/* 1 when short_word spells the initials of long_word's '_'/'-'-separated parts ("wd", "weight_decay"). */
-static int is_initials(const char *short_word, const char *long_word)
-{
-    size_t n = 0;
-    int at_start = 1;
-    for (const char *p = long_word; *p; p++) {
-        if (*p == '_' || *p == '-') {
-            at_start = 1;
-            continue;
-        }
-        if (at_start) {
-            if (tolower((unsigned char)short_word[n]) != tolower((unsigned char)*p)) return 0;
-            n++;
-            at_start = 0;
-        }
-    }
-    return n >= 2 && short_word[n] == '\0';
-}
-
-/* The nearest of candidates[0..n) to word, or NULL when none is close:
- * Levenshtein distance <= max(2, strlen(word)/3); an abbreviation by
- * initials or a prefix of 3+ characters counts as 1; ties go to the first. */
-static const char *nearest(const char *word, const char *const *candidates, int n)
-{
-    if (!word || !*word) return NULL;
-    size_t len = strlen(word), limit = len / 3 > 2 ? len / 3 : 2;
-    const char *best = NULL;
-    size_t best_d = (size_t)-1;
-    for (int i = 0; i < n; i++) {
-        const char *c = candidates[i];
-        if (!c) continue;
-        size_t d = levenshtein(word, c);
-        size_t clen = strlen(c);
-        if (d > 1) {
-            size_t shorter = clen < len ? clen : len;
-            if (is_initials(word, c) || is_initials(c, word)) d = 1;
-            else if (shorter >= 3 && strncasecmp(word, c, shorter) == 0) d = 1;
-        }
-        if (d <= limit && d < best_d) {
-            best = c;
-            best_d = d;
-        }
-    }
-    return best;
-}
-
-/* " (did you mean X?)" for word among candidates, or "". */
-static const char *hint(const char *word, const char *const *candidates, int n, char *buf, size_t len)
-{
-    const char *near = nearest(word, candidates, n);
+    const char *near = c->host->nearest(word, candidates, n);
     if (near) snprintf(buf, len, " (did you mean %s?)", near);
     else buf[0] = '\0';
     return buf;
@@ -766,7 +695,7 @@ static tb_status check_keys(cli *c, const char *cmd, token *t, int n, const char
         if (!ok) {
             char h[96], valid[256];
             return fail(c, TB_EINVAL, "%s: unknown key %s%s; valid: %s", cmd, t[i].key,
-                        hint(t[i].key, keys, nk, h, sizeof h), join(valid, sizeof valid, keys, nk, ", "));
+                        hint(c, t[i].key, keys, nk, h, sizeof h), join(valid, sizeof valid, keys, nk, ", "));
         }
     }
     return TB_OK;
@@ -857,7 +786,7 @@ static tb_status cmd_submit(cli *c, token *t, int n, int *quit)
         if (k < 0) {
             char h[96];
             return fail(c, TB_EINVAL, "submit: unknown hyperparameter %s%s", name,
-                        hint(name, names, HP_N, h, sizeof h));
+                        hint(c, name, names, HP_N, h, sizeof h));
         }
         const char **slot = is_comment ? &comments[k] : &values[k];
         if (*slot) return fail(c, TB_EINVAL, "submit: %s%s given twice", is_comment ? "comment." : "", c->hp[k].name);
@@ -1072,7 +1001,7 @@ static tb_status unknown_field(cli *c, const char *field)
         if (w < 0 || (size_t)w >= sizeof all - used) break;
         used += (size_t)w;
     }
-    return fail(c, TB_EINVAL, "expect: unknown field %s%s; %s", field, hint(field, names, N_EXPECT_FIELDS, h, sizeof h),
+    return fail(c, TB_EINVAL, "expect: unknown field %s%s; %s", field, hint(c, field, names, N_EXPECT_FIELDS, h, sizeof h),
                 all);
 }
 
@@ -1175,7 +1104,7 @@ static tb_status run_command(cli *c, token *t, int n, int *quit)
         const char *names[N_COMMANDS];
         char all[320];
         command_names(0, ", ", all, sizeof all, names);
-        const char *near = nearest(t[0].key, names, N_COMMANDS);
+        const char *near = c->host->nearest(t[0].key, names, N_COMMANDS);
         return fail(c, TB_EINVAL, "unknown command \"%s\"%s%s%s (commands: %s)", t[0].key,
                     near ? "; did you mean " : "", near ? near : "", near ? "?" : "", all);
     }
@@ -1589,14 +1518,15 @@ static tb_status run_interactive(cli *c)
 #define HAS_MEMBER(api, type, member) ((api)->size >= offsetof(type, member) + sizeof((api)->member))
 
 /* The host resolved and range-checked the options (refresh in [0.05, 10]); the
- * host API members used here are all of version 1. */
+ * host API members used here are of version 1, and nearest of version 3. */
 static tb_status run(const tb_host_api *host, const tb_study_api *study, const tb_plugin_args *args, char *err,
                      size_t errlen)
 {
     if (!err || errlen == 0) return TB_EINVAL;
     err[0] = '\0';
-    if (!host) {
-        snprintf(err, errlen, "the host API is missing");
+    if (!host || !HAS_MEMBER(host, tb_host_api, nearest) || !host->nearest) {
+        snprintf(err, errlen, "the host API (version %u) is too old for the cli front end (needs version 3)",
+                 host ? (unsigned)host->version : 0u);
         return TB_EINVAL;
     }
     if (!study || study->version < 1 || !HAS_MEMBER(study, tb_study_api, take_interrupt) || !study->take_interrupt) {
@@ -1610,6 +1540,7 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
         snprintf(err, errlen, "out of memory");
         return TB_ENOMEM;
     }
+    c->host = host;
     c->api = study;
     c->s = study->study;
     c->err = err;
