@@ -45,6 +45,17 @@ extern "C" {
 #define TB_PLUGIN_EXPORT
 #endif
 
+/* The descriptor's first fields, always these: the ABI this header defines
+ * and the descriptor's size as this plugin sees it. */
+#define TB_PLUGIN_ABI \
+    .abi_major = TB_PLUGIN_ABI_MAJOR, .abi_minor = TB_PLUGIN_ABI_MINOR, .size = sizeof(tb_plugin_descriptor)
+
+/* Defines the exported entry point returning &descriptor (a static
+ * tb_plugin_descriptor): TB_PLUGIN_DEFINE_ENTRY(descriptor) */
+#define TB_PLUGIN_DEFINE_ENTRY(descriptor)                                          \
+    TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);     \
+    TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &(descriptor); }
+
 /* ---- types shared with the core -------------------------------------------- */
 
 #ifndef TB_STATUS_DEFINED

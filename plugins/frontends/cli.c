@@ -1614,9 +1614,7 @@ static const tb_frontend_api frontend = {
 };
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_FRONTEND,
     .name = PLUGIN_NAME,
     .version = "1.0.0",
@@ -1628,5 +1626,4 @@ static const tb_plugin_descriptor descriptor = {
     .frontend = &frontend,
 };
 
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }
+TB_PLUGIN_DEFINE_ENTRY(descriptor)

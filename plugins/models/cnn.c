@@ -228,9 +228,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
 }
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_MODEL,
     .name = PLUGIN_NAME,
     .version = "1.0.0",
@@ -243,5 +241,4 @@ static const tb_plugin_descriptor descriptor = {
     .head_prefixes = "classifier.",
 };
 
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }
+TB_PLUGIN_DEFINE_ENTRY(descriptor)

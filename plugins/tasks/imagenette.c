@@ -1468,9 +1468,7 @@ fail:
 }
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
     .name = PLUGIN_NAME,
     .version = "1.0.0",
@@ -1482,8 +1480,4 @@ static const tb_plugin_descriptor descriptor = {
     .open_task = open_task,
 };
 
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void)
-{
-    return &descriptor;
-}
+TB_PLUGIN_DEFINE_ENTRY(descriptor)

@@ -51,9 +51,7 @@ static tb_status build(const tb_host_api *host, const tb_plugin_args *args, cons
 }
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_MODEL,
     .name = "tbtest_model",
     .version = "1.2.3",
@@ -66,5 +64,4 @@ static const tb_plugin_descriptor descriptor = {
     .head_prefixes = "classifier",
 };
 
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }
+TB_PLUGIN_DEFINE_ENTRY(descriptor)

@@ -57,9 +57,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
 }
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
     .name = "tbtest_task",
     .version = "0.1",
@@ -70,5 +68,4 @@ static const tb_plugin_descriptor descriptor = {
     .open_task = open_task,
 };
 
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }
+TB_PLUGIN_DEFINE_ENTRY(descriptor)

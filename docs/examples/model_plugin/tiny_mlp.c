@@ -71,9 +71,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
 }
 
 static const tb_plugin_descriptor descriptor = {
-    .abi_major = TB_PLUGIN_ABI_MAJOR,
-    .abi_minor = TB_PLUGIN_ABI_MINOR,
-    .size = sizeof(tb_plugin_descriptor),
+    TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_MODEL,
     .name = "tiny_mlp",
     .version = "1.0.0",
@@ -87,5 +85,4 @@ static const tb_plugin_descriptor descriptor = {
 };
 
 /* The one exported symbol (declared first: the host looks it up by name). */
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);
-TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &descriptor; }
+TB_PLUGIN_DEFINE_ENTRY(descriptor)
