@@ -84,7 +84,8 @@ typedef struct tb_backend_ops {
     /* ensure queued work is done (GPU); no-op on CPU */
     void (*synchronize)(tb_backend *be);
 
-    /* ---- appended for the CUDA backend (check struct_size before use) ---- */
+    /* ---- appended for the CUDA backend; every backend has them (a CUDA
+     * module with a shorter table is refused when it is created) ---- */
     /* Copies one batch of input to dst, which queued work does not touch (the
      * training loop alternates two input buffers). A GPU copies on its own
      * stream, overlapping the compute already queued; src may be reused on return. */
@@ -101,9 +102,6 @@ typedef struct tb_backend_ops {
     void (*destroy)(tb_backend *be);
 } tb_backend_ops;
 
-/* The op if the table has it, else NULL. */
-#define TB_BACKEND_HAS(be, op) \
-    ((be)->ops->struct_size >= offsetof(tb_backend_ops, op) + sizeof((be)->ops->op) && (be)->ops->op)
 
 struct tb_backend {
     const tb_backend_ops *ops;

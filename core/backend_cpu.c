@@ -221,13 +221,11 @@ tb_status tb_backend_check(tb_backend *be, tb_err *err)
 {
     tb_status st = TB_OK;
     char msg[512];
-    if (!be || !TB_BACKEND_HAS(be, failed) || !be->ops->failed(be, &st, msg, sizeof msg)) return TB_OK;
+    if (!be || !be->ops->failed(be, &st, msg, sizeof msg)) return TB_OK;
     return tb_fail(err, st == TB_OK ? TB_EDEVICE : st, "%s: %s", be->device[0] ? be->device : be->name, msg);
 }
 
 void tb_backend_destroy(tb_backend *be)
 {
-    if (!be) return;
-    if (TB_BACKEND_HAS(be, destroy)) be->ops->destroy(be);
-    else free(be);
+    if (be) be->ops->destroy(be);
 }

@@ -187,6 +187,12 @@ tb_status tb_backend_create(const tb_device *d, const tb_backend_options *opt, t
     tb_cuda_options co = {.memory_budget_bytes = opt->gpu_memory_budget, .tf32 = opt->tf32};
     tb_backend *be = m->backend_create(d->index, &co, why, sizeof why);
     if (!be) return tb_fail(err, TB_EDEVICE, "device cuda:%d: %s", d->index, why);
+    const size_t table = be->ops->struct_size;
+    if (table != sizeof(tb_backend_ops)) { /* built from another tunebench */
+        m->backend_destroy(be);
+        return tb_fail(err, TB_EFORMAT, "the CUDA module's backend table has %zu bytes, this tunebench's %zu: rebuild "
+                       "libtunebench_cuda.so with this tunebench", table, sizeof(tb_backend_ops));
+    }
     be->threads = opt->threads > 0 ? opt->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     *out = be;
     return TB_OK;

@@ -188,7 +188,7 @@ static void write_environment(writer *w, hid_t f, const tb_run *run)
     /* a GPU's details: device, library versions, math mode and the cuDNN
      * algorithm ids chosen per convolution shape (the determinism record) */
     char details[8192] = "";
-    if (run->be && TB_BACKEND_HAS(run->be, describe)) run->be->ops->describe(run->be, details, sizeof details);
+    if (run->be) run->be->ops->describe(run->be, details, sizeof details);
     check(w, tb_h5_attr_str(g, "backend_details", details), "/environment");
     check(w, tb_h5_attr_str(g, "blas", openblas_get_config()), "/environment");
     check(w, tb_h5_attr_str(g, "hdf5", hdf5), "/environment");

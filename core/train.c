@@ -170,14 +170,6 @@ static tb_status alloc_batch(tb_backend *be, batch_buffers *b, int batch, size_t
     return TB_OK;
 }
 
-/* Input batches go through upload where the backend has it (a GPU copies them
- * on its own stream), else to_device. */
-static void send_batch(tb_backend *be, void *dst, const void *src, size_t bytes)
-{
-    if (TB_BACKEND_HAS(be, upload)) be->ops->upload(be, dst, src, bytes);
-    else be->ops->to_device(be, dst, src, bytes);
-}
-
 static tb_status check_dataset(const tb_net *net, const tb_dataset *ds, const char *what, tb_err *err)
 {
     int c, h, w;
@@ -213,7 +205,7 @@ tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int 
         int n = ds->count - start < batch_size ? ds->count - start : batch_size;
         for (int i = 0; i < n; i++) idx[i] = start + i;
         if ((st = ds->load(ds->ctx, idx, n, b.x_host[0], b.y[0], err))) break;
-        send_batch(be, b.x_dev[0], b.x_host[0], sizeof(float) * sample * n);
+        be->ops->upload(be, b.x_dev[0], b.x_host[0], sizeof(float) * sample * n);
         tb_net_forward(net, b.x_dev[0], n, 0, 0);
         float l = be->ops->loss(be, NULL, tb_net_output(net), b.y[0], n, classes, loss);
         be->ops->to_host(be, b.logits_host, tb_net_output(net), sizeof(float) * classes * n);
@@ -306,7 +298,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             const int n = train->count - start < batch ? train->count - start : batch;
             if (!loaded) { /* else it was loaded and sent during the previous step */
                 if ((st = train->load(train->ctx, perm + start, n, b.x_host[cur], b.y[cur], err))) break;
-                send_batch(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
+                be->ops->upload(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
             }
             tb_net_forward(net, b.x_dev[cur], n, 1, (uint64_t)opt->scalars.step);
             float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y[cur], n, classes, cfg->loss);
@@ -327,7 +319,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
                 const int next = start + batch, nn = train->count - next < batch ? train->count - next : batch;
                 load_st = train->load(train->ctx, perm + next, nn, b.x_host[cur ^ 1], b.y[cur ^ 1], err);
                 loaded = load_st == TB_OK;
-                if (loaded) send_batch(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
+                if (loaded) be->ops->upload(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
             }
             const int finite = be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net));
             if ((st = tb_backend_check(be, err))) break;
