@@ -60,14 +60,9 @@ static void fmt_shape(char *buf, size_t len, int ndim, const int64_t *shape)
 {
     size_t used = 0;
     buf[0] = '\0';
-    int w = snprintf(buf, len, "[");
-    if (w > 0) used = (size_t)w;
-    for (int i = 0; i < ndim && used < len; i++) {
-        w = snprintf(buf + used, len - used, i ? ", %" PRId64 : "%" PRId64, shape[i]);
-        if (w < 0) break;
-        used += (size_t)w;
-    }
-    if (used < len) snprintf(buf + used, len - used, "]");
+    tb_appendf(buf, len, &used, "[");
+    for (int i = 0; i < ndim; i++) tb_appendf(buf, len, &used, i ? ", %" PRId64 : "%" PRId64, shape[i]);
+    tb_appendf(buf, len, &used, "]");
     /* a shape that does not fit is cut, which only shortens an error message */
 }
 

@@ -89,6 +89,25 @@ void tb_copy_str(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+int tb_appendf(char *buf, size_t cap, size_t *used, const char *fmt, ...)
+{
+    if (cap == 0 || *used >= cap - 1) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *used, cap - *used, fmt, ap);
+    va_end(ap);
+    if (w < 0) {
+        buf[*used] = '\0';
+        return -1;
+    }
+    if ((size_t)w >= cap - *used) {
+        *used = cap - 1;
+        return -1;
+    }
+    *used += (size_t)w;
+    return 0;
+}
+
 /* ---- files ------------------------------------------------------------------------------ */
 
 int tb_fsync_path(const char *path, int directory)

@@ -31,6 +31,10 @@ double tb_utc_now(void);
 void tb_iso_utc(double s, char out[32]);
 /* Copies src (NULL: "") into dst, truncated to cap - 1 bytes; always terminated. */
 void tb_copy_str(char *dst, size_t cap, const char *src);
+/* Appends printf-formatted text to buf[cap] at *used, which it advances; text
+ * that does not fit is cut (buf stays terminated, *used stops at cap - 1).
+ * Returns 0, or -1 when something was cut. */
+int tb_appendf(char *buf, size_t cap, size_t *used, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* Files. Each returns 0, or -1 with errno set.
  * tb_fsync_path: fsync()s a file (directory = 0) or a directory.

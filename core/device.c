@@ -4,7 +4,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,47 +113,36 @@ int tb_cuda_device_count(char *why, size_t len)
     return n > 0 ? n : 0;
 }
 
-/* Appends to buf at *used. */
-__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t len, size_t *used, const char *fmt, ...)
-{
-    if (*used >= len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf + *used, len - *used, fmt, ap);
-    va_end(ap);
-    if (w > 0) *used += (size_t)w < len - *used ? (size_t)w : len - *used - 1;
-}
-
 void tb_devices_report(char *buf, size_t len)
 {
     size_t used = 0;
     if (len) buf[0] = '\0';
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    append(buf, len, &used, "cpu      %ld core%s (OpenBLAS + OpenMP)\n", cores, cores == 1 ? "" : "s");
+    tb_appendf(buf, len, &used, "cpu      %ld core%s (OpenBLAS + OpenMP)\n", cores, cores == 1 ? "" : "s");
     char why[512] = "";
     const tb_cuda_module *m = cuda_module(why, sizeof why);
     if (!m) {
-        append(buf, len, &used, "cuda     unavailable: %s\n", why);
+        tb_appendf(buf, len, &used, "cuda     unavailable: %s\n", why);
         return;
     }
     int n = m->device_count(why, sizeof why);
     if (n <= 0) {
-        append(buf, len, &used, "cuda     unavailable: %s\n", why);
+        tb_appendf(buf, len, &used, "cuda     unavailable: %s\n", why);
         return;
     }
     for (int i = 0; i < n; i++) {
         tb_cuda_device_info info;
         if (m->device_info(i, &info, why, sizeof why) != 0) {
-            append(buf, len, &used, "cuda:%-3d unavailable: %s\n", i, why);
+            tb_appendf(buf, len, &used, "cuda:%-3d unavailable: %s\n", i, why);
             continue;
         }
-        append(buf, len, &used, "cuda:%-3d %s, %.1f GiB (%.1f GiB free), compute capability %d.%d, %d SMs, bus %s\n",
+        tb_appendf(buf, len, &used, "cuda:%-3d %s, %.1f GiB (%.1f GiB free), compute capability %d.%d, %d SMs, bus %s\n",
                i, info.name, (double)info.total_bytes / 1073741824.0, (double)info.free_bytes / 1073741824.0,
                info.cc_major, info.cc_minor, info.multiprocessors, info.pci_bus);
     }
     char versions[256] = "";
     m->versions(versions, sizeof versions);
-    append(buf, len, &used, "         %s\n", versions);
+    tb_appendf(buf, len, &used, "         %s\n", versions);
 }
 
 tb_status tb_device_check(const tb_device *d, const char *field, tb_err *err)

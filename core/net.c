@@ -693,12 +693,12 @@ void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len)
     if (len) buf[0] = '\0';
     for (int k = 0; k < 2 * net->n_nodes; k++) total += net->prof[k];
     if (steps < 1 || total <= 0) return;
-    for (int k = 0; k < net->n_nodes && used < len; k++) {
+    for (int k = 0; k < net->n_nodes; k++) {
         const tb_node *n = &net->nodes[k];
         double f = net->prof[2 * k] / steps * 1e3, b = net->prof[2 * k + 1] / steps * 1e3;
-        int w = snprintf(buf + used, len - used, "%3d %-16s %-22s fwd %8.3f ms  bwd %8.3f ms  %5.1f%%\n", k,
-                         tb_layer_kind_name(n->kind), n->name, f, b, 100.0 * (f + b) / (total / steps * 1e3));
-        if (w > 0) used += (size_t)w;
+        if (tb_appendf(buf, len, &used, "%3d %-16s %-22s fwd %8.3f ms  bwd %8.3f ms  %5.1f%%\n", k,
+                       tb_layer_kind_name(n->kind), n->name, f, b, 100.0 * (f + b) / (total / steps * 1e3)))
+            break;
     }
 }
 
@@ -789,11 +789,7 @@ void tb_net_param_set(tb_net *net, int i, const float *host)
 void tb_net_summary(const tb_net *net, char *buf, size_t len)
 {
     size_t used = 0;
-#define APPEND(...)                                                                       \
-    do {                                                                                  \
-        int w_ = snprintf(buf + used, used < len ? len - used : 0, __VA_ARGS__);          \
-        if (w_ > 0) used += (size_t)w_;                                                   \
-    } while (0)
+#define APPEND(...) tb_appendf(buf, len, &used, __VA_ARGS__)
     if (len) buf[0] = '\0';
     APPEND("input [%d, %d, %d]\n", net->in_c, net->in_h, net->in_w);
     for (int k = 0; k < net->n_nodes; k++) {
@@ -863,16 +859,10 @@ char *tb_net_param_report(const tb_net *net)
             else frozen += p->count;
         }
         if (!trainable && !frozen) continue;
-        int wr = snprintf(buf + used, len - used, "%s: %zu trainable%s", n->name, trainable,
-                          frozen ? "" : "\n");
-        if (wr > 0) used += (size_t)wr;
-        if (frozen) {
-            wr = snprintf(buf + used, len - used, ", %zu frozen\n", frozen);
-            if (wr > 0) used += (size_t)wr;
-        }
+        tb_appendf(buf, len, &used, "%s: %zu trainable%s", n->name, trainable, frozen ? "" : "\n");
+        if (frozen) tb_appendf(buf, len, &used, ", %zu frozen\n", frozen);
     }
-    snprintf(buf + used, len - used, "total: %zu trainable of %zu\n", tb_net_trainable_count(net),
-             net->params_size);
+    tb_appendf(buf, len, &used, "total: %zu trainable of %zu\n", tb_net_trainable_count(net), net->params_size);
     return buf;
 }
 

@@ -786,10 +786,7 @@ char *tb_plugin_args_describe(const tb_plugin_args *args)
     if (!buf) return NULL;
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < n; i++) {
-        int w = snprintf(buf + used, len - used, "%s = %s\n", args->a[i].opt->name, args->a[i].text);
-        if (w > 0) used += (size_t)w;
-    }
+    for (int i = 0; i < n; i++) tb_appendf(buf, len, &used, "%s = %s\n", args->a[i].opt->name, args->a[i].text);
     return buf;
 }
 

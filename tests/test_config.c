@@ -457,6 +457,31 @@ START_TEST(test_ini_round_trip)
 }
 END_TEST
 
+/* tb_appendf (common.h): appends, cuts at the end of the buffer, stays terminated. */
+START_TEST(test_appendf)
+{
+    char buf[12];
+    size_t used = 0;
+    buf[0] = '\0';
+    ck_assert_int_eq(tb_appendf(buf, sizeof buf, &used, "%s=%d", "ab", 7), 0);
+    ck_assert_str_eq(buf, "ab=7");
+    ck_assert_uint_eq(used, 4);
+    ck_assert_int_eq(tb_appendf(buf, sizeof buf, &used, ", %s", "cdefg"), 0); /* exactly fills the 11 characters */
+    ck_assert_str_eq(buf, "ab=7, cdefg");
+    ck_assert_uint_eq(used, 11);
+    ck_assert_int_eq(tb_appendf(buf, sizeof buf, &used, "x"), -1);
+    ck_assert_str_eq(buf, "ab=7, cdefg");
+    used = 8;
+    buf[8] = '\0';
+    ck_assert_int_eq(tb_appendf(buf, sizeof buf, &used, "%s", "123456"), -1);
+    ck_assert_str_eq(buf, "ab=7, cd123");
+    ck_assert_uint_eq(used, 11);
+    used = 0;
+    ck_assert_int_eq(tb_appendf(buf, 0, &used, "x"), -1);
+    ck_assert_uint_eq(used, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("config");
@@ -471,6 +496,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_nearest);
     tcase_add_test(tc, test_file_errors);
     tcase_add_test(tc, test_ini_round_trip);
+    tcase_add_test(tc, test_appendf);
     suite_add_tcase(s, tc);
     return s;
 }
