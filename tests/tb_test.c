@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 const char *tbt_fixture(const char *name)
 {
@@ -96,6 +97,24 @@ void tbt_assert_in_order(const char *text, ...)
         at = hit + strlen(part);
     }
     va_end(ap);
+}
+
+int tbt_capture(const char *cmd, char *out, size_t cap)
+{
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "cannot run %s", cmd);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tbt_tunebench(const char *args, const char *redirect, char *out, size_t cap)
+{
+    char cmd[4096];
+    int k = snprintf(cmd, sizeof cmd, "'%s' %s %s", TB_TUNEBENCH_EXE, args, redirect);
+    ck_assert_msg(k > 0 && (size_t)k < sizeof cmd, "command too long: %s", args);
+    return tbt_capture(cmd, out, cap);
 }
 
 int tbt_run(Suite *s)

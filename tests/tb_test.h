@@ -48,6 +48,13 @@ const char *tbt_toy_config(const char *task_path, const char *extra);
 /* Each of the parts (a NULL-terminated list) appears in text, in this order. */
 void tbt_assert_in_order(const char *text, ...) __attribute__((sentinel));
 
+/* Runs cmd through sh; its stdout (cut to cap - 1 bytes) into out. Returns
+ * the exit status, or -1 when it did not exit (a signal). */
+int tbt_capture(const char *cmd, char *out, size_t cap);
+/* The same for the tunebench executable (TB_TUNEBENCH_EXE) with args and a
+ * shell redirection such as "2>&1" (stdout and stderr) or "2>&1 1>/dev/null" (stderr). */
+int tbt_tunebench(const char *args, const char *redirect, char *out, size_t cap);
+
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tbt_run(Suite *s);
 

@@ -78,19 +78,6 @@ static void teardown(void)
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* Runs tunebench with args; returns its exit code and its stdout+stderr in out. */
-static int run_tb(const char *args, char *out, size_t len)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TB_TUNEBENCH_EXE, args);
-    FILE *p = popen(cmd, "r");
-    ck_assert(p != NULL);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static double attr_f64(hid_t f, const char *obj, const char *name)
 {
     double v = NAN;
@@ -128,11 +115,11 @@ static hsize_t length(hid_t f, const char *path)
 START_TEST(test_train_writes_a_complete_run_file)
 {
     static char out[1 << 16];
-    int rc = run_tb(config_path, out, sizeof out); /* "train" is added below */
+    int rc = tbt_tunebench(config_path, "2>&1", out, sizeof out); /* "train" is added below */
     ck_assert_int_eq(rc, 2); /* no command: usage */
     char args[1024];
     snprintf(args, sizeof args, "train %s", config_path);
-    rc = run_tb(args, out, sizeof out);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
     ck_assert_msg(strstr(out, "test: loss"), "%s", out);
 
@@ -165,7 +152,7 @@ START_TEST(test_train_writes_a_complete_run_file)
 
     /* eval scores the run file's weights on the test split: the same accuracy */
     snprintf(args, sizeof args, "eval %s --checkpoint %s --split test", config_path, run_path);
-    rc = run_tb(args, out, sizeof out);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
     char expect[64];
     snprintf(expect, sizeof expect, "accuracy %.2f%%", 100.0 * acc);
@@ -174,7 +161,7 @@ START_TEST(test_train_writes_a_complete_run_file)
     /* a run file is also a starting point: fine-tune its head with the base frozen */
     snprintf(args, sizeof args, "train %s --quiet --set model.init_from=%s --set model.freeze=base --out %s/runs/ft.h5",
              config_path, run_path, dir);
-    rc = run_tb(args, out, sizeof out);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
     char ft[300];
     snprintf(ft, sizeof ft, "%s/runs/ft.h5", dir);
@@ -186,7 +173,7 @@ START_TEST(test_train_writes_a_complete_run_file)
 
     /* the same seed trains the same weights: a second run file has identical parameters */
     snprintf(args, sizeof args, "train %s --quiet --out %s/runs/second.h5", config_path, dir);
-    ck_assert_int_eq(run_tb(args, out, sizeof out), 0);
+    ck_assert_int_eq(tbt_tunebench(args, "2>&1", out, sizeof out), 0);
     char second[300];
     snprintf(second, sizeof second, "%s/runs/second.h5", dir);
     const char *key = "/checkpoint/params/classifier.2.weight"; /* linear(16) at 0, ReLU at 1 */
@@ -214,14 +201,14 @@ START_TEST(test_bad_input_is_named)
     char args[1024];
     for (size_t i = 0; i < TB_ARRAY_LEN(cases); i++) {
         snprintf(args, sizeof args, "train %s --set %s", config_path, cases[i].set);
-        ck_assert_msg(run_tb(args, out, sizeof out) == 2, "--set %s: expected exit 2:\n%s", cases[i].set, out);
+        ck_assert_msg(tbt_tunebench(args, "2>&1", out, sizeof out) == 2, "--set %s: expected exit 2:\n%s", cases[i].set, out);
         ck_assert_msg(strstr(out, cases[i].expect1) && strstr(out, cases[i].expect2), "--set %s:\n%s",
                       cases[i].set, out);
     }
     /* an unknown option and a missing file */
-    ck_assert_int_eq(run_tb("train --frobnicate x.ini", out, sizeof out), 2);
+    ck_assert_int_eq(tbt_tunebench("train --frobnicate x.ini", "2>&1", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "unknown option"), "%s", out);
-    ck_assert_int_eq(run_tb("train /nonexistent/config.ini", out, sizeof out), 2);
+    ck_assert_int_eq(tbt_tunebench("train /nonexistent/config.ini", "2>&1", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "/nonexistent/config.ini"), "%s", out);
 }
 END_TEST
@@ -234,7 +221,7 @@ START_TEST(test_divergence_exit_code_and_run_file)
     snprintf(path, sizeof path, "%s/runs/diverged.h5", dir);
     snprintf(args, sizeof args, "train %s --set train.optimizer=sgd --set train.loss=mse --set train.lr=1000 --out %s", config_path,
              path);
-    int rc = run_tb(args, out, sizeof out);
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 3, "exit %d:\n%s", rc, out);
     ck_assert_msg(strstr(out, "diverged"), "%s", out);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -267,18 +267,6 @@ static void teardown(void)
 /* Runs tunebench with args, its stdout and stderr redirected as redirect says
  * ("2>&1": both; "2>/dev/null": stdout only; "2>&1 1>/dev/null": stderr only);
  * returns its exit code and what was captured in out. */
-static int run_tb(const char *args, const char *redirect, char *out, size_t len)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s %s", TB_TUNEBENCH_EXE, args, redirect);
-    FILE *p = popen(cmd, "r");
-    ck_assert(p != NULL);
-    size_t n = fread(out, 1, len - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* The run file's status attribute, or "" when there is no such file. */
 static void run_status(const char *path, char *buf, size_t len)
 {
@@ -305,7 +293,7 @@ static void run_status(const char *path, char *buf, size_t len)
 START_TEST(test_cli_devices)
 {
     static char out[1 << 14];
-    int rc = run_tb("devices", "2>/dev/null", out, sizeof out);
+    int rc = tbt_tunebench("devices", "2>/dev/null", out, sizeof out);
     ck_assert_msg(rc == 0, "tunebench devices: exit %d:\n%s", rc, out);
     ck_assert_msg(has_line_starting(out, "cpu"), "no line starting with cpu:\n%s", out);
     ck_assert_msg(has_line_starting(out, "cuda"), "no line starting with cuda:\n%s", out);
@@ -327,7 +315,7 @@ START_TEST(test_cli_bad_device_is_named)
     snprintf(run, sizeof run, "%s/gpu.h5", dir);
     snprintf(args, sizeof args, "train '%s' --quiet --set train.device=gpu --set train.epochs=1 --out '%s'",
              QUICKSTART, run);
-    int rc = run_tb(args, "2>&1 1>/dev/null", out, sizeof out); /* stderr */
+    int rc = tbt_tunebench(args, "2>&1 1>/dev/null", out, sizeof out); /* stderr */
     ck_assert_msg(rc == 2, "train.device=gpu: exit %d, expected 2 (usage):\n%s", rc, out);
     TBT_ASSERT_HAS(out, "train.device");
     TBT_ASSERT_HAS(out, "allowed");
@@ -347,7 +335,7 @@ START_TEST(test_cli_cuda_device)
     if (tb_cuda_device_count(why, sizeof why) == 0) {
         snprintf(args, sizeof args, "train '%s' --set train.device=cuda --set train.epochs=1 --out '%s'", QUICKSTART,
                  run);
-        int rc = run_tb(args, "2>&1", out, sizeof out);
+        int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
         ck_assert_msg(rc != 0, "train.device=cuda without a GPU succeeded:\n%s", out);
         ck_assert_msg(rc != -1, "tunebench crashed:\n%s", out);
         TBT_ASSERT_HAS(out, "cuda");
@@ -365,7 +353,7 @@ START_TEST(test_cli_cuda_device)
     fputs(tbt_toy_config(task, "device = cuda\n"), f);
     fclose(f);
     snprintf(args, sizeof args, "train '%s' --quiet --set train.epochs=1 --out '%s'", config, run);
-    int rc = run_tb(args, "2>&1", out, sizeof out);
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 0, "train.device=cuda with a GPU: exit %d:\n%s", rc, out);
     run_status(run, status, sizeof status);
     ck_assert_str_eq(status, "finished");

@@ -731,26 +731,13 @@ END_TEST
 
 /* ---- `tunebench plugins` ------------------------------------------------------------------ */
 
-/* Runs the executable with args; returns its exit code, output (stdout and stderr) in out. */
-static int run_tunebench(const char *args, char *out, size_t len)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", TB_TUNEBENCH_EXE, args);
-    FILE *f = popen(cmd, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(out, 1, len - 1, f);
-    out[n] = '\0';
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 START_TEST(test_cli_plugins)
 {
     static char out[1 << 16];
     char args[1200];
     unsetenv("TUNEBENCH_PLUGIN_PATH");
     snprintf(args, sizeof args, "plugins --plugin-path '%s:%s'", case_path("valid"), case_path("bad_name"));
-    ck_assert_int_eq(run_tunebench(args, out, sizeof out), 0);
+    ck_assert_int_eq(tbt_tunebench(args, "2>&1", out, sizeof out), 0);
     TBT_ASSERT_HAS(out, "model plugins (");
     TBT_ASSERT_HAS(out, "  tbtest_model  (model plugin, version 1.2.3, licence MIT)\n");
     TBT_ASSERT_HAS(out, "      file: ");
@@ -787,7 +774,7 @@ START_TEST(test_cli_plugins)
 
     /* front ends are listed in their own section (the build's cli plugin) */
     snprintf(args, sizeof args, "plugins --plugin-path '%s'", TB_PLUGIN_BUILD_DIR "/cli.so");
-    ck_assert_int_eq(run_tunebench(args, out, sizeof out), 0);
+    ck_assert_int_eq(tbt_tunebench(args, "2>&1", out, sizeof out), 0);
     tbt_assert_in_order(out, "model plugins (", "task plugins (", "frontend plugins (1):\n",
                         "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
                         "      use: tunebench study CONFIG --frontend cli\n",
@@ -795,12 +782,12 @@ START_TEST(test_cli_plugins)
                         "        refresh ", "searched: ", NULL);
     TBT_ASSERT_LACKS(out, "frontend plugins (0)");
 
-    ck_assert_int_eq(run_tunebench("plugins --help", out, sizeof out), 0);
+    ck_assert_int_eq(tbt_tunebench("plugins --help", "2>&1", out, sizeof out), 0);
     TBT_ASSERT_HAS(out, "usage: tunebench plugins [--plugin-path P] [--help]");
-    ck_assert_int_eq(run_tunebench("plugins --bogus", out, sizeof out), 2);
+    ck_assert_int_eq(tbt_tunebench("plugins --bogus", "2>&1", out, sizeof out), 2);
     TBT_ASSERT_HAS(out, "unknown argument --bogus");
-    ck_assert_int_eq(run_tunebench("plugins --plugin-path", out, sizeof out), 2);
-    ck_assert_int_eq(run_tunebench("plugins --plugin-path /nonexistent/tb-plugins", out, sizeof out), 1);
+    ck_assert_int_eq(tbt_tunebench("plugins --plugin-path", "2>&1", out, sizeof out), 2);
+    ck_assert_int_eq(tbt_tunebench("plugins --plugin-path /nonexistent/tb-plugins", "2>&1", out, sizeof out), 1);
     TBT_ASSERT_HAS(out, "plugin path /nonexistent/tb-plugins: No such file or directory");
 }
 END_TEST

@@ -628,13 +628,9 @@ END_TEST
 /* Runs cmd (through sh), its stdout into lines; returns the exit status. */
 static int run_capture(const char *cmd, char *out, size_t cap)
 {
-    FILE *p = popen(cmd, "r");
-    ck_assert(p);
-    size_t len = fread(out, 1, cap - 1, p);
-    out[len] = '\0';
-    int rc = pclose(p);
-    ck_assert(WIFEXITED(rc));
-    return WEXITSTATUS(rc);
+    int rc = tbt_capture(cmd, out, cap);
+    ck_assert_msg(rc >= 0, "%s did not exit", cmd);
+    return rc;
 }
 
 static void write_job(const char *name, const char *extra, const char *run_name)
