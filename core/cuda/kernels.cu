@@ -31,6 +31,17 @@ static unsigned blocks_for(size_t count)
     return (unsigned)b;
 }
 
+/* Launches kernel over `total` elements (grid-stride) on the compute stream;
+ * nothing to do for 0. Returns 0 or -1 (the failure recorded). */
+template <typename... Params, typename... Args>
+static int launch(cuda_ctx *c, const char *name, void (*kernel)(Params...), size_t total, Args... args)
+{
+    if (!total) return 0;
+    kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(args...);
+    return CU_LAUNCHED(c, name);
+}
+#define LAUNCH(c, kernel, total, ...) launch((c), #kernel, kernel, (total), __VA_ARGS__)
+
 #define GRID_STRIDE(i, count) \
     for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (count); i += (size_t)gridDim.x * blockDim.x)
 
@@ -48,8 +59,7 @@ int k_copy_or_add(cuda_ctx *c, float *dst, const float *src, size_t count, int a
         return dst == src ? 0
                           : CU_RT(c, cudaMemcpyAsync(dst, src, sizeof(float) * count, cudaMemcpyDeviceToDevice,
                                                      c->stream));
-    add_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(dst, src, count);
-    return CU_LAUNCHED(c, "add_kernel");
+    return LAUNCH(c, add_kernel, count, dst, src, count);
 }
 
 /* x < 0 is false for NaN, so NaN propagates as in torch.relu */
@@ -69,16 +79,12 @@ __global__ void relu_bwd_kernel(float *din, const float *dout, const float *out,
 
 int k_relu_forward(cuda_ctx *c, float *out, const float *in, size_t count)
 {
-    if (!count) return 0;
-    relu_fwd_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, in, count);
-    return CU_LAUNCHED(c, "relu_fwd_kernel");
+    return LAUNCH(c, relu_fwd_kernel, count, out, in, count);
 }
 
 int k_relu_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate)
 {
-    if (!count) return 0;
-    relu_bwd_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(din, dout, out, count, accumulate);
-    return CU_LAUNCHED(c, "relu_bwd_kernel");
+    return LAUNCH(c, relu_bwd_kernel, count, din, dout, out, count, accumulate);
 }
 
 /* ---- pooling ------------------------------------------------------------------ */
@@ -150,18 +156,14 @@ __global__ void maxpool_bwd_kernel(float *din, const float *dout, const int32_t 
 int k_maxpool_forward(cuda_ctx *c, float *out, int32_t *argmax, const float *in, const tb_pool_shape *s, int n)
 {
     const size_t total = (size_t)n * s->c * s->out_h * s->out_w;
-    if (!total) return 0;
-    maxpool_fwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(out, argmax, in, *s, total);
-    return CU_LAUNCHED(c, "maxpool_fwd_kernel");
+    return LAUNCH(c, maxpool_fwd_kernel, total, out, argmax, in, *s, total);
 }
 
 int k_maxpool_backward(cuda_ctx *c, float *din, const float *dout, const int32_t *argmax, const tb_pool_shape *s,
                        int n, int accumulate)
 {
     const size_t total = (size_t)n * s->c * s->in_h * s->in_w;
-    if (!total) return 0;
-    maxpool_bwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(din, dout, argmax, *s, total, accumulate);
-    return CU_LAUNCHED(c, "maxpool_bwd_kernel");
+    return LAUNCH(c, maxpool_bwd_kernel, total, din, dout, argmax, *s, total, accumulate);
 }
 
 /* avg_window of layers/avgpool.c: the window clipped to the input and torch's divisor. */
@@ -186,6 +188,15 @@ __device__ static avg_win avg_window(const tb_pool_shape &s, int oy, int ox)
     return w;
 }
 
+/* Sum of a plane's window [y0, y1) x [x0, x1), row by row as the CPU adds it. */
+__device__ static float window_sum(const float *src, int w, int y0, int y1, int x0, int x1)
+{
+    float sum = 0.0f;
+    for (int y = y0; y < y1; y++)
+        for (int x = x0; x < x1; x++) sum += src[y * w + x];
+    return sum;
+}
+
 __global__ void avgpool_fwd_kernel(float *out, const float *in, tb_pool_shape s, size_t total)
 {
     GRID_STRIDE(t, total)
@@ -193,10 +204,7 @@ __global__ void avgpool_fwd_kernel(float *out, const float *in, tb_pool_shape s,
         const int ox = (int)(t % s.out_w), oy = (int)((t / s.out_w) % s.out_h);
         const float *src = in + t / ((size_t)s.out_w * s.out_h) * s.in_h * s.in_w;
         const avg_win w = avg_window(s, oy, ox);
-        float sum = 0.0f;
-        for (int y = w.y0; y < w.y1; y++)
-            for (int x = w.x0; x < w.x1; x++) sum += src[y * s.in_w + x];
-        out[t] = sum / w.divisor;
+        out[t] = window_sum(src, s.in_w, w.y0, w.y1, w.x0, w.x1) / w.divisor;
     }
 }
 
@@ -224,17 +232,13 @@ __global__ void avgpool_bwd_kernel(float *din, const float *dout, tb_pool_shape 
 int k_avgpool_forward(cuda_ctx *c, float *out, const float *in, const tb_pool_shape *s, int n)
 {
     const size_t total = (size_t)n * s->c * s->out_h * s->out_w;
-    if (!total) return 0;
-    avgpool_fwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(out, in, *s, total);
-    return CU_LAUNCHED(c, "avgpool_fwd_kernel");
+    return LAUNCH(c, avgpool_fwd_kernel, total, out, in, *s, total);
 }
 
 int k_avgpool_backward(cuda_ctx *c, float *din, const float *dout, const tb_pool_shape *s, int n, int accumulate)
 {
     const size_t total = (size_t)n * s->c * s->in_h * s->in_w;
-    if (!total) return 0;
-    avgpool_bwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(din, dout, *s, total, accumulate);
-    return CU_LAUNCHED(c, "avgpool_bwd_kernel");
+    return LAUNCH(c, avgpool_bwd_kernel, total, din, dout, *s, total, accumulate);
 }
 
 /* torch's adaptive windows: [floor(o*I/O), ceil((o+1)*I/O)) */
@@ -249,10 +253,7 @@ __global__ void adaptive_fwd_kernel(float *out, const float *in, tb_pool_shape s
         const float *src = in + t / ((size_t)s.out_w * s.out_h) * s.in_h * s.in_w;
         const int y0 = start_index(oy, s.out_h, s.in_h), y1 = end_index(oy, s.out_h, s.in_h);
         const int x0 = start_index(ox, s.out_w, s.in_w), x1 = end_index(ox, s.out_w, s.in_w);
-        float sum = 0.0f;
-        for (int y = y0; y < y1; y++)
-            for (int x = x0; x < x1; x++) sum += src[y * s.in_w + x];
-        out[t] = sum / (float)((y1 - y0) * (x1 - x0));
+        out[t] = window_sum(src, s.in_w, y0, y1, x0, x1) / (float)((y1 - y0) * (x1 - x0));
     }
 }
 
@@ -281,17 +282,13 @@ __global__ void adaptive_bwd_kernel(float *din, const float *dout, tb_pool_shape
 int k_adaptive_forward(cuda_ctx *c, float *out, const float *in, const tb_pool_shape *s, int n)
 {
     const size_t total = (size_t)n * s->c * s->out_h * s->out_w;
-    if (!total) return 0;
-    adaptive_fwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(out, in, *s, total);
-    return CU_LAUNCHED(c, "adaptive_fwd_kernel");
+    return LAUNCH(c, adaptive_fwd_kernel, total, out, in, *s, total);
 }
 
 int k_adaptive_backward(cuda_ctx *c, float *din, const float *dout, const tb_pool_shape *s, int n, int accumulate)
 {
     const size_t total = (size_t)n * s->c * s->in_h * s->in_w;
-    if (!total) return 0;
-    adaptive_bwd_kernel<<<blocks_for(total), THREADS, 0, c->stream>>>(din, dout, *s, total, accumulate);
-    return CU_LAUNCHED(c, "adaptive_bwd_kernel");
+    return LAUNCH(c, adaptive_bwd_kernel, total, din, dout, *s, total, accumulate);
 }
 
 /* ---- channel concatenation -------------------------------------------------------- */
@@ -340,16 +337,12 @@ static int concat_launch(cuda_ctx *c, float *out, float *const *ptrs, const int 
     int repeated = 0;
     for (int j = 0; backward && j < n_inputs; j++)
         for (int k = 0; k < j; k++) repeated |= a.ptr[j] && a.ptr[j] == a.ptr[k];
-    if (!repeated) {
-        concat_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, a, count, backward);
-        return CU_LAUNCHED(c, "concat_kernel");
-    }
+    if (!repeated) return LAUNCH(c, concat_kernel, count, out, a, count, backward);
     for (int j = 0; j < n_inputs; j++) {
         concat_args one = a;
         for (int k = 0; k < n_inputs; k++)
             if (k != j) one.ptr[k] = NULL;
-        concat_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, one, count, backward);
-        if (CU_LAUNCHED(c, "concat_kernel")) return -1;
+        if (LAUNCH(c, concat_kernel, count, out, one, count, backward)) return -1;
     }
     return 0;
 }
@@ -409,18 +402,16 @@ int k_dropout_forward(cuda_ctx *c, float *out, uint8_t *mask, const float *in, s
                CU_RT(c, cudaMemsetAsync(mask, 0, count, c->stream));
     const float keep = 1.0f - p, scale = 1.0f / keep;
     const uint64_t block_base = (step << 32) >> 2;
-    dropout_fwd_kernel<<<blocks_for((count + 3) / 4), THREADS, 0, c->stream>>>(
-        out, mask, in, count, keep, scale, (uint32_t)seed, (uint32_t)(seed >> 32), layer, block_base);
-    return CU_LAUNCHED(c, "dropout_fwd_kernel");
+    /* one thread per Philox block of four elements */
+    return LAUNCH(c, dropout_fwd_kernel, (count + 3) / 4, out, mask, in, count, keep, scale, (uint32_t)seed,
+                  (uint32_t)(seed >> 32), layer, block_base);
 }
 
 int k_dropout_backward(cuda_ctx *c, float *din, const float *dout, const uint8_t *mask, size_t count, float p,
                        int accumulate)
 {
-    if (!count) return 0;
     const float scale = p >= 1.0f ? 0.0f : 1.0f / (1.0f - p);
-    dropout_bwd_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(din, dout, mask, count, scale, accumulate);
-    return CU_LAUNCHED(c, "dropout_bwd_kernel");
+    return LAUNCH(c, dropout_bwd_kernel, count, din, dout, mask, count, scale, accumulate);
 }
 
 /* ---- per-channel reductions ---------------------------------------------------------- */
@@ -506,10 +497,8 @@ int k_batchnorm_eval(cuda_ctx *c, float *out, const float *in, const float *gamm
                      const float *running_mean, const float *running_var, const tb_bn_shape *s, int n)
 {
     const size_t count = (size_t)n * s->c * s->hw;
-    if (!count) return 0;
-    bn_eval_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, in, gamma, beta, running_mean, running_var,
-                                                                 s->c, s->hw, s->eps, count);
-    return CU_LAUNCHED(c, "bn_eval_kernel");
+    return LAUNCH(c, bn_eval_kernel, count, out, in, gamma, beta, running_mean, running_var, s->c, s->hw, s->eps,
+                  count);
 }
 
 /* din = gamma * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)), as batchnorm_backward. */
@@ -558,9 +547,7 @@ __global__ void bias_add_kernel(float *out, const float *bias, int C, int hw, si
 int k_bias_add(cuda_ctx *c, float *out, const float *bias, int channels, int hw, int n)
 {
     const size_t count = (size_t)n * channels * hw;
-    if (!count) return 0;
-    bias_add_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(out, bias, channels, hw, count);
-    return CU_LAUNCHED(c, "bias_add_kernel");
+    return LAUNCH(c, bias_add_kernel, count, out, bias, channels, hw, count);
 }
 
 __global__ void bias_grad_kernel(float *dbias, const float *dout, int C, int hw, size_t m)
@@ -649,10 +636,7 @@ __global__ void optim_kernel(tb_optim_coeffs k, float *p, const float *g, float 
 int k_optim_step(cuda_ctx *c, const void *coeffs, float *params, const float *grads, float *state, size_t n,
                  size_t stride)
 {
-    if (!n) return 0;
-    optim_kernel<<<blocks_for(n), THREADS, 0, c->stream>>>(*(const tb_optim_coeffs *)coeffs, params, grads, state, n,
-                                                           stride);
-    return CU_LAUNCHED(c, "optim_kernel");
+    return LAUNCH(c, optim_kernel, n, *(const tb_optim_coeffs *)coeffs, params, grads, state, n, stride);
 }
 
 __global__ void nonfinite_kernel(int *flag, const float *x, size_t count)
@@ -663,7 +647,5 @@ __global__ void nonfinite_kernel(int *flag, const float *x, size_t count)
 
 int k_nonfinite(cuda_ctx *c, int *flag_dev, const float *x, size_t count)
 {
-    if (!count) return 0;
-    nonfinite_kernel<<<blocks_for(count), THREADS, 0, c->stream>>>(flag_dev, x, count);
-    return CU_LAUNCHED(c, "nonfinite_kernel");
+    return LAUNCH(c, nonfinite_kernel, count, flag_dev, x, count);
 }
