@@ -2,7 +2,7 @@
 # CMake package, so a plugin builds out of tree against an installed tunebench
 # (docs/plugins.md, docs/examples/). Included from the top-level CMakeLists.txt.
 #
-#   <prefix>/include/tunebench/tunebench_plugin.h
+#   <prefix>/include/tunebench/tunebench_plugin.h (+ tunebench_status.h, which it includes)
 #   <prefix>/<libdir>/pkgconfig/tunebench.pc          Cflags: -I${includedir}/tunebench; variable pluginsdir
 #   <prefix>/<libdir>/cmake/tunebench/tunebenchConfig.cmake (+ version, targets)
 #       tunebench::plugin (INTERFACE: the include directory) and
@@ -13,7 +13,7 @@
 include(CMakePackageConfigHelpers)
 
 # the plugin ABI version, from the header itself
-file(STRINGS ${CMAKE_SOURCE_DIR}/core/tunebench_plugin.h TB_ABI_LINES REGEX "^#define TB_PLUGIN_ABI_M(AJ|IN)OR ")
+file(STRINGS ${CMAKE_SOURCE_DIR}/include/tunebench/tunebench_plugin.h TB_ABI_LINES REGEX "^#define TB_PLUGIN_ABI_M(AJ|IN)OR ")
 string(REGEX REPLACE ".*TB_PLUGIN_ABI_MAJOR ([0-9]+).*" "\\1" TB_PLUGIN_ABI_MAJOR "${TB_ABI_LINES}")
 string(REGEX REPLACE ".*TB_PLUGIN_ABI_MINOR ([0-9]+).*" "\\1" TB_PLUGIN_ABI_MINOR "${TB_ABI_LINES}")
 
@@ -22,12 +22,13 @@ set(TB_INSTALL_PLUGINDIR ${CMAKE_INSTALL_LIBDIR}/tunebench/plugins)
 set(TB_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/tunebench)
 set(TB_INSTALL_PKGCONFIGDIR ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
-install(FILES ${CMAKE_SOURCE_DIR}/core/tunebench_plugin.h DESTINATION ${TB_INSTALL_INCLUDEDIR})
+install(FILES ${CMAKE_SOURCE_DIR}/include/tunebench/tunebench_plugin.h
+              ${CMAKE_SOURCE_DIR}/include/tunebench/tunebench_status.h DESTINATION ${TB_INSTALL_INCLUDEDIR})
 
 # tunebench::plugin: usable in this tree too (the header's folder) and exported
 add_library(tunebench_plugin_api INTERFACE)
 target_include_directories(tunebench_plugin_api INTERFACE
-  $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/core>
+  $<BUILD_INTERFACE:${CMAKE_SOURCE_DIR}/include/tunebench>
   $<INSTALL_INTERFACE:${TB_INSTALL_INCLUDEDIR}>)
 set_target_properties(tunebench_plugin_api PROPERTIES EXPORT_NAME plugin)
 add_library(tunebench::plugin ALIAS tunebench_plugin_api)

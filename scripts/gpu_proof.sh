@@ -167,7 +167,7 @@ cmd_pack() {
     say "CUDA module: $module"
   else
     say "WARNING: no libtunebench_cuda.so under $bdir (is -DTB_CUDA=ON implemented, CUDA + cuDNN found?);" \
-        "the run step will try to build it on the GPU machine from core/cuda/ with its nvcc"
+        "the run step will try to build it on the GPU machine from core/engine/cuda/ with its nvcc"
   fi
 
   # test executables: test_cuda and test_device always, the others if small
@@ -412,11 +412,11 @@ version_lt() { # version_lt A B: A < B (dotted numbers)
   [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]
 }
 
-# the CUDA module from core/cuda/ with this machine's nvcc (when the carried one cannot serve)
+# the CUDA module from core/engine/cuda/ with this machine's nvcc (when the carried one cannot serve)
 rebuild_module() {
   local srcs=() s lib d linkdir=$W/cuda-link inc=() out=$W/libtunebench_cuda.so
-  for s in "$ROOT"/core/cuda/*.cu; do [ -f "$s" ] && srcs+=("$s"); done
-  [ ${#srcs[@]} -gt 0 ] || { log "rebuild: no sources in core/cuda/"; return 1; }
+  for s in "$ROOT"/core/engine/cuda/*.cu; do [ -f "$s" ] && srcs+=("$s"); done
+  [ ${#srcs[@]} -gt 0 ] || { log "rebuild: no sources in core/engine/cuda/"; return 1; }
   [ -n "$NVCC" ] || { log "rebuild: no nvcc on this machine"; return 1; }
   mkdir -p "$linkdir"
   # unversioned names for the linker (pip's packages ship only libcudnn.so.9, libcublas.so.13, ...)
@@ -428,7 +428,7 @@ rebuild_module() {
     done
     [ -n "$real" ] && ln -sf "$real" "$linkdir/lib$lib.so"
   done
-  inc=(-I"$ROOT/core" -I"$ROOT/core/cuda")
+  inc=(-I"$ROOT/core" -I"$ROOT/include" -I"$ROOT/core/engine/cuda")
   if [ -n "$CUDNN_DIR" ]; then
     for d in "$CUDNN_DIR/../include" "$CUDNN_DIR/../../include"; do [ -f "$d/cudnn.h" ] && inc+=(-I"$d"); done
   fi

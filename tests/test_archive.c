@@ -14,8 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
-#include "journal.h"
+#include "store/archive.h"
+#include "store/journal.h"
 #include "tb_test.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

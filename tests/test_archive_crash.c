@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
-#include "rng.h"
+#include "store/archive.h"
+#include "base/rng.h"
 #include "tb_test.h"
 
 enum { ACK_BEGIN = 1, ACK_EPOCH = 2, ACK_FINISH = 3, ACK_ERROR = 4 };

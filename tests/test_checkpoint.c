@@ -17,11 +17,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "checkpoint.h"
-#include "net.h"
+#include "engine/backend.h"
+#include "store/checkpoint.h"
+#include "engine/net.h"
 #include "tb_test.h"
-#include "train.h"
+#include "engine/train.h"
 
 #define IN_C 1
 #define IN_H 8

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "base/common.h"
 #include "tb_test.h"
 
 static char dir[] = "/tmp/tb_cli_XXXXXX";

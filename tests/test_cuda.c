@@ -28,12 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "device.h"
-#include "net.h"
-#include "rng.h"
+#include "engine/backend.h"
+#include "engine/device.h"
+#include "engine/net.h"
+#include "base/rng.h"
 #include "tb_test.h"
-#include "train.h"
+#include "engine/train.h"
 
 #define TOL_FP32 1e-4  /* conv2d, linear, batchnorm training: max|gpu-cpu| / max|cpu| */
 #define TOL_TRAIN 1e-3 /* parameters after 5 training steps, per tensor, same measure */

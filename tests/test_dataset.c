@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "dataset.h"
+#include "data/dataset.h"
 #include "tb_test.h"
 
 #define FM_MEAN 0.2860f

@@ -11,13 +11,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "backend.h"
-#include "common.h"
-#include "config.h"
-#include "device.h"
-#include "executor.h"
-#include "space.h"
-#include "study.h"
+#include "engine/backend.h"
+#include "base/common.h"
+#include "base/config.h"
+#include "engine/device.h"
+#include "exec/executor.h"
+#include "study/space.h"
+#include "study/study.h"
 #include "tb_test.h"
 
 /* ---- tb_device_parse / tb_device_format -------------------------------------- */

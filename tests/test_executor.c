@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "executor.h"
+#include "base/config.h"
+#include "exec/executor.h"
 #include "tb_test.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

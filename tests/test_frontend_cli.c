@@ -23,8 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "base/config.h"
+#include "host/plugin.h"
 #include "tb_test.h"
 
 /* ---- the fake study ------------------------------------------------------------------------- */

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "layers/layers.h"
-#include "rng.h"
+#include "base/common.h"
+#include "engine/layers/layers.h"
+#include "base/rng.h"
 #include "tb_test.h"
 
 #define FD_H 1e-2f

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "image.h"
+#include "base/common.h"
+#include "data/image.h"
 #include "tb_test.h"
 
 static uint8_t *source(int c, int h, int w)

@@ -24,9 +24,9 @@
 
 #include <jpeglib.h>
 
-#include "common.h"
-#include "config.h"
-#include "plugin.h"
+#include "base/common.h"
+#include "base/config.h"
+#include "host/plugin.h"
 #include "tb_test.h"
 
 static const char *const wnids[10] = {"n01440764", "n02102040", "n02979186", "n03000684", "n03028079",

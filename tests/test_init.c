@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "init.h"
+#include "engine/init.h"
 #include "tb_test.h"
 
 #define COUNT 400000

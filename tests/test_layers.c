@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "layers/layers.h"
-#include "rng.h"
+#include "base/common.h"
+#include "engine/layers/layers.h"
+#include "base/rng.h"
 #include "tb_test.h"
 
 #define RTOL 1e-5

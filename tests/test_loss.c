@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loss.h"
+#include "engine/loss.h"
 #include "tb_test.h"
 
 #define FIXTURE "optim_loss.h5"

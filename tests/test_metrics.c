@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "common.h"
-#include "metrics.h"
+#include "base/common.h"
+#include "engine/metrics.h"
 #include "tb_test.h"
 
 /* Writes a logits row whose torch.argmax is pred. */

@@ -46,12 +46,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
-#include "config.h"
-#include "net.h"
-#include "plugin.h"
+#include "engine/backend.h"
+#include "base/config.h"
+#include "engine/net.h"
+#include "host/plugin.h"
 #include "tb_test.h"
-#include "zoo.h"
+#include "engine/zoo.h"
 
 #define HEAD 16
 #define MAX_KEYS 128

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h"
+#include "engine/net.h"
 #include "tb_test.h"
-#include "zoo.h"
+#include "engine/zoo.h"
 
 static tb_net *fire_net(int with_bn, int with_dropout)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optim.h"
-#include "rng.h"
+#include "engine/optim.h"
+#include "base/rng.h"
 #include "tb_test.h"
 
 #define FIXTURE "optim_loss.h5"

@@ -15,10 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "net.h"
-#include "plugin.h"
-#include "rng.h"
+#include "base/config.h"
+#include "engine/net.h"
+#include "host/plugin.h"
+#include "base/rng.h"
 #include "tb_test.h"
 
 #define TEST_PLUGINS TB_PLUGIN_BUILD_DIR "/../test-plugins"

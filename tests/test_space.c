@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "loss.h"
-#include "optim.h"
-#include "space.h"
+#include "engine/loss.h"
+#include "engine/optim.h"
+#include "study/space.h"
 #include "tb_test.h"
 
 #define ASSERT_HAS(msg, part) ck_assert_msg(strstr((msg), (part)) != NULL, "\"%s\" lacks \"%s\"", (msg), (part))

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "study.h"
+#include "study/study.h"
 #include "tb_test.h"
 
 static void sleep_us(long us)

@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rng.h"
-#include "study.h"
+#include "base/rng.h"
+#include "study/study.h"
 #include "tb_test.h"
 
 enum { ACK_SUBMIT = 1, ACK_EPOCH = 2, ACK_END = 3, ACK_ERROR = 4 };

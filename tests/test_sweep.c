@@ -15,10 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive.h"
-#include "config.h"
-#include "executor.h"
-#include "sweep.h"
+#include "store/archive.h"
+#include "base/config.h"
+#include "exec/executor.h"
+#include "study/sweep.h"
 #include "tb_test.h"
 
 /* ---- helpers ------------------------------------------------------------------------ */

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.h"
-#include "image.h"
-#include "task.h"
+#include "base/common.h"
+#include "data/image.h"
+#include "data/task.h"
 #include "tb_test.h"
 
 /* ---- synthetic raw data ------------------------------------------------------- */

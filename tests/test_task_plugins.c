@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "config.h"
-#include "plugin.h"
-#include "task.h"
+#include "base/common.h"
+#include "base/config.h"
+#include "host/plugin.h"
+#include "data/task.h"
 #include "tb_test.h"
 
 /* ---- temporary files ---------------------------------------------------------- */

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "tb_test.h"
-#include "checkpoint.h"
-#include "train.h"
-#include "zoo.h"
+#include "store/checkpoint.h"
+#include "engine/train.h"
+#include "engine/zoo.h"
 
 static tb_dataset fmnist_train, fmnist_first512;
 static int have_data;

@@ -1,0 +1,235 @@
+/* cli_study.c: `tunebench study` (a study with a front-end plugin) and
+ * `tunebench export` (an archive packed into one file). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/archive.h"
+#include "cmd.h"
+#include "host/plugin.h"
+#include "study/study.h"
+
+/* The study Ctrl-C goes to; NULL once it is closing. */
+static tb_study *volatile current_study;
+
+static void note_interrupt(void *user)
+{
+    (void)user;
+    tb_study *s = current_study;
+    if (s) tb_study_note_interrupt(s);
+}
+
+static void study_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: tunebench study CONFIG [--frontend NAME] [--script FILE] [--archive DIR] [--set k=v]...\n"
+            "                       [--plugin-path P] [--no-wait]\n\n"
+            "Runs a tuning study (docs/study.md): participants register, tune the 15 hyperparameters of\n"
+            "CONFIG's [space] within their time budget, and choose a final configuration, which is retrained\n"
+            "once per final seed and scored on the test split. Everything goes to the study's archive\n"
+            "([study] archive, or --archive); running the same command again continues the study after a\n"
+            "crash or a stop.\n\n"
+            "  --frontend NAME   the front-end plugin (default: cli); its options come from CONFIG's [NAME]\n"
+            "  --script FILE     the cli front end reads commands from FILE ('-': standard input)\n"
+            "  --archive DIR     overrides [study] archive\n"
+            "  --set k=v         overrides a configuration value (repeatable)\n"
+            "  --plugin-path P   an extra plugin file or directory, searched first\n"
+            "  --no-wait         do not wait for queued final evaluations at the end (they resume when the\n"
+            "                    study is opened again)\n\n"
+            "Ctrl-C cancels the run a participant is watching, not the session. Exit codes: 0 done, 1 the\n"
+            "front end or the archive failed, 2 bad usage or configuration.\n");
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void print_recovery(const tb_study_recovery *r)
+{
+    if (r->archive.interrupted || r->archive.rebuilt || r->archive.journals_cut || r->archive.damaged)
+        fprintf(stderr,
+                "tunebench: recovered the archive: %d runs, %d were live and are now interrupted, %d run files "
+                "rebuilt, %d journals cut (%llu bytes), %d damaged files kept aside\n",
+                r->archive.runs, r->archive.interrupted, r->archive.rebuilt, r->archive.journals_cut,
+                (unsigned long long)r->archive.bytes_dropped, r->archive.damaged);
+    if (r->participants)
+        fprintf(stderr,
+                "tunebench: continuing the study: %d participants; %d runs interrupted (%.1f s given back); %d "
+                "final evaluations queued again\n",
+                r->participants, r->interrupted_runs, r->credited_s, r->finals_requeued);
+}
+
+int tb_cli_study(int argc, char **argv)
+{
+    const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
+    int no_wait = 0, n_sets = 0;
+    char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    if (!sets) return TB_EXIT_FAILED;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            study_usage(stdout);
+            free(sets);
+            return TB_EXIT_OK;
+        }
+        if (!strcmp(a, "--no-wait")) {
+            no_wait = 1;
+            continue;
+        }
+        if (a[0] != '-') {
+            if (config) {
+                fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", config, a);
+                free(sets);
+                return TB_EXIT_USAGE;
+            }
+            config = a;
+            continue;
+        }
+        const char **dst = !strcmp(a, "--frontend") ? &frontend : !strcmp(a, "--script") ? &script
+                         : !strcmp(a, "--archive") ? &archive : !strcmp(a, "--plugin-path") ? &plugin_path : NULL;
+        const char *v;
+        if (!dst && strcmp(a, "--set") != 0) {
+            fprintf(stderr, "tunebench: unknown option '%s' (see tunebench study --help)\n", a);
+            free(sets);
+            return TB_EXIT_USAGE;
+        }
+        if (!(v = tb_cli_need_value(NULL, argc, argv, &i))) {
+            free(sets);
+            return TB_EXIT_USAGE;
+        }
+        if (dst) *dst = v;
+        else sets[n_sets++] = (char *)v;
+    }
+    if (!config) {
+        fprintf(stderr, "tunebench: no study configuration given (e.g. configs/study_fashion_mnist.ini; see --help)\n");
+        free(sets);
+        return TB_EXIT_USAGE;
+    }
+
+    tb_err err = {{0}};
+    int code = TB_EXIT_USAGE;
+    tb_plugin_registry reg = {0};
+    tb_plugin_args *args = NULL;
+    tb_study *study = NULL;
+    tb_config *cfg = tb_cli_load_config(NULL, config, n_sets, sets, NULL, plugin_path);
+    if (!cfg) {
+        free(sets);
+        return TB_EXIT_USAGE;
+    }
+    char key[128];
+    snprintf(key, sizeof key, "%s.script", frontend);
+    if (script && tb_config_set(cfg, key, script, &err) != TB_OK) goto fail;
+
+    /* the front end first: a typo there should not cost a data load */
+    const tb_plugin *fe = NULL;
+    if (tb_plugins_discover(&reg, tb_config_get(cfg, "plugins", "path"), &err) != TB_OK ||
+        tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, frontend, &fe, &err) != TB_OK)
+        goto fail;
+    {
+        const char *model = tb_config_get(cfg, "model", "name"), *task = tb_config_get(cfg, "task", "name");
+        const char *valid[] = {"study", "space", "model", "task", "train", "output", "plugins", frontend,
+                               model ? model : "model", task ? task : "task"};
+        if (tb_config_check_sections(cfg, valid, (int)TB_ARRAY_LEN(valid), &err) != TB_OK) goto fail;
+    }
+    if (tb_plugin_args_resolve(fe, cfg, frontend, &args, &err) != TB_OK) goto fail;
+
+    tb_study_recovery rec;
+    if (tb_study_open(cfg, archive, &study, &rec, &err) != TB_OK) {
+        code = err.msg[0] && strstr(err.msg, "in use") ? TB_EXIT_FAILED : TB_EXIT_USAGE;
+        goto fail;
+    }
+    print_recovery(&rec);
+    current_study = study;
+    tb_cli_signals sig;
+    tb_cli_signals_catch(&sig, NULL, note_interrupt, NULL, NULL, 0);
+
+    tb_err fe_err = {{0}};
+    code = TB_EXIT_OK;
+    if (tb_plugin_run_frontend(fe, tb_study_api_get(study), args, &fe_err) != TB_OK) {
+        fprintf(stderr, "tunebench: %s\n", fe_err.msg); /* names the front end */
+        code = TB_EXIT_FAILED;
+    }
+
+    /* final evaluations go on after the front end is done */
+    int pending = tb_study_finals_pending(study), interrupted = 0;
+    if (pending && !no_wait) {
+        fprintf(stderr, "tunebench: %d final evaluations to go (Ctrl-C stops them; they resume when the study is "
+                "opened again)\n", pending);
+        tb_study_api const *api = tb_study_api_get(study);
+        api->take_interrupt(api->study);
+        while ((pending = tb_study_finals_pending(study)) > 0) {
+            if (api->take_interrupt(api->study)) {
+                interrupted = 1;
+                break;
+            }
+            sleep_ms(200);
+        }
+    }
+    tb_err close_err = {{0}};
+    if (tb_study_close(study, 0, &close_err) != TB_OK) {
+        fprintf(stderr, "tunebench: closing the study: %s\n", close_err.msg);
+        code = TB_EXIT_FAILED;
+    }
+    current_study = NULL;
+    tb_cli_signals_restore(&sig);
+    if (interrupted) fprintf(stderr, "tunebench: final evaluations stopped; they resume when the study is opened again\n");
+    tb_plugin_args_free(args);
+    tb_plugins_free(&reg);
+    tb_config_free(cfg);
+    free(sets);
+    return code;
+
+fail:
+    fprintf(stderr, "tunebench: %s\n", err.msg);
+    tb_plugin_args_free(args);
+    tb_plugins_free(&reg);
+    tb_config_free(cfg);
+    free(sets);
+    return code;
+}
+
+static void export_usage(FILE *f)
+{
+    fprintf(f, "usage: tunebench export ARCHIVE --single-file OUT.h5\n\n"
+               "Packs a study archive (a directory) into one self-contained HDF5 file: /index (every run),\n"
+               "/runs/<id> (each run's curves), and the study's tables (/study, /participants, /submissions,\n"
+               "/finals, /events) and sweep results (/sweeps/<id>) when present. Takes no lock: a live archive\n"
+               "exports as its files show it at that moment. See docs/archive.md.\n");
+}
+
+int tb_cli_export(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            export_usage(stdout);
+            return TB_EXIT_OK;
+        }
+        if (!strcmp(argv[i], "--single-file")) {
+            if (!(out = tb_cli_need_value(NULL, argc, argv, &i))) return TB_EXIT_USAGE;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "tunebench: unknown option '%s' (see tunebench export --help)\n", argv[i]);
+            return TB_EXIT_USAGE;
+        } else if (dir) {
+            fprintf(stderr, "tunebench: one archive only ('%s' and '%s')\n", dir, argv[i]);
+            return TB_EXIT_USAGE;
+        } else {
+            dir = argv[i];
+        }
+    }
+    if (!dir || !out) {
+        export_usage(stderr);
+        return TB_EXIT_USAGE;
+    }
+    tb_err err = {{0}};
+    if (tb_archive_export(dir, out, &err) != TB_OK) {
+        fprintf(stderr, "tunebench: %s\n", err.msg);
+        return TB_EXIT_FAILED;
+    }
+    printf("exported %s to %s\n", dir, out);
+    return TB_EXIT_OK;
+}

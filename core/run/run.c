@@ -1,0 +1,306 @@
+/* run.c: a training run from a configuration (see run.h). */
+#include "run.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/checkpoint.h"
+#include "engine/device.h"
+#include "runfile.h"
+
+const char *const tb_run_train_keys[] = {
+    "epochs", "batch_size", "loss", "optimizer", "lr", "weight_decay", "momentum", "rho", "lambd", "alpha", "eps",
+    "lr_decay", "initial_accumulator_value", "beta1", "beta2", "dampening", "nesterov", "amsgrad", "centered", "t0",
+    "seed", "init_seed", "time_limit", "threads", "device", "eval_batch_size", "gpu_memory_mib", "tf32",
+};
+const int tb_run_train_key_count = (int)(sizeof tb_run_train_keys / sizeof tb_run_train_keys[0]);
+
+static const char *const model_keys[] = {"name", "init_from", "freeze"};
+static const char *const task_keys[] = {"name", "resolution", "val_fraction", "split_seed", "folds", "fold",
+                                        "mean", "std", "crop_padding", "hflip", "random_resized_crop",
+                                        "merge_val"};
+static const char *const output_keys[] = {"run", "checkpoint"};
+static const char *const plugins_keys[] = {"path"};
+
+#define TRY(expr)                                                                                                  \
+    do {                                                                                                           \
+        tb_status st_ = (expr);                                                                                    \
+        if (st_ != TB_OK) return st_;                                                                              \
+    } while (0)
+
+/* The torch hyperparameters of [train]: absent keys keep the optimizer's torch default. */
+static tb_status read_optimizer(const tb_config *cfg, tb_optim_config *oc, tb_err *err)
+{
+    int kind;
+    TRY(tb_config_choice(cfg, "train", "optimizer", NULL, "sgd|adam|adagrad|adadelta|rmsprop|asgd", &kind, err));
+    tb_optim_defaults(oc, (tb_optim_kind)kind);
+    const double inf = INFINITY;
+    TRY(tb_config_double(cfg, "train", "lr", oc->lr, 0, 1e3, &oc->lr, err));
+    TRY(tb_config_double(cfg, "train", "weight_decay", oc->weight_decay, 0, 1e3, &oc->weight_decay, err));
+    TRY(tb_config_double(cfg, "train", "momentum", oc->momentum, 0, 1, &oc->momentum, err));
+    TRY(tb_config_double(cfg, "train", "dampening", oc->dampening, 0, 1, &oc->dampening, err));
+    TRY(tb_config_double(cfg, "train", "rho", oc->rho, 0, 1, &oc->rho, err));
+    TRY(tb_config_double(cfg, "train", "lambd", oc->lambd, 0, 1e3, &oc->lambd, err));
+    TRY(tb_config_double(cfg, "train", "alpha", oc->alpha, 0, 1e3, &oc->alpha, err));
+    TRY(tb_config_double(cfg, "train", "eps", oc->eps, 0, 1, &oc->eps, err));
+    TRY(tb_config_double(cfg, "train", "lr_decay", oc->lr_decay, 0, 1e3, &oc->lr_decay, err));
+    TRY(tb_config_double(cfg, "train", "initial_accumulator_value", oc->initial_accumulator_value, 0, 1e3,
+                         &oc->initial_accumulator_value, err));
+    TRY(tb_config_double(cfg, "train", "beta1", oc->beta1, 0, 0.999999, &oc->beta1, err));
+    TRY(tb_config_double(cfg, "train", "beta2", oc->beta2, 0, 0.999999, &oc->beta2, err));
+    TRY(tb_config_double(cfg, "train", "t0", oc->t0, 0, inf, &oc->t0, err));
+    TRY(tb_config_bool(cfg, "train", "nesterov", oc->nesterov, &oc->nesterov, err));
+    TRY(tb_config_bool(cfg, "train", "amsgrad", oc->amsgrad, &oc->amsgrad, err));
+    TRY(tb_config_bool(cfg, "train", "centered", oc->centered, &oc->centered, err));
+    char msg[256];
+    if (tb_optim_validate(oc, msg, sizeof msg) != 0) return tb_fail(err, TB_EINVAL, "[train] %s", msg);
+    return TB_OK;
+}
+
+/* "0.5,0.4,0.3" into up to 4 floats; returns the count or -1. */
+static int parse_floats(const char *text, float *out, int max)
+{
+    int n = 0;
+    const char *p = text;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || !isfinite(v) || n == max) return -1;
+        out[n++] = (float)v;
+        while (*end == ' ') end++;
+        if (*end == ',') end++;
+        else if (*end) return -1;
+        p = end;
+    }
+    return n;
+}
+
+static tb_status read_task_options(const tb_config *cfg, tb_task_options *o, tb_err *err)
+{
+    int64_t v;
+    memset(o, 0, sizeof *o);
+    TRY(tb_config_int(cfg, "task", "resolution", 0, 0, 1024, &v, err));
+    o->resolution = (int)v;
+    TRY(tb_config_double(cfg, "task", "val_fraction", 0.1, 0, 0.9, &o->val_fraction, err));
+    TRY(tb_config_int(cfg, "task", "split_seed", 0, 0, INT64_MAX, &v, err));
+    o->split_seed = (uint64_t)v;
+    TRY(tb_config_int(cfg, "task", "folds", 0, 0, 100, &v, err));
+    o->folds = (int)v;
+    TRY(tb_config_int(cfg, "task", "fold", 0, 0, 99, &v, err));
+    o->fold = (int)v;
+    if (o->folds == 1) return tb_fail(err, TB_EINVAL, "task.folds = 1 is not allowed: use 0 (no folds) or >= 2");
+    if (o->folds > 1 && o->fold >= o->folds)
+        return tb_fail(err, TB_EINVAL, "task.fold = %d is outside [0, %d] (task.folds = %d)", o->fold, o->folds - 1,
+                       o->folds);
+    const char *mean, *std;
+    TRY(tb_config_string(cfg, "task", "mean", NULL, &mean, err));
+    TRY(tb_config_string(cfg, "task", "std", NULL, &std, err));
+    if (!mean != !std) return tb_fail(err, TB_EINVAL, "task.mean and task.std must be given together");
+    if (mean) {
+        int nm = parse_floats(mean, o->mean, 4), ns = parse_floats(std, o->std, 4);
+        if (nm < 1) return tb_fail(err, TB_EINVAL, "task.mean = \"%s\" is not 1 to 4 comma-separated numbers", mean);
+        if (ns != nm)
+            return tb_fail(err, TB_EINVAL, "task.std = \"%s\" must have as many numbers as task.mean (%d)", std, nm);
+        for (int i = 0; i < ns; i++)
+            if (!(o->std[i] > 0)) return tb_fail(err, TB_EINVAL, "task.std = \"%s\": every value must be > 0", std);
+        o->has_norm = 1;
+    }
+    TRY(tb_config_bool(cfg, "task", "merge_val", 0, &o->merge_val, err));
+    if (o->merge_val && o->folds > 1)
+        return tb_fail(err, TB_EINVAL, "task.merge_val = true cannot be combined with task.folds = %d", o->folds);
+    TRY(tb_config_int(cfg, "task", "crop_padding", 0, 0, 64, &v, err));
+    o->crop_padding = (int)v;
+    TRY(tb_config_bool(cfg, "task", "hflip", 0, &o->hflip, err));
+    TRY(tb_config_bool(cfg, "task", "random_resized_crop", 0, &o->random_resized_crop, err));
+    return TB_OK;
+}
+
+/* The plugin's own section must exist only for the chosen plugin; other plugin
+ * sections are mistakes (a typo, or options of a plugin not in use). */
+static tb_status check_sections(const tb_config *cfg, const tb_plugin_registry *reg, const char *model,
+                                const char *task, tb_err *err)
+{
+    /* a study's configuration trains as a single run too: its [study], [space]
+     * and front-end sections are read by `tunebench study` and `sweep`, not here */
+    const char *valid[64] = {"model", "task", "train", "output", "plugins", "study", "space", model, task};
+    int n = 9;
+    for (int i = 0; i < reg->count && n < 64; i++)
+        if (reg->plugins[i].desc.kind == TB_PLUGIN_FRONTEND) valid[n++] = reg->plugins[i].desc.name;
+    return tb_config_check_sections(cfg, valid, n, err);
+}
+
+tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
+{
+    memset(run, 0, sizeof *run);
+    run->cfg = cfg;
+    const char *model, *task, *plugin_path, *s;
+    TRY(tb_config_check_section(cfg, "model", model_keys, (int)(sizeof model_keys / sizeof *model_keys), err));
+    TRY(tb_config_check_section(cfg, "task", task_keys, (int)(sizeof task_keys / sizeof *task_keys), err));
+    TRY(tb_config_check_section(cfg, "train", tb_run_train_keys, tb_run_train_key_count, err));
+    TRY(tb_config_check_section(cfg, "output", output_keys, (int)(sizeof output_keys / sizeof *output_keys), err));
+    TRY(tb_config_check_section(cfg, "plugins", plugins_keys, 1, err));
+    TRY(tb_config_string(cfg, "model", "name", NULL, &model, err));
+    TRY(tb_config_string(cfg, "task", "name", NULL, &task, err));
+    if (!model) return tb_fail(err, TB_EINVAL, "model.name is missing: name a model plugin (see tunebench plugins)");
+    if (!task) return tb_fail(err, TB_EINVAL, "task.name is missing: name a task plugin (see tunebench plugins)");
+
+    /* training */
+    tb_train_config *t = &run->train;
+    int64_t v;
+    TRY(tb_config_int(cfg, "train", "epochs", 1, 1, 100000, &v, err));
+    t->epochs = (int)v;
+    TRY(tb_config_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &v, err));
+    t->batch_size = (int)v;
+    TRY(tb_config_int(cfg, "train", "eval_batch_size", 0, 0, 1 << 20, &v, err));
+    t->eval_batch_size = (int)v;
+    int loss;
+    TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", "cross_entropy|nll|l1|mse", &loss, err));
+    t->loss = (tb_loss_kind)loss;
+    if (!tb_config_get(cfg, "train", "optimizer"))
+        return tb_fail(err, TB_EINVAL, "train.optimizer is missing; allowed: %s", tb_optim_names());
+    TRY(read_optimizer(cfg, &t->optim, err));
+    TRY(tb_config_int(cfg, "train", "seed", 0, 0, INT64_MAX, &v, err));
+    t->seed = (uint64_t)v;
+    TRY(tb_config_int(cfg, "train", "init_seed", (int64_t)t->seed, 0, INT64_MAX, &v, err));
+    run->init_seed = (uint64_t)v;
+    TRY(tb_config_double(cfg, "train", "time_limit", 0, 0, 1e7, &t->time_limit_s, err));
+    TRY(tb_config_int(cfg, "train", "threads", 0, 0, 1024, &v, err));
+    run->threads = (int)v;
+    TRY(tb_config_string(cfg, "train", "device", "cpu", &s, err));
+    TRY(tb_device_parse(s, "train.device", &run->dev, err));
+    TRY(tb_device_check(&run->dev, "train.device", err)); /* before any data is loaded */
+    tb_device_format(&run->dev, run->device, sizeof run->device);
+    TRY(tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, 16 << 20, &v, err));
+    run->gpu_memory_mib = (int)v;
+    TRY(tb_config_bool(cfg, "train", "tf32", 0, &run->tf32, err));
+
+    /* model extras */
+    TRY(tb_config_string(cfg, "model", "init_from", "", &s, err));
+    snprintf(run->init_from, sizeof run->init_from, "%s", s);
+    TRY(tb_config_string(cfg, "model", "freeze", "none", &s, err));
+    snprintf(run->freeze, sizeof run->freeze, "%s", s);
+    if (strcmp(run->freeze, "none") != 0 && !run->init_from[0])
+        return tb_fail(err, TB_EINVAL,
+                       "model.freeze = \"%s\" needs model.init_from: freezing randomly initialised layers "
+                       "is almost certainly a mistake", run->freeze);
+
+    TRY(read_task_options(cfg, &run->task_opt, err));
+
+    /* output */
+    TRY(tb_config_string(cfg, "output", "run", "runs/run.h5", &s, err));
+    if (snprintf(run->run_path, sizeof run->run_path, "%s", s) >= (int)sizeof run->run_path)
+        return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof run->run_path - 1);
+    TRY(tb_config_string(cfg, "output", "checkpoint", "", &s, err));
+    snprintf(run->checkpoint_path, sizeof run->checkpoint_path, "%s", s);
+
+    /* plugins and their options */
+    TRY(tb_config_string(cfg, "plugins", "path", NULL, &plugin_path, err));
+    TRY(tb_plugins_discover(&run->plugins, plugin_path, err));
+    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_MODEL, model, &run->model_plugin, err));
+    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_TASK, task, &run->task_plugin, err));
+    TRY(check_sections(cfg, &run->plugins, model, task, err));
+    TRY(tb_plugin_args_resolve(run->model_plugin, cfg, model, &run->model_args, err));
+    TRY(tb_plugin_args_resolve(run->task_plugin, cfg, task, &run->task_args, err));
+    return TB_OK;
+}
+
+tb_status tb_run_prepare(tb_run *run, tb_err *err)
+{
+    tb_task_data raw;
+    memset(&raw, 0, sizeof raw);
+    TRY(tb_plugin_open_task(run->task_plugin, run->task_args, &raw, err));
+    TRY(tb_task_prepare(&run->task, &raw, &run->task_opt, err));
+    run->task_loaded = 1;
+    const tb_task *t = &run->task;
+    if (t->train.count < 1) return tb_fail(err, TB_EINVAL, "task %s has no training samples", run->task_plugin->desc.name);
+    if (run->train.batch_size > t->train.count)
+        return tb_fail(err, TB_EINVAL, "train.batch_size = %d is outside [1, %d] (the training set size)",
+                       run->train.batch_size, t->train.count);
+
+    tb_model_input in = {t->train.channels, t->train.height, t->train.width, t->train.classes};
+    TRY(tb_plugin_build_model(run->model_plugin, run->model_args, &in, &run->net, err));
+    tb_backend_options bo = {.threads = run->threads, .gpu_memory_budget = (size_t)run->gpu_memory_mib << 20,
+                             .tf32 = run->tf32};
+    TRY(tb_backend_create(&run->dev, &bo, &run->be, err));
+    int max_batch = run->train.batch_size;
+    if (run->train.eval_batch_size > max_batch) max_batch = run->train.eval_batch_size;
+    TRY(tb_net_build(run->net, run->be, max_batch, err));
+    tb_net_init_params(run->net, run->init_seed);
+
+    if (run->init_from[0]) {
+        const char *head = run->model_plugin->desc.head_prefixes;
+        TRY(tb_checkpoint_load_transfer(run->init_from, run->net, head ? head : "", run->kept_head,
+                                        sizeof run->kept_head, err));
+    }
+    if (strcmp(run->freeze, "none") != 0) {
+        const char *prefixes = run->freeze;
+        if (strcmp(prefixes, "base") == 0) {
+            prefixes = run->model_plugin->desc.base_prefixes;
+            if (!prefixes)
+                return tb_fail(err, TB_EINVAL, "model.freeze = base: model %s does not say which layers are its base; "
+                               "give state_dict prefixes instead", run->model_plugin->desc.name);
+        }
+        if (tb_net_set_trainable(run->net, prefixes, 0) == 0)
+            return tb_fail(err, TB_EINVAL, "model.freeze = \"%s\" matches no parameter of model %s", run->freeze,
+                           run->model_plugin->desc.name);
+    }
+    return TB_OK;
+}
+
+/* Curves kept in memory for the run file. */
+static void record_curves(void *user, const tb_train_event *ev) { tb_curves_add(user, ev); }
+
+tb_status tb_run_execute(tb_run *run, const tb_train_hooks *hooks, tb_err *err)
+{
+    tb_curves curves;
+    tb_curves_init(&curves);
+    tb_train_hooks all = {0};
+    if (hooks) all = *hooks;
+    if (tb_train_hooks_add(&all, record_curves, &curves) != 0)
+        return tb_fail(err, TB_EINVAL, "too many training listeners (at most %d)", TB_MAX_LISTENERS - 1);
+    tb_optimizer opt;
+    tb_status st = tb_optimizer_create(&opt, run->net, &run->train.optim, err);
+    if (st != TB_OK) {
+        tb_curves_free(&curves);
+        return st;
+    }
+    const tb_dataset *val = run->task.val.count > 0 ? &run->task.val : NULL;
+    tb_err train_err = {{0}};
+    tb_status train_st = tb_train(run->net, &opt, &run->train, &run->task.train, val, &all, &run->result, &train_err);
+    if (train_st == TB_OK && run->task.test.count > 0) {
+        if (tb_metrics_init(&run->test, run->task.train.classes) != 0) {
+            st = tb_fail(err, TB_ENOMEM, "out of memory");
+            goto out;
+        }
+        run->tested = 1;
+        if ((st = tb_evaluate(run->net, &run->task.test, run->train.loss, run->train.eval_batch_size, &run->test,
+                              err)) != TB_OK)
+            goto out;
+    }
+    /* the run file is written whatever the outcome of training */
+    if ((st = tb_runfile_write(run->run_path, run, &opt, &curves, train_st, train_err.msg, err)) != TB_OK) goto out;
+    if (run->checkpoint_path[0] && (st = tb_checkpoint_save(run->checkpoint_path, run->net, &opt, err)) != TB_OK)
+        goto out;
+    if (train_st != TB_OK) {
+        st = train_st;
+        tb_fail(err, train_st, "%s", train_err.msg);
+    }
+out:
+    tb_optimizer_destroy(&opt);
+    tb_curves_free(&curves);
+    return st;
+}
+
+void tb_run_free(tb_run *run)
+{
+    if (run->tested) tb_metrics_free(&run->test);
+    tb_net_free(run->net);
+    if (run->be) tb_backend_destroy(run->be);
+    if (run->task_loaded) tb_task_free(&run->task);
+    tb_plugin_args_free(run->model_args);
+    tb_plugin_args_free(run->task_args);
+    tb_plugins_free(&run->plugins);
+    memset(run, 0, sizeof *run);
+}

@@ -1,0 +1,71 @@
+/* run.h: one training run described by a configuration, end to end: plugins
+ * found and validated, data loaded and split, model built (optionally from a
+ * checkpoint, part of it frozen), trained, scored on the test split, and
+ * recorded in one HDF5 run file (docs/run-files.md). Front ends, sweeps and
+ * executors drive runs through this.
+ *
+ * Configuration sections (every key checked; unknown keys name the nearest):
+ *   [model]   name (a model plugin), init_from (checkpoint or run file),
+ *             freeze (none | base | comma-separated state_dict prefixes)
+ *   [<model name>]  the model plugin's options
+ *   [task]    name (a task plugin), resolution, val_fraction, split_seed,
+ *             folds, fold, mean, std, crop_padding, hflip, random_resized_crop
+ *   [<task name>]   the task plugin's options
+ *   [train]   the study's 15 hyperparameters by PyTorch's names (epochs,
+ *             batch_size, loss, optimizer, lr, weight_decay, momentum, rho,
+ *             lambd, alpha, eps, lr_decay, initial_accumulator_value, beta1,
+ *             beta2), the other torch options (dampening, nesterov, amsgrad,
+ *             centered, t0), seed, init_seed, time_limit, threads, device
+ *             (cpu | cuda | cuda:N), gpu_memory_mib (a GPU run's memory budget, 0: none),
+ *             tf32 (allow TF32 tensor-core math on the GPU; default false)
+ *   [output]  run (the run file path), checkpoint (an extra checkpoint file)
+ *   [plugins] path (an extra plugin file or directory searched first) */
+#ifndef TB_RUN_H
+#define TB_RUN_H
+
+#include "base/config.h"
+#include "engine/device.h"
+#include "host/plugin.h"
+#include "data/task.h"
+#include "engine/train.h"
+
+typedef struct tb_run {
+    tb_config *cfg;                 /* not owned */
+    tb_plugin_registry plugins;
+    const tb_plugin *model_plugin, *task_plugin;
+    tb_plugin_args *model_args, *task_args;
+    tb_task_options task_opt;
+    tb_task task;
+    int task_loaded;
+    tb_backend *be;
+    tb_net *net;
+    tb_train_config train;
+    uint64_t init_seed;
+    char init_from[1024], freeze[512], kept_head[512];
+    char run_path[1024], checkpoint_path[1024];
+    tb_device dev;                  /* train.device */
+    char device[32];                /* "cpu", "cuda:0" */
+    int gpu_memory_mib, tf32;       /* train.gpu_memory_mib, train.tf32 */
+    int threads;
+    /* results */
+    tb_train_result result;
+    tb_metrics test;
+    int tested;
+} tb_run;
+
+/* Everything checkable without data: sections and keys, values and ranges,
+ * plugins found and their options. */
+tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err);
+/* Loads the task, builds and initialises the model (init_from, freeze). */
+tb_status tb_run_prepare(tb_run *run, tb_err *err);
+/* Trains, evaluates on the test split and writes the run file. hooks may be
+ * NULL. The run file is written also when training ends early (diverged,
+ * cancelled, time limit), with that status. */
+tb_status tb_run_execute(tb_run *run, const tb_train_hooks *hooks, tb_err *err);
+void tb_run_free(tb_run *run);
+
+/* The valid keys of the fixed sections, for error messages and docs. */
+extern const char *const tb_run_train_keys[];
+extern const int tb_run_train_key_count;
+
+#endif

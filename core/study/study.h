@@ -1,0 +1,106 @@
+/* study.h: a study of how people tune a network, as a core service every
+ * front end drives (the protocol of Anand et al., BMVC 2020, section 2).
+ *
+ * A study is a task + model (the usual [model]/[task] sections), a space over
+ * the 15 hyperparameters (core/space.h: [space], presets from [train]), a
+ * per-participant time budget, a training seed and the final seeds shared by
+ * every participant, an executor and an archive, all from one INI file:
+ *
+ *   [study]
+ *   title = ...                 ; shown to participants
+ *   briefing = ...              ; the task description shown before consent
+ *   archive = studies/fmnist    ; the archive directory (core/archive.h)
+ *   budget_minutes = 120        ; per participant, counted while active
+ *   final_seeds = 0,1,...,9     ; one retraining on train+val per seed, scored on test
+ *   slots = 1                   ; runs at once (the local executor's worker threads)
+ *   threads_per_run = 0         ; CPU threads per run (0: cores / slots)
+ *   max_active = 0              ; participants whose clock may run at once (0: slots)
+ *
+ * Lifecycle of a participant: register -> consent -> enter (admitted, or the
+ * lobby) -> submit / cancel / history ... -> finish (or the budget runs out:
+ * the best finished run by validation accuracy becomes the final one,
+ * recorded with reason "budget") -> final evaluations (one run per final
+ * seed, trained on train + validation, scored on the test split).
+ *
+ * Fairness policy (docs/study.md): a participant's clock runs only while
+ * admitted; at most max_active participants are admitted at once (by default
+ * as many as the executor has slots) and each may have one run live, so a
+ * participant's run never waits behind another participant's. Time a run
+ * still spends queued (behind a final evaluation, say) is credited back, as
+ * is the training time of runs a crash interrupted; the clock stops at the
+ * last sign of life of a crashed process (a heartbeat every 2 s) and the
+ * participant re-enters after the restart. Every timestamp and credit is
+ * recorded so analysts can recompute budgets their own way.
+ *
+ * Crash safety: every state change is appended to DIR/study.journal and
+ * fsync'ed before it is acknowledged; runs go through the archive (epochs
+ * durable before they are shown). DIR/study.h5 (the tables analysts read) is
+ * rewritten from memory into a temporary file and renamed, so it is always
+ * complete. Reopening a study replays the journal: runs that were live are
+ * interrupted (their time given back), participants carry on, final
+ * evaluations that did not complete are queued again. */
+#ifndef TB_STUDY_H
+#define TB_STUDY_H
+
+#include "store/archive.h"
+#include "base/config.h"
+#include "exec/executor.h"
+#include "space.h"
+#include "tunebench/tunebench_plugin.h"
+
+#define TB_STUDY_SCHEMA_VERSION 1
+#define TB_STUDY_MAX_SEEDS 100
+
+/* The education levels offered (the study's web form). */
+#define TB_STUDY_EDUCATION "high_school|bachelor|master_enrolled|master|doctorate"
+/* Table 3's predefined comments; anything else is free text ("Other"). */
+#define TB_STUDY_COMMENTS                                                                                          \
+    "It is just a guess.|It is the suggested default value.|It is the value that has worked well for me in the "  \
+    "past.|It is the value I learnt from previous submissions."
+
+typedef struct tb_study_settings {
+    char title[256];
+    char briefing[4096];
+    char archive[1024];
+    double budget_s;
+    int n_final_seeds;
+    int64_t final_seeds[TB_STUDY_MAX_SEEDS];
+    int slots, threads_per_run, max_active;
+    int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots: gpus x runs_per_gpu replace slots */
+    int train_count;   /* training-set size after the validation split; 0 when unknown */
+} tb_study_settings;
+
+/* Reads [study] and [space] (errors name key, value and what is allowed). */
+tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err);
+
+typedef struct tb_study_recovery {
+    tb_archive_recovery archive;
+    int participants;
+    int interrupted_runs;      /* participants' runs found live and ended "interrupted" */
+    double credited_s;         /* time given back to participants */
+    int finals_requeued;       /* final evaluations queued again */
+} tb_study_recovery;
+
+/* Opens (or creates) the study's archive and replays its journal; starts the
+ * executor. archive_dir overrides [study] archive when non-NULL. cfg is
+ * copied (as INI text); the study keeps no pointer to it. A second process
+ * gets "archive DIR is in use by process PID". */
+tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study **out, tb_study_recovery *rec,
+                        tb_err *err);
+/* Waits for queued final evaluations (wait_finals) or interrupts them, closes
+ * the archive. Live participants' runs end "interrupted". NULL is fine. */
+tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err);
+
+/* The table handed to front ends (valid until tb_study_close). */
+const tb_study_api *tb_study_api_get(tb_study *s);
+/* Counts a Ctrl-C (called from the host's SIGINT handler: async-signal-safe). */
+void tb_study_note_interrupt(tb_study *s);
+
+const tb_study_settings *tb_study_get_settings(const tb_study *s);
+const tb_space *tb_study_get_space(const tb_study *s);
+tb_archive *tb_study_archive(tb_study *s);
+
+/* Final evaluations queued or running. */
+int tb_study_finals_pending(tb_study *s);
+
+#endif

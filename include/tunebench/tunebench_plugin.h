@@ -1,0 +1,397 @@
+/* tunebench_plugin.h: the one header a tunebench plugin includes.
+ *
+ * A plugin is a shared library exporting one symbol,
+ *
+ *     const tb_plugin_descriptor *tunebench_plugin_entry(void);
+ *
+ * that returns a static descriptor: ABI version, the descriptor's size, kind
+ * (model, task, front end), name, version, licence, its options and its
+ * callbacks. The host reaches the plugin only through those callbacks and the
+ * plugin reaches the host only through the tb_host_api table it is handed, so
+ * a plugin links nothing from tunebench and can be tested against a fake table.
+ *
+ * Rules (the loader enforces what it can):
+ *   - never call exit() or abort(); return a status and write one line into
+ *     the error buffer you are given;
+ *   - never print; use host->log;
+ *   - the plugin's name is unique among loaded plugins and is what configs use;
+ *   - model plugins describe networks with the host's layer builder and write
+ *     no backward code; they run on every backend the host has;
+ *   - task plugins hand over raw uint8 images; the host does the resizing,
+ *     normalisation, shuffling, augmentation and k-fold splits, the same way
+ *     for every task.
+ *
+ * Compatibility: the host refuses a plugin whose ABI major differs from its
+ * own, and one whose minor is newer. tb_host_api and tb_plugin_descriptor only
+ * grow at the end; each carries its size, so either side can tell which
+ * members the other has. See docs/plugins.md for a guide. */
+#ifndef TUNEBENCH_PLUGIN_H
+#define TUNEBENCH_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TB_PLUGIN_ABI_MAJOR 1
+#define TB_PLUGIN_ABI_MINOR 2 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest) */
+#define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
+
+#if defined(__GNUC__)
+#define TB_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define TB_PLUGIN_EXPORT
+#endif
+
+/* The descriptor's first fields, always these: the ABI this header defines
+ * and the descriptor's size as this plugin sees it. */
+#define TB_PLUGIN_ABI \
+    .abi_major = TB_PLUGIN_ABI_MAJOR, .abi_minor = TB_PLUGIN_ABI_MINOR, .size = sizeof(tb_plugin_descriptor)
+
+/* Defines the exported entry point returning &descriptor (a static
+ * tb_plugin_descriptor): TB_PLUGIN_DEFINE_ENTRY(descriptor) */
+#define TB_PLUGIN_DEFINE_ENTRY(descriptor)                                          \
+    TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void);     \
+    TB_PLUGIN_EXPORT const tb_plugin_descriptor *tunebench_plugin_entry(void) { return &(descriptor); }
+
+/* ---- types shared with the core -------------------------------------------- */
+
+/* tb_status: tunebench_status.h, shared with the core */
+#include "tunebench_status.h"
+
+/* A network under construction; opaque to plugins. */
+typedef struct tb_net tb_net;
+
+typedef enum tb_init_kind {
+    TB_INIT_DEFAULT = 0,     /* torch's reset_parameters(): weight kaiming_uniform(a=sqrt(5)),
+                                bias uniform(+-1/sqrt(fan_in)) */
+    TB_INIT_KAIMING_UNIFORM, /* kaiming_uniform_(mode=fan_in, nonlinearity=relu): U(+-sqrt(6/fan_in)) */
+    TB_INIT_KAIMING_NORMAL,  /* kaiming_normal_(mode=fan_in, nonlinearity=relu): N(0, 2/fan_in) */
+    TB_INIT_XAVIER_UNIFORM,  /* U(+-sqrt(6/(fan_in+fan_out))) */
+    TB_INIT_XAVIER_NORMAL,   /* N(0, 2/(fan_in+fan_out)) */
+    TB_INIT_NORMAL,          /* N(0, arg^2) */
+    TB_INIT_CONSTANT,        /* arg */
+} tb_init_kind;
+
+/* How one layer's weight and bias are initialised. */
+typedef struct tb_init_spec {
+    tb_init_kind weight;
+    float weight_arg;  /* std for NORMAL, value for CONSTANT */
+    tb_init_kind bias; /* DEFAULT: uniform(+-1/sqrt(fan_in)); CONSTANT: bias_arg; any other kind: 0 */
+    float bias_arg;
+} tb_init_spec;
+
+#define TB_NET_INPUT (-1)
+
+/* ---- options ---------------------------------------------------------------- */
+
+typedef enum tb_option_type {
+    TB_OPTION_INT = 1,
+    TB_OPTION_FLOAT = 2,
+    TB_OPTION_BOOL = 3,     /* true/false, yes/no, 1/0 */
+    TB_OPTION_STRING = 4,
+    TB_OPTION_CHOICE = 5,   /* one of `choices`, '|'-separated */
+    TB_OPTION_INT_LIST = 6, /* comma-separated integers, each in [min, max] */
+    TB_OPTION_PATH = 7,     /* a file or directory; the host expands a leading ~ */
+} tb_option_type;
+
+/* One option of a plugin, read from the plugin's section of a config. */
+typedef struct tb_plugin_option {
+    const char *name;          /* key, e.g. "version" */
+    tb_option_type type;
+    const char *default_value; /* as it would be written in the config; NULL: required */
+    double min, max;           /* closed range for INT, FLOAT, INT_LIST */
+    const char *choices;       /* CHOICE: "1_0|1_1" */
+    const char *help;          /* one line */
+} tb_plugin_option;
+
+/* The option values the host resolved and validated for this use of the
+ * plugin (config, defaults and --set overrides); read with host->arg_*. */
+typedef struct tb_plugin_args tb_plugin_args;
+
+/* ---- what task plugins return ----------------------------------------------- */
+
+typedef enum tb_split {
+    TB_SPLIT_TRAIN = 0,
+    TB_SPLIT_VAL = 1,
+    TB_SPLIT_TEST = 2,
+} tb_split;
+
+/* Raw samples: uint8 images [count, channels, height, width] (all the same
+ * size), labels in [0, classes) and the split each sample belongs to. Memory
+ * from host->alloc; the host takes ownership when open_task succeeds. */
+typedef struct tb_task_data {
+    int count;
+    int channels, height, width;
+    int classes;
+    uint8_t *pixels;
+    int32_t *labels;
+    uint8_t *splits;           /* tb_split per sample */
+    char **class_names;        /* [classes], each from host->alloc; may be NULL */
+    /* Optional: per-channel mean/std of pixel/255 the task is known to use
+     * (e.g. ImageNet statistics); when has_norm is 0 the host computes them on
+     * the training split or takes them from the config. */
+    int has_norm;
+    float mean[4], std[4];
+    char source[256];          /* where the data came from, for run files */
+} tb_task_data;
+
+/* ---- the host's services ------------------------------------------------------ */
+
+#define TB_HOST_API_VERSION 3
+
+typedef enum tb_log_level {
+    TB_LOG_DEBUG = 0,
+    TB_LOG_INFO = 1,
+    TB_LOG_WARN = 2,
+} tb_log_level;
+
+typedef struct tb_host_api {
+    uint32_t version; /* TB_HOST_API_VERSION of the host */
+    uint32_t size;    /* sizeof(tb_host_api) in the host; members past it are absent */
+
+    /* options of this plugin (declared names only; the host already checked types and ranges) */
+    int64_t (*arg_int)(const tb_plugin_args *args, const char *name); /* INT; CHOICE: the index in `choices` */
+    double (*arg_float)(const tb_plugin_args *args, const char *name);
+    int (*arg_bool)(const tb_plugin_args *args, const char *name);
+    const char *(*arg_string)(const tb_plugin_args *args, const char *name); /* STRING, CHOICE, PATH */
+    /* INT_LIST: copies up to max values, returns how many the list has */
+    int (*arg_int_list)(const tb_plugin_args *args, const char *name, int64_t *out, int max);
+    /* 1 when the option was given explicitly (config or --set), 0 when defaulted */
+    int (*arg_is_set)(const tb_plugin_args *args, const char *name);
+
+    /* messages and memory */
+    void (*log)(tb_log_level level, const char *plugin, const char *fmt, ...)
+#if defined(__GNUC__)
+        __attribute__((format(printf, 3, 4)))
+#endif
+        ;
+    void *(*alloc)(size_t bytes); /* NULL when out of memory; released with host->free */
+    void (*free)(void *ptr);
+
+    /* layer builder: each returns the new layer's id, or -1 after which the
+     * network records the error and the host reports it (see core/net.h) */
+    tb_net *(*net_new)(int in_c, int in_h, int in_w);
+    void (*net_free)(tb_net *net);
+    int (*net_conv2d)(tb_net *net, int input, const char *name, int out_c, int kernel, int stride, int pad,
+                      int groups, int bias, tb_init_spec init);
+    int (*net_linear)(tb_net *net, int input, const char *name, int out_features, int bias, tb_init_spec init);
+    int (*net_relu)(tb_net *net, int input);
+    int (*net_maxpool)(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode);
+    int (*net_avgpool)(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode,
+                       int count_include_pad);
+    int (*net_adaptive_avgpool)(tb_net *net, int input, int out_h, int out_w);
+    int (*net_concat)(tb_net *net, const int *inputs, int n_inputs);
+    int (*net_dropout)(tb_net *net, int input, float p);
+    int (*net_batchnorm)(tb_net *net, int input, const char *name, float eps, float momentum);
+    int (*net_flatten)(tb_net *net, int input);
+    /* output shape of a layer (or TB_NET_INPUT): returns 0, or -1 for an unknown id */
+    int (*net_shape)(const tb_net *net, int layer, int *c, int *h, int *w);
+
+    /* images: bilinear resize (antialiased when shrinking) of one uint8 image
+     * [channels, sh, sw] to [channels, dh, dw] */
+    void (*resize_u8)(uint8_t *dst, int dh, int dw, const uint8_t *src, int sh, int sw, int channels);
+    /* Fisher-Yates permutation of 0..n-1 from (seed, stream id, sub-stream); the same as the core's */
+    void (*permutation)(int32_t *perm, int32_t n, uint64_t seed, uint32_t stream, uint32_t sub);
+    /* number of CPU threads a plugin may use for loading */
+    int (*threads)(void);
+    /* a writable cache directory for this plugin (created), e.g. ~/.cache/tunebench/imagenette */
+    const char *(*cache_dir)(const char *plugin);
+
+    /* version 2 (plugins built with ABI minor >= 1 may rely on it) */
+    /* releases everything of a tb_task_data allocated with host->alloc
+     * (pixels, labels, splits, class_names and their strings; NULL members
+     * are fine) and zeroes it: a task plugin's clean-up on failure */
+    void (*task_data_free)(tb_task_data *data);
+
+    /* version 3 (plugins built with ABI minor >= 2 may rely on it) */
+    /* the candidate nearest to word for a "did you mean" hint, or NULL when
+     * none is close: the rule the core's own configuration errors use */
+    const char *(*nearest)(const char *word, const char *const *candidates, int n);
+} tb_host_api;
+
+/* ---- the descriptor ----------------------------------------------------------- */
+
+typedef enum tb_plugin_kind {
+    TB_PLUGIN_MODEL = 1,
+    TB_PLUGIN_TASK = 2,
+    TB_PLUGIN_FRONTEND = 3,
+} tb_plugin_kind;
+
+/* Input a model is built for. */
+typedef struct tb_model_input {
+    int channels, height, width;
+    int classes;
+} tb_model_input;
+
+/* ---- front ends ----------------------------------------------------------------
+ *
+ * A front end drives participants through a study: registration, consent,
+ * submissions, live progress, cancel, history, budget, the final choice. The
+ * study itself (validation, queueing, budgets, the archive, final
+ * evaluations) lives in the host; a front end reaches it only through the
+ * tb_study_api table it is handed, so every front end (CLI, HTTP) follows
+ * the same protocol and records the same things. All functions are
+ * thread-safe; those taking err write one line there on failure. */
+
+#define TB_STUDY_API_VERSION 1
+#define TB_STUDY_HP_COUNT 15 /* the paper's 15 hyperparameters, Table 1's order */
+
+typedef struct tb_study tb_study; /* opaque */
+
+/* What registration asks. Optional numbers are NaN (self_level 0) when not given. */
+typedef struct tb_fe_participant {
+    const char *id;            /* pseudonym [A-Za-z0-9._-], at most 63 bytes; NULL or "": the study assigns one */
+    const char *education;     /* one of education_levels() */
+    double dl_months;          /* months of deep-learning experience, >= 0 (mandatory) */
+    double programming_months; /* optional */
+    double ml_months;          /* optional: machine learning beyond deep learning */
+    int self_level;            /* optional self-rated level 1 (none) .. 5 (expert); 0: not given */
+} tb_fe_participant;
+
+/* One hyperparameter as a front end shows it. */
+typedef struct tb_fe_hp {
+    const char *name;     /* [train] key, e.g. "lr" */
+    int type;             /* 1 integer, 2 real, 3 choice (core/space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
+    int mandatory;
+    double lo, hi;        /* closed range (integer, real) */
+    const char *choices;  /* choice: '|'-separated */
+    const char *preset;   /* the preset value ("" when none; a mandatory one has a preset only when [train] gives it) */
+    const char *allowed;  /* "float in [1e-06, 10] (log scale)" */
+} tb_fe_hp;
+
+/* A snapshot of one submission and its run. Accuracies are fractions in
+ * [0, 1]; batch counts within the current epoch (the one after `epoch`);
+ * batches_per_epoch is 0 until training starts. */
+typedef struct tb_fe_run {
+    char run_id[32];           /* "" when rejected */
+    int number;                /* 1-based within the participant */
+    char status[16];           /* queued, training, finished, cancelled, diverged, interrupted, rejected */
+    int epoch, epochs;         /* last epoch completed (and durable) / epochs asked for */
+    int batch, batches_per_epoch;
+    double batch_loss, epoch_loss, val_loss, val_accuracy; /* NaN until known */
+    double submitted_s;        /* UTC seconds since 1970 */
+    double seconds;            /* training time so far */
+    char message[256];         /* why it ended, or the validation error of a rejection */
+    char values[TB_STUDY_HP_COUNT][64]; /* as resolved (presets filled in); as given when rejected */
+    uint64_t seq;              /* changes whenever the run changes; for wait() */
+} tb_fe_run;
+
+/* Where a participant stands. */
+typedef struct tb_fe_state {
+    char id[64];
+    char state[16];            /* registered, consented, lobby, active, done */
+    int lobby_position;        /* 1-based while in the lobby */
+    double budget_s, used_s, left_s;
+    int submissions;
+    char live_run[32];         /* the run queued or training, or "" */
+    char final_run[32];        /* the final configuration's run, "" before the end */
+    char final_reason[16];     /* "chosen", "budget" or "none" (no finished run to choose) */
+    int finals_done, finals_total; /* final evaluations finished / queued (one per final seed) */
+    double final_mean, final_sd;   /* test accuracy (fraction) over the finished final runs, NaN until all
+                                    * are done; final_sd NaN with fewer than two */
+} tb_fe_state;
+
+typedef struct tb_study_api {
+    uint32_t version; /* TB_STUDY_API_VERSION of the host */
+    uint32_t size;    /* sizeof(tb_study_api) in the host */
+    tb_study *study;
+
+    /* the study as participants see it */
+    const char *(*title)(tb_study *s);
+    const char *(*briefing)(tb_study *s);         /* the task description shown before consent (may be long) */
+    double (*budget_s)(tb_study *s);
+    int (*hp_info)(tb_study *s, int i, tb_fe_hp *out); /* i in [0, 15); returns 0, or -1 */
+    const char *(*education_levels)(tb_study *s); /* '|'-separated */
+    const char *(*comments)(tb_study *s);         /* the predefined comments, '|'-separated; free text is allowed too */
+
+    /* participants */
+    tb_status (*register_participant)(tb_study *s, const tb_fe_participant *p, char id_out[64], char *err,
+                                      size_t errlen);
+    tb_status (*consent)(tb_study *s, const char *id, char *err, size_t errlen);
+    /* Asks to start (or resume) working: *admitted 1 when the clock runs, 0 in the lobby (call again).
+     * Refused (TB_EINVAL) before consent and once the participant is done. */
+    tb_status (*enter)(tb_study *s, const char *id, int *admitted, char *err, size_t errlen);
+    /* Stops the clock (a break, or leaving to come back later); not while a run is live */
+    tb_status (*pause)(tb_study *s, const char *id, char *err, size_t errlen);
+    tb_status (*state)(tb_study *s, const char *id, tb_fe_state *out, char *err, size_t errlen);
+
+    /* Validates and queues a configuration: values[i] NULL or "" means not
+     * given (presets for optional ones), comments[i] NULL or "" none. A
+     * rejection is recorded (history_count grows) and returns TB_EINVAL with
+     * the error naming the field, value and allowed range; *bad_hp receives
+     * the field's index (or -1). A refusal that is not a rejection (not
+     * admitted, a run still live, no budget left) also returns TB_EINVAL but
+     * records nothing. */
+    tb_status (*submit)(tb_study *s, const char *id, const char *const *values, const char *const *comments,
+                        char run_id[32], int *bad_hp, char *err, size_t errlen);
+    tb_status (*cancel)(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen);
+    tb_status (*run_state)(tb_study *s, const char *run_id, tb_fe_run *out, char *err, size_t errlen);
+    /* Waits until run_id's seq differs from seq (1) or timeout_ms passes (0); -1 for an unknown run.
+     * A pending Ctrl-C (take_interrupt) makes it return 0 at the next wake-up. */
+    int (*wait)(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms);
+    int (*history_count)(tb_study *s, const char *id);
+    tb_status (*history_at)(tb_study *s, const char *id, int i, tb_fe_run *out, char *err, size_t errlen);
+
+    /* Ends the participant's tuning with run_id's configuration as the final
+     * one (NULL: the best finished run by validation accuracy); queues the
+     * final evaluations. */
+    tb_status (*finish)(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen);
+
+    /* 1 when Ctrl-C was pressed since the last call (the host catches SIGINT) */
+    int (*take_interrupt)(tb_study *s);
+} tb_study_api;
+
+/* What a front-end plugin provides (its descriptor's `frontend`). */
+typedef struct tb_frontend_api {
+    uint32_t size; /* sizeof(tb_frontend_api) the plugin was built with */
+    /* Runs the front end until it is done (e.g. its script ended or the user
+     * quit). args: the plugin's options from the study config's section named
+     * after the plugin. The study goes on after run returns (final
+     * evaluations finish in the host). */
+    tb_status (*run)(const tb_host_api *host, const tb_study_api *study, const tb_plugin_args *args, char *err,
+                     size_t errlen);
+} tb_frontend_api;
+
+typedef struct tb_plugin_descriptor {
+    uint32_t abi_major;  /* TB_PLUGIN_ABI_MAJOR the plugin was built with */
+    uint32_t abi_minor;  /* TB_PLUGIN_ABI_MINOR */
+    uint32_t size;       /* sizeof(tb_plugin_descriptor) the plugin was built with */
+    tb_plugin_kind kind;
+    const char *name;    /* unique; [a-z0-9_]+ ; what configs name */
+    const char *version; /* the plugin's own version */
+    const char *license; /* SPDX identifier, e.g. "MIT" */
+    const char *description; /* one line */
+    const tb_plugin_option *options;
+    int n_options;
+
+    /* TB_PLUGIN_MODEL: builds the network for `in` into *out (created with
+     * host->net_new). State_dict names must be those of the reference
+     * implementation (e.g. torchvision) so checkpoints move by name. */
+    tb_status (*build_model)(const tb_host_api *host, const tb_plugin_args *args, const tb_model_input *in,
+                             tb_net **out, char *err, size_t errlen);
+    /* Layers a "freeze = base" setting freezes: state_dict key prefixes, ','
+     * separated (e.g. "features."), and the head that is re-initialised when
+     * class counts differ (e.g. "classifier."). NULL when not applicable. */
+    const char *base_prefixes;
+    const char *head_prefixes;
+
+    /* TB_PLUGIN_TASK: loads the data into *out (see tb_task_data). */
+    tb_status (*open_task)(const tb_host_api *host, const tb_plugin_args *args, tb_task_data *out, char *err,
+                           size_t errlen);
+
+    /* TB_PLUGIN_FRONTEND: what the front end does (see tb_frontend_api). */
+    const tb_frontend_api *frontend;
+
+    void *reserved[8]; /* zero; room to grow without changing the size check of older hosts */
+} tb_plugin_descriptor;
+
+typedef const tb_plugin_descriptor *(*tb_plugin_entry_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
