@@ -11,6 +11,7 @@
 #include <zlib.h>
 
 #include "data/dataset.h"
+#include "tb_fmnist.h"
 #include "tb_test.h"
 
 #define FM_MEAN 0.2860f

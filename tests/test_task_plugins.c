@@ -19,6 +19,7 @@
 #include "base/config.h"
 #include "host/plugin.h"
 #include "data/task.h"
+#include "tb_fmnist.h"
 #include "tb_test.h"
 
 /* ---- temporary files ---------------------------------------------------------- */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tb_fmnist.h"
 #include "tb_test.h"
 #include "store/checkpoint.h"
 #include "engine/train.h"

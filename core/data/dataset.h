@@ -35,9 +35,4 @@ tb_status tb_dataset_memory(tb_dataset *out, uint8_t *pixels, int32_t *labels, i
 /* A view of base restricted to idx[0..n) (copied); base must outlive it. */
 tb_status tb_dataset_subset(tb_dataset *out, const tb_dataset *base, const int32_t *idx, int n, tb_err *err);
 
-/* Fashion-MNIST from the IDX files (gzip or plain) in dir; split "train" or
- * "test". Normalised with the training set's mean 0.2860 and std 0.3530. */
-tb_status tb_fmnist_load(tb_dataset *out, const char *dir, const char *split, tb_err *err);
-extern const char *const tb_fmnist_class_names[10];
-
 #endif
