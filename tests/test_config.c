@@ -1,4 +1,4 @@
-/* test_config.c: INI configurations (core/config.c): every typed accessor
+/* test_config.c: INI configurations (core/base/config.c): every typed accessor
  * with its messages, --set overrides over the file, unknown keys and
  * sections with the nearest valid name, malformed, out-of-range and NaN
  * values, file errors with their line, and the INI round trip. */

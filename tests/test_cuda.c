@@ -1,4 +1,4 @@
-/* test_cuda.c: the CUDA backend (core/cuda/) against the CPU backend, op by op,
+/* test_cuda.c: the CUDA backend (core/engine/cuda/) against the CPU backend, op by op,
  * then a small network trained on both.
  *
  * What the CUDA backend promises, and how it is checked here:

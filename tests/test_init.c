@@ -1,4 +1,4 @@
-/* test_init.c: core/init.c's schemes have torch.nn.init's distributions.
+/* test_init.c: core/engine/init.c's schemes have torch.nn.init's distributions.
  *
  * tunebench draws from its own Philox streams, so values cannot match torch's;
  * instead large fills are checked against each scheme's formula: bounds, mean,

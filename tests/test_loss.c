@@ -1,4 +1,4 @@
-/* test_loss.c: core/loss.c against PyTorch (tests/fixtures/optim_loss.h5, written
+/* test_loss.c: core/engine/loss.c against PyTorch (tests/fixtures/optim_loss.h5, written
  * by tests/reference/gen_optim_loss.py) and against finite differences. */
 #include <math.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* test_models.c: the model plugins "squeezenet" and "cnn", loaded from the
- * build's plugins folder through the host's loader (core/plugin.h) with
+ * build's plugins folder through the host's loader (core/host/plugin.h) with
  * options resolved from a tb_config, against torchvision 0.14 / torch 1.13
  * (tests/reference/gen_models.py writes tests/fixtures/models.h5):
  *

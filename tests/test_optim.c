@@ -1,4 +1,4 @@
-/* test_optim.c: core/optim.c against torch.optim's single-tensor rules
+/* test_optim.c: core/engine/optim.c against torch.optim's single-tensor rules
  * (tests/fixtures/optim_loss.h5, written by tests/reference/gen_optim_loss.py),
  * plus validation messages, state slots and determinism. */
 #include <hdf5.h>

@@ -1,4 +1,4 @@
-/* test_plugin_loader.c: the plugin loader (core/plugin.c) against the
+/* test_plugin_loader.c: the plugin loader (core/host/plugin.c) against the
  * deliberately broken plugins of tests/plugins: one test per loader error,
  * with the message's contents (both ABI versions, the directories searched,
  * both files of a duplicate, a broken option table, a front end without its

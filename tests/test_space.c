@@ -1,5 +1,5 @@
 /* test_space.c: the 15 hyperparameters and a study's space over them
- * (core/space.c): the paper's defaults, [space] overrides and every error
+ * (core/study/space.c): the paper's defaults, [space] overrides and every error
  * path with its message, presets from [train], checking single values and
  * whole submissions, random search (determinism, validity, the
  * distributions), which optimizer reads what, applying values to a config,

@@ -1,4 +1,4 @@
-/* test_task.c: the task pipeline (core/task.c) on synthetic raw data:
+/* test_task.c: the task pipeline (core/data/task.c) on synthetic raw data:
  * resizing, the stratified validation split, k-fold splits, normalisation,
  * deterministic augmentation and its semantics on tiny known images, and the
  * errors for impossible options. */

@@ -26,7 +26,7 @@ tests/test_optim.c. Layout (float32 datasets, int32 targets, float64 attributes)
             final_eta final_mu (torch's float32 scalar state)
 
 Every optimizer runs torch's single-tensor path (foreach=False), the one
-core/optim.c transcribes.
+core/engine/optim.c transcribes.
 """
 import os
 
