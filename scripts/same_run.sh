@@ -27,8 +27,8 @@ for d in loss; do compare /curves/batch/$d; done
 for d in train_loss val_loss val_accuracy; do compare /curves/epoch/$d; done
 compare /test/confusion
 for attr in loss accuracy macro_f1; do
-    va=$(h5dump -a "/test/$attr" "$a" 2>/dev/null | grep -A1 "DATA {" | tail -1)
-    vb=$(h5dump -a "/test/$attr" "$b" 2>/dev/null | grep -A1 "DATA {" | tail -1)
+    va=$(h5dump -m %.17g -a "/test/$attr" "$a" 2>/dev/null | grep -A1 "DATA {" | tail -1)
+    vb=$(h5dump -m %.17g -a "/test/$attr" "$b" 2>/dev/null | grep -A1 "DATA {" | tail -1)
     if [ "$va" = "$vb" ]; then echo "same       /test@$attr"; else echo "DIFFERENT  /test@$attr: $va vs $vb"; status=1; fi
 done
 [ $status -eq 0 ] && echo "the two runs trained the same, to the bit" || echo "the two runs differ"
