@@ -166,7 +166,13 @@ START_TEST(test_double)
         {"10", 1, 10, NULL},
         {"0", 1, 0, NULL},
         {"-0", 1, 0, NULL},
-        {"1e-400", 1, 0, NULL}, /* underflow: zero */
+        {"1e-300", 1, 1e-300, NULL},
+        /* underflow would silently make it 0 (issue: lr=1e-400 trained with lr 0) */
+        {"1e-400", 0, 0, "train.lr = 1e-400 is too small to represent (it would become 0); allowed: [0, 10]"},
+        {"4e-320", 0, 0, "train.lr = 4e-320 is too small to represent (it would become 0); allowed: [0, 10]"},
+        /* strtod reads hexadecimal: 0x10 would be 16 */
+        {"0x10", 0, 0, "train.lr = \"0x10\" is not a number; allowed: [0, 10]"},
+        {"-0X1p-3", 0, 0, "train.lr = \"-0X1p-3\" is not a number; allowed: [0, 10]"},
         {"abc", 0, 0, "train.lr = \"abc\" is not a number; allowed: [0, 10]"},
         {"0.1x", 0, 0, "train.lr = \"0.1x\" is not a number; allowed: [0, 10]"},
         {"", 0, 0, "train.lr = \"\" is not a number; allowed: [0, 10]"},
@@ -409,6 +415,82 @@ START_TEST(test_file_errors)
 }
 END_TEST
 
+/* What iniparser would let through silently is refused with the line (or
+ * read, for a last line without its newline). */
+START_TEST(test_silent_mistakes_refused)
+{
+    /* a key or a section given twice: iniparser keeps the last one */
+    ck_assert_str_eq(load_fails("[train]\nlr = 0.1\nepochs = 2\nLR = 0.5\n"),
+                     "F:4: train.lr is given twice (lines 2 and 4): keep one");
+    ck_assert_str_eq(load_fails("[train]\nlr = 0.1\n[model]\nname = cnn\n[Train]\nepochs = 2\n"),
+                     "F:5: section [train] appears again (first at line 1): merge the two");
+    ck_assert_str_eq(load_fails("[a]\nx = 1\n[b]\ny = 1\ny = 2\nx = 3\n[a]\n"),
+                     "F:5: b.y is given twice (lines 4 and 5): keep one"); /* the earliest repetition */
+
+    /* a NUL byte: iniparser drops the line (l\0r = banana trained with the default lr) */
+    static const char nul1[] = "[train]\nl\0r = banana\nepochs = 1\n";
+    static const char nul2[] = "[train]\nlr = 0.01\0junk\n";
+    const struct {
+        const char *text;
+        size_t len;
+        const char *msg;
+    } binary[] = {
+        {nul1, sizeof nul1 - 1, "F:2: a NUL byte at column 2 (a configuration is text)"},
+        {nul2, sizeof nul2 - 1, "F:2: a NUL byte at column 10 (a configuration is text)"},
+        {"[train]\nlr = 0.1\x1b[31m\n", 21, "F:2: control character 0x1b at column 9 (a configuration is text)"},
+        {"[train]\r\nlr = 0.1\rx\r\n", 22, "F:2: control character 0x0d at column 9 (a configuration is text)"},
+    };
+    for (size_t i = 0; i < TB_ARRAY_LEN(binary); i++) {
+        static char path[64];
+        snprintf(path, sizeof path, "/tmp/tbtest-config-XXXXXX");
+        int fd = mkstemp(path);
+        ck_assert_int_ge(fd, 0);
+        ck_assert(write(fd, binary[i].text, binary[i].len) == (ssize_t)binary[i].len);
+        close(fd);
+        tb_config *cfg = (tb_config *)1;
+        tb_err err;
+        ck_assert_msg(tb_config_load(&cfg, path, &err) == TB_EFORMAT, "case %zu accepted", i);
+        ck_assert_ptr_null(cfg);
+        const char *at = strstr(err.msg, path);
+        ck_assert_msg(at == err.msg, "%s", err.msg);
+        char msg[600];
+        snprintf(msg, sizeof msg, "F%s", at + strlen(path));
+        ck_assert_str_eq(msg, binary[i].msg);
+        unlink(path);
+    }
+    /* tabs and CRLF line ends are text */
+    tb_config *cfg = load_text("[train]\r\n\tlr =\t0.5\r\n");
+    ck_assert_str_eq(tb_config_get(cfg, "train", "lr"), "0.5");
+    tb_config_free(cfg);
+
+    /* the last line without a newline is read, however short */
+    cfg = load_text("[t]\nk = 1\nx=1");
+    ck_assert_str_eq(tb_config_get(cfg, "t", "x"), "1");
+    ck_assert_str_eq(tb_config_get(cfg, "t", "k"), "1");
+    tb_config_free(cfg);
+    cfg = load_text("[t]\nx=");
+    ck_assert_ptr_nonnull(tb_config_get(cfg, "t", "x"));
+    tb_config_free(cfg);
+    /* ... and its errors still name the file, not a temporary copy */
+    ck_assert_str_eq(load_fails("[t]\nx = 1\nbad"),
+                     "F:3: syntax error in \"bad\" (expected [section], key = value or a ; comment)");
+    /* the same rules for text (a job's archived configuration) */
+    tb_err err;
+    ck_assert(tb_config_load_text(&cfg, "[t]\nx = 1\nx = 2\n", "job.ini", &err) == TB_EFORMAT);
+    ck_assert_str_eq(err.msg, "job.ini:3: t.x is given twice (lines 2 and 3): keep one");
+    ck_assert(tb_config_load_text(&cfg, "[t]\nx=1\ny=2", "job.ini", &err) == TB_OK);
+    ck_assert_str_eq(tb_config_get(cfg, "t", "y"), "2");
+    tb_config_free(cfg);
+
+    /* --set values are text too */
+    cfg = tb_config_new();
+    ck_assert(tb_config_set(cfg, "train.lr", "0.1\x07", &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, "train.lr: control character 0x07 in the value (a configuration is text)");
+    ck_assert(tb_config_set(cfg, "train.lr", "0.1\t", &err) == TB_OK);
+    tb_config_free(cfg);
+}
+END_TEST
+
 START_TEST(test_ini_round_trip)
 {
     tb_config *cfg = load_text(sample);
@@ -495,6 +577,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_unknown_keys_and_sections);
     tcase_add_test(tc, test_nearest);
     tcase_add_test(tc, test_file_errors);
+    tcase_add_test(tc, test_silent_mistakes_refused);
     tcase_add_test(tc, test_ini_round_trip);
     tcase_add_test(tc, test_appendf);
     suite_add_tcase(s, tc);

@@ -8,8 +8,11 @@
  * lowercased too. Values keep their case.
  *
  * Numbers are parsed with strtoll (base 10: "010" is ten, not octal) and
- * strtod, rejecting empty text, trailing garbage, overflow and NaN; an
- * infinity passes only when the allowed range contains it. */
+ * strtod, rejecting empty text, trailing garbage, hexadecimal, overflow,
+ * underflow and NaN; an infinity passes only when the allowed range contains
+ * it. Before iniparser reads a file, lint_text refuses what it would let
+ * through silently: NUL bytes and control characters, a key or a section
+ * given twice; a last line without a newline is read like any other. */
 #include "config.h"
 
 #include <ctype.h>
@@ -297,6 +300,182 @@ static tb_status load_error(tb_err *err, const char *path, int line, const char 
     return tb_fail(err, TB_EFORMAT, "%s: %s", path, what);
 }
 
+/* ---- what iniparser lets through -------------------------------------------------------
+ *
+ * iniparser keeps the last of two equal keys or sections, drops a line with
+ * a NUL byte, takes control characters as text and ignores a short last line
+ * without a newline. A configuration is what a study archives and a
+ * participant's run is judged by, so these are refused before iniparser
+ * reads the text: every mistake is named with its line. */
+
+#define CONFIG_MAX_BYTES (4 << 20) /* far beyond any configuration; a guard against a wrong file */
+
+typedef struct lint_name {
+    char section[CFG_NAME_MAX], key[CFG_NAME_MAX]; /* key "": the section header */
+    int line;
+} lint_name;
+
+static int cmp_lint_name(const void *a, const void *b)
+{
+    const lint_name *x = a, *y = b;
+    int c = strcmp(x->section, y->section);
+    if (!c) c = strcmp(x->key, y->key);
+    if (!c) c = (x->line > y->line) - (x->line < y->line);
+    return c;
+}
+
+/* Lowercased, trimmed copy of text[0..n) into dst (cut at cap - 1). */
+static void trimmed_lower(char *dst, size_t cap, const char *text, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*text)) text++, n--;
+    while (n > 0 && isspace((unsigned char)text[n - 1])) n--;
+    if (n >= cap) n = cap - 1;
+    for (size_t i = 0; i < n; i++) dst[i] = (char)tolower((unsigned char)text[i]);
+    dst[n] = '\0';
+}
+
+static tb_status lint_text(const char *text, size_t len, const char *path, tb_err *err)
+{
+    lint_name *names = NULL;
+    size_t n_names = 0, cap = 0;
+    char section[CFG_NAME_MAX] = "";
+    int line = 1, continued = 0;
+    tb_status st = TB_OK;
+    for (size_t start = 0; start < len && st == TB_OK; line++) {
+        size_t end = start;
+        while (end < len && text[end] != '\n') end++;
+        /* bytes iniparser would drop or keep silently */
+        for (size_t i = start; i < end; i++) {
+            unsigned char c = (unsigned char)text[i];
+            if (c == '\t' || (c == '\r' && i + 1 == end)) continue;
+            if (c == 0) {
+                st = load_error(err, path, line, "a NUL byte at column %zu (a configuration is text)", i - start + 1);
+                break;
+            }
+            if (c < 0x20 || c == 0x7f) {
+                st = load_error(err, path, line, "control character 0x%02x at column %zu (a configuration is text)",
+                                c, i - start + 1);
+                break;
+            }
+        }
+        if (st != TB_OK) break;
+        size_t a = start, b = end;
+        while (a < b && isspace((unsigned char)text[a])) a++;
+        while (b > a && isspace((unsigned char)text[b - 1])) b--;
+        int was_continued = continued;
+        continued = b > a && text[b - 1] == '\\'; /* iniparser joins the next line to this value */
+        if (was_continued || a == b || text[a] == ';' || text[a] == '#') {
+            start = end + 1;
+            continue;
+        }
+        lint_name name = {.line = line};
+        if (text[a] == '[') {
+            const char *close = memchr(text + a, ']', b - a);
+            trimmed_lower(name.section, sizeof name.section, text + a + 1,
+                          close ? (size_t)(close - text - a - 1) : b - a - 1);
+            tb_copy_str(section, sizeof section, name.section);
+        } else {
+            const char *eq = memchr(text + a, '=', b - a);
+            if (!eq) { /* iniparser reports the syntax error */
+                start = end + 1;
+                continue;
+            }
+            tb_copy_str(name.section, sizeof name.section, section);
+            trimmed_lower(name.key, sizeof name.key, text + a, (size_t)(eq - text - a));
+        }
+        if (n_names == cap) {
+            size_t c2 = cap ? 2 * cap : 64;
+            lint_name *grown = realloc(names, c2 * sizeof *grown);
+            if (!grown) {
+                st = tb_fail(err, TB_ENOMEM, "out of memory reading %s", path);
+                break;
+            }
+            names = grown;
+            cap = c2;
+        }
+        names[n_names++] = name;
+        start = end + 1;
+    }
+    if (st == TB_OK && n_names > 1) {
+        /* equal names sort together, by line: report the earliest repetition */
+        qsort(names, n_names, sizeof *names, cmp_lint_name);
+        const lint_name *first = NULL, *again = NULL;
+        for (size_t i = 1; i < n_names; i++)
+            if (!strcmp(names[i].section, names[i - 1].section) && !strcmp(names[i].key, names[i - 1].key) &&
+                (!again || names[i].line < again->line) && (i == 1 || strcmp(names[i].section, names[i - 2].section) ||
+                                                            strcmp(names[i].key, names[i - 2].key))) {
+                first = &names[i - 1];
+                again = &names[i];
+            }
+        if (again && !again->key[0])
+            st = load_error(err, path, again->line, "section [%s] appears again (first at line %d): merge the two",
+                            again->section, first->line);
+        else if (again)
+            st = load_error(err, path, again->line, "%s.%s is given twice (lines %d and %d): keep one", again->section,
+                            again->key, first->line, again->line);
+    }
+    free(names);
+    return st;
+}
+
+/* Reads path whole (a regular file, at most CONFIG_MAX_BYTES) into *out (malloc'd, NUL-terminated). */
+static tb_status read_config_file(const char *path, char **out, size_t *len, tb_err *err)
+{
+    *out = NULL;
+    struct stat st;
+    if (stat(path, &st) != 0) return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return tb_fail(err, TB_EIO, "cannot read config %s: not a regular file", path);
+    if (st.st_size > CONFIG_MAX_BYTES)
+        return tb_fail(err, TB_EINVAL, "config %s is %lld bytes; a configuration has at most %d", path,
+                       (long long)st.st_size, CONFIG_MAX_BYTES);
+    FILE *f = fopen(path, "rb");
+    if (!f) return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, strerror(errno));
+    char *text = malloc((size_t)st.st_size + 2);
+    if (!text) {
+        fclose(f);
+        return tb_fail(err, TB_ENOMEM, "out of memory reading %s", path);
+    }
+    size_t n = fread(text, 1, (size_t)st.st_size + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n > (size_t)st.st_size) { /* an error, or the file grew while read */
+        free(text);
+        return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, failed ? strerror(errno) : "it changed while read");
+    }
+    text[n] = '\0';
+    *out = text;
+    *len = n;
+    return TB_OK;
+}
+
+/* Writes text to a new temporary file (for iniparser, which reads only files); 0 or -1 with a message. */
+static tb_status write_temporary(const char *text, size_t n, char path[1024], tb_err *err)
+{
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, 1024, "%s/tunebench-config-XXXXXX", dir && *dir ? dir : "/tmp");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return tb_fail(err, TB_EIO, "cannot create a temporary file in %s: %s", dir && *dir ? dir : "/tmp",
+                       strerror(errno));
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = write(fd, text + done, n - done);
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(path);
+            return tb_fail(err, TB_EIO, "cannot write %s: %s", path, strerror(e));
+        }
+        done += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(path);
+        return tb_fail(err, TB_EIO, "cannot write %s: %s", path, strerror(e));
+    }
+    return TB_OK;
+}
+
 /* Copies iniparser's dictionary into cfg, validating names. */
 static tb_status copy_dictionary(tb_config *cfg, const dictionary *d, const char *path, tb_err *err)
 {
@@ -329,17 +508,55 @@ static tb_status copy_dictionary(tb_config *cfg, const dictionary *d, const char
     return TB_OK;
 }
 
+/* Parses text read from path (name in messages: path). iniparser reads files:
+ * it gets path itself, or a temporary copy when the text lacks its final
+ * newline (iniparser would drop a short last line). */
+static tb_status parse_text(tb_config **out, const char *path, char *text, size_t len, tb_err *err);
+
 tb_status tb_config_load(tb_config **out, const char *path, tb_err *err)
 {
     *out = NULL;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return tb_fail(err, TB_EIO, "cannot read config %s: not a regular file", path);
-    FILE *probe = fopen(path, "r");
-    if (!probe) return tb_fail(err, TB_EIO, "cannot read config %s: %s", path, strerror(errno));
-    fclose(probe);
+    char *text = NULL;
+    size_t len = 0;
+    tb_status st = read_config_file(path, &text, &len, err);
+    if (st != TB_OK) return st;
+    st = parse_text(out, path, text, len, err);
+    free(text);
+    return st;
+}
 
+/* Replaces the temporary file's name by name in err's message. */
+static void rename_in_message(tb_err *err, const char *tmp, const char *name)
+{
+    if (!err || strncmp(err->msg, tmp, strlen(tmp)) != 0) return;
+    char msg[sizeof err->msg];
+    size_t used = 0;
+    tb_appendf(msg, sizeof msg, &used, "%s%s", name, err->msg + strlen(tmp));
+    tb_copy_str(err->msg, sizeof err->msg, msg);
+}
+
+static tb_status parse_file(tb_config **out, const char *path, tb_err *err);
+
+static tb_status parse_text(tb_config **out, const char *path, char *text, size_t len, tb_err *err)
+{
+    tb_status st = lint_text(text, len, path, err);
+    if (st != TB_OK) return st;
+    if (len == 0 || text[len - 1] == '\n') return parse_file(out, path, err);
+    char tmp[1024];
+    text[len] = '\n'; /* read_config_file and tb_config_load_text leave room for it */
+    st = write_temporary(text, len + 1, tmp, err);
+    text[len] = '\0';
+    if (st != TB_OK) return st;
+    st = parse_file(out, tmp, err);
+    unlink(tmp);
+    if (st != TB_OK) rename_in_message(err, tmp, path);
+    else snprintf((*out)->path, sizeof (*out)->path, "%s", path);
+    return st;
+}
+
+/* iniparser on a file that passed lint_text. */
+static tb_status parse_file(tb_config **out, const char *path, tb_err *err)
+{
     /* iniparser's error callback is global: one load at a time (executor workers load configs too) */
     pthread_mutex_lock(&ini_lock);
     memset(&ini_error, 0, sizeof ini_error);
@@ -380,37 +597,20 @@ tb_status tb_config_load(tb_config **out, const char *path, tb_err *err)
 tb_status tb_config_load_text(tb_config **out, const char *text, const char *name, tb_err *err)
 {
     *out = NULL;
-    const char *dir = getenv("TMPDIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tunebench-config-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0) return tb_fail(err, TB_EIO, "cannot create a temporary file in %s: %s", dir && *dir ? dir : "/tmp",
-                               strerror(errno));
-    size_t n = strlen(text), done = 0;
-    while (done < n) {
-        ssize_t w = write(fd, text + done, n - done);
-        if (w <= 0) {
-            close(fd);
-            unlink(path);
-            return tb_fail(err, TB_EIO, "cannot write %s: %s", path, strerror(errno));
-        }
-        done += (size_t)w;
+    size_t len = strlen(text);
+    char *copy = malloc(len + 2);
+    if (!copy) return tb_fail(err, TB_ENOMEM, "out of memory reading %s", name);
+    memcpy(copy, text, len + 1);
+    char tmp[1024];
+    tb_status st = write_temporary(copy, len, tmp, err);
+    if (st == TB_OK) {
+        st = parse_text(out, tmp, copy, len, err);
+        unlink(tmp);
+        if (st != TB_OK) rename_in_message(err, tmp, name); /* the temporary name means nothing to the reader */
+        else snprintf((*out)->path, sizeof (*out)->path, "%s", name);
     }
-    close(fd);
-    tb_status st = tb_config_load(out, path, err);
-    unlink(path);
-    if (st != TB_OK) {
-        /* the temporary name means nothing to the reader */
-        char msg[sizeof err->msg];
-        const char *rest = err && strncmp(err->msg, path, strlen(path)) == 0 ? err->msg + strlen(path) : NULL;
-        if (rest) {
-            snprintf(msg, sizeof msg, "%s%s", name, rest);
-            snprintf(err->msg, sizeof err->msg, "%s", msg);
-        }
-        return st;
-    }
-    snprintf((*out)->path, sizeof (*out)->path, "%s", name);
-    return TB_OK;
+    free(copy);
+    return st;
 }
 
 /* ---- overrides ------------------------------------------------------------------------- */
@@ -433,6 +633,10 @@ tb_status tb_config_set(tb_config *cfg, const char *section_key, const char *val
                        section_key);
     if (strchr(value, '\n') || strchr(value, '\r'))
         return tb_fail(err, TB_EINVAL, "%s: a value must be one line", section_key);
+    for (const char *c = value; *c; c++)
+        if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f)
+            return tb_fail(err, TB_EINVAL, "%s: control character 0x%02x in the value (a configuration is text)",
+                           section_key, (unsigned char)*c);
     if (put(cfg, section, key, value, 0) != TB_OK) return tb_fail(err, TB_ENOMEM, "out of memory");
     return TB_OK;
 }
@@ -503,9 +707,13 @@ static int parse_i64(const char *text, int64_t *out)
     return 0;
 }
 
-/* strtod with every check; 0 ok, -1 not a number (including NaN), -2 overflow (*out = +-inf). */
+/* strtod with every check; 0 ok, -1 not a number (NaN, hexadecimal), -2
+ * overflow (*out = +-inf), -3 underflow (a nonzero value too small for a
+ * double's normal range, which would silently become 0 or lose digits). */
 static int parse_f64(const char *text, double *out)
 {
+    const char *digits = text + (text[0] == '+' || text[0] == '-');
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) return -1; /* strtod reads hex: 0x10 is 16 */
     char *end;
     errno = 0;
     double v = strtod(text, &end);
@@ -515,7 +723,8 @@ static int parse_f64(const char *text, double *out)
         *out = v;
         return -2;
     }
-    *out = v; /* underflow gives a denormal or zero: accepted */
+    if (errno == ERANGE && fabs(v) < DBL_MIN) return -3;
+    *out = v;
     return 0;
 }
 
@@ -550,6 +759,9 @@ tb_status tb_config_double(const tb_config *cfg, const char *section, const char
     int r = parse_f64(v, &x);
     if (r == -1)
         return tb_fail(err, TB_EINVAL, "%s.%s = \"%s\" is not a number; allowed: [%g, %g]", section, key, v, lo, hi);
+    if (r == -3)
+        return tb_fail(err, TB_EINVAL, "%s.%s = %s is too small to represent (it would become 0); allowed: [%g, %g]",
+                       section, key, v, lo, hi);
     if (!(x >= lo && x <= hi)) /* an overflow to +-inf fails here unless the range is infinite */
         return tb_fail(err, TB_EINVAL, "%s.%s = %s is outside [%g, %g]", section, key, v, lo, hi);
     *out = x;
