@@ -1,0 +1,159 @@
+/* plugin_calls.c: calling a plugin's entry points (build a model, open a
+ * task, run a front end): each call gets a zeroed error buffer, its message
+ * comes back as one line naming the plugin, and what it returns is checked. */
+#include "plugin_internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "data/task.h"
+#include "engine/net.h"
+
+/* ---- calling plugins --------------------------------------------------------------------- */
+
+/* A plugin's error text made safe: terminated, one line. */
+static const char *clean_message(char *msg, size_t len, tb_status s)
+{
+    msg[len - 1] = '\0';
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    return msg[0] ? msg : tb_status_name(s);
+}
+
+tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *args, const tb_model_input *in,
+                                tb_net **out, tb_err *err)
+{
+    *out = NULL;
+    const tb_plugin_descriptor *d = &plugin->desc;
+    if (d->kind != TB_PLUGIN_MODEL || !d->build_model)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a model plugin", d->name,
+                       tb_plugin_kind_name(d->kind));
+    if (in->channels < 1 || in->height < 1 || in->width < 1 || in->classes < 1)
+        return tb_fail(err, TB_EINVAL, "model plugin \"%s\": invalid input %dx%dx%d with %d classes", d->name,
+                       in->channels, in->height, in->width, in->classes);
+    tb_plugin_args *own = NULL;
+    if (!args) {
+        tb_status s = tb_plugin_args_resolve(plugin, NULL, "model", &own, err);
+        if (s != TB_OK) return s;
+        args = own;
+    }
+    char msg[512] = "";
+    tb_net *net = NULL;
+    tb_model_input copy = *in;
+    tb_status s = d->build_model(tb_host_api_get(), args, &copy, &net, msg, sizeof msg);
+    tb_plugin_args_free(own);
+    if (s != TB_OK) {
+        if (net) tb_net_free(net);
+        return tb_fail(err, s, "model plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
+    }
+    if (!net) return tb_fail(err, TB_EINVAL, "model plugin \"%s\" returned no network (a bug in the plugin)", d->name);
+    *out = net;
+    return TB_OK;
+}
+
+tb_status tb_plugin_run_frontend(const tb_plugin *plugin, const tb_study_api *api, const tb_plugin_args *args,
+                                 tb_err *err)
+{
+    const tb_plugin_descriptor *d = &plugin->desc;
+    if (d->kind != TB_PLUGIN_FRONTEND || !d->frontend || !d->frontend->run)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a frontend plugin", d->name,
+                       tb_plugin_kind_name(d->kind));
+    tb_plugin_args *own = NULL;
+    if (!args) {
+        tb_status s = tb_plugin_args_resolve(plugin, NULL, d->name, &own, err);
+        if (s != TB_OK) return s;
+        args = own;
+    }
+    char msg[512] = "";
+    tb_status s = d->frontend->run(tb_host_api_get(), api, args, msg, sizeof msg);
+    tb_plugin_args_free(own);
+    if (s != TB_OK) return tb_fail(err, s, "frontend plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
+    return TB_OK;
+}
+
+
+static int bad(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Checks what a task plugin returned; 0 when fine, else a message in why. */
+static int check_task_data(const tb_task_data *t, char *why, size_t len)
+{
+    if (t->count < 1) return bad(why, len, "count = %d (no samples)", t->count);
+    if (t->channels < 1 || t->channels > 4) return bad(why, len, "channels = %d is outside [1, 4]", t->channels);
+    if (t->height < 1 || t->height > 16384 || t->width < 1 || t->width > 16384)
+        return bad(why, len, "image size %dx%d is outside [1, 16384]", t->height, t->width);
+    if (t->classes < 1 || t->classes > 1000000)
+        return bad(why, len, "classes = %d is outside [1, 1000000]", t->classes);
+    size_t per = (size_t)t->channels * (size_t)t->height * (size_t)t->width;
+    if ((size_t)t->count > SIZE_MAX / per) return bad(why, len, "%d images of %zu bytes overflow", t->count, per);
+    if (!t->pixels || !t->labels || !t->splits)
+        return bad(why, len, "%s is NULL", !t->pixels ? "pixels" : !t->labels ? "labels" : "splits");
+    for (int i = 0; i < t->count; i++) {
+        if (t->labels[i] < 0 || t->labels[i] >= t->classes)
+            return bad(why, len, "label %d of sample %d is outside [0, %d)", (int)t->labels[i], i, t->classes);
+        if (t->splits[i] > TB_SPLIT_TEST)
+            return bad(why, len, "split %d of sample %d is not 0 (train), 1 (val) or 2 (test)", t->splits[i], i);
+    }
+    if (t->class_names)
+        for (int i = 0; i < t->classes; i++)
+            if (!t->class_names[i]) return bad(why, len, "class_names[%d] is NULL", i);
+    if (t->has_norm)
+        for (int c = 0; c < t->channels; c++)
+            if (!isfinite(t->mean[c]) || !isfinite(t->std[c]) || !(t->std[c] > 0))
+                return bad(why, len, "normalisation of channel %d (mean %g, std %g) is invalid", c,
+                           (double)t->mean[c], (double)t->std[c]);
+    return 0;
+}
+
+tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_data *out,
+                              tb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const tb_plugin_descriptor *d = &plugin->desc;
+    if (d->kind != TB_PLUGIN_TASK || !d->open_task)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a task plugin", d->name,
+                       tb_plugin_kind_name(d->kind));
+    tb_plugin_args *own = NULL;
+    if (!args) {
+        tb_status s = tb_plugin_args_resolve(plugin, NULL, "task", &own, err);
+        if (s != TB_OK) return s;
+        args = own;
+    }
+    char msg[512] = "";
+    tb_status s = d->open_task(tb_host_api_get(), args, out, msg, sizeof msg);
+    tb_plugin_args_free(own);
+    if (s != TB_OK) {
+        /* on failure the plugin keeps (and has released) what it allocated */
+        memset(out, 0, sizeof *out);
+        return tb_fail(err, s, "task plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
+    }
+    out->source[sizeof out->source - 1] = '\0';
+    char why[256];
+    if (check_task_data(out, why, sizeof why) != 0) {
+        tb_task_data_free(out);
+        return tb_fail(err, TB_EFORMAT, "task plugin \"%s\" returned invalid data: %s (a bug in the plugin)", d->name,
+                       why);
+    }
+    return TB_OK;
+}

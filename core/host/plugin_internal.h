@@ -1,0 +1,32 @@
+/* plugin_internal.h: what the host wing's files share and nobody else sees:
+ * a plugin's resolved options (plugin_options.c makes them, host_api.c reads
+ * them for the plugin's arg_* calls). */
+#ifndef TB_PLUGIN_INTERNAL_H
+#define TB_PLUGIN_INTERNAL_H
+
+#include "plugin.h"
+
+#define NAME_MAX_LEN 64 /* a plugin's or option's name, with its terminator */
+#define MAX_LIST 256    /* the longest INT_LIST option */
+
+/* [a-z0-9_]+, at most NAME_MAX_LEN - 1 characters: plugin and option names. */
+int tb_valid_plugin_name(const char *s);
+
+typedef struct tb_arg {
+    const tb_plugin_option *opt;
+    char *text; /* resolved text (choice: as declared; path: ~ expanded) */
+    int is_set;
+    int64_t i;
+    double f;
+    int b;
+    int64_t *list;
+    int n_list;
+} tb_arg;
+
+struct tb_plugin_args {
+    char plugin[NAME_MAX_LEN];
+    int n;
+    tb_arg *a;
+};
+
+#endif

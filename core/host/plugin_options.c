@@ -1,0 +1,207 @@
+/* plugin_options.c: a plugin's options resolved from its configuration
+ * section: declared types and ranges checked, defaults filled, paths expanded. */
+#include "plugin_internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+
+void tb_plugin_args_free(tb_plugin_args *args)
+{
+    if (!args) return;
+    for (int i = 0; i < args->n; i++) {
+        free(args->a[i].text);
+        free(args->a[i].list);
+    }
+    free(args->a);
+    free(args);
+}
+
+static void int_range(const tb_plugin_option *o, int64_t *lo, int64_t *hi)
+{
+    if (o->min == 0 && o->max == 0) {
+        *lo = INT64_MIN;
+        *hi = INT64_MAX;
+        return;
+    }
+    *lo = o->min <= -9.2e18 ? INT64_MIN : (int64_t)ceil(o->min);
+    *hi = o->max >= 9.2e18 ? INT64_MAX : (int64_t)floor(o->max);
+}
+
+static void float_range(const tb_plugin_option *o, double *lo, double *hi)
+{
+    if (o->min == 0 && o->max == 0) {
+        *lo = -DBL_MAX;
+        *hi = DBL_MAX;
+        return;
+    }
+    *lo = o->min;
+    *hi = o->max;
+}
+
+/* "~" or "~/x" with $HOME; malloc'd. */
+static char *expand_home(const char *path)
+{
+    const char *home = getenv("HOME");
+    if (path[0] != '~' || (path[1] && path[1] != '/') || !home || !*home) return strdup(path);
+    size_t n = strlen(home) + strlen(path);
+    char *r = malloc(n + 1);
+    if (r) snprintf(r, n + 1, "%s%s", home, path + 1);
+    return r;
+}
+
+/* Reads option o of section from src into a (already validated by the accessors). */
+static tb_status resolve_one(const tb_config *src, const char *section, const tb_plugin_option *o, tb_arg *a,
+                             tb_err *err)
+{
+    tb_status s = TB_OK;
+    const char *raw = tb_config_get(src, section, o->name);
+    switch (o->type) {
+    case TB_OPTION_INT: {
+        int64_t lo, hi;
+        int_range(o, &lo, &hi);
+        s = tb_config_int(src, section, o->name, 0, lo, hi, &a->i, err);
+        a->f = (double)a->i;
+        break;
+    }
+    case TB_OPTION_FLOAT: {
+        double lo, hi;
+        float_range(o, &lo, &hi);
+        s = tb_config_double(src, section, o->name, 0, lo, hi, &a->f, err);
+        /* arg_int of a FLOAT: truncated, clamped (a cast of |f| >= 2^63 is undefined; without a range any
+         * finite double gets here) */
+        a->i = a->f >= 0x1p63 ? INT64_MAX : a->f < -0x1p63 ? INT64_MIN : (int64_t)a->f;
+        break;
+    }
+    case TB_OPTION_BOOL:
+        s = tb_config_bool(src, section, o->name, 0, &a->b, err);
+        a->i = a->b;
+        break;
+    case TB_OPTION_CHOICE: {
+        int idx = -1;
+        s = tb_config_choice(src, section, o->name, NULL, o->choices, &idx, err);
+        if (s == TB_OK) {
+            /* keep the spelling the plugin declared */
+            const char *p = o->choices;
+            for (int k = 0; k < idx; k++) p = strchr(p, '|') + 1;
+            const char *bar = strchr(p, '|');
+            size_t n = bar ? (size_t)(bar - p) : strlen(p);
+            a->text = malloc(n + 1);
+            if (!a->text) return tb_fail(err, TB_ENOMEM, "out of memory");
+            memcpy(a->text, p, n);
+            a->text[n] = '\0';
+            a->i = idx;
+        }
+        break;
+    }
+    case TB_OPTION_INT_LIST: {
+        int64_t lo, hi;
+        int_range(o, &lo, &hi);
+        a->list = malloc(sizeof *a->list * MAX_LIST);
+        if (!a->list) return tb_fail(err, TB_ENOMEM, "out of memory");
+        s = tb_config_int_list(src, section, o->name, NULL, lo, hi, a->list, MAX_LIST, &a->n_list, err);
+        break;
+    }
+    case TB_OPTION_PATH:
+        a->text = expand_home(raw ? raw : "");
+        if (!a->text) return tb_fail(err, TB_ENOMEM, "out of memory");
+        break;
+    case TB_OPTION_STRING:
+        break;
+    }
+    if (s == TB_OK && !a->text) {
+        a->text = strdup(raw ? raw : "");
+        if (!a->text) return tb_fail(err, TB_ENOMEM, "out of memory");
+    }
+    return s;
+}
+
+tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cfg, const char *section,
+                                    const char *const *host_keys, int n_host_keys, tb_plugin_args **out,
+                                    tb_err *err)
+{
+    *out = NULL;
+    const tb_plugin_descriptor *d = &plugin->desc;
+    const char *kind = tb_plugin_kind_name(d->kind);
+    if (n_host_keys < 0) n_host_keys = 0;
+    int n_valid = n_host_keys + d->n_options;
+    const char **valid = malloc(sizeof *valid * (size_t)(n_valid + 1));
+    if (!valid) return tb_fail(err, TB_ENOMEM, "out of memory");
+    for (int i = 0; i < n_host_keys; i++) valid[i] = host_keys[i];
+    for (int i = 0; i < d->n_options; i++) valid[n_host_keys + i] = d->options[i].name;
+    tb_status s = tb_config_check_section(cfg, section, valid, n_valid, err);
+    free(valid);
+    if (s != TB_OK) return s;
+
+    tb_plugin_args *args = calloc(1, sizeof *args);
+    tb_config *defaults = tb_config_new();
+    if (!args || !defaults || (d->n_options > 0 && !(args->a = calloc((size_t)d->n_options, sizeof *args->a)))) {
+        free(args);
+        tb_config_free(defaults);
+        return tb_fail(err, TB_ENOMEM, "out of memory");
+    }
+    snprintf(args->plugin, sizeof args->plugin, "%s", d->name);
+    args->n = d->n_options;
+    for (int i = 0; i < d->n_options && s == TB_OK; i++) {
+        const tb_plugin_option *o = &d->options[i];
+        tb_arg *a = &args->a[i];
+        a->opt = o;
+        const char *given = tb_config_get(cfg, section, o->name);
+        if (given) {
+            a->is_set = 1;
+            s = resolve_one(cfg, section, o, a, err);
+            continue;
+        }
+        if (!o->default_value) {
+            s = tb_fail(err, TB_EINVAL, "%s.%s is required by %s plugin \"%s\" (add %s = ... to [%s])%s%s", section,
+                        o->name, kind, d->name, o->name, section, o->help ? ": " : "", o->help ? o->help : "");
+            continue;
+        }
+        char key[NAME_MAX_LEN * 2 + 2];
+        snprintf(key, sizeof key, "%s.%s", section, o->name);
+        tb_err e;
+        s = tb_config_set(defaults, key, o->default_value, &e);
+        if (s == TB_OK) s = resolve_one(defaults, section, o, a, &e);
+        if (s != TB_OK)
+            tb_fail(err, s, "%s plugin \"%s\" has an invalid default (a bug in the plugin): %s", kind, d->name, e.msg);
+    }
+    tb_config_free(defaults);
+    if (s != TB_OK) {
+        tb_plugin_args_free(args);
+        return s;
+    }
+    *out = args;
+    return TB_OK;
+}
+
+tb_status tb_plugin_args_resolve(const tb_plugin *plugin, const tb_config *cfg, const char *section,
+                                 tb_plugin_args **out, tb_err *err)
+{
+    return tb_plugin_args_resolve_ex(plugin, cfg, section, NULL, 0, out, err);
+}
+
+char *tb_plugin_args_describe(const tb_plugin_args *args)
+{
+    size_t len = 1;
+    int n = args ? args->n : 0;
+    for (int i = 0; i < n; i++) len += strlen(args->a[i].opt->name) + strlen(args->a[i].text) + 4;
+    char *buf = malloc(len);
+    if (!buf) return NULL;
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++) tb_appendf(buf, len, &used, "%s = %s\n", args->a[i].opt->name, args->a[i].text);
+    return buf;
+}
