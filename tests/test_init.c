@@ -1,4 +1,4 @@
-/* test_init.c: core/engine/init.c's schemes have torch.nn.init's distributions.
+/* test_init.c: core/engine/weight_init.c's schemes have torch.nn.init's distributions.
  *
  * tunebench draws from its own Philox streams, so values cannot match torch's;
  * instead large fills are checked against each scheme's formula: bounds, mean,
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/init.h"
+#include "engine/weight_init.h"
 #include "tb_test.h"
 
 #define COUNT 400000

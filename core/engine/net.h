@@ -16,7 +16,7 @@
 
 #include "backend.h"
 #include "base/common.h"
-#include "init.h"
+#include "weight_init.h"
 
 #define TB_MAX_CONCAT 8
 #define TB_NAME_MAX 128

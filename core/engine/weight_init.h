@@ -1,4 +1,4 @@
-/* init.h: weight initialisers, as torch.nn.init. */
+/* weight_init.h: weight initialisers, as torch.nn.init. */
 #ifndef TB_INIT_H
 #define TB_INIT_H
 

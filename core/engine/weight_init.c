@@ -1,9 +1,9 @@
-/* init.c: torch.nn.init's schemes, drawing from tunebench's Philox streams.
+/* weight_init.c: torch.nn.init's schemes, drawing from tunebench's Philox streams.
  *
  * The formulas are torch's (torch/nn/init.py and the reset_parameters() of
  * nn.Conv2d / nn.Linear); the random numbers are tunebench's own, so the
  * distributions match torch, not the individual values. */
-#include "init.h"
+#include "weight_init.h"
 
 #include <math.h>
 #include <string.h>
