@@ -223,8 +223,11 @@ tb_status study_pause(tb_study *s, int pi, const char *reason, double t, tb_err 
 /* Gives seconds back to a participant's budget (journalled). Mutex held. */
 tb_status study_credit(tb_study *s, int pi, const char *run_id, double seconds, const char *reason, double t,
                        tb_err *err);
-/* Queues participant pi's submission u (its record and its job); *u_out the
- * new submission. ini NULL: journals it rejected with u's message. Mutex held. */
+/* Journals participant pi's submission as draft describes it (values,
+ * comments, given, submitted) and queues its job with configuration ini;
+ * ini NULL journals it rejected with draft's message. *u_out: the submission
+ * study_apply made, also when the executor then refused the job (it ended
+ * interrupted). Mutex held. */
 tb_status study_submit(tb_study *s, int pi, const submission *draft, const char *ini, submission **u_out,
                        tb_err *err);
 /* Queues the final evaluations of participant pi that are missing. Mutex held. */

@@ -190,8 +190,6 @@ tb_status study_submit(tb_study *s, int pi, const submission *draft, const char 
     /* study_apply adopts the spare, so the run's callbacks can be given its
      * address before the record that creates it is written */
     submission *u = s->spare_sub;
-    u->number = 0;
-    u->study = s;
     tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished};
     pending_job pj;
     if ((st = job_prepare(s, "submission", p, ini, 0, &inner, &pj, err)) != TB_OK) return st;

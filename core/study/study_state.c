@@ -33,6 +33,7 @@ tb_status study_reserve(tb_study *s, tb_err *err)
         grow((void **)&s->events, &s->cap_e, s->ne + 1, sizeof *s->events) != 0 ||
         (!s->spare_sub && !(s->spare_sub = calloc(1, sizeof *s->spare_sub))))
         return tb_fail(err, TB_ENOMEM, "out of memory");
+    s->spare_sub->study = s; /* its callbacks find the study through it, even before it is applied */
     return TB_OK;
 }
 
