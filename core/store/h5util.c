@@ -157,3 +157,135 @@ hid_t tb_h5_group(hid_t loc, const char *name)
     H5Pclose(lcpl);
     return g;
 }
+
+/* ---- one error style for writers ------------------------------------------------------ */
+
+void tb_h5w_init(tb_h5_writer *w, const char *file)
+{
+    w->file = file;
+    w->failed = 0;
+    w->failure[0] = '\0';
+}
+
+int tb_h5w_ok(const tb_h5_writer *w) { return !w->failed; }
+
+/* The innermost HDF5 error's description ("file write failed: ... errno = 28, ..."),
+ * the one that says why; read before any other call clears the error stack. */
+static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *data)
+{
+    char *out = data;
+    if (n == 0 && e->desc) snprintf(out, 200, "%s", e->desc);
+    return 0;
+}
+
+/* Records the first failure: "<action> <path>/<name>", or for an attribute
+ * "<action> <name> of <path>", with HDF5's reason when asked. */
+static void record(tb_h5_writer *w, hid_t obj, const char *action, const char *name, int is_attr, int ask_hdf5)
+{
+    if (w->failed) return;
+    char detail[200] = "";
+    if (ask_hdf5) H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, detail);
+    char where[384] = "";
+    if (obj >= 0) {
+        H5E_BEGIN_TRY { H5Iget_name(obj, where, sizeof where); }
+        H5E_END_TRY;
+    }
+    size_t len = strlen(where);
+    char object[512] = ""; /* empty for the file as a whole (obj < 0, no name) */
+    if (!name) snprintf(object, sizeof object, "%s", where);
+    else if (is_attr) snprintf(object, sizeof object, "%s of %s", name, where);
+    else snprintf(object, sizeof object, "%s%s%s", where, len && where[len - 1] == '/' ? "" : "/", name);
+    snprintf(w->failure, sizeof w->failure, "%s%s%s%s%s%s", action, object[0] ? " " : "", object,
+             detail[0] ? " (HDF5: " : "", detail, detail[0] ? ")" : "");
+    w->failed = 1;
+}
+
+void tb_h5w_fail(tb_h5_writer *w, hid_t obj, const char *action, const char *name)
+{
+    record(w, obj, action, name, 0, 0);
+}
+
+int tb_h5w_check(tb_h5_writer *w, int rc, hid_t obj, const char *action, const char *name)
+{
+    if (rc < 0) record(w, obj, action, name, 0, 1);
+    return rc;
+}
+
+static void check_attr(tb_h5_writer *w, int rc, hid_t obj, const char *name)
+{
+    if (rc < 0) record(w, obj, "write attribute", name, 1, 1);
+}
+
+void tb_h5w_attr_str(tb_h5_writer *w, hid_t obj, const char *name, const char *value)
+{
+    if (!w->failed) check_attr(w, tb_h5_attr_str(obj, name, value), obj, name);
+}
+
+void tb_h5w_attr_i64(tb_h5_writer *w, hid_t obj, const char *name, int64_t value)
+{
+    if (!w->failed) check_attr(w, tb_h5_attr_i64(obj, name, value), obj, name);
+}
+
+void tb_h5w_attr_f64(tb_h5_writer *w, hid_t obj, const char *name, double value)
+{
+    if (!w->failed) check_attr(w, tb_h5_attr_f64(obj, name, value), obj, name);
+}
+
+void tb_h5w_column_f64(tb_h5_writer *w, hid_t loc, const char *name, const double *values, size_t n)
+{
+    if (!w->failed) tb_h5w_check(w, tb_h5_column_f64(loc, name, values, n), loc, "write dataset", name);
+}
+
+void tb_h5w_column_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t n)
+{
+    if (!w->failed) tb_h5w_check(w, tb_h5_column_i64(loc, name, values, n), loc, "write dataset", name);
+}
+
+void tb_h5w_column_str(tb_h5_writer *w, hid_t loc, const char *name, const char *const *values, size_t n)
+{
+    if (!w->failed) tb_h5w_check(w, tb_h5_column_str(loc, name, values, n), loc, "write dataset", name);
+}
+
+void tb_h5w_matrix_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t rows,
+                       size_t cols)
+{
+    if (!w->failed) tb_h5w_check(w, tb_h5_matrix_i64(loc, name, values, rows, cols), loc, "write dataset", name);
+}
+
+hid_t tb_h5w_group(tb_h5_writer *w, hid_t loc, const char *name)
+{
+    if (w->failed) return -1;
+    hid_t g = tb_h5_group(loc, name);
+    tb_h5w_check(w, g < 0 ? -1 : 0, loc, "create group", name);
+    return g;
+}
+
+void tb_h5w_close_group(tb_h5_writer *w, hid_t g)
+{
+    if (g < 0) return;
+    char where[384] = "?";
+    H5E_BEGIN_TRY { H5Iget_name(g, where, sizeof where); }
+    H5E_END_TRY;
+    if (H5Gclose(g) < 0 && !w->failed) {
+        snprintf(w->failure, sizeof w->failure, "close group %s", where);
+        w->failed = 1;
+    }
+}
+
+void tb_h5w_close_file(tb_h5_writer *w, hid_t f)
+{
+    /* closing flushes: a full disk often shows here first */
+    if (f >= 0 && H5Fclose(f) < 0 && !w->failed) {
+        char detail[200] = "";
+        H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, detail);
+        snprintf(w->failure, sizeof w->failure, "close (flush) the file%s%s%s", detail[0] ? " (HDF5: " : "", detail,
+                 detail[0] ? ")" : "");
+        w->failed = 1;
+    }
+}
+
+tb_status tb_h5w_finish(const tb_h5_writer *w, tb_err *err)
+{
+    if (!w->failed) return TB_OK;
+    return tb_fail(err, TB_EIO, "cannot %s in %s", w->failure, w->file ? w->file : "?");
+}
