@@ -502,7 +502,7 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
     if (!tb_h5w_ok(&w) || !live) {
         close_datasets(ds);
         tb_h5w_close_file(&w, f);
-        return tb_h5w_finish(&w, err); /* "cannot write attribute status of / in DIR/runs/r000001.h5.tmp (HDF5: ...)" */
+        return tb_h5w_finish(&w, err); /* "cannot write attribute status of / in DIR/runs/r000001.h5.tmp (reason)" */
     }
     void *handle = NULL;
     if (H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) < 0 || !handle || fsync(*(int *)handle) != 0) {
@@ -665,7 +665,7 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
     tb_h5w_close_file(&w, f);
     if (!tb_h5w_ok(&w)) {
         unlink(tmp);
-        st = tb_h5w_finish(&w, err); /* "cannot write dataset /index/val_accuracy in DIR/index.h5.tmp (HDF5: ...)" */
+        st = tb_h5w_finish(&w, err); /* "cannot write dataset /index/val_accuracy in DIR/index.h5.tmp (reason)" */
         goto done;
     }
     if (durable ? tb_rename_durable(tmp, path) != 0 : rename(tmp, path) != 0) {

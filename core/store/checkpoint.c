@@ -140,7 +140,7 @@ static void write_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ft
 {
     hsize_t dims[4];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    if (tb_h5w_ok(w)) tb_h5w_check(w, tb_h5_dataset(loc, name, ftype, mtype, ndim, dims, buf), loc, "write dataset", name);
+    tb_h5w_dataset(w, loc, name, ftype, mtype, ndim, dims, buf);
 }
 
 /* Opens dataset name under loc, checks it holds numbers in the expected shape
@@ -619,7 +619,7 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
     st = write_group_impl(&w, fid, net, opt, &inner);
     if (st == TB_OK) tb_h5w_check(&w, H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0 ? -1 : 0, -1, "flush the writes", NULL);
     tb_h5w_close_file(&w, fid);
-    if (!tb_h5w_ok(&w)) { /* "cannot write dataset /params/fc.weight in PATH (HDF5: ...)" */
+    if (!tb_h5w_ok(&w)) { /* "cannot write dataset /params/fc.weight in PATH (reason)" */
         st = tb_h5w_finish(&w, err);
         goto fail;
     }

@@ -51,14 +51,15 @@ hid_t tb_h5_group(hid_t loc, const char *name);
  *     tb_h5w_close_group(&w, g);
  *     tb_h5w_close_file(&w, f);
  *     return tb_h5w_finish(&w, err);
- *         -> "cannot write dataset /curves/epoch/val_accuracy in runs/x.h5 (HDF5: ...)"
+ *         -> "cannot write dataset /curves/epoch/val_accuracy in runs/x.h5 (reason)"
  *
  * So a writer needs no "rc |=" chains, and the message says which write failed. */
 
 typedef struct tb_h5_writer {
     const char *file;    /* named in the message (the caller's path; not copied) */
     int failed;
-    char failure[640];   /* "write dataset /curves/epoch/val_accuracy", "(HDF5: ...)" */
+    char failure[512];   /* "write dataset /curves/epoch/val_accuracy" */
+    char reason[200];    /* "No space left on device", HDF5's description, or "" */
 } tb_h5_writer;
 
 void tb_h5w_init(tb_h5_writer *w, const char *file);
@@ -81,13 +82,15 @@ void tb_h5w_column_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64
 void tb_h5w_column_str(tb_h5_writer *w, hid_t loc, const char *name, const char *const *values, size_t n);
 void tb_h5w_matrix_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t rows,
                        size_t cols);
+void tb_h5w_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                    const hsize_t *dims, const void *values);
 /* a group (intermediate groups too), or -1 when it failed or an earlier call did */
 hid_t tb_h5w_group(tb_h5_writer *w, hid_t loc, const char *name);
 /* Close a group / the file (negative ids are ignored, closing is never
  * skipped); a failed close is recorded like any other failure. */
 void tb_h5w_close_group(tb_h5_writer *w, hid_t g);
 void tb_h5w_close_file(tb_h5_writer *w, hid_t f);
-/* TB_OK, or TB_EIO with "cannot <failure> in <file>" in err. */
+/* TB_OK, or TB_EIO with "cannot <failure> in <file> (<reason>)" in err. */
 tb_status tb_h5w_finish(const tb_h5_writer *w, tb_err *err);
 
 #endif

@@ -355,7 +355,7 @@ tb_status tb_runfile_write(const char *path, const tb_runfile_contents *c, tb_er
     H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
     if (!tb_h5w_ok(&w) || st != TB_OK) {
         unlink(tmp);
-        /* "cannot write dataset /curves/epoch/val_accuracy in runs/x.h5 (HDF5: ...)" */
+        /* "cannot write dataset /curves/epoch/val_accuracy in runs/x.h5 (reason)" */
         if (!tb_h5w_ok(&w)) return tb_h5w_finish(&w, err);
         return tb_fail(err, st, "run file %s: checkpoint: %s", path, inner.msg);
     }

@@ -684,7 +684,7 @@ tb_status tb_sweep_write(const tb_sweep *sw, const char *path, tb_err *err)
     tb_h5w_close_file(&w, f);
     if (st != TB_OK || !tb_h5w_ok(&w)) {
         unlink(tmp);
-        /* "cannot write dataset /runs/val_accuracy in DIR/sweeps/s0001-grid.h5.tmp (HDF5: ...)" */
+        /* "cannot write dataset /runs/val_accuracy in DIR/sweeps/s0001-grid.h5.tmp (reason)" */
         if (!tb_h5w_ok(&w)) return tb_h5w_finish(&w, err);
         return tb_fail(err, st, "sweep results %s: out of memory for the tables", tmp);
     }
