@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "store/checkpoint.h"
+#include "store/runfile.h"
 #include "engine/device.h"
-#include "runfile.h"
 
 const char *const tb_run_train_keys[] = {
     "epochs", "batch_size", "loss", "optimizer", "lr", "weight_decay", "momentum", "rho", "lambd", "alpha", "eps",
@@ -249,6 +249,48 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
     return TB_OK;
 }
 
+/* The run file from the run's pieces (store/runfile.h); train_status and
+ * train_message say how training ended. */
+static tb_status write_run_file(const tb_run *run, const tb_optimizer *opt, const tb_curves *curves,
+                                tb_status train_status, const char *train_message, tb_err *err)
+{
+    char *ini = tb_config_to_ini(run->cfg);
+    char *model_options = tb_plugin_args_describe(run->model_args);
+    char *task_options = tb_plugin_args_describe(run->task_args);
+    char details[8192] = "";
+    if (run->be) run->be->ops->describe(run->be, details, sizeof details);
+    const tb_plugin *mp = run->model_plugin, *tp = run->task_plugin;
+    tb_runfile_contents c = {
+        .status = train_status,
+        .message = train_message,
+        .config_ini = ini,
+        .config_source = tb_config_path(run->cfg),
+        .seed = run->train.seed,
+        .init_seed = run->init_seed,
+        .split_seed = run->task_opt.split_seed,
+        .threads = run->be ? run->be->threads : 0,
+        .backend = run->be ? run->be->name : "none",
+        .device = run->device[0] ? run->device : "cpu",
+        .backend_details = details,
+        .model_plugin = {mp->desc.name, mp->desc.version, mp->path, model_options ? model_options : ""},
+        .net = run->net,
+        .freeze = run->freeze,
+        .init_from = run->init_from,
+        .head_reinitialised = run->kept_head,
+        .task_plugin = {tp->desc.name, tp->desc.version, tp->path, task_options ? task_options : ""},
+        .task = &run->task,
+        .train = &run->train,
+        .result = &run->result,
+        .curves = curves,
+        .test = run->tested ? &run->test : NULL,
+        .optimizer = opt,
+    };
+    tb_status st = ini ? tb_runfile_write(run->run_path, &c, err)
+                       : tb_fail(err, TB_ENOMEM, "run file %s: out of memory for the configuration", run->run_path);
+    free(ini), free(model_options), free(task_options);
+    return st;
+}
+
 /* Curves kept in memory for the run file. */
 static void record_curves(void *user, const tb_train_event *ev) { tb_curves_add(user, ev); }
 
@@ -280,7 +322,7 @@ tb_status tb_run_execute(tb_run *run, const tb_train_hooks *hooks, tb_err *err)
             goto out;
     }
     /* the run file is written whatever the outcome of training */
-    if ((st = tb_runfile_write(run->run_path, run, &opt, &curves, train_st, train_err.msg, err)) != TB_OK) goto out;
+    if ((st = write_run_file(run, &opt, &curves, train_st, train_err.msg, err)) != TB_OK) goto out;
     if (run->checkpoint_path[0] && (st = tb_checkpoint_save(run->checkpoint_path, run->net, &opt, err)) != TB_OK)
         goto out;
     if (train_st != TB_OK) {

@@ -417,22 +417,26 @@ static void close_datasets(hid_t ds[EPOCH_COLS + BATCH_COLS])
 }
 
 /* Root attributes describing the run's end; in a live file status is "live". */
-static int write_state_attrs(hid_t f, const row *r, int live)
+static void write_state_attrs(tb_h5_writer *w, hid_t f, const row *r, int live)
 {
     char t[32];
-    int rc = 0;
-    rc |= tb_h5_attr_str(f, "status", live ? "live" : tb_run_status_name(r->status));
-    rc |= tb_h5_attr_str(f, "message", live ? "the run is being written; index.h5 has its current status"
-                                            : (r->message ? r->message : ""));
+    tb_h5w_attr_str(w, f, "status", live ? "live" : tb_run_status_name(r->status));
+    tb_h5w_attr_str(w, f, "message", live ? "the run is being written; index.h5 has its current status"
+                                          : (r->message ? r->message : ""));
     tb_iso_utc(live ? NAN : r->started_s, t);
-    rc |= tb_h5_attr_str(f, "started", t);
-    rc |= tb_h5_attr_f64(f, "started_s", live ? NAN : r->started_s);
+    tb_h5w_attr_str(w, f, "started", t);
+    tb_h5w_attr_f64(w, f, "started_s", live ? NAN : r->started_s);
     tb_iso_utc(live ? NAN : r->ended_s, t);
-    rc |= tb_h5_attr_str(f, "ended", t);
-    rc |= tb_h5_attr_f64(f, "ended_s", live ? NAN : r->ended_s);
-    rc |= tb_h5_attr_f64(f, "test_accuracy", live ? NAN : r->test_accuracy);
-    rc |= tb_h5_attr_i64(f, "epochs_done", live ? 0 : r->n_epoch);
-    return rc ? -1 : 0;
+    tb_h5w_attr_str(w, f, "ended", t);
+    tb_h5w_attr_f64(w, f, "ended_s", live ? NAN : r->ended_s);
+    tb_h5w_attr_f64(w, f, "test_accuracy", live ? NAN : r->test_accuracy);
+    tb_h5w_attr_i64(w, f, "epochs_done", live ? 0 : r->n_epoch);
+}
+
+/* Appends n values to column d (a failure recorded with its path). */
+static void append_checked(tb_h5_writer *w, hid_t d, size_t n, hid_t mtype, const void *v)
+{
+    if (tb_h5w_ok(w)) tb_h5w_check(w, append_column(d, 0, n, mtype, v), d, "write dataset", NULL);
 }
 
 /* Creates a run file with every object in place. live: SWMR writer (libver
@@ -456,51 +460,49 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
     if (fcpl >= 0) H5Pclose(fcpl);
     H5Pclose(fapl);
     if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it", path);
-    const char *what = NULL;
+    tb_h5_writer w;
+    tb_h5w_init(&w, path);
     char created[32];
     tb_iso_utc(r->created_s, created);
-    if (tb_h5_attr_str(f, "format", TB_ARCHIVE_RUN_FORMAT) < 0 ||
-        tb_h5_attr_i64(f, "format_version", TB_ARCHIVE_VERSION) < 0 ||
-        tb_h5_attr_str(f, "tunebench_version", TB_VERSION) < 0 || tb_h5_attr_str(f, "git_commit", TB_GIT_COMMIT) < 0 ||
-        tb_h5_attr_str(f, "id", r->id) < 0 || tb_h5_attr_str(f, "kind", r->kind) < 0 ||
-        tb_h5_attr_str(f, "participant", r->participant ? r->participant : "") < 0 ||
-        tb_h5_attr_str(f, "created", created) < 0 || tb_h5_attr_f64(f, "created_s", r->created_s) < 0 ||
-        write_state_attrs(f, r, live) < 0)
-        what = "root attributes";
-    hid_t g = what ? -1 : tb_h5_group(f, "config");
-    if (!what && (g < 0 || tb_h5_attr_str(g, "ini", r->ini ? r->ini : "") < 0)) what = "/config";
-    if (g >= 0) H5Gclose(g);
-    hid_t ge = what ? -1 : tb_h5_group(f, "curves/epoch");
-    hid_t gb = what ? -1 : tb_h5_group(f, "curves/batch");
-    if (!what && (ge < 0 || gb < 0)) what = "/curves groups";
-    for (int i = 0; !what && i < EPOCH_COLS; i++) {
+    tb_h5w_attr_str(&w, f, "format", TB_ARCHIVE_RUN_FORMAT);
+    tb_h5w_attr_i64(&w, f, "format_version", TB_ARCHIVE_VERSION);
+    tb_h5w_attr_str(&w, f, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(&w, f, "git_commit", TB_GIT_COMMIT);
+    tb_h5w_attr_str(&w, f, "id", r->id);
+    tb_h5w_attr_str(&w, f, "kind", r->kind);
+    tb_h5w_attr_str(&w, f, "participant", r->participant ? r->participant : "");
+    tb_h5w_attr_str(&w, f, "created", created);
+    tb_h5w_attr_f64(&w, f, "created_s", r->created_s);
+    write_state_attrs(&w, f, r, live);
+    hid_t g = tb_h5w_group(&w, f, "config");
+    tb_h5w_attr_str(&w, g, "ini", r->ini ? r->ini : "");
+    tb_h5w_close_group(&w, g);
+    hid_t ge = tb_h5w_group(&w, f, "curves/epoch");
+    hid_t gb = tb_h5w_group(&w, f, "curves/batch");
+    for (int i = 0; tb_h5w_ok(&w) && i < EPOCH_COLS; i++) {
         ds[i] = make_column(ge, epoch_cols[i], i == 0 ? H5T_STD_I64LE : H5T_IEEE_F64LE, 64);
-        if (ds[i] < 0) what = "/curves/epoch columns";
+        tb_h5w_check(&w, ds[i] < 0 ? -1 : 0, ge, "create dataset", epoch_cols[i]);
     }
-    for (int i = 0; !what && i < BATCH_COLS; i++) {
+    for (int i = 0; tb_h5w_ok(&w) && i < BATCH_COLS; i++) {
         ds[EPOCH_COLS + i] = make_column(gb, batch_cols[i], i == 0 ? H5T_STD_I64LE : H5T_IEEE_F64LE, 1024);
-        if (ds[EPOCH_COLS + i] < 0) what = "/curves/batch columns";
+        tb_h5w_check(&w, ds[EPOCH_COLS + i] < 0 ? -1 : 0, gb, "create dataset", batch_cols[i]);
     }
-    if (ge >= 0) H5Gclose(ge);
-    if (gb >= 0) H5Gclose(gb);
-    if (!what && c) {
-        if (append_column(ds[0], 0, c->ne, H5T_NATIVE_INT64, c->epoch) < 0) what = "/curves/epoch data";
-        for (int i = 1; !what && i < EPOCH_COLS; i++)
-            if (append_column(ds[i], 0, c->ne, H5T_NATIVE_DOUBLE, c->e[i - 1]) < 0) what = "/curves/epoch data";
-        if (!what && (append_column(ds[EPOCH_COLS], 0, c->nb, H5T_NATIVE_INT64, c->step) < 0 ||
-                      append_column(ds[EPOCH_COLS + 1], 0, c->nb, H5T_NATIVE_DOUBLE, c->loss) < 0))
-            what = "/curves/batch data";
+    tb_h5w_close_group(&w, ge);
+    tb_h5w_close_group(&w, gb);
+    if (c) {
+        append_checked(&w, ds[0], c->ne, H5T_NATIVE_INT64, c->epoch);
+        for (int i = 1; i < EPOCH_COLS; i++) append_checked(&w, ds[i], c->ne, H5T_NATIVE_DOUBLE, c->e[i - 1]);
+        append_checked(&w, ds[EPOCH_COLS], c->nb, H5T_NATIVE_INT64, c->step);
+        append_checked(&w, ds[EPOCH_COLS + 1], c->nb, H5T_NATIVE_DOUBLE, c->loss);
     }
-    if (!what && live) {
-        if (H5Fstart_swmr_write(f) < 0) what = "starting SWMR";
-        else if (H5Fflush(f, H5F_SCOPE_LOCAL) < 0) what = "flushing";
+    if (live && tb_h5w_ok(&w)) {
+        tb_h5w_check(&w, H5Fstart_swmr_write(f) < 0 ? -1 : 0, -1, "start SWMR writing", NULL);
+        if (tb_h5w_ok(&w)) tb_h5w_check(&w, H5Fflush(f, H5F_SCOPE_LOCAL) < 0 ? -1 : 0, -1, "flush the writes", NULL);
     }
-    if (what || !live) {
+    if (!tb_h5w_ok(&w) || !live) {
         close_datasets(ds);
-        int closed = H5Fclose(f) >= 0;
-        if (what) return tb_fail(err, TB_EIO, "run file %s: cannot write %s", path, what);
-        if (!closed) return tb_fail(err, TB_EIO, "run file %s: cannot close it", path);
-        return TB_OK;
+        tb_h5w_close_file(&w, f);
+        return tb_h5w_finish(&w, err); /* "cannot write attribute status of / in DIR/runs/r000001.h5.tmp (reason)" */
     }
     void *handle = NULL;
     if (H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) < 0 || !handle || fsync(*(int *)handle) != 0) {
@@ -632,40 +634,38 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
     char now[32];
     double now_s = tb_utc_now();
     tb_iso_utc(now_s, now);
-    int rc = 0;
-    rc |= tb_h5_attr_str(f, "format", TB_ARCHIVE_INDEX_FORMAT);
-    rc |= tb_h5_attr_i64(f, "format_version", TB_ARCHIVE_VERSION);
-    rc |= tb_h5_attr_str(f, "tunebench_version", TB_VERSION);
-    rc |= tb_h5_attr_str(f, "updated", now);
-    rc |= tb_h5_attr_f64(f, "updated_s", now_s);
-    hid_t g = tb_h5_group(f, "index");
-    if (g < 0) rc = -1;
-    else {
-        const char **created = s[5];
-        rc |= tb_h5_column_str(g, "id", s[0], n);
-        rc |= tb_h5_column_str(g, "kind", s[1], n);
-        rc |= tb_h5_column_str(g, "participant", s[2], n);
-        rc |= tb_h5_column_str(g, "status", s[3], n);
-        for (int k = 0; k < 3; k++) {
-            static const char *const names[3] = {"created", "started", "ended"};
-            for (size_t i = 0; i < n; i++) created[i] = iso[i][k];
-            rc |= tb_h5_column_str(g, names[k], (const char *const *)created, n);
-            char nm[16];
-            snprintf(nm, sizeof nm, "%s_s", names[k]);
-            rc |= tb_h5_column_f64(g, nm, d[k], n);
-        }
-        rc |= tb_h5_column_i64(g, "last_epoch", i64[0], n);
-        rc |= tb_h5_column_i64(g, "epochs", i64[1], n);
-        rc |= tb_h5_column_i64(g, "batches", i64[2], n);
-        rc |= tb_h5_column_f64(g, "val_accuracy", d[3], n);
-        rc |= tb_h5_column_f64(g, "test_accuracy", d[4], n);
-        rc |= tb_h5_column_str(g, "message", s[4], n);
-        H5Gclose(g);
+    tb_h5_writer w;
+    tb_h5w_init(&w, tmp);
+    tb_h5w_attr_str(&w, f, "format", TB_ARCHIVE_INDEX_FORMAT);
+    tb_h5w_attr_i64(&w, f, "format_version", TB_ARCHIVE_VERSION);
+    tb_h5w_attr_str(&w, f, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(&w, f, "updated", now);
+    tb_h5w_attr_f64(&w, f, "updated_s", now_s);
+    hid_t g = tb_h5w_group(&w, f, "index");
+    const char **created = s[5];
+    tb_h5w_column_str(&w, g, "id", s[0], n);
+    tb_h5w_column_str(&w, g, "kind", s[1], n);
+    tb_h5w_column_str(&w, g, "participant", s[2], n);
+    tb_h5w_column_str(&w, g, "status", s[3], n);
+    for (int k = 0; k < 3; k++) {
+        static const char *const names[3] = {"created", "started", "ended"};
+        for (size_t i = 0; i < n; i++) created[i] = iso[i][k];
+        tb_h5w_column_str(&w, g, names[k], (const char *const *)created, n);
+        char nm[16];
+        snprintf(nm, sizeof nm, "%s_s", names[k]);
+        tb_h5w_column_f64(&w, g, nm, d[k], n);
     }
-    if (H5Fclose(f) < 0) rc = -1;
-    if (rc) {
+    tb_h5w_column_i64(&w, g, "last_epoch", i64[0], n);
+    tb_h5w_column_i64(&w, g, "epochs", i64[1], n);
+    tb_h5w_column_i64(&w, g, "batches", i64[2], n);
+    tb_h5w_column_f64(&w, g, "val_accuracy", d[3], n);
+    tb_h5w_column_f64(&w, g, "test_accuracy", d[4], n);
+    tb_h5w_column_str(&w, g, "message", s[4], n);
+    tb_h5w_close_group(&w, g);
+    tb_h5w_close_file(&w, f);
+    if (!tb_h5w_ok(&w)) {
         unlink(tmp);
-        st = tb_fail(err, TB_EIO, "index %s: cannot write it", tmp);
+        st = tb_h5w_finish(&w, err); /* "cannot write dataset /index/val_accuracy in DIR/index.h5.tmp (reason)" */
         goto done;
     }
     if (durable ? tb_rename_durable(tmp, path) != 0 : rename(tmp, path) != 0) {
@@ -1420,11 +1420,18 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     }
     char now[32];
     tb_iso_utc(tb_utc_now(), now);
-    if (tb_h5_attr_str(out, "format", TB_ARCHIVE_EXPORT_FORMAT) < 0 ||
-        tb_h5_attr_i64(out, "format_version", TB_ARCHIVE_VERSION) < 0 ||
-        tb_h5_attr_str(out, "tunebench_version", TB_VERSION) < 0 || tb_h5_attr_str(out, "exported", now) < 0 ||
-        tb_h5_attr_str(out, "source", dir) < 0 ||
-        H5Ocopy(idx, "index", out, "index", H5P_DEFAULT, H5P_DEFAULT) < 0) {
+    tb_h5_writer w;
+    tb_h5w_init(&w, tmp);
+    tb_h5w_attr_str(&w, out, "format", TB_ARCHIVE_EXPORT_FORMAT);
+    tb_h5w_attr_i64(&w, out, "format_version", TB_ARCHIVE_VERSION);
+    tb_h5w_attr_str(&w, out, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(&w, out, "exported", now);
+    tb_h5w_attr_str(&w, out, "source", dir);
+    if (!tb_h5w_ok(&w)) {
+        st = tb_h5w_finish(&w, err);
+        goto done;
+    }
+    if (H5Ocopy(idx, "index", out, "index", H5P_DEFAULT, H5P_DEFAULT) < 0) {
         st = tb_fail(err, TB_EIO, "export %s: cannot copy the index from %s", tmp, ipath);
         goto done;
     }

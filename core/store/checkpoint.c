@@ -70,28 +70,6 @@ static int valid_key(const char *key) { return key[0] != '\0' && strchr(key, '/'
 
 /* ---- attributes ------------------------------------------------------------------ */
 
-/* Attributes through h5util (variable-length UTF-8 strings, which h5py reads
- * as str; an existing attribute is replaced), with the name in the error. */
-static tb_status attr_written(int rc, const char *name, tb_err *err)
-{
-    return rc == 0 ? TB_OK : tb_fail(err, TB_EIO, "cannot write attribute '%s'", name);
-}
-
-static tb_status write_attr_str(hid_t obj, const char *name, const char *value, tb_err *err)
-{
-    return attr_written(tb_h5_attr_str(obj, name, value), name, err);
-}
-
-static tb_status write_attr_i64(hid_t obj, const char *name, int64_t v, tb_err *err)
-{
-    return attr_written(tb_h5_attr_i64(obj, name, v), name, err);
-}
-
-static tb_status write_attr_f64(hid_t obj, const char *name, double v, tb_err *err)
-{
-    return attr_written(tb_h5_attr_f64(obj, name, v), name, err);
-}
-
 /* Opens attribute name of obj for reading. Returns 0 when absent (*a untouched),
  * 1 when open, or -1 with err set. where names obj in messages. */
 static int open_attr(hid_t obj, const char *where, const char *name, hid_t *a, tb_status *st, tb_err *err)
@@ -155,15 +133,14 @@ static tb_status read_attr_num(hid_t obj, const char *where, const char *name, h
 
 /* ---- datasets --------------------------------------------------------------------- */
 
-/* Creates dataset name under loc with PyTorch's shape (ndim 0: scalar) and writes buf. */
-static tb_status write_dataset(hid_t loc, const char *where, const char *name, hid_t ftype, hid_t mtype, int ndim,
-                               const int64_t *shape, const void *buf, tb_err *err)
+/* Creates dataset name under loc with PyTorch's shape (ndim 0: scalar) and
+ * writes buf; a failure is recorded in w with the dataset's path. */
+static void write_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ndim,
+                          const int64_t *shape, const void *buf)
 {
     hsize_t dims[4];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
-    if (tb_h5_dataset(loc, name, ftype, mtype, ndim, dims, buf) < 0)
-        return tb_fail(err, TB_EIO, "cannot write dataset %s/%s", where, name);
-    return TB_OK;
+    tb_h5w_dataset(w, loc, name, ftype, mtype, ndim, dims, buf);
 }
 
 /* Opens dataset name under loc, checks it holds numbers in the expected shape
@@ -212,25 +189,24 @@ out:
 }
 
 /* Deletes link name of group if present (a checkpoint group is rewritten whole). */
-static tb_status drop_link(hid_t group, const char *name, tb_err *err)
+static void drop_link(tb_h5_writer *w, hid_t group, const char *name)
 {
+    if (!tb_h5w_ok(w)) return;
     htri_t ex = H5Lexists(group, name, H5P_DEFAULT);
-    if (ex < 0) return tb_fail(err, TB_EIO, "cannot look up '%s'", name);
-    if (ex > 0 && H5Ldelete(group, name, H5P_DEFAULT) < 0) return tb_fail(err, TB_EIO, "cannot replace '%s'", name);
-    return TB_OK;
+    if (tb_h5w_check(w, ex < 0 ? -1 : 0, group, "look up", name) < 0) return;
+    if (ex > 0) tb_h5w_check(w, H5Ldelete(group, name, H5P_DEFAULT) < 0 ? -1 : 0, group, "replace", name);
 }
 
-/* A group that remembers its links' creation order (state_dict order). */
-static hid_t create_group(hid_t loc, const char *name)
+/* A group that remembers its links' creation order (state_dict order), or -1
+ * (recorded in w). */
+static hid_t create_group(tb_h5_writer *w, hid_t loc, const char *name)
 {
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
-    if (gcpl < 0) return H5I_INVALID_HID;
-    if (H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) < 0) {
-        H5Pclose(gcpl);
-        return H5I_INVALID_HID;
-    }
-    hid_t g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
-    H5Pclose(gcpl);
+    if (!tb_h5w_ok(w)) return H5I_INVALID_HID;
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE), g = H5I_INVALID_HID;
+    if (gcpl >= 0 && H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED) >= 0)
+        g = H5Gcreate2(loc, name, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    if (gcpl >= 0) H5Pclose(gcpl);
+    tb_h5w_check(w, g < 0 ? -1 : 0, loc, "create group", name);
     return g;
 }
 
@@ -276,7 +252,10 @@ static double hyper_value(const tb_optim_config *cfg, const hyper_attr *h)
 
 /* ---- writing ---------------------------------------------------------------------- */
 
-static tb_status write_optimizer(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+/* HDF5 failures go to w (with the object's path); the rest (bad input, out of
+ * memory) are returned with err. */
+static tb_status write_optimizer(tb_h5_writer *w, hid_t group, const tb_net *net, const tb_optimizer *opt,
+                                 tb_err *err)
 {
     const tb_optim_config *cfg = &opt->cfg;
     const size_t n = tb_net_params_size(net);
@@ -286,15 +265,15 @@ static tb_status write_optimizer(hid_t group, const tb_net *net, const tb_optimi
     const int slots = tb_optim_slots(cfg);
     float *host = NULL;
     tb_status st = TB_OK;
-    hid_t og = create_group(group, "optimizer"), sg = H5I_INVALID_HID;
-    if (og < 0) return tb_fail(err, TB_EIO, "cannot create group optimizer");
+    hid_t og = create_group(w, group, "optimizer"), sg = H5I_INVALID_HID;
+    if (og < 0) return TB_EIO;
 
-    if ((st = write_attr_str(og, "kind", tb_optim_name(cfg->kind), err)) != TB_OK) goto out;
-    if ((st = write_attr_i64(og, "step", opt->scalars.step, err)) != TB_OK) goto out;
-    for (size_t i = 0; i < TB_ARRAY_LEN(hypers); i++)
-        if ((st = write_attr_f64(og, hypers[i].name, hyper_value(cfg, &hypers[i]), err)) != TB_OK) goto out;
-    if ((st = write_attr_f64(og, "eta", opt->scalars.eta, err)) != TB_OK) goto out;
-    if ((st = write_attr_f64(og, "mu", opt->scalars.mu, err)) != TB_OK) goto out;
+    tb_h5w_attr_str(w, og, "kind", tb_optim_name(cfg->kind));
+    tb_h5w_attr_i64(w, og, "step", opt->scalars.step);
+    for (size_t i = 0; i < TB_ARRAY_LEN(hypers); i++) tb_h5w_attr_f64(w, og, hypers[i].name, hyper_value(cfg, &hypers[i]));
+    tb_h5w_attr_f64(w, og, "eta", opt->scalars.eta);
+    tb_h5w_attr_f64(w, og, "mu", opt->scalars.mu);
+    if (!tb_h5w_ok(w)) goto out;
 
     if (slots > 0 && n > 0) {
         host = malloc((size_t)slots * n * sizeof *host);
@@ -304,55 +283,39 @@ static tb_status write_optimizer(hid_t group, const tb_net *net, const tb_optimi
         }
         opt->be->ops->to_host(opt->be, host, opt->state, (size_t)slots * n * sizeof *host);
     }
-    for (int s = 0; s < slots; s++) {
+    for (int s = 0; s < slots && tb_h5w_ok(w); s++) {
         const char *slot = tb_optim_slot_name(cfg, s);
-        char where[64];
-        int w = snprintf(where, sizeof where, "optimizer/%s", slot ? slot : "?");
-        if (!slot || w < 0 || (size_t)w >= sizeof where) {
+        if (!slot) {
             st = tb_fail(err, TB_EINVAL, "optimizer slot %d has no usable name", s);
             goto out;
         }
-        sg = create_group(og, slot);
-        if (sg < 0) {
-            st = tb_fail(err, TB_EIO, "cannot create group %s", where);
-            goto out;
-        }
-        for (int i = 0; i < tb_net_param_count(net); i++) {
+        sg = create_group(w, og, slot);
+        for (int i = 0; i < tb_net_param_count(net) && tb_h5w_ok(w); i++) {
             const tb_param *p = tb_net_param(net, i);
             if (p->is_buffer || !p->trainable) continue;
             if (p->offset + p->count > n) {
                 st = tb_fail(err, TB_EINVAL, "parameter %s lies outside the parameter block", p->name);
                 goto out;
             }
-            st = write_dataset(sg, where, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape,
-                               host + (size_t)s * n + p->offset, err);
-            if (st != TB_OK) goto out;
+            write_dataset(w, sg, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape,
+                          host + (size_t)s * n + p->offset);
         }
-        if (H5Gclose(sg) < 0) {
-            sg = H5I_INVALID_HID;
-            st = tb_fail(err, TB_EIO, "cannot close group %s", where);
-            goto out;
-        }
+        tb_h5w_close_group(w, sg);
         sg = H5I_INVALID_HID;
     }
 out:
     free(host);
     close_id(&sg, H5Gclose);
-    if (H5Gclose(og) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "cannot close group optimizer");
-    return st;
+    tb_h5w_close_group(w, og);
+    return st != TB_OK ? st : tb_h5w_ok(w) ? TB_OK : TB_EIO;
 }
 
-static tb_status write_group_impl(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
+/* The checkpoint into group; HDF5 failures are recorded in w and returned as
+ * TB_EIO (err untouched: tb_h5w_finish says which write failed). */
+static tb_status write_group_impl(tb_h5_writer *w, hid_t group, const tb_net *net, const tb_optimizer *opt,
+                                  tb_err *err)
 {
-    tb_status st;
     if (!net) return tb_fail(err, TB_EINVAL, "no network to save");
-    if ((st = write_attr_str(group, "format", TB_CHECKPOINT_FORMAT, err)) != TB_OK) return st;
-    if ((st = write_attr_i64(group, "format_version", TB_CHECKPOINT_VERSION, err)) != TB_OK) return st;
-    if ((st = write_attr_str(group, "tunebench_version", TB_VERSION, err)) != TB_OK) return st;
-    if ((st = write_attr_str(group, "git_commit", TB_GIT_COMMIT, err)) != TB_OK) return st;
-    if ((st = drop_link(group, "params", err)) != TB_OK) return st;
-    if ((st = drop_link(group, "optimizer", err)) != TB_OK) return st;
-
     const int np = tb_net_param_count(net);
     size_t max_count = 1;
     for (int i = 0; i < np; i++) {
@@ -360,51 +323,58 @@ static tb_status write_group_impl(hid_t group, const tb_net *net, const tb_optim
         if (!valid_key(p->name)) return tb_fail(err, TB_EINVAL, "state_dict key '%s' cannot be an HDF5 name", p->name);
         if (p->count > max_count) max_count = p->count;
     }
+    tb_h5w_attr_str(w, group, "format", TB_CHECKPOINT_FORMAT);
+    tb_h5w_attr_i64(w, group, "format_version", TB_CHECKPOINT_VERSION);
+    tb_h5w_attr_str(w, group, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(w, group, "git_commit", TB_GIT_COMMIT);
+    drop_link(w, group, "params");
+    drop_link(w, group, "optimizer");
+    if (!tb_h5w_ok(w)) return TB_EIO;
+
     float *host = malloc(max_count * sizeof *host);
     int64_t *ints = malloc(max_count * sizeof *ints);
-    hid_t pg = H5I_INVALID_HID;
-    st = TB_OK;
+    tb_status st = TB_OK;
     if (!host || !ints) {
         st = tb_fail(err, TB_ENOMEM, "out of memory for a tensor of %zu floats", max_count);
         goto out;
     }
-    pg = create_group(group, "params");
-    if (pg < 0) {
-        st = tb_fail(err, TB_EIO, "cannot create group params");
-        goto out;
-    }
-    for (int i = 0; i < np; i++) {
+    hid_t pg = create_group(w, group, "params");
+    for (int i = 0; i < np && tb_h5w_ok(w); i++) {
         const tb_param *p = tb_net_param(net, i);
         tb_net_param_get(net, i, host);
         if (p->is_int64) {
             for (size_t k = 0; k < p->count; k++) ints[k] = (int64_t)llround((double)host[k]);
-            st = write_dataset(pg, "params", p->name, H5T_STD_I64LE, H5T_NATIVE_INT64, p->ndim, p->shape, ints, err);
+            write_dataset(w, pg, p->name, H5T_STD_I64LE, H5T_NATIVE_INT64, p->ndim, p->shape, ints);
         } else {
-            st = write_dataset(pg, "params", p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, host, err);
+            write_dataset(w, pg, p->name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, p->ndim, p->shape, host);
         }
-        if (st != TB_OK) goto out;
     }
-    if (H5Gclose(pg) < 0) {
-        pg = H5I_INVALID_HID;
-        st = tb_fail(err, TB_EIO, "cannot close group params");
-        goto out;
-    }
-    pg = H5I_INVALID_HID;
-    if (opt) st = write_optimizer(group, net, opt, err);
+    tb_h5w_close_group(w, pg);
+    if (opt && tb_h5w_ok(w)) st = write_optimizer(w, group, net, opt, err);
 out:
-    close_id(&pg, H5Gclose);
     free(host);
     free(ints);
+    return st != TB_OK ? st : tb_h5w_ok(w) ? TB_OK : TB_EIO;
+}
+
+tb_status tb_checkpoint_write_into(tb_h5_writer *w, hid_t group, const tb_net *net, const tb_optimizer *opt,
+                                   tb_err *err)
+{
+    quiet_h5 q;
+    quiet_begin(&q);
+    tb_status st = write_group_impl(w, group, net, opt, err);
+    quiet_end(&q);
     return st;
 }
 
 tb_status tb_checkpoint_write_group(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err)
 {
-    quiet_h5 q;
-    quiet_begin(&q);
-    tb_status st = write_group_impl(group, net, opt, err);
-    quiet_end(&q);
-    return st;
+    char file[1024] = "?";
+    H5Fget_name(group, file, sizeof file);
+    tb_h5_writer w;
+    tb_h5w_init(&w, file);
+    tb_status st = tb_checkpoint_write_into(&w, group, net, opt, err);
+    return tb_h5w_ok(&w) ? st : tb_h5w_finish(&w, err);
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
@@ -628,8 +598,8 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
 {
     if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
     char tmp[4096];
-    int w = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-    if (w < 0 || (size_t)w >= sizeof tmp) return tb_fail(err, TB_EINVAL, "checkpoint: file name %.200s... is too long", path);
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) return tb_fail(err, TB_EINVAL, "checkpoint: file name %.200s... is too long", path);
 
     quiet_h5 q;
     quiet_begin(&q);
@@ -644,19 +614,17 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
         quiet_end(&q);
         return st;
     }
-    st = write_group_impl(fid, net, opt, &inner);
+    tb_h5_writer w;
+    tb_h5w_init(&w, path); /* named by its final name: the temporary file is ours */
+    st = write_group_impl(&w, fid, net, opt, &inner);
+    if (st == TB_OK) tb_h5w_check(&w, H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0 ? -1 : 0, -1, "flush the writes", NULL);
+    tb_h5w_close_file(&w, fid);
+    if (!tb_h5w_ok(&w)) { /* "cannot write dataset /params/fc.weight in PATH (reason)" */
+        st = tb_h5w_finish(&w, err);
+        goto fail;
+    }
     if (st != TB_OK) {
         st = with_path(err, st, path, &inner);
-        H5Fclose(fid);
-        goto fail;
-    }
-    if (H5Fflush(fid, H5F_SCOPE_GLOBAL) < 0) {
-        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot flush %s", path, tmp);
-        H5Fclose(fid);
-        goto fail;
-    }
-    if (H5Fclose(fid) < 0) {
-        st = tb_fail(err, TB_EIO, "checkpoint %s: cannot close %s", path, tmp);
         goto fail;
     }
     /* H5Fflush only issues pwrite; fsync so the renamed file survives power loss */

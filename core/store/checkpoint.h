@@ -13,6 +13,7 @@
 #include <hdf5.h>
 
 #include "base/common.h"
+#include "store/h5util.h"
 #include "engine/net.h"
 #include "engine/optimizer.h"
 
@@ -37,6 +38,11 @@ tb_status tb_checkpoint_load_transfer(const char *path, tb_net *net, const char 
 
 /* The same, inside an open HDF5 group (run files embed a checkpoint group). */
 tb_status tb_checkpoint_write_group(hid_t group, const tb_net *net, const tb_optimizer *opt, tb_err *err);
+/* The same into a group of a file the caller writes with w (a run file's
+ * /checkpoint): HDF5 failures are recorded in w with the object's path and
+ * returned as TB_EIO with err untouched; other failures are returned in err. */
+tb_status tb_checkpoint_write_into(tb_h5_writer *w, hid_t group, const tb_net *net, const tb_optimizer *opt,
+                                   tb_err *err);
 tb_status tb_checkpoint_read_group(hid_t group, tb_net *net, tb_optimizer *opt, tb_err *err);
 
 #endif

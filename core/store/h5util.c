@@ -1,6 +1,7 @@
 /* h5util.c: small HDF5 helpers (h5util.h). */
 #include "h5util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -156,4 +157,165 @@ hid_t tb_h5_group(hid_t loc, const char *name)
     hid_t g = H5Gcreate2(loc, name, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     H5Pclose(lcpl);
     return g;
+}
+
+/* ---- one error style for writers ------------------------------------------------------ */
+
+void tb_h5w_init(tb_h5_writer *w, const char *file)
+{
+    w->file = file;
+    w->failed = 0;
+    w->failure[0] = w->reason[0] = '\0';
+}
+
+int tb_h5w_ok(const tb_h5_writer *w) { return !w->failed; }
+
+/* The innermost HDF5 error's description ("file write failed: ...", the one
+ * that says why); read before any other call clears the error stack. */
+static herr_t innermost_error(unsigned n, const H5E_error2_t *e, void *data)
+{
+    char *out = data;
+    if (n == 0 && e->desc) snprintf(out, 200, "%s", e->desc);
+    return 0;
+}
+
+/* Why the last call failed: the system's reason when the call set errno (the
+ * wrappers clear it first: a write past a full disk or a file size limit),
+ * else HDF5's own (its stack is gone once an h5util helper closed its ids). */
+static void failure_reason(int err, char out[200])
+{
+    out[0] = '\0';
+    if (err) snprintf(out, 200, "%s", strerror(err));
+    else H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, out);
+}
+
+/* Records the first failure: "<action> <path>/<name>", or for an attribute
+ * "<action> <name> of <path>", with the reason when there is one. */
+static void record(tb_h5_writer *w, hid_t obj, const char *action, const char *name, int is_attr, const char *reason)
+{
+    if (w->failed) return;
+    char where[384] = "";
+    if (obj >= 0) {
+        H5E_BEGIN_TRY { H5Iget_name(obj, where, sizeof where); }
+        H5E_END_TRY;
+    }
+    size_t len = strlen(where);
+    char object[512] = ""; /* empty for the file as a whole (obj < 0, no name) */
+    if (!name) snprintf(object, sizeof object, "%s", where);
+    else if (is_attr) snprintf(object, sizeof object, "%s of %s", name, where);
+    else snprintf(object, sizeof object, "%s%s%s", where, len && where[len - 1] == '/' ? "" : "/", name);
+    snprintf(w->failure, sizeof w->failure, "%s%s%s", action, object[0] ? " " : "", object);
+    snprintf(w->reason, sizeof w->reason, "%s", reason ? reason : "");
+    w->failed = 1;
+}
+
+void tb_h5w_fail(tb_h5_writer *w, hid_t obj, const char *action, const char *name)
+{
+    record(w, obj, action, name, 0, NULL);
+}
+
+int tb_h5w_check(tb_h5_writer *w, int rc, hid_t obj, const char *action, const char *name)
+{
+    if (rc < 0 && !w->failed) {
+        char reason[200];
+        failure_reason(0, reason); /* errno may be stale here: HDF5's reason only */
+        record(w, obj, action, name, 0, reason);
+    }
+    return rc;
+}
+
+/* Runs one h5util call of a wrapper below with errno cleared, recording a failure. */
+#define WRITE_CHECKED(w, call, obj, action, name, is_attr)                                                         \
+    do {                                                                                                           \
+        if ((w)->failed) break;                                                                                    \
+        errno = 0;                                                                                                 \
+        int rc_ = (call);                                                                                          \
+        int errno_ = errno;                                                                                        \
+        if (rc_ < 0) {                                                                                             \
+            char reason_[200];                                                                                     \
+            failure_reason(errno_, reason_);                                                                       \
+            record((w), (obj), (action), (name), (is_attr), reason_);                                              \
+        }                                                                                                          \
+    } while (0)
+
+void tb_h5w_attr_str(tb_h5_writer *w, hid_t obj, const char *name, const char *value)
+{
+    WRITE_CHECKED(w, tb_h5_attr_str(obj, name, value), obj, "write attribute", name, 1);
+}
+
+void tb_h5w_attr_i64(tb_h5_writer *w, hid_t obj, const char *name, int64_t value)
+{
+    WRITE_CHECKED(w, tb_h5_attr_i64(obj, name, value), obj, "write attribute", name, 1);
+}
+
+void tb_h5w_attr_f64(tb_h5_writer *w, hid_t obj, const char *name, double value)
+{
+    WRITE_CHECKED(w, tb_h5_attr_f64(obj, name, value), obj, "write attribute", name, 1);
+}
+
+void tb_h5w_column_f64(tb_h5_writer *w, hid_t loc, const char *name, const double *values, size_t n)
+{
+    WRITE_CHECKED(w, tb_h5_column_f64(loc, name, values, n), loc, "write dataset", name, 0);
+}
+
+void tb_h5w_column_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t n)
+{
+    WRITE_CHECKED(w, tb_h5_column_i64(loc, name, values, n), loc, "write dataset", name, 0);
+}
+
+void tb_h5w_column_str(tb_h5_writer *w, hid_t loc, const char *name, const char *const *values, size_t n)
+{
+    WRITE_CHECKED(w, tb_h5_column_str(loc, name, values, n), loc, "write dataset", name, 0);
+}
+
+void tb_h5w_matrix_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t rows,
+                       size_t cols)
+{
+    WRITE_CHECKED(w, tb_h5_matrix_i64(loc, name, values, rows, cols), loc, "write dataset", name, 0);
+}
+
+void tb_h5w_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                    const hsize_t *dims, const void *values)
+{
+    WRITE_CHECKED(w, tb_h5_dataset(loc, name, ftype, mtype, rank, dims, values), loc, "write dataset", name, 0);
+}
+
+hid_t tb_h5w_group(tb_h5_writer *w, hid_t loc, const char *name)
+{
+    hid_t g = -1;
+    WRITE_CHECKED(w, (g = tb_h5_group(loc, name)) < 0 ? -1 : 0, loc, "create group", name, 0);
+    return g;
+}
+
+void tb_h5w_close_group(tb_h5_writer *w, hid_t g)
+{
+    if (g < 0) return;
+    char where[384] = "?";
+    H5E_BEGIN_TRY { H5Iget_name(g, where, sizeof where); }
+    H5E_END_TRY;
+    if (H5Gclose(g) < 0 && !w->failed) {
+        snprintf(w->failure, sizeof w->failure, "close group %s", where);
+        w->reason[0] = '\0';
+        w->failed = 1;
+    }
+}
+
+void tb_h5w_close_file(tb_h5_writer *w, hid_t f)
+{
+    /* closing flushes: a full disk often shows here first */
+    if (f < 0) return;
+    errno = 0;
+    int rc = H5Fclose(f), err = errno;
+    if (rc < 0 && !w->failed) {
+        char reason[200];
+        failure_reason(err, reason);
+        record(w, -1, "close (flush) the file", NULL, 0, reason);
+    }
+}
+
+tb_status tb_h5w_finish(const tb_h5_writer *w, tb_err *err)
+{
+    if (!w->failed) return TB_OK;
+    return tb_fail(err, TB_EIO, "cannot %s in %s%s%s%s", w->failure, w->file ? w->file : "?", w->reason[0] ? " (" : "",
+                   w->reason, w->reason[0] ? ")" : "");
 }

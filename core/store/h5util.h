@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/common.h" /* tb_status, tb_err */
+
 /* A new variable-length UTF-8 string type (H5Tclose it), or -1: the file and
  * memory type of every string these helpers write. */
 hid_t tb_h5_utf8_type(void);
@@ -34,5 +36,61 @@ int tb_h5_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ran
 int tb_h5_read_attr_str(hid_t obj, const char *name, char *out, size_t cap, const char **why);
 /* creates a group (intermediate groups too); returns its id or -1 */
 hid_t tb_h5_group(hid_t loc, const char *name);
+
+/* ---- one error style for writers -----------------------------------------------------
+ *
+ * A file is written as a list of calls on one tb_h5_writer: the first call
+ * that fails records what it did and the object's path in the file, every
+ * later call is skipped, and tb_h5w_finish turns that into one message:
+ *
+ *     tb_h5_writer w;
+ *     tb_h5w_init(&w, path);
+ *     tb_h5w_attr_str(&w, f, "format", "tunebench-run");
+ *     hid_t g = tb_h5w_group(&w, f, "curves/epoch");
+ *     tb_h5w_column_f64(&w, g, "val_accuracy", acc, n);
+ *     tb_h5w_close_group(&w, g);
+ *     tb_h5w_close_file(&w, f);
+ *     return tb_h5w_finish(&w, err);
+ *         -> "cannot write dataset /curves/epoch/val_accuracy in runs/x.h5 (reason)"
+ *
+ * So a writer needs no "rc |=" chains, and the message says which write failed. */
+
+typedef struct tb_h5_writer {
+    const char *file;    /* named in the message (the caller's path; not copied) */
+    int failed;
+    char failure[512];   /* "write dataset /curves/epoch/val_accuracy" */
+    char reason[200];    /* "No space left on device", HDF5's description, or "" */
+} tb_h5_writer;
+
+void tb_h5w_init(tb_h5_writer *w, const char *file);
+/* 1 while nothing has failed: a writer may skip preparing data it could not write */
+int tb_h5w_ok(const tb_h5_writer *w);
+/* Records a failure of something else the writer did (out of memory, a nested
+ * writer): "<action> <obj's path>/<name>"; name may be NULL, and with obj < 0
+ * too the action alone ("start SWMR writing") concerns the whole file. */
+void tb_h5w_fail(tb_h5_writer *w, hid_t obj, const char *action, const char *name);
+/* rc < 0 (an HDF5 or h5util result) records "<action> <obj's path>/<name>" with
+ * HDF5's reason; returns rc. */
+int tb_h5w_check(tb_h5_writer *w, int rc, hid_t obj, const char *action, const char *name);
+
+/* The h5util writers above, each skipped once the writer has failed. */
+void tb_h5w_attr_str(tb_h5_writer *w, hid_t obj, const char *name, const char *value);
+void tb_h5w_attr_i64(tb_h5_writer *w, hid_t obj, const char *name, int64_t value);
+void tb_h5w_attr_f64(tb_h5_writer *w, hid_t obj, const char *name, double value);
+void tb_h5w_column_f64(tb_h5_writer *w, hid_t loc, const char *name, const double *values, size_t n);
+void tb_h5w_column_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t n);
+void tb_h5w_column_str(tb_h5_writer *w, hid_t loc, const char *name, const char *const *values, size_t n);
+void tb_h5w_matrix_i64(tb_h5_writer *w, hid_t loc, const char *name, const int64_t *values, size_t rows,
+                       size_t cols);
+void tb_h5w_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank,
+                    const hsize_t *dims, const void *values);
+/* a group (intermediate groups too), or -1 when it failed or an earlier call did */
+hid_t tb_h5w_group(tb_h5_writer *w, hid_t loc, const char *name);
+/* Close a group / the file (negative ids are ignored, closing is never
+ * skipped); a failed close is recorded like any other failure. */
+void tb_h5w_close_group(tb_h5_writer *w, hid_t g);
+void tb_h5w_close_file(tb_h5_writer *w, hid_t f);
+/* TB_OK, or TB_EIO with "cannot <failure> in <file> (<reason>)" in err. */
+tb_status tb_h5w_finish(const tb_h5_writer *w, tb_err *err);
 
 #endif

@@ -539,65 +539,64 @@ void tb_sweep_summarize(const tb_sweep *sw, int config, tb_sweep_summary *out)
 
 /* ---- the results file ------------------------------------------------------------------------ */
 
-static int write_stat(hid_t loc, const char *prefix, const tb_sweep_stat *s)
+static void write_stat(tb_h5_writer *w, hid_t loc, const char *prefix, const tb_sweep_stat *s)
 {
     char name[96];
-    int rc = 0;
     snprintf(name, sizeof name, "%s_mean", prefix);
-    rc |= tb_h5_attr_f64(loc, name, s->mean);
+    tb_h5w_attr_f64(w, loc, name, s->mean);
     snprintf(name, sizeof name, "%s_sd", prefix);
-    rc |= tb_h5_attr_f64(loc, name, s->sd);
+    tb_h5w_attr_f64(w, loc, name, s->sd);
     snprintf(name, sizeof name, "%s_se", prefix);
-    rc |= tb_h5_attr_f64(loc, name, s->se);
-    return rc;
+    tb_h5w_attr_f64(w, loc, name, s->se);
 }
 
-static int write_tables(hid_t f, const tb_sweep *sw)
+/* HDF5 failures are recorded in w; out of memory is returned (TB_ENOMEM). */
+static tb_status write_tables(tb_h5_writer *w, hid_t f, const tb_sweep *sw)
 {
     const size_t n = (size_t)sw->n_runs, nc = (size_t)sw->n_configs;
-    int rc = 0;
+    int oom = 0;
     char created[32];
     tb_iso_utc(sw->created_s, created);
     /* one scratch for the whole sweep's summary and then each configuration's */
     double *scratch = malloc(sizeof(double) * 3 * (n + 1));
     tb_sweep_summary all;
     summarize_runs(sw->runs, sw->n_runs, scratch, &all);
-    rc |= tb_h5_attr_str(f, "format", TB_SWEEP_FORMAT);
-    rc |= tb_h5_attr_i64(f, "schema_version", TB_SWEEP_SCHEMA_VERSION);
-    rc |= tb_h5_attr_str(f, "tunebench_version", TB_VERSION);
-    rc |= tb_h5_attr_str(f, "id", sw->id);
-    rc |= tb_h5_attr_str(f, "kind", tb_sweep_kind_name(sw->kind));
-    rc |= tb_h5_attr_str(f, "command_line", sw->command_line ? sw->command_line : "");
-    rc |= tb_h5_attr_i64(f, "search_seed", (int64_t)sw->search_seed);
-    rc |= tb_h5_attr_i64(f, "folds", sw->folds);
-    rc |= tb_h5_attr_i64(f, "seeds", sw->kind == TB_SWEEP_REPEAT ? sw->seeds : 0);
-    rc |= tb_h5_attr_i64(f, "first_seed", sw->kind == TB_SWEEP_REPEAT ? sw->first_seed : 0);
-    rc |= tb_h5_attr_str(f, "created", created);
-    rc |= tb_h5_attr_f64(f, "created_s", sw->created_s);
-    rc |= tb_h5_attr_str(f, "config_ini", sw->base_ini ? sw->base_ini : "");
-    rc |= tb_h5_attr_i64(f, "runs", all.runs);
-    rc |= tb_h5_attr_i64(f, "finished", all.finished);
-    rc |= tb_h5_attr_i64(f, "diverged", all.diverged);
-    rc |= tb_h5_attr_i64(f, "cancelled", all.cancelled);
-    rc |= tb_h5_attr_i64(f, "interrupted", all.interrupted);
-    rc |= tb_h5_attr_i64(f, "rejected", all.rejected);
-    rc |= tb_h5_attr_i64(f, "pending", all.queued);
-    rc |= write_stat(f, "val_accuracy", &all.val_accuracy);
-    rc |= write_stat(f, "val_loss", &all.val_loss);
-    rc |= write_stat(f, "test_accuracy", &all.test_accuracy);
+    tb_h5w_attr_str(w, f, "format", TB_SWEEP_FORMAT);
+    tb_h5w_attr_i64(w, f, "schema_version", TB_SWEEP_SCHEMA_VERSION);
+    tb_h5w_attr_str(w, f, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(w, f, "id", sw->id);
+    tb_h5w_attr_str(w, f, "kind", tb_sweep_kind_name(sw->kind));
+    tb_h5w_attr_str(w, f, "command_line", sw->command_line ? sw->command_line : "");
+    tb_h5w_attr_i64(w, f, "search_seed", (int64_t)sw->search_seed);
+    tb_h5w_attr_i64(w, f, "folds", sw->folds);
+    tb_h5w_attr_i64(w, f, "seeds", sw->kind == TB_SWEEP_REPEAT ? sw->seeds : 0);
+    tb_h5w_attr_i64(w, f, "first_seed", sw->kind == TB_SWEEP_REPEAT ? sw->first_seed : 0);
+    tb_h5w_attr_str(w, f, "created", created);
+    tb_h5w_attr_f64(w, f, "created_s", sw->created_s);
+    tb_h5w_attr_str(w, f, "config_ini", sw->base_ini ? sw->base_ini : "");
+    tb_h5w_attr_i64(w, f, "runs", all.runs);
+    tb_h5w_attr_i64(w, f, "finished", all.finished);
+    tb_h5w_attr_i64(w, f, "diverged", all.diverged);
+    tb_h5w_attr_i64(w, f, "cancelled", all.cancelled);
+    tb_h5w_attr_i64(w, f, "interrupted", all.interrupted);
+    tb_h5w_attr_i64(w, f, "rejected", all.rejected);
+    tb_h5w_attr_i64(w, f, "pending", all.queued);
+    write_stat(w, f, "val_accuracy", &all.val_accuracy);
+    write_stat(w, f, "val_loss", &all.val_loss);
+    write_stat(w, f, "test_accuracy", &all.test_accuracy);
 
     /* /runs: one row per run */
-    hid_t g = tb_h5_group(f, "runs");
+    hid_t g = tb_h5w_group(w, f, "runs");
     if (g < 0 || !scratch) {
-        if (g >= 0) H5Gclose(g);
+        tb_h5w_close_group(w, g);
         free(scratch);
-        return -1;
+        return scratch ? TB_EIO : TB_ENOMEM;
     }
     const char **s1 = calloc(n + 1, sizeof *s1), **s2 = calloc(n + 1, sizeof *s2), **s3 = calloc(n + 1, sizeof *s3);
     int64_t *i1 = calloc(n + 1, sizeof *i1), *i2 = calloc(n + 1, sizeof *i2), *i3 = calloc(n + 1, sizeof *i3);
     double *d = calloc(4 * (n + 1), sizeof *d);
     if (!s1 || !s2 || !s3 || !i1 || !i2 || !i3 || !d) {
-        rc = -1;
+        oom = 1;
         goto runs_done;
     }
     for (size_t i = 0; i < n; i++) {
@@ -607,36 +606,36 @@ static int write_tables(hid_t f, const tb_sweep *sw)
         d[i] = r->val_accuracy, d[n + 1 + i] = r->val_loss, d[2 * (n + 1) + i] = r->test_accuracy;
         d[3 * (n + 1) + i] = r->seconds;
     }
-    rc |= tb_h5_column_str(g, "run_id", s1, n);
-    rc |= tb_h5_column_i64(g, "config", i1, n);
-    rc |= tb_h5_column_i64(g, "fold", i2, n);
-    rc |= tb_h5_column_i64(g, "seed", i3, n);
-    rc |= tb_h5_column_str(g, "status", s2, n);
-    rc |= tb_h5_column_f64(g, "val_accuracy", d, n);
-    rc |= tb_h5_column_f64(g, "val_loss", d + n + 1, n);
-    rc |= tb_h5_column_f64(g, "test_accuracy", d + 2 * (n + 1), n);
-    rc |= tb_h5_column_f64(g, "seconds", d + 3 * (n + 1), n);
-    rc |= tb_h5_column_str(g, "message", s3, n);
+    tb_h5w_column_str(w, g, "run_id", s1, n);
+    tb_h5w_column_i64(w, g, "config", i1, n);
+    tb_h5w_column_i64(w, g, "fold", i2, n);
+    tb_h5w_column_i64(w, g, "seed", i3, n);
+    tb_h5w_column_str(w, g, "status", s2, n);
+    tb_h5w_column_f64(w, g, "val_accuracy", d, n);
+    tb_h5w_column_f64(w, g, "val_loss", d + n + 1, n);
+    tb_h5w_column_f64(w, g, "test_accuracy", d + 2 * (n + 1), n);
+    tb_h5w_column_f64(w, g, "seconds", d + 3 * (n + 1), n);
+    tb_h5w_column_str(w, g, "message", s3, n);
     for (int k = 0; k < sw->n_keys; k++) {
         for (size_t i = 0; i < n; i++) s1[i] = sw->runs[i].values[k];
-        rc |= tb_h5_column_str(g, sw->keys[k], s1, n);
+        tb_h5w_column_str(w, g, sw->keys[k], s1, n);
     }
 runs_done:
-    H5Gclose(g);
+    tb_h5w_close_group(w, g);
     free(s2), free(s3), free(i2), free(i3);
-    if (rc) {
+    if (oom || !tb_h5w_ok(w)) {
         free(s1), free(i1), free(d), free(scratch);
-        return -1;
+        return oom ? TB_ENOMEM : TB_EIO;
     }
 
     /* /configs: one row per configuration, over its finished runs (folds or seeds) */
-    g = tb_h5_group(f, "configs");
+    g = tb_h5w_group(w, f, "configs");
     const char **sv = realloc(s1, (nc + 1) * sizeof *sv);
     if (sv) s1 = sv;
     int64_t *cnt = calloc(3 * (nc + 1), sizeof *cnt);
     double *st = calloc(9 * (nc + 1), sizeof *st);
     if (g < 0 || !sv || !cnt || !st) {
-        rc = -1;
+        oom = g >= 0;
         goto configs_done;
     }
     const int per = tb_sweep_runs_per_config(sw);
@@ -651,25 +650,25 @@ runs_done:
             st[(3 * m + 2) * (nc + 1) + c] = x[m]->se;
         }
     }
-    rc |= tb_h5_column_i64(g, "config", cnt, nc);
-    rc |= tb_h5_column_i64(g, "runs", cnt + nc + 1, nc);
-    rc |= tb_h5_column_i64(g, "finished", cnt + 2 * (nc + 1), nc);
+    tb_h5w_column_i64(w, g, "config", cnt, nc);
+    tb_h5w_column_i64(w, g, "runs", cnt + nc + 1, nc);
+    tb_h5w_column_i64(w, g, "finished", cnt + 2 * (nc + 1), nc);
     static const char *const metric[3] = {"val_accuracy", "val_loss", "test_accuracy"};
     static const char *const what[3] = {"mean", "sd", "se"};
     for (int m = 0; m < 3; m++)
-        for (int w = 0; w < 3; w++) {
+        for (int k = 0; k < 3; k++) {
             char name[64];
-            snprintf(name, sizeof name, "%s_%s", metric[m], what[w]);
-            rc |= tb_h5_column_f64(g, name, st + (3 * m + w) * (nc + 1), nc);
+            snprintf(name, sizeof name, "%s_%s", metric[m], what[k]);
+            tb_h5w_column_f64(w, g, name, st + (3 * m + k) * (nc + 1), nc);
         }
     for (int k = 0; k < sw->n_keys; k++) {
         for (size_t c = 0; c < nc; c++) s1[c] = sw->runs[c * (size_t)per].values[k];
-        rc |= tb_h5_column_str(g, sw->keys[k], s1, nc);
+        tb_h5w_column_str(w, g, sw->keys[k], s1, nc);
     }
 configs_done:
-    if (g >= 0) H5Gclose(g);
+    tb_h5w_close_group(w, g);
     free(s1), free(i1), free(d), free(cnt), free(st), free(scratch);
-    return rc ? -1 : 0;
+    return oom ? TB_ENOMEM : tb_h5w_ok(w) ? TB_OK : TB_EIO;
 }
 
 tb_status tb_sweep_write(const tb_sweep *sw, const char *path, tb_err *err)
@@ -679,11 +678,15 @@ tb_status tb_sweep_write(const tb_sweep *sw, const char *path, tb_err *err)
         return tb_fail(err, TB_EINVAL, "sweep results path %s is too long", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return tb_fail(err, TB_EIO, "sweep results %s: cannot create it", tmp);
-    int rc = write_tables(f, sw);
-    if (H5Fclose(f) < 0) rc = -1;
-    if (rc != 0) {
+    tb_h5_writer w;
+    tb_h5w_init(&w, tmp);
+    tb_status st = write_tables(&w, f, sw);
+    tb_h5w_close_file(&w, f);
+    if (st != TB_OK || !tb_h5w_ok(&w)) {
         unlink(tmp);
-        return tb_fail(err, TB_EIO, "sweep results %s: cannot write the tables", tmp);
+        /* "cannot write dataset /runs/val_accuracy in DIR/sweeps/s0001-grid.h5.tmp (reason)" */
+        if (!tb_h5w_ok(&w)) return tb_h5w_finish(&w, err);
+        return tb_fail(err, st, "sweep results %s: out of memory for the tables", tmp);
     }
     if (tb_rename_durable(tmp, path) != 0) {
         int e = errno; /* before unlink can change it */

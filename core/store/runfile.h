@@ -4,7 +4,8 @@
  *                    git_commit, created (UTC, ISO 8601), status, message
  *   /config          attributes: ini (the resolved configuration), source (its file)
  *   /seeds           attributes: seed, init_seed, split_seed
- *   /environment     attributes: hostname, os, cpu, threads, backend, blas, hdf5, compiler
+ *   /environment     attributes: hostname, os, cpu, threads, backend, device, backend_details, blas,
+ *                    hdf5, compiler
  *   /model           attributes: plugin, plugin_version, plugin_file, options, trainable_parameters,
  *                    total_parameters, freeze, init_from, head_reinitialised
  *   /model/parameters        columns name, count, trainable (one row per state_dict tensor)
@@ -24,12 +25,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "run.h"
+#include "base/common.h"
+#include "data/task.h"
+#include "engine/metrics.h"
+#include "engine/net.h"
+#include "engine/optimizer.h"
+#include "engine/train.h"
 
 #define TB_RUNFILE_FORMAT "tunebench-run"
 #define TB_RUNFILE_VERSION 1
 
-/* Training curves collected from events. */
+/* Training curves collected from events: the run file's /curves columns. */
 typedef struct tb_curves {
     size_t n_batch, cap_batch, n_epoch, cap_epoch;
     int64_t *b_epoch, *b_batch, *b_step;
@@ -43,10 +49,48 @@ void tb_curves_init(tb_curves *c);
 void tb_curves_add(tb_curves *c, const tb_train_event *ev);
 void tb_curves_free(tb_curves *c);
 
+/* A plugin as the run file describes it (/model, /task). */
+typedef struct tb_runfile_plugin {
+    const char *name, *version, *file;
+    const char *options; /* resolved, "name = value" lines */
+} tb_runfile_plugin;
+
+/* What one run file holds, group by group; the caller (core/run/run.c) owns
+ * every piece. The writer adds the facts of the process writing it (host,
+ * OS, CPU, BLAS, HDF5, compiler) and the time. */
+typedef struct tb_runfile_contents {
+    /* / : how training ended */
+    tb_status status;
+    const char *message;
+    /* /config */
+    const char *config_ini, *config_source;
+    /* /seeds */
+    uint64_t seed, init_seed, split_seed;
+    /* /environment: the device it trained on */
+    int threads;
+    const char *backend;         /* "cpu", "cuda"; "none" without a backend */
+    const char *device;          /* "cpu", "cuda:0" */
+    const char *backend_details; /* a GPU's versions, math mode and cuDNN algorithm ids; "" on the CPU */
+    /* /model (and /model/parameters from net) */
+    tb_runfile_plugin model_plugin;
+    const tb_net *net;
+    const char *freeze, *init_from, *head_reinitialised;
+    /* /task */
+    tb_runfile_plugin task_plugin;
+    const tb_task *task;
+    /* /train */
+    const tb_train_config *train;
+    const tb_train_result *result;
+    /* /curves */
+    const tb_curves *curves;
+    /* /test: NULL when the run was not tested */
+    const tb_metrics *test;
+    /* /checkpoint: net's weights and this optimizer's state (may be NULL) */
+    const tb_optimizer *optimizer;
+} tb_runfile_contents;
+
 /* Writes the run file (atomically: a temporary file renamed into place;
- * missing parent directories are created). train_status/train_message say how
- * training ended. */
-tb_status tb_runfile_write(const char *path, const tb_run *run, const tb_optimizer *opt, const tb_curves *curves,
-                           tb_status train_status, const char *train_message, tb_err *err);
+ * missing parent directories are created). */
+tb_status tb_runfile_write(const char *path, const tb_runfile_contents *c, tb_err *err);
 
 #endif
