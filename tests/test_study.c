@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -527,6 +528,55 @@ START_TEST(reopening_continues_the_study)
 }
 END_TEST
 
+/* A crashed study's clock stops at its last sign of life (a heartbeat every
+ * 2 s), not when it is reopened: the participant is not charged for the time
+ * the study was down. */
+START_TEST(a_crash_stops_the_clock_at_the_last_heartbeat)
+{
+    tb_config *cfg = study_config("crash_clock", NULL);
+    int fds[2];
+    ck_assert(pipe(fds) == 0);
+    pid_t child = fork();
+    ck_assert(child >= 0);
+    if (child == 0) { /* the study process: admitted, alive for 2.6 s, then it dies without closing */
+        close(fds[0]);
+        tb_study *s = NULL;
+        tb_err e = {{0}};
+        if (tb_study_open(cfg, NULL, &s, NULL, &e) != TB_OK) _exit(2);
+        const tb_study_api *api = tb_study_api_get(s);
+        tb_fe_participant who = {.id = "dora", .education = "master", .dl_months = 3, .programming_months = NAN,
+                                 .ml_months = NAN};
+        char id[64], msg[512];
+        int admitted = 0;
+        if (api->register_participant(api->study, &who, id, msg, sizeof msg) != TB_OK ||
+            api->consent(api->study, id, msg, sizeof msg) != TB_OK ||
+            api->enter(api->study, id, &admitted, msg, sizeof msg) != TB_OK || !admitted)
+            _exit(3);
+        if (write(fds[1], id, sizeof id) != (ssize_t)sizeof id) _exit(4);
+        sleep_us(2600000);
+        _exit(0);
+    }
+    close(fds[1]);
+    char id[64] = "";
+    ck_assert(read(fds[0], id, sizeof id) == (ssize_t)sizeof id);
+    close(fds[0]);
+    int status = 0;
+    ck_assert(waitpid(child, &status, 0) == child);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the study process failed (%d)", status);
+    sleep_us(3000000); /* the study is down for 3 s */
+
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    tb_fe_state st = state_of(api, id);
+    ck_assert_str_eq(st.state, "paused");
+    /* admitted for about 2.6 s, last heartbeat at about 2 s; down for 3 s more */
+    ck_assert_msg(st.used_s >= 1.5 && st.used_s <= 2.7, "charged %.2f s; the last heartbeat was at about 2 s",
+                  st.used_s);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
 START_TEST(identical_configurations_give_identical_runs)
 {
     /* the same seed for everyone: two participants submitting the same values get the same curve */
@@ -681,6 +731,7 @@ static Suite *suite(void)
     tcase_add_test(tc, the_lobby_admits_as_many_as_there_are_slots);
     tcase_add_test(tc, the_budget_runs_out);
     tcase_add_test(tc, reopening_continues_the_study);
+    tcase_add_test(tc, a_crash_stops_the_clock_at_the_last_heartbeat);
     tcase_add_test(tc, identical_configurations_give_identical_runs);
     tcase_add_test(tc, bad_study_configurations_are_refused);
     tcase_add_test(tc, scripted_study_through_the_executable);

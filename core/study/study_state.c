@@ -148,7 +148,7 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
     rec_get(d, len, "run", run, sizeof run);
     int pi = study_find_participant(s, id);
     participant *p = pi >= 0 ? &s->p[pi] : NULL;
-    if (isfinite(t) && t > s->last_record) s->last_record = t;
+    if (isfinite(t) && !(t <= s->last_record)) s->last_record = t; /* the first record replaces the NaN */
     if (type == REC_HEARTBEAT) return TB_OK; /* a sign of life, nothing else */
     int needs_participant = type >= REC_CONSENT && type <= REC_SUBMIT;
     needs_participant |= type == REC_CREDIT || type == REC_FINAL_CHOICE || type == REC_FINAL_QUEUED;
