@@ -10,9 +10,11 @@
 #include "engine/device.h"
 #include "runfile.h"
 
+/* hparams.h's hyperparameters, then the run's own keys. */
 const char *const tb_run_train_keys[] = {
-    "epochs", "batch_size", "loss", "optimizer", "lr", "weight_decay", "momentum", "rho", "lambd", "alpha", "eps",
-    "lr_decay", "initial_accumulator_value", "beta1", "beta2", "dampening", "nesterov", "amsgrad", "centered", "t0",
+#define KEY(name, ...) #name,
+    TB_TRAIN_HPARAMS(KEY) TB_OPTIM_HPARAMS(KEY)
+#undef KEY
     "seed", "init_seed", "time_limit", "threads", "device", "eval_batch_size", "gpu_memory_mib", "tf32",
 };
 const int tb_run_train_key_count = (int)(sizeof tb_run_train_keys / sizeof tb_run_train_keys[0]);
@@ -30,30 +32,19 @@ static const char *const plugins_keys[] = {"path"};
         if (st_ != TB_OK) return st_;                                                                              \
     } while (0)
 
-/* The torch hyperparameters of [train]: absent keys keep the optimizer's torch default. */
+/* The torch hyperparameters of [train] (hparams.h): absent keys keep the optimizer's torch default. */
 static tb_status read_optimizer(const tb_config *cfg, tb_optim_config *oc, tb_err *err)
 {
     int kind;
-    TRY(tb_config_choice(cfg, "train", "optimizer", NULL, "sgd|adam|adagrad|adadelta|rmsprop|asgd", &kind, err));
+    TRY(tb_config_choice(cfg, "train", "optimizer", NULL, tb_hparams[TB_HPARAM_optimizer].choices, &kind, err));
     tb_optim_defaults(oc, (tb_optim_kind)kind);
-    const double inf = INFINITY;
-    TRY(tb_config_double(cfg, "train", "lr", oc->lr, 0, 1e3, &oc->lr, err));
-    TRY(tb_config_double(cfg, "train", "weight_decay", oc->weight_decay, 0, 1e3, &oc->weight_decay, err));
-    TRY(tb_config_double(cfg, "train", "momentum", oc->momentum, 0, 1, &oc->momentum, err));
-    TRY(tb_config_double(cfg, "train", "dampening", oc->dampening, 0, 1, &oc->dampening, err));
-    TRY(tb_config_double(cfg, "train", "rho", oc->rho, 0, 1, &oc->rho, err));
-    TRY(tb_config_double(cfg, "train", "lambd", oc->lambd, 0, 1e3, &oc->lambd, err));
-    TRY(tb_config_double(cfg, "train", "alpha", oc->alpha, 0, 1e3, &oc->alpha, err));
-    TRY(tb_config_double(cfg, "train", "eps", oc->eps, 0, 1, &oc->eps, err));
-    TRY(tb_config_double(cfg, "train", "lr_decay", oc->lr_decay, 0, 1e3, &oc->lr_decay, err));
-    TRY(tb_config_double(cfg, "train", "initial_accumulator_value", oc->initial_accumulator_value, 0, 1e3,
-                         &oc->initial_accumulator_value, err));
-    TRY(tb_config_double(cfg, "train", "beta1", oc->beta1, 0, 0.999999, &oc->beta1, err));
-    TRY(tb_config_double(cfg, "train", "beta2", oc->beta2, 0, 0.999999, &oc->beta2, err));
-    TRY(tb_config_double(cfg, "train", "t0", oc->t0, 0, inf, &oc->t0, err));
-    TRY(tb_config_bool(cfg, "train", "nesterov", oc->nesterov, &oc->nesterov, err));
-    TRY(tb_config_bool(cfg, "train", "amsgrad", oc->amsgrad, &oc->amsgrad, err));
-    TRY(tb_config_bool(cfg, "train", "centered", oc->centered, &oc->centered, err));
+#define READ_FLOAT(name, lo, hi) TRY(tb_config_double(cfg, "train", #name, oc->name, lo, hi, &oc->name, err));
+#define READ_BOOL(name, lo, hi) TRY(tb_config_bool(cfg, "train", #name, oc->name, &oc->name, err));
+#define READ(name, type, lo, hi, ...) READ_##type(name, lo, hi)
+    TB_OPTIM_HPARAMS(READ)
+#undef READ
+#undef READ_FLOAT
+#undef READ_BOOL
     char msg[256];
     if (tb_optim_validate(oc, msg, sizeof msg) != 0) return tb_fail(err, TB_EINVAL, "[train] %s", msg);
     return TB_OK;
@@ -149,14 +140,15 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
     /* training */
     tb_train_config *t = &run->train;
     int64_t v;
-    TRY(tb_config_int(cfg, "train", "epochs", 1, 1, 100000, &v, err));
+    const tb_hparam_info *epochs = &tb_hparams[TB_HPARAM_epochs], *batch = &tb_hparams[TB_HPARAM_batch_size];
+    TRY(tb_config_int(cfg, "train", "epochs", 1, (int64_t)epochs->lo, (int64_t)epochs->hi, &v, err));
     t->epochs = (int)v;
-    TRY(tb_config_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &v, err));
+    TRY(tb_config_int(cfg, "train", "batch_size", 64, (int64_t)batch->lo, (int64_t)batch->hi, &v, err));
     t->batch_size = (int)v;
     TRY(tb_config_int(cfg, "train", "eval_batch_size", 0, 0, 1 << 20, &v, err));
     t->eval_batch_size = (int)v;
     int loss;
-    TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", "cross_entropy|nll|l1|mse", &loss, err));
+    TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", tb_hparams[TB_HPARAM_loss].choices, &loss, err));
     t->loss = (tb_loss_kind)loss;
     if (!tb_config_get(cfg, "train", "optimizer"))
         return tb_fail(err, TB_EINVAL, "train.optimizer is missing; allowed: %s", tb_optim_names());

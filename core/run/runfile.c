@@ -282,27 +282,11 @@ static void write_train(writer *w, hid_t f, const tb_run *run)
     check(w, tb_h5_attr_i64(g, "batch_size", t->batch_size), "/train");
     check(w, tb_h5_attr_str(g, "loss", tb_loss_name(t->loss)), "/train");
     check(w, tb_h5_attr_str(g, "optimizer", tb_optim_name(o->kind)), "/train");
-    const struct {
-        const char *name;
-        double value;
-    } hp[] = {{"lr", o->lr},
-              {"weight_decay", o->weight_decay},
-              {"momentum", o->momentum},
-              {"dampening", o->dampening},
-              {"nesterov", o->nesterov},
-              {"rho", o->rho},
-              {"lambd", o->lambd},
-              {"alpha", o->alpha},
-              {"eps", o->eps},
-              {"lr_decay", o->lr_decay},
-              {"initial_accumulator_value", o->initial_accumulator_value},
-              {"beta1", o->beta1},
-              {"beta2", o->beta2},
-              {"amsgrad", o->amsgrad},
-              {"centered", o->centered},
-              {"t0", o->t0},
-              {"time_limit", t->time_limit_s}};
-    for (size_t i = 0; i < sizeof hp / sizeof hp[0]; i++) check(w, tb_h5_attr_f64(g, hp[i].name, hp[i].value), "/train");
+    /* every optimizer hyperparameter (hparams.h), booleans too, as doubles */
+#define HPARAM_ATTR(name, ...) check(w, tb_h5_attr_f64(g, #name, (double)o->name), "/train");
+    TB_OPTIM_HPARAMS(HPARAM_ATTR)
+#undef HPARAM_ATTR
+    check(w, tb_h5_attr_f64(g, "time_limit", t->time_limit_s), "/train");
     const tb_train_result *r = &run->result;
     check(w, tb_h5_attr_i64(g, "epochs_done", r->epochs_done), "/train");
     check(w, tb_h5_attr_i64(g, "steps", r->steps), "/train");
