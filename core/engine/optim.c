@@ -49,117 +49,67 @@ void tb_optim_defaults(tb_optim_config *cfg, tb_optim_kind kind)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->kind = kind;
-    switch (kind) {
-    case TB_OPT_SGD: cfg->lr = 0.01; break; /* torch has no default lr for SGD */
-    case TB_OPT_ADAM:
-        cfg->lr = 1e-3;
-        cfg->beta1 = 0.9;
-        cfg->beta2 = 0.999;
-        cfg->eps = 1e-8;
-        break;
-    case TB_OPT_ADAGRAD:
-        cfg->lr = 1e-2;
-        cfg->eps = 1e-10;
-        break;
-    case TB_OPT_ADADELTA:
-        cfg->lr = 1.0;
-        cfg->rho = 0.9;
-        cfg->eps = 1e-6;
-        break;
-    case TB_OPT_RMSPROP:
-        cfg->lr = 1e-2;
-        cfg->alpha = 0.99;
-        cfg->eps = 1e-8;
-        break;
-    case TB_OPT_ASGD:
-        cfg->lr = 1e-2;
-        cfg->lambd = 1e-4;
-        cfg->alpha = 0.75;
-        cfg->t0 = 1e6;
-        break;
+    if ((int)kind < 0 || (int)kind >= N_OPTIM) return;
+#define SET_DEFAULT(name, type, lo, hi, read_by, check, check_by, defaults)                                       \
+    {                                                                                                              \
+        static const double by_kind[N_OPTIM] = {TB_HPARAM_LIST defaults};                                          \
+        cfg->name = (TB_HPARAM_CTYPE_##type)by_kind[kind];                                                         \
     }
+    TB_OPTIM_HPARAMS(SET_DEFAULT)
+#undef SET_DEFAULT
 }
 
 /* ---- validation --------------------------------------------------------- */
 
-/* Range of one hyperparameter: lo <= v (or lo < v), v <= hi (or v < hi). */
-typedef struct range {
-    const char *name;
-    double value;
+/* torch's checks (hparams.h's torch_check column): lo <= v, v <= hi (or v < hi). */
+typedef struct torch_range {
     double lo, hi;
-    int hi_open; /* v < hi instead of v <= hi */
-} range;
+    int hi_open;
+} torch_range;
 
-static int check_range(const char *opt, const range *r, char *msg, size_t msglen)
+static const torch_range range_NONNEG = {0.0, INFINITY, 0}, range_UNIT = {0.0, 1.0, 0},
+                         range_UNIT_OPEN = {0.0, 1.0, 1}, range_FINITE = {-INFINITY, INFINITY, 0};
+
+static int check_range(const char *opt, const char *name, double value, const torch_range *r, char *msg,
+                       size_t msglen)
 {
-    if (!isfinite(r->value)) {
-        snprintf(msg, msglen, "%s: %s = %g is not finite", opt, r->name, r->value);
+    if (!isfinite(value)) {
+        snprintf(msg, msglen, "%s: %s = %g is not finite", opt, name, value);
         return -1;
     }
-    int ok = r->value >= r->lo && (r->hi_open ? r->value < r->hi : r->value <= r->hi);
+    int ok = value >= r->lo && (r->hi_open ? value < r->hi : value <= r->hi);
     if (ok) return 0;
     if (isinf(r->hi))
-        snprintf(msg, msglen, "%s: %s = %g is outside [%g, inf)", opt, r->name, r->value, r->lo);
+        snprintf(msg, msglen, "%s: %s = %g is outside [%g, inf)", opt, name, value, r->lo);
     else
-        snprintf(msg, msglen, "%s: %s = %g is outside [%g, %g%c", opt, r->name, r->value, r->lo, r->hi,
+        snprintf(msg, msglen, "%s: %s = %g is outside [%g, %g%c", opt, name, value, r->lo, r->hi,
                  r->hi_open ? ')' : ']');
     return -1;
 }
 
-static int check_all(const char *opt, const range *rs, int count, char *msg, size_t msglen)
-{
-    for (int i = 0; i < count; i++)
-        if (check_range(opt, &rs[i], msg, msglen) != 0) return -1;
-    return 0;
-}
-
-#define NONNEG(field) {#field, cfg->field, 0.0, INFINITY, 0}
-#define ANY(field) {#field, cfg->field, -INFINITY, INFINITY, 0}
-
-/* What torch's constructors check, plus finiteness of every value the rule reads. */
+/* What torch's constructors check, plus finiteness of every real value the rule reads. */
 static int validate_kind(const tb_optim_config *cfg, const char *opt, char *msg, size_t msglen)
 {
-    switch (cfg->kind) {
-    case TB_OPT_SGD: {
-        range rs[] = {NONNEG(lr), NONNEG(momentum), ANY(dampening), NONNEG(weight_decay)};
-        if (check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen)) return -1;
-        if (cfg->nesterov && (cfg->momentum <= 0 || cfg->dampening != 0)) {
-            snprintf(msg, msglen,
-                     "%s: nesterov requires momentum > 0 and dampening = 0 (momentum = %g, dampening = %g)", opt,
-                     cfg->momentum, cfg->dampening);
-            return -1;
-        }
-        return 0;
+    const unsigned kind_bit = 1u << cfg->kind;
+#define CHECK_FLOAT(name, check, check_by)                                                                         \
+    if (check_range(opt, #name, cfg->name, (check_by) & kind_bit ? &range_##check : &range_FINITE, msg, msglen))   \
+        return -1;
+#define CHECK_BOOL(name, check, check_by) /* 0 or 1 by construction */
+#define CHECK(name, type, lo, hi, read_by, check, check_by, defaults)                                              \
+    if ((read_by) & kind_bit) {                                                                                    \
+        CHECK_##type(name, check, check_by)                                                                        \
     }
-    case TB_OPT_ADAM: {
-        range rs[] = {NONNEG(lr), NONNEG(eps), {"beta1", cfg->beta1, 0.0, 1.0, 1},
-                      {"beta2", cfg->beta2, 0.0, 1.0, 1}, NONNEG(weight_decay)};
-        return check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen);
-    }
-    case TB_OPT_ADAGRAD: {
-        range rs[] = {NONNEG(lr), NONNEG(lr_decay), NONNEG(weight_decay), NONNEG(initial_accumulator_value),
-                      NONNEG(eps)};
-        return check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen);
-    }
-    case TB_OPT_ADADELTA: {
-        range rs[] = {NONNEG(lr), {"rho", cfg->rho, 0.0, 1.0, 0}, NONNEG(eps), NONNEG(weight_decay)};
-        return check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen);
-    }
-    case TB_OPT_RMSPROP: {
-        range rs[] = {NONNEG(lr), NONNEG(eps), NONNEG(momentum), NONNEG(weight_decay), NONNEG(alpha)};
-        return check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen);
-    }
-    case TB_OPT_ASGD: {
-        /* torch checks only lr and weight_decay; lambd, alpha, t0 only need to be finite. */
-        range rs[] = {NONNEG(lr), ANY(lambd), ANY(alpha), ANY(t0), NONNEG(weight_decay)};
-        return check_all(opt, rs, (int)(sizeof rs / sizeof rs[0]), msg, msglen);
-    }
+    TB_OPTIM_HPARAMS(CHECK)
+#undef CHECK
+#undef CHECK_FLOAT
+#undef CHECK_BOOL
+    if (cfg->kind == TB_OPT_SGD && cfg->nesterov && (cfg->momentum <= 0 || cfg->dampening != 0)) {
+        snprintf(msg, msglen, "%s: nesterov requires momentum > 0 and dampening = 0 (momentum = %g, dampening = %g)",
+                 opt, cfg->momentum, cfg->dampening);
+        return -1;
     }
     return 0;
 }
-
-#undef NONNEG
-#undef ANY
 
 int tb_optim_validate(const tb_optim_config *cfg, char *msg, size_t msglen)
 {

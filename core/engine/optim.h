@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hparams.h"
+
 typedef enum tb_optim_kind {
     TB_OPT_SGD = 0,
     TB_OPT_ADAM = 1,
@@ -21,21 +23,13 @@ typedef enum tb_optim_kind {
     TB_OPT_ASGD = 5,
 } tb_optim_kind;
 
-/* Hyperparameters by torch's names; each optimizer reads only its own. */
+/* Hyperparameters by torch's names, one field per row of hparams.h; each
+ * optimizer reads only its own (the table's read_by). */
 typedef struct tb_optim_config {
     tb_optim_kind kind;
-    double lr;
-    double weight_decay;
-    double momentum, dampening; /* sgd, rmsprop (momentum) */
-    int nesterov;               /* sgd */
-    double beta1, beta2;        /* adam: betas */
-    int amsgrad;                /* adam */
-    double eps;                 /* adam, adagrad, adadelta, rmsprop */
-    double lr_decay, initial_accumulator_value; /* adagrad */
-    double rho;                 /* adadelta */
-    double alpha;               /* rmsprop (smoothing), asgd (eta power) */
-    int centered;               /* rmsprop */
-    double lambd, t0;           /* asgd */
+#define TB_OPTIM_FIELD_(name, type, ...) TB_HPARAM_CTYPE_##type name;
+    TB_OPTIM_HPARAMS(TB_OPTIM_FIELD_)
+#undef TB_OPTIM_FIELD_
 } tb_optim_config;
 
 typedef struct tb_optim_scalars {

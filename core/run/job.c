@@ -38,9 +38,38 @@ tb_job *tb_job_new(const char *id, const char *config_ini, int priority, const t
     return job;
 }
 
+tb_job *tb_job_new_parsed(const char *id, const char *config_ini, tb_config *cfg, const tb_run_config *conf,
+                          int priority, const tb_job_callbacks *cb)
+{
+    tb_job *job = tb_job_new(id, config_ini, priority, cb);
+    if (!job) {
+        tb_config_free(cfg);
+        return NULL;
+    }
+    job->cfg = cfg;
+    job->conf = *conf;
+    job->conf.cfg = cfg;
+    return job;
+}
+
+tb_status tb_job_create(tb_job **out, const char *id, const char *config_ini, int priority,
+                        const tb_job_callbacks *cb, tb_err *err)
+{
+    *out = NULL;
+    tb_config *cfg = NULL;
+    tb_run_config conf;
+    tb_status st = tb_config_load_text(&cfg, config_ini ? config_ini : "", id && id[0] ? id : "job", err);
+    if (st == TB_OK && (st = tb_run_config_parse(&conf, cfg, err)) == TB_OK &&
+        !(*out = tb_job_new_parsed(id, config_ini, cfg, &conf, priority, cb)))
+        return tb_fail(err, TB_ENOMEM, "out of memory");
+    if (st != TB_OK) tb_config_free(cfg);
+    return st;
+}
+
 void tb_job_free(tb_job *job)
 {
     if (!job) return;
+    tb_config_free(job->cfg);
     free(job->config_ini);
     free(job);
 }
@@ -106,26 +135,6 @@ static void forward_event(void *user, const tb_train_event *ev)
     }
 }
 
-/* A GPU slot: a job that asks for a GPU gets the slot's, and the slot's
- * memory budget unless the job sets a smaller one. */
-static tb_status place_on_gpu(tb_config *cfg, const tb_job *job, tb_err *err)
-{
-    const char *text;
-    tb_device d;
-    tb_status st = tb_config_string(cfg, "train", "device", "cpu", &text, err);
-    if (st == TB_OK) st = tb_device_parse(text, "train.device", &d, err);
-    if (st != TB_OK || !d.cuda) return st;
-    if ((st = tb_config_set(cfg, "train.device", job->device, err))) return st;
-    int64_t own = 0;
-    if ((st = tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, INT64_MAX, &own, err))) return st;
-    if (job->gpu_memory_mib > 0 && (own == 0 || own > job->gpu_memory_mib)) {
-        char v[32];
-        snprintf(v, sizeof v, "%d", job->gpu_memory_mib);
-        st = tb_config_set(cfg, "train.gpu_memory_mib", v, err);
-    }
-    return st;
-}
-
 tb_run_status tb_job_execute(tb_job *job, int threads)
 {
     tb_err err = {{0}};
@@ -137,16 +146,18 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
     double val = NAN, test = NAN;
 
     if (atomic_load(&job->cancel)) return tb_job_end_unstarted(job); /* cancelled between the queue and here */
-    tb_status st = tb_config_load_text(&cfg, job->config_ini, job->id[0] ? job->id : "job", &err);
-    if (st == TB_OK && threads > 0) {
-        char v[16];
-        snprintf(v, sizeof v, "%d", threads);
-        st = tb_config_set(cfg, "train.threads", v, &err);
+    tb_status st = TB_OK;
+    if (!job->cfg) { /* a job made from text alone (tb_job_new): parsed here, once */
+        st = tb_config_load_text(&cfg, job->config_ini, job->id[0] ? job->id : "job", &err);
+        if (st == TB_OK && (st = tb_run_config_parse(&job->conf, cfg, &err)) == TB_OK) {
+            job->cfg = cfg;
+            cfg = NULL;
+        }
     }
-    if (st == TB_OK && job->run_path[0]) st = tb_config_set(cfg, "output.run", job->run_path, &err);
-    if (st == TB_OK && job->device[0]) st = place_on_gpu(cfg, job, &err);
     if (st == TB_OK) {
-        st = tb_run_configure(&run, cfg, &err);
+        tb_run_placement where = {.threads = threads, .device = job->device, .gpu_memory_mib = job->gpu_memory_mib,
+                                  .run_path = job->run_path};
+        st = tb_run_configure_parsed(&run, &job->conf, &where, &err);
         configured = 1; /* tb_run_free is due even when configure failed half-way */
     }
     if (st != TB_OK) goto done;

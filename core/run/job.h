@@ -20,6 +20,7 @@
 #include "store/archive.h"
 #include "base/common.h"
 #include "engine/train.h"
+#include "run/run.h"
 
 typedef struct tb_job tb_job;
 
@@ -44,13 +45,16 @@ typedef struct tb_job_callbacks {
 
 struct tb_job {
     char id[TB_ARCHIVE_ID_MAX + 1]; /* the owner's name for it (e.g. the archive run id) */
-    char *config_ini;               /* the complete configuration; owned by the job */
+    char *config_ini;               /* the complete configuration as given (the archived record); owned */
+    tb_config *cfg;                 /* config_ini parsed, owned; NULL until tb_job_execute parses it */
+    tb_run_config conf;             /* cfg typed (tb_run_config_parse); valid when cfg is set */
     int priority;                   /* lower starts first: 0 participants' runs, 10 finals, 20 sweeps */
     tb_job_callbacks cb;
     atomic_int cancel;              /* set by tb_executor_cancel / tb_job_cancel; read between batches */
     char cancel_message[160];       /* why it was cancelled (the finished message); set through tb_job_cancel */
     atomic_int interrupted;         /* ends "interrupted" rather than "cancelled" (the executor's shutdown,
                                      * a signal): set by tb_job_cancel(.., 1) / tb_executor_interrupt */
+    /* placement, applied as typed overrides by tb_job_execute (tb_run_placement), never written into the text */
     char run_path[TB_JOB_PATH_MAX]; /* "": the run file goes where config_ini's output.run says; else here */
     /* filled in by the executor */
     double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
@@ -61,17 +65,31 @@ struct tb_job {
     tb_job *next;                   /* the executor's queue */
 };
 
-/* A new job (config_ini is copied); NULL when out of memory. */
+/* A new job (config_ini is copied); NULL when out of memory. The text is
+ * parsed when the job runs; a caller that has parsed it already gives the
+ * parse to tb_job_new_parsed instead. */
 tb_job *tb_job_new(const char *id, const char *config_ini, int priority, const tb_job_callbacks *cb);
+/* A new job from a configuration parsed once by its caller: cfg (config_ini
+ * parsed; the job takes it, freed with the job, also when this fails) and
+ * conf (tb_run_config_parse of cfg, copied). config_ini is copied as the
+ * archived record. NULL when out of memory. */
+tb_job *tb_job_new_parsed(const char *id, const char *config_ini, tb_config *cfg, const tb_run_config *conf,
+                          int priority, const tb_job_callbacks *cb);
+/* Parses config_ini once (tb_config_load_text, tb_run_config_parse) into a
+ * new job: TB_EINVAL with the configuration's error, TB_ENOMEM. */
+tb_status tb_job_create(tb_job **out, const char *id, const char *config_ini, int priority,
+                        const tb_job_callbacks *cb, tb_err *err);
 /* Frees a job the executor is done with (after its finished callback returned). */
 void tb_job_free(tb_job *job);
 
 /* Runs a job in the calling thread: configures, prepares and executes the run
- * (core/run.h) from job->config_ini with `threads` CPU threads (0: the
- * config's train.threads, else all cores; OpenMP's count of the calling
- * thread is set to it, data preparation included) and calls the job's
- * callbacks. The run file goes to job->run_path, else where the config's
- * output.run says. Returns the final status, by what failed (the same rule
+ * (run/run.h) from job->conf (parsed from job->config_ini here, once, when the
+ * job was made from text alone) placed by typed overrides (tb_run_placement):
+ * `threads` CPU threads (0: the config's train.threads, else all cores;
+ * OpenMP's count of the calling thread is set to it, data preparation
+ * included), job->device and job->gpu_memory_mib for a GPU run; and calls
+ * the job's callbacks. The run file goes to job->run_path, else where the
+ * config's output.run says; its /config ini is config_ini as given. Returns the final status, by what failed (the same rule
  * before and during training):
  *   finished     training and the test evaluation completed (message "")
  *   cancelled    job->cancel was set (message: job->cancel_message), or the

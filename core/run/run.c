@@ -10,9 +10,11 @@
 #include "store/runfile.h"
 #include "engine/device.h"
 
+/* hparams.h's hyperparameters, then the run's own keys. */
 const char *const tb_run_train_keys[] = {
-    "epochs", "batch_size", "loss", "optimizer", "lr", "weight_decay", "momentum", "rho", "lambd", "alpha", "eps",
-    "lr_decay", "initial_accumulator_value", "beta1", "beta2", "dampening", "nesterov", "amsgrad", "centered", "t0",
+#define KEY(name, ...) #name,
+    TB_TRAIN_HPARAMS(KEY) TB_OPTIM_HPARAMS(KEY)
+#undef KEY
     "seed", "init_seed", "time_limit", "threads", "device", "eval_batch_size", "gpu_memory_mib", "tf32",
 };
 const int tb_run_train_key_count = (int)(sizeof tb_run_train_keys / sizeof tb_run_train_keys[0]);
@@ -30,30 +32,19 @@ static const char *const plugins_keys[] = {"path"};
         if (st_ != TB_OK) return st_;                                                                              \
     } while (0)
 
-/* The torch hyperparameters of [train]: absent keys keep the optimizer's torch default. */
+/* The torch hyperparameters of [train] (hparams.h): absent keys keep the optimizer's torch default. */
 static tb_status read_optimizer(const tb_config *cfg, tb_optim_config *oc, tb_err *err)
 {
     int kind;
-    TRY(tb_config_choice(cfg, "train", "optimizer", NULL, "sgd|adam|adagrad|adadelta|rmsprop|asgd", &kind, err));
+    TRY(tb_config_choice(cfg, "train", "optimizer", NULL, tb_hparams[TB_HPARAM_optimizer].choices, &kind, err));
     tb_optim_defaults(oc, (tb_optim_kind)kind);
-    const double inf = INFINITY;
-    TRY(tb_config_double(cfg, "train", "lr", oc->lr, 0, 1e3, &oc->lr, err));
-    TRY(tb_config_double(cfg, "train", "weight_decay", oc->weight_decay, 0, 1e3, &oc->weight_decay, err));
-    TRY(tb_config_double(cfg, "train", "momentum", oc->momentum, 0, 1, &oc->momentum, err));
-    TRY(tb_config_double(cfg, "train", "dampening", oc->dampening, 0, 1, &oc->dampening, err));
-    TRY(tb_config_double(cfg, "train", "rho", oc->rho, 0, 1, &oc->rho, err));
-    TRY(tb_config_double(cfg, "train", "lambd", oc->lambd, 0, 1e3, &oc->lambd, err));
-    TRY(tb_config_double(cfg, "train", "alpha", oc->alpha, 0, 1e3, &oc->alpha, err));
-    TRY(tb_config_double(cfg, "train", "eps", oc->eps, 0, 1, &oc->eps, err));
-    TRY(tb_config_double(cfg, "train", "lr_decay", oc->lr_decay, 0, 1e3, &oc->lr_decay, err));
-    TRY(tb_config_double(cfg, "train", "initial_accumulator_value", oc->initial_accumulator_value, 0, 1e3,
-                         &oc->initial_accumulator_value, err));
-    TRY(tb_config_double(cfg, "train", "beta1", oc->beta1, 0, 0.999999, &oc->beta1, err));
-    TRY(tb_config_double(cfg, "train", "beta2", oc->beta2, 0, 0.999999, &oc->beta2, err));
-    TRY(tb_config_double(cfg, "train", "t0", oc->t0, 0, inf, &oc->t0, err));
-    TRY(tb_config_bool(cfg, "train", "nesterov", oc->nesterov, &oc->nesterov, err));
-    TRY(tb_config_bool(cfg, "train", "amsgrad", oc->amsgrad, &oc->amsgrad, err));
-    TRY(tb_config_bool(cfg, "train", "centered", oc->centered, &oc->centered, err));
+#define READ_FLOAT(name, lo, hi) TRY(tb_config_double(cfg, "train", #name, oc->name, lo, hi, &oc->name, err));
+#define READ_BOOL(name, lo, hi) TRY(tb_config_bool(cfg, "train", #name, oc->name, &oc->name, err));
+#define READ(name, type, lo, hi, ...) READ_##type(name, lo, hi)
+    TB_OPTIM_HPARAMS(READ)
+#undef READ
+#undef READ_FLOAT
+#undef READ_BOOL
     char msg[256];
     if (tb_optim_validate(oc, msg, sizeof msg) != 0) return tb_fail(err, TB_EINVAL, "[train] %s", msg);
     return TB_OK;
@@ -131,32 +122,33 @@ static tb_status check_sections(const tb_config *cfg, const tb_plugin_registry *
     return tb_config_check_sections(cfg, valid, n, err);
 }
 
-tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
+tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *err)
 {
-    memset(run, 0, sizeof *run);
-    run->cfg = cfg;
-    const char *model, *task, *plugin_path, *s;
+    memset(rc, 0, sizeof *rc);
+    rc->cfg = cfg;
+    const char *s;
     TRY(tb_config_check_section(cfg, "model", model_keys, (int)(sizeof model_keys / sizeof *model_keys), err));
     TRY(tb_config_check_section(cfg, "task", task_keys, (int)(sizeof task_keys / sizeof *task_keys), err));
     TRY(tb_config_check_section(cfg, "train", tb_run_train_keys, tb_run_train_key_count, err));
     TRY(tb_config_check_section(cfg, "output", output_keys, (int)(sizeof output_keys / sizeof *output_keys), err));
     TRY(tb_config_check_section(cfg, "plugins", plugins_keys, 1, err));
-    TRY(tb_config_string(cfg, "model", "name", NULL, &model, err));
-    TRY(tb_config_string(cfg, "task", "name", NULL, &task, err));
-    if (!model) return tb_fail(err, TB_EINVAL, "model.name is missing: name a model plugin (see tunebench plugins)");
-    if (!task) return tb_fail(err, TB_EINVAL, "task.name is missing: name a task plugin (see tunebench plugins)");
+    TRY(tb_config_string(cfg, "model", "name", NULL, &rc->model, err));
+    TRY(tb_config_string(cfg, "task", "name", NULL, &rc->task, err));
+    if (!rc->model) return tb_fail(err, TB_EINVAL, "model.name is missing: name a model plugin (see tunebench plugins)");
+    if (!rc->task) return tb_fail(err, TB_EINVAL, "task.name is missing: name a task plugin (see tunebench plugins)");
 
     /* training */
-    tb_train_config *t = &run->train;
+    tb_train_config *t = &rc->train;
     int64_t v;
-    TRY(tb_config_int(cfg, "train", "epochs", 1, 1, 100000, &v, err));
+    const tb_hparam_info *epochs = &tb_hparams[TB_HPARAM_epochs], *batch = &tb_hparams[TB_HPARAM_batch_size];
+    TRY(tb_config_int(cfg, "train", "epochs", 1, (int64_t)epochs->lo, (int64_t)epochs->hi, &v, err));
     t->epochs = (int)v;
-    TRY(tb_config_int(cfg, "train", "batch_size", 64, 1, 1 << 20, &v, err));
+    TRY(tb_config_int(cfg, "train", "batch_size", 64, (int64_t)batch->lo, (int64_t)batch->hi, &v, err));
     t->batch_size = (int)v;
     TRY(tb_config_int(cfg, "train", "eval_batch_size", 0, 0, 1 << 20, &v, err));
     t->eval_batch_size = (int)v;
     int loss;
-    TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", "cross_entropy|nll|l1|mse", &loss, err));
+    TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", tb_hparams[TB_HPARAM_loss].choices, &loss, err));
     t->loss = (tb_loss_kind)loss;
     if (!tb_config_get(cfg, "train", "optimizer"))
         return tb_fail(err, TB_EINVAL, "train.optimizer is missing; allowed: %s", tb_optim_names());
@@ -164,46 +156,100 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
     TRY(tb_config_int(cfg, "train", "seed", 0, 0, INT64_MAX, &v, err));
     t->seed = (uint64_t)v;
     TRY(tb_config_int(cfg, "train", "init_seed", (int64_t)t->seed, 0, INT64_MAX, &v, err));
-    run->init_seed = (uint64_t)v;
+    rc->init_seed = (uint64_t)v;
     TRY(tb_config_double(cfg, "train", "time_limit", 0, 0, 1e7, &t->time_limit_s, err));
     TRY(tb_config_int(cfg, "train", "threads", 0, 0, 1024, &v, err));
-    run->threads = (int)v;
+    rc->threads = (int)v;
     TRY(tb_config_string(cfg, "train", "device", "cpu", &s, err));
-    TRY(tb_device_parse(s, "train.device", &run->dev, err));
-    TRY(tb_device_check(&run->dev, "train.device", err)); /* before any data is loaded */
-    tb_device_format(&run->dev, run->device, sizeof run->device);
+    TRY(tb_device_parse(s, "train.device", &rc->dev, err));
     TRY(tb_config_int(cfg, "train", "gpu_memory_mib", 0, 0, 16 << 20, &v, err));
-    run->gpu_memory_mib = (int)v;
-    TRY(tb_config_bool(cfg, "train", "tf32", 0, &run->tf32, err));
+    rc->gpu_memory_mib = (int)v;
+    TRY(tb_config_bool(cfg, "train", "tf32", 0, &rc->tf32, err));
 
     /* model extras */
     TRY(tb_config_string(cfg, "model", "init_from", "", &s, err));
-    snprintf(run->init_from, sizeof run->init_from, "%s", s);
+    snprintf(rc->init_from, sizeof rc->init_from, "%s", s);
     TRY(tb_config_string(cfg, "model", "freeze", "none", &s, err));
-    snprintf(run->freeze, sizeof run->freeze, "%s", s);
-    if (strcmp(run->freeze, "none") != 0 && !run->init_from[0])
+    snprintf(rc->freeze, sizeof rc->freeze, "%s", s);
+    if (strcmp(rc->freeze, "none") != 0 && !rc->init_from[0])
         return tb_fail(err, TB_EINVAL,
                        "model.freeze = \"%s\" needs model.init_from: freezing randomly initialised layers "
-                       "is almost certainly a mistake", run->freeze);
+                       "is almost certainly a mistake", rc->freeze);
 
-    TRY(read_task_options(cfg, &run->task_opt, err));
+    TRY(read_task_options(cfg, &rc->task_opt, err));
 
     /* output */
     TRY(tb_config_string(cfg, "output", "run", "runs/run.h5", &s, err));
-    if (snprintf(run->run_path, sizeof run->run_path, "%s", s) >= (int)sizeof run->run_path)
-        return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof run->run_path - 1);
+    if (snprintf(rc->run_path, sizeof rc->run_path, "%s", s) >= (int)sizeof rc->run_path)
+        return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof rc->run_path - 1);
     TRY(tb_config_string(cfg, "output", "checkpoint", "", &s, err));
-    snprintf(run->checkpoint_path, sizeof run->checkpoint_path, "%s", s);
+    snprintf(rc->checkpoint_path, sizeof rc->checkpoint_path, "%s", s);
+
+    TRY(tb_config_string(cfg, "plugins", "path", NULL, &rc->plugin_path, err));
+    return TB_OK;
+}
+
+/* An executor's placement over the configuration: its thread share, its run
+ * file, and for a run that asks for a GPU the slot's GPU and memory budget
+ * (the slot's unless the run sets a smaller one). */
+static tb_status place(tb_run *run, const tb_run_placement *p, tb_err *err)
+{
+    if (p->threads > 0) run->threads = p->threads;
+    if (p->run_path && p->run_path[0] &&
+        snprintf(run->run_path, sizeof run->run_path, "%s", p->run_path) >= (int)sizeof run->run_path)
+        return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof run->run_path - 1);
+    if (!p->device || !p->device[0] || !run->dev.cuda) return TB_OK;
+    TRY(tb_device_parse(p->device, "train.device", &run->dev, err));
+    if (p->gpu_memory_mib > 0 && (run->gpu_memory_mib == 0 || run->gpu_memory_mib > p->gpu_memory_mib))
+        run->gpu_memory_mib = p->gpu_memory_mib;
+    return TB_OK;
+}
+
+tb_status tb_run_configure_parsed(tb_run *run, const tb_run_config *rc, const tb_run_placement *placement,
+                                  tb_err *err)
+{
+    memset(run, 0, sizeof *run);
+    run->cfg = rc->cfg;
+    run->train = rc->train;
+    run->init_seed = rc->init_seed;
+    memcpy(run->init_from, rc->init_from, sizeof run->init_from);
+    memcpy(run->freeze, rc->freeze, sizeof run->freeze);
+    run->task_opt = rc->task_opt;
+    memcpy(run->run_path, rc->run_path, sizeof run->run_path);
+    memcpy(run->checkpoint_path, rc->checkpoint_path, sizeof run->checkpoint_path);
+    run->dev = rc->dev;
+    run->gpu_memory_mib = rc->gpu_memory_mib;
+    run->tf32 = rc->tf32;
+    run->threads = rc->threads;
+    if (placement) TRY(place(run, placement, err));
+    TRY(tb_device_check(&run->dev, "train.device", err)); /* before any data is loaded */
+    tb_device_format(&run->dev, run->device, sizeof run->device);
 
     /* plugins and their options */
-    TRY(tb_config_string(cfg, "plugins", "path", NULL, &plugin_path, err));
-    TRY(tb_plugins_discover(&run->plugins, plugin_path, err));
-    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_MODEL, model, &run->model_plugin, err));
-    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_TASK, task, &run->task_plugin, err));
-    TRY(check_sections(cfg, &run->plugins, model, task, err));
-    TRY(tb_plugin_args_resolve(run->model_plugin, cfg, model, &run->model_args, err));
-    TRY(tb_plugin_args_resolve(run->task_plugin, cfg, task, &run->task_args, err));
+    const tb_config *cfg = rc->cfg;
+    TRY(tb_plugins_discover(&run->plugins, rc->plugin_path, err));
+    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_MODEL, rc->model, &run->model_plugin, err));
+    TRY(tb_plugin_find(&run->plugins, TB_PLUGIN_TASK, rc->task, &run->task_plugin, err));
+    TRY(check_sections(cfg, &run->plugins, rc->model, rc->task, err));
+    TRY(tb_plugin_args_resolve(run->model_plugin, cfg, rc->model, &run->model_args, err));
+    TRY(tb_plugin_args_resolve(run->task_plugin, cfg, rc->task, &run->task_args, err));
     return TB_OK;
+}
+
+tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err)
+{
+    tb_run run;
+    tb_status st = tb_run_configure_parsed(&run, rc, NULL, err);
+    tb_run_free(&run);
+    return st;
+}
+
+tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
+{
+    tb_run_config rc;
+    memset(run, 0, sizeof *run);
+    TRY(tb_run_config_parse(&rc, cfg, err));
+    return tb_run_configure_parsed(run, &rc, NULL, err);
 }
 
 tb_status tb_run_prepare(tb_run *run, tb_err *err)

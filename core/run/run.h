@@ -29,8 +29,39 @@
 #include "data/task.h"
 #include "engine/train.h"
 
+/* A run's configuration, typed: every fixed section read and checked once
+ * (tb_run_config_parse). Strings point into cfg, which must outlive it; the
+ * plugins' own sections stay in cfg until a run resolves its plugins. */
+typedef struct tb_run_config {
+    const tb_config *cfg;           /* the parsed INI, not owned */
+    const char *model, *task;       /* model.name, task.name */
+    const char *plugin_path;        /* plugins.path, or NULL */
+    tb_train_config train;
+    uint64_t init_seed;
+    char init_from[1024], freeze[512];
+    tb_task_options task_opt;
+    char run_path[1024], checkpoint_path[1024];
+    tb_device dev;                  /* train.device, not yet checked against the machine (placement may replace it) */
+    int gpu_memory_mib, tf32;       /* train.gpu_memory_mib, train.tf32 */
+    int threads;                    /* train.threads (0: all cores) */
+} tb_run_config;
+
+/* Where an executor puts a run: typed overrides of the configuration,
+ * applied by tb_run_configure_parsed. Zero/empty fields change nothing. */
+typedef struct tb_run_placement {
+    int threads;                    /* > 0: replaces train.threads */
+    const char *device;             /* a GPU slot's device ("cuda:1"): replaces train.device when that names a GPU */
+    int gpu_memory_mib;             /* a GPU slot's budget: caps a GPU run's train.gpu_memory_mib (0 there: none) */
+    const char *run_path;           /* replaces output.run */
+} tb_run_placement;
+
+/* Reads and checks every key of the fixed sections ([model], [task],
+ * [train], [output], [plugins]) into rc: values and ranges, unknown keys
+ * (naming the nearest). Neither plugins nor devices are looked at. */
+tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *err);
+
 typedef struct tb_run {
-    tb_config *cfg;                 /* not owned */
+    const tb_config *cfg;           /* not owned */
     tb_plugin_registry plugins;
     const tb_plugin *model_plugin, *task_plugin;
     tb_plugin_args *model_args, *task_args;
@@ -54,8 +85,15 @@ typedef struct tb_run {
 } tb_run;
 
 /* Everything checkable without data: sections and keys, values and ranges,
- * plugins found and their options. */
+ * plugins found and their options: tb_run_config_parse, then
+ * tb_run_configure_parsed without a placement. */
 tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err);
+/* A run from a parsed configuration (rc->cfg must outlive the run), placed
+ * (place may be NULL): the device checked against the machine, plugins
+ * found, plugin sections checked and their options resolved. */
+tb_status tb_run_configure_parsed(tb_run *run, const tb_run_config *rc, const tb_run_placement *place, tb_err *err);
+/* tb_run_configure_parsed's checks alone (a submission's probe): the run is freed. */
+tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err);
 /* Loads the task, builds and initialises the model (init_from, freeze). */
 tb_status tb_run_prepare(tb_run *run, tb_err *err);
 /* Trains, evaluates on the test split and writes the run file. hooks may be

@@ -210,46 +210,6 @@ static hid_t create_group(tb_h5_writer *w, hid_t loc, const char *name)
     return g;
 }
 
-/* ---- optimizer hyperparameters ------------------------------------------------------ */
-
-typedef struct hyper_attr {
-    const char *name;
-    size_t off;
-    int is_int;
-} hyper_attr;
-
-static const hyper_attr hypers[] = {
-    {"lr", offsetof(tb_optim_config, lr), 0},
-    {"weight_decay", offsetof(tb_optim_config, weight_decay), 0},
-    {"momentum", offsetof(tb_optim_config, momentum), 0},
-    {"dampening", offsetof(tb_optim_config, dampening), 0},
-    {"nesterov", offsetof(tb_optim_config, nesterov), 1},
-    {"beta1", offsetof(tb_optim_config, beta1), 0},
-    {"beta2", offsetof(tb_optim_config, beta2), 0},
-    {"amsgrad", offsetof(tb_optim_config, amsgrad), 1},
-    {"eps", offsetof(tb_optim_config, eps), 0},
-    {"lr_decay", offsetof(tb_optim_config, lr_decay), 0},
-    {"initial_accumulator_value", offsetof(tb_optim_config, initial_accumulator_value), 0},
-    {"rho", offsetof(tb_optim_config, rho), 0},
-    {"alpha", offsetof(tb_optim_config, alpha), 0},
-    {"centered", offsetof(tb_optim_config, centered), 1},
-    {"lambd", offsetof(tb_optim_config, lambd), 0},
-    {"t0", offsetof(tb_optim_config, t0), 0},
-};
-
-static double hyper_value(const tb_optim_config *cfg, const hyper_attr *h)
-{
-    const char *base = (const char *)cfg + h->off;
-    if (h->is_int) {
-        int v;
-        memcpy(&v, base, sizeof v);
-        return (double)v;
-    }
-    double v;
-    memcpy(&v, base, sizeof v);
-    return v;
-}
-
 /* ---- writing ---------------------------------------------------------------------- */
 
 /* HDF5 failures go to w (with the object's path); the rest (bad input, out of
@@ -270,7 +230,10 @@ static tb_status write_optimizer(tb_h5_writer *w, hid_t group, const tb_net *net
 
     tb_h5w_attr_str(w, og, "kind", tb_optim_name(cfg->kind));
     tb_h5w_attr_i64(w, og, "step", opt->scalars.step);
-    for (size_t i = 0; i < TB_ARRAY_LEN(hypers); i++) tb_h5w_attr_f64(w, og, hypers[i].name, hyper_value(cfg, &hypers[i]));
+    /* every optimizer hyperparameter (engine/hparams.h), booleans too, as doubles */
+#define WRITE_HPARAM(name, ...) tb_h5w_attr_f64(w, og, #name, (double)cfg->name);
+    TB_OPTIM_HPARAMS(WRITE_HPARAM)
+#undef WRITE_HPARAM
     tb_h5w_attr_f64(w, og, "eta", opt->scalars.eta);
     tb_h5w_attr_f64(w, og, "mu", opt->scalars.mu);
     if (!tb_h5w_ok(w)) goto out;

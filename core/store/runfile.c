@@ -251,27 +251,11 @@ static void write_train(tb_h5_writer *w, hid_t f, const tb_runfile_contents *c)
     tb_h5w_attr_i64(w, g, "batch_size", t->batch_size);
     tb_h5w_attr_str(w, g, "loss", tb_loss_name(t->loss));
     tb_h5w_attr_str(w, g, "optimizer", tb_optim_name(o->kind));
-    const struct {
-        const char *name;
-        double value;
-    } hp[] = {{"lr", o->lr},
-              {"weight_decay", o->weight_decay},
-              {"momentum", o->momentum},
-              {"dampening", o->dampening},
-              {"nesterov", o->nesterov},
-              {"rho", o->rho},
-              {"lambd", o->lambd},
-              {"alpha", o->alpha},
-              {"eps", o->eps},
-              {"lr_decay", o->lr_decay},
-              {"initial_accumulator_value", o->initial_accumulator_value},
-              {"beta1", o->beta1},
-              {"beta2", o->beta2},
-              {"amsgrad", o->amsgrad},
-              {"centered", o->centered},
-              {"t0", o->t0},
-              {"time_limit", t->time_limit_s}};
-    for (size_t i = 0; i < sizeof hp / sizeof hp[0]; i++) tb_h5w_attr_f64(w, g, hp[i].name, hp[i].value);
+    /* every optimizer hyperparameter (engine/hparams.h), booleans too, as doubles */
+#define HPARAM_ATTR(name, ...) tb_h5w_attr_f64(w, g, #name, (double)o->name);
+    TB_OPTIM_HPARAMS(HPARAM_ATTR)
+#undef HPARAM_ATTR
+    tb_h5w_attr_f64(w, g, "time_limit", t->time_limit_s);
     const tb_train_result *r = c->result;
     tb_h5w_attr_i64(w, g, "epochs_done", r->epochs_done);
     tb_h5w_attr_i64(w, g, "steps", r->steps);

@@ -2,6 +2,7 @@
  * (see space.h for the [space] syntax and the contract of each function). */
 #include "space.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -11,84 +12,61 @@
 #include <strings.h>
 
 #include "base/rng.h"
+#include "engine/hparams.h"
+#include "engine/optim.h"
+#include "tunebench/tunebench_plugin.h"
+
+_Static_assert(TB_HP_COUNT == TB_STUDY_HP_COUNT, "Table 1 and the front-end ABI count the same hyperparameters");
 
 const char *const tb_hp_names[TB_HP_COUNT] = {
-    "epochs", "batch_size", "loss",     "optimizer", "lr",       "weight_decay", "momentum", "rho",
-    "lambd",  "alpha",      "eps",      "lr_decay",  "initial_accumulator_value", "beta1", "beta2",
+#define NAME(ENUM, name, ...) #name,
+    TB_TABLE1(NAME)
+#undef NAME
 };
 
-/* What training accepts (core/run.c: the [train] accessors and
- * read_optimizer). A [space] may narrow these, never widen them, so every
- * value a space admits is one a run accepts. Keep in sync with run.c. */
+/* Each of Table 1's hyperparameters as training knows it (engine/hparams.h):
+ * its type, the range [train] accepts, which optimizer reads it. A [space]
+ * may narrow that range, never widen it, so every value a space admits is
+ * one a run accepts. A Table 1 name that training lacks does not compile. */
+static const tb_hparam_id training_row[TB_HP_COUNT] = {
+#define ROW(ENUM, name, ...) [TB_HP_##ENUM] = TB_HPARAM_##name,
+    TB_TABLE1(ROW)
+#undef ROW
+};
+
+/* What training accepts for hp: type and range; for a choice, Table 1's
+ * listing of the names its parser knows. */
 typedef struct core_limit {
     tb_hp_type type;
     double lo, hi;
     const char *choices; /* CHOICE: the canonical names, '|'-separated */
 } core_limit;
 
-static const core_limit core_limits[TB_HP_COUNT] = {
-    [TB_HP_EPOCHS] = {TB_HP_INT, 1, 100000, NULL},
-    [TB_HP_BATCH_SIZE] = {TB_HP_INT, 1, 1 << 20, NULL},
-    [TB_HP_LOSS] = {TB_HP_CHOICE, 0, 0, "cross_entropy|nll|l1|mse"},
-    [TB_HP_OPTIMIZER] = {TB_HP_CHOICE, 0, 0, "adam|adadelta|adagrad|asgd|rmsprop|sgd"},
-    [TB_HP_LR] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_WEIGHT_DECAY] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_MOMENTUM] = {TB_HP_FLOAT, 0, 1, NULL},
-    [TB_HP_RHO] = {TB_HP_FLOAT, 0, 1, NULL},
-    [TB_HP_LAMBD] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_ALPHA] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_EPS] = {TB_HP_FLOAT, 0, 1, NULL},
-    [TB_HP_LR_DECAY] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_INITIAL_ACCUMULATOR_VALUE] = {TB_HP_FLOAT, 0, 1e3, NULL},
-    [TB_HP_BETA1] = {TB_HP_FLOAT, 0, 0.999999, NULL},
-    [TB_HP_BETA2] = {TB_HP_FLOAT, 0, 0.999999, NULL},
-};
-
 /* The paper's space (see tb_space_default): range or choices, distribution, preset. */
 typedef struct default_spec {
     double lo, hi;
     int log;
     const char *def; /* "" for the four mandatory ones: Table 1 gives them no default */
+    const char *choices;
 } default_spec;
 
 static const default_spec paper_space[TB_HP_COUNT] = {
-    [TB_HP_EPOCHS] = {1, 100, 0, ""},
-    [TB_HP_BATCH_SIZE] = {1, 1024, 1, ""},
-    [TB_HP_LOSS] = {0, 0, 0, ""},
-    [TB_HP_OPTIMIZER] = {0, 0, 0, ""},
-    [TB_HP_LR] = {1e-6, 10, 1, "0.001"},
-    [TB_HP_WEIGHT_DECAY] = {0, 1, 0, "0"},
-    [TB_HP_MOMENTUM] = {0, 1, 0, "0"},
-    [TB_HP_RHO] = {0, 1, 0, "0.9"},
-    [TB_HP_LAMBD] = {0, 1e3, 0, "0.0001"},
-    [TB_HP_ALPHA] = {0, 1e3, 0, "0.99"},
-    [TB_HP_EPS] = {0, 1, 0, "1e-08"},
-    [TB_HP_LR_DECAY] = {0, 1e3, 0, "0"},
-    [TB_HP_INITIAL_ACCUMULATOR_VALUE] = {0, 1e3, 0, "0"},
-    [TB_HP_BETA1] = {0, 0.999999, 0, "0.9"},
-    [TB_HP_BETA2] = {0, 0.999999, 0, "0.999"},
+#define PAPER(ENUM, name, lo, hi, log, preset, choices) [TB_HP_##ENUM] = {lo, hi, log, preset, choices},
+    TB_TABLE1(PAPER)
+#undef PAPER
 };
 
-/* Which optimizer reads which optional hyperparameter (space.h, tb_hp_used_by). */
-typedef struct optimizer_reads {
-    const char *name;
-    unsigned hps; /* bit i: reads hyperparameter i */
-} optimizer_reads;
-
-#define HP_BIT(hp) (1u << (hp))
-#define HP_COMMON (HP_BIT(TB_HP_EPOCHS) | HP_BIT(TB_HP_BATCH_SIZE) | HP_BIT(TB_HP_LOSS) | HP_BIT(TB_HP_OPTIMIZER))
-
-static const optimizer_reads optimizer_table[] = {
-    {"sgd", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_MOMENTUM) | HP_BIT(TB_HP_WEIGHT_DECAY)},
-    {"adam", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_BETA1) | HP_BIT(TB_HP_BETA2) | HP_BIT(TB_HP_EPS) |
-                 HP_BIT(TB_HP_WEIGHT_DECAY)},
-    {"adagrad", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_LR_DECAY) | HP_BIT(TB_HP_WEIGHT_DECAY) |
-                    HP_BIT(TB_HP_INITIAL_ACCUMULATOR_VALUE) | HP_BIT(TB_HP_EPS)},
-    {"adadelta", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_RHO) | HP_BIT(TB_HP_EPS) | HP_BIT(TB_HP_WEIGHT_DECAY)},
-    {"rmsprop", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_ALPHA) | HP_BIT(TB_HP_EPS) | HP_BIT(TB_HP_WEIGHT_DECAY) |
-                    HP_BIT(TB_HP_MOMENTUM)},
-    {"asgd", HP_BIT(TB_HP_LR) | HP_BIT(TB_HP_LAMBD) | HP_BIT(TB_HP_ALPHA) | HP_BIT(TB_HP_WEIGHT_DECAY)},
-};
+static core_limit core_limits(tb_hp hp)
+{
+    const tb_hparam_info *row = &tb_hparams[training_row[hp]];
+    core_limit c = {TB_HP_FLOAT, row->lo, row->hi, NULL};
+    if (row->type == TB_HPARAM_INT) c.type = TB_HP_INT;
+    if (row->type == TB_HPARAM_CHOICE) {
+        c.type = TB_HP_CHOICE;
+        c.choices = paper_space[hp].choices;
+    }
+    return c;
+}
 
 /* Random search: each hyperparameter draws from its own fixed run of Philox
  * blocks, so narrowing one range (or drawing an optimizer that skips a
@@ -264,12 +242,13 @@ void tb_space_default(tb_space *s)
     memset(s, 0, sizeof *s);
     for (int i = 0; i < TB_HP_COUNT; i++) {
         tb_hp_spec *h = &s->hp[i];
-        h->type = core_limits[i].type;
+        const core_limit c = core_limits((tb_hp)i);
+        h->type = c.type;
         h->mandatory = i <= TB_HP_OPTIMIZER;
         h->lo = paper_space[i].lo;
         h->hi = paper_space[i].hi;
         h->log = paper_space[i].log;
-        if (h->type == TB_HP_CHOICE) snprintf(h->choices, sizeof h->choices, "%s", core_limits[i].choices);
+        if (h->type == TB_HP_CHOICE) snprintf(h->choices, sizeof h->choices, "%s", c.choices);
         snprintf(h->def, sizeof h->def, "%s", paper_space[i].def);
     }
 }
@@ -346,7 +325,7 @@ tb_status tb_space_check_value(const tb_space *s, tb_hp hp, const char *text, ch
 /* The syntax and core limits of hp's [space] line, for messages. */
 static void spec_syntax(char *out, size_t cap, tb_hp hp)
 {
-    const core_limit *c = &core_limits[hp];
+    const core_limit limit = core_limits(hp), *c = &limit;
     char lo[TB_HP_TEXT], hi[TB_HP_TEXT], list[192];
     format_value(lo, sizeof lo, c->type, c->lo);
     format_value(hi, sizeof hi, c->type, c->hi);
@@ -395,12 +374,12 @@ static tb_status parse_choices(tb_hp hp, const char *list, const char *value, co
         shown(item, sizeof item, t, n);
         if (n == 0)
             return tb_fail(err, TB_EINVAL, "space.%s = \"%s\" has an empty choice; allowed: %s", name, value, syntax);
-        int k = choice_find(core_limits[hp].choices, t, n);
+        int k = choice_find(core_limits(hp).choices, t, n);
         if (k < 0)
             return tb_fail(err, TB_EINVAL, "space.%s = \"%s\": %s is not allowed; allowed: %s", name, value, item,
                            syntax);
         char canon[TB_HP_TEXT];
-        choice_at(core_limits[hp].choices, k, canon, sizeof canon);
+        choice_at(core_limits(hp).choices, k, canon, sizeof canon);
         if (choice_find(out, canon, strlen(canon)) >= 0)
             return tb_fail(err, TB_EINVAL, "space.%s = \"%s\" lists %s twice; allowed: %s", name, value, canon,
                            syntax);
@@ -418,7 +397,7 @@ static tb_status parse_choices(tb_hp hp, const char *list, const char *value, co
 static tb_status parse_spec(tb_hp hp, const char *raw, tb_hp_spec *h, tb_err *err)
 {
     const char *name = tb_hp_names[hp];
-    const core_limit *c = &core_limits[hp];
+    const core_limit limit = core_limits(hp), *c = &limit;
     char syntax[256], value[160], buf[512];
     spec_syntax(syntax, sizeof syntax, hp);
     size_t n = 0;
@@ -590,11 +569,15 @@ tb_status tb_space_load(tb_space *s, const tb_config *cfg, tb_err *err)
 int tb_hp_used_by(tb_hp hp, const char *optimizer)
 {
     if ((int)hp < 0 || (int)hp >= TB_HP_COUNT) return 0;
-    if (HP_COMMON & HP_BIT(hp)) return 1;
-    if (!optimizer) return 0;
-    for (size_t i = 0; i < TB_ARRAY_LEN(optimizer_table); i++)
-        if (strcasecmp(optimizer, optimizer_table[i].name) == 0) return (optimizer_table[i].hps & HP_BIT(hp)) != 0;
-    return 0;
+    const tb_hparam_info *row = &tb_hparams[training_row[hp]];
+    if (!row->is_optim) return 1; /* epochs, batch_size, loss, optimizer: every optimizer */
+    char lower[16];
+    size_t n = 0;
+    for (; optimizer && optimizer[n] && n + 1 < sizeof lower; n++) lower[n] = (char)tolower((unsigned char)optimizer[n]);
+    lower[n] = '\0';
+    tb_optim_kind kind;
+    if (!optimizer || optimizer[n] || tb_optim_parse(lower, &kind) != 0) return 0;
+    return (row->read_by & (1u << kind)) != 0;
 }
 
 /* ---- a whole submission ------------------------------------------------------------------ */

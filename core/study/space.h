@@ -28,26 +28,47 @@
 #include "base/common.h"
 #include "base/config.h"
 
-#define TB_HP_COUNT 15
 #define TB_HP_TEXT 64 /* longest canonical value text, NUL included */
 
-/* Table 1's order; the names are [train]'s keys (PyTorch's names). */
+/* Table 1 of the paper: the 15 hyperparameters participants tune, in its
+ * order, and the paper's space over them (tb_space_default):
+ *
+ *   X(ENUM, name, lo, hi, log, preset, choices)
+ *
+ * name is [train]'s key and a row of engine/hparams.h, which gives its type,
+ * the range training accepts (a space may narrow it, never widen it) and
+ * which optimizer reads it. lo, hi, log: the paper's range (narrower than
+ * training's) and its distribution; preset: Table 1's default ("" for the four
+ * mandatory ones; torch.optim's defaults where Table 1 as printed differs:
+ * ASGD's lambd 1e-4 rather than 0.75, Adam's eps 1e-8 rather than 1e-5);
+ * choices: Table 1's listing, also the order random search draws from. These
+ * are the paper's facts, not training's, so they live here. */
+/* clang-format off */
+#define TB_TABLE1(X)                                                                                                \
+    X(EPOCHS,                    epochs,                    1,    100,      0, "",       NULL)                      \
+    X(BATCH_SIZE,                batch_size,                1,    1024,     1, "",       NULL)                      \
+    X(LOSS,                      loss,                      0,    0,        0, "",       "cross_entropy|nll|l1|mse") \
+    X(OPTIMIZER,                 optimizer,                 0,    0,        0, "",                                  \
+      "adam|adadelta|adagrad|asgd|rmsprop|sgd")                                                                     \
+    X(LR,                        lr,                        1e-6, 10,       1, "0.001",  NULL)                      \
+    X(WEIGHT_DECAY,              weight_decay,              0,    1,        0, "0",      NULL)                      \
+    X(MOMENTUM,                  momentum,                  0,    1,        0, "0",      NULL)                      \
+    X(RHO,                       rho,                       0,    1,        0, "0.9",    NULL)                      \
+    X(LAMBD,                     lambd,                     0,    1e3,      0, "0.0001", NULL)                      \
+    X(ALPHA,                     alpha,                     0,    1e3,      0, "0.99",   NULL)                      \
+    X(EPS,                       eps,                       0,    1,        0, "1e-08",  NULL)                      \
+    X(LR_DECAY,                  lr_decay,                  0,    1e3,      0, "0",      NULL)                      \
+    X(INITIAL_ACCUMULATOR_VALUE, initial_accumulator_value, 0,    1e3,      0, "0",      NULL)                      \
+    X(BETA1,                     beta1,                     0,    0.999999, 0, "0.9",    NULL)                      \
+    X(BETA2,                     beta2,                     0,    0.999999, 0, "0.999",  NULL)
+/* clang-format on */
+
+/* Table 1's order; TB_HP_COUNT is the front-end ABI's TB_STUDY_HP_COUNT (checked in space.c). */
 typedef enum tb_hp {
-    TB_HP_EPOCHS = 0,
-    TB_HP_BATCH_SIZE,
-    TB_HP_LOSS,
-    TB_HP_OPTIMIZER,
-    TB_HP_LR,
-    TB_HP_WEIGHT_DECAY,
-    TB_HP_MOMENTUM,
-    TB_HP_RHO,
-    TB_HP_LAMBD,
-    TB_HP_ALPHA,
-    TB_HP_EPS,
-    TB_HP_LR_DECAY,
-    TB_HP_INITIAL_ACCUMULATOR_VALUE,
-    TB_HP_BETA1,
-    TB_HP_BETA2,
+#define TB_HP_ENUM_(ENUM, ...) TB_HP_##ENUM,
+    TB_TABLE1(TB_HP_ENUM_)
+#undef TB_HP_ENUM_
+    TB_HP_COUNT
 } tb_hp;
 
 extern const char *const tb_hp_names[TB_HP_COUNT];
@@ -97,12 +118,9 @@ void tb_space_default(tb_space *s);
  * is an error; unknown keys name the nearest. */
 tb_status tb_space_load(tb_space *s, const tb_config *cfg, tb_err *err);
 
-/* 1 when optimizer (a canonical name: "sgd", "adam", ...) reads hp, else 0.
- * epochs, batch_size, loss and optimizer are read by every optimizer.
- *   sgd: lr, momentum, weight_decay          adam: lr, beta1, beta2, eps, weight_decay
- *   adagrad: lr, lr_decay, weight_decay, initial_accumulator_value, eps
- *   adadelta: lr, rho, eps, weight_decay     rmsprop: lr, alpha, eps, weight_decay, momentum
- *   asgd: lr, lambd, alpha, weight_decay */
+/* 1 when optimizer ("sgd", "adam", ...; case-insensitive) reads hp, else 0:
+ * engine/hparams.h's read_by column. epochs, batch_size, loss and optimizer
+ * are read by every optimizer, even an unknown one. */
 int tb_hp_used_by(tb_hp hp, const char *optimizer);
 
 /* Checks one value: surrounding blanks ignored; INT must be an integer
