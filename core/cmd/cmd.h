@@ -1,13 +1,17 @@
-/* cli.h: subcommands of the tunebench executable that live outside main.c. */
-#ifndef TB_CLI_H
-#define TB_CLI_H
+/* cmd.h: the tunebench executable's commands (one file each, cmd_<name>.c;
+ * main.c dispatches) and what they share (cmd_common.c). */
+#ifndef TB_CMD_H
+#define TB_CMD_H
 
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 
 #include "base/config.h"
+#include "data/task.h"
+#include "engine/metrics.h"
 
-/* ---- shared by the subcommands (cli_common.c) ---------------------------------- */
+/* ---- shared by the commands (cmd_common.c) ---------------------------------- */
 
 /* The executable's exit codes, for every command. */
 enum {
@@ -22,57 +26,80 @@ enum {
 
 /* text as an integer in [lo, hi] into *out: 0, or -1 after printing
  * "tunebench CMD: FLAG = 'TEXT' is not an integer in [LO, HI]". */
-int tb_cli_parse_int(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out);
+int tb_cmd_parse_int(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out);
 /* The value after argv[*i] (advancing *i), or NULL after printing "FLAG needs a value". */
-const char *tb_cli_need_value(const char *cmd, int argc, char **argv, int *i);
+const char *tb_cmd_need_value(const char *cmd, int argc, char **argv, int *i);
 /* Loads the configuration file path, applies --set assignments (n_sets of
  * them), output.run = run_out and plugins.path = plugin_path (each NULL: kept);
  * NULL after printing what failed. */
-tb_config *tb_cli_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
+tb_config *tb_cmd_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
                               const char *plugin_path);
 
-/* Ctrl-C handling shared by the commands. Until tb_cli_signals_restore, SIGINT
- * (and SIGTERM with TB_CLI_SIGTERM) sets *flag (may be NULL), calls note(user)
+/* Ctrl-C handling shared by the commands. Until tb_cmd_signals_restore, SIGINT
+ * (and SIGTERM with TB_CMD_SIGTERM) sets *flag (may be NULL), calls note(user)
  * (may be NULL; async-signal-safe work only) and writes message (may be NULL)
- * to stderr. TB_CLI_ONCE: only the first signal is caught, so a second one is
+ * to stderr. TB_CMD_ONCE: only the first signal is caught, so a second one is
  * fatal as usual. One installation at a time. */
-enum { TB_CLI_SIGTERM = 1, TB_CLI_ONCE = 2 };
-typedef struct tb_cli_signals {
+enum { TB_CMD_SIGTERM = 1, TB_CMD_ONCE = 2 };
+typedef struct tb_cmd_signals {
     struct sigaction old_int, old_term;
     int how;
-} tb_cli_signals;
-void tb_cli_signals_catch(tb_cli_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
+} tb_cmd_signals;
+void tb_cmd_signals_catch(tb_cmd_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
                           const char *message, int how);
-void tb_cli_signals_restore(const tb_cli_signals *saved);
+void tb_cmd_signals_restore(const tb_cmd_signals *saved);
 
-/* ---- subcommands ---------------------------------------------------------------------- */
+/* A tb_status as the executable's exit code (TB_EINVAL is bad usage, a
+ * divergence 3, a cancel or time limit 4, everything else a failed run). */
+int tb_cmd_exit_code(tb_status st);
+
+/* The options train and eval share: CONFIG, --set k=v..., --out (train),
+ * --checkpoint and --split (eval), --plugin-path, --quiet. */
+typedef struct tb_cmd_run_args {
+    const char *config, *out, *plugin_path, *checkpoint, *split;
+    char **sets; /* malloc'd; free it */
+    int n_sets, quiet;
+} tb_cmd_run_args;
+/* Returns 0, 1 when --help was printed (by usage), or -1 after an error message. */
+int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_checkpoint, void (*usage)(FILE *));
+
+/* "test: loss ..., accuracy ..." and, for up to 20 classes, the confusion matrix with raw's class names. */
+void tb_cmd_print_metrics(const char *what, const tb_metrics *m, const tb_task_data *raw);
+
+/* ---- the commands: argv holds the arguments after the command's name; each returns the exit code ---- */
+
+int tb_cmd_train(int argc, char **argv);   /* cmd_train.c; `train --folds K` is tb_cmd_train_folds */
+int tb_cmd_eval(int argc, char **argv);    /* cmd_eval.c */
+int tb_cmd_bench(int argc, char **argv);   /* cmd_bench.c */
+int tb_cmd_devices(int argc, char **argv); /* cmd_devices.c */
+int tb_cmd_version(int argc, char **argv); /* main.c */
 
 /* `tunebench plugins [--plugin-path P] [--help]`: lists every plugin found
  * (kind, name, version, licence, file, description, options) and the
  * problems met while scanning. argv holds the arguments after "plugins".
  * Returns the exit code: 0 listed, 1 an explicit plugin path failed, 2 bad usage. */
-int tb_cli_plugins(int argc, char **argv);
+int tb_cmd_plugins(int argc, char **argv);
 
 /* `tunebench run-job JOB.ini [--threads N]`: one job in this process, its
  * events printed as lines (tb_job_event_format) for a process or Slurm
  * executor. Exit code: 0 finished, 1 failed, 2 rejected, 3 diverged,
  * 4 cancelled or interrupted by a signal. */
-int tb_cli_run_job(int argc, char **argv);
+int tb_cmd_run_job(int argc, char **argv);
 
 /* `tunebench sweep CONFIG --random N | --grid k=v1,v2 ...`, `tunebench repeat
  * CONFIG --seeds K` and `tunebench train CONFIG --folds K` (argv: the
  * arguments after the command): runs through the local executor into an
- * archive with a results table (core/sweep.h). Exit code: 0 done, 1 failed,
+ * archive with a results table (study/sweep.h). Exit code: 0 done, 1 failed,
  * 2 bad usage or configuration, 4 interrupted. */
-int tb_cli_sweep(int argc, char **argv);
-int tb_cli_repeat(int argc, char **argv);
-int tb_cli_train_folds(int argc, char **argv);
+int tb_cmd_sweep(int argc, char **argv);
+int tb_cmd_repeat(int argc, char **argv);
+int tb_cmd_train_folds(int argc, char **argv);
 
-/* `tunebench study CONFIG [--frontend NAME] [--script FILE] ...` (cli_study.c):
+/* `tunebench study CONFIG [--frontend NAME] [--script FILE] ...` (cmd_study.c):
  * opens the study, runs the front-end plugin, waits for final evaluations.
  * Returns the exit code: 0 done, 1 front end or archive failed, 2 bad usage or configuration. */
-int tb_cli_study(int argc, char **argv);
-/* `tunebench export ARCHIVE --single-file OUT.h5` (cli_study.c). */
-int tb_cli_export(int argc, char **argv);
+int tb_cmd_study(int argc, char **argv);
+/* `tunebench export ARCHIVE --single-file OUT.h5` (cmd_export.c). */
+int tb_cmd_export(int argc, char **argv);
 
 #endif

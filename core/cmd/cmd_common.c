@@ -1,5 +1,5 @@
-/* cli_common.c: argument parsing, configuration loading and signal handling
- * shared by the subcommands (see cli.h). */
+/* cmd_common.c: what the commands share (see cmd.h): exit codes, argument
+ * parsing, configuration loading, signal handling, printing metrics. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@ static void prefix(const char *cmd)
     else fputs("tunebench: ", stderr);
 }
 
-int tb_cli_parse_int(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out)
+int tb_cmd_parse_int(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out)
 {
     char *end;
     errno = 0;
@@ -28,7 +28,7 @@ int tb_cli_parse_int(const char *cmd, const char *flag, const char *text, long l
     return 0;
 }
 
-const char *tb_cli_need_value(const char *cmd, int argc, char **argv, int *i)
+const char *tb_cmd_need_value(const char *cmd, int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
         prefix(cmd);
@@ -38,7 +38,7 @@ const char *tb_cli_need_value(const char *cmd, int argc, char **argv, int *i)
     return argv[++*i];
 }
 
-tb_config *tb_cli_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
+tb_config *tb_cmd_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
                               const char *plugin_path)
 {
     tb_err err = {{0}};
@@ -89,7 +89,7 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-void tb_cli_signals_catch(tb_cli_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
+void tb_cmd_signals_catch(tb_cmd_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
                           const char *message, int how)
 {
     sig_flag = flag;
@@ -100,17 +100,89 @@ void tb_cli_signals_catch(tb_cli_signals *saved, atomic_int *flag, void (*note)(
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = how & TB_CLI_ONCE ? SA_RESETHAND : 0;
+    sa.sa_flags = how & TB_CMD_ONCE ? SA_RESETHAND : 0;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &saved->old_int);
-    if (how & TB_CLI_SIGTERM) sigaction(SIGTERM, &sa, &saved->old_term);
+    if (how & TB_CMD_SIGTERM) sigaction(SIGTERM, &sa, &saved->old_term);
 }
 
-void tb_cli_signals_restore(const tb_cli_signals *saved)
+void tb_cmd_signals_restore(const tb_cmd_signals *saved)
 {
     sigaction(SIGINT, &saved->old_int, NULL);
-    if (saved->how & TB_CLI_SIGTERM) sigaction(SIGTERM, &saved->old_term, NULL);
+    if (saved->how & TB_CMD_SIGTERM) sigaction(SIGTERM, &saved->old_term, NULL);
     sig_note = NULL;
     sig_flag = NULL;
     sig_message = NULL;
+}
+
+/* ---- runs: train and eval ---------------------------------------------------------- */
+
+int tb_cmd_exit_code(tb_status st)
+{
+    switch (st) {
+    case TB_OK: return TB_EXIT_OK;
+    case TB_EINVAL: return TB_EXIT_USAGE;
+    case TB_EDIVERGED: return TB_EXIT_DIVERGED;
+    case TB_ECANCELLED:
+    case TB_ETIMEOUT: return TB_EXIT_INTERRUPTED;
+    default: return TB_EXIT_FAILED;
+    }
+}
+
+
+int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_checkpoint, void (*usage)(FILE *))
+{
+    memset(a, 0, sizeof *a);
+    a->sets = calloc((size_t)argc + 1, sizeof *a->sets);
+    if (!a->sets) return -1;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i], *v;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
+            a->quiet = 1;
+            continue;
+        }
+        if (arg[0] != '-') {
+            if (a->config) {
+                fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", a->config, arg);
+                return -1;
+            }
+            a->config = arg;
+            continue;
+        }
+        const int takes_value = !strcmp(arg, "--set") || !strcmp(arg, "--plugin-path") ||
+                                (!allow_checkpoint && !strcmp(arg, "--out")) ||
+                                (allow_checkpoint && (!strcmp(arg, "--checkpoint") || !strcmp(arg, "--split")));
+        if (!takes_value) {
+            fprintf(stderr, "tunebench: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        if (!(v = tb_cmd_need_value(NULL, argc, argv, &i))) return -1;
+        if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
+        else if (!strcmp(arg, "--out")) a->out = v;
+        else if (!strcmp(arg, "--plugin-path")) a->plugin_path = v;
+        else if (!strcmp(arg, "--checkpoint")) a->checkpoint = v;
+        else a->split = v;
+    }
+    if (!a->config) {
+        fprintf(stderr, "tunebench: no configuration file given (e.g. configs/quickstart.ini; see --help)\n");
+        return -1;
+    }
+    return 0;
+}
+
+void tb_cmd_print_metrics(const char *what, const tb_metrics *m, const tb_task_data *raw)
+{
+    printf("%s: loss %.4f, accuracy %.2f%%, macro precision %.4f, recall %.4f, F1 %.4f (%lld samples)\n", what,
+           m->loss, 100.0 * m->accuracy, m->macro_precision, m->macro_recall, m->macro_f1, (long long)m->count);
+    if (m->classes > 20) return;
+    printf("confusion matrix (rows: true class, columns: predicted):\n");
+    for (int r = 0; r < m->classes; r++) {
+        printf("  %-18.18s", raw->class_names ? raw->class_names[r] : "");
+        for (int c = 0; c < m->classes; c++) printf(" %6lld", (long long)m->confusion[r * m->classes + c]);
+        printf("\n");
+    }
 }

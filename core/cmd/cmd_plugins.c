@@ -1,4 +1,4 @@
-/* cli_plugins.c: `tunebench plugins`, the list of plugins the loader finds,
+/* cmd_plugins.c: `tunebench plugins`, the list of plugins the loader finds,
  * with their options, and what went wrong with the files it could not load. */
 #include <math.h>
 #include <stdio.h>
@@ -114,7 +114,7 @@ static void print_plugin(const tb_plugin *p)
     }
 }
 
-int tb_cli_plugins(int argc, char **argv)
+int tb_cmd_plugins(int argc, char **argv)
 {
     const char *path = NULL;
     for (int i = 0; i < argc; i++) {

@@ -1,4 +1,4 @@
-/* cli_study.c: `tunebench study` (a study with a front-end plugin) and
+/* cmd_study.c: `tunebench study` (a study with a front-end plugin) and
  * `tunebench export` (an archive packed into one file). */
 #include <math.h>
 #include <stdio.h>
@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/archive.h"
 #include "cmd.h"
 #include "host/plugin.h"
 #include "study/study.h"
@@ -63,7 +62,7 @@ static void print_recovery(const tb_study_recovery *r)
                 r->participants, r->interrupted_runs, r->credited_s, r->finals_requeued);
 }
 
-int tb_cli_study(int argc, char **argv)
+int tb_cmd_study(int argc, char **argv)
 {
     const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
     int no_wait = 0, n_sets = 0;
@@ -97,7 +96,7 @@ int tb_cli_study(int argc, char **argv)
             free(sets);
             return TB_EXIT_USAGE;
         }
-        if (!(v = tb_cli_need_value(NULL, argc, argv, &i))) {
+        if (!(v = tb_cmd_need_value(NULL, argc, argv, &i))) {
             free(sets);
             return TB_EXIT_USAGE;
         }
@@ -115,7 +114,7 @@ int tb_cli_study(int argc, char **argv)
     tb_plugin_registry reg = {0};
     tb_plugin_args *args = NULL;
     tb_study *study = NULL;
-    tb_config *cfg = tb_cli_load_config(NULL, config, n_sets, sets, NULL, plugin_path);
+    tb_config *cfg = tb_cmd_load_config(NULL, config, n_sets, sets, NULL, plugin_path);
     if (!cfg) {
         free(sets);
         return TB_EXIT_USAGE;
@@ -144,8 +143,8 @@ int tb_cli_study(int argc, char **argv)
     }
     print_recovery(&rec);
     current_study = study;
-    tb_cli_signals sig;
-    tb_cli_signals_catch(&sig, NULL, note_interrupt, NULL, NULL, 0);
+    tb_cmd_signals sig;
+    tb_cmd_signals_catch(&sig, NULL, note_interrupt, NULL, NULL, 0);
 
     tb_err fe_err = {{0}};
     code = TB_EXIT_OK;
@@ -175,7 +174,7 @@ int tb_cli_study(int argc, char **argv)
         code = TB_EXIT_FAILED;
     }
     current_study = NULL;
-    tb_cli_signals_restore(&sig);
+    tb_cmd_signals_restore(&sig);
     if (interrupted) fprintf(stderr, "tunebench: final evaluations stopped; they resume when the study is opened again\n");
     tb_plugin_args_free(args);
     tb_plugins_free(&reg);
@@ -190,46 +189,4 @@ fail:
     tb_config_free(cfg);
     free(sets);
     return code;
-}
-
-static void export_usage(FILE *f)
-{
-    fprintf(f, "usage: tunebench export ARCHIVE --single-file OUT.h5\n\n"
-               "Packs a study archive (a directory) into one self-contained HDF5 file: /index (every run),\n"
-               "/runs/<id> (each run's curves), and the study's tables (/study, /participants, /submissions,\n"
-               "/finals, /events) and sweep results (/sweeps/<id>) when present. Takes no lock: a live archive\n"
-               "exports as its files show it at that moment. See docs/archive.md.\n");
-}
-
-int tb_cli_export(int argc, char **argv)
-{
-    const char *dir = NULL, *out = NULL;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            export_usage(stdout);
-            return TB_EXIT_OK;
-        }
-        if (!strcmp(argv[i], "--single-file")) {
-            if (!(out = tb_cli_need_value(NULL, argc, argv, &i))) return TB_EXIT_USAGE;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "tunebench: unknown option '%s' (see tunebench export --help)\n", argv[i]);
-            return TB_EXIT_USAGE;
-        } else if (dir) {
-            fprintf(stderr, "tunebench: one archive only ('%s' and '%s')\n", dir, argv[i]);
-            return TB_EXIT_USAGE;
-        } else {
-            dir = argv[i];
-        }
-    }
-    if (!dir || !out) {
-        export_usage(stderr);
-        return TB_EXIT_USAGE;
-    }
-    tb_err err = {{0}};
-    if (tb_archive_export(dir, out, &err) != TB_OK) {
-        fprintf(stderr, "tunebench: %s\n", err.msg);
-        return TB_EXIT_FAILED;
-    }
-    printf("exported %s to %s\n", dir, out);
-    return TB_EXIT_OK;
 }

@@ -1,5 +1,5 @@
-/* cli_sweep.c: `tunebench run-job`, `sweep`, `repeat` and `train --folds`
- * (see cli.h; the library side is core/sweep.c and core/executor.c). */
+/* cmd_sweep.c: `tunebench sweep`, `repeat` and `train --folds` (see cmd.h;
+ * the library side is study/sweep.c and exec/executor.c). */
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -9,7 +9,6 @@
 #include <time.h>
 
 #include "cmd.h"
-#include "base/config.h"
 #include "exec/executor.h"
 #include "study/space.h"
 #include "study/sweep.h"
@@ -29,160 +28,6 @@ static char *join_command(const char *cmd, int argc, char **argv)
         k += snprintf(s + k, n - (size_t)k, quote ? " '%s'" : " %s", argv[i]);
     }
     return s;
-}
-
-/* ---- run-job ------------------------------------------------------------------------------- */
-
-static void run_job_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: tunebench run-job JOB.ini [--threads N]\n"
-            "Runs one job in this process: JOB.ini is a complete run configuration (as a study or a\n"
-            "sweep makes them; its output.run says where the run file goes). Prints one line per event\n"
-            "on stdout, flushed at once, for an executor (e.g. Slurm) to read back:\n"
-            "  event started threads=N\n"
-            "  event batch epoch=E batch=B/N step=S loss=L elapsed=T\n"
-            "  event epoch epoch=E loss=L val_loss=V val_accuracy=A seconds=T step=S batches=N ...\n"
-            "  event finished status=STATUS val_accuracy=A test_accuracy=A message=TEXT\n"
-            "Numbers read back exactly; NaN is 'nan'. SIGINT or SIGTERM stops the job before its next\n"
-            "batch (status interrupted; the run file is still written).\n\n"
-            "  --threads N   CPU threads (default: train.threads of the job, else all cores)\n\n"
-            "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
-            "error of its own: status interrupted without a signal); 2 rejected (bad configuration or\n"
-            "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
-}
-
-static void print_line(const char *line)
-{
-    fputs(line, stdout);
-    fputc('\n', stdout);
-    fflush(stdout);
-}
-
-static void rj_started(void *user, tb_job *job)
-{
-    char line[1024];
-    tb_job_started_format(line, sizeof line, job->threads);
-    print_line(line);
-}
-
-static int rj_event(void *user, tb_job *job, const tb_train_event *ev)
-{
-    char line[1024];
-    tb_job_event_format(line, sizeof line, ev);
-    print_line(line);
-    return 0;
-}
-
-static void rj_finished(void *user, tb_job *job, tb_run_status status, double val, double test, const char *msg)
-{
-    char line[1024];
-    tb_job_finished_format(line, sizeof line, status, val, test, msg);
-    print_line(line);
-}
-
-typedef struct signal_watch {
-    sigset_t set;
-    tb_job *job;
-    atomic_int done;
-} signal_watch;
-
-/* Waits for SIGINT/SIGTERM (blocked in every other thread) and cancels the job
- * with a message naming the signal. */
-static void *watch_signals(void *arg)
-{
-    signal_watch *w = arg;
-    while (!atomic_load(&w->done)) {
-        struct timespec ts = {0, 200 * 1000000L};
-        int sig = sigtimedwait(&w->set, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM)
-            tb_job_cancel(w->job, sig == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM", 1);
-    }
-    return NULL;
-}
-
-int tb_cli_run_job(int argc, char **argv)
-{
-    const char *path = NULL;
-    long long threads = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            run_job_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--threads")) {
-            if (!(v = tb_cli_need_value("run-job", argc, argv, &i)) ||
-                tb_cli_parse_int("run-job", a, v, 0, 1024, &threads))
-                return TB_EXIT_USAGE;
-        } else if (a[0] == '-') {
-            fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
-            return TB_EXIT_USAGE;
-        } else if (path) {
-            fprintf(stderr, "tunebench run-job: one job file only ('%s' and '%s')\n", path, a);
-            return TB_EXIT_USAGE;
-        } else {
-            path = a;
-        }
-    }
-    if (!path) {
-        fprintf(stderr, "tunebench run-job: no job file given (see --help)\n");
-        return TB_EXIT_USAGE;
-    }
-    /* the job file is a configuration like any other: a file that cannot be
-     * read fails (1), one that is not valid INI is rejected (2) with a finished line */
-    tb_err err;
-    tb_config *cfg = NULL;
-    tb_status lst = tb_config_load(&cfg, path, &err);
-    char *ini = lst == TB_OK ? tb_config_to_ini(cfg) : NULL;
-    tb_config_free(cfg);
-    if (lst == TB_OK && !ini) lst = tb_fail(&err, TB_ENOMEM, "out of memory");
-    if (lst != TB_OK) {
-        fprintf(stderr, "tunebench run-job: %s\n", err.msg);
-        if (lst != TB_EINVAL && lst != TB_EFORMAT) return TB_EXIT_FAILED;
-        rj_finished(NULL, NULL, TB_RUN_REJECTED, NAN, NAN, err.msg);
-        return TB_EXIT_USAGE;
-    }
-    /* the job's id: the file's name without directory and extension */
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    char id[TB_ARCHIVE_ID_MAX + 1];
-    snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
-    tb_job_callbacks cb = {NULL, rj_started, rj_event, rj_finished};
-    tb_job *job = tb_job_new(id, ini, 0, &cb);
-    free(ini);
-    if (!job) {
-        fprintf(stderr, "tunebench run-job: out of memory\n");
-        return TB_EXIT_FAILED;
-    }
-    setvbuf(stdout, NULL, _IOLBF, 0);
-
-    /* signals go to the watcher thread only (threads made later inherit the mask) */
-    signal_watch w;
-    memset(&w, 0, sizeof w);
-    w.job = job;
-    sigemptyset(&w.set);
-    sigaddset(&w.set, SIGINT);
-    sigaddset(&w.set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &w.set, NULL);
-    pthread_t watcher;
-    int watching = pthread_create(&watcher, NULL, watch_signals, &w) == 0;
-
-    tb_run_status st = tb_job_execute(job, (int)threads);
-    atomic_store(&w.done, 1);
-    if (watching) pthread_join(watcher, NULL);
-    int by_signal = atomic_load(&job->interrupted);
-    /* the signals stay blocked: one arriving now must not kill the process
-     * before it reports the job's end in its exit code */
-    tb_job_free(job);
-    switch (st) {
-    case TB_RUN_FINISHED: return TB_EXIT_OK;
-    case TB_RUN_DIVERGED: return TB_EXIT_DIVERGED;
-    case TB_RUN_CANCELLED: return TB_EXIT_INTERRUPTED;
-    case TB_RUN_INTERRUPTED: return by_signal ? TB_EXIT_INTERRUPTED : TB_EXIT_FAILED; /* memory, I/O */
-    case TB_RUN_REJECTED: return TB_EXIT_USAGE;
-    default: return TB_EXIT_FAILED;
-    }
 }
 
 /* ---- sweeps: options --------------------------------------------------------------------- */
@@ -301,22 +146,22 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
                 fprintf(stderr, "tunebench %s: unknown option '%s' (see tunebench %s --help)\n", cmd, arg, cmd);
             return -1;
         }
-        if (!(v = tb_cli_need_value(cmd, argc, argv, &i))) return -1;
+        if (!(v = tb_cmd_need_value(cmd, argc, argv, &i))) return -1;
         int rc = 0;
-        if (!strcmp(arg, "--random")) rc = tb_cli_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->random);
+        if (!strcmp(arg, "--random")) rc = tb_cmd_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->random);
         else if (!strcmp(arg, "--grid")) a->grids[a->n_grids++] = (char *)v;
-        else if (!strcmp(arg, "--search-seed")) rc = tb_cli_parse_int(cmd, arg, v, 0, INT64_MAX, &a->search_seed);
-        else if (!strcmp(arg, "--seeds")) rc = tb_cli_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->seeds);
-        else if (!strcmp(arg, "--first-seed")) rc = tb_cli_parse_int(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
-        else if (!strcmp(arg, "--folds")) rc = tb_cli_parse_int(cmd, arg, v, 2, 100, &a->folds);
+        else if (!strcmp(arg, "--search-seed")) rc = tb_cmd_parse_int(cmd, arg, v, 0, INT64_MAX, &a->search_seed);
+        else if (!strcmp(arg, "--seeds")) rc = tb_cmd_parse_int(cmd, arg, v, 1, TB_SWEEP_MAX_RUNS, &a->seeds);
+        else if (!strcmp(arg, "--first-seed")) rc = tb_cmd_parse_int(cmd, arg, v, 0, INT64_MAX / 2, &a->first_seed);
+        else if (!strcmp(arg, "--folds")) rc = tb_cmd_parse_int(cmd, arg, v, 2, 100, &a->folds);
         else if (!strcmp(arg, "--archive")) a->archive = v;
         else if (!strcmp(arg, "--slots")) {
-            rc = tb_cli_parse_int(cmd, arg, v, 1, 1024, &a->slots);
+            rc = tb_cmd_parse_int(cmd, arg, v, 1, 1024, &a->slots);
             a->slots_given = 1;
-        } else if (!strcmp(arg, "--gpus")) rc = tb_cli_parse_int(cmd, arg, v, 1, 64, &a->gpus);
-        else if (!strcmp(arg, "--runs-per-gpu")) rc = tb_cli_parse_int(cmd, arg, v, 1, 64, &a->runs_per_gpu);
-        else if (!strcmp(arg, "--gpu-memory")) rc = tb_cli_parse_int(cmd, arg, v, 0, 16 << 20, &a->gpu_memory_mib);
-        else if (!strcmp(arg, "--threads")) rc = tb_cli_parse_int(cmd, arg, v, 0, 1024, &a->threads);
+        } else if (!strcmp(arg, "--gpus")) rc = tb_cmd_parse_int(cmd, arg, v, 1, 64, &a->gpus);
+        else if (!strcmp(arg, "--runs-per-gpu")) rc = tb_cmd_parse_int(cmd, arg, v, 1, 64, &a->runs_per_gpu);
+        else if (!strcmp(arg, "--gpu-memory")) rc = tb_cmd_parse_int(cmd, arg, v, 0, 16 << 20, &a->gpu_memory_mib);
+        else if (!strcmp(arg, "--threads")) rc = tb_cmd_parse_int(cmd, arg, v, 0, 1024, &a->threads);
         else if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
         else a->plugin_path = v;
         if (rc) return -1;
@@ -544,7 +389,7 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         code = pr > 0 ? TB_EXIT_OK : TB_EXIT_USAGE;
         goto out;
     }
-    if (!(cfg = tb_cli_load_config(cmd, a.config, a.n_sets, a.sets, NULL, a.plugin_path))) goto out;
+    if (!(cfg = tb_cmd_load_config(cmd, a.config, a.n_sets, a.sets, NULL, a.plugin_path))) goto out;
     const char *dir = a.archive ? a.archive : tb_config_get(cfg, "study", "archive");
     if (!dir || !*dir) {
         fprintf(stderr, "tunebench %s: no archive to record the runs in: give --archive DIR (or [study] archive in "
@@ -607,16 +452,16 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
      * usual (the archive recovers from that) */
     static atomic_int interrupted;
     atomic_store(&interrupted, 0);
-    tb_cli_signals sig;
-    tb_cli_signals_catch(&sig, &interrupted, NULL, NULL,
+    tb_cmd_signals sig;
+    tb_cmd_signals_catch(&sig, &interrupted, NULL, NULL,
                          "\ntunebench: stopping: cancelling the runs (press Ctrl-C again to quit at once)\n",
-                         TB_CLI_SIGTERM | TB_CLI_ONCE);
+                         TB_CMD_SIGTERM | TB_CMD_ONCE);
     cli_progress prog = {a.quiet};
     st = tb_sweep_execute(&sw, arch, ex, &interrupted, on_run_ended, &prog, &err);
     /* the executor's threads hold archive runs: stop them before closing it */
     tb_executor_destroy(ex);
     ex = NULL;
-    tb_cli_signals_restore(&sig);
+    tb_cmd_signals_restore(&sig);
     if (sw.id[0]) {
         print_report(&sw);
         printf("results: %s/sweeps/%s.h5\n", dir, sw.id);
@@ -643,8 +488,8 @@ out:
     return code;
 }
 
-int tb_cli_sweep(int argc, char **argv) { return run_sweep("sweep", argc, argv, sweep_usage); }
+int tb_cmd_sweep(int argc, char **argv) { return run_sweep("sweep", argc, argv, sweep_usage); }
 
-int tb_cli_repeat(int argc, char **argv) { return run_sweep("repeat", argc, argv, repeat_usage); }
+int tb_cmd_repeat(int argc, char **argv) { return run_sweep("repeat", argc, argv, repeat_usage); }
 
-int tb_cli_train_folds(int argc, char **argv) { return run_sweep("train", argc, argv, train_folds_usage); }
+int tb_cmd_train_folds(int argc, char **argv) { return run_sweep("train", argc, argv, train_folds_usage); }
