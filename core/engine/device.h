@@ -1,7 +1,7 @@
 /* device.h: where a run trains, and the backends for it.
  *
  * A device is "cpu", "cuda" (the first GPU) or "cuda:N". The CUDA backend is a
- * module (libtunebench_cuda.so, core/cuda/) loaded on first use, so machines
+ * module (libtunebench_cuda.so, core/engine/cuda/) loaded on first use, so machines
  * and builds without CUDA run everything else; its path is
  * $TUNEBENCH_CUDA_MODULE, else the build tree's, else the installed one. */
 #ifndef TB_DEVICE_H

@@ -4,7 +4,7 @@
  *   DIR/study.lock           flock()ed by the one process that writes; holds its pid
  *   DIR/index.h5             the table of runs (/index), rewritten into a temporary
  *                            file and renamed into place, so it is always complete
- *   DIR/runs/<id>.journal    the run's checksummed record log (core/journal.h): the truth
+ *   DIR/runs/<id>.journal    the run's checksummed record log (core/store/journal.h): the truth
  *   DIR/runs/<id>.h5         the run's curves, written with SWMR while the run is live
  *
  * Durability: tb_archive_run_epoch returns only when the epoch is fsync'ed in

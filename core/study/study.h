@@ -2,14 +2,14 @@
  * front end drives (the protocol of Anand et al., BMVC 2020, section 2).
  *
  * A study is a task + model (the usual [model]/[task] sections), a space over
- * the 15 hyperparameters (core/space.h: [space], presets from [train]), a
+ * the 15 hyperparameters (core/study/space.h: [space], presets from [train]), a
  * per-participant time budget, a training seed and the final seeds shared by
  * every participant, an executor and an archive, all from one INI file:
  *
  *   [study]
  *   title = ...                 ; shown to participants
  *   briefing = ...              ; the task description shown before consent
- *   archive = studies/fmnist    ; the archive directory (core/archive.h)
+ *   archive = studies/fmnist    ; the archive directory (core/store/archive.h)
  *   budget_minutes = 120        ; per participant, counted while active
  *   final_seeds = 0,1,...,9     ; one retraining on train+val per seed, scored on test
  *   slots = 1                   ; runs at once (the local executor's worker threads)

@@ -172,7 +172,7 @@ typedef struct tb_host_api {
     void (*free)(void *ptr);
 
     /* layer builder: each returns the new layer's id, or -1 after which the
-     * network records the error and the host reports it (see core/net.h) */
+     * network records the error and the host reports it (see core/engine/net.h) */
     tb_net *(*net_new)(int in_c, int in_h, int in_w);
     void (*net_free)(tb_net *net);
     int (*net_conv2d)(tb_net *net, int input, const char *name, int out_c, int kernel, int stride, int pad,
@@ -254,7 +254,7 @@ typedef struct tb_fe_participant {
 /* One hyperparameter as a front end shows it. */
 typedef struct tb_fe_hp {
     const char *name;     /* [train] key, e.g. "lr" */
-    int type;             /* 1 integer, 2 real, 3 choice (core/space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
+    int type;             /* 1 integer, 2 real, 3 choice (core/study/space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
     int mandatory;
     double lo, hi;        /* closed range (integer, real) */
     const char *choices;  /* choice: '|'-separated */

@@ -1262,7 +1262,7 @@ static int interactive_register(cli *c, char id[64])
 
 /* Prompts one hyperparameter into value (cap 256): 1, 0 at end of input, -1 "menu".
  * Enter: an optional one's preset (sent as not given); a mandatory one's
- * preset, which it has when [train] gives it a value (core/space.h), sent as
+ * preset, which it has when [train] gives it a value (core/study/space.h), sent as
  * given; a mandatory one without a preset is asked again. */
 static int ask_hp(cli *c, int i, char *value, size_t cap)
 {

@@ -150,8 +150,8 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
 
     /* Follow the feature map through the blocks first, so that a block that
      * would empty it is reported by number with every size on the way. The
-     * size rules mirror conv2d_infer (core/layers/conv2d.c) and pool_out_size
-     * (core/layers/pool.c, floor mode) as torch states them; the builder
+     * size rules mirror conv2d_infer (core/engine/layers/conv2d.c) and pool_out_size
+     * (core/engine/layers/pool.c, floor mode) as torch states them; the builder
      * applies its own afterwards (host->net_shape), so a drift would show as a
      * builder error, not as a wrong network. */
     char trace[256] = "";

@@ -65,7 +65,7 @@ static const arch archs[] = {
 
 /* torch's output sizes (no dilation, no padding): Conv2d, and MaxPool2d with
  * ceil_mode=True (whose last window must start inside the input). They mirror
- * conv2d_infer (core/layers/conv2d.c) and pool_out_size (core/layers/pool.c)
+ * conv2d_infer (core/engine/layers/conv2d.c) and pool_out_size (core/engine/layers/pool.c)
  * for pad = 0, which a plugin cannot call: min_input needs sizes for inputs no
  * network is built for, so host->net_shape cannot answer it. */
 static int conv_out(int in, int kernel, int stride) { return in < kernel ? 0 : (in - kernel) / stride + 1; }

@@ -71,7 +71,7 @@
 
 #define PLUGIN_NAME "imagenette"
 
-/* TB_STREAM_SPLIT of the core's Philox streams (core/rng.h); sub-streams
+/* TB_STREAM_SPLIT of the core's Philox streams (core/base/rng.h); sub-streams
  * SPLIT_SUB_BASE + class keep this plugin's draws apart from the host's. */
 #define SPLIT_STREAM 5u
 #define SPLIT_SUB_BASE 0x494e0000u /* "IN" */
@@ -1260,7 +1260,7 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
                            size_t errlen)
 {
     /* The plugin is built with ABI minor TB_PLUGIN_ABI_MINOR and the loader
-     * refuses it on a host with an older minor (core/plugin.c), so every
+     * refuses it on a host with an older minor (core/host/loader.c), so every
      * tb_host_api member up to task_data_free is there and set. */
     const char *path = host->arg_string(args, "path");
     int res = (int)host->arg_int(args, "resolution");

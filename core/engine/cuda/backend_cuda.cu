@@ -11,7 +11,7 @@
  * Ops return nothing: the first failing call (checked with file and line)
  * is kept, the ops after it do nothing, and `failed` reports it; out of memory
  * is TB_ENOMEM, anything else TB_EDEVICE. The module calls nothing of the
- * core (it is loaded with dlopen, core/device.c). */
+ * core (it is loaded with dlopen, core/engine/device.c). */
 #include <dlfcn.h>
 #include <math.h>
 #include <stdarg.h>

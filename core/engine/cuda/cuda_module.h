@@ -1,5 +1,5 @@
 /* cuda_module.h: what the CUDA backend module (libtunebench_cuda.so, built
- * from core/cuda/) exports to the core, which loads it with dlopen only when a
+ * from core/engine/cuda/) exports to the core, which loads it with dlopen only when a
  * run asks for a GPU or `tunebench devices` lists them. CPU-only runs never
  * load CUDA, cuDNN or cuBLAS, and a build without them still runs.
  *

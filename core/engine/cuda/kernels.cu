@@ -3,7 +3,7 @@
  *
  * Pooling, ReLU, concatenation, dropout, batch-norm inference and the
  * optimizers compute each value with the same float operations in the same
- * order as the CPU kernels in core/layers/ and core/optim.c, so the two
+ * order as the CPU kernels in core/engine/layers/ and core/engine/optim.c, so the two
  * backends agree bit for bit there (built with -fmad=false: no contraction,
  * IEEE division and square root). Backward passes that the CPU writes as a
  * scatter (din[argmax[o]] += g[o]) are gathers here, one thread per input

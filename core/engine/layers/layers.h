@@ -12,7 +12,7 @@
  * network's input).
  *
  * These are the CPU backend's kernels; the GPU backend implements the same
- * shapes in core/cuda/. Semantics follow PyTorch's torch.nn exactly. */
+ * shapes in core/engine/cuda/. Semantics follow PyTorch's torch.nn exactly. */
 #ifndef TB_LAYERS_H
 #define TB_LAYERS_H
 
