@@ -6,9 +6,11 @@
  * on), and the tables of study.h5 read back with the HDF5 C API alone. */
 #include <hdf5.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -720,6 +722,86 @@ START_TEST(scripted_study_through_the_executable)
 }
 END_TEST
 
+static off_t file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* A rewrite of study.h5 that cannot be written fails saying what it could not
+ * write and in which file, and leaves the study.h5 written before in place.
+ * The failure is a file size limit in a child (SIGXFSZ ignored, so writes past
+ * it fail with EFBIG): above the journal, which close appends to first, and
+ * below the size study.h5 had when the study opened. */
+START_TEST(a_table_write_that_fails_says_what_failed)
+{
+    tb_config *cfg = study_config("full", NULL);
+    char dir[1100], journal[1200], tables[1200], tmp[1200];
+    snprintf(dir, sizeof dir, "%s/full", tmpdir);
+    snprintf(journal, sizeof journal, "%s/study.journal", dir);
+    snprintf(tables, sizeof tables, "%s/study.h5", dir);
+    snprintf(tmp, sizeof tmp, "%s/study.h5.tmp", dir);
+    int fds[2];
+    ck_assert(pipe(fds) == 0);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char out[1024] = "";
+        int code = 0;
+        tb_study *s = NULL;
+        tb_err err = {{0}};
+        if (tb_study_open(cfg, NULL, &s, NULL, &err) != TB_OK) {
+            snprintf(out, sizeof out, "open: %s", err.msg);
+            code = 2;
+        } else {
+            off_t j = file_size(journal), t = file_size(tables);
+            off_t limit = j + 8192; /* room for the close record and a heartbeat or two */
+            struct rlimit rl = {(rlim_t)limit, (rlim_t)limit};
+            if (j < 0 || t < limit + 4096) {
+                snprintf(out, sizeof out, "journal %lld bytes, study.h5 %lld: no room for a limit between them",
+                         (long long)j, (long long)t);
+                code = 3;
+            } else if (signal(SIGXFSZ, SIG_IGN) == SIG_ERR || setrlimit(RLIMIT_FSIZE, &rl) != 0) {
+                snprintf(out, sizeof out, "cannot set the file size limit");
+                code = 4;
+            } else {
+                H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the failures are expected: no HDF5 traces */
+                tb_status st = tb_study_close(s, 0, &err);
+                snprintf(out, sizeof out, "%s", err.msg);
+                code = st == TB_EIO ? 0 : 5;
+            }
+        }
+        ssize_t w = write(fds[1], out, strlen(out) + 1);
+        (void)w;
+        _exit(code); /* nothing else closed or freed: the parent checks what is on disk */
+    }
+    close(fds[1]);
+    char msg[1024] = {0};
+    ssize_t got = read(fds[0], msg, sizeof msg - 1);
+    close(fds[0]);
+    int status;
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    ck_assert(got > 0);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child (status %d): %s", status, msg);
+    /* "cannot close (flush) the file in DIR/study.h5.tmp (File too large)": HDF5 keeps tables
+     * this small in memory until the close; "cannot write dataset /submissions/... in" where
+     * it writes one out earlier */
+    char where[1300];
+    snprintf(where, sizeof where, " in %s (", tmp);
+    ck_assert_msg(!strncmp(msg, "cannot ", 7) && strstr(msg, where), "%s", msg);
+    ck_assert_msg(strstr(msg, "dataset /") || strstr(msg, "attribute ") || strstr(msg, "group /") ||
+                      strstr(msg, "close (flush) the file"),
+                  "%s", msg);
+    ck_assert_msg(strstr(msg, "(File too large)"), "%s", msg);
+    /* the temporary file is gone; the study.h5 of the open is still whole */
+    ck_assert_int_eq((int)file_size(tmp), -1);
+    char col[4][64];
+    ck_assert_int_eq(h5_strings(tables, "/participants/id", col, 4), 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("study");
@@ -734,6 +816,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_crash_stops_the_clock_at_the_last_heartbeat);
     tcase_add_test(tc, identical_configurations_give_identical_runs);
     tcase_add_test(tc, bad_study_configurations_are_refused);
+    tcase_add_test(tc, a_table_write_that_fails_says_what_failed);
     tcase_add_test(tc, scripted_study_through_the_executable);
     suite_add_tcase(s, tc);
     return s;

@@ -28,9 +28,11 @@ void study_environment(char *out, size_t cap)
              u.release, u.machine, sysconf(_SC_NPROCESSORS_ONLN), H5_VERS_MAJOR, H5_VERS_MINOR, H5_VERS_RELEASE);
 }
 
-static int write_participants(tb_study *s, hid_t g, double now)
+/* Each table writer below records an HDF5 failure in w and returns TB_OK,
+ * or returns TB_ENOMEM when it could not allocate its columns. */
+static tb_status write_participants(tb_h5_writer *w, tb_study *s, hid_t g, double now)
 {
-    int n = s->np, rc = 0;
+    int n = s->np;
     size_t N = (size_t)n;
     const char **id = calloc(N + 1, sizeof *id), **edu = calloc(N + 1, sizeof *edu),
                **state = calloc(N + 1, sizeof *state), **fr = calloc(N + 1, sizeof *fr),
@@ -56,62 +58,61 @@ static int write_participants(tb_study *s, hid_t g, double now)
             col[10][i] = s->st.budget_s;
             col[11][i] = s->st.budget_s - col[5][i];
         }
-        rc |= tb_h5_column_str(g, "id", id, N);
-        rc |= tb_h5_column_str(g, "education", edu, N);
-        rc |= tb_h5_column_f64(g, "dl_months", col[0], N);
-        rc |= tb_h5_column_f64(g, "programming_months", col[1], N);
-        rc |= tb_h5_column_f64(g, "ml_months", col[2], N);
-        rc |= tb_h5_column_i64(g, "self_level", i64[0], N);
-        rc |= tb_h5_column_f64(g, "registered_s", col[3], N);
-        rc |= tb_h5_column_f64(g, "consented_s", col[4], N);
-        rc |= tb_h5_column_str(g, "state", state, N);
-        rc |= tb_h5_column_f64(g, "budget_s", col[10], N);
-        rc |= tb_h5_column_f64(g, "used_s", col[5], N);
-        rc |= tb_h5_column_f64(g, "left_s", col[11], N);
-        rc |= tb_h5_column_f64(g, "credited_s", col[6], N);
-        rc |= tb_h5_column_i64(g, "submissions", i64[1], N);
-        rc |= tb_h5_column_str(g, "final_run", fr, N);
-        rc |= tb_h5_column_str(g, "final_reason", reason, N);
-        rc |= tb_h5_column_f64(g, "final_at_s", col[7], N);
-        rc |= tb_h5_column_i64(g, "finals_finished", i64[2], N);
-        rc |= tb_h5_column_f64(g, "final_test_accuracy_mean", col[8], N);
-        rc |= tb_h5_column_f64(g, "final_test_accuracy_sd", col[9], N);
+        tb_h5w_column_str(w, g, "id", id, N);
+        tb_h5w_column_str(w, g, "education", edu, N);
+        tb_h5w_column_f64(w, g, "dl_months", col[0], N);
+        tb_h5w_column_f64(w, g, "programming_months", col[1], N);
+        tb_h5w_column_f64(w, g, "ml_months", col[2], N);
+        tb_h5w_column_i64(w, g, "self_level", i64[0], N);
+        tb_h5w_column_f64(w, g, "registered_s", col[3], N);
+        tb_h5w_column_f64(w, g, "consented_s", col[4], N);
+        tb_h5w_column_str(w, g, "state", state, N);
+        tb_h5w_column_f64(w, g, "budget_s", col[10], N);
+        tb_h5w_column_f64(w, g, "used_s", col[5], N);
+        tb_h5w_column_f64(w, g, "left_s", col[11], N);
+        tb_h5w_column_f64(w, g, "credited_s", col[6], N);
+        tb_h5w_column_i64(w, g, "submissions", i64[1], N);
+        tb_h5w_column_str(w, g, "final_run", fr, N);
+        tb_h5w_column_str(w, g, "final_reason", reason, N);
+        tb_h5w_column_f64(w, g, "final_at_s", col[7], N);
+        tb_h5w_column_i64(w, g, "finals_finished", i64[2], N);
+        tb_h5w_column_f64(w, g, "final_test_accuracy_mean", col[8], N);
+        tb_h5w_column_f64(w, g, "final_test_accuracy_sd", col[9], N);
     }
     free(id), free(edu), free(state), free(fr), free(reason);
     for (int k = 0; k < 12; k++) free(col[k]);
     for (int k = 0; k < 3; k++) free(i64[k]);
-    return oom ? -1 : rc;
+    return oom ? TB_ENOMEM : TB_OK;
 }
 
-static int write_submissions(tb_study *s, hid_t g)
+static tb_status write_submissions(tb_h5_writer *w, tb_study *s, hid_t g)
 {
     size_t N = (size_t)s->ns;
-    int rc = 0;
     const char **pid = calloc(N + 1, sizeof *pid), **run = calloc(N + 1, sizeof *run),
                **status = calloc(N + 1, sizeof *status), **msg = calloc(N + 1, sizeof *msg),
                **str = calloc(N + 1, sizeof *str);
     double *col = calloc(N + 1, sizeof *col);
     int64_t *i64 = calloc(N + 1, sizeof *i64);
-    if (!pid || !run || !status || !msg || !str || !col || !i64) rc = -1;
-    if (!rc) {
+    int oom = !pid || !run || !status || !msg || !str || !col || !i64;
+    if (!oom) {
         for (size_t i = 0; i < N; i++) {
             submission *u = s->subs[i];
             pid[i] = s->p[u->participant].id, run[i] = u->run_id, status[i] = tb_run_status_name(u->status);
             msg[i] = u->message;
         }
-        rc |= tb_h5_column_str(g, "participant", pid, N);
+        tb_h5w_column_str(w, g, "participant", pid, N);
         for (size_t i = 0; i < N; i++) i64[i] = s->subs[i]->number;
-        rc |= tb_h5_column_i64(g, "number", i64, N);
-        rc |= tb_h5_column_str(g, "run_id", run, N);
-        rc |= tb_h5_column_str(g, "status", status, N);
-        rc |= tb_h5_column_str(g, "message", msg, N);
+        tb_h5w_column_i64(w, g, "number", i64, N);
+        tb_h5w_column_str(w, g, "run_id", run, N);
+        tb_h5w_column_str(w, g, "status", status, N);
+        tb_h5w_column_str(w, g, "message", msg, N);
 #define F64COL(name, expr)                                                                                         \
     do {                                                                                                           \
         for (size_t i = 0; i < N; i++) {                                                                           \
             submission *u = s->subs[i];                                                                            \
             col[i] = (expr);                                                                                       \
         }                                                                                                          \
-        rc |= tb_h5_column_f64(g, name, col, N);                                                                   \
+        tb_h5w_column_f64(w, g, name, col, N);                                                                     \
     } while (0)
         F64COL("submitted_s", u->submitted);
         F64COL("started_s", u->started);
@@ -123,14 +124,14 @@ static int write_submissions(tb_study *s, hid_t g)
         F64COL("test_accuracy", u->test_accuracy);
 #undef F64COL
         for (size_t i = 0; i < N; i++) i64[i] = s->subs[i]->epoch;
-        rc |= tb_h5_column_i64(g, "epochs_done", i64, N);
+        tb_h5w_column_i64(w, g, "epochs_done", i64, N);
         int64_t given_count;
         for (int h = 0; h < TB_HP_COUNT; h++) {
             const tb_hp_spec *sp = &s->space.hp[h];
             char name[96];
             if (sp->type == TB_HP_CHOICE) {
                 for (size_t i = 0; i < N; i++) str[i] = s->subs[i]->values.text[h];
-                rc |= tb_h5_column_str(g, tb_hp_names[h], str, N);
+                tb_h5w_column_str(w, g, tb_hp_names[h], str, N);
             } else {
                 /* numbers; NaN where a rejected submission gave something unreadable */
                 for (size_t i = 0; i < N; i++) {
@@ -139,79 +140,125 @@ static int write_submissions(tb_study *s, hid_t g)
                     col[i] = strtod(t, &end);
                     if (end == t || *end) col[i] = NAN;
                 }
-                rc |= tb_h5_column_f64(g, tb_hp_names[h], col, N);
+                tb_h5w_column_f64(w, g, tb_hp_names[h], col, N);
             }
             snprintf(name, sizeof name, "given_%s", tb_hp_names[h]);
             for (size_t i = 0; i < N; i++) i64[i] = s->subs[i]->given[h];
-            rc |= tb_h5_column_i64(g, name, i64, N);
+            tb_h5w_column_i64(w, g, name, i64, N);
             snprintf(name, sizeof name, "comment_%s", tb_hp_names[h]);
             for (size_t i = 0; i < N; i++) str[i] = s->subs[i]->comments[h];
-            rc |= tb_h5_column_str(g, name, str, N);
+            tb_h5w_column_str(w, g, name, str, N);
         }
         for (size_t i = 0; i < N; i++) {
             given_count = 0;
             for (int h = 0; h < TB_HP_COUNT; h++) given_count += !s->space.hp[h].mandatory && !s->subs[i]->given[h];
             i64[i] = given_count;
         }
-        rc |= tb_h5_column_i64(g, "presets_kept", i64, N);
+        tb_h5w_column_i64(w, g, "presets_kept", i64, N);
     }
     free(pid), free(run), free(status), free(msg), free(str), free(col), free(i64);
-    return rc;
+    return oom ? TB_ENOMEM : TB_OK;
 }
 
-static int write_finals(tb_study *s, hid_t g)
+static tb_status write_finals(tb_h5_writer *w, tb_study *s, hid_t g)
 {
     size_t N = (size_t)s->nf;
-    int rc = 0;
     const char **pid = calloc(N + 1, sizeof *pid), **run = calloc(N + 1, sizeof *run),
                **status = calloc(N + 1, sizeof *status);
     double *col = calloc(N + 1, sizeof *col);
     int64_t *seed = calloc(N + 1, sizeof *seed);
-    if (!pid || !run || !status || !col || !seed) rc = -1;
-    if (!rc) {
+    int oom = !pid || !run || !status || !col || !seed;
+    if (!oom) {
         for (size_t i = 0; i < N; i++) {
             final_eval *f = &s->finals[i];
             pid[i] = s->p[f->participant].id, run[i] = f->run_id, status[i] = tb_run_status_name(f->status);
             seed[i] = f->seed;
         }
-        rc |= tb_h5_column_str(g, "participant", pid, N);
-        rc |= tb_h5_column_i64(g, "seed", seed, N);
-        rc |= tb_h5_column_str(g, "run_id", run, N);
-        rc |= tb_h5_column_str(g, "status", status, N);
+        tb_h5w_column_str(w, g, "participant", pid, N);
+        tb_h5w_column_i64(w, g, "seed", seed, N);
+        tb_h5w_column_str(w, g, "run_id", run, N);
+        tb_h5w_column_str(w, g, "status", status, N);
         for (size_t i = 0; i < N; i++) col[i] = s->finals[i].test_accuracy;
-        rc |= tb_h5_column_f64(g, "test_accuracy", col, N);
+        tb_h5w_column_f64(w, g, "test_accuracy", col, N);
         for (size_t i = 0; i < N; i++) col[i] = s->finals[i].started;
-        rc |= tb_h5_column_f64(g, "started_s", col, N);
+        tb_h5w_column_f64(w, g, "started_s", col, N);
         for (size_t i = 0; i < N; i++) col[i] = s->finals[i].ended;
-        rc |= tb_h5_column_f64(g, "ended_s", col, N);
+        tb_h5w_column_f64(w, g, "ended_s", col, N);
     }
     free(pid), free(run), free(status), free(col), free(seed);
-    return rc;
+    return oom ? TB_ENOMEM : TB_OK;
 }
 
-static int write_events(tb_study *s, hid_t g)
+static tb_status write_events(tb_h5_writer *w, tb_study *s, hid_t g)
 {
     size_t N = (size_t)s->ne;
-    int rc = 0;
     const char **type = calloc(N + 1, sizeof *type), **pid = calloc(N + 1, sizeof *pid),
                **run = calloc(N + 1, sizeof *run), **detail = calloc(N + 1, sizeof *detail);
     double *t = calloc(N + 1, sizeof *t);
-    if (!type || !pid || !run || !detail || !t) rc = -1;
-    if (!rc) {
+    int oom = !type || !pid || !run || !detail || !t;
+    if (!oom) {
         for (size_t i = 0; i < N; i++) {
             event_row *e = &s->events[i];
             t[i] = e->t;
             type[i] = e->type > 0 && e->type < REC_TYPE_COUNT ? study_record_names[e->type] : "unknown";
             pid[i] = e->participant, run[i] = e->run_id, detail[i] = e->detail;
         }
-        rc |= tb_h5_column_f64(g, "t_s", t, N);
-        rc |= tb_h5_column_str(g, "type", type, N);
-        rc |= tb_h5_column_str(g, "participant", pid, N);
-        rc |= tb_h5_column_str(g, "run_id", run, N);
-        rc |= tb_h5_column_str(g, "detail", detail, N);
+        tb_h5w_column_f64(w, g, "t_s", t, N);
+        tb_h5w_column_str(w, g, "type", type, N);
+        tb_h5w_column_str(w, g, "participant", pid, N);
+        tb_h5w_column_str(w, g, "run_id", run, N);
+        tb_h5w_column_str(w, g, "detail", detail, N);
     }
     free(type), free(pid), free(run), free(detail), free(t);
-    return rc;
+    return oom ? TB_ENOMEM : TB_OK;
+}
+
+/* The whole file: the study's settings as attributes, then one group per
+ * table. HDF5 failures are recorded in w; out of memory is returned (TB_ENOMEM). */
+static tb_status write_tables(tb_h5_writer *w, tb_study *s, hid_t f, double now)
+{
+    char iso[32];
+    tb_h5w_attr_str(w, f, "format", "tunebench-study");
+    tb_h5w_attr_i64(w, f, "schema_version", TB_STUDY_SCHEMA_VERSION);
+    tb_iso_utc(now, iso);
+    tb_h5w_attr_str(w, f, "updated", iso);
+    tb_h5w_attr_f64(w, f, "updated_s", now);
+    hid_t g = tb_h5w_group(w, f, "study");
+    tb_iso_utc(s->created, iso);
+    tb_h5w_attr_str(w, g, "title", s->st.title);
+    tb_h5w_attr_str(w, g, "briefing", s->st.briefing);
+    tb_h5w_attr_str(w, g, "created", iso);
+    tb_h5w_attr_f64(w, g, "created_s", s->created);
+    tb_h5w_attr_str(w, g, "config", s->config_ini);
+    tb_h5w_attr_str(w, g, "space", s->space_ini ? s->space_ini : "");
+    tb_h5w_attr_str(w, g, "environment", s->environment);
+    tb_h5w_attr_f64(w, g, "budget_s", s->st.budget_s);
+    tb_h5w_attr_i64(w, g, "slots", s->st.slots);
+    tb_h5w_attr_i64(w, g, "max_active", study_max_active(s));
+    tb_h5w_attr_i64(w, g, "train_count", s->st.train_count);
+    tb_h5w_attr_str(w, g, "budget_policy",
+                    "clock runs only while admitted; at most max_active participants admitted, one live "
+                    "run each; queue waits and crash-interrupted training credited back; lobby time not "
+                    "counted");
+    tb_h5w_column_i64(w, g, "final_seeds", s->st.final_seeds, (size_t)s->st.n_final_seeds);
+    tb_h5w_close_group(w, g);
+
+    tb_status st = TB_OK;
+    if (tb_h5w_ok(w)) {
+        g = tb_h5w_group(w, f, "participants");
+        if (g >= 0) st = write_participants(w, s, g, now);
+        tb_h5w_close_group(w, g);
+    }
+    const struct {
+        const char *name;
+        tb_status (*fn)(tb_h5_writer *, tb_study *, hid_t);
+    } tables[] = {{"submissions", write_submissions}, {"finals", write_finals}, {"events", write_events}};
+    for (size_t k = 0; k < TB_ARRAY_LEN(tables) && st == TB_OK && tb_h5w_ok(w); k++) {
+        g = tb_h5w_group(w, f, tables[k].name);
+        if (g >= 0) st = tables[k].fn(w, s, g);
+        tb_h5w_close_group(w, g);
+    }
+    return st;
 }
 
 /* Through a temporary file and a rename.
@@ -225,60 +272,20 @@ tb_status study_write_tables(tb_study *s, int durable, tb_err *err)
     double now = tb_utc_now();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return tb_fail(err, TB_EIO, "study tables %s: cannot create it", tmp);
-    int rc = 0;
-    char iso[32];
-    rc |= tb_h5_attr_str(f, "format", "tunebench-study");
-    rc |= tb_h5_attr_i64(f, "schema_version", TB_STUDY_SCHEMA_VERSION);
-    tb_iso_utc(now, iso);
-    rc |= tb_h5_attr_str(f, "updated", iso);
-    rc |= tb_h5_attr_f64(f, "updated_s", now);
-    hid_t g = tb_h5_group(f, "study");
-    if (g < 0) rc = -1;
-    else {
-        tb_iso_utc(s->created, iso);
-        rc |= tb_h5_attr_str(g, "title", s->st.title);
-        rc |= tb_h5_attr_str(g, "briefing", s->st.briefing);
-        rc |= tb_h5_attr_str(g, "created", iso);
-        rc |= tb_h5_attr_f64(g, "created_s", s->created);
-        rc |= tb_h5_attr_str(g, "config", s->config_ini);
-        rc |= tb_h5_attr_str(g, "space", s->space_ini ? s->space_ini : "");
-        rc |= tb_h5_attr_str(g, "environment", s->environment);
-        rc |= tb_h5_attr_f64(g, "budget_s", s->st.budget_s);
-        rc |= tb_h5_attr_i64(g, "slots", s->st.slots);
-        rc |= tb_h5_attr_i64(g, "max_active", study_max_active(s));
-        rc |= tb_h5_attr_i64(g, "train_count", s->st.train_count);
-        rc |= tb_h5_attr_str(g, "budget_policy",
-                             "clock runs only while admitted; at most max_active participants admitted, one live "
-                             "run each; queue waits and crash-interrupted training credited back; lobby time not "
-                             "counted");
-        rc |= tb_h5_column_i64(g, "final_seeds", s->st.final_seeds, (size_t)s->st.n_final_seeds);
-        H5Gclose(g);
-    }
-    const struct {
-        const char *name;
-        int (*fn)(tb_study *, hid_t);
-    } tables[] = {{"submissions", write_submissions}, {"finals", write_finals}, {"events", write_events}};
-    if ((g = tb_h5_group(f, "participants")) < 0) rc = -1;
-    else {
-        rc |= write_participants(s, g, now);
-        H5Gclose(g);
-    }
-    for (size_t k = 0; k < TB_ARRAY_LEN(tables); k++) {
-        if ((g = tb_h5_group(f, tables[k].name)) < 0) {
-            rc = -1;
-            continue;
-        }
-        rc |= tables[k].fn(s, g);
-        H5Gclose(g);
-    }
-    if (H5Fclose(f) < 0) rc = -1;
-    if (rc) {
+    tb_h5_writer w;
+    tb_h5w_init(&w, tmp);
+    tb_status st = write_tables(&w, s, f, now);
+    tb_h5w_close_file(&w, f);
+    if (st != TB_OK || !tb_h5w_ok(&w)) {
         unlink(tmp);
-        return tb_fail(err, TB_EIO, "study tables %s: cannot write them", tmp);
+        /* "cannot write dataset /submissions/val_accuracy in DIR/study.h5.tmp (reason)" */
+        if (!tb_h5w_ok(&w)) return tb_h5w_finish(&w, err);
+        return tb_fail(err, st, "study tables %s: out of memory for the tables", tmp);
     }
     if ((durable ? tb_rename_durable(tmp, path) : rename(tmp, path)) != 0) {
+        int e = errno; /* before unlink can change it */
         unlink(tmp);
-        return tb_fail(err, TB_EIO, "study tables %s: cannot put it in place: %s", path, strerror(errno));
+        return tb_fail(err, TB_EIO, "study tables %s: cannot put it in place: %s", path, strerror(e));
     }
     s->dirty = 0;
     return TB_OK;
