@@ -26,7 +26,7 @@
  * Generated from them: tb_optim_config's fields (optim.h), torch's defaults
  * and checks (optim.c), the [train] reader, its ranges and the list of valid
  * [train] keys (run/run.c), the checkpoint's and run file's attributes
- * (store/checkpoint.c, run/runfile.c), the limits of a study's [space] and
+ * (store/checkpoint.c, store/runfile.c), the limits of a study's [space] and
  * which optimizer reads which hyperparameter (study/space.c, through
  * tb_hparam_find). Adding a hyperparameter: one line below plus its arithmetic
  * in optim_rules.h. Making it one the study's participants tune is a change
