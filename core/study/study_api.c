@@ -1,7 +1,7 @@
 /* study_api.c: the tb_study_api table front ends call (register, consent,
  * enter, pause, submit, cancel, finish, and the read-only views). Each
  * change is validated here without touching the state, then journalled and
- * applied through study_commit (study_record.c); the job-related ones go
+ * applied through study_commit (study_state.c); the job-related ones go
  * through study_runs.c. */
 #include <math.h>
 #include <stdarg.h>

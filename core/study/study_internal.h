@@ -2,8 +2,9 @@
  *
  * The files, by job:
  *   study.c          settings, open (replay, recovery, the first tables) and close
- *   study_record.c   journal records: their payload encoding, study_commit (journal, then apply)
- *   study_state.c    the in-memory model and study_apply, the one meaning of every record
+ *   study_record.c   journal records: their payload encoding and names
+ *   study_state.c    the in-memory model; study_apply, the one meaning of every record, and
+ *                    study_commit, the one way a live change enters the journal and the state
  *   study_recovery.c replaying the journal and settling what a crash left behind
  *   study_runs.c     the jobs: submitting them, the executor's callbacks, finals, the monitor
  *   study_api.c      the tb_study_api table the front ends call

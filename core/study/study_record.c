@@ -1,7 +1,6 @@
 /* study_record.c: the study journal's records: their payloads ("key=value"
  * lines, values with \\ and \n escaped; the on-disk format archives depend
- * on), and study_commit, the one way a live change enters the journal and
- * then the in-memory state (through study_apply). */
+ * on) and their names. What a record means is study_apply's (study_state.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,21 +89,6 @@ double rec_get_f64(const char *data, size_t len, const char *key, double def)
     return strtod(t, NULL);
 }
 
-tb_status study_commit(tb_study *s, int type, rec_buf *b, double t, int durable, tb_err *err)
-{
-    rec_f64(b, "t", t);
-    if (b->oom) {
-        free(b->p);
-        b->p = NULL;
-        return tb_fail(err, TB_ENOMEM, "study journal: out of memory");
-    }
-    tb_status st = tb_journal_append(s->journal, (uint32_t)type, b->p, b->n, durable, err);
-    /* applied only once durable: what the caller acknowledges is what a reopen replays */
-    if (st == TB_OK) st = study_apply(s, (uint32_t)type, b->p, b->n, err);
-    free(b->p);
-    b->p = NULL;
-    return st;
-}
 
 void rec_submission(rec_buf *b, const char *pid, const submission *u)
 {

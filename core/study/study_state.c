@@ -260,6 +260,22 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
     return TB_OK;
 }
 
+tb_status study_commit(tb_study *s, int type, rec_buf *b, double t, int durable, tb_err *err)
+{
+    rec_f64(b, "t", t);
+    if (b->oom) {
+        free(b->p);
+        b->p = NULL;
+        return tb_fail(err, TB_ENOMEM, "study journal: out of memory");
+    }
+    tb_status st = tb_journal_append(s->journal, (uint32_t)type, b->p, b->n, durable, err);
+    /* applied only once durable: what the caller acknowledges is what a reopen replays */
+    if (st == TB_OK) st = study_apply(s, (uint32_t)type, b->p, b->n, err);
+    free(b->p);
+    b->p = NULL;
+    return st;
+}
+
 /* ---- lookups and derived views ------------------------------------------------------------ */
 
 int study_find_participant(const tb_study *s, const char *id)
