@@ -115,8 +115,7 @@ static void rec_finished(void *user, tb_job *job, tb_run_status status, double v
 
 int tb_job_run_file(const tb_archive *a, const char *run_id, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "%s/runs/%s.run.h5", tb_archive_dir(a), run_id);
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
+    return tb_archive_run_path(out, cap, tb_archive_dir(a), run_id, ".run.h5");
 }
 
 tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant, const char *config_ini,

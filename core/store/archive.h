@@ -147,4 +147,7 @@ tb_status tb_archive_run_info_by_id(tb_archive *a, const char *id, tb_archive_ru
  * closed archive, or what a live one's files show at the moment. */
 tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err);
 
+/* DIR/runs/<id><suffix> (".journal", ".h5", ".run.h5") into out; 0, or -1 when it does not fit. */
+int tb_archive_run_path(char *out, size_t cap, const char *dir, const char *id, const char *suffix);
+
 #endif

@@ -1,0 +1,189 @@
+/* archive_export.c: a study archive packed into one HDF5 file (docs/archive.md,
+ * "Exporting"): read with the archive's own layout, written through
+ * tb_h5_writer. Reads only: the archive may be live (no lock is taken). */
+#include "archive.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+#define PATH_CAP 4096
+
+static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+/* ---- export ---------------------------------------------------------------------------------------- */
+
+/* Opens an HDF5 file read-only, falling back to SWMR reading for a live run file. */
+static hid_t open_readonly(const char *path)
+{
+    hid_t f;
+    H5E_BEGIN_TRY
+    {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    return f;
+}
+
+/* What the study and sweeps wrote beside the runs: study.h5's tables at the
+ * root, each sweeps/<id>.h5 as /sweeps/<id>. Files that are absent are skipped. */
+static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_err *err)
+{
+    static const char *const study_objects[] = {"study", "participants", "submissions", "finals", "events"};
+    char path[PATH_CAP];
+    snprintf(path, sizeof path, "%s/study.h5", dir);
+    if (access(path, F_OK) == 0) {
+        hid_t f = open_readonly(path);
+        if (f < 0) return tb_fail(err, TB_EIO, "export: cannot open %s", path);
+        for (size_t i = 0; i < sizeof study_objects / sizeof *study_objects; i++) {
+            if (H5Lexists(f, study_objects[i], H5P_DEFAULT) <= 0) continue;
+            if (H5Ocopy(f, study_objects[i], out, study_objects[i], H5P_DEFAULT, H5P_DEFAULT) < 0) {
+                H5Fclose(f);
+                return tb_fail(err, TB_EIO, "export %s: cannot copy /%s from %s", tmp, study_objects[i], path);
+            }
+        }
+        H5Fclose(f);
+    }
+    snprintf(path, sizeof path, "%s/sweeps", dir);
+    DIR *d = opendir(path);
+    if (!d) return TB_OK;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+    tb_status st = TB_OK;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 4 || strcmp(e->d_name + len - 3, ".h5") != 0 || e->d_name[0] == '.') continue;
+        if (n == cap) {
+            size_t bigger = cap ? 2 * cap : 16;
+            char **grown = realloc(names, sizeof *names * bigger);
+            if (!grown) {
+                st = tb_fail(err, TB_ENOMEM, "export: out of memory");
+                break;
+            }
+            names = grown;
+            cap = bigger;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            st = tb_fail(err, TB_ENOMEM, "export: out of memory");
+            break;
+        }
+        n++;
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof *names, cmp_str);
+    hid_t g = -1;
+    if (st == TB_OK && n && (g = H5Gcreate2(out, "sweeps", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        st = tb_fail(err, TB_EIO, "export %s: cannot create /sweeps", tmp);
+    for (size_t i = 0; i < n && st == TB_OK; i++) {
+        char file[PATH_CAP + 256], name[256];
+        snprintf(file, sizeof file, "%s/%s", path, names[i]);
+        snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 3), names[i]);
+        hid_t f = open_readonly(file);
+        if (f < 0) {
+            st = tb_fail(err, TB_EIO, "export: cannot open %s", file);
+            break;
+        }
+        if (H5Ocopy(f, ".", g, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+            st = tb_fail(err, TB_EIO, "export %s: cannot copy %s", tmp, file);
+        H5Fclose(f);
+    }
+    if (g >= 0) H5Gclose(g);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return st;
+}
+
+tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
+{
+    char ipath[PATH_CAP], tmp[PATH_CAP];
+    if (snprintf(ipath, sizeof ipath, "%s/index.h5", dir) >= (int)sizeof ipath ||
+        snprintf(tmp, sizeof tmp, "%s.tmp", out_path) >= (int)sizeof tmp)
+        return tb_fail(err, TB_EINVAL, "export %s: path too long", out_path);
+    hid_t idx = open_readonly(ipath);
+    if (idx < 0) return tb_fail(err, TB_EIO, "export: cannot open the archive index %s", ipath);
+    tb_status st = TB_OK;
+    hid_t out = -1, runs = -1, ids = -1, sp = -1, strt = -1;
+    char **idv = NULL;
+    hsize_t n = 0;
+    ids = H5Dopen2(idx, "index/id", H5P_DEFAULT);
+    sp = ids >= 0 ? H5Dget_space(ids) : -1;
+    strt = tb_h5_utf8_type();
+    if (strt < 0 || sp < 0 || H5Sget_simple_extent_dims(sp, &n, NULL) != 1) {
+        st = tb_fail(err, TB_EFORMAT, "export: %s has no /index/id column", ipath);
+        goto done;
+    }
+    idv = calloc(n ? n : 1, sizeof *idv);
+    if (!idv || (n && H5Dread(ids, strt, H5S_ALL, H5S_ALL, H5P_DEFAULT, idv) < 0)) {
+        st = tb_fail(err, TB_EFORMAT, "export: cannot read /index/id from %s", ipath);
+        goto done;
+    }
+    out = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (out < 0) {
+        st = tb_fail(err, TB_EIO, "export: cannot create %s", tmp);
+        goto done;
+    }
+    char now[32];
+    tb_iso_utc(tb_utc_now(), now);
+    tb_h5_writer w;
+    tb_h5w_init(&w, tmp);
+    tb_h5w_attr_str(&w, out, "format", TB_ARCHIVE_EXPORT_FORMAT);
+    tb_h5w_attr_i64(&w, out, "format_version", TB_ARCHIVE_VERSION);
+    tb_h5w_attr_str(&w, out, "tunebench_version", TB_VERSION);
+    tb_h5w_attr_str(&w, out, "exported", now);
+    tb_h5w_attr_str(&w, out, "source", dir);
+    if (!tb_h5w_ok(&w)) {
+        st = tb_h5w_finish(&w, err);
+        goto done;
+    }
+    if (H5Ocopy(idx, "index", out, "index", H5P_DEFAULT, H5P_DEFAULT) < 0) {
+        st = tb_fail(err, TB_EIO, "export %s: cannot copy the index from %s", tmp, ipath);
+        goto done;
+    }
+    runs = H5Gcreate2(out, "runs", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (runs < 0) {
+        st = tb_fail(err, TB_EIO, "export %s: cannot create /runs", tmp);
+        goto done;
+    }
+    for (hsize_t i = 0; i < n; i++) {
+        char rpath[PATH_CAP];
+        if (!idv[i] || !tb_archive_valid_name(idv[i], TB_ARCHIVE_ID_MAX) || tb_archive_run_path(rpath, sizeof rpath, dir, idv[i], ".h5") != 0) {
+            st = tb_fail(err, TB_EFORMAT, "export: %s lists a bad run id at row %llu", ipath, (unsigned long long)i);
+            goto done;
+        }
+        hid_t rf = open_readonly(rpath);
+        if (rf < 0) {
+            st = tb_fail(err, TB_EIO, "export: cannot open run file %s", rpath);
+            goto done;
+        }
+        herr_t rc = H5Ocopy(rf, ".", runs, idv[i], H5P_DEFAULT, H5P_DEFAULT);
+        H5Fclose(rf);
+        if (rc < 0) {
+            st = tb_fail(err, TB_EIO, "export %s: cannot copy run file %s", tmp, rpath);
+            goto done;
+        }
+    }
+    if ((st = export_extras(dir, out, tmp, err)) != TB_OK) goto done;
+done:
+    if (runs >= 0) H5Gclose(runs);
+    if (out >= 0 && H5Fclose(out) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "export: cannot close %s", tmp);
+    if (idv && n) H5Dvlen_reclaim(strt, sp, H5P_DEFAULT, idv);
+    free(idv);
+    if (strt >= 0) H5Tclose(strt);
+    if (sp >= 0) H5Sclose(sp);
+    if (ids >= 0) H5Dclose(ids);
+    H5Fclose(idx);
+    if (st == TB_OK && tb_rename_durable(tmp, out_path) != 0)
+        st = tb_fail(err, TB_EIO, "export: cannot move %s to %s durably: %s", tmp, out_path, strerror(errno));
+    if (st != TB_OK) unlink(tmp);
+    return st;
+}
