@@ -207,6 +207,11 @@ void tb_config_free(tb_config *cfg)
 
 const char *tb_config_path(const tb_config *cfg) { return cfg ? cfg->path : ""; }
 
+void tb_config_set_path(tb_config *cfg, const char *name)
+{
+    if (cfg) snprintf(cfg->path, sizeof cfg->path, "%s", name ? name : "");
+}
+
 /* ---- loading ------------------------------------------------------------------------ */
 
 /* iniparser reports syntax errors through a global callback; we collect the

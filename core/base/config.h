@@ -29,6 +29,9 @@ tb_status tb_config_load_text(tb_config **out, const char *text, const char *nam
 void tb_config_free(tb_config *cfg);
 /* The file the config came from, or "" */
 const char *tb_config_path(const tb_config *cfg);
+/* Renames what tb_config_path returns (e.g. a configuration made in memory
+ * takes the name of the job it became); truncated to the path's capacity. */
+void tb_config_set_path(tb_config *cfg, const char *name);
 
 /* Sets "section.key" to value (text, surrounding blanks removed as in a file;
  * one line), as --set does; replaces the file's value. The key must contain a dot. */

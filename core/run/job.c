@@ -46,6 +46,9 @@ tb_job *tb_job_new_parsed(const char *id, const char *config_ini, tb_config *cfg
         tb_config_free(cfg);
         return NULL;
     }
+    /* named as a job parsed from its text is (tb_job_create, tb_job_execute):
+     * the run file's /config source */
+    tb_config_set_path(cfg, job->id[0] ? job->id : "job");
     job->cfg = cfg;
     job->conf = *conf;
     job->conf.cfg = cfg;

@@ -70,9 +70,11 @@ struct tb_job {
  * parse to tb_job_new_parsed instead. */
 tb_job *tb_job_new(const char *id, const char *config_ini, int priority, const tb_job_callbacks *cb);
 /* A new job from a configuration parsed once by its caller: cfg (config_ini
- * parsed; the job takes it, freed with the job, also when this fails) and
- * conf (tb_run_config_parse of cfg, copied). config_ini is copied as the
- * archived record. NULL when out of memory. */
+ * parsed, or the configuration config_ini was written from; the job takes
+ * it, freed with the job, also when this fails; renamed to the job's id, as
+ * a job parsed from its text names it) and conf (tb_run_config_parse of cfg,
+ * copied). config_ini is copied as the archived record. NULL when out of
+ * memory. */
 tb_job *tb_job_new_parsed(const char *id, const char *config_ini, tb_config *cfg, const tb_run_config *conf,
                           int priority, const tb_job_callbacks *cb);
 /* Parses config_ini once (tb_config_load_text, tb_run_config_parse) into a

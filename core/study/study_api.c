@@ -289,25 +289,25 @@ static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *er
 }
 
 /* Checks a submission against the space and the run's own checks; on
- * success *ini is the run's configuration. Touches nothing mutable (the
- * space, the base configuration and the training-set size are fixed at
- * open), so it runs without the mutex. */
+ * success *ini is the run's configuration, *cfg its parse and *conf that
+ * typed (the job runs from these: nothing is parsed again). Touches nothing
+ * mutable (the space, the base configuration and the training-set size are
+ * fixed at open), so it runs without the mutex. */
 static tb_status validate_submission(const tb_study *s, const char *const *given, tb_hp_values *resolved, int *bad,
-                                     char **ini, tb_err *err)
+                                     char **ini, tb_config **cfg, tb_run_config *conf, tb_err *err)
 {
     *ini = NULL;
+    *cfg = NULL;
     tb_status st = tb_space_resolve(&s->space, given, s->st.train_count, resolved, bad, err);
-    if (st == TB_OK) st = study_job_config(s, resolved, NULL, 0, ini, err);
+    if (st == TB_OK) st = study_job_config(s, resolved, NULL, 0, ini, cfg, err);
     if (st != TB_OK) return st;
-    /* a configuration the space accepts can still fail the run's own checks */
-    tb_config *c = NULL;
-    tb_run probe;
-    if ((st = tb_config_load_text(&c, *ini, "submission", err)) == TB_OK) {
-        st = tb_run_configure(&probe, c, err);
-        tb_run_free(&probe);
-    }
-    tb_config_free(c);
+    /* a configuration the space accepts can still fail the run's own checks:
+     * keys and values (typed once, for the job too), then what tb_run_configure
+     * adds (the device, the plugins and their options, unknown sections) */
+    if ((st = tb_run_config_parse(conf, *cfg, err)) == TB_OK) st = tb_run_config_check(conf, err);
     if (st != TB_OK) {
+        tb_config_free(*cfg);
+        *cfg = NULL;
         free(*ini);
         *ini = NULL;
     }
@@ -324,11 +324,14 @@ static tb_status api_submit(tb_study *s, const char *id, const char *const *valu
     tb_hp_values resolved;
     int bad = -1;
     char *ini = NULL;
+    tb_config *cfg = NULL;
+    tb_run_config conf;
     tb_err e = {{0}};
-    tb_status vst = validate_submission(s, given, &resolved, &bad, &ini, &e);
+    tb_status vst = validate_submission(s, given, &resolved, &bad, &ini, &cfg, &conf, &e);
 
     int pi = lock_participant(s, id, err, errlen);
     if (pi < 0) {
+        tb_config_free(cfg);
         free(ini);
         return TB_EINVAL;
     }
@@ -368,7 +371,8 @@ static tb_status api_submit(tb_study *s, const char *id, const char *const *valu
         tb_copy_str(draft->message, sizeof draft->message, e.msg);
     }
     submission *u = NULL;
-    st = study_submit(s, pi, draft, vst == TB_OK ? ini : NULL, &u, &e);
+    st = study_submit(s, pi, draft, vst == TB_OK ? ini : NULL, cfg, &conf, &u, &e);
+    cfg = NULL; /* taken */
     free(draft);
     if (st != TB_OK) {
         out_err(err, errlen, st, &e);
@@ -383,6 +387,7 @@ static tb_status api_submit(tb_study *s, const char *id, const char *const *valu
     study_touch(s, u);
 out:
     pthread_mutex_unlock(&s->mu);
+    tb_config_free(cfg);
     free(ini);
     return st;
 }

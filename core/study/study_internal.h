@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "run/run.h"
 #include "store/journal.h"
 #include "study.h"
 
@@ -216,21 +217,25 @@ void study_touch(tb_study *s, submission *sub);
 
 /* ---- live changes shared by several files (study_runs.c) ---------------------------------- */
 
-/* A run's configuration: the base with the values (and extra key=value pairs) applied. */
+/* A run's configuration: the base with the values (and extra key=value pairs)
+ * applied, parsed once: *cfg (the caller's, to free or give to a job) and
+ * *ini, its INI text (malloc'd; the archived record). Both NULL on failure. */
 tb_status study_job_config(const tb_study *s, const tb_hp_values *v, const char *const *extra, int n_extra,
-                           char **out, tb_err *err);
+                           char **ini, tb_config **cfg, tb_err *err);
 /* Stops participant pi's clock (journalled). Mutex held. */
 tb_status study_pause(tb_study *s, int pi, const char *reason, double t, tb_err *err);
 /* Gives seconds back to a participant's budget (journalled). Mutex held. */
 tb_status study_credit(tb_study *s, int pi, const char *run_id, double seconds, const char *reason, double t,
                        tb_err *err);
 /* Journals participant pi's submission as draft describes it (values,
- * comments, given, submitted) and queues its job with configuration ini;
- * ini NULL journals it rejected with draft's message. *u_out: the submission
- * study_apply made, also when the executor then refused the job (it ended
- * interrupted). Mutex held. */
-tb_status study_submit(tb_study *s, int pi, const submission *draft, const char *ini, submission **u_out,
-                       tb_err *err);
+ * comments, given, submitted) and queues its job with configuration ini,
+ * given parsed as cfg (study_job_config's; taken, freed also on failure) and
+ * typed as conf (tb_run_config_parse of cfg), so the job does not parse it
+ * again; ini NULL (cfg NULL) journals it rejected with draft's message.
+ * *u_out: the submission study_apply made, also when the executor then
+ * refused the job (it ended interrupted). Mutex held. */
+tb_status study_submit(tb_study *s, int pi, const submission *draft, const char *ini, tb_config *cfg,
+                       const tb_run_config *conf, submission **u_out, tb_err *err);
 /* Queues the final evaluations of participant pi that are missing. Mutex held. */
 tb_status study_queue_finals(tb_study *s, int pi, tb_err *err);
 /* Ends participant pi's tuning with run u (NULL: none) for reason. Mutex held. */

@@ -19,16 +19,22 @@
 #define MONITOR_TICK_MS 200
 
 tb_status study_job_config(const tb_study *s, const tb_hp_values *v, const char *const *extra, int n_extra,
-                           char **out, tb_err *err)
+                           char **ini, tb_config **cfg, tb_err *err)
 {
+    *ini = NULL;
+    *cfg = NULL;
     tb_config *c;
     tb_status st = tb_config_load_text(&c, s->job_base_ini, "study configuration", err);
     if (st != TB_OK) return st;
     st = tb_space_apply(v, c, err);
     for (int i = 0; i < n_extra && st == TB_OK; i++) st = tb_config_set_assignment(c, extra[i], err);
-    if (st == TB_OK && !(*out = tb_config_to_ini(c))) st = tb_fail(err, TB_ENOMEM, "out of memory");
-    tb_config_free(c);
-    return st;
+    if (st == TB_OK && !(*ini = tb_config_to_ini(c))) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    if (st != TB_OK) {
+        tb_config_free(c);
+        return st;
+    }
+    *cfg = c;
+    return TB_OK;
 }
 
 tb_status study_pause(tb_study *s, int pi, const char *reason, double t, tb_err *err)
@@ -71,13 +77,23 @@ static void job_abandon(pending_job *pj, const char *why)
     pj->job = NULL;
 }
 
-static tb_status job_prepare(tb_study *s, const char *kind, const participant *p, const char *ini, int priority,
-                             const tb_job_callbacks *inner, pending_job *pj, tb_err *err)
+/* cfg and conf: ini parsed and typed already (study_job_config,
+ * tb_run_config_parse), carried into the job so that it is not parsed again;
+ * cfg is taken (freed also on failure). cfg NULL: the job parses ini when it
+ * runs. */
+static tb_status job_prepare(tb_study *s, const char *kind, const participant *p, const char *ini, tb_config *cfg,
+                             const tb_run_config *conf, int priority, const tb_job_callbacks *inner, pending_job *pj,
+                             tb_err *err)
 {
     memset(pj, 0, sizeof *pj);
     tb_status st = tb_job_record(s->archive, kind, p->id, ini, inner, &pj->cb, pj->run_id, NULL, err);
-    if (st != TB_OK) return st;
-    if (!(pj->job = tb_job_new(pj->run_id, ini, priority, &pj->cb))) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    if (st != TB_OK) {
+        tb_config_free(cfg);
+        return st;
+    }
+    pj->job = cfg ? tb_job_new_parsed(pj->run_id, ini, cfg, conf, priority, &pj->cb)
+                  : tb_job_new(pj->run_id, ini, priority, &pj->cb);
+    if (!pj->job) st = tb_fail(err, TB_ENOMEM, "out of memory");
     else if (tb_job_run_file(s->archive, pj->run_id, pj->job->run_path, sizeof pj->job->run_path) != 0)
         st = tb_fail(err, TB_EINVAL, "archive %s: run file path for %s is too long", tb_archive_dir(s->archive),
                      pj->run_id);
@@ -174,15 +190,19 @@ static void sub_finished(void *user, tb_job *job, tb_run_status status, double v
     pthread_mutex_unlock(&s->mu);
 }
 
-tb_status study_submit(tb_study *s, int pi, const submission *draft, const char *ini, submission **u_out,
-                       tb_err *err)
+tb_status study_submit(tb_study *s, int pi, const submission *draft, const char *ini, tb_config *cfg,
+                       const tb_run_config *conf, submission **u_out, tb_err *err)
 {
     *u_out = NULL;
     tb_status st = study_reserve(s, err);
-    if (st != TB_OK) return st;
+    if (st != TB_OK) {
+        tb_config_free(cfg);
+        return st;
+    }
     const participant *p = &s->p[pi];
     rec_buf b = {0};
     if (!ini) { /* rejected: journalled, never run */
+        tb_config_free(cfg);
         rec_submission(&b, p->id, draft);
         if ((st = study_commit(s, REC_SUBMIT, &b, draft->submitted, 1, err)) == TB_OK) *u_out = s->subs[s->ns - 1];
         return st;
@@ -192,7 +212,7 @@ tb_status study_submit(tb_study *s, int pi, const submission *draft, const char 
     submission *u = s->spare_sub;
     tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished};
     pending_job pj;
-    if ((st = job_prepare(s, "submission", p, ini, 0, &inner, &pj, err)) != TB_OK) return st;
+    if ((st = job_prepare(s, "submission", p, ini, cfg, conf, 0, &inner, &pj, err)) != TB_OK) return st;
     submission rec = *draft;
     tb_copy_str(rec.run_id, sizeof rec.run_id, pj.run_id);
     rec.status = TB_RUN_QUEUED;
@@ -250,11 +270,24 @@ static tb_status queue_final(tb_study *s, int pi, const submission *chosen, int6
     char seed_kv[64], *ini = NULL;
     snprintf(seed_kv, sizeof seed_kv, "train.seed=%lld", (long long)seed);
     const char *extra[] = {seed_kv, "task.merge_val=true"};
-    tb_status st = study_job_config(s, &chosen->values, extra, 2, &ini, err);
+    tb_config *cfg = NULL;
+    tb_run_config conf;
+    tb_status st = study_job_config(s, &chosen->values, extra, 2, &ini, &cfg, err);
+    /* typed here, once, for the job; a configuration that fails this is
+     * rejected by the job as before (it parses the text itself and says why) */
+    tb_err ignored;
+    if (st == TB_OK && tb_run_config_parse(&conf, cfg, &ignored) != TB_OK) {
+        tb_config_free(cfg);
+        cfg = NULL;
+    }
     if (st == TB_OK) st = study_reserve(s, err);
     tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished};
     pending_job pj;
-    if (st == TB_OK) st = job_prepare(s, "final", &s->p[pi], ini, 10, &inner, &pj, err);
+    if (st == TB_OK) {
+        st = job_prepare(s, "final", &s->p[pi], ini, cfg, &conf, 10, &inner, &pj, err);
+        cfg = NULL; /* taken */
+    }
+    tb_config_free(cfg);
     free(ini);
     if (st != TB_OK) return st;
     rec_buf b = {0};

@@ -96,11 +96,13 @@ tb_status tb_run_sections_ini(const tb_config *cfg, char **out, tb_err *err)
     return st;
 }
 
-/* base + keys[i] = values[i] + folds, as INI text (malloc'd in *out). */
-static tb_status run_text(const char *base, int n, char *const *keys, char *const *values, int folds, int fold,
-                          const int64_t *seed, char **out, tb_err *err)
+/* base + keys[i] = values[i] + folds, parsed once into *cfg (the caller's)
+ * and, when out is not NULL, written as INI text (malloc'd in *out). */
+static tb_status run_config(const char *base, int n, char *const *keys, char *const *values, int folds, int fold,
+                            const int64_t *seed, tb_config **cfg, char **out, tb_err *err)
 {
-    *out = NULL;
+    *cfg = NULL;
+    if (out) *out = NULL;
     tb_config *c = NULL;
     tb_status st = tb_config_load_text(&c, base, "sweep", err);
     for (int i = 0; i < n && st == TB_OK; i++) st = tb_config_set(c, keys[i], values[i], err);
@@ -115,23 +117,21 @@ static tb_status run_text(const char *base, int n, char *const *keys, char *cons
         snprintf(v, sizeof v, "%lld", (long long)*seed);
         st = tb_config_set(c, "train.seed", v, err);
     }
-    if (st == TB_OK && !(*out = tb_config_to_ini(c))) st = tb_fail(err, TB_ENOMEM, "out of memory");
-    tb_config_free(c);
-    return st;
+    if (st == TB_OK && out && !(*out = tb_config_to_ini(c))) st = tb_fail(err, TB_ENOMEM, "out of memory");
+    if (st != TB_OK) {
+        tb_config_free(c);
+        return st;
+    }
+    *cfg = c;
+    return TB_OK;
 }
 
-/* tb_run_configure on INI text: everything checkable without data. */
-static tb_status check_text(const char *ini, tb_err *err)
+/* tb_run_configure's checks on a parsed configuration: everything checkable without data. */
+static tb_status check_config(const tb_config *cfg, tb_err *err)
 {
-    tb_config *c = NULL;
-    tb_status st = tb_config_load_text(&c, ini, "sweep", err);
-    if (st == TB_OK) {
-        tb_run run;
-        st = tb_run_configure(&run, c, err);
-        tb_run_free(&run);
-    }
-    tb_config_free(c);
-    return st;
+    tb_run_config rc;
+    tb_status st = tb_run_config_parse(&rc, cfg, err);
+    return st == TB_OK ? tb_run_config_check(&rc, err) : st;
 }
 
 /* Whether word occurs in text on its own, not inside a longer name ("lr" in
@@ -170,6 +170,7 @@ void tb_sweep_free(tb_sweep *sw)
             for (int k = 0; k < sw->n_keys; k++) free(r->values[k]);
         free(r->values);
         free(r->ini);
+        tb_config_free(r->cfg);
     }
     free(sw->runs);
     for (int k = 0; k < sw->n_keys; k++) free(sw->keys[k]);
@@ -239,8 +240,8 @@ static tb_status plan_texts(tb_sweep *sw, tb_err *err)
         for (int k = 0; k < sw->n_keys && r != first; k++)
             if (!(r->values[k] = strdup(first->values[k]))) return tb_fail(err, TB_ENOMEM, "out of memory");
         int64_t seed = sw->first_seed + (i % rpc) / per;
-        tb_status st = run_text(sw->base_ini, sw->n_keys, sw->keys, r->values, sw->folds, r->fold < 0 ? 0 : r->fold,
-                                sw->kind == TB_SWEEP_REPEAT ? &seed : NULL, &r->ini, err);
+        tb_status st = run_config(sw->base_ini, sw->n_keys, sw->keys, r->values, sw->folds, r->fold < 0 ? 0 : r->fold,
+                                  sw->kind == TB_SWEEP_REPEAT ? &seed : NULL, &r->cfg, &r->ini, err);
         if (st != TB_OK) return st;
         if (seed_key >= 0) seed = strtoll(r->values[seed_key], NULL, 10); /* a bad value: the check names it */
         r->seed = seed;
@@ -257,7 +258,7 @@ static tb_status check_configs(tb_sweep *sw, char **problems, tb_err *err)
     for (int c = 0; c < sw->n_configs; c++) {
         const tb_sweep_run *r = &sw->runs[c * rpc];
         tb_err e;
-        if (check_text(r->ini, &e) == TB_OK) continue;
+        if (check_config(r->cfg, &e) == TB_OK) continue;
         char line[900];
         int k = snprintf(line, sizeof line, "configuration %d", c);
         for (int j = 0; j < sw->n_keys && k < (int)sizeof line; j++)
@@ -405,18 +406,18 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
     tb_err first = {{0}};
     for (int i = 0, at = 0; i < n_axes && st == TB_OK; at += ax[i].n, i++)
         for (int k = 0; k < ax[i].n && st == TB_OK; k++) {
-            char *text = NULL;
+            tb_config *c = NULL;
             tb_err e;
-            tb_status s = run_text(sw->base_ini, 1, &ax[i].key, &ax[i].values[k], folds, 0, NULL, &text, &e);
+            tb_status s = run_config(sw->base_ini, 1, &ax[i].key, &ax[i].values[k], folds, 0, NULL, &c, NULL, &e);
             if (s == TB_ENOMEM) st = tb_fail(err, s, "%s", e.msg);
-            else if ((s != TB_OK || check_text(text, &e) != TB_OK) && names_key(e.msg, ax[i].key)) {
+            else if ((s != TB_OK || check_config(c, &e) != TB_OK) && names_key(e.msg, ax[i].key)) {
                 char line[800];
                 snprintf(line, sizeof line, "--grid %s: value '%s': %s", ax[i].key, ax[i].values[k], e.msg);
                 if (problems) add_line(problems, line);
                 if (!bad_values++) tb_copy_str(first.msg, sizeof first.msg, line);
                 bad_value[at + k] = 1;
             }
-            free(text);
+            tb_config_free(c);
         }
     for (int c = 0; c < sw->n_configs && st == TB_OK; c++) {
         const tb_sweep_run *r = &sw->runs[c * per];
@@ -428,7 +429,7 @@ tb_status tb_sweep_plan_grid(tb_sweep *sw, const tb_config *cfg, int n_axes, con
         }
         if (has_bad_value) continue; /* reported with its value */
         tb_err e;
-        if (check_text(r->ini, &e) == TB_OK) continue;
+        if (check_config(r->cfg, &e) == TB_OK) continue;
         char line[900];
         int k = snprintf(line, sizeof line, "grid point");
         for (int j = 0; j < n_axes && k < (int)sizeof line; j++)
@@ -851,7 +852,17 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
             first_err = e1;
             break;
         }
-        tb_job *job = tb_job_new(r->run_id, r->ini, TB_SWEEP_PRIORITY, &out);
+        /* the plan's parse of the text goes with it (typed here; a configuration
+         * that fails this is left to the job, which parses the text and says why) */
+        tb_run_config conf;
+        tb_config *cfg = r->cfg;
+        r->cfg = NULL;
+        if (cfg && tb_run_config_parse(&conf, cfg, &e1) != TB_OK) {
+            tb_config_free(cfg);
+            cfg = NULL;
+        }
+        tb_job *job = cfg ? tb_job_new_parsed(r->run_id, r->ini, cfg, &conf, TB_SWEEP_PRIORITY, &out)
+                          : tb_job_new(r->run_id, r->ini, TB_SWEEP_PRIORITY, &out);
         if (job) tb_job_run_file(a, r->run_id, job->run_path, sizeof job->run_path); /* fits: tb_job_record checked */
         pthread_mutex_lock(&x.mu);
         e->submitted = 1;

@@ -47,6 +47,8 @@ typedef struct tb_sweep_run {
     int64_t seed;          /* train.seed */
     char **values;         /* the varied keys' values, sweep->n_keys of them */
     char *ini;             /* the run's configuration (output.run is set when it is recorded) */
+    tb_config *cfg;        /* ini's configuration, parsed once when planned (owned): tb_sweep_execute gives it
+                            * to the run's job (NULL after), which then does not parse ini again */
     /* the outcome, filled in as the run ends */
     char run_id[TB_ARCHIVE_ID_MAX + 1]; /* "" until recorded in the archive */
     tb_run_status status;  /* queued until it ends */
