@@ -16,7 +16,7 @@
 #include "base/config.h"
 #include "engine/device.h"
 #include "exec/executor.h"
-#include "study/space.h"
+#include "study/hparam_space.h"
 #include "study/study.h"
 #include "tb_test.h"
 

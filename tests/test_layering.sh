@@ -35,11 +35,11 @@ echo '#include "run/run.h"' >>"$tmp/tree/core/store/archive.h"
 expect "store includes run" fail "points up: store"
 
 fresh
-echo '#include "../study/space.h"' >>"$tmp/tree/core/engine/net.c"
+echo '#include "../study/hparam_space.h"' >>"$tmp/tree/core/engine/net.c"
 expect "a relative path" fail "name the wing instead"
 
 fresh
-echo '#include "space.h"' >>"$tmp/tree/core/engine/net.c"
+echo '#include "hparam_space.h"' >>"$tmp/tree/core/engine/net.c"
 expect "a bare name of another wing" fail "a bare name must be in the same folder"
 
 fresh

@@ -1,5 +1,5 @@
 /* test_space.c: the 15 hyperparameters and a study's space over them
- * (core/study/space.c): the paper's defaults, [space] overrides and every error
+ * (core/study/hparam_space.c): the paper's defaults, [space] overrides and every error
  * path with its message, presets from [train], checking single values and
  * whole submissions, random search (determinism, validity, the
  * distributions), which optimizer reads what, applying values to a config,
@@ -12,7 +12,7 @@
 
 #include "engine/loss.h"
 #include "engine/optim.h"
-#include "study/space.h"
+#include "study/hparam_space.h"
 #include "tb_test.h"
 
 #define ASSERT_HAS(msg, part) ck_assert_msg(strstr((msg), (part)) != NULL, "\"%s\" lacks \"%s\"", (msg), (part))

@@ -10,7 +10,7 @@
 
 #include "cmd.h"
 #include "exec/executor.h"
-#include "study/space.h"
+#include "study/hparam_space.h"
 #include "study/sweep.h"
 
 /* ---- argument helpers -------------------------------------------------------------------- */
@@ -49,7 +49,7 @@ static void sweep_usage(FILE *f)
             "Runs many configurations derived from CONFIG through the local executor and records them\n"
             "in an archive (kind \"sweep\"), with a results table ARCHIVE/sweeps/<id>.h5 (docs/sweeps.md).\n\n"
             "  --random N         N configurations drawn from the configuration's space ([space] and the\n"
-            "                     [train] presets; distributions in core/study/space.h, e.g. lr log-uniform)\n"
+            "                     [train] presets; distributions in core/study/hparam_space.h, e.g. lr log-uniform)\n"
             "  --search-seed S    the random search's seed (default 0): the same seed draws the same values\n"
             "  --grid k=v1,v2     one axis of a full grid over any configuration key (repeatable), e.g.\n"
             "                     --grid train.optimizer=adam,sgd --grid train.lr=1e-2,1e-3 --grid model.freeze=none,base\n"

@@ -27,10 +27,10 @@
  * and checks (optim.c), the [train] reader, its ranges and the list of valid
  * [train] keys (run/run.c), the checkpoint's and run file's attributes
  * (store/checkpoint.c, store/runfile.c), the limits of a study's [space] and
- * which optimizer reads which hyperparameter (study/space.c, through
+ * which optimizer reads which hyperparameter (study/hparam_space.c, through
  * tb_hparam_find). Adding a hyperparameter: one line below plus its arithmetic
  * in optim_rules.h. Making it one the study's participants tune is a change
- * to the paper's Table 1 (study/space.h) and the front-end ABI's count. */
+ * to the paper's Table 1 (study/hparam_space.h) and the front-end ABI's count. */
 #ifndef TB_HPARAMS_H
 #define TB_HPARAMS_H
 

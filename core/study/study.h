@@ -2,7 +2,7 @@
  * front end drives (the protocol of Anand et al., BMVC 2020, section 2).
  *
  * A study is a task + model (the usual [model]/[task] sections), a space over
- * the 15 hyperparameters (core/study/space.h: [space], presets from [train]), a
+ * the 15 hyperparameters (core/study/hparam_space.h: [space], presets from [train]), a
  * per-participant time budget, a training seed and the final seeds shared by
  * every participant, an executor and an archive, all from one INI file:
  *
@@ -45,7 +45,7 @@
 #include "store/archive.h"
 #include "base/config.h"
 #include "exec/executor.h"
-#include "space.h"
+#include "hparam_space.h"
 #include "tunebench/tunebench_plugin.h"
 
 #define TB_STUDY_SCHEMA_VERSION 1

@@ -17,7 +17,7 @@
 
 #include "store/h5util.h"
 #include "run/run.h"
-#include "space.h"
+#include "hparam_space.h"
 
 const char *tb_sweep_kind_name(tb_sweep_kind k)
 {

@@ -1,7 +1,7 @@
 /* sweep.h: many runs of one configuration with something varied, run
  * through an executor into an archive, with a results table per sweep.
  *
- *   random  N configurations drawn from the config's space (space.h:
+ *   random  N configurations drawn from the config's space (hparam_space.h:
  *           [space] and [train] presets; tb_space_sample's distributions)
  *   grid    the cartesian product of values of arbitrary config keys
  *           ("train.optimizer=adam,sgd", "model.freeze=none,base")

@@ -1,6 +1,6 @@
-/* space.c: the 15 hyperparameters of Table 1 and a study's space over them
+/* hparam_space.c: the 15 hyperparameters of Table 1 and a study's space over them
  * (see space.h for the [space] syntax and the contract of each function). */
-#include "space.h"
+#include "hparam_space.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* space.h: the 15 hyperparameters participants tune (Table 1 of the paper)
+/* hparam_space.h: the 15 hyperparameters participants tune (Table 1 of the paper)
  * and a study's space over them: which are mandatory, the preset default of
  * each optional one, the closed range or the choices allowed, which optimizer
  * reads which, and the distributions random search draws from.
