@@ -461,10 +461,13 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
      * the default, with libver latest), which tb_archive_export relies on. */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_attr_phase_change(fcpl, 64, 48);
-    hid_t f = fcpl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) : -1;
+    errno = 0;
+    hid_t f = fcpl >= 0 ? tb_h5_create(path, fcpl, fapl) : -1;
+    char why[128];
+    tb_h5_errno_suffix(errno, why);
     if (fcpl >= 0) H5Pclose(fcpl);
     H5Pclose(fapl);
-    if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it", path);
+    if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it%s", path, why);
     tb_h5_writer w;
     tb_h5w_init(&w, path);
     char created[32];
@@ -631,9 +634,10 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
         d[3][i] = r->val_accuracy, d[4][i] = r->test_accuracy;
         i64[0][i] = r->last_epoch, i64[1][i] = r->n_epoch, i64[2][i] = r->n_batch;
     }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        st = tb_fail(err, TB_EIO, "index %s: cannot create it", tmp);
+        char why[128];
+        st = tb_fail(err, TB_EIO, "index %s: cannot create it%s", tmp, tb_h5_errno_suffix(errno, why));
         goto done;
     }
     char now[32];

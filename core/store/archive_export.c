@@ -128,9 +128,10 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
         st = tb_fail(err, TB_EFORMAT, "export: cannot read /index/id from %s", ipath);
         goto done;
     }
-    out = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    out = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (out < 0) {
-        st = tb_fail(err, TB_EIO, "export: cannot create %s", tmp);
+        char why[128];
+        st = tb_fail(err, TB_EIO, "export: cannot create %s%s", tmp, tb_h5_errno_suffix(errno, why));
         goto done;
     }
     char now[32];

@@ -19,6 +19,25 @@ void tb_h5_quiet(void)
     if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0) quiet = 1;
 }
 
+hid_t tb_h5_create(const char *path, hid_t fcpl, hid_t fapl)
+{
+    tb_h5_quiet();
+    errno = 0;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f >= 0) return f;
+    int e = errno;
+    unlink(path);
+    errno = e;
+    return -1;
+}
+
+const char *tb_h5_errno_suffix(int e, char buf[128])
+{
+    if (!e) buf[0] = '\0';
+    else snprintf(buf, 128, ": %s", strerror(e));
+    return buf;
+}
+
 int tb_h5_close_file(hid_t f, int discard)
 {
     if (f < 0) return 0;

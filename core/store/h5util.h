@@ -33,6 +33,13 @@ void tb_h5_quiet(void);
  * 0 bytes so the space comes back at once, not at exit. f < 0 is ignored. */
 int tb_h5_close_file(hid_t f, int discard);
 
+/* H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) for a temporary file the caller
+ * owns: on failure the partly created file is removed and -1 returned with
+ * errno set (0 when HDF5 gave no system reason). */
+hid_t tb_h5_create(const char *path, hid_t fcpl, hid_t fapl);
+/* ": <strerror(e)>", or "" for e == 0: for messages after a failed create or close */
+const char *tb_h5_errno_suffix(int e, char buf[128]);
+
 /* A new variable-length UTF-8 string type (H5Tclose it), or -1: the file and
  * memory type of every string these helpers write. */
 hid_t tb_h5_utf8_type(void);
