@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "store/h5util.h"
 
 /* Every command, once: its name, what follows it, one line for the usage, and its function. */
 static const struct command {
@@ -57,6 +58,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    tb_h5_process_init(); /* before any HDF5 call: no atexit close of an abandoned file, no HDF5 traces */
     if (argc < 2) {
         usage(stderr);
         return TB_EXIT_USAGE;

@@ -461,10 +461,13 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
      * the default, with libver latest), which tb_archive_export relies on. */
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     if (fcpl >= 0) H5Pset_attr_phase_change(fcpl, 64, 48);
-    hid_t f = fcpl >= 0 ? H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) : -1;
+    errno = 0;
+    hid_t f = fcpl >= 0 ? tb_h5_create(path, fcpl, fapl) : -1;
+    char why[128];
+    tb_h5_errno_suffix(errno, why);
     if (fcpl >= 0) H5Pclose(fcpl);
     H5Pclose(fapl);
-    if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it", path);
+    if (f < 0) return tb_fail(err, TB_EIO, "run file %s: cannot create it%s", path, why);
     tb_h5_writer w;
     tb_h5w_init(&w, path);
     char created[32];
@@ -512,7 +515,7 @@ static tb_status create_run_file(const char *path, const row *r, const curves *c
     void *handle = NULL;
     if (H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) < 0 || !handle || fsync(*(int *)handle) != 0) {
         close_datasets(ds);
-        H5Fclose(f);
+        tb_h5_close_file(f, 0);
         return tb_fail(err, TB_EIO, "run file %s: cannot fsync it", path);
     }
     *file = f;
@@ -631,9 +634,10 @@ static tb_status write_index(tb_archive *a, int durable, tb_err *err)
         d[3][i] = r->val_accuracy, d[4][i] = r->test_accuracy;
         i64[0][i] = r->last_epoch, i64[1][i] = r->n_epoch, i64[2][i] = r->n_batch;
     }
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        st = tb_fail(err, TB_EIO, "index %s: cannot create it", tmp);
+        char why[128];
+        st = tb_fail(err, TB_EIO, "index %s: cannot create it%s", tmp, tb_h5_errno_suffix(errno, why));
         goto done;
     }
     char now[32];
@@ -899,8 +903,47 @@ static tb_status recover(tb_archive *a, tb_archive_recovery *rec, tb_err *err)
     return TB_OK;
 }
 
+/* 1 when name is one of the temporary files tunebench writes in dir/sub
+ * (sub "" for dir itself, "runs", "sweeps") and renames into place. */
+static int own_temporary(const char *sub, const char *name)
+{
+    size_t len = strlen(name);
+    if (!*sub) return !strcmp(name, "index.h5.tmp") || !strcmp(name, "study.h5.tmp");
+    if (len > 7 && !strcmp(name + len - 7, ".h5.tmp")) return 1; /* runs/<id>.h5.tmp, sweeps/<s>.h5.tmp */
+    if (strcmp(sub, "runs") != 0) return 0;
+    const char *t = strstr(name, ".h5.tmp-"); /* a run file's: runs/<id><suffix>.h5.tmp-PID */
+    if (!t || t == name || !t[8]) return 0;
+    for (t += 8; *t; t++)
+        if (*t < '0' || *t > '9') return 0;
+    return 1;
+}
+
+/* Removes the temporary files a process that died (or hit a full disk) left
+ * behind: under the archive's lock no other process writes them. Only our own
+ * names are touched. */
+static void remove_stale_temporaries(tb_archive *a)
+{
+    static const char *const subs[] = {"", "runs", "sweeps"};
+    for (size_t k = 0; k < sizeof subs / sizeof subs[0]; k++) {
+        char dpath[PATH_CAP];
+        snprintf(dpath, sizeof dpath, "%s%s%s", a->dir, *subs[k] ? "/" : "", subs[k]);
+        DIR *d = opendir(dpath);
+        if (!d) continue;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!own_temporary(subs[k], e->d_name)) continue;
+            char p[PATH_CAP + 256];
+            snprintf(p, sizeof p, "%s/%s", dpath, e->d_name);
+            struct stat sb;
+            if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode)) unlink(p);
+        }
+        closedir(d);
+    }
+}
+
 tb_status tb_archive_open(const char *dir, int create, tb_archive **out, tb_archive_recovery *recovery, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     *out = NULL;
     tb_archive_recovery rec = {0};
     if (recovery) *recovery = rec;
@@ -926,6 +969,7 @@ tb_status tb_archive_open(const char *dir, int create, tb_archive **out, tb_arch
     a->next_num = 1;
     pthread_mutex_init(&a->mu, NULL);
     tb_status st = take_lock(a, err);
+    if (st == TB_OK) remove_stale_temporaries(a);
     if (st == TB_OK) st = recover(a, &rec, err);
     if (st == TB_OK) st = write_index(a, 1, err);
     if (st == TB_OK && create && tb_fsync_path(dir, 1) != 0)
@@ -953,6 +997,7 @@ static row *find_row(tb_archive *a, const char *id)
 tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, const char *participant,
                                const char *attrs_ini, tb_archive_run **out, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     *out = NULL;
     if (!kind || !tb_archive_valid_name(kind, TB_ARCHIVE_KIND_MAX))
         return tb_fail(err, TB_EINVAL, "archive %s: run kind \"%s\" is not 1-%d characters of [A-Za-z0-9._-]", a->dir,
@@ -1028,7 +1073,7 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
         journal_status(r->j, TB_RUN_INTERRUPTED, t, NAN, m ? m : "", &e2);
         apply_status(&rw, TB_RUN_INTERRUPTED, t, NAN, m);
         close_datasets(r->ds);
-        if (r->file >= 0) H5Fclose(r->file);
+        tb_h5_close_file(r->file, 0); /* abandoned when its flush fails */
         tb_journal_close(r->j);
         free(r);
         if (add_row(a, &rw) != 0) row_free(&rw);
@@ -1038,7 +1083,7 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
     if (add_row(a, &rw) != 0) {
         row_free(&rw);
         close_datasets(r->ds);
-        H5Fclose(r->file);
+        tb_h5_close_file(r->file, 0);
         tb_journal_close(r->j);
         free(r);
         st = tb_fail(err, TB_ENOMEM, "archive %s: out of memory", a->dir);
@@ -1073,6 +1118,7 @@ static tb_status h5_sync(tb_archive_run *r, const char *what, tb_err *err)
 tb_status tb_archive_run_epoch(tb_archive_run *r, int64_t epoch, double train_loss, double val_loss,
                                double val_accuracy, double seconds, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     tb_archive *a = r->a;
     pthread_mutex_lock(&a->mu);
     row *rw = &a->rows[r->row];
@@ -1119,6 +1165,7 @@ out:
 
 tb_status tb_archive_run_batches(tb_archive_run *r, size_t n, const int64_t *step, const double *loss, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     if (n == 0) return TB_OK;
     tb_archive *a = r->a;
     if (n > (TB_JOURNAL_MAX_PAYLOAD - 64) / 16)
@@ -1161,6 +1208,7 @@ tb_status tb_archive_run_batches(tb_archive_run *r, size_t n, const int64_t *ste
 
 tb_status tb_archive_run_status(tb_archive_run *r, tb_run_status status, const char *message, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     tb_archive *a = r->a;
     if (tb_run_status_is_final(status) || (unsigned)status > TB_RUN_REJECTED)
         return tb_fail(err, TB_EINVAL, "run %s/runs/%s: status \"%s\" ends a run: use tb_archive_run_finish", a->dir,
@@ -1201,7 +1249,7 @@ static tb_status finish_locked(tb_archive_run *r, tb_run_status status, double t
     tb_status st = m ? journal_status(r->j, status, t, test_accuracy, m, err)
                      : tb_fail(err, TB_ENOMEM, "run %s/runs/%s: out of memory", a->dir, rw->id);
     close_datasets(r->ds);
-    if (r->file >= 0) H5Fclose(r->file);
+    tb_h5_close_file(r->file, 0); /* abandoned when its flush fails */
     r->file = -1;
     tb_journal_close(r->j);
     r->j = NULL;
@@ -1228,6 +1276,7 @@ static tb_status finish_locked(tb_archive_run *r, tb_run_status status, double t
 tb_status tb_archive_run_finish(tb_archive_run *r, tb_run_status status, double test_accuracy, const char *message,
                                 tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     tb_archive *a = r->a;
     tb_status bad = TB_OK;
     tb_err ignore;
@@ -1249,6 +1298,7 @@ tb_status tb_archive_run_finish(tb_archive_run *r, tb_run_status status, double 
 
 tb_status tb_archive_close(tb_archive *a, tb_err *err)
 {
+    tb_h5_quiet(); /* HDF5 keeps it per thread: callers run on worker threads */
     if (!a) return TB_OK;
     tb_status st = TB_OK;
     pthread_mutex_lock(&a->mu);

@@ -105,6 +105,7 @@ static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_e
 
 tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
 {
+    tb_h5_quiet();
     char ipath[PATH_CAP], tmp[PATH_CAP];
     if (snprintf(ipath, sizeof ipath, "%s/index.h5", dir) >= (int)sizeof ipath ||
         snprintf(tmp, sizeof tmp, "%s.tmp", out_path) >= (int)sizeof tmp)
@@ -127,9 +128,10 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
         st = tb_fail(err, TB_EFORMAT, "export: cannot read /index/id from %s", ipath);
         goto done;
     }
-    out = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    out = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (out < 0) {
-        st = tb_fail(err, TB_EIO, "export: cannot create %s", tmp);
+        char why[128];
+        st = tb_fail(err, TB_EIO, "export: cannot create %s%s", tmp, tb_h5_errno_suffix(errno, why));
         goto done;
     }
     char now[32];
@@ -175,7 +177,10 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     if ((st = export_extras(dir, out, tmp, err)) != TB_OK) goto done;
 done:
     if (runs >= 0) H5Gclose(runs);
-    if (out >= 0 && H5Fclose(out) < 0 && st == TB_OK) st = tb_fail(err, TB_EIO, "export: cannot close %s", tmp);
+    if (out >= 0 && tb_h5_close_file(out, 1) < 0 && st == TB_OK) {
+        int e = errno;
+        st = tb_fail(err, TB_EIO, "export: cannot close (flush) %s%s%s", tmp, e ? ": " : "", e ? strerror(e) : "");
+    }
     if (idv && n) H5Dvlen_reclaim(strt, sp, H5P_DEFAULT, idv);
     free(idv);
     if (strt >= 0) H5Tclose(strt);

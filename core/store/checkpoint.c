@@ -569,7 +569,7 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
     tb_err inner = {{0}};
     tb_status st = TB_OK;
     errno = 0;
-    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t fid = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (fid < 0) {
         int e = errno;
         st = tb_fail(err, TB_EIO, "checkpoint %s: cannot create temporary file %s%s%s", path, tmp, e ? ": " : "",

@@ -4,6 +4,54 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+void tb_h5_process_init(void)
+{
+    H5dont_atexit();
+    tb_h5_quiet();
+}
+
+void tb_h5_quiet(void)
+{
+    static _Thread_local int quiet;
+    if (quiet) return;
+    if (H5Eset_auto2(H5E_DEFAULT, NULL, NULL) >= 0) quiet = 1;
+}
+
+hid_t tb_h5_create(const char *path, hid_t fcpl, hid_t fapl)
+{
+    tb_h5_quiet();
+    errno = 0;
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    if (f >= 0) return f;
+    int e = errno;
+    unlink(path);
+    errno = e;
+    return -1;
+}
+
+const char *tb_h5_errno_suffix(int e, char buf[128])
+{
+    if (!e) buf[0] = '\0';
+    else snprintf(buf, 128, ": %s", strerror(e));
+    return buf;
+}
+
+int tb_h5_close_file(hid_t f, int discard)
+{
+    if (f < 0) return 0;
+    errno = 0;
+    if (H5Fflush(f, H5F_SCOPE_LOCAL) >= 0) return H5Fclose(f) < 0 ? -1 : 0;
+    int e = errno;
+    /* abandoned, never closed (see h5util.h); with discard its bytes go now */
+    void *handle = NULL;
+    if (discard && H5Fget_vfd_handle(f, H5P_DEFAULT, &handle) >= 0 && handle && ftruncate(*(int *)handle, 0) != 0) {
+        /* nothing more to do: the caller unlinks the file, its space returns at exit */
+    }
+    errno = e;
+    return -1;
+}
 
 hid_t tb_h5_utf8_type(void)
 {
@@ -163,6 +211,7 @@ hid_t tb_h5_group(hid_t loc, const char *name)
 
 void tb_h5w_init(tb_h5_writer *w, const char *file)
 {
+    tb_h5_quiet();
     w->file = file;
     w->failed = 0;
     w->failure[0] = w->reason[0] = '\0';
@@ -304,8 +353,7 @@ void tb_h5w_close_file(tb_h5_writer *w, hid_t f)
 {
     /* closing flushes: a full disk often shows here first */
     if (f < 0) return;
-    errno = 0;
-    int rc = H5Fclose(f), err = errno;
+    int rc = tb_h5_close_file(f, w->failed), err = errno;
     if (rc < 0 && !w->failed) {
         char reason[200];
         failure_reason(err, reason);

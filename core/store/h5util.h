@@ -9,6 +9,37 @@
 
 #include "base/common.h" /* tb_status, tb_err */
 
+/* ---- failures: no HDF5 traces, no second close -------------------------------------
+ *
+ * HDF5 1.10.8 cannot close a file whose flush failed (a full disk, EIO, a file
+ * size limit): its metadata cache is left inconsistent ("slist already
+ * enabled?"), the failed H5Fclose frees the file but keeps its id, and
+ * H5_term_library closes that id again at exit: SIGSEGV. So:
+ *  - tb_h5_process_init (first thing in main) turns off HDF5's atexit
+ *    cleanup, so a file abandoned below is never closed again at exit;
+ *  - tb_h5_close_file flushes first and closes only when the flush worked;
+ *    a file whose flush failed is abandoned (left open, never closed);
+ *  - tb_h5_quiet turns HDF5's automatic error printing off: writers report
+ *    the first failure themselves (tb_h5_writer). HDF5 keeps that setting
+ *    per thread, so every entry point that touches HDF5 calls it. */
+
+/* H5dont_atexit (before any other HDF5 call) and tb_h5_quiet for the main thread. */
+void tb_h5_process_init(void);
+/* HDF5's automatic error stack printing off for the calling thread (cheap after the first call). */
+void tb_h5_quiet(void);
+/* Flushes f, then closes it: 0, or -1 with errno set (ENOSPC, EIO, EFBIG, or
+ * 0 when HDF5 gave no system reason). When the flush fails, f is abandoned;
+ * with discard (a temporary file the caller unlinks) it is also truncated to
+ * 0 bytes so the space comes back at once, not at exit. f < 0 is ignored. */
+int tb_h5_close_file(hid_t f, int discard);
+
+/* H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl) for a temporary file the caller
+ * owns: on failure the partly created file is removed and -1 returned with
+ * errno set (0 when HDF5 gave no system reason). */
+hid_t tb_h5_create(const char *path, hid_t fcpl, hid_t fapl);
+/* ": <strerror(e)>", or "" for e == 0: for messages after a failed create or close */
+const char *tb_h5_errno_suffix(int e, char buf[128]);
+
 /* A new variable-length UTF-8 string type (H5Tclose it), or -1: the file and
  * memory type of every string these helpers write. */
 hid_t tb_h5_utf8_type(void);
@@ -87,7 +118,9 @@ void tb_h5w_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ftype, h
 /* a group (intermediate groups too), or -1 when it failed or an earlier call did */
 hid_t tb_h5w_group(tb_h5_writer *w, hid_t loc, const char *name);
 /* Close a group / the file (negative ids are ignored, closing is never
- * skipped); a failed close is recorded like any other failure. */
+ * skipped); a failed close is recorded like any other failure. The file is
+ * closed with tb_h5_close_file; once the writer has failed, or the flush
+ * fails, the file is a temporary the caller unlinks: it is discarded. */
 void tb_h5w_close_group(tb_h5_writer *w, hid_t g);
 void tb_h5w_close_file(tb_h5_writer *w, hid_t f);
 /* TB_OK, or TB_EIO with "cannot <failure> in <file> (<reason>)" in err. */

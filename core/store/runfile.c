@@ -315,10 +315,12 @@ tb_status tb_runfile_write(const char *path, const tb_runfile_contents *c, tb_er
     void *old_data;
     H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t f = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
+        char why[128];
+        tb_h5_errno_suffix(errno, why);
         H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
-        return tb_fail(err, TB_EIO, "run file %s: cannot create %s", path, tmp);
+        return tb_fail(err, TB_EIO, "run file %s: cannot create %s%s", path, tmp, why);
     }
     tb_h5_writer w;
     tb_h5w_init(&w, path); /* named by its final name: the temporary file is ours */

@@ -270,8 +270,9 @@ tb_status study_write_tables(tb_study *s, int durable, tb_err *err)
     snprintf(path, sizeof path, "%s/study.h5", tb_archive_dir(s->archive));
     snprintf(tmp, sizeof tmp, "%s/study.h5.tmp", tb_archive_dir(s->archive));
     double now = tb_utc_now();
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return tb_fail(err, TB_EIO, "study tables %s: cannot create it", tmp);
+    hid_t f = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
+    char why[128];
+    if (f < 0) return tb_fail(err, TB_EIO, "study tables %s: cannot create it%s", tmp, tb_h5_errno_suffix(errno, why));
     tb_h5_writer w;
     tb_h5w_init(&w, tmp);
     tb_status st = write_tables(&w, s, f, now);

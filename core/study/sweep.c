@@ -677,8 +677,9 @@ tb_status tb_sweep_write(const tb_sweep *sw, const char *path, tb_err *err)
     char tmp[1200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return tb_fail(err, TB_EINVAL, "sweep results path %s is too long", path);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return tb_fail(err, TB_EIO, "sweep results %s: cannot create it", tmp);
+    hid_t f = tb_h5_create(tmp, H5P_DEFAULT, H5P_DEFAULT);
+    char why[128];
+    if (f < 0) return tb_fail(err, TB_EIO, "sweep results %s: cannot create it%s", tmp, tb_h5_errno_suffix(errno, why));
     tb_h5_writer w;
     tb_h5w_init(&w, tmp);
     tb_status st = write_tables(&w, f, sw);
