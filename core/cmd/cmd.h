@@ -53,12 +53,12 @@ void tb_cmd_signals_restore(const tb_cmd_signals *saved);
  * divergence 3, a cancel or time limit 4, everything else a failed run). */
 int tb_cmd_exit_code(tb_status st);
 
-/* The options train and eval share: CONFIG, --set k=v..., --out (train),
- * --checkpoint and --split (eval), --plugin-path, --quiet. */
+/* The options train and eval share: CONFIG, --set k=v..., --out and --force
+ * (train), --checkpoint and --split (eval), --plugin-path, --quiet. */
 typedef struct tb_cmd_run_args {
     const char *config, *out, *plugin_path, *checkpoint, *split;
     char **sets; /* malloc'd; free it */
-    int n_sets, quiet;
+    int n_sets, quiet, force;
 } tb_cmd_run_args;
 /* Returns 0, 1 when --help was printed (by usage), or -1 after an error message. */
 int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_checkpoint, void (*usage)(FILE *));

@@ -145,6 +145,10 @@ int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_c
             a->quiet = 1;
             continue;
         }
+        if (!allow_checkpoint && !strcmp(arg, "--force")) {
+            a->force = 1;
+            continue;
+        }
         if (arg[0] != '-') {
             if (a->config) {
                 fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", a->config, arg);

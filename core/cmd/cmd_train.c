@@ -59,7 +59,10 @@ static void train_usage(FILE *f)
             "Trains the model on the task a configuration describes (see configs/), evaluates it on the\n"
             "test split and writes one HDF5 run file (output.run; docs/run-files.md).\n\n"
             "  --set k=v         override a configuration value, e.g. --set train.lr=0.01 (repeatable)\n"
-            "  --out RUN.h5      the run file (default: output.run of the configuration)\n"
+            "  --out RUN.h5      the run file (default: output.run of the configuration); it may replace\n"
+            "                    only a run file or checkpoint tunebench wrote, never an input of the run\n"
+            "  --force           let --out / output.run and output.checkpoint replace any regular file\n"
+            "                    (never a directory, FIFO, socket, device or an input of the run)\n"
             "  --plugin-path P   a plugin file or directory searched before the others\n"
             "  --quiet           no progress output\n"
             "  --folds K         k-fold cross-validation through the executor into an archive\n"
@@ -85,6 +88,8 @@ int tb_cmd_train(int argc, char **argv)
     tb_run run;
     tb_err err = {{0}};
     tb_status st = tb_run_configure(&run, cfg, &err);
+    /* where the results go, before any data loads: a bad path costs nothing */
+    if (st == TB_OK) st = tb_run_check_outputs(&run, a.out ? "--out" : NULL, a.force, &err);
     if (st == TB_OK) {
         if (!a.quiet) {
             printf("tunebench %s (%s): model %s, task %s\n", TB_VERSION, TB_GIT_COMMIT, run.model_plugin->desc.name,
