@@ -67,7 +67,8 @@ static void train_usage(FILE *f)
             "  --quiet           no progress output\n"
             "  --folds K         k-fold cross-validation through the executor into an archive\n"
             "                    (see tunebench train CONFIG --folds K --help)\n"
-            "Ctrl-C stops training after the current batch; the run file is still written.\n"
+            "Ctrl-C, SIGTERM or SIGHUP stops training after the current batch; the run file is still\n"
+            "written (status cancelled) and the exit code is 4.\n"
             "Exit codes: 0 finished; 1 failed; 2 bad usage or configuration; 3 diverged; 4 interrupted.\n");
 }
 
@@ -122,10 +123,18 @@ int tb_cmd_train(int argc, char **argv)
     tb_train_hooks_add(&hooks, print_progress, &prog);
     atomic_store(&interrupted, 0);
     hooks.cancel = &interrupted;
+    /* Ctrl-C, SIGTERM and SIGHUP: stop after the current batch, write the run file, exit 4 */
     tb_cmd_signals sig;
-    tb_cmd_signals_catch(&sig, &interrupted, NULL, NULL, NULL, 0);
+    tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){
+                                   .flag = &interrupted,
+                                   .message = "stopping after the current batch; the run file is still written\n"});
     st = tb_run_execute(&run, &hooks, &err);
     tb_cmd_signals_restore(&sig);
+    int by = tb_cmd_signals_last();
+    if (by && st == TB_ECANCELLED) {
+        tb_err why = err;
+        tb_fail(&err, st, "stopped by %s: %s", tb_cmd_signal_name(by), why.msg);
+    }
     int code = tb_cmd_exit_code(st);
     if (st == TB_OK || st == TB_EDIVERGED || st == TB_ECANCELLED || st == TB_ETIMEOUT) {
         if (run.tested && !a.quiet) tb_cmd_print_metrics("test", &run.test, &run.task.raw);
