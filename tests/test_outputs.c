@@ -285,6 +285,25 @@ START_TEST(test_what_may_be_replaced)
 }
 END_TEST
 
+START_TEST(test_study_archive_checked_before_data)
+{
+    char cfg_path[300], file[300], extra[1024], args[1024];
+    static char out[1 << 16];
+    snprintf(cfg_path, sizeof cfg_path, "%s/bad_archive.ini", dir);
+    snprintf(file, sizeof file, "%s/plain_archive.txt", dir);
+    write_file(file, "not a directory\n");
+    snprintf(extra, sizeof extra,
+             "threads = 1\n[study]\narchive = %s/arch\nfinal_seeds = 5\n[space]\nepochs = int 1 3\n", file);
+    write_file(cfg_path, tbt_toy_config(data_path, extra));
+    snprintf(args, sizeof args, "study '%s' --script /dev/null", cfg_path);
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 2, "exit %d:\n%s", rc, out);
+    TBT_ASSERT_HAS(out, "study.archive");
+    TBT_ASSERT_HAS(out, "not a directory");
+    TBT_ASSERT_LACKS(out, "[hdf5]"); /* the task's data was never opened */
+}
+END_TEST
+
 /* ---- signals ----------------------------------------------------------------------------- */
 
 /* Starts TB_TUNEBENCH_EXE with argv (NULL-terminated), stdout into a pipe
@@ -479,6 +498,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_special_files_are_never_replaced);
     tcase_add_test(tc, test_unwritable_paths_are_found_before_training);
     tcase_add_test(tc, test_what_may_be_replaced);
+    tcase_add_test(tc, test_study_archive_checked_before_data);
     tcase_add_test(tc, test_sigterm_stops_train);
     tcase_add_test(tc, test_sighup_stops_train);
     tcase_add_test(tc, test_sigterm_closes_a_study);

@@ -13,6 +13,7 @@
 
 #include "cmd.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "study/study.h"
 
 /* The study the signals go to; NULL once it is closing (under study_mu for act). */
@@ -167,6 +168,9 @@ int tb_cmd_study(int argc, char **argv)
     }
     if (tb_plugin_args_resolve(fe, cfg, frontend, &args, &err) != TB_OK) goto fail;
 
+    /* the archive's place before the study loads any data */
+    const char *dir = archive ? archive : tb_config_get(cfg, "study", "archive");
+    if (dir && tb_run_check_dir(archive ? "--archive" : "study.archive", dir, &err) != TB_OK) goto fail;
     tb_study_recovery rec;
     if (tb_study_open(cfg, archive, &study, &rec, &err) != TB_OK) {
         code = err.msg[0] && strstr(err.msg, "in use") ? TB_EXIT_FAILED : TB_EXIT_USAGE;

@@ -343,14 +343,9 @@ static const char *kind_of(mode_t m)
 
 /* The directory that will hold path: the nearest existing ancestor must be a
  * writable directory (the rest is created when the file is written). */
-static tb_status check_parent(const char *field, const char *path, tb_err *err)
+static tb_status check_dir(const char *field, const char *path, char dir[PATH_MAX], tb_err *err)
 {
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash) snprintf(dir, sizeof dir, ".");
-    else if (slash == dir) dir[1] = '\0';
-    else *slash = '\0';
+    char *slash;
     for (;;) {
         struct stat st;
         if (stat(dir, &st) == 0) {
@@ -369,10 +364,30 @@ static tb_status check_parent(const char *field, const char *path, tb_err *err)
             return tb_fail(err, TB_EINVAL, "%s = \"%s\": cannot look at %s: %s", field, path, dir, strerror(errno));
         /* missing: it will be created under its own parent */
         slash = strrchr(dir, '/');
-        if (!slash) snprintf(dir, sizeof dir, ".");
+        if (!slash) strcpy(dir, ".");
         else if (slash == dir) dir[1] = '\0';
         else *slash = '\0';
     }
+}
+
+tb_status tb_run_check_dir(const char *field, const char *path, tb_err *err)
+{
+    if (!path || !path[0]) return tb_fail(err, TB_EINVAL, "%s = \"\" is empty; allowed: a directory path", field);
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return tb_fail(err, TB_EINVAL, "%s = \"%.60s...\" is too long", field, path);
+    return check_dir(field, path, dir, err);
+}
+
+static tb_status check_parent(const char *field, const char *path, tb_err *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    return check_dir(field, path, dir, err);
 }
 
 typedef struct run_input {

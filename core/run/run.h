@@ -106,6 +106,10 @@ tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err);
  * in messages (NULL: "output.run"; e.g. "--out"). TB_EINVAL with a message
  * naming the field, the value and what is allowed. */
 #define TB_RUN_NAME_MAX 240
+/* A directory results go to (a study's archive): an existing writable
+ * directory, or one that can be created (its nearest existing ancestor a
+ * writable directory). TB_EINVAL naming field and path otherwise. */
+tb_status tb_run_check_dir(const char *field, const char *path, tb_err *err);
 tb_status tb_run_check_outputs(const tb_run *run, const char *run_field, int force, tb_err *err);
 /* Loads the task, builds and initialises the model (init_from, freeze). */
 tb_status tb_run_prepare(tb_run *run, tb_err *err);
