@@ -109,10 +109,16 @@ int tbt_capture(const char *cmd, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+const char *tbt_exe(void)
+{
+    const char *e = getenv("TBT_TUNEBENCH");
+    return e && *e ? e : TB_TUNEBENCH_EXE;
+}
+
 int tbt_tunebench(const char *args, const char *redirect, char *out, size_t cap)
 {
     char cmd[4096];
-    int k = snprintf(cmd, sizeof cmd, "'%s' %s %s", TB_TUNEBENCH_EXE, args, redirect);
+    int k = snprintf(cmd, sizeof cmd, "'%s' %s %s", tbt_exe(), args, redirect);
     ck_assert_msg(k > 0 && (size_t)k < sizeof cmd, "command too long: %s", args);
     return tbt_capture(cmd, out, cap);
 }

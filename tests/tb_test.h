@@ -54,6 +54,9 @@ int tbt_capture(const char *cmd, char *out, size_t cap);
 /* The same for the tunebench executable (TB_TUNEBENCH_EXE) with args and a
  * shell redirection such as "2>&1" (stdout and stderr) or "2>&1 1>/dev/null" (stderr). */
 int tbt_tunebench(const char *args, const char *redirect, char *out, size_t cap);
+/* The executable those run: $TBT_TUNEBENCH when set (e.g. an older build, to
+ * see a new test fail there), else the build's TB_TUNEBENCH_EXE. */
+const char *tbt_exe(void);
 
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tbt_run(Suite *s);

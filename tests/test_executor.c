@@ -71,6 +71,7 @@ typedef struct seen {
     int max_tasks;     /* threads of the process seen during an epoch */
     int threads;       /* job->threads when it started */
     int cancel_at_batch; /* > 0: return non-zero from the event callback at this global step */
+    const char *block_at_epoch; /* a file made here at the first epoch (the run file's directory then cannot be) */
 } seen;
 
 /* Shared by the callbacks of every job of a test. */
@@ -122,6 +123,10 @@ static int on_event(void *user, tb_job *job, const tb_train_event *ev)
         if (t > s->max_tasks) s->max_tasks = t;
     } else {
         s->order_ok = 0; /* only batch and epoch events are forwarded */
+    }
+    if (s->block_at_epoch && ev->kind == TB_EVENT_EPOCH) {
+        FILE *b = fopen(s->block_at_epoch, "w");
+        if (b) fclose(b);
     }
     int stop = s->cancel_at_batch > 0 && ev->step >= s->cancel_at_batch;
     pthread_cond_broadcast(&cv);
@@ -295,18 +300,17 @@ END_TEST
 
 START_TEST(test_io_error_after_training_interrupts)
 {
-    /* the run file's directory cannot be made (a file is in its way): the run
-     * trained, then failed on I/O of its own; not the configuration's fault */
+    /* the run file's directory cannot be made (a file got in its way during
+     * training, after the paths were checked): the run trained, then failed
+     * on I/O of its own; not the configuration's fault */
     char blocker[800], sets_run[900];
     snprintf(blocker, sizeof blocker, "%s/blocker", tmpdir);
-    FILE *f = fopen(blocker, "w");
-    ck_assert(f);
-    fclose(f);
     snprintf(sets_run, sizeof sets_run, "output.run=%s/sub/io.h5", blocker);
     const char *sets[] = {"train.epochs=1", sets_run, NULL};
     char *ini = toy_ini("io", sets);
     seen s;
     tb_job *job = new_job(&s, "io", ini, 0);
+    s.block_at_epoch = blocker;
     ck_assert_int_eq(tb_job_execute(job, 1), TB_RUN_INTERRUPTED);
     ck_assert_int_eq(s.started, 1);
     ck_assert_int_eq(s.epochs, 1);

@@ -728,8 +728,10 @@ START_TEST(test_run_job_lines_and_exit_codes)
     ck_assert_int_eq(line.status, TB_RUN_REJECTED);
     ck_assert(line.message[0]);
 
-    /* trained, then the run file could not be written (a file is in its way): interrupted, 1 */
-    write_file(tmp_path("blocker"), "");
+    /* trained, then the run file could not be written (a dangling symbolic
+     * link is in its way: the directory cannot be made through it; a file in
+     * the way is refused before training, tests/test_outputs.c): interrupted, 1 */
+    ck_assert(symlink("/nonexistent-tb-target/dir", tmp_path("blocker")) == 0);
     char io_run[1200];
     snprintf(io_run, sizeof io_run, "%s/sub/io.h5", tmp_path("blocker"));
     ck_assert(tb_config_set(cfg, "train.optimizer", "adam", &err) == TB_OK);

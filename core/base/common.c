@@ -137,9 +137,40 @@ int tb_fsync_parent(const char *path)
     return tb_fsync_path(dir, 1);
 }
 
+int tb_rename_into_place(const char *tmp, const char *path)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        struct stat st;
+        if (lstat(path, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) {
+                errno = EISDIR;
+                return -1;
+            }
+            if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+                errno = EEXIST; /* a FIFO, socket or device node: never replaced */
+                return -1;
+            }
+            return rename(tmp, path);
+        }
+        if (errno != ENOENT) return -1;
+        /* nothing there: link() fails rather than replace what appeared since */
+        if (link(tmp, path) == 0) {
+            (void)unlink(tmp);
+            return 0;
+        }
+        if (errno == EEXIST) continue; /* something appeared: look again */
+        /* a file system without hard links */
+        if (errno != EPERM && errno != ENOTSUP && errno != EOPNOTSUPP && errno != EMLINK && errno != ENOSYS)
+            return -1;
+        return rename(tmp, path);
+    }
+    errno = EEXIST;
+    return -1;
+}
+
 int tb_rename_durable(const char *tmp, const char *path)
 {
-    if (tb_fsync_path(tmp, 0) != 0 || rename(tmp, path) != 0) return -1;
+    if (tb_fsync_path(tmp, 0) != 0 || tb_rename_into_place(tmp, path) != 0) return -1;
     return tb_fsync_parent(path);
 }
 

@@ -40,11 +40,17 @@ int tb_appendf(char *buf, size_t cap, size_t *used, const char *fmt, ...) __attr
  * tb_fsync_path: fsync()s a file (directory = 0) or a directory.
  * tb_fsync_parent: fsync()s the directory holding path ("." when it has none),
  *   so a new name in it survives power loss.
- * tb_rename_durable: fsync()s tmp, renames it to path, fsync()s path's directory:
+ * tb_rename_into_place: renames tmp to path, but only over nothing or a regular
+ *   file (or a symbolic link, which is replaced, not followed): a directory
+ *   (EISDIR), FIFO, socket or device node (EEXIST) at path is never replaced,
+ *   even when it appeared after the caller's checks (looked at right before;
+ *   when nothing is there the file is linked in, which cannot replace anything).
+ * tb_rename_durable: fsync()s tmp, tb_rename_into_place, fsync()s path's directory:
  *   the "write a temporary file, then move it into place" ending.
  * tb_make_dirs: mkdir -p of path (an existing directory is fine). */
 int tb_fsync_path(const char *path, int directory);
 int tb_fsync_parent(const char *path);
+int tb_rename_into_place(const char *tmp, const char *path);
 int tb_rename_durable(const char *tmp, const char *path);
 int tb_make_dirs(const char *path);
 

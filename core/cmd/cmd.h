@@ -3,6 +3,7 @@
 #ifndef TB_CMD_H
 #define TB_CMD_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,30 +36,44 @@ const char *tb_cmd_need_value(const char *cmd, int argc, char **argv, int *i);
 tb_config *tb_cmd_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
                               const char *plugin_path);
 
-/* Ctrl-C handling shared by the commands. Until tb_cmd_signals_restore, SIGINT
- * (and SIGTERM with TB_CMD_SIGTERM) sets *flag (may be NULL), calls note(user)
- * (may be NULL; async-signal-safe work only) and writes message (may be NULL)
- * to stderr. TB_CMD_ONCE: only the first signal is caught, so a second one is
- * fatal as usual. One installation at a time. */
-enum { TB_CMD_SIGTERM = 1, TB_CMD_ONCE = 2 };
+/* The signals that stop a command, one setup for every command: SIGINT
+ * (Ctrl-C), SIGTERM (Slurm, docker stop, systemd) and SIGHUP (a closed
+ * terminal). Until tb_cmd_signals_restore each of them sets *flag (may be
+ * NULL), calls note(user, sig) in the handler (may be NULL; async-signal-safe
+ * work only), writes "tunebench: SIGNAME: message" to stderr (message may be
+ * NULL: nothing written), and calls act(user, sig) from a thread of its own,
+ * where any work is allowed (locks, I/O; may be NULL). once: only the first
+ * signal is caught, so a second one is fatal as usual. The handler does not
+ * restart interrupted reads (EINTR). One installation at a time. */
+typedef struct tb_cmd_signal_opts {
+    atomic_int *flag;
+    void (*note)(void *user, int sig);
+    void (*act)(void *user, int sig);
+    void *user;
+    const char *message;
+    int once;
+} tb_cmd_signal_opts;
 typedef struct tb_cmd_signals {
-    struct sigaction old_int, old_term;
-    int how;
+    struct sigaction old[3];
+    int pipe[2];      /* handler -> act's thread; -1 without act */
+    pthread_t thread;
 } tb_cmd_signals;
-void tb_cmd_signals_catch(tb_cmd_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
-                          const char *message, int how);
-void tb_cmd_signals_restore(const tb_cmd_signals *saved);
+void tb_cmd_signals_catch(tb_cmd_signals *saved, const tb_cmd_signal_opts *opts);
+void tb_cmd_signals_restore(tb_cmd_signals *saved);
+/* The last signal caught since tb_cmd_signals_catch (0: none), and a signal's name ("SIGTERM"). */
+int tb_cmd_signals_last(void);
+const char *tb_cmd_signal_name(int sig);
 
 /* A tb_status as the executable's exit code (TB_EINVAL is bad usage, a
  * divergence 3, a cancel or time limit 4, everything else a failed run). */
 int tb_cmd_exit_code(tb_status st);
 
-/* The options train and eval share: CONFIG, --set k=v..., --out (train),
- * --checkpoint and --split (eval), --plugin-path, --quiet. */
+/* The options train and eval share: CONFIG, --set k=v..., --out and --force
+ * (train), --checkpoint and --split (eval), --plugin-path, --quiet. */
 typedef struct tb_cmd_run_args {
     const char *config, *out, *plugin_path, *checkpoint, *split;
     char **sets; /* malloc'd; free it */
-    int n_sets, quiet;
+    int n_sets, quiet, force;
 } tb_cmd_run_args;
 /* Returns 0, 1 when --help was printed (by usage), or -1 after an error message. */
 int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_checkpoint, void (*usage)(FILE *));
@@ -90,14 +105,15 @@ int tb_cmd_run_job(int argc, char **argv);
  * CONFIG --seeds K` and `tunebench train CONFIG --folds K` (argv: the
  * arguments after the command): runs through the local executor into an
  * archive with a results table (study/sweep.h). Exit code: 0 done, 1 failed,
- * 2 bad usage or configuration, 4 interrupted. */
+ * 2 bad usage or configuration, 4 interrupted (SIGINT, SIGTERM, SIGHUP). */
 int tb_cmd_sweep(int argc, char **argv);
 int tb_cmd_repeat(int argc, char **argv);
 int tb_cmd_train_folds(int argc, char **argv);
 
 /* `tunebench study CONFIG [--frontend NAME] [--script FILE] ...` (cmd_study.c):
  * opens the study, runs the front-end plugin, waits for final evaluations.
- * Returns the exit code: 0 done, 1 front end or archive failed, 2 bad usage or configuration. */
+ * Returns the exit code: 0 done, 1 front end or archive failed, 2 bad usage or configuration,
+ * 4 stopped by SIGTERM or SIGHUP (closed cleanly). */
 int tb_cmd_study(int argc, char **argv);
 /* `tunebench export ARCHIVE --single-file OUT.h5` (cmd_export.c). */
 int tb_cmd_export(int argc, char **argv);

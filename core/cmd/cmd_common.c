@@ -67,53 +67,117 @@ tb_config *tb_cmd_load_config(const char *cmd, const char *path, int n_sets, cha
 
 /* ---- signals ------------------------------------------------------------------------ */
 
+static const int caught[3] = {SIGINT, SIGTERM, SIGHUP};
+
 /* What the handler does; set before it is installed, read only by it. */
 static atomic_int *volatile sig_flag;
-static void (*volatile sig_note)(void *);
+static void (*volatile sig_note)(void *, int);
 static void *volatile sig_user;
 static const char *volatile sig_message;
+static volatile int sig_pipe = -1;
+static atomic_int sig_last;
+
+const char *tb_cmd_signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+static void put(const char *s)
+{
+    ssize_t rc = write(STDERR_FILENO, s, strlen(s));
+    (void)rc;
+}
 
 static void on_signal(int sig)
 {
-    (void)sig;
     int saved = errno; /* the interrupted code may be reading it */
+    atomic_store(&sig_last, sig);
     atomic_int *flag = sig_flag;
     if (flag) atomic_store(flag, 1);
-    void (*note)(void *) = sig_note;
-    if (note) note(sig_user);
+    void (*note)(void *, int) = sig_note;
+    if (note) note(sig_user, sig);
     const char *msg = sig_message;
     if (msg) {
-        ssize_t rc = write(STDERR_FILENO, msg, strlen(msg));
+        put("tunebench: ");
+        put(tb_cmd_signal_name(sig));
+        put(": ");
+        put(msg);
+    }
+    int fd = sig_pipe;
+    if (fd >= 0) {
+        unsigned char b = (unsigned char)sig;
+        ssize_t rc = write(fd, &b, 1);
         (void)rc;
     }
     errno = saved;
 }
 
-void tb_cmd_signals_catch(tb_cmd_signals *saved, atomic_int *flag, void (*note)(void *user), void *user,
-                          const char *message, int how)
+typedef struct act_thread {
+    int fd;
+    void (*act)(void *, int);
+    void *user;
+} act_thread;
+static act_thread act_state;
+
+/* Calls act for each signal the handler passes on; a 0 byte ends it. */
+static void *run_act(void *arg)
 {
-    sig_flag = flag;
-    sig_note = note;
-    sig_user = user;
-    sig_message = message;
-    saved->how = how;
+    act_thread *t = arg;
+    for (;;) {
+        unsigned char b;
+        ssize_t n = read(t->fd, &b, 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || b == 0) return NULL;
+        t->act(t->user, b);
+    }
+}
+
+void tb_cmd_signals_catch(tb_cmd_signals *saved, const tb_cmd_signal_opts *o)
+{
+    sig_flag = o->flag;
+    sig_note = o->note;
+    sig_user = o->user;
+    sig_message = o->message;
+    atomic_store(&sig_last, 0);
+    saved->pipe[0] = saved->pipe[1] = -1;
+    if (o->act && pipe(saved->pipe) == 0) {
+        act_state = (act_thread){saved->pipe[0], o->act, o->user};
+        if (pthread_create(&saved->thread, NULL, run_act, &act_state) != 0) {
+            close(saved->pipe[0]), close(saved->pipe[1]);
+            saved->pipe[0] = saved->pipe[1] = -1;
+        }
+    }
+    sig_pipe = saved->pipe[1];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sa.sa_flags = how & TB_CMD_ONCE ? SA_RESETHAND : 0;
+    sa.sa_flags = o->once ? SA_RESETHAND : 0; /* no SA_RESTART: a blocking read returns EINTR */
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &saved->old_int);
-    if (how & TB_CMD_SIGTERM) sigaction(SIGTERM, &sa, &saved->old_term);
+    for (int i = 0; i < 3; i++) sigaddset(&sa.sa_mask, caught[i]);
+    for (int i = 0; i < 3; i++) sigaction(caught[i], &sa, &saved->old[i]);
 }
 
-void tb_cmd_signals_restore(const tb_cmd_signals *saved)
+void tb_cmd_signals_restore(tb_cmd_signals *saved)
 {
-    sigaction(SIGINT, &saved->old_int, NULL);
-    if (saved->how & TB_CMD_SIGTERM) sigaction(SIGTERM, &saved->old_term, NULL);
+    /* act's thread first, while the handlers still catch what it may raise */
+    sig_pipe = -1;
+    if (saved->pipe[1] >= 0) {
+        unsigned char end = 0;
+        ssize_t rc = write(saved->pipe[1], &end, 1);
+        (void)rc;
+        pthread_join(saved->thread, NULL);
+    }
+    for (int i = 0; i < 3; i++) sigaction(caught[i], &saved->old[i], NULL);
+    if (saved->pipe[1] >= 0) {
+        close(saved->pipe[0]), close(saved->pipe[1]);
+        saved->pipe[0] = saved->pipe[1] = -1;
+    }
     sig_note = NULL;
     sig_flag = NULL;
     sig_message = NULL;
 }
+
+int tb_cmd_signals_last(void) { return atomic_load(&sig_last); }
 
 /* ---- runs: train and eval ---------------------------------------------------------- */
 
@@ -143,6 +207,10 @@ int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_c
         }
         if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
             a->quiet = 1;
+            continue;
+        }
+        if (!allow_checkpoint && !strcmp(arg, "--force")) {
+            a->force = 1;
             continue;
         }
         if (arg[0] != '-') {

@@ -1,7 +1,6 @@
 /* cmd_run_job.c: `tunebench run-job JOB.ini`: one job in this process, its
  * events printed as lines (run/job.h) for a process or cluster executor. */
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,7 @@ static void run_job_usage(FILE *f)
             "  event batch epoch=E batch=B/N step=S loss=L elapsed=T\n"
             "  event epoch epoch=E loss=L val_loss=V val_accuracy=A seconds=T step=S batches=N ...\n"
             "  event finished status=STATUS val_accuracy=A test_accuracy=A message=TEXT\n"
-            "Numbers read back exactly; NaN is 'nan'. SIGINT or SIGTERM stops the job before its next\n"
+            "Numbers read back exactly; NaN is 'nan'. SIGINT, SIGTERM or SIGHUP stops the job before its next\n"
             "batch (status interrupted; the run file is still written).\n\n"
             "  --threads N   CPU threads (default: train.threads of the job, else all cores)\n\n"
             "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
@@ -59,24 +58,13 @@ static void rj_finished(void *user, tb_job *job, tb_run_status status, double va
     print_line(line);
 }
 
-typedef struct signal_watch {
-    sigset_t set;
-    tb_job *job;
-    atomic_int done;
-} signal_watch;
-
-/* Waits for SIGINT/SIGTERM (blocked in every other thread) and cancels the job
- * with a message naming the signal. */
-static void *watch_signals(void *arg)
+/* SIGINT, SIGTERM or SIGHUP (the shared setup, cmd_common.c): the job is
+ * cancelled with a message naming the signal, from the setup's own thread. */
+static void cancel_job(void *user, int sig)
 {
-    signal_watch *w = arg;
-    while (!atomic_load(&w->done)) {
-        struct timespec ts = {0, 200 * 1000000L};
-        int sig = sigtimedwait(&w->set, NULL, &ts);
-        if (sig == SIGINT || sig == SIGTERM)
-            tb_job_cancel(w->job, sig == SIGINT ? "interrupted by SIGINT" : "interrupted by SIGTERM", 1);
-    }
-    return NULL;
+    char msg[64];
+    snprintf(msg, sizeof msg, "interrupted by %s", tb_cmd_signal_name(sig));
+    tb_job_cancel(user, msg, 1);
 }
 
 int tb_cmd_run_job(int argc, char **argv)
@@ -135,23 +123,14 @@ int tb_cmd_run_job(int argc, char **argv)
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
 
-    /* signals go to the watcher thread only (threads made later inherit the mask) */
-    signal_watch w;
-    memset(&w, 0, sizeof w);
-    w.job = job;
-    sigemptyset(&w.set);
-    sigaddset(&w.set, SIGINT);
-    sigaddset(&w.set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &w.set, NULL);
-    pthread_t watcher;
-    int watching = pthread_create(&watcher, NULL, watch_signals, &w) == 0;
-
+    tb_cmd_signals sig;
+    tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){.act = cancel_job, .user = job});
     tb_run_status st = tb_job_execute(job, (int)threads);
-    atomic_store(&w.done, 1);
-    if (watching) pthread_join(watcher, NULL);
     int by_signal = atomic_load(&job->interrupted);
-    /* the signals stay blocked: one arriving now must not kill the process
-     * before it reports the job's end in its exit code */
+    tb_cmd_signals_restore(&sig);
+    /* one arriving now must not kill the process before it reports the
+     * job's end in its exit code */
+    signal(SIGINT, SIG_IGN), signal(SIGTERM, SIG_IGN), signal(SIGHUP, SIG_IGN);
     tb_job_free(job);
     switch (st) {
     case TB_RUN_FINISHED: return TB_EXIT_OK;

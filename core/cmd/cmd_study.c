@@ -1,23 +1,53 @@
 /* cmd_study.c: `tunebench study` (a study with a front-end plugin) and
  * `tunebench export` (an archive packed into one file). */
+#include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "study/study.h"
 
-/* The study Ctrl-C goes to; NULL once it is closing. */
+/* The study the signals go to; NULL once it is closing (under study_mu for act). */
 static tb_study *volatile current_study;
+static pthread_mutex_t study_mu = PTHREAD_MUTEX_INITIALIZER;
+static atomic_int stopped_by;
+static pthread_t main_thread;
 
-static void note_interrupt(void *user)
+/* In the handler: Ctrl-C cancels the run the participant is watching. */
+static void note_signal(void *user, int sig)
 {
     (void)user;
     tb_study *s = current_study;
-    if (s) tb_study_note_interrupt(s);
+    if (sig == SIGINT && s) tb_study_note_interrupt(s);
+}
+
+/* In the signal setup's thread: SIGTERM or SIGHUP closes the study as the end
+ * of the session would (live runs interrupted and credited), once. */
+static void stop_study(void *user, int sig)
+{
+    (void)user;
+    if (sig == SIGINT || atomic_exchange(&stopped_by, sig) != 0) return;
+    char why[64];
+    snprintf(why, sizeof why, "interrupted by %s", tb_cmd_signal_name(sig));
+    pthread_mutex_lock(&study_mu);
+    if (current_study) tb_study_stop(current_study, why);
+    pthread_mutex_unlock(&study_mu);
+    /* a front end reading the terminal: its input ends, and the read now is interrupted */
+    int fd = open("/dev/null", O_RDONLY);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        close(fd);
+    }
+    pthread_kill(main_thread, SIGINT);
 }
 
 static void study_usage(FILE *f)
@@ -37,8 +67,10 @@ static void study_usage(FILE *f)
             "  --plugin-path P   an extra plugin file or directory, searched first\n"
             "  --no-wait         do not wait for queued final evaluations at the end (they resume when the\n"
             "                    study is opened again)\n\n"
-            "Ctrl-C cancels the run a participant is watching, not the session. Exit codes: 0 done, 1 the\n"
-            "front end or the archive failed, 2 bad usage or configuration.\n");
+            "Ctrl-C cancels the run a participant is watching, not the session. SIGTERM or SIGHUP closes\n"
+            "the study cleanly: the runs in progress end interrupted (their time given back) and the\n"
+            "study continues when opened again. Exit codes: 0 done, 1 the front end or the archive\n"
+            "failed, 2 bad usage or configuration, 4 stopped by SIGTERM or SIGHUP.\n");
 }
 
 static void sleep_ms(int ms)
@@ -136,6 +168,9 @@ int tb_cmd_study(int argc, char **argv)
     }
     if (tb_plugin_args_resolve(fe, cfg, frontend, &args, &err) != TB_OK) goto fail;
 
+    /* the archive's place before the study loads any data */
+    const char *dir = archive ? archive : tb_config_get(cfg, "study", "archive");
+    if (dir && tb_run_check_dir(archive ? "--archive" : "study.archive", dir, &err) != TB_OK) goto fail;
     tb_study_recovery rec;
     if (tb_study_open(cfg, archive, &study, &rec, &err) != TB_OK) {
         code = err.msg[0] && strstr(err.msg, "in use") ? TB_EXIT_FAILED : TB_EXIT_USAGE;
@@ -143,19 +178,21 @@ int tb_cmd_study(int argc, char **argv)
     }
     print_recovery(&rec);
     current_study = study;
+    atomic_store(&stopped_by, 0);
+    main_thread = pthread_self();
     tb_cmd_signals sig;
-    tb_cmd_signals_catch(&sig, NULL, note_interrupt, NULL, NULL, 0);
+    tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){.note = note_signal, .act = stop_study});
 
     tb_err fe_err = {{0}};
     code = TB_EXIT_OK;
-    if (tb_plugin_run_frontend(fe, tb_study_api_get(study), args, &fe_err) != TB_OK) {
+    if (tb_plugin_run_frontend(fe, tb_study_api_get(study), args, &fe_err) != TB_OK && !atomic_load(&stopped_by)) {
         fprintf(stderr, "tunebench: %s\n", fe_err.msg); /* names the front end */
         code = TB_EXIT_FAILED;
     }
 
     /* final evaluations go on after the front end is done */
     int pending = tb_study_finals_pending(study), interrupted = 0;
-    if (pending && !no_wait) {
+    if (pending && !no_wait && !atomic_load(&stopped_by)) {
         fprintf(stderr, "tunebench: %d final evaluations to go (Ctrl-C stops them; they resume when the study is "
                 "opened again)\n", pending);
         tb_study_api const *api = tb_study_api_get(study);
@@ -168,13 +205,21 @@ int tb_cmd_study(int argc, char **argv)
             sleep_ms(200);
         }
     }
+    pthread_mutex_lock(&study_mu);
+    current_study = NULL;
+    pthread_mutex_unlock(&study_mu);
     tb_err close_err = {{0}};
     if (tb_study_close(study, 0, &close_err) != TB_OK) {
         fprintf(stderr, "tunebench: closing the study: %s\n", close_err.msg);
         code = TB_EXIT_FAILED;
     }
-    current_study = NULL;
     tb_cmd_signals_restore(&sig);
+    int by = atomic_load(&stopped_by);
+    if (by) {
+        fprintf(stderr, "tunebench: stopped by %s: the study was closed; runs in progress were interrupted and their "
+                "time given back; it continues when opened again\n", tb_cmd_signal_name(by));
+        if (code == TB_EXIT_OK) code = TB_EXIT_INTERRUPTED;
+    }
     if (interrupted) fprintf(stderr, "tunebench: final evaluations stopped; they resume when the study is opened again\n");
     tb_plugin_args_free(args);
     tb_plugins_free(&reg);

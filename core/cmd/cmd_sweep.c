@@ -448,14 +448,15 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         fflush(stdout);
     }
 
-    /* SIGINT and SIGTERM set `interrupted` once; the second one is fatal as
-     * usual (the archive recovers from that) */
+    /* SIGINT, SIGTERM and SIGHUP set `interrupted` once; the second one is
+     * fatal as usual (the archive recovers from that) */
     static atomic_int interrupted;
     atomic_store(&interrupted, 0);
     tb_cmd_signals sig;
-    tb_cmd_signals_catch(&sig, &interrupted, NULL, NULL,
-                         "\ntunebench: stopping: cancelling the runs (press Ctrl-C again to quit at once)\n",
-                         TB_CMD_SIGTERM | TB_CMD_ONCE);
+    tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){
+                                   .flag = &interrupted,
+                                   .message = "stopping: cancelling the runs (press Ctrl-C again to quit at once)\n",
+                                   .once = 1});
     cli_progress prog = {a.quiet};
     st = tb_sweep_execute(&sw, arch, ex, &interrupted, on_run_ended, &prog, &err);
     /* the executor's threads hold archive runs: stop them before closing it */

@@ -59,12 +59,16 @@ static void train_usage(FILE *f)
             "Trains the model on the task a configuration describes (see configs/), evaluates it on the\n"
             "test split and writes one HDF5 run file (output.run; docs/run-files.md).\n\n"
             "  --set k=v         override a configuration value, e.g. --set train.lr=0.01 (repeatable)\n"
-            "  --out RUN.h5      the run file (default: output.run of the configuration)\n"
+            "  --out RUN.h5      the run file (default: output.run of the configuration); it may replace\n"
+            "                    only a run file or checkpoint tunebench wrote, never an input of the run\n"
+            "  --force           let --out / output.run and output.checkpoint replace any regular file\n"
+            "                    (never a directory, FIFO, socket, device or an input of the run)\n"
             "  --plugin-path P   a plugin file or directory searched before the others\n"
             "  --quiet           no progress output\n"
             "  --folds K         k-fold cross-validation through the executor into an archive\n"
             "                    (see tunebench train CONFIG --folds K --help)\n"
-            "Ctrl-C stops training after the current batch; the run file is still written.\n"
+            "Ctrl-C, SIGTERM or SIGHUP stops training after the current batch; the run file is still\n"
+            "written (status cancelled) and the exit code is 4.\n"
             "Exit codes: 0 finished; 1 failed; 2 bad usage or configuration; 3 diverged; 4 interrupted.\n");
 }
 
@@ -85,6 +89,8 @@ int tb_cmd_train(int argc, char **argv)
     tb_run run;
     tb_err err = {{0}};
     tb_status st = tb_run_configure(&run, cfg, &err);
+    /* where the results go, before any data loads: a bad path costs nothing */
+    if (st == TB_OK) st = tb_run_check_outputs(&run, a.out ? "--out" : NULL, a.force, &err);
     if (st == TB_OK) {
         if (!a.quiet) {
             printf("tunebench %s (%s): model %s, task %s\n", TB_VERSION, TB_GIT_COMMIT, run.model_plugin->desc.name,
@@ -117,10 +123,18 @@ int tb_cmd_train(int argc, char **argv)
     tb_train_hooks_add(&hooks, print_progress, &prog);
     atomic_store(&interrupted, 0);
     hooks.cancel = &interrupted;
+    /* Ctrl-C, SIGTERM and SIGHUP: stop after the current batch, write the run file, exit 4 */
     tb_cmd_signals sig;
-    tb_cmd_signals_catch(&sig, &interrupted, NULL, NULL, NULL, 0);
+    tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){
+                                   .flag = &interrupted,
+                                   .message = "stopping after the current batch; the run file is still written\n"});
     st = tb_run_execute(&run, &hooks, &err);
     tb_cmd_signals_restore(&sig);
+    int by = tb_cmd_signals_last();
+    if (by && st == TB_ECANCELLED) {
+        tb_err why = err;
+        tb_fail(&err, st, "stopped by %s: %s", tb_cmd_signal_name(by), why.msg);
+    }
     int code = tb_cmd_exit_code(st);
     if (st == TB_OK || st == TB_EDIVERGED || st == TB_ECANCELLED || st == TB_ETIMEOUT) {
         if (run.tested && !a.quiet) tb_cmd_print_metrics("test", &run.test, &run.task.raw);

@@ -79,6 +79,10 @@ tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cf
 void tb_plugin_args_free(tb_plugin_args *args);
 /* "name = value" lines of the resolved options (for run files); malloc'd. */
 char *tb_plugin_args_describe(const tb_plugin_args *args);
+/* The PATH options (the files a plugin reads, e.g. a task's data): the i-th
+ * one's name and value (~ expanded) into *name and *value (args-owned).
+ * Returns 1, or 0 when there are fewer than i + 1 (args may be NULL). */
+int tb_plugin_args_path(const tb_plugin_args *args, int i, const char **name, const char **value);
 
 /* Builds a model with a model plugin (args NULL: the options' defaults).
  * The network's own checks (output [n, classes]) happen in tb_net_build. */

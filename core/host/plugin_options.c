@@ -205,3 +205,16 @@ char *tb_plugin_args_describe(const tb_plugin_args *args)
     for (int i = 0; i < n; i++) tb_appendf(buf, len, &used, "%s = %s\n", args->a[i].opt->name, args->a[i].text);
     return buf;
 }
+
+int tb_plugin_args_path(const tb_plugin_args *args, int i, const char **name, const char **value)
+{
+    int n = args ? args->n : 0;
+    for (int k = 0; k < n; k++) {
+        const tb_arg *a = &args->a[k];
+        if (a->opt->type != TB_OPTION_PATH || !a->text || !a->text[0] || i-- > 0) continue;
+        *name = a->opt->name;
+        *value = a->text;
+        return 1;
+    }
+    return 0;
+}

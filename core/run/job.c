@@ -162,6 +162,7 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
                                   .run_path = job->run_path};
         st = tb_run_configure_parsed(&run, &job->conf, &where, &err);
         configured = 1; /* tb_run_free is due even when configure failed half-way */
+        if (st == TB_OK) st = tb_run_check_outputs(&run, NULL, 0, &err); /* before the data loads */
     }
     if (st != TB_OK) goto done;
     /* Started before the data loads: preparing is the job's work, not queueing. */

@@ -1,10 +1,15 @@
 /* run.c: a training run from a configuration (see run.h). */
 #include "run.h"
 
+#include <errno.h>
+#include <hdf5.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "store/checkpoint.h"
 #include "store/runfile.h"
@@ -291,6 +296,174 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
         if (tb_net_set_trainable(run->net, prefixes, 0) == 0)
             return tb_fail(err, TB_EINVAL, "model.freeze = \"%s\" matches no parameter of model %s", run->freeze,
                            run->model_plugin->desc.name);
+    }
+    return TB_OK;
+}
+
+/* ---- output paths ------------------------------------------------------------------ */
+
+/* The root attribute "format" of an HDF5 file into out ("" when it has none
+ * or is not HDF5); the file is only read. */
+static void file_format(const char *path, char *out, size_t cap)
+{
+    out[0] = '\0';
+    H5E_auto2_t fn;
+    void *data;
+    int saved = H5Eget_auto2(H5E_DEFAULT, &fn, &data) >= 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT) : -1;
+    hid_t a = f >= 0 && H5Aexists(f, "format") > 0 ? H5Aopen(f, "format", H5P_DEFAULT) : -1;
+    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+        if (H5Tis_variable_str(t) > 0) {
+            char *v = NULL;
+            if (H5Aread(a, t, &v) >= 0 && v) snprintf(out, cap, "%s", v);
+            if (v) H5free_memory(v);
+        } else {
+            size_t n = H5Tget_size(t);
+            char *v = n > 0 && n < 4096 ? calloc(1, n + 1) : NULL;
+            if (v && H5Aread(a, t, v) >= 0) snprintf(out, cap, "%s", v);
+            free(v);
+        }
+    }
+    if (t >= 0) H5Tclose(t);
+    if (a >= 0) H5Aclose(a);
+    if (f >= 0) H5Fclose(f);
+    if (saved) H5Eset_auto2(H5E_DEFAULT, fn, data);
+}
+
+static const char *kind_of(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+         : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : S_ISREG(m) ? "a regular file"
+         : "not a regular file";
+}
+
+#define ALLOWED "allowed: a new file, or a tunebench run file or checkpoint to replace"
+
+/* The directory that will hold path: the nearest existing ancestor must be a
+ * writable directory (the rest is created when the file is written). */
+static tb_status check_dir(const char *field, const char *path, char dir[PATH_MAX], tb_err *err)
+{
+    char *slash;
+    for (;;) {
+        struct stat st;
+        if (stat(dir, &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                return tb_fail(err, TB_EINVAL, "%s = \"%s\": %s is %s, not a directory, so no file can be made under it; %s", field,
+                               path, dir, kind_of(st.st_mode), "allowed: a path in a writable directory");
+            if (access(dir, W_OK | X_OK) != 0)
+                return tb_fail(err, TB_EINVAL, "%s = \"%s\": the directory %s is not writable (%s); allowed: a path "
+                               "in a writable directory", field, path, dir, strerror(errno));
+            return TB_OK;
+        }
+        if (errno == ENOTDIR)
+            return tb_fail(err, TB_EINVAL, "%s = \"%s\": a part of %s is not a directory; allowed: a path in a "
+                           "writable directory", field, path, dir);
+        if (errno != ENOENT)
+            return tb_fail(err, TB_EINVAL, "%s = \"%s\": cannot look at %s: %s", field, path, dir, strerror(errno));
+        /* missing: it will be created under its own parent */
+        slash = strrchr(dir, '/');
+        if (!slash) strcpy(dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+    }
+}
+
+tb_status tb_run_check_dir(const char *field, const char *path, tb_err *err)
+{
+    if (!path || !path[0]) return tb_fail(err, TB_EINVAL, "%s = \"\" is empty; allowed: a directory path", field);
+    char dir[PATH_MAX];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+        return tb_fail(err, TB_EINVAL, "%s = \"%.60s...\" is too long", field, path);
+    return check_dir(field, path, dir, err);
+}
+
+static tb_status check_parent(const char *field, const char *path, tb_err *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    return check_dir(field, path, dir, err);
+}
+
+typedef struct run_input {
+    const char *what, *path;
+} run_input;
+
+static tb_status check_output(const char *field, const char *path, const run_input *inputs, int n_inputs, int force,
+                              tb_err *err)
+{
+    if (!path[0])
+        return tb_fail(err, TB_EINVAL, "%s = \"\" is empty; allowed: the path of the %s to write", field,
+                       strstr(field, "checkpoint") ? "checkpoint" : "run file");
+    size_t len = strlen(path);
+    if (len >= 1000)
+        return tb_fail(err, TB_EINVAL, "%s = \"%.60s...\" is %zu characters long; allowed: at most 999", field, path,
+                       len);
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n > TB_RUN_NAME_MAX)
+            return tb_fail(err, TB_EINVAL, "%s = \"%.60s...\": the name \"%.40s...\" is %zu characters long; allowed: "
+                           "at most %d characters per file or directory name", field, path, p, n, TB_RUN_NAME_MAX);
+        p += n;
+        while (*p == '/') p++;
+    }
+    if (path[len - 1] == '/')
+        return tb_fail(err, TB_EINVAL, "%s = \"%s\" names a directory; allowed: a file name", field, path);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        /* absent (a dangling symbolic link too: it is replaced, not followed), or under a non-directory */
+        if (errno == ENOENT || errno == ENOTDIR) return check_parent(field, path, err);
+        return tb_fail(err, TB_EINVAL, "%s = \"%s\": cannot look at it: %s", field, path, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return tb_fail(err, TB_EINVAL, "%s = \"%s\" is %s, which tunebench never replaces; %s", field, path,
+                       kind_of(st.st_mode), ALLOWED);
+    for (int i = 0; i < n_inputs; i++) {
+        struct stat in;
+        if (inputs[i].path && inputs[i].path[0] && stat(inputs[i].path, &in) == 0 && in.st_dev == st.st_dev &&
+            in.st_ino == st.st_ino)
+            return tb_fail(err, TB_EINVAL, "%s = \"%s\" is the run's input %s (%s); %s that is not an input of the "
+                           "run", field, path, inputs[i].what, inputs[i].path, ALLOWED);
+    }
+    char format[64];
+    file_format(path, format, sizeof format);
+    if (!force && strcmp(format, "tunebench-run") != 0 && strcmp(format, "tunebench-checkpoint") != 0)
+        return tb_fail(err, TB_EINVAL, "%s = \"%s\" is a file tunebench did not write (%s%s%s); %s, or any regular "
+                       "file with --force", field, path, format[0] ? "format \"" : "no format attribute", format,
+                       format[0] ? "\"" : "", ALLOWED);
+    return check_parent(field, path, err);
+}
+
+tb_status tb_run_check_outputs(const tb_run *run, const char *run_field, int force, tb_err *err)
+{
+    run_input in[2 + 16 + 16];
+    int n = 0;
+    in[n++] = (run_input){"the configuration file", tb_config_path(run->cfg)};
+    in[n++] = (run_input){"model.init_from", run->init_from};
+    char names[32][80];
+    const tb_plugin_args *args[2] = {run->task_args, run->model_args};
+    const char *sections[2] = {run->task_plugin ? run->task_plugin->desc.name : "task",
+                               run->model_plugin ? run->model_plugin->desc.name : "model"};
+    for (int a = 0; a < 2; a++) {
+        const char *name, *value;
+        for (int i = 0; i < 16 && tb_plugin_args_path(args[a], i, &name, &value); i++) {
+            int k = n - 2;
+            snprintf(names[k], sizeof names[0], "%s.%s", sections[a], name);
+            in[n++] = (run_input){names[k], value};
+        }
+    }
+    const char *field = run_field ? run_field : "output.run";
+    TRY(check_output(field, run->run_path, in, n, force, err));
+    if (run->checkpoint_path[0]) {
+        if (strcmp(run->checkpoint_path, run->run_path) == 0)
+            return tb_fail(err, TB_EINVAL, "output.checkpoint = \"%s\" is also %s; allowed: a file other than the "
+                           "run file", run->checkpoint_path, field);
+        TRY(check_output("output.checkpoint", run->checkpoint_path, in, n, force, err));
     }
     return TB_OK;
 }

@@ -94,6 +94,23 @@ tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err);
 tb_status tb_run_configure_parsed(tb_run *run, const tb_run_config *rc, const tb_run_placement *place, tb_err *err);
 /* tb_run_configure_parsed's checks alone (a submission's probe): the run is freed. */
 tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err);
+/* The output paths (output.run and output.checkpoint), checked before any
+ * data loads: the parent directory exists or can be created and is
+ * writable; the name fits (a component at most TB_RUN_NAME_MAX bytes, so its
+ * temporary ".tmp-PID" sibling fits too); the target is absent, or a regular
+ * file tunebench wrote (a run file or a checkpoint, by its root attribute
+ * format), or, with force, any regular file; never a directory, FIFO,
+ * socket or device node, and never one of the run's inputs (the
+ * configuration file, the plugins' PATH options such as the task's data,
+ * model.init_from; compared by device and inode). run_field names output.run
+ * in messages (NULL: "output.run"; e.g. "--out"). TB_EINVAL with a message
+ * naming the field, the value and what is allowed. */
+#define TB_RUN_NAME_MAX 240
+/* A directory results go to (a study's archive): an existing writable
+ * directory, or one that can be created (its nearest existing ancestor a
+ * writable directory). TB_EINVAL naming field and path otherwise. */
+tb_status tb_run_check_dir(const char *field, const char *path, tb_err *err);
+tb_status tb_run_check_outputs(const tb_run *run, const char *run_field, int force, tb_err *err);
 /* Loads the task, builds and initialises the model (init_from, freeze). */
 tb_status tb_run_prepare(tb_run *run, tb_err *err);
 /* Trains, evaluates on the test split and writes the run file. hooks may be

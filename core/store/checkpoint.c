@@ -595,7 +595,7 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
         st = tb_fail(err, TB_EIO, "checkpoint %s: cannot fsync %s: %s", path, tmp, strerror(errno));
         goto fail;
     }
-    if (rename(tmp, path) != 0) {
+    if (tb_rename_into_place(tmp, path) != 0) { /* never over a directory, FIFO or device */
         st = tb_fail(err, TB_EIO, "checkpoint %s: cannot rename %s into place: %s", path, tmp, strerror(errno));
         goto fail;
     }

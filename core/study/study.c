@@ -229,6 +229,20 @@ tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err)
     return st;
 }
 
+void tb_study_stop(tb_study *s, const char *why)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closing = 1; /* front ends get refused from here on */
+    s->interrupts++; /* and a front end's wait returns at once */
+    pthread_cond_broadcast(&s->stop);
+    pthread_cond_broadcast(&s->changed);
+    for (int i = 0; i < s->np; i++) {
+        participant *p = &s->p[i];
+        if (p->live >= 0 && s->subs[p->live]->job) tb_executor_interrupt(s->exec, s->subs[p->live]->job, why);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
 const tb_study_api *tb_study_api_get(tb_study *s) { return &s->api; }
 const tb_study_settings *tb_study_get_settings(const tb_study *s) { return &s->st; }
 const tb_space *tb_study_get_space(const tb_study *s) { return &s->space; }

@@ -91,6 +91,11 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
  * the archive. Live participants' runs end "interrupted". NULL is fine. */
 tb_status tb_study_close(tb_study *s, int wait_finals, tb_err *err);
 
+/* Begins closing from another thread (a SIGTERM): front ends are refused
+ * from here on and woken from their waits; live runs end "interrupted" with
+ * message why (their time credited). tb_study_close does the rest. */
+void tb_study_stop(tb_study *s, const char *why);
+
 /* The table handed to front ends (valid until tb_study_close). */
 const tb_study_api *tb_study_api_get(tb_study *s);
 /* Counts a Ctrl-C (called from the host's SIGINT handler: async-signal-safe). */
