@@ -471,6 +471,17 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
     else if (st == TB_ECANCELLED) code = TB_EXIT_INTERRUPTED;
     else code = TB_EXIT_FAILED;
     if (st != TB_OK) fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+    if (st == TB_OK) {
+        /* nobody stopped the sweep, so a run that ended "interrupted" failed on an
+         * error of its own (the disk, memory, the archive): its results are missing */
+        int lost = 0;
+        for (int i = 0; i < sw.n_runs; i++) lost += sw.runs[i].status == TB_RUN_INTERRUPTED;
+        if (lost) {
+            fprintf(stderr, "tunebench %s: %d of %d runs were interrupted by an error (their messages say why); "
+                            "the results are incomplete\n", cmd, lost, sw.n_runs);
+            code = TB_EXIT_FAILED;
+        }
+    }
 
 out:
     tb_executor_destroy(ex);
