@@ -703,12 +703,12 @@ START_TEST(test_float_not_rounded)
     d.pixels_f32[9] = INFINITY;
     tb_task_options n = no_norm_opts();
     tb_status st = tb_task_prepare(&t, &d, &n, &err);
-    ck_assert_int_eq(st, TB_EINVAL);
+    ck_assert_int_eq(st, TB_EFORMAT);
     ck_assert_msg(strstr(err.msg, "float value inf at sample 2 (value 1 of the sample) is not finite"), "%s", err.msg);
     d = to_f32(make_raw(4, 1, 2, 2, 2, NULL, NULL));
     d.pixels = malloc(16);
     st = tb_task_prepare(&t, &d, &n, &err);
-    ck_assert_int_eq(st, TB_EINVAL);
+    ck_assert_int_eq(st, TB_EFORMAT);
     ck_assert_msg(strstr(err.msg, "both uint8 pixels and pixels_f32"), "%s", err.msg);
 }
 END_TEST
@@ -769,9 +769,9 @@ START_TEST(test_errors)
     o.folds = 0;
     tb_task_data raw = make_raw(10, 1, 2, 2, 2, NULL, NULL);
     raw.labels[3] = 2;
-    expect_error(raw, o, TB_EINVAL, "label 2 of sample 3");
+    expect_error(raw, o, TB_EFORMAT, "label 2 of sample 3"); /* issue 11: bad data is a failed run (exit 1) */
     uint8_t splits[4] = {TB_SPLIT_TEST, TB_SPLIT_TEST, TB_SPLIT_VAL, TB_SPLIT_TEST};
-    expect_error(make_raw(4, 1, 2, 2, 2, NULL, splits), o, TB_EINVAL, "no training samples");
+    expect_error(make_raw(4, 1, 2, 2, 2, NULL, splits), o, TB_EFORMAT, "no training samples");
     o.crop_padding = -1;
     expect_error(make_raw(4, 1, 2, 2, 2, NULL, NULL), o, TB_EINVAL, "crop_padding");
     o.crop_padding = 0;
@@ -781,7 +781,7 @@ START_TEST(test_errors)
     memset(&o, 0, sizeof o);
     raw = make_raw(4, 1, 2, 2, 2, NULL, NULL);
     memset(raw.pixels, 9, 16);
-    expect_error(raw, o, TB_EINVAL, "constant");
+    expect_error(raw, o, TB_EFORMAT, "constant");
 }
 END_TEST
 

@@ -18,6 +18,7 @@
 #include "base/common.h"
 #include "base/config.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "data/task.h"
 #include "tb_fmnist.h"
 #include "tb_test.h"
@@ -622,6 +623,64 @@ START_TEST(test_hdf5_float_kept)
 }
 END_TEST
 
+/* A string attribute of the run file (malloc'd). */
+static char *attr_string(const char *file, const char *group, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "%s", file);
+    hid_t a = H5Aopen_by_name(f, group, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "%s %s", group, name);
+    hid_t t = H5Aget_type(a), m = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(m, H5Tget_cset(t));
+    char *out = NULL;
+    if (H5Tis_variable_str(t) > 0) {
+        H5Tset_size(m, H5T_VARIABLE);
+        char *v = NULL;
+        ck_assert(H5Aread(a, m, &v) >= 0);
+        out = strdup(v ? v : "");
+        H5free_memory(v);
+    } else {
+        size_t n = H5Tget_size(t);
+        H5Tset_size(m, n + 1);
+        out = calloc(n + 2, 1);
+        ck_assert(H5Aread(a, m, out) >= 0);
+    }
+    H5Tclose(m), H5Tclose(t), H5Aclose(a), H5Fclose(f);
+    return out;
+}
+
+/* A run on the toy task: a hyperparameter adam does not read is a warning and
+ * a note in the run file, not an error; the guessed class count is recorded. */
+START_TEST(test_run_notes)
+{
+    make_tmp();
+    tbt_make_toy_task(tmp_path("small.h5"), 48, 16, 0, 4, 8, 3);
+    char extra[1300];
+    snprintf(extra, sizeof extra, "momentum = 0.9\nalpha = 0.5\n[output]\nrun = %s\n",
+             tmp_path("run.h5"));
+    tb_config *cfg = NULL;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_config_load_text(&cfg, tbt_toy_config(tmp_path("small.h5"), extra), "toy", &err) == TB_OK, "%s",
+                  err.msg);
+    tb_run run;
+    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_str_eq(run.ignored, "momentum, alpha");
+    ck_assert_msg(tb_run_prepare(&run, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_run_execute(&run, NULL, &err) == TB_OK, "%s", err.msg);
+    tb_run_free(&run);
+    tb_config_free(cfg);
+    char *ign = attr_string(tmp_path("run.h5"), "/train", "ignored");
+    ck_assert_str_eq(ign, "momentum, alpha");
+    free(ign);
+    char *pt = attr_string(tmp_path("run.h5"), "/task", "pixel_type");
+    ck_assert_str_eq(pt, "uint8");
+    free(pt);
+    ck_assert_double_eq(tbt_read_attr(tmp_path("run.h5"), "/task", "classes_guessed"), 1.0);
+    unlink(tmp_path("run.h5"));
+    remove_tree(g_tmp);
+}
+END_TEST
+
 /* ---- Fashion-MNIST ------------------------------------------------------------------------ */
 
 START_TEST(test_fashion_mnist_real)
@@ -698,6 +757,7 @@ static Suite *task_plugins_suite(void)
     tcase_add_test(tc, test_hdf5_errors);
     tcase_add_test(tc, test_hdf5_refusals);
     tcase_add_test(tc, test_hdf5_float_kept);
+    tcase_add_test(tc, test_run_notes);
     tcase_add_test(tc, test_fashion_mnist_real);
     tcase_add_test(tc, test_fashion_mnist_missing);
     suite_add_tcase(s, tc);

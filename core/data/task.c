@@ -59,34 +59,34 @@
 
 static tb_status raw_validate(const tb_task_data *d, tb_err *err)
 {
-    if (d->count <= 0) return tb_fail(err, TB_EINVAL, "task: the task returned %d samples; it needs at least 1", d->count);
+    if (d->count <= 0) return tb_fail(err, TB_EFORMAT, "task: the task returned %d samples; it needs at least 1", d->count);
     if (d->channels < 1 || d->channels > 4)
-        return tb_fail(err, TB_EINVAL, "task: images have %d channels; 1 to 4 are supported", d->channels);
+        return tb_fail(err, TB_EFORMAT, "task: images have %d channels; 1 to 4 are supported", d->channels);
     if (d->height < 1 || d->width < 1)
-        return tb_fail(err, TB_EINVAL, "task: image size %dx%d must be at least 1x1", d->height, d->width);
+        return tb_fail(err, TB_EFORMAT, "task: image size %dx%d must be at least 1x1", d->height, d->width);
     if ((size_t)d->channels * (size_t)d->height * (size_t)d->width > (SIZE_MAX / 8) / (size_t)d->count)
-        return tb_fail(err, TB_EINVAL, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
+        return tb_fail(err, TB_EFORMAT, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
                        d->height, d->width);
-    if (d->classes < 1) return tb_fail(err, TB_EINVAL, "task: class count %d must be at least 1", d->classes);
+    if (d->classes < 1) return tb_fail(err, TB_EFORMAT, "task: class count %d must be at least 1", d->classes);
     if ((!d->pixels && !d->pixels_f32) || !d->labels || !d->splits)
-        return tb_fail(err, TB_EINVAL, "task: the task returned no %s",
+        return tb_fail(err, TB_EFORMAT, "task: the task returned no %s",
                        !d->pixels && !d->pixels_f32 ? "pixels" : !d->labels ? "labels" : "splits");
     if (d->pixels && d->pixels_f32)
-        return tb_fail(err, TB_EINVAL, "task: the task returned both uint8 pixels and pixels_f32; set one");
+        return tb_fail(err, TB_EFORMAT, "task: the task returned both uint8 pixels and pixels_f32; set one");
     if (d->pixels_f32) {
         const size_t sample = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
         const size_t total = sample * (size_t)d->count;
         for (size_t j = 0; j < total; j++)
             if (!isfinite(d->pixels_f32[j]))
-                return tb_fail(err, TB_EINVAL, "task: float value %g at sample %zu (value %zu of the sample) is not "
+                return tb_fail(err, TB_EFORMAT, "task: float value %g at sample %zu (value %zu of the sample) is not "
                                "finite", (double)d->pixels_f32[j], j / sample, j % sample);
     }
     for (int i = 0; i < d->count; i++) {
         if (d->labels[i] < 0 || d->labels[i] >= d->classes)
-            return tb_fail(err, TB_EINVAL, "task: label %d of sample %d is outside [0, %d)", (int)d->labels[i], i,
+            return tb_fail(err, TB_EFORMAT, "task: label %d of sample %d is outside [0, %d)", (int)d->labels[i], i,
                            d->classes);
         if (d->splits[i] > TB_SPLIT_TEST)
-            return tb_fail(err, TB_EINVAL, "task: split %u of sample %d is not 0 (train), 1 (val) or 2 (test)",
+            return tb_fail(err, TB_EFORMAT, "task: split %u of sample %d is not 0 (train), 1 (val) or 2 (test)",
                            (unsigned)d->splits[i], i);
     }
     return TB_OK;
@@ -325,7 +325,7 @@ static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int
         const double sd = sqrt(s2 / N);
         if (!(sd > 0.0) || !isfinite(sd) || !isfinite(m)) {
             free(part);
-            return tb_fail(err, TB_EINVAL,
+            return tb_fail(err, TB_EFORMAT,
                            "task: channel %d is constant (%g) over the %d training images, so its standard deviation "
                            "is 0; give mean and std in the config",
                            c, m, n);
@@ -365,7 +365,7 @@ static tb_status compute_norm(const tb_task_data *d, const int32_t *idx, int n, 
         if (var < 0.0) var = 0.0;
         double sd = sqrt(var);
         if (!(sd > 0.0))
-            return tb_fail(err, TB_EINVAL,
+            return tb_fail(err, TB_EFORMAT,
                            "task: channel %d is constant (%g) over the %d training images, so its standard deviation "
                            "is 0; give mean and std in the config",
                            c, m * 255.0, n);
@@ -707,7 +707,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
         }
     }
     if (out->n_train == 0) {
-        st = tb_fail(err, TB_EINVAL, "task: the task has no training samples (%d validation, %d test)", out->n_val,
+        st = tb_fail(err, TB_EFORMAT, "task: the task has no training samples (%d validation, %d test)", out->n_val,
                      out->n_test);
         goto fail;
     }
@@ -774,7 +774,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
     } else if (d->has_norm) {
         for (int c = 0; c < d->channels; c++) {
             if (!isfinite(d->mean[c]) || !isfinite(d->std[c]) || !(d->std[c] > 0.0f)) {
-                st = tb_fail(err, TB_EINVAL, "task: the task's normalisation mean[%d] = %g, std[%d] = %g is invalid",
+                st = tb_fail(err, TB_EFORMAT, "task: the task's normalisation mean[%d] = %g, std[%d] = %g is invalid",
                              c, (double)d->mean[c], c, (double)d->std[c]);
                 goto fail;
             }

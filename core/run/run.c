@@ -279,7 +279,7 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
     TRY(tb_task_prepare(&run->task, &raw, &run->task_opt, err));
     run->task_loaded = 1;
     const tb_task *t = &run->task;
-    if (t->train.count < 1) return tb_fail(err, TB_EINVAL, "task %s has no training samples", run->task_plugin->desc.name);
+    if (t->train.count < 1) return tb_fail(err, TB_EFORMAT, "task %s has no training samples", run->task_plugin->desc.name);
     if (run->train.batch_size > t->train.count)
         return tb_fail(err, TB_EINVAL, "train.batch_size = %d is outside [1, %d] (the training set size)",
                        run->train.batch_size, t->train.count);
