@@ -735,6 +735,144 @@ START_TEST(test_sample_for_docs)
 }
 END_TEST
 
+/* ---- model.init_from (issue 11) --------------------------------------------------------- */
+
+/* features.0 conv, features.1 batchnorm, classifier.0 hidden linear, classifier.2 the final layer */
+static tb_net *make_head_net(tb_backend *be, int hidden, int classes, uint64_t seed)
+{
+    tb_net *net = tb_net_new(IN_C, IN_H, IN_W);
+    int x = tb_net_conv2d(net, TB_NET_INPUT, "features.0", 4, 3, 1, 1, 1, 1, tb_init_torch_default());
+    x = tb_net_batchnorm(net, x, "features.1", 1e-5f, 0.1f);
+    x = tb_net_relu(net, x);
+    x = tb_net_flatten(net, x);
+    x = tb_net_linear(net, x, "classifier.0", hidden, 1, tb_init_torch_default());
+    x = tb_net_relu(net, x);
+    x = tb_net_linear(net, x, "classifier.2", classes, 1, tb_init_torch_default());
+    tb_err err = {{0}};
+    ck_assert_msg(tb_net_build(net, be, BATCH, &err) == TB_OK, "build: %s", err.msg);
+    tb_net_init_params(net, seed);
+    return net;
+}
+
+/* A copy of src at dst with one change to params/key: 0 delete, 1 a NaN at [3],
+ * 2 +Inf at [0], 3 stored as float64 (same values). */
+static void edit_checkpoint(const char *src, const char *dst, const char *key, int what)
+{
+    char cmd[2400];
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s'", src, dst);
+    ck_assert(system(cmd) == 0);
+    hid_t f = H5Fopen(dst, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t g = H5Gopen2(f, "params", H5P_DEFAULT);
+    ck_assert(g >= 0);
+    if (what == 0) {
+        ck_assert(H5Ldelete(g, key, H5P_DEFAULT) >= 0);
+    } else {
+        hid_t d = H5Dopen2(g, key, H5P_DEFAULT);
+        hid_t sp = H5Dget_space(d);
+        hssize_t n = H5Sget_simple_extent_npoints(sp);
+        double *v = malloc(sizeof *v * (size_t)n);
+        ck_assert(H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+        if (what == 1) v[3] = NAN;
+        if (what == 2) v[0] = INFINITY;
+        if (what == 3) {
+            H5Dclose(d);
+            ck_assert(H5Ldelete(g, key, H5P_DEFAULT) >= 0);
+            d = H5Dcreate2(g, key, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            ck_assert(d >= 0);
+        }
+        ck_assert(H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+        free(v);
+        H5Sclose(sp);
+        H5Dclose(d);
+    }
+    H5Gclose(g);
+    H5Fclose(f);
+}
+
+static float *param_values(const tb_net *net, const char *name, size_t *n)
+{
+    int i = tb_net_find_param(net, name);
+    ck_assert_msg(i >= 0, "%s", name);
+    *n = tb_net_param(net, i)->count;
+    float *v = malloc(sizeof *v * *n);
+    tb_net_param_get(net, i, v);
+    return v;
+}
+
+START_TEST(test_init_from_head_rules)
+{
+    make_tmpdir();
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *src = make_head_net(be, 8, CLASSES, 1);
+    const char *good = tmp_file("src.h5"), *bad = tmp_file("edited.h5");
+    tb_err err = {{0}};
+    ck_assert_msg(tb_checkpoint_save(good, src, NULL, &err) == TB_OK, "%s", err.msg);
+    char kept[256];
+
+    /* another class count: only the final layer is re-initialised, by name */
+    tb_net *dst = make_head_net(be, 8, CLASSES + 2, 2);
+    ck_assert_msg(tb_checkpoint_load_transfer(good, dst, "classifier.", kept, sizeof kept, &err) == TB_OK, "%s",
+                  err.msg);
+    ck_assert_str_eq(kept, "classifier.2.weight, classifier.2.bias");
+    size_t na, nb;
+    float *a = param_values(src, "classifier.0.bias", &na), *b = param_values(dst, "classifier.0.bias", &nb);
+    ck_assert(na == nb && memcmp(a, b, na * sizeof *a) == 0);
+    free(a), free(b);
+    tb_net_free(dst);
+
+    /* the hidden layer under the head prefix, misshapen: an error naming the key, not a re-initialisation */
+    dst = make_head_net(be, 6, CLASSES + 2, 2);
+    ck_assert_int_eq(tb_checkpoint_load_transfer(good, dst, "classifier.", kept, sizeof kept, &err), TB_EFORMAT);
+    ASSERT_MSG_HAS(err, "params/classifier.0.weight has shape [8, ");
+    ASSERT_MSG_HAS(err, "only the final layer's tensors, classifier.2.*");
+    tb_net_free(dst);
+
+    /* a missing bias of the hidden layer, and of the final layer with the same class count: errors */
+    dst = make_head_net(be, 8, CLASSES, 2);
+    edit_checkpoint(good, bad, "classifier.0.bias", 0);
+    ck_assert_int_eq(tb_checkpoint_load_transfer(bad, dst, "classifier.", kept, sizeof kept, &err), TB_EFORMAT);
+    ASSERT_MSG_HAS(err, "params/classifier.0.bias is missing");
+    edit_checkpoint(good, bad, "classifier.2.bias", 0);
+    ck_assert_int_eq(tb_checkpoint_load_transfer(bad, dst, "classifier.", kept, sizeof kept, &err), TB_EFORMAT);
+    ASSERT_MSG_HAS(err, "params/classifier.2.bias is missing");
+
+    /* non-finite weights: refused naming the tensor */
+    edit_checkpoint(good, bad, "features.0.weight", 1);
+    ck_assert_int_eq(tb_checkpoint_load_transfer(bad, dst, "classifier.", kept, sizeof kept, &err), TB_EFORMAT);
+    ASSERT_MSG_HAS(err, "params/features.0.weight holds a non-finite value (nan at index 3)");
+    edit_checkpoint(good, bad, "classifier.2.weight", 2);
+    ck_assert_int_eq(tb_checkpoint_load_transfer(bad, dst, "classifier.", kept, sizeof kept, &err), TB_EFORMAT);
+    ASSERT_MSG_HAS(err, "params/classifier.2.weight holds a non-finite value (inf at index 0)");
+
+    /* a torchvision-converted state_dict without num_batches_tracked: 0, with a note */
+    edit_checkpoint(good, bad, "features.1.num_batches_tracked", 0);
+    tb_checkpoint_load_report rep;
+    ck_assert_msg(tb_checkpoint_load_init(bad, dst, "classifier.", &rep, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(rep.n_defaulted, 1);
+    ck_assert_str_eq(rep.defaulted, "features.1.num_batches_tracked");
+    float nbt;
+    tb_net_param_get(dst, tb_net_find_param(dst, "features.1.num_batches_tracked"), &nbt);
+    ck_assert_float_eq(nbt, 0.0f);
+    ck_assert_int_eq(rep.n_converted, 0);
+    ck_assert_str_eq(rep.reinitialised, "");
+
+    /* float64 weights: converted, reported once with the first tensor */
+    edit_checkpoint(good, bad, "features.0.weight", 3);
+    ck_assert_msg(tb_checkpoint_load_init(bad, dst, "classifier.", &rep, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(rep.n_converted, 1);
+    ck_assert_str_eq(rep.converted, "float64 (first: params/features.0.weight)");
+    a = param_values(src, "features.0.weight", &na), b = param_values(dst, "features.0.weight", &nb);
+    ck_assert(na == nb && memcmp(a, b, na * sizeof *a) == 0);
+    free(a), free(b);
+
+    tb_net_free(dst);
+    tb_net_free(src);
+    tb_backend_destroy(be);
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -745,6 +883,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_group_api);
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_sample_for_docs);
+    tcase_add_test(tc, test_init_from_head_rules);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -3,6 +3,7 @@
  * deterministic augmentation and its semantics on tiny known images, and the
  * errors for impossible options. */
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -603,6 +604,143 @@ START_TEST(test_random_resized_crop_gradient)
 }
 END_TEST
 
+/* ---- float samples (issue 11) -------------------------------------------------------- */
+
+/* make_raw's data as float32: pixels_f32 = pixel / 255 (the exact float ToTensor gives). */
+static tb_task_data to_f32(tb_task_data d)
+{
+    const size_t total = (size_t)d.count * (size_t)d.channels * (size_t)d.height * (size_t)d.width;
+    d.pixels_f32 = malloc(total * sizeof(float));
+    ck_assert_ptr_nonnull(d.pixels_f32);
+    for (size_t i = 0; i < total; i++) d.pixels_f32[i] = (float)d.pixels[i] / 255.0f;
+    free(d.pixels);
+    d.pixels = NULL;
+    return d;
+}
+
+/* A float task holding v/255 trains exactly as the uint8 task (same normalisation,
+ * crop with padding and flip), batch for batch: the uint8 path is unchanged. */
+START_TEST(test_float_matches_uint8)
+{
+    tb_task_options o = no_norm_opts();
+    o.mean[0] = 0.4f, o.mean[1] = 0.5f, o.std[0] = 0.25f, o.std[1] = 0.3f;
+    o.crop_padding = 2;
+    o.hflip = 1;
+    tb_task a, b;
+    tb_err err = {{0}};
+    tb_task_data ru = make_raw(24, 2, 6, 5, 3, NULL, NULL), rf = to_f32(make_raw(24, 2, 6, 5, 3, NULL, NULL));
+    ck_assert_msg(tb_task_prepare(&a, &ru, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_task_prepare(&b, &rf, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_ptr_nonnull(b.raw.pixels_f32);
+    for (int epoch = 0; epoch < 3; epoch++) {
+        a.train.begin_epoch(a.train.ctx, 7, epoch);
+        b.train.begin_epoch(b.train.ctx, 7, epoch);
+        int32_t ya[24], yb[24];
+        float *xa = load_all(&a.train, ya), *xb = load_all(&b.train, yb);
+        const size_t total = (size_t)a.train.count * 2 * 6 * 5;
+        ck_assert(memcmp(ya, yb, sizeof ya) == 0);
+        ck_assert_msg(memcmp(xa, xb, total * sizeof *xa) == 0, "epoch %d: float and uint8 batches differ", epoch);
+        free(xa), free(xb);
+    }
+    tb_task_free(&a);
+    tb_task_free(&b);
+}
+END_TEST
+
+/* Float values are not rounded: statistics, resize and datasets see the values themselves. */
+START_TEST(test_float_not_rounded)
+{
+    tb_task_data d = to_f32(make_raw(8, 1, 4, 4, 2, NULL, NULL));
+    for (size_t i = 0; i < 8 * 16; i++) d.pixels_f32[i] = -3.0f + 0.001f * (float)i; /* not multiples of 1/255 */
+    tb_task_options o;
+    memset(&o, 0, sizeof o); /* statistics computed on the training split */
+    tb_task t;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    double m = 0.0, v = 0.0;
+    for (size_t i = 0; i < 128; i++) m += -3.0 + 0.001 * (double)i;
+    m /= 128.0;
+    for (size_t i = 0; i < 128; i++) {
+        double x = (double)(-3.0f + 0.001f * (float)i) - m;
+        v += x * x;
+    }
+    ck_assert_double_eq_tol(t.mean[0], m, 1e-6);
+    ck_assert_double_eq_tol(t.std[0], sqrt(v / 128.0), 1e-6);
+    int32_t y[8];
+    float *x = load_all(&t.train, y);
+    for (size_t i = 0; i < 128; i++) {
+        float e = ((-3.0f + 0.001f * (float)i) - t.mean[0]) / t.std[0];
+        ck_assert_msg(memcmp(&x[i], &e, sizeof e) == 0, "value %zu: %.9g, expected %.9g", i, (double)x[i], (double)e);
+    }
+    free(x);
+    tb_task_free(&t);
+
+    /* resize keeps float precision: a constant 0.3001 image stays 0.3001 (uint8 would give 77/255) */
+    d = to_f32(make_raw(2, 1, 4, 4, 1, NULL, NULL));
+    for (size_t i = 0; i < 32; i++) d.pixels_f32[i] = 0.3001f;
+    o = no_norm_opts();
+    o.resolution = 3;
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(t.train.height, 3);
+    x = load_all(&t.train, y);
+    for (size_t i = 0; i < 18; i++) ck_assert_float_eq_tol(x[i], 0.3001f, 1e-6f);
+    free(x);
+    tb_task_free(&t);
+
+    /* random resized crop on floats runs and stays within the value range */
+    d = to_f32(make_raw(4, 1, 8, 8, 2, NULL, NULL));
+    o = no_norm_opts();
+    o.random_resized_crop = 1;
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    t.train.begin_epoch(t.train.ctx, 3, 0);
+    x = load_all(&t.train, y);
+    for (size_t i = 0; i < 4 * 64; i++) ck_assert(x[i] >= -1e-6f && x[i] <= 1.0f + 1e-6f);
+    free(x);
+    tb_task_free(&t);
+
+    /* non-finite values are refused by sample; pixels and pixels_f32 together too */
+    d = to_f32(make_raw(4, 1, 2, 2, 2, NULL, NULL));
+    d.pixels_f32[9] = INFINITY;
+    tb_task_options n = no_norm_opts();
+    tb_status st = tb_task_prepare(&t, &d, &n, &err);
+    ck_assert_int_eq(st, TB_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "float value inf at sample 2 (value 1 of the sample) is not finite"), "%s", err.msg);
+    d = to_f32(make_raw(4, 1, 2, 2, 2, NULL, NULL));
+    d.pixels = malloc(16);
+    st = tb_task_prepare(&t, &d, &n, &err);
+    ck_assert_int_eq(st, TB_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "both uint8 pixels and pixels_f32"), "%s", err.msg);
+}
+END_TEST
+
+/* host->task_data_free (version 2) on the struct of a plugin built before ABI
+ * minor 3 touches nothing past `source` (ASan: no overflow);
+ * task_data_release frees pixels_f32. */
+START_TEST(test_task_data_free_old_size)
+{
+    const size_t old = offsetof(tb_task_data, source) + sizeof(((tb_task_data *)0)->source);
+    tb_task_data pre;
+    memset(&pre, 0, sizeof pre);
+    pre.pixels = malloc(4);
+    pre.labels = malloc(4);
+    unsigned char *buf = malloc(old); /* exactly an old plugin's struct: ASan sees any access past it */
+    memcpy(buf, &pre, old);
+    tb_task_data_free_v2((tb_task_data *)(void *)buf);
+    memcpy(&pre, buf, old);
+    ck_assert_ptr_null(pre.pixels);
+    ck_assert_ptr_null(pre.labels);
+    free(buf);
+    tb_task_data full;
+    memset(&full, 0, sizeof full);
+    full.pixels_f32 = malloc(16);
+    full.labels = malloc(4);
+    full.classes_guessed = 1;
+    tb_task_data_release(&full, sizeof full);
+    ck_assert_ptr_null(full.pixels_f32);
+    ck_assert_int_eq(full.classes_guessed, 0);
+}
+END_TEST
+
 /* ---- errors ----------------------------------------------------------------------------- */
 
 static void expect_error(tb_task_data raw, tb_task_options o, tb_status code, const char *needle)
@@ -631,9 +769,9 @@ START_TEST(test_errors)
     o.folds = 0;
     tb_task_data raw = make_raw(10, 1, 2, 2, 2, NULL, NULL);
     raw.labels[3] = 2;
-    expect_error(raw, o, TB_EINVAL, "label 2 of sample 3");
+    expect_error(raw, o, TB_EFORMAT, "label 2 of sample 3"); /* issue 11: bad data is a failed run (exit 1) */
     uint8_t splits[4] = {TB_SPLIT_TEST, TB_SPLIT_TEST, TB_SPLIT_VAL, TB_SPLIT_TEST};
-    expect_error(make_raw(4, 1, 2, 2, 2, NULL, splits), o, TB_EINVAL, "no training samples");
+    expect_error(make_raw(4, 1, 2, 2, 2, NULL, splits), o, TB_EFORMAT, "no training samples");
     o.crop_padding = -1;
     expect_error(make_raw(4, 1, 2, 2, 2, NULL, NULL), o, TB_EINVAL, "crop_padding");
     o.crop_padding = 0;
@@ -643,7 +781,7 @@ START_TEST(test_errors)
     memset(&o, 0, sizeof o);
     raw = make_raw(4, 1, 2, 2, 2, NULL, NULL);
     memset(raw.pixels, 9, 16);
-    expect_error(raw, o, TB_EINVAL, "constant");
+    expect_error(raw, o, TB_EFORMAT, "constant");
 }
 END_TEST
 
@@ -661,6 +799,9 @@ static Suite *task_suite(void)
     tcase_add_test(tc, test_augment_semantics);
     tcase_add_test(tc, test_random_resized_crop_gradient);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_float_matches_uint8);
+    tcase_add_test(tc, test_float_not_rounded);
+    tcase_add_test(tc, test_task_data_free_old_size);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -18,6 +18,7 @@
 #include "base/common.h"
 #include "base/config.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "data/task.h"
 #include "tb_fmnist.h"
 #include "tb_test.h"
@@ -62,7 +63,7 @@ static void remove_tree(const char *dir)
     snprintf(cmd, sizeof cmd, "%s/flat", dir);
     rmdir(cmd);
     static const char *const files[] = {"u8.h5", "f32.h5", "idx.h5", "fixed.h5", "bad_type.h5", "bad_rank.h5",
-                                        "bad_y.h5", "bad_split.h5", "not_hdf5.h5", "empty_fmnist"};
+                                        "bad_y.h5", "bad_split.h5", "not_hdf5.h5", "empty_fmnist", "small.h5"};
     for (size_t i = 0; i < TB_ARRAY_LEN(files); i++) {
         unlink(tmp_path(files[i]));
         rmdir(tmp_path(files[i]));
@@ -315,8 +316,8 @@ static void write_h5(const char *path, int xkind, int with_split, int names_kind
         float *x = malloc(sizeof(float) * H_N * H_SAMPLE);
         for (int i = 0; i < H_N; i++)
             for (int j = 0; j < H_SAMPLE; j++) x[i * H_SAMPLE + j] = (float)h_pixel(i, j) / 255.0f;
-        x[0] = -0.25f; /* clipped to 0 */
-        x[1] = 1.5f;   /* clipped to 255 */
+        x[0] = -0.25f; /* kept as given (issue 11: float32 trains as float32, no clipping) */
+        x[1] = 1.5f;
         h5_write(f, "x", H5T_NATIVE_FLOAT, 4, dims, x);
         free(x);
     } else {
@@ -367,9 +368,17 @@ static void check_h5_task(const tb_task_data *d, int with_split, int f32)
         ck_assert_int_eq(d->labels[i], h_label(i));
         ck_assert_int_eq(d->splits[i], with_split ? h_split(i) : TB_SPLIT_TRAIN);
         for (int j = 0; j < H_SAMPLE; j++) {
+            if (f32) { /* issue 11: the float32 values as stored, bit for bit (was round(v * 255), clipped) */
+                float e = (float)h_pixel(i, j) / 255.0f;
+                if (i == 0 && j == 0) e = -0.25f;
+                if (i == 0 && j == 1) e = 1.5f;
+                ck_assert_ptr_null(d->pixels);
+                ck_assert_msg(memcmp(&d->pixels_f32[i * H_SAMPLE + j], &e, sizeof e) == 0,
+                              "sample %d value %d: %.9g, expected %.9g", i, j, (double)d->pixels_f32[i * H_SAMPLE + j],
+                              (double)e);
+                continue;
+            }
             int e = h_pixel(i, j);
-            if (f32 && i == 0 && j == 0) e = 0;
-            if (f32 && i == 0 && j == 1) e = 255;
             ck_assert_msg(d->pixels[i * H_SAMPLE + j] == e, "sample %d byte %d: %u, expected %d", i, j,
                           (unsigned)d->pixels[i * H_SAMPLE + j], e);
         }
@@ -401,7 +410,7 @@ START_TEST(test_hdf5)
     ck_assert_int_eq(t.n_test, 8);
     tb_task_free(&t);
 
-    /* float32 images in [0, 1] (two out of range, clipped), no split, fixed-length names, classes given */
+    /* float32 images (two outside [0, 1], kept), no split, fixed-length names, classes given */
     write_h5(tmp_path("f32.h5"), X_F32, 0, 2, H_N);
     snprintf(set, sizeof set, "path=%s", tmp_path("f32.h5"));
     settings[1] = "classes=4";
@@ -497,6 +506,181 @@ START_TEST(test_hdf5_errors)
 }
 END_TEST
 
+/* ---- issue 11: data the hdf5 task must refuse, and float32 kept as float32 ------------------ */
+
+/* A file with float32 x [n, 1, 2, 2] = xs (NULL: v = 0.3 + i/100) and y, as given. */
+static void write_small(const char *path, int n, const float *xs, hid_t ytype, const void *y)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    float *x = malloc(sizeof(float) * (size_t)n * 4);
+    for (int i = 0; i < n * 4; i++) x[i] = xs ? xs[i] : 0.3f + (float)i / 100.0f;
+    hsize_t dims[4] = {(hsize_t)n, 1, 2, 2}, ny = (hsize_t)n;
+    h5_write(f, "x", H5T_NATIVE_FLOAT, 4, dims, x);
+    h5_write(f, "y", ytype, 1, &ny, y);
+    free(x);
+    H5Fclose(f);
+}
+
+START_TEST(test_hdf5_refusals)
+{
+    make_tmp();
+    char set[1100];
+    const char *settings[] = {set, NULL, NULL};
+    snprintf(set, sizeof set, "path=%s", tmp_path("small.h5"));
+    int32_t y[6] = {0, 1, 0, 1, 0, 1};
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = 0.5f;
+
+    /* non-finite and out-of-range float32 values: the first one, by sample and position */
+    x[9] = INFINITY;
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    open_fails("hdf5", settings, TB_EFORMAT, "has Inf (inf) at sample 2, value 1 of the sample", "finite");
+    x[9] = 1e30f;
+    x[21] = NAN;
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    open_fails("hdf5", settings, TB_EFORMAT, "outside [-1e6, 1e6] (1e+30) at sample 2, value 1", NULL);
+    x[9] = -INFINITY;
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    open_fails("hdf5", settings, TB_EFORMAT, "has -Inf (-inf) at sample 2", NULL);
+    x[9] = 0.5f;
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    open_fails("hdf5", settings, TB_EFORMAT, "has NaN (nan) at sample 5, value 1", NULL);
+    x[21] = 0.5f;
+
+    /* one stray label with classes unset: an error naming it and its sample, not a 1,000,000-class model */
+    y[4] = 999999;
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    open_fails("hdf5", settings, TB_EFORMAT, "label 999999 at sample 4", "above the limit of 65536");
+    /* with classes given: the first label out of range and its sample */
+    settings[1] = "classes=2";
+    open_fails("hdf5", settings, TB_EFORMAT, "label 999999 at sample 4, but classes = 2", NULL);
+    settings[1] = NULL;
+    y[4] = 0;
+
+    /* a label of 2^64 - 1 is named as it is, not as INT64_MAX */
+    uint64_t yu[6] = {0, 1, 0, UINT64_MAX, 0, 1};
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_UINT64, yu);
+    open_fails("hdf5", settings, TB_EFORMAT, "18446744073709551615 at position 3", NULL);
+
+    /* a duplicate inside train_idx names the dataset once, with both positions */
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT32, y);
+    hid_t f = H5Fopen(tmp_path("small.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    int32_t tr[4] = {0, 1, 2, 1};
+    hsize_t n4 = 4;
+    h5_write(f, "train_idx", H5T_NATIVE_INT32, 1, &n4, tr);
+    H5Fclose(f);
+    open_fails("hdf5", settings, TB_EFORMAT, "sample 1 is listed twice in dataset 'train_idx'", "positions 1 and 3");
+    remove_tree(g_tmp);
+}
+END_TEST
+
+START_TEST(test_hdf5_float_kept)
+{
+    make_tmp();
+    char set[1100];
+    const char *settings[] = {set, NULL, NULL};
+    snprintf(set, sizeof set, "path=%s", tmp_path("small.h5"));
+    /* values whose uint8 rounding differs from them: 0.3 * 255 = 76.5 -> 76 (0.298...) */
+    int32_t y[6] = {0, 1, 0, 1, 0, 2};
+    write_small(tmp_path("small.h5"), 6, NULL, H5T_NATIVE_INT32, y);
+    tb_task_data d;
+    open_ok("hdf5", settings, &d);
+    ck_assert_ptr_null(d.pixels);
+    ck_assert_ptr_nonnull(d.pixels_f32);
+    ck_assert_int_eq(d.classes, 3);
+    ck_assert_int_eq(d.classes_guessed, 1); /* max label + 1 */
+    for (int i = 0; i < 24; i++) ck_assert_float_eq(d.pixels_f32[i], 0.3f + (float)i / 100.0f);
+
+    /* the core trains the values as given: with mean 0.1, std 2, x = (v - 0.1) / 2 in float32 */
+    tb_task t;
+    tb_task_options o;
+    memset(&o, 0, sizeof o);
+    o.has_norm = 1;
+    o.mean[0] = 0.1f;
+    o.std[0] = 2.0f;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_task_prepare(&t, &d, &o, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(t.train.count, 6);
+    float xb[24];
+    int32_t idx[6] = {0, 1, 2, 3, 4, 5}, yb[6];
+    ck_assert(t.train.load(t.train.ctx, idx, 6, xb, yb, &err) == TB_OK);
+    for (int i = 0; i < 24; i++) {
+        const float v = 0.3f + (float)i / 100.0f, e = (v - 0.1f) / 2.0f;
+        const float u8 = ((float)rintf(v * 255.0f) / 255.0f - 0.1f) / 2.0f; /* what the uint8 rounding gave */
+        ck_assert_msg(memcmp(&xb[i], &e, sizeof e) == 0, "value %d: %.9g, expected %.9g", i, (double)xb[i],
+                      (double)e);
+        if (i == 0) ck_assert_float_ne(xb[i], u8);
+    }
+    tb_task_free(&t);
+
+    /* classes given: not guessed */
+    settings[1] = "classes=3";
+    open_ok("hdf5", settings, &d);
+    ck_assert_int_eq(d.classes_guessed, 0);
+    tb_task_data_free(&d);
+    remove_tree(g_tmp);
+}
+END_TEST
+
+/* A string attribute of the run file (malloc'd). */
+static char *attr_string(const char *file, const char *group, const char *name)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(f >= 0, "%s", file);
+    hid_t a = H5Aopen_by_name(f, group, name, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "%s %s", group, name);
+    hid_t t = H5Aget_type(a), m = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(m, H5Tget_cset(t));
+    char *out = NULL;
+    if (H5Tis_variable_str(t) > 0) {
+        H5Tset_size(m, H5T_VARIABLE);
+        char *v = NULL;
+        ck_assert(H5Aread(a, m, &v) >= 0);
+        out = strdup(v ? v : "");
+        H5free_memory(v);
+    } else {
+        size_t n = H5Tget_size(t);
+        H5Tset_size(m, n + 1);
+        out = calloc(n + 2, 1);
+        ck_assert(H5Aread(a, m, out) >= 0);
+    }
+    H5Tclose(m), H5Tclose(t), H5Aclose(a), H5Fclose(f);
+    return out;
+}
+
+/* A run on the toy task: a hyperparameter adam does not read is a warning and
+ * a note in the run file, not an error; the guessed class count is recorded. */
+START_TEST(test_run_notes)
+{
+    make_tmp();
+    tbt_make_toy_task(tmp_path("small.h5"), 48, 16, 0, 4, 8, 3);
+    char extra[1300];
+    snprintf(extra, sizeof extra, "momentum = 0.9\nalpha = 0.5\n[output]\nrun = %s\n",
+             tmp_path("run.h5"));
+    tb_config *cfg = NULL;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_config_load_text(&cfg, tbt_toy_config(tmp_path("small.h5"), extra), "toy", &err) == TB_OK, "%s",
+                  err.msg);
+    tb_run run;
+    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_str_eq(run.ignored, "momentum, alpha");
+    ck_assert_msg(tb_run_prepare(&run, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_run_execute(&run, NULL, &err) == TB_OK, "%s", err.msg);
+    tb_run_free(&run);
+    tb_config_free(cfg);
+    char *ign = attr_string(tmp_path("run.h5"), "/train", "ignored");
+    ck_assert_str_eq(ign, "momentum, alpha");
+    free(ign);
+    char *pt = attr_string(tmp_path("run.h5"), "/task", "pixel_type");
+    ck_assert_str_eq(pt, "uint8");
+    free(pt);
+    ck_assert_double_eq(tbt_read_attr(tmp_path("run.h5"), "/task", "classes_guessed"), 1.0);
+    unlink(tmp_path("run.h5"));
+    remove_tree(g_tmp);
+}
+END_TEST
+
 /* ---- Fashion-MNIST ------------------------------------------------------------------------ */
 
 START_TEST(test_fashion_mnist_real)
@@ -571,6 +755,9 @@ static Suite *task_plugins_suite(void)
     tcase_add_test(tc, test_cifar10_errors);
     tcase_add_test(tc, test_hdf5);
     tcase_add_test(tc, test_hdf5_errors);
+    tcase_add_test(tc, test_hdf5_refusals);
+    tcase_add_test(tc, test_hdf5_float_kept);
+    tcase_add_test(tc, test_run_notes);
     tcase_add_test(tc, test_fashion_mnist_real);
     tcase_add_test(tc, test_fashion_mnist_missing);
     suite_add_tcase(s, tc);

@@ -226,3 +226,68 @@ void tb_resize_u8(uint8_t *dst, int dh, int dw, const uint8_t *src, int sh, int 
     }
     free(heap);
 }
+
+/* Double weights of output sample o, normalised to sum 1 (Pillow's float path). */
+static void axis_weights_f(const axis *a, int o, int *xmin, int *count, double *k)
+{
+    double center;
+    axis_range(a, o, &center, xmin, count);
+    const double ss = 1.0 / a->filterscale;
+    double ww = 0.0;
+    for (int x = 0; x < *count; x++) {
+        k[x] = triangle(((double)(x + *xmin) - center + 0.5) * ss);
+        ww += k[x];
+    }
+    if (ww != 0.0)
+        for (int x = 0; x < *count; x++) k[x] /= ww;
+}
+
+/* One axis of one plane: out[r][o] = sum k * in[r][...] along the axis. The
+ * stride pairs say how to step: (in_step, out_step) between samples of the
+ * axis, (in_line, out_line) between lines. */
+static int resize_axis_f32(float *out, const float *in, const axis *a, int lines, size_t in_step, size_t in_line,
+                           size_t out_step, size_t out_line)
+{
+    double *k = malloc((size_t)a->ksize * sizeof *k);
+    if (!k) return -1;
+    for (int o = 0; o < a->out; o++) {
+        int xmin, n;
+        axis_weights_f(a, o, &xmin, &n, k);
+        for (int l = 0; l < lines; l++) {
+            const float *p = in + (size_t)l * in_line + (size_t)xmin * in_step;
+            double ss = 0.0;
+            for (int x = 0; x < n; x++) ss += (double)p[(size_t)x * in_step] * k[x];
+            out[(size_t)l * out_line + (size_t)o * out_step] = (float)ss;
+        }
+    }
+    free(k);
+    return 0;
+}
+
+int tb_resize_f32(float *dst, int dh, int dw, const float *src, int sh, int sw, int channels)
+{
+    if (!dst || !src || dh <= 0 || dw <= 0 || sh <= 0 || sw <= 0 || channels <= 0) return -1;
+    const size_t splane = (size_t)sh * (size_t)sw, dplane = (size_t)dh * (size_t)dw;
+    const int hpass = dw != sw, vpass = dh != sh;
+    if (!hpass && !vpass) {
+        memcpy(dst, src, splane * (size_t)channels * sizeof *src);
+        return 0;
+    }
+    const axis ax = axis_make(sw, dw), ay = axis_make(sh, dh);
+    float *tmp = NULL;
+    if (hpass && vpass && !(tmp = malloc((size_t)sh * (size_t)dw * sizeof *tmp))) return -1;
+    int rc = 0;
+    for (int c = 0; c < channels && rc == 0; c++) {
+        const float *in = src + (size_t)c * splane;
+        float *out = dst + (size_t)c * dplane;
+        const float *vin = in;
+        if (hpass) {
+            float *hout = vpass ? tmp : out;
+            rc = resize_axis_f32(hout, in, &ax, sh, 1, (size_t)sw, 1, (size_t)dw);
+            vin = hout;
+        }
+        if (vpass && rc == 0) rc = resize_axis_f32(out, vin, &ay, dw, (size_t)dw, 1, (size_t)dw, 1);
+    }
+    free(tmp);
+    return rc;
+}

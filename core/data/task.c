@@ -29,12 +29,20 @@
  * doubles per attempt, up to 10 attempts, then two integers for the offset),
  * the crop offsets (top, then left), the flip (one float, flip when < 0.5).
  *
- * Memory of raw (pixels, labels, splits, class_names) is released with
- * tb_task_data_free (below): the host's alloc is malloc. */
+ * Float samples (raw.pixels_f32, ABI minor 3) take the same steps without
+ * ever becoming uint8: the resize is Pillow's float filter (tb_resize_f32),
+ * the statistics are of the values themselves (in double, summed per sample
+ * in order, so the thread count cannot change them), the datasets compute
+ * (v - mean) / std in float32 (torchvision's Normalize on a float tensor), and
+ * augmentation pads with 0.0 as it pads uint8 with 0.
+ *
+ * Memory of raw (pixels or pixels_f32, labels, splits, class_names) is
+ * released with tb_task_data_free (below): the host's alloc is malloc. */
 #include "task.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,24 +59,34 @@
 
 static tb_status raw_validate(const tb_task_data *d, tb_err *err)
 {
-    if (d->count <= 0) return tb_fail(err, TB_EINVAL, "task: the task returned %d samples; it needs at least 1", d->count);
+    if (d->count <= 0) return tb_fail(err, TB_EFORMAT, "task: the task returned %d samples; it needs at least 1", d->count);
     if (d->channels < 1 || d->channels > 4)
-        return tb_fail(err, TB_EINVAL, "task: images have %d channels; 1 to 4 are supported", d->channels);
+        return tb_fail(err, TB_EFORMAT, "task: images have %d channels; 1 to 4 are supported", d->channels);
     if (d->height < 1 || d->width < 1)
-        return tb_fail(err, TB_EINVAL, "task: image size %dx%d must be at least 1x1", d->height, d->width);
+        return tb_fail(err, TB_EFORMAT, "task: image size %dx%d must be at least 1x1", d->height, d->width);
     if ((size_t)d->channels * (size_t)d->height * (size_t)d->width > (SIZE_MAX / 8) / (size_t)d->count)
-        return tb_fail(err, TB_EINVAL, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
+        return tb_fail(err, TB_EFORMAT, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
                        d->height, d->width);
-    if (d->classes < 1) return tb_fail(err, TB_EINVAL, "task: class count %d must be at least 1", d->classes);
-    if (!d->pixels || !d->labels || !d->splits)
-        return tb_fail(err, TB_EINVAL, "task: the task returned no %s",
-                       !d->pixels ? "pixels" : !d->labels ? "labels" : "splits");
+    if (d->classes < 1) return tb_fail(err, TB_EFORMAT, "task: class count %d must be at least 1", d->classes);
+    if ((!d->pixels && !d->pixels_f32) || !d->labels || !d->splits)
+        return tb_fail(err, TB_EFORMAT, "task: the task returned no %s",
+                       !d->pixels && !d->pixels_f32 ? "pixels" : !d->labels ? "labels" : "splits");
+    if (d->pixels && d->pixels_f32)
+        return tb_fail(err, TB_EFORMAT, "task: the task returned both uint8 pixels and pixels_f32; set one");
+    if (d->pixels_f32) {
+        const size_t sample = (size_t)d->channels * (size_t)d->height * (size_t)d->width;
+        const size_t total = sample * (size_t)d->count;
+        for (size_t j = 0; j < total; j++)
+            if (!isfinite(d->pixels_f32[j]))
+                return tb_fail(err, TB_EFORMAT, "task: float value %g at sample %zu (value %zu of the sample) is not "
+                               "finite", (double)d->pixels_f32[j], j / sample, j % sample);
+    }
     for (int i = 0; i < d->count; i++) {
         if (d->labels[i] < 0 || d->labels[i] >= d->classes)
-            return tb_fail(err, TB_EINVAL, "task: label %d of sample %d is outside [0, %d)", (int)d->labels[i], i,
+            return tb_fail(err, TB_EFORMAT, "task: label %d of sample %d is outside [0, %d)", (int)d->labels[i], i,
                            d->classes);
         if (d->splits[i] > TB_SPLIT_TEST)
-            return tb_fail(err, TB_EINVAL, "task: split %u of sample %d is not 0 (train), 1 (val) or 2 (test)",
+            return tb_fail(err, TB_EFORMAT, "task: split %u of sample %d is not 0 (train), 1 (val) or 2 (test)",
                            (unsigned)d->splits[i], i);
     }
     return TB_OK;
@@ -115,8 +133,30 @@ static tb_status resize_all(tb_task_data *d, int res, tb_err *err)
     if (!dst)
         return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", d->count, res,
                        res, dst_sample * (size_t)d->count >> 20);
-    const uint8_t *src = d->pixels;
     const int count = d->count, c = d->channels, sh = d->height, sw = d->width;
+    if (d->pixels_f32) {
+        free(dst);
+        float *fdst = malloc(dst_sample * (size_t)count * sizeof *fdst);
+        if (!fdst)
+            return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", count, res,
+                           res, dst_sample * (size_t)count * sizeof *fdst >> 20);
+        const float *fsrc = d->pixels_f32;
+        int failed = 0;
+#pragma omp parallel for schedule(dynamic, 16) reduction(| : failed)
+        for (int i = 0; i < count; i++)
+            failed |= tb_resize_f32(fdst + (size_t)i * dst_sample, res, res, fsrc + (size_t)i * src_sample, sh, sw,
+                                    c) != 0;
+        if (failed) {
+            free(fdst);
+            return tb_fail(err, TB_ENOMEM, "task: out of memory resizing float images to %dx%d", res, res);
+        }
+        free(d->pixels_f32);
+        d->pixels_f32 = fdst;
+        d->height = res;
+        d->width = res;
+        return TB_OK;
+    }
+    const uint8_t *src = d->pixels;
 #pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < count; i++)
         tb_resize_u8(dst + (size_t)i * dst_sample, res, res, src + (size_t)i * src_sample, sh, sw, c);
@@ -251,11 +291,58 @@ tb_status tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, 
 
 /* ---- normalisation ------------------------------------------------------------ */
 
+/* Float samples: mean and (population) standard deviation of the values per
+ * channel, each sample summed in double into its own slot, then the slots
+ * added in index order (the same result for any thread count). */
+static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int n, float *mean, float *std,
+                                  tb_err *err)
+{
+    const int C = d->channels;
+    const size_t plane = (size_t)d->height * (size_t)d->width, sample = (size_t)C * plane;
+    double *part = malloc((size_t)n * 2 * sizeof *part);
+    if (!part) return tb_fail(err, TB_ENOMEM, "task: out of memory computing the normalisation");
+    for (int c = 0; c < C; c++) {
+        const float *px = d->pixels_f32;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
+            double a = 0.0;
+            for (size_t j = 0; j < plane; j++) a += (double)p[j];
+            part[2 * i] = a;
+        }
+        double s1 = 0.0;
+        for (int i = 0; i < n; i++) s1 += part[2 * i];
+        const double N = (double)n * (double)plane, m = s1 / N;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < n; i++) {
+            const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
+            double b = 0.0;
+            for (size_t j = 0; j < plane; j++) b += ((double)p[j] - m) * ((double)p[j] - m);
+            part[2 * i + 1] = b;
+        }
+        double s2 = 0.0;
+        for (int i = 0; i < n; i++) s2 += part[2 * i + 1];
+        const double sd = sqrt(s2 / N);
+        if (!(sd > 0.0) || !isfinite(sd) || !isfinite(m)) {
+            free(part);
+            return tb_fail(err, TB_EFORMAT,
+                           "task: channel %d is constant (%g) over the %d training images, so its standard deviation "
+                           "is 0; give mean and std in the config",
+                           c, m, n);
+        }
+        mean[c] = (float)m;
+        std[c] = (float)sd;
+    }
+    free(part);
+    return TB_OK;
+}
+
 /* Mean and (population) standard deviation of pixel/255 per channel over
  * idx[0..n), from exact integer sums. */
 static tb_status compute_norm(const tb_task_data *d, const int32_t *idx, int n, float *mean, float *std,
                               tb_err *err)
 {
+    if (d->pixels_f32) return compute_norm_f32(d, idx, n, mean, std, err);
     const int C = d->channels;
     const size_t plane = (size_t)d->height * (size_t)d->width, sample = (size_t)C * plane;
     for (int c = 0; c < C; c++) {
@@ -278,7 +365,7 @@ static tb_status compute_norm(const tb_task_data *d, const int32_t *idx, int n, 
         if (var < 0.0) var = 0.0;
         double sd = sqrt(var);
         if (!(sd > 0.0))
-            return tb_fail(err, TB_EINVAL,
+            return tb_fail(err, TB_EFORMAT,
                            "task: channel %d is constant (%g) over the %d training images, so its standard deviation "
                            "is 0; give mean and std in the config",
                            c, m * 255.0, n);
@@ -291,7 +378,9 @@ static tb_status compute_norm(const tb_task_data *d, const int32_t *idx, int n, 
 /* ---- datasets over the shared buffer --------------------------------------------- */
 
 typedef struct view_ctx {
-    const uint8_t *pixels;  /* the task's buffer */
+    const uint8_t *pixels;  /* the task's buffer (uint8 tasks) */
+    const float *pixels_f32; /* or the task's float buffer */
+    float mean[4], std[4];  /* float tasks: (v - mean) / std */
     const int32_t *labels;  /* the task's labels */
     const int32_t *idx;     /* dataset index -> raw sample (the task's array) */
     int count;
@@ -302,7 +391,7 @@ typedef struct view_ctx {
     int augment, crop_padding, hflip, rrc;
     uint64_t seed;
     int epoch;
-    int n_scratch;          /* per-thread scratch buffers of 2 * sample bytes */
+    int n_scratch;          /* per-thread scratch buffers of 2 * sample values (bytes or floats) */
     uint8_t *scratch;
 } view_ctx;
 
@@ -412,8 +501,68 @@ static void augment_one(const view_ctx *m, int32_t r, float *dst, uint8_t *scrat
     }
 }
 
+/* augment_one for float samples: the same draws in the same order, Pillow's
+ * float resize for RandomResizedCrop, 0.0 for the padding, then
+ * (v - mean) / std in float32. */
+static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scratch)
+{
+    const int C = m->c, h = m->h, w = m->w;
+    tb_rng g;
+    tb_rng_init(&g, m->seed, TB_STREAM_AUGMENT, (uint32_t)m->epoch);
+    tb_rng_seek(&g, (uint64_t)(uint32_t)r << 32);
+    const float *img = m->pixels_f32 + (size_t)r * m->sample;
+    if (m->rrc) {
+        int i, j, ch, cw;
+        rrc_params(&g, h, w, &i, &j, &ch, &cw);
+        if (ch != h || cw != w) {
+            float *crop = scratch, *out = scratch + m->sample;
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < ch; y++)
+                    memcpy(crop + ((size_t)c * ch + (size_t)y) * (size_t)cw,
+                           img + (size_t)c * m->plane + (size_t)(i + y) * (size_t)w + (size_t)j,
+                           (size_t)cw * sizeof *crop);
+            if (tb_resize_f32(out, h, w, crop, ch, cw, C) == 0) img = out;
+        }
+    }
+    int oy = 0, ox = 0;
+    if (m->crop_padding > 0) {
+        const uint32_t span = 2u * (uint32_t)m->crop_padding + 1u;
+        oy = (int)tb_rng_below(&g, span) - m->crop_padding;
+        ox = (int)tb_rng_below(&g, span) - m->crop_padding;
+    }
+    const int flip = m->hflip && tb_rng_uniform(&g) < 0.5f;
+    for (int c = 0; c < C; c++) {
+        const float mean = m->mean[c], sd = m->std[c], pad = (0.0f - mean) / sd;
+        const float *p = img + (size_t)c * m->plane;
+        float *d = dst + (size_t)c * m->plane;
+        for (int y = 0; y < h; y++) {
+            const int sy = y + oy;
+            float *drow = d + (size_t)y * (size_t)w;
+            if (sy < 0 || sy >= h) {
+                for (int x = 0; x < w; x++) drow[x] = pad;
+                continue;
+            }
+            const float *row = p + (size_t)sy * (size_t)w;
+            for (int x = 0; x < w; x++) {
+                const int sx = (flip ? w - 1 - x : x) + ox;
+                drow[x] = sx >= 0 && sx < w ? (row[sx] - mean) / sd : pad;
+            }
+        }
+    }
+}
+
 static void plain_one(const view_ctx *m, int32_t r, float *dst)
 {
+    if (m->pixels_f32) {
+        const float *src = m->pixels_f32 + (size_t)r * m->sample;
+        for (int c = 0; c < m->c; c++) {
+            const float mean = m->mean[c], sd = m->std[c];
+            const float *p = src + (size_t)c * m->plane;
+            float *d = dst + (size_t)c * m->plane;
+            for (size_t j = 0; j < m->plane; j++) d[j] = (p[j] - mean) / sd;
+        }
+        return;
+    }
     const uint8_t *src = m->pixels + (size_t)r * m->sample;
     for (int c = 0; c < m->c; c++) {
         const float *lut = m->lut[c];
@@ -442,9 +591,15 @@ static tb_status view_load(void *p, const int32_t *idx, int n, float *x, int32_t
     if (threads > m->n_scratch) threads = m->n_scratch;
 #pragma omp parallel num_threads(threads) if (parallel && threads > 1)
     {
-        uint8_t *scratch = m->scratch ? m->scratch + (size_t)omp_get_thread_num() * 2 * m->sample : NULL;
+        const size_t unit = m->pixels_f32 ? sizeof(float) : 1;
+        uint8_t *scratch = m->scratch ? m->scratch + (size_t)omp_get_thread_num() * 2 * m->sample * unit : NULL;
 #pragma omp for schedule(dynamic, 4)
-        for (int i = 0; i < n; i++) augment_one(m, m->idx[idx[i]], x + (size_t)i * m->sample, scratch);
+        for (int i = 0; i < n; i++) {
+            if (m->pixels_f32)
+                augment_one_f32(m, m->idx[idx[i]], x + (size_t)i * m->sample, (float *)(void *)scratch);
+            else
+                augment_one(m, m->idx[idx[i]], x + (size_t)i * m->sample, scratch);
+        }
     }
     return TB_OK;
 }
@@ -458,6 +613,11 @@ static tb_status make_view(tb_dataset *out, const tb_task *t, const int32_t *idx
     view_ctx *m = calloc(1, sizeof *m);
     if (!m) return tb_fail(err, TB_ENOMEM, "task: out of memory");
     m->pixels = d->pixels;
+    m->pixels_f32 = d->pixels_f32;
+    for (int c = 0; c < 4; c++) {
+        m->mean[c] = mean[c];
+        m->std[c] = std[c];
+    }
     m->labels = d->labels;
     m->idx = idx;
     m->count = n;
@@ -477,7 +637,7 @@ static tb_status make_view(tb_dataset *out, const tb_task *t, const int32_t *idx
         m->n_scratch = omp_get_max_threads();
         if (m->n_scratch < 1) m->n_scratch = 1;
         if (m->rrc) {
-            m->scratch = malloc((size_t)m->n_scratch * 2 * m->sample);
+            m->scratch = malloc((size_t)m->n_scratch * 2 * m->sample * (d->pixels_f32 ? sizeof(float) : 1));
             if (!m->scratch) {
                 free(m);
                 return tb_fail(err, TB_ENOMEM, "task: out of memory for augmentation buffers");
@@ -547,7 +707,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
         }
     }
     if (out->n_train == 0) {
-        st = tb_fail(err, TB_EINVAL, "task: the task has no training samples (%d validation, %d test)", out->n_val,
+        st = tb_fail(err, TB_EFORMAT, "task: the task has no training samples (%d validation, %d test)", out->n_val,
                      out->n_test);
         goto fail;
     }
@@ -614,7 +774,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
     } else if (d->has_norm) {
         for (int c = 0; c < d->channels; c++) {
             if (!isfinite(d->mean[c]) || !isfinite(d->std[c]) || !(d->std[c] > 0.0f)) {
-                st = tb_fail(err, TB_EINVAL, "task: the task's normalisation mean[%d] = %g, std[%d] = %g is invalid",
+                st = tb_fail(err, TB_EFORMAT, "task: the task's normalisation mean[%d] = %g, std[%d] = %g is invalid",
                              c, (double)d->mean[c], c, (double)d->std[c]);
                 goto fail;
             }
@@ -656,5 +816,28 @@ void tb_task_data_free(tb_task_data *data)
     free(data->pixels);
     free(data->labels);
     free(data->splits);
+    free(data->pixels_f32);
     memset(data, 0, sizeof *data);
+}
+
+void tb_task_data_release(tb_task_data *data, size_t size)
+{
+    if (!data) return;
+    const size_t v3 = offsetof(tb_task_data, pixels_f32) + sizeof data->pixels_f32;
+    if (size > sizeof *data) size = sizeof *data;
+    float *f32 = size >= v3 ? data->pixels_f32 : NULL;
+    if (size >= v3) data->pixels_f32 = NULL;
+    /* the members up to source, as task_data_free (version 2) */
+    tb_task_data head;
+    const size_t old = offsetof(tb_task_data, source) + sizeof data->source;
+    memset(&head, 0, sizeof head);
+    memcpy(&head, data, size < old ? size : old);
+    tb_task_data_free(&head);
+    free(f32);
+    memset(data, 0, size);
+}
+
+void tb_task_data_free_v2(tb_task_data *data)
+{
+    tb_task_data_release(data, offsetof(tb_task_data, source) + sizeof data->source);
 }

@@ -1,4 +1,4 @@
-/* task.h: from a task plugin's raw uint8 data to the datasets training reads.
+/* task.h: from a task plugin's raw uint8 (or float32) data to the datasets training reads.
  *
  * The same for every task: resize to the configured resolution, a validation
  * split carved from the training split when the task has none (stratified,
@@ -50,5 +50,13 @@ tb_status tb_stratified_folds(const int32_t *idx, int n, const int32_t *labels, 
 /* Frees task data allocated with the host's alloc (what plugins get as
  * host->task_data_free) and zeroes it; NULL is fine. */
 void tb_task_data_free(tb_task_data *data);
+
+/* What plugins get as host->task_data_release (version 4): frees the members
+ * that a tb_task_data of `size` bytes has (pixels_f32 from ABI minor 3 on) and
+ * zeroes those bytes. tb_task_data_free_v2 is host->task_data_free: the
+ * members up to `source` only, for plugins built before ABI minor 3 whose
+ * struct ends there. */
+void tb_task_data_release(tb_task_data *data, size_t size);
+void tb_task_data_free_v2(tb_task_data *data);
 
 #endif

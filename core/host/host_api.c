@@ -203,8 +203,9 @@ static const tb_host_api host_api = {
     .permutation = host_permutation,
     .threads = host_threads,
     .cache_dir = host_cache_dir,
-    .task_data_free = tb_task_data_free,
+    .task_data_free = tb_task_data_free_v2, /* members up to source: an old plugin's struct ends there */
     .nearest = tb_nearest,
+    .task_data_release = tb_task_data_release,
 };
 
 const tb_host_api *tb_host_api_get(void) { return &host_api; }

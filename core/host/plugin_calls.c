@@ -106,9 +106,19 @@ static int check_task_data(const tb_task_data *t, char *why, size_t len)
     if (t->classes < 1 || t->classes > 1000000)
         return bad(why, len, "classes = %d is outside [1, 1000000]", t->classes);
     size_t per = (size_t)t->channels * (size_t)t->height * (size_t)t->width;
-    if ((size_t)t->count > SIZE_MAX / per) return bad(why, len, "%d images of %zu bytes overflow", t->count, per);
-    if (!t->pixels || !t->labels || !t->splits)
-        return bad(why, len, "%s is NULL", !t->pixels ? "pixels" : !t->labels ? "labels" : "splits");
+    if ((size_t)t->count > SIZE_MAX / 4 / per) return bad(why, len, "%d images of %zu bytes overflow", t->count, per);
+    if ((!t->pixels && !t->pixels_f32) || !t->labels || !t->splits)
+        return bad(why, len, "%s is NULL%s",
+                   !t->pixels && !t->pixels_f32 ? "pixels" : !t->labels ? "labels" : "splits",
+                   !t->pixels && !t->pixels_f32 ? " (and so is pixels_f32)" : "");
+    if (t->pixels && t->pixels_f32) return bad(why, len, "both pixels and pixels_f32 are set; set one");
+    if (t->pixels_f32) {
+        const size_t total = per * (size_t)t->count;
+        for (size_t j = 0; j < total; j++)
+            if (!isfinite(t->pixels_f32[j]))
+                return bad(why, len, "pixels_f32 value %g of sample %zu (value %zu of the sample) is not finite",
+                           (double)t->pixels_f32[j], j / per, j % per);
+    }
     for (int i = 0; i < t->count; i++) {
         if (t->labels[i] < 0 || t->labels[i] >= t->classes)
             return bad(why, len, "label %d of sample %d is outside [0, %d)", (int)t->labels[i], i, t->classes);
@@ -149,6 +159,7 @@ tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *arg
         return tb_fail(err, s, "task plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
     }
     out->source[sizeof out->source - 1] = '\0';
+    out->classes_guessed = out->classes_guessed != 0;
     char why[256];
     if (check_task_data(out, why, sizeof why) != 0) {
         tb_task_data_free(out);

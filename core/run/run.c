@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/plugin.h"
 #include "store/checkpoint.h"
 #include "store/runfile.h"
 #include "engine/device.h"
@@ -158,6 +159,16 @@ tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *e
     if (!tb_config_get(cfg, "train", "optimizer"))
         return tb_fail(err, TB_EINVAL, "train.optimizer is missing; allowed: %s", tb_optim_names());
     TRY(read_optimizer(cfg, &t->optim, err));
+    /* hyperparameters given that the chosen optimizer does not read (train.momentum with adam): a
+     * warning when the run starts and a note in the run file, never an error */
+    for (int i = 0; i < TB_HPARAM_COUNT; i++) {
+        const tb_hparam_info *h = &tb_hparams[i];
+        if (!h->is_optim || (h->read_by & (1u << (unsigned)t->optim.kind)) || !tb_config_get(cfg, "train", h->name))
+            continue;
+        size_t used = strlen(rc->ignored);
+        if (used + strlen(h->name) + 3 < sizeof rc->ignored)
+            snprintf(rc->ignored + used, sizeof rc->ignored - used, "%s%s", used ? ", " : "", h->name);
+    }
     TRY(tb_config_int(cfg, "train", "seed", 0, 0, INT64_MAX, &v, err));
     t->seed = (uint64_t)v;
     TRY(tb_config_int(cfg, "train", "init_seed", (int64_t)t->seed, 0, INT64_MAX, &v, err));
@@ -219,6 +230,7 @@ tb_status tb_run_configure_parsed(tb_run *run, const tb_run_config *rc, const tb
     run->init_seed = rc->init_seed;
     memcpy(run->init_from, rc->init_from, sizeof run->init_from);
     memcpy(run->freeze, rc->freeze, sizeof run->freeze);
+    memcpy(run->ignored, rc->ignored, sizeof run->ignored);
     run->task_opt = rc->task_opt;
     memcpy(run->run_path, rc->run_path, sizeof run->run_path);
     memcpy(run->checkpoint_path, rc->checkpoint_path, sizeof run->checkpoint_path);
@@ -261,11 +273,18 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
 {
     tb_task_data raw;
     memset(&raw, 0, sizeof raw);
+    const tb_host_api *host = tb_host_api_get();
+    if (run->ignored[0])
+        host->log(TB_LOG_WARN, "train", "optimizer %s does not read %s; %s ignored (noted in the run file)",
+                  tb_optim_name(run->train.optim.kind), run->ignored, strchr(run->ignored, ',') ? "they are" : "it is");
     TRY(tb_plugin_open_task(run->task_plugin, run->task_args, &raw, err));
+    if (raw.classes_guessed)
+        host->log(TB_LOG_INFO, "task", "task %s: the class count %d is guessed (largest label + 1) and recorded as "
+                  "such; set it in the task's options if a class is absent", run->task_plugin->desc.name, raw.classes);
     TRY(tb_task_prepare(&run->task, &raw, &run->task_opt, err));
     run->task_loaded = 1;
     const tb_task *t = &run->task;
-    if (t->train.count < 1) return tb_fail(err, TB_EINVAL, "task %s has no training samples", run->task_plugin->desc.name);
+    if (t->train.count < 1) return tb_fail(err, TB_EFORMAT, "task %s has no training samples", run->task_plugin->desc.name);
     if (run->train.batch_size > t->train.count)
         return tb_fail(err, TB_EINVAL, "train.batch_size = %d is outside [1, %d] (the training set size)",
                        run->train.batch_size, t->train.count);
@@ -282,8 +301,25 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
 
     if (run->init_from[0]) {
         const char *head = run->model_plugin->desc.head_prefixes;
-        TRY(tb_checkpoint_load_transfer(run->init_from, run->net, head ? head : "", run->kept_head,
-                                        sizeof run->kept_head, err));
+        tb_checkpoint_load_report rep;
+        TRY(tb_checkpoint_load_init(run->init_from, run->net, head ? head : "", &rep, err));
+        snprintf(run->kept_head, sizeof run->kept_head, "%s", rep.reinitialised);
+        if (rep.reinitialised[0])
+            host->log(TB_LOG_INFO, "model", "init_from %s: re-initialised for another class count: %s", run->init_from,
+                      rep.reinitialised);
+        if (rep.n_defaulted) {
+            host->log(TB_LOG_INFO, "model", "init_from %s: %d num_batches_tracked missing from the file, set to 0: %s",
+                      run->init_from, rep.n_defaulted, rep.defaulted);
+            snprintf(run->init_notes, sizeof run->init_notes, "num_batches_tracked missing, set to 0: %s",
+                     rep.defaulted);
+        }
+        if (rep.n_converted) {
+            host->log(TB_LOG_INFO, "model", "init_from %s: %d tensors converted to the network's types from %s",
+                      run->init_from, rep.n_converted, rep.converted);
+            size_t used = strlen(run->init_notes);
+            snprintf(run->init_notes + used, sizeof run->init_notes - used, "%s%d tensors converted from %s",
+                     used ? "; " : "", rep.n_converted, rep.converted);
+        }
     }
     if (strcmp(run->freeze, "none") != 0) {
         const char *prefixes = run->freeze;
@@ -496,6 +532,8 @@ static tb_status write_run_file(const tb_run *run, const tb_optimizer *opt, cons
         .freeze = run->freeze,
         .init_from = run->init_from,
         .head_reinitialised = run->kept_head,
+        .init_notes = run->init_notes,
+        .ignored_hparams = run->ignored,
         .task_plugin = {tp->desc.name, tp->desc.version, tp->path, task_options ? task_options : ""},
         .task = &run->task,
         .train = &run->train,

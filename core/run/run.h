@@ -39,6 +39,7 @@ typedef struct tb_run_config {
     tb_train_config train;
     uint64_t init_seed;
     char init_from[1024], freeze[512];
+    char ignored[256];              /* [train] hyperparameters the optimizer does not read, ", "-separated */
     tb_task_options task_opt;
     char run_path[1024], checkpoint_path[1024];
     tb_device dev;                  /* train.device, not yet checked against the machine (placement may replace it) */
@@ -73,6 +74,8 @@ typedef struct tb_run {
     tb_train_config train;
     uint64_t init_seed;
     char init_from[1024], freeze[512], kept_head[512];
+    char init_notes[1024];          /* model.init_from: defaulted num_batches_tracked, converted types */
+    char ignored[256];              /* [train] hyperparameters the optimizer does not read (warned) */
     char run_path[1024], checkpoint_path[1024];
     tb_device dev;                  /* train.device */
     char device[32];                /* "cpu", "cuda:0" */

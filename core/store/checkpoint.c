@@ -146,12 +146,36 @@ static void write_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ft
 /* Opens dataset name under loc, checks it holds numbers in the expected shape
  * and reads it converted to mtype. A missing dataset or a different shape is
  * TB_EFORMAT with a message naming the key and both shapes. */
+/* What read_dataset_info saw in the file. */
+typedef struct file_tensor {
+    int missing;       /* no such key */
+    int misshapen;     /* a different shape (rank and dims below) */
+    int rank;
+    hsize_t dims[H5S_MAX_RANK];
+    H5T_class_t cls;
+    size_t size;       /* bytes per value in the file */
+} file_tensor;
+
+static tb_status read_dataset_info(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
+                                   hid_t mtype, void *buf, file_tensor *info, tb_err *err);
+
 static tb_status read_dataset(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
                               hid_t mtype, void *buf, tb_err *err)
 {
+    file_tensor info;
+    return read_dataset_info(loc, where, name, ndim, shape, mtype, buf, &info, err);
+}
+
+static tb_status read_dataset_info(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
+                                   hid_t mtype, void *buf, file_tensor *info, tb_err *err)
+{
+    memset(info, 0, sizeof *info);
     htri_t ex = H5Lexists(loc, name, H5P_DEFAULT);
     if (ex < 0) return tb_fail(err, TB_EFORMAT, "cannot look up %s/%s", where, name);
-    if (ex == 0) return tb_fail(err, TB_EFORMAT, "%s/%s is missing", where, name);
+    if (ex == 0) {
+        info->missing = 1;
+        return tb_fail(err, TB_EFORMAT, "%s/%s is missing", where, name);
+    }
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) return tb_fail(err, TB_EFORMAT, "%s/%s is not a dataset", where, name);
     tb_status st = TB_OK;
@@ -163,6 +187,10 @@ static tb_status read_dataset(hid_t loc, const char *where, const char *name, in
         st = tb_fail(err, TB_EFORMAT, "cannot read the shape of %s/%s", where, name);
         goto out;
     }
+    info->cls = cls;
+    info->size = ft >= 0 ? H5Tget_size(ft) : 0;
+    info->rank = rank;
+    for (int i = 0; i < rank; i++) info->dims[i] = dims[i];
     if (cls != H5T_FLOAT && cls != H5T_INTEGER) {
         st = tb_fail(err, TB_EFORMAT, "%s/%s does not hold numbers (HDF5 type class %d)", where, name, (int)cls);
         goto out;
@@ -177,6 +205,7 @@ static tb_status read_dataset(hid_t loc, const char *where, const char *name, in
         fmt_shape(want, sizeof want, ndim, shape);
         st = tb_fail(err, TB_EFORMAT, "%s/%s has shape %s in the file, the network expects %s", where, name, have,
                      want);
+        info->misshapen = 1;
         goto out;
     }
     if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
@@ -448,11 +477,39 @@ out:
     return st;
 }
 
-/* keep_prefixes: tensors under these prefixes that are missing from the file
- * or shaped differently keep the net's current (freshly initialised) values;
- * their names are appended to kept (may be NULL). */
+static void append_name(char *buf, size_t len, const char *name)
+{
+    size_t used = strlen(buf);
+    if (used + 1 < len) snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+}
+
+/* The final layer's key prefix ("classifier.2."): the layer of the last
+ * trainable tensor (not a buffer) the network declares. */
+static void final_layer_prefix(const tb_net *net, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    for (int i = tb_net_param_count(net) - 1; i >= 0; i--) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->is_buffer) continue;
+        const char *dot = strrchr(p->name, '.');
+        size_t n = dot ? (size_t)(dot - p->name) + 1 : 0;
+        if (n >= len) n = 0;
+        memcpy(buf, p->name, n);
+        buf[n] = '\0';
+        return;
+    }
+}
+
+/* rep != NULL: model.init_from (no optimizer). Then a tensor of the final
+ * layer under keep_prefixes whose shape in the file differs only in its
+ * first dimension (another class count) keeps the net's fresh values, listed
+ * in rep->reinitialised; every other missing or misshapen key is an error
+ * naming it; a missing num_batches_tracked (torchvision-converted
+ * state_dicts lack it) loads as 0 and is listed in rep->defaulted;
+ * non-finite weights are an error naming the tensor; tensors stored as
+ * another type than float32 (int32, float64, ...) are converted and counted. */
 static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, const char *keep_prefixes,
-                                 char *kept, size_t kept_len, tb_err *err)
+                                 tb_checkpoint_load_report *rep, tb_err *err)
 {
     if (!net) return tb_fail(err, TB_EINVAL, "no network to load into");
     tb_status st = check_format(group, err);
@@ -486,6 +543,8 @@ static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, co
         goto out;
     }
     /* read everything first, so that a bad file leaves the network untouched */
+    char final_prefix[256];
+    final_layer_prefix(net, final_prefix, sizeof final_prefix);
     size_t off = 0;
     for (int i = 0; i < np; i++) {
         const tb_param *p = tb_net_param(net, i);
@@ -493,19 +552,56 @@ static tb_status read_group_impl(hid_t group, tb_net *net, tb_optimizer *opt, co
             st = tb_fail(err, TB_EINVAL, "state_dict key '%s' cannot be an HDF5 name", p->name);
             goto out;
         }
+        file_tensor ft;
         if (p->is_int64) {
-            st = read_dataset(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_INT64, ints, err);
+            st = read_dataset_info(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_INT64, ints, &ft, err);
             for (size_t k = 0; st == TB_OK && k < p->count; k++) host[off + k] = (float)ints[k];
         } else {
-            st = read_dataset(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_FLOAT, host + off, err);
+            st = read_dataset_info(pg, "params", p->name, p->ndim, p->shape, H5T_NATIVE_FLOAT, host + off, &ft, err);
         }
-        if (st == TB_EFORMAT && keep_prefixes && tb_name_has_prefix(p->name, keep_prefixes)) {
-            tb_net_param_get(net, i, host + off); /* the head does not fit: keep its new initialisation */
-            if (kept) {
-                size_t used = strlen(kept);
-                snprintf(kept + used, kept_len - used, "%s%s", used ? ", " : "", p->name);
-            }
+        if (rep && st == TB_EFORMAT && ft.missing && p->is_int64) {
+            for (size_t k = 0; k < p->count; k++) host[off + k] = 0.0f; /* torchvision-converted: absent */
+            append_name(rep->defaulted, sizeof rep->defaulted, p->name);
+            rep->n_defaulted++;
             st = TB_OK;
+        } else if (rep && st == TB_EFORMAT && ft.misshapen) {
+            /* another class count: the final layer's tensors differ in their first dimension only */
+            int classes_differ = final_prefix[0] && keep_prefixes && tb_name_has_prefix(p->name, keep_prefixes) &&
+                                 strncmp(p->name, final_prefix, strlen(final_prefix)) == 0 &&
+                                 strchr(p->name + strlen(final_prefix), '.') == NULL && ft.rank == p->ndim &&
+                                 p->ndim >= 1;
+            for (int k = 1; classes_differ && k < p->ndim; k++) classes_differ = ft.dims[k] == (hsize_t)p->shape[k];
+            if (classes_differ) {
+                tb_net_param_get(net, i, host + off); /* keep its new initialisation */
+                append_name(rep->reinitialised, sizeof rep->reinitialised, p->name);
+                st = TB_OK;
+            } else if (keep_prefixes && *keep_prefixes && tb_name_has_prefix(p->name, keep_prefixes)) {
+                char inner[sizeof err->msg];
+                snprintf(inner, sizeof inner, "%s", err->msg);
+                st = tb_fail(err, TB_EFORMAT,
+                             "%s (only the final layer's tensors, %s*, are re-initialised, and only for another "
+                             "class count)",
+                             inner, final_prefix[0] ? final_prefix : "none");
+            }
+        } else if (rep && st == TB_OK) {
+            if (!p->is_int64) {
+                for (size_t k = 0; k < p->count; k++) {
+                    if (!isfinite(host[off + k])) {
+                        st = tb_fail(err, TB_EFORMAT,
+                                     "params/%s holds a non-finite value (%g at index %zu): a model cannot start "
+                                     "from non-finite weights",
+                                     p->name, (double)host[off + k], k);
+                        goto out;
+                    }
+                }
+            }
+            int native = p->is_int64 ? ft.cls == H5T_INTEGER : ft.cls == H5T_FLOAT && ft.size == 4;
+            if (!native) {
+                if (rep->n_converted++ == 0)
+                    snprintf(rep->converted, sizeof rep->converted, "%s%zu (first: params/%s)",
+                             ft.cls == H5T_FLOAT ? "float" : ft.cls == H5T_INTEGER ? "int" : "type ", 8 * ft.size,
+                             p->name);
+            }
         }
         if (st != TB_OK) goto out;
         off += p->count;
@@ -544,7 +640,7 @@ tb_status tb_checkpoint_read_group(hid_t group, tb_net *net, tb_optimizer *opt, 
 {
     quiet_h5 q;
     quiet_begin(&q);
-    tb_status st = read_group_impl(group, net, opt, NULL, NULL, 0, err);
+    tb_status st = read_group_impl(group, net, opt, NULL, NULL, err);
     quiet_end(&q);
     return st;
 }
@@ -608,8 +704,8 @@ fail:
     return st;
 }
 
-static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, const char *keep_prefixes, char *kept,
-                           size_t kept_len, tb_err *err)
+static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, const char *keep_prefixes,
+                           tb_checkpoint_load_report *rep, tb_err *err)
 {
     if (!path || !*path) return tb_fail(err, TB_EINVAL, "checkpoint: no file name given");
     struct stat sb;
@@ -639,7 +735,7 @@ static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, con
     if (H5Lexists(fid, "params", H5P_DEFAULT) <= 0 && H5Lexists(fid, "checkpoint", H5P_DEFAULT) > 0)
         group = H5Gopen2(fid, "checkpoint", H5P_DEFAULT);
     if (group < 0) st = tb_fail(&inner, TB_EFORMAT, "cannot open its checkpoint group");
-    else st = read_group_impl(group, net, opt, keep_prefixes, kept, kept_len, &inner);
+    else st = read_group_impl(group, net, opt, keep_prefixes, rep, &inner);
     if (group >= 0 && group != fid) H5Gclose(group);
     if (st != TB_OK) st = with_path(err, st, path, &inner);
     H5Fclose(fid);
@@ -649,12 +745,22 @@ static tb_status load_file(const char *path, tb_net *net, tb_optimizer *opt, con
 
 tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err)
 {
-    return load_file(path, net, opt, NULL, NULL, 0, err);
+    return load_file(path, net, opt, NULL, NULL, err);
+}
+
+tb_status tb_checkpoint_load_init(const char *path, tb_net *net, const char *head_prefixes,
+                                  tb_checkpoint_load_report *rep, tb_err *err)
+{
+    memset(rep, 0, sizeof *rep);
+    return load_file(path, net, NULL, head_prefixes ? head_prefixes : "", rep, err);
 }
 
 tb_status tb_checkpoint_load_transfer(const char *path, tb_net *net, const char *head_prefixes, char *kept,
                                       size_t kept_len, tb_err *err)
 {
     if (kept && kept_len) kept[0] = '\0';
-    return load_file(path, net, NULL, head_prefixes, kept, kept_len, err);
+    tb_checkpoint_load_report rep;
+    tb_status st = tb_checkpoint_load_init(path, net, head_prefixes, &rep, err);
+    if (st == TB_OK && kept && kept_len) snprintf(kept, kept_len, "%s", rep.reinitialised);
+    return st;
 }

@@ -28,11 +28,29 @@ tb_status tb_checkpoint_save(const char *path, const tb_net *net, const tb_optim
  * state of the same kind, it is restored too. */
 tb_status tb_checkpoint_load(const char *path, tb_net *net, tb_optimizer *opt, tb_err *err);
 
-/* Transfer learning: loads parameters and buffers by name like
- * tb_checkpoint_load (no optimizer state), except that tensors under
- * head_prefixes (e.g. "classifier.") that are missing from the file or shaped
- * differently (another class count) keep the net's current, freshly
- * initialised values; their keys are listed in kept (", "-separated). */
+/* What model.init_from did beyond copying tensors. */
+typedef struct tb_checkpoint_load_report {
+    char reinitialised[512]; /* keys kept at their fresh values (another class count), ", "-separated */
+    char defaulted[512];     /* num_batches_tracked keys absent from the file, loaded as 0 */
+    int n_defaulted;
+    char converted[256];     /* "float64 (first: params/fc.weight)" when tensors were converted, else "" */
+    int n_converted;         /* tensors stored as another type than the network's */
+} tb_checkpoint_load_report;
+
+/* Transfer learning (model.init_from): loads parameters and buffers by name
+ * like tb_checkpoint_load (no optimizer state), except:
+ *   - the tensors of the final layer (the layer of the net's last trainable
+ *     tensor, e.g. "classifier.2.") under head_prefixes whose shape in the
+ *     file differs only in the first dimension (another class count) keep
+ *     the net's fresh values (rep->reinitialised); any other missing or
+ *     misshapen key, under the head prefixes or not, is TB_EFORMAT naming it;
+ *   - a missing num_batches_tracked loads as 0 (rep->defaulted);
+ *   - a non-finite value in any float tensor is TB_EFORMAT naming the tensor;
+ *   - tensors of another stored type (int32, float64) are converted and
+ *     counted (rep->n_converted, rep->converted names the first). */
+tb_status tb_checkpoint_load_init(const char *path, tb_net *net, const char *head_prefixes,
+                                  tb_checkpoint_load_report *rep, tb_err *err);
+/* tb_checkpoint_load_init with only the re-initialised keys (", "-separated) in kept. */
 tb_status tb_checkpoint_load_transfer(const char *path, tb_net *net, const char *head_prefixes, char *kept,
                                       size_t kept_len, tb_err *err);
 

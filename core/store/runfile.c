@@ -188,6 +188,7 @@ static void write_model(tb_h5_writer *w, hid_t f, const tb_runfile_contents *c)
     tb_h5w_attr_str(w, g, "freeze", c->freeze);
     tb_h5w_attr_str(w, g, "init_from", c->init_from);
     tb_h5w_attr_str(w, g, "head_reinitialised", c->head_reinitialised);
+    tb_h5w_attr_str(w, g, "init_notes", c->init_notes ? c->init_notes : "");
     int np = tb_net_param_count(c->net), rows = 0;
     const char **names = malloc(sizeof *names * (np ? np : 1));
     int64_t *count = malloc(sizeof *count * (np ? np : 1)), *trainable = malloc(sizeof *trainable * (np ? np : 1));
@@ -228,6 +229,8 @@ static void write_task(tb_h5_writer *w, hid_t f, const tb_runfile_contents *c)
     tb_h5w_attr_i64(w, g, "height", t->raw.height);
     tb_h5w_attr_i64(w, g, "width", t->raw.width);
     tb_h5w_attr_i64(w, g, "classes", t->raw.classes);
+    tb_h5w_attr_i64(w, g, "classes_guessed", t->raw.classes_guessed);
+    tb_h5w_attr_str(w, g, "pixel_type", t->raw.pixels_f32 ? "float32" : "uint8");
     tb_h5w_attr_i64(w, g, "n_train", t->train.count);
     tb_h5w_attr_i64(w, g, "n_val", t->val.count);
     tb_h5w_attr_i64(w, g, "n_test", t->test.count);
@@ -263,6 +266,7 @@ static void write_train(tb_h5_writer *w, hid_t f, const tb_runfile_contents *c)
     tb_h5w_attr_f64(w, g, "final_train_loss", r->final_train_loss);
     tb_h5w_attr_f64(w, g, "final_val_loss", r->final_val_loss);
     tb_h5w_attr_f64(w, g, "final_val_accuracy", r->final_val_accuracy);
+    tb_h5w_attr_str(w, g, "ignored", c->ignored_hparams ? c->ignored_hparams : "");
     tb_h5w_close_group(w, g);
 }
 

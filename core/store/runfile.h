@@ -7,12 +7,13 @@
  *   /environment     attributes: hostname, os, cpu, threads, backend, device, backend_details, blas,
  *                    hdf5, compiler
  *   /model           attributes: plugin, plugin_version, plugin_file, options, trainable_parameters,
- *                    total_parameters, freeze, init_from, head_reinitialised
+ *                    total_parameters, freeze, init_from, head_reinitialised, init_notes
  *   /model/parameters        columns name, count, trainable (one row per state_dict tensor)
  *   /task            attributes: plugin, plugin_version, options, source, channels, height, width,
- *                    classes, n_train, n_val, n_test; columns class_names, mean, std
+ *                    classes, classes_guessed, pixel_type, n_train, n_val, n_test; columns class_names,
+ *                    mean, std
  *   /train           attributes: every hyperparameter by torch's name, epochs_done, steps, seconds,
- *                    final_train_loss, final_val_loss, final_val_accuracy
+ *                    final_train_loss, final_val_loss, final_val_accuracy, ignored
  *   /curves/batch    columns epoch, batch, step, loss, elapsed_s
  *   /curves/epoch    columns epoch, train_loss, val_loss, val_accuracy, seconds, images_per_s, elapsed_s
  *   /test            attributes loss, accuracy, macro_precision, macro_recall, macro_f1, count;
@@ -75,6 +76,8 @@ typedef struct tb_runfile_contents {
     tb_runfile_plugin model_plugin;
     const tb_net *net;
     const char *freeze, *init_from, *head_reinitialised;
+    const char *init_notes;      /* what init_from defaulted or converted; NULL or "" none */
+    const char *ignored_hparams; /* /train ignored: hyperparameters the optimizer does not read; NULL or "" none */
     /* /task */
     tb_runfile_plugin task_plugin;
     const tb_task *task;

@@ -17,7 +17,7 @@
  *   - the plugin's name is unique among loaded plugins and is what configs use;
  *   - model plugins describe networks with the host's layer builder and write
  *     no backward code; they run on every backend the host has;
- *   - task plugins hand over raw uint8 images; the host does the resizing,
+ *   - task plugins hand over raw uint8 (or, ABI minor 3, float32) images; the host does the resizing,
  *     normalisation, shuffling, augmentation and k-fold splits, the same way
  *     for every task.
  *
@@ -36,7 +36,8 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 2 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest) */
+#define TB_PLUGIN_ABI_MINOR 3 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+                                 3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -121,7 +122,11 @@ typedef enum tb_split {
 
 /* Raw samples: uint8 images [count, channels, height, width] (all the same
  * size), labels in [0, classes) and the split each sample belongs to. Memory
- * from host->alloc; the host takes ownership when open_task succeeds. */
+ * from host->alloc; the host takes ownership when open_task succeeds.
+ *
+ * ABI minor 3 appends pixels_f32 and classes_guessed. The host zeroes the
+ * whole tb_task_data before calling open_task, so a plugin built with an
+ * older header (which never writes past `source`) leaves them 0. */
 typedef struct tb_task_data {
     int count;
     int channels, height, width;
@@ -136,11 +141,23 @@ typedef struct tb_task_data {
     int has_norm;
     float mean[4], std[4];
     char source[256];          /* where the data came from, for run files */
+
+    /* ABI minor 3 (host API version 4) */
+    /* Float samples instead of uint8: [count, channels, height, width] float32
+     * values as they should train (ToTensor's output: the host normalises
+     * (v - mean) / std, with mean/std of the values themselves, not of v/255).
+     * Exactly one of pixels and pixels_f32 is set; every value must be finite
+     * (the host refuses NaN and Inf, naming the first sample). Release it with
+     * task_data_release (version 4), which knows this member. */
+    float *pixels_f32;
+    /* 1 when `classes` was guessed (e.g. the largest label + 1) rather than
+     * given or read; the host logs it and records it in the run file */
+    int classes_guessed;
 } tb_task_data;
 
 /* ---- the host's services ------------------------------------------------------ */
 
-#define TB_HOST_API_VERSION 3
+#define TB_HOST_API_VERSION 4
 
 typedef enum tb_log_level {
     TB_LOG_DEBUG = 0,
@@ -203,13 +220,21 @@ typedef struct tb_host_api {
     /* version 2 (plugins built with ABI minor >= 1 may rely on it) */
     /* releases everything of a tb_task_data allocated with host->alloc
      * (pixels, labels, splits, class_names and their strings; NULL members
-     * are fine) and zeroes it: a task plugin's clean-up on failure */
+     * are fine) and zeroes it: a task plugin's clean-up on failure. It
+     * touches only the members up to `source` (a plugin built before ABI
+     * minor 3 passes a smaller struct): use task_data_release for pixels_f32. */
     void (*task_data_free)(tb_task_data *data);
 
     /* version 3 (plugins built with ABI minor >= 2 may rely on it) */
     /* the candidate nearest to word for a "did you mean" hint, or NULL when
      * none is close: the rule the core's own configuration errors use */
     const char *(*nearest)(const char *word, const char *const *candidates, int n);
+
+    /* version 4 (plugins built with ABI minor >= 3 may rely on it) */
+    /* as task_data_free, for a tb_task_data of `size` bytes as the plugin
+     * sees it (pass sizeof *data): also releases pixels_f32 when the struct
+     * has it, and zeroes those `size` bytes */
+    void (*task_data_release)(tb_task_data *data, size_t size);
 } tb_host_api;
 
 /* ---- the descriptor ----------------------------------------------------------- */

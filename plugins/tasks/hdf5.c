@@ -1,11 +1,13 @@
 /* hdf5.c: task plugin "hdf5", "bring your own data": images and labels stored
  * as arrays in an HDF5 file (h5py, MATLAB, ...):
  *
- *   x            N x C x H x W, uint8 (0..255) or float32 in [0, 1]; float32 is
- *                converted to uint8 as round(v * 255) (in float, halves to even
- *                like numpy's np.rint), clipped to [0, 255]; NaN is an error.
+ *   x            N x C x H x W, uint8 (0..255) or float32. float32 trains as
+ *                float32, exactly the values in the file (tb_task_data's
+ *                pixels_f32, ABI minor 3: no rounding, no clipping); every
+ *                value must be finite and within [-MAX_ABS_VALUE, MAX_ABS_VALUE]
+ *                (1e6), else the first offending sample and value are named.
  *                C is 1..4. Other types and ranks are refused.
- *   y            N labels of any integer type, >= 0.
+ *   y            N labels of any integer type, >= 0 and below the class count.
  *   split        optional: N integers, 0 train, 1 validation, 2 test;
  *   train_idx, val_idx, test_idx
  *                optional instead of split: sample indices of each split (any
@@ -17,7 +19,10 @@
  * The dataset names are options (x, y, split, train_idx, val_idx, test_idx,
  * class_names; paths inside the file such as "data/images" work); an optional
  * dataset that was named explicitly must exist. `classes` fixes the class
- * count; 0 takes the number of class names, else the largest label + 1.
+ * count; 0 takes the number of class names, else it is guessed as the largest
+ * label + 1, which is logged and marked (classes_guessed) and may be at most
+ * MAX_GUESSED_CLASSES (65,536): a larger label with `classes` unset is an
+ * error naming it and its sample (a stray label must not build a huge head).
  * Normalisation is computed by the host on the training split. HDF5's own
  * error printing is switched off while the file is read (and restored). */
 #include <errno.h>
@@ -35,11 +40,13 @@
 #define PLUGIN_NAME "hdf5"
 #define MAX_SIDE 16384
 #define MAX_CLASSES 1000000
-#define FLOAT_CHUNK_ELEMS ((size_t)1 << 22) /* float32 x is read this many values at a time */
+#define MAX_GUESSED_CLASSES 65536 /* the largest class count guessed from the labels */
+#define MAX_ABS_VALUE 1e6f        /* float32 values must lie in [-1e6, 1e6] */
 
 static const tb_plugin_option options[] = {
     {"path", TB_OPTION_PATH, NULL, 0, 0, NULL, "the HDF5 file"},
-    {"x", TB_OPTION_STRING, "x", 0, 0, NULL, "images: N x C x H x W, uint8 or float32 in [0, 1]"},
+    {"x", TB_OPTION_STRING, "x", 0, 0, NULL,
+     "images: N x C x H x W, uint8 (0..255) or float32 (trains as given: finite, within +-1e6)"},
     {"y", TB_OPTION_STRING, "y", 0, 0, NULL, "labels: N integers"},
     {"split", TB_OPTION_STRING, "split", 0, 0, NULL,
      "optional per-sample split (0 train, 1 validation, 2 test); used when the dataset exists"},
@@ -47,7 +54,7 @@ static const tb_plugin_option options[] = {
     {"val_idx", TB_OPTION_STRING, "val_idx", 0, 0, NULL, "optional indices of the validation samples (without split)"},
     {"test_idx", TB_OPTION_STRING, "test_idx", 0, 0, NULL, "optional indices of the test samples (without split)"},
     {"class_names", TB_OPTION_STRING, "class_names", 0, 0, NULL, "optional strings, one per class"},
-    {"classes", TB_OPTION_INT, "0", 0, MAX_CLASSES, NULL, "class count; 0: from class_names, else max label + 1"},
+    {"classes", TB_OPTION_INT, "0", 0, MAX_CLASSES, NULL, "class count; 0: from class_names, else guessed as max label + 1 (at most 65536)"},
 };
 
 static void fail_msg(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -191,11 +198,25 @@ static tb_status read_ints(const char *path, dset *d, hsize_t n_expected, const 
         fail_msg(err, errlen, "out of memory reading '%s'", d->name);
         return TB_ENOMEM;
     }
-    if (n && H5Dread(d->id, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
+    /* unsigned 64-bit values above INT64_MAX would be clamped by HDF5's
+     * conversion to int64: read those as uint64 and name the real value */
+    const int u64 = H5Tget_sign(d->type) == H5T_SGN_NONE && H5Tget_size(d->type) >= 8;
+    if (n && H5Dread(d->id, u64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, *out) < 0) {
         fail_msg(err, errlen, "%s: cannot read dataset %s as integers", path, d->desc);
         free(*out);
         *out = NULL;
         return TB_EIO;
+    }
+    for (hsize_t i = 0; u64 && i < n; i++) {
+        uint64_t v;
+        memcpy(&v, *out + i, sizeof v);
+        if (v > (uint64_t)INT64_MAX) {
+            fail_msg(err, errlen, "%s: dataset %s has %llu at position %llu, which is too large; accepted: %s", path,
+                     d->desc, (unsigned long long)v, (unsigned long long)i, accepted);
+            free(*out);
+            *out = NULL;
+            return TB_EFORMAT;
+        }
     }
     *n_out = n;
     return TB_OK;
@@ -282,56 +303,36 @@ static tb_status read_strings(const tb_host_api *host, const char *path, dset *d
     return TB_OK;
 }
 
-/* x as uint8 into pixels (n * sample bytes). */
-static tb_status read_images(const char *path, dset *x, uint8_t *pixels, char *err, size_t errlen)
+/* x into pixels (uint8, n * sample bytes) or fpixels (float32, n * sample
+ * values, kept exactly as stored); a float value that is not finite or lies
+ * outside [-MAX_ABS_VALUE, MAX_ABS_VALUE] is an error naming the first one. */
+static tb_status read_images(const char *path, dset *x, uint8_t *pixels, float *fpixels, char *err, size_t errlen)
 {
     const hsize_t n = x->dims[0];
     const size_t sample = (size_t)(x->dims[1] * x->dims[2] * x->dims[3]);
-    if (H5Tget_class(x->type) == H5T_INTEGER) {
+    if (!fpixels) {
         if (H5Dread(x->id, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, pixels) < 0) {
             fail_msg(err, errlen, "%s: cannot read dataset %s", path, x->desc);
             return TB_EIO;
         }
         return TB_OK;
     }
-    /* float32 in [0, 1]: a block of samples at a time */
-    hsize_t per = FLOAT_CHUNK_ELEMS / sample;
-    if (per < 1) per = 1;
-    if (per > n) per = n;
-    float *buf = malloc((size_t)per * sample * sizeof *buf);
-    if (!buf) {
-        fail_msg(err, errlen, "out of memory reading '%s'", x->name);
-        return TB_ENOMEM;
+    if (H5Dread(x->id, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, fpixels) < 0) {
+        fail_msg(err, errlen, "%s: cannot read dataset %s", path, x->desc);
+        return TB_EIO;
     }
-    tb_status st = TB_OK;
-    for (hsize_t start = 0; start < n && st == TB_OK; start += per) {
-        hsize_t m = n - start < per ? n - start : per;
-        hsize_t off[4] = {start, 0, 0, 0}, cnt[4] = {m, x->dims[1], x->dims[2], x->dims[3]};
-        hid_t mspace = H5Screate_simple(4, cnt, NULL);
-        if (mspace < 0 || H5Sselect_hyperslab(x->space, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
-            H5Dread(x->id, H5T_NATIVE_FLOAT, mspace, x->space, H5P_DEFAULT, buf) < 0) {
-            fail_msg(err, errlen, "%s: cannot read samples %llu..%llu of dataset %s", path,
-                     (unsigned long long)start, (unsigned long long)(start + m - 1), x->desc);
-            st = TB_EIO;
-        }
-        if (mspace >= 0) H5Sclose(mspace);
-        const size_t len = (size_t)m * sample;
-        uint8_t *dst = pixels + (size_t)start * sample;
-        for (size_t i = 0; i < len && st == TB_OK; i++) {
-            float v = buf[i];
-            if (isnan(v)) {
-                fail_msg(err, errlen, "%s: dataset %s has NaN at sample %llu; float32 images must be in [0, 1]",
-                         path, x->desc, (unsigned long long)(start + i / sample));
-                st = TB_EFORMAT;
-                break;
-            }
-            float r = rintf(v * 255.0f);
-            dst[i] = (uint8_t)(r <= 0.0f ? 0 : r >= 255.0f ? 255 : (int)r);
-        }
+    const size_t total = (size_t)n * sample;
+    for (size_t i = 0; i < total; i++) {
+        const float v = fpixels[i];
+        if (isfinite(v) && v >= -MAX_ABS_VALUE && v <= MAX_ABS_VALUE) continue;
+        const char *what = isnan(v) ? "NaN" : isinf(v) ? (v > 0 ? "Inf" : "-Inf") : "a value outside [-1e6, 1e6]";
+        fail_msg(err, errlen,
+                 "%s: dataset %s has %s (%g) at sample %llu, value %zu of the sample; float32 images must be finite "
+                 "and within [-1e6, 1e6]",
+                 path, x->desc, what, (double)v, (unsigned long long)(i / sample), i % sample);
+        return TB_EFORMAT;
     }
-    H5Sselect_all(x->space);
-    free(buf);
-    return st;
+    return TB_OK;
 }
 
 /* ---- splits ----------------------------------------------------------------------------- */
@@ -406,6 +407,12 @@ static int read_splits(const tb_host_api *host, const tb_plugin_args *args, hid_
                 fail_msg(err, errlen, "%s: dataset %s has index %lld at position %llu, outside [0, %llu)", path,
                          e.desc, (long long)v[i], (unsigned long long)i, (unsigned long long)n);
                 *st = TB_EFORMAT;
+            } else if (split[v[i]] == (uint8_t)s) {
+                hsize_t first = 0;
+                while (first < i && v[first] != v[i]) first++;
+                fail_msg(err, errlen, "%s: sample %lld is listed twice in dataset %s (positions %llu and %llu)", path,
+                         (long long)v[i], e.desc, (unsigned long long)first, (unsigned long long)i);
+                *st = TB_EFORMAT;
             } else if (split[v[i]] != NO_SPLIT) {
                 fail_msg(err, errlen, "%s: sample %lld is in both '%s' and '%s'", path, (long long)v[i],
                          host->arg_string(args, idx_opts[split[v[i]]]), nm);
@@ -427,7 +434,7 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
                            tb_task_data *out, char *err, size_t errlen)
 {
     static const char *const accepted_x =
-        "uint8 or float32 in [0, 1], shape N x C x H x W with C = 1..4 (for greyscale use C = 1)";
+        "uint8 or float32 (finite, within +-1e6), shape N x C x H x W with C = 1..4 (for greyscale use C = 1)";
     tb_status st = TB_OK;
     tb_task_data d;
     memset(&d, 0, sizeof d);
@@ -468,7 +475,7 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
         goto done;
     }
     const size_t sample = (size_t)(x.dims[1] * x.dims[2] * x.dims[3]);
-    if (sample > SIZE_MAX / 2 / (size_t)n) {
+    if (sample > SIZE_MAX / 8 / (size_t)n) {
         fail_msg(err, errlen, "%s: dataset %s is too large to load", path, x.desc);
         st = TB_EFORMAT;
         goto done;
@@ -483,14 +490,15 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
     hsize_t ny = 0;
     if ((st = read_ints(path, &y, n, "N integer labels >= 0", &labels, &ny, err, errlen))) goto done;
     int64_t max_label = -1;
+    hsize_t max_at = 0;
     for (hsize_t i = 0; i < n; i++) {
-        if (labels[i] < 0 || labels[i] >= MAX_CLASSES) {
-            fail_msg(err, errlen, "%s: dataset %s has label %lld at sample %llu; labels must be in [0, %d)", path,
-                     y.desc, (long long)labels[i], (unsigned long long)i, MAX_CLASSES);
+        if (labels[i] < 0) {
+            fail_msg(err, errlen, "%s: dataset %s has label %lld at sample %llu; labels must be >= 0", path, y.desc,
+                     (long long)labels[i], (unsigned long long)i);
             st = TB_EFORMAT;
             goto done;
         }
-        if (labels[i] > max_label) max_label = labels[i];
+        if (labels[i] > max_label) max_label = labels[i], max_at = i;
     }
 
     /* class names and count */
@@ -512,14 +520,33 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
         if (st) goto done;
     }
     int64_t classes = host->arg_int(args, "classes");
-    if (classes == 0) classes = names ? (int64_t)n_names : max_label + 1;
+    int guessed = 0;
+    if (classes == 0 && !names) {
+        if (max_label >= MAX_GUESSED_CLASSES) {
+            fail_msg(err, errlen,
+                     "%s: dataset %s has label %lld at sample %llu; with classes unset the class count would be "
+                     "guessed as %lld (the largest label + 1), above the limit of %d for a guess: fix the label, or "
+                     "set classes (up to %d) if it is meant",
+                     path, y.desc, (long long)max_label, (unsigned long long)max_at, (long long)max_label + 1,
+                     MAX_GUESSED_CLASSES, MAX_CLASSES);
+            st = TB_EFORMAT;
+            goto done;
+        }
+        classes = max_label + 1;
+        guessed = 1;
+    } else if (classes == 0) {
+        classes = (int64_t)n_names;
+    }
     if (max_label >= classes) {
+        hsize_t at = 0;
+        while (labels[at] < classes) at++; /* the first label out of range */
         if (host->arg_int(args, "classes") > 0)
-            fail_msg(err, errlen, "%s: dataset %s has label %lld, but classes = %lld", path, y.desc,
-                     (long long)max_label, (long long)classes);
+            fail_msg(err, errlen, "%s: dataset %s has label %lld at sample %llu, but classes = %lld (labels must be "
+                     "in [0, %lld))", path, y.desc, (long long)labels[at], (unsigned long long)at,
+                     (long long)classes, (long long)classes);
         else
-            fail_msg(err, errlen, "%s: dataset %s has label %lld, but '%s' names only %llu classes", path, y.desc,
-                     (long long)max_label, cn, (unsigned long long)n_names);
+            fail_msg(err, errlen, "%s: dataset %s has label %lld at sample %llu, but '%s' names only %llu classes",
+                     path, y.desc, (long long)labels[at], (unsigned long long)at, cn, (unsigned long long)n_names);
         st = TB_EFORMAT;
         goto done;
     }
@@ -557,14 +584,18 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
     }
 
     /* images */
-    uint8_t *all = host->alloc((size_t)n * sample);
+    const size_t elem = is_f32 ? sizeof(float) : 1;
+    unsigned char *all = host->alloc((size_t)n * sample * elem);
     if (!all) {
-        fail_msg(err, errlen, "out of memory for %llu images of %zu bytes", (unsigned long long)n, sample);
+        fail_msg(err, errlen, "out of memory for %llu images of %zu bytes", (unsigned long long)n, sample * elem);
         st = TB_ENOMEM;
         goto done;
     }
-    d.pixels = all;
-    if ((st = read_images(path, &x, all, err, errlen))) goto done;
+    if (is_f32)
+        d.pixels_f32 = (float *)(void *)all;
+    else
+        d.pixels = all;
+    if ((st = read_images(path, &x, d.pixels, d.pixels_f32, err, errlen))) goto done;
     d.labels = host->alloc((size_t)kept * sizeof *d.labels);
     d.splits = host->alloc((size_t)kept);
     if (!d.labels || !d.splits) {
@@ -576,7 +607,7 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
     hsize_t k = 0;
     for (hsize_t i = 0; i < n; i++) {
         if (split[i] == NO_SPLIT) continue;
-        if (k != i) memmove(all + (size_t)k * sample, all + (size_t)i * sample, sample);
+        if (k != i) memmove(all + (size_t)k * sample * elem, all + (size_t)i * sample * elem, sample * elem);
         d.labels[k] = (int32_t)labels[i];
         d.splits[k] = split[i];
         k++;
@@ -586,6 +617,12 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
     d.height = (int)x.dims[2];
     d.width = (int)x.dims[3];
     d.classes = (int)classes;
+    d.classes_guessed = guessed;
+    if (guessed)
+        host->log(TB_LOG_INFO, PLUGIN_NAME,
+                  "%s: classes = %d guessed from the largest label (%lld at sample %llu) + 1; set classes if a class "
+                  "is absent from the file",
+                  path, d.classes, (long long)max_label, (unsigned long long)max_at);
     if (names) {
         d.class_names = host->alloc((size_t)classes * sizeof *d.class_names);
         if (!d.class_names) {
@@ -602,7 +639,7 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
     snprintf(d.source, sizeof d.source, "%s", path);
     host->log(TB_LOG_INFO, PLUGIN_NAME, "%s: %d samples (%d train, %d validation, %d test) of %dx%dx%d%s, %d classes",
               path, d.count, counts[0], counts[1], counts[2], d.channels, d.height, d.width,
-              is_f32 ? " (float32 converted to uint8)" : "", d.classes);
+              is_f32 ? " (float32, kept as float32)" : "", d.classes);
     *out = d;
     memset(&d, 0, sizeof d);
 
@@ -615,7 +652,7 @@ done:
         for (hsize_t i = 0; i < n_names; i++) host->free(names[i]);
         free(names);
     }
-    host->task_data_free(&d);
+    host->task_data_release(&d, sizeof d); /* host API version 4: ABI minor 3 guarantees it */
     return st;
 }
 
