@@ -97,6 +97,12 @@ int tb_cmd_train(int argc, char **argv)
                    run.task_plugin->desc.name);
             fflush(stdout);
         }
+        /* said here, not by the run: a study's runs carry all 15 of the form's values, and the
+         * run file notes what was ignored (/train ignored) for every run */
+        if (run.ignored[0])
+            fprintf(stderr, "tunebench train: warning: optimizer %s does not read %s; %s ignored (noted in the run "
+                            "file)\n", tb_optim_name(run.train.optim.kind), run.ignored,
+                    strchr(run.ignored, ',') ? "they are" : "it is");
         st = tb_run_prepare(&run, &err);
     }
     if (st != TB_OK) {

@@ -274,9 +274,6 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
     tb_task_data raw;
     memset(&raw, 0, sizeof raw);
     const tb_host_api *host = tb_host_api_get();
-    if (run->ignored[0])
-        host->log(TB_LOG_WARN, "train", "optimizer %s does not read %s; %s ignored (noted in the run file)",
-                  tb_optim_name(run->train.optim.kind), run->ignored, strchr(run->ignored, ',') ? "they are" : "it is");
     TRY(tb_plugin_open_task(run->task_plugin, run->task_args, &raw, err));
     if (raw.classes_guessed)
         host->log(TB_LOG_INFO, "task", "task %s: the class count %d is guessed (largest label + 1) and recorded as "
