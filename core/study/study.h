@@ -38,7 +38,11 @@
  * rewritten from memory into a temporary file and renamed, so it is always
  * complete. Reopening a study replays the journal: runs that were live are
  * interrupted (their time given back), participants carry on, final
- * evaluations that did not complete are queued again. */
+ * evaluations that did not complete are queued again. A torn journal tail is
+ * cut; damage with intact records after it is refused unless the loss is
+ * accepted (tb_study_options); cut bytes are kept in study.journal.damaged-N
+ * and recorded (docs/study.md, "A damaged journal"). Archive runs the journal
+ * has no record of are noted, not adopted ("Runs the study has no record of"). */
 #ifndef TB_STUDY_H
 #define TB_STUDY_H
 
