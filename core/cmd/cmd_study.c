@@ -54,7 +54,7 @@ static void study_usage(FILE *f)
 {
     fprintf(f,
             "usage: tunebench study CONFIG [--frontend NAME] [--script FILE] [--archive DIR] [--set k=v]...\n"
-            "                       [--plugin-path P] [--no-wait]\n\n"
+            "                       [--plugin-path P] [--no-wait] [--accept-journal-loss]\n\n"
             "Runs a tuning study (docs/study.md): participants register, tune the 15 hyperparameters of\n"
             "CONFIG's [space] within their time budget, and choose a final configuration, which is retrained\n"
             "once per final seed and scored on the test split. Everything goes to the study's archive\n"
@@ -66,7 +66,10 @@ static void study_usage(FILE *f)
             "  --set k=v         overrides a configuration value (repeatable)\n"
             "  --plugin-path P   an extra plugin file or directory, searched first\n"
             "  --no-wait         do not wait for queued final evaluations at the end (they resume when the\n"
-            "                    study is opened again)\n\n"
+            "                    study is opened again)\n"
+            "  --accept-journal-loss  open a study whose journal is damaged with intact records after the\n"
+            "                    damage: they are cut with it (kept in study.journal.damaged-N, recorded in\n"
+            "                    study.h5). Without it such a study is refused and nothing is changed\n\n"
             "Ctrl-C cancels the run a participant is watching, not the session. SIGTERM or SIGHUP closes\n"
             "the study cleanly: the runs in progress end interrupted (their time given back) and the\n"
             "study continues when opened again. Exit codes: 0 done, 1 the front end or the archive\n"
@@ -92,12 +95,26 @@ static void print_recovery(const tb_study_recovery *r)
                 "tunebench: continuing the study: %d participants; %d runs interrupted (%.1f s given back); %d "
                 "final evaluations queued again\n",
                 r->participants, r->interrupted_runs, r->credited_s, r->finals_requeued);
+    if (r->journal_damaged)
+        fprintf(stderr,
+                "tunebench: the study journal was %s at byte %llu: %llu bytes cut (%llu intact records among them), "
+                "kept in %s; study.h5 records the loss (events: journal_loss)\n",
+                r->journal_records_lost ? "damaged" : "torn (a crash in the middle of a write)",
+                (unsigned long long)r->journal_damage_at, (unsigned long long)r->journal_bytes_cut,
+                (unsigned long long)r->journal_records_lost, r->journal_kept);
+    if (r->unrecorded_runs)
+        fprintf(stderr,
+                "tunebench: %d runs in the archive are not in the study journal (the process stopped before "
+                "recording them, or their records were cut): not counted as submissions; index.h5 says why, "
+                "study.h5 lists them (events: unrecorded_run)\n",
+                r->unrecorded_runs);
 }
 
 int tb_cmd_study(int argc, char **argv)
 {
     const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
     int no_wait = 0, n_sets = 0;
+    tb_study_options opts = {0};
     char **sets = calloc((size_t)argc + 1, sizeof *sets);
     if (!sets) return TB_EXIT_FAILED;
     for (int i = 0; i < argc; i++) {
@@ -109,6 +126,10 @@ int tb_cmd_study(int argc, char **argv)
         }
         if (!strcmp(a, "--no-wait")) {
             no_wait = 1;
+            continue;
+        }
+        if (!strcmp(a, "--accept-journal-loss")) {
+            opts.accept_journal_loss = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -172,8 +193,13 @@ int tb_cmd_study(int argc, char **argv)
     const char *dir = archive ? archive : tb_config_get(cfg, "study", "archive");
     if (dir && tb_run_check_dir(archive ? "--archive" : "study.archive", dir, &err) != TB_OK) goto fail;
     tb_study_recovery rec;
-    if (tb_study_open(cfg, archive, &study, &rec, &err) != TB_OK) {
-        code = err.msg[0] && strstr(err.msg, "in use") ? TB_EXIT_FAILED : TB_EXIT_USAGE;
+    if (tb_study_open_opts(cfg, archive, &opts, &study, &rec, &err) != TB_OK) {
+        code = (err.msg[0] && strstr(err.msg, "in use")) || rec.journal_refused ? TB_EXIT_FAILED : TB_EXIT_USAGE;
+        if (rec.journal_refused) {
+            fprintf(stderr, "tunebench: %s\n", err.msg);
+            snprintf(err.msg, sizeof err.msg, "the study was not opened; to continue without the records after "
+                     "the damage, run the same command with --accept-journal-loss");
+        }
         goto fail;
     }
     print_recovery(&rec);

@@ -1365,3 +1365,43 @@ tb_status tb_archive_run_info_by_id(tb_archive *a, const char *id, tb_archive_ru
     pthread_mutex_unlock(&a->mu);
     return st;
 }
+
+tb_status tb_archive_run_note(tb_archive *a, const char *id, const char *message, tb_err *err)
+{
+    pthread_mutex_lock(&a->mu);
+    row *r = find_row(a, id);
+    tb_status st = TB_OK;
+    char jpath[PATH_CAP];
+    if (!r) st = tb_fail(err, TB_EINVAL, "archive %s: no run \"%s\"", a->dir, id);
+    else if (r->live || !tb_run_status_is_final(r->status))
+        st = tb_fail(err, TB_EINVAL, "archive %s: run %s has not ended; only an ended run's message can be replaced",
+                     a->dir, id);
+    else if (run_path(jpath, a->dir, r->id, ".journal") != 0)
+        st = tb_fail(err, TB_EINVAL, "archive %s: path too long for run %s", a->dir, id);
+    char *m = st == TB_OK ? strdup(message ? message : "") : NULL;
+    if (st == TB_OK && !m) st = tb_fail(err, TB_ENOMEM, "archive %s: out of memory", a->dir);
+    if (st == TB_OK) {
+        /* the journal first (the same end, a new message), then the run file from it, then the index */
+        tb_journal *j = NULL;
+        st = tb_journal_open(jpath, &j, err);
+        if (st == TB_OK) st = journal_status(j, r->status, r->ended_s, r->test_accuracy, m, err);
+        tb_journal_close(j);
+        row again;
+        row_init(&again);
+        curves c = {0};
+        int begun = 0;
+        if (st == TB_OK && (st = replay_journal(jpath, &again, &c, &begun, NULL, NULL, err)) == TB_OK)
+            st = rebuild_run_file(a->dir, &again, &c, 0, err);
+        row_free(&again);
+        curves_free(&c);
+        if (st == TB_OK) {
+            free(r->message);
+            r->message = m;
+            m = NULL;
+            st = write_index(a, 1, err);
+        }
+    }
+    free(m);
+    pthread_mutex_unlock(&a->mu);
+    return st;
+}

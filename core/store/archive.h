@@ -141,6 +141,13 @@ tb_status tb_archive_run_info_at(tb_archive *a, size_t i, tb_archive_run_info *o
 /* TB_EINVAL when there is no such run. */
 tb_status tb_archive_run_info_by_id(tb_archive *a, const char *id, tb_archive_run_info *out, tb_err *err);
 
+/* Replaces the message of an ended run (not live): journalled as a status
+ * record with the same status, end time and test accuracy, then the run
+ * file is rebuilt from the journal and the index rewritten (durable). The
+ * study uses it to say in the index why a run it has no record of ended
+ * (docs/study.md, "Runs the study has no record of"). */
+tb_status tb_archive_run_note(tb_archive *a, const char *id, const char *message, tb_err *err);
+
 /* Packs the archive in dir into one self-contained HDF5 file (written to a
  * temporary name and renamed): /index (the index's columns) and /runs/<id>
  * (each run file's contents, copied with H5Ocopy). Takes no lock: it reads a

@@ -86,26 +86,40 @@ static tb_status slurp(const char *path, unsigned char **buf, uint64_t *size, tb
     return TB_OK;
 }
 
-/* Walks the records in buf; returns the valid prefix length, or calls fn and
- * sets *rejected to the offset of a record fn refused (else UINT64_MAX). */
-static uint64_t walk(const unsigned char *buf, uint64_t size, tb_journal_fn fn, void *ctx, uint64_t *rejected)
+/* The whole record at off (length, both checksums and bounds check): its
+ * payload length, or 0 when there is no intact record at off. */
+static uint32_t record_at(const unsigned char *buf, uint64_t size, uint64_t off)
 {
-    uint64_t off = 0;
+    if (off > size || size - off < 8) return 0;
+    uint32_t len = get_u32(buf + off);
+    if (len < 4 || len > TB_JOURNAL_MAX_PAYLOAD) return 0;
+    if (get_u32(buf + off + 4) != tb_crc32c(0, buf + off, 4)) return 0;
+    if (size - off - 8 < (uint64_t)len + 4) return 0;
+    const unsigned char *payload = buf + off + 8;
+    if (get_u32(payload + len) != tb_crc32c(0, payload, len)) return 0;
+    return len;
+}
+
+/* Walks the records in buf; returns the valid prefix length, or calls fn and
+ * sets *rejected to the offset of a record fn refused (else UINT64_MAX).
+ * *count (may be NULL): records in the valid prefix. */
+static uint64_t walk(const unsigned char *buf, uint64_t size, tb_journal_fn fn, void *ctx, uint64_t *rejected,
+                     uint64_t *count)
+{
+    uint64_t off = 0, n = 0;
     *rejected = UINT64_MAX;
     for (;;) {
-        if (size - off < 8) break;
-        uint32_t len = get_u32(buf + off);
-        if (get_u32(buf + off + 4) != tb_crc32c(0, buf + off, 4)) break;
-        if (len < 4 || len > TB_JOURNAL_MAX_PAYLOAD) break;
-        if (size - off - 8 < (uint64_t)len + 4) break;
+        uint32_t len = record_at(buf, size, off);
+        if (!len) break;
         const unsigned char *payload = buf + off + 8;
-        if (get_u32(payload + len) != tb_crc32c(0, payload, len)) break;
         if (fn && fn(ctx, get_u32(payload), payload + 4, len - 4) != 0) {
             *rejected = off;
-            return off;
+            break;
         }
         off += 8 + (uint64_t)len + 4;
+        n++;
     }
+    if (count) *count = n;
     return off;
 }
 
@@ -116,13 +130,102 @@ tb_status tb_journal_read(const char *path, tb_journal_fn fn, void *ctx, uint64_
     uint64_t size, rejected;
     tb_status st = slurp(path, &buf, &size, err);
     if (st != TB_OK) return st;
-    uint64_t valid = walk(buf, size, fn, ctx, &rejected);
+    uint64_t valid = walk(buf, size, fn, ctx, &rejected, NULL);
     free(buf);
     if (valid_bytes) *valid_bytes = valid;
     if (file_bytes) *file_bytes = size;
     if (rejected != UINT64_MAX)
         return tb_fail(err, TB_EFORMAT, "journal %s: the record at byte %llu has a valid checksum but bad contents",
                        path, (unsigned long long)rejected);
+    return TB_OK;
+}
+
+/* The next offset after from where an intact record starts, or size. */
+static uint64_t resync(const unsigned char *buf, uint64_t size, uint64_t from)
+{
+    for (uint64_t o = from; size >= 16 && o <= size - 16; o++)
+        if (record_at(buf, size, o)) return o;
+    return size;
+}
+
+tb_status tb_journal_scan(const char *path, tb_journal_damage *out, tb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    unsigned char *buf;
+    uint64_t size, rejected;
+    tb_status st = slurp(path, &buf, &size, err);
+    if (st != TB_OK) return st;
+    out->file_bytes = size;
+    out->valid_bytes = walk(buf, size, NULL, NULL, &rejected, &out->records_valid);
+    out->resync_at = size;
+    if (out->valid_bytes < size) {
+        /* past the damage: the next offset where a whole record checks, and
+         * every intact record from there on (re-synchronising past more damage) */
+        uint64_t off = resync(buf, size, out->valid_bytes + 1);
+        out->resync_at = off;
+        while (off < size) {
+            uint32_t len = record_at(buf, size, off);
+            if (len) {
+                out->records_after++;
+                out->bytes_after += 8 + (uint64_t)len + 4;
+                off += 8 + (uint64_t)len + 4;
+            } else {
+                off = resync(buf, size, off + 1);
+            }
+        }
+    }
+    free(buf);
+    return TB_OK;
+}
+
+tb_status tb_journal_save_tail(const char *path, uint64_t from, char *aside, size_t cap, tb_err *err)
+{
+    if (cap) aside[0] = '\0';
+    unsigned char *buf;
+    uint64_t size;
+    tb_status st = slurp(path, &buf, &size, err);
+    if (st != TB_OK) return st;
+    if (from > size) from = size;
+    char name[4096];
+    int fd = -1;
+    for (int k = 1; k < 100000 && fd < 0; k++) {
+        if ((size_t)snprintf(name, sizeof name, "%s.damaged-%d", path, k) >= sizeof name) {
+            free(buf);
+            return tb_fail(err, TB_EINVAL, "journal %s: path too long to keep its damaged tail", path);
+        }
+        fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644); /* never overwrites */
+        if (fd < 0 && errno != EEXIST) {
+            int e = errno;
+            free(buf);
+            return tb_fail(err, TB_EIO, "journal %s: cannot create %s to keep its damaged tail: %s", path, name,
+                           strerror(e));
+        }
+    }
+    if (fd < 0) {
+        free(buf);
+        return tb_fail(err, TB_EIO, "journal %s: no free name for its damaged tail (%s)", path, name);
+    }
+    const unsigned char *p = buf ? buf + from : NULL;
+    size_t left = (size_t)(size - from);
+    int e = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            e = w < 0 ? errno : EIO;
+            break;
+        }
+        p += w, left -= (size_t)w;
+    }
+    free(buf);
+    if (!e && fsync(fd) != 0) e = errno;
+    if (close(fd) != 0 && !e) e = errno;
+    if (!e && tb_fsync_parent(name) != 0) e = errno;
+    if (e) {
+        unlink(name);
+        return tb_fail(err, TB_EIO, "journal %s: cannot write its damaged tail to %s: %s", path, name, strerror(e));
+    }
+    if (cap) tb_copy_str(aside, cap, name);
     return TB_OK;
 }
 

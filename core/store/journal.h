@@ -70,6 +70,31 @@ typedef int (*tb_journal_fn)(void *ctx, uint32_t type, const void *data, size_t 
 tb_status tb_journal_read(const char *path, tb_journal_fn fn, void *ctx, uint64_t *valid_bytes, uint64_t *file_bytes,
                           tb_err *err);
 
+/* What tb_journal_scan found in a journal. When valid_bytes < file_bytes the
+ * journal is damaged at valid_bytes; the bytes after it are searched for
+ * intact records (re-synchronising: an offset where the length's CRC and the
+ * payload's CRC both check, and again after any further damage). None after
+ * it (records_after 0): a torn tail, what a crash in the middle of an append
+ * leaves. Some: damage in the middle, and cutting there would drop them. */
+typedef struct tb_journal_damage {
+    uint64_t file_bytes;    /* the file's size */
+    uint64_t valid_bytes;   /* the valid prefix; the first damaged byte when < file_bytes */
+    uint64_t records_valid; /* records in the valid prefix */
+    uint64_t resync_at;     /* where the first intact record after the damage starts (file_bytes: none) */
+    uint64_t records_after; /* intact records after the damage */
+    uint64_t bytes_after;   /* their bytes */
+} tb_journal_damage;
+
+/* Reads path whole and describes its damage, if any (changes nothing). Only
+ * the framing is checked, not what the records mean. */
+tb_status tb_journal_scan(const char *path, tb_journal_damage *out, tb_err *err);
+
+/* Copies path's bytes from offset from to its end into a new file
+ * "<path>.damaged-N" (the first free N from 1: an earlier one is never
+ * overwritten), fsync'ed with its directory; aside (cap bytes, may be 0)
+ * receives its name. Call before cutting the journal at from. */
+tb_status tb_journal_save_tail(const char *path, uint64_t from, char *aside, size_t cap, tb_err *err);
+
 /* Cuts path back to valid_bytes (the valid prefix tb_journal_read reported) and
  * fsync()s it: recovery after one read of the journal. */
 tb_status tb_journal_truncate(const char *path, uint64_t valid_bytes, tb_err *err);

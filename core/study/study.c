@@ -52,6 +52,9 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     if ((r = tb_config_int_list(cfg, "study", "final_seeds", "0,1,2,3,4,5,6,7,8,9", 0, INT64_MAX, st->final_seeds,
                                 TB_STUDY_MAX_SEEDS, &st->n_final_seeds, err)))
         return r;
+    if (st->n_final_seeds == 0)
+        return tb_fail(err, TB_EINVAL, "study.final_seeds is empty: list at least one seed (e.g. final_seeds = "
+                       "0,1,2,3,4,5,6,7,8,9); each participant's final configuration is retrained once per seed");
     for (int i = 0; i < st->n_final_seeds; i++)
         for (int j = 0; j < i; j++)
             if (st->final_seeds[i] == st->final_seeds[j])
@@ -120,8 +123,18 @@ static void study_free(tb_study *s)
 tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study **out, tb_study_recovery *rec,
                         tb_err *err)
 {
+    return tb_study_open_opts(cfg, archive_dir, NULL, out, rec, err);
+}
+
+tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, const tb_study_options *opt,
+                             tb_study **out, tb_study_recovery *rec_out, tb_err *err)
+{
     *out = NULL;
-    if (rec) memset(rec, 0, sizeof *rec);
+    tb_study_options defaults = {0};
+    if (!opt) opt = &defaults;
+    tb_study_recovery recovery, *rec = &recovery; /* always filled: settling journals what replay found */
+    memset(rec, 0, sizeof *rec);
+    if (rec_out) memset(rec_out, 0, sizeof *rec_out);
     tb_study *s = calloc(1, sizeof *s);
     if (!s) return tb_fail(err, TB_ENOMEM, "out of memory");
     pthread_mutexattr_t ma;
@@ -151,7 +164,8 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
     char jpath[STUDY_PATH_CAP];
     snprintf(jpath, sizeof jpath, "%s/study.journal", s->st.archive);
     struct stat sb;
-    if (stat(jpath, &sb) == 0 && (st = study_replay(s, jpath, err)) != TB_OK) goto fail;
+    if (stat(jpath, &sb) == 0 && (st = study_replay(s, jpath, opt->accept_journal_loss, rec, err)) != TB_OK)
+        goto fail;
     if ((st = tb_journal_open(jpath, &s->journal, err)) != TB_OK) goto fail;
     if ((st = s->st.gpus > 0 ? tb_executor_local_create_gpus(s->st.gpus, s->st.runs_per_gpu, s->st.gpu_memory_mib,
                                                                s->st.threads_per_run, &s->exec, err)
@@ -179,9 +193,11 @@ tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study 
         goto fail;
     }
     s->monitor_started = 1;
+    if (rec_out) *rec_out = *rec;
     *out = s;
     return TB_OK;
 fail:
+    if (rec_out) *rec_out = *rec;
     tb_executor_destroy(s->exec);
     s->exec = NULL;
     tb_journal_close(s->journal);

@@ -38,7 +38,11 @@
  * rewritten from memory into a temporary file and renamed, so it is always
  * complete. Reopening a study replays the journal: runs that were live are
  * interrupted (their time given back), participants carry on, final
- * evaluations that did not complete are queued again. */
+ * evaluations that did not complete are queued again. A torn journal tail is
+ * cut; damage with intact records after it is refused unless the loss is
+ * accepted (tb_study_options); cut bytes are kept in study.journal.damaged-N
+ * and recorded (docs/study.md, "A damaged journal"). Archive runs the journal
+ * has no record of are noted, not adopted ("Runs the study has no record of"). */
 #ifndef TB_STUDY_H
 #define TB_STUDY_H
 
@@ -79,12 +83,35 @@ typedef struct tb_study_recovery {
     int interrupted_runs;      /* participants' runs found live and ended "interrupted" */
     double credited_s;         /* time given back to participants */
     int finals_requeued;       /* final evaluations queued again */
+    /* DIR/study.journal's damage (docs/study.md, "A damaged journal"): */
+    int journal_damaged;       /* 1: the journal did not end on a whole, intact record */
+    int journal_refused;       /* 1: intact records follow the damage and loss was not accepted (open failed) */
+    uint64_t journal_damage_at;     /* offset of the first damaged byte */
+    uint64_t journal_bytes_cut;     /* bytes cut from there to the end */
+    uint64_t journal_records_lost;  /* intact records among them (0: a torn tail) */
+    char journal_kept[1100];        /* where the cut bytes were kept (study.journal.damaged-N) */
+    int unrecorded_runs;       /* archive runs of this study the journal has no record of (see docs/study.md) */
 } tb_study_recovery;
+
+/* How to open a study; zero-initialised means the defaults. */
+typedef struct tb_study_options {
+    /* 1: open even when intact journal records follow a damaged one; they are
+     * cut with the damage (kept in study.journal.damaged-N, recorded in
+     * study.h5). 0: such a journal is refused and left untouched. */
+    int accept_journal_loss;
+} tb_study_options;
 
 /* Opens (or creates) the study's archive and replays its journal; starts the
  * executor. archive_dir overrides [study] archive when non-NULL. cfg is
  * copied (as INI text); the study keeps no pointer to it. A second process
- * gets "archive DIR is in use by process PID". */
+ * gets "archive DIR is in use by process PID". A journal damaged in the
+ * middle (intact records after the damage) is refused with TB_EFORMAT,
+ * naming the offset and the records after it (rec->journal_refused set),
+ * unless opt->accept_journal_loss; a torn tail is cut and reported in rec.
+ * opt may be NULL (the defaults). */
+tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, const tb_study_options *opt,
+                             tb_study **out, tb_study_recovery *rec, tb_err *err);
+/* tb_study_open_opts with the default options. */
 tb_status tb_study_open(const tb_config *cfg, const char *archive_dir, tb_study **out, tb_study_recovery *rec,
                         tb_err *err);
 /* Waits for queued final evaluations (wait_finals) or interrupts them, closes

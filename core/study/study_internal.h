@@ -55,6 +55,8 @@ enum {
     REC_FINAL_END = 13,
     REC_HEARTBEAT = 14,
     REC_CLOSE = 15,    /* a clean close */
+    REC_JOURNAL_LOSS = 16, /* open cut a damaged or torn journal tail: where, how much, where it was kept */
+    REC_UNRECORDED = 17,   /* an archive run of the study the journal has no record of (never a submission) */
     REC_TYPE_COUNT
 };
 /* Each type's name in the events table ("" for 0). */
@@ -244,9 +246,14 @@ void *study_monitor_main(void *arg);
 
 /* ---- the rest ----------------------------------------------------------------------------- */
 
-/* Replays DIR/study.journal into s (study_recovery.c). */
-tb_status study_replay(tb_study *s, const char *journal_path, tb_err *err);
-/* After replay: settles what a crash left behind (see study_recovery.c). Mutex held. */
+/* Replays DIR/study.journal into s (study_recovery.c). A damaged tail is
+ * kept aside and cut (rec's journal_* fields), or, when intact records
+ * follow the damage and accept_loss is 0, refused: TB_EFORMAT, nothing
+ * changed. */
+tb_status study_replay(tb_study *s, const char *journal_path, int accept_loss, tb_study_recovery *rec, tb_err *err);
+/* After replay: settles what a crash left behind (see study_recovery.c),
+ * journals the loss study_replay put in rec, and notes archive runs the
+ * journal does not know. Mutex held. */
 tb_status study_settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_err *err);
 void study_fill_api(tb_study *s);
 void study_environment(char *out, size_t cap);

@@ -252,6 +252,20 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
     }
     case REC_CLOSE:
         break;
+    case REC_JOURNAL_LOSS:
+        rec_get(d, len, "kept", text, sizeof text);
+        snprintf(detail, sizeof detail, "cut at byte %.0f: %.0f bytes, %.0f intact records among them; kept in %.60s",
+                 rec_get_f64(d, len, "at", 0), rec_get_f64(d, len, "bytes", 0), rec_get_f64(d, len, "records", 0),
+                 text);
+        break;
+    case REC_UNRECORDED: {
+        char kind[TB_ARCHIVE_KIND_MAX + 1], status[32];
+        rec_get(d, len, "kind", kind, sizeof kind);
+        rec_get(d, len, "status", status, sizeof status);
+        snprintf(detail, sizeof detail, "%s run the journal has no record of (archive: %s); not in the tables", kind,
+                 status);
+        break;
+    }
     default:
         return TB_OK; /* a newer record type: skip it */
     }
