@@ -241,6 +241,13 @@ void *study_monitor_main(void *arg);
 
 /* Replays DIR/study.journal into s (study_recovery.c). */
 tb_status study_replay(tb_study *s, const char *journal_path, tb_err *err);
+/* Test-only (tests/fuzz/fuzz_study_journal.c): a fresh in-memory study from
+ * cfg's [study] and [space] (no archive, journal handle, executor or task),
+ * journal_path replayed into it with study_replay, the per-participant
+ * queries (budget used, lobby position, best run, finals) asked once, then
+ * freed. What replay does to the file (a torn tail cut) happens as on open;
+ * no settling (that needs the archive). */
+tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, tb_err *err);
 /* After replay: settles what a crash left behind (see study_recovery.c). Mutex held. */
 tb_status study_settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_err *err);
 void study_fill_api(tb_study *s);
