@@ -12,6 +12,7 @@ packages=(
   libiniparser-dev                          # configuration files
   libjpeg-dev                               # Imagenette JPEGs (libjpeg-turbo)
   dataset-fashion-mnist                     # real data for the default job and tests
+  clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz/): clang, its libFuzzer runtime, clang's OpenMP
 )
 
 missing=()

@@ -838,6 +838,23 @@ START_TEST(test_archive_export)
 }
 END_TEST
 
+/* Times as recovery prints them: a damaged journal's huge time is "" as NaN
+ * is, not an undefined conversion to time_t (found by tests/fuzz/fuzz_run_journal;
+ * UBSan in the --sanitize build catches the old code). */
+START_TEST(test_iso_utc_out_of_range)
+{
+    char t[32];
+    tb_iso_utc(0.25, t);
+    ck_assert_str_eq(t, "1970-01-01T00:00:00.250Z");
+    tb_iso_utc(2.78146e180, t);
+    ck_assert_str_eq(t, "");
+    tb_iso_utc(-1e300, t);
+    ck_assert_str_eq(t, "");
+    tb_iso_utc(NAN, t);
+    ck_assert_str_eq(t, "");
+}
+END_TEST
+
 static Suite *archive_suite(void)
 {
     Suite *s = suite_create("archive");
@@ -854,6 +871,7 @@ static Suite *archive_suite(void)
     tcase_add_test(tc, test_archive_close_interrupts_live_runs);
     tcase_add_test(tc, test_archive_index_refresh);
     tcase_add_test(tc, test_archive_export);
+    tcase_add_test(tc, test_iso_utc_out_of_range);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -399,6 +399,11 @@ START_TEST(test_file_errors)
                      "F:2: key \"lr\" is outside any section (put it under a [section] header)");
     ck_assert_str_eq(load_fails("[train]\nepochs = 1\n\n[a.b]\nx = 1\n"),
                      "F:4: invalid section name [a.b] (use letters, digits, '_' and '-')");
+    /* iniparser stores "[train:lr]" like the key train.lr (found by tests/fuzz/fuzz_config) */
+    ck_assert_str_eq(load_fails("[model]\nname = cnn\n[train:lr]\n"),
+                     "F:3: invalid section name [train:lr] (use letters, digits, '_' and '-')");
+    ck_assert_str_eq(load_fails("[ urwon dcuda:0]"),
+                     "F:1: invalid section name [urwon dcuda:0] (use letters, digits, '_' and '-')");
     ck_assert_str_eq(load_fails("[train]\nepochs = 1\nk:z = 1\n"),
                      "F:3: invalid key name \"k:z\" in [train] (use letters, digits, '_' and '-')");
     char longline[1200];

@@ -66,7 +66,8 @@ double tb_utc_now(void)
 void tb_iso_utc(double s, char out[32])
 {
     out[0] = '\0';
-    if (!isfinite(s)) return;
+    /* years 0 to 9999 only: a damaged record's 1e180 must not reach the time_t conversion */
+    if (!isfinite(s) || s < -62167219200.0 || s >= 253402300800.0) return;
     time_t t = (time_t)floor(s);
     int ms = (int)((s - floor(s)) * 1000.0);
     if (ms > 999) ms = 999;

@@ -27,7 +27,7 @@ double tb_now(void);
 
 /* Wall clock (UTC seconds since 1970) for timestamps people read. */
 double tb_utc_now(void);
-/* "2024-05-01T12:00:00.123Z", or "" for NaN. */
+/* "2024-05-01T12:00:00.123Z", or "" for NaN and times outside the years 0 to 9999. */
 void tb_iso_utc(double s, char out[32]);
 /* Copies src (NULL: "") into dst, truncated to cap - 1 bytes; always terminated. */
 void tb_copy_str(char *dst, size_t cap, const char *src);

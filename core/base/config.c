@@ -488,7 +488,9 @@ static tb_status copy_dictionary(tb_config *cfg, const dictionary *d, const char
         const char *full = d->key[i];
         if (!full) continue;
         const char *colon = strchr(full, ':');
-        if (!colon) { /* a section header */
+        /* a section header: iniparser stores it without a value; its name may hold a
+         * ':' ("[train:lr]"), which must not pass for the key train.lr */
+        if (!colon || !d->val[i]) {
             if (!valid_name(full))
                 return load_error(err, path, locate(path, full, NULL),
                                   "invalid section name [%s] (use letters, digits, '_' and '-')", full);

@@ -251,6 +251,14 @@ void *study_monitor_main(void *arg);
  * follow the damage and accept_loss is 0, refused: TB_EFORMAT, nothing
  * changed. */
 tb_status study_replay(tb_study *s, const char *journal_path, int accept_loss, tb_study_recovery *rec, tb_err *err);
+/* Test-only (tests/fuzz/fuzz_study_journal.c): a fresh in-memory study from
+ * cfg's [study] and [space] (no archive, journal handle, executor or task),
+ * journal_path replayed into it with study_replay, the per-participant
+ * queries (budget used, lobby position, best run, finals) asked once, then
+ * freed. What replay does to the file (a damaged or torn tail cut, kept
+ * aside) happens as on open, with the loss accepted; no settling (that needs
+ * the archive). */
+tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, tb_err *err);
 /* After replay: settles what a crash left behind (see study_recovery.c),
  * journals the loss study_replay put in rec, and notes archive runs the
  * journal does not know. Mutex held. */

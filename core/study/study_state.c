@@ -4,6 +4,7 @@
  * live change (through study_commit) call it; nothing else changes the
  * journalled state. Also the views derived from the model (budget used,
  * lobby position, final statistics). */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +103,14 @@ static void add_event(tb_study *s, double t, int type, const char *pid, const ch
     tb_copy_str(e->detail, sizeof e->detail, detail);
 }
 
+/* A number from a record as an int: def when it is not finite or outside int's
+ * range (a damaged record must not make the conversion undefined). */
+static int int_of(double v, int def) { return v >= INT_MIN && v <= INT_MAX ? (int)v : def; }
+static int rec_int(const char *d, size_t len, const char *key, int def)
+{
+    return int_of(rec_get_f64(d, len, key, def), def);
+}
+
 static void apply_submit(tb_study *s, submission *u, int pi, const char *d, size_t len)
 {
     participant *p = &s->p[pi];
@@ -119,9 +128,9 @@ static void apply_submit(tb_study *s, submission *u, int pi, const char *d, size
         snprintf(key, sizeof key, "c.%s", tb_hp_names[h]);
         rec_get(d, len, key, u->comments[h], sizeof u->comments[h]);
         snprintf(key, sizeof key, "g.%s", tb_hp_names[h]);
-        u->given[h] = (int)rec_get_f64(d, len, key, 0);
+        u->given[h] = rec_int(d, len, key, 0);
     }
-    u->epochs = atoi(u->values.text[TB_HP_EPOCHS]);
+    u->epochs = int_of(strtod(u->values.text[TB_HP_EPOCHS], NULL), 0);
     if (u->status != TB_RUN_REJECTED) p->live = s->ns - 1;
 }
 
@@ -132,7 +141,7 @@ static void apply_run_end(tb_study *s, submission *u, double t, const char *d, s
     u->ended = t;
     u->val_accuracy = rec_get_f64(d, len, "val_accuracy", NAN);
     u->test_accuracy = rec_get_f64(d, len, "test_accuracy", NAN);
-    u->epoch = (int)rec_get_f64(d, len, "epoch", 0);
+    u->epoch = rec_int(d, len, "epoch", 0);
     rec_get(d, len, "message", u->message, sizeof u->message);
     /* the training time the run's events reported (live), else its span */
     if (!(u->train_seconds > 0) && isfinite(u->started)) u->train_seconds = t - u->started;
@@ -156,7 +165,7 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
         return tb_fail(err, TB_EFORMAT, "record %s names unknown participant %s", study_record_names[type], id);
     switch (type) {
     case REC_OPEN: {
-        int pid = (int)rec_get_f64(d, len, "pid", 0);
+        int pid = rec_int(d, len, "pid", 0);
         snprintf(detail, sizeof detail, "%s (pid %d)", isfinite(s->created) ? "reopened" : "created", pid);
         if (!isfinite(s->created)) s->created = t;
         break;
@@ -169,7 +178,7 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
         p->dl_months = rec_get_f64(d, len, "dl_months", NAN);
         p->programming_months = rec_get_f64(d, len, "programming_months", NAN);
         p->ml_months = rec_get_f64(d, len, "ml_months", NAN);
-        p->self_level = (int)rec_get_f64(d, len, "self_level", 0);
+        p->self_level = rec_int(d, len, "self_level", 0);
         p->registered = t;
         p->state = P_REGISTERED;
         tb_copy_str(detail, sizeof detail, p->education);
