@@ -19,7 +19,7 @@
 #include "fuzz_util.h"
 #include "host/plugin.h"
 #include "run/run.h"
-#include "study/space.h"
+#include "study/hparam_space.h"
 #include "study/study.h"
 #include "study/sweep.h"
 
