@@ -453,40 +453,56 @@ static void rrc_params(tb_rng *r, int h, int w, int *i, int *j, int *ch, int *cw
     *j = (w - *cw) / 2;
 }
 
+/* The random numbers of training sample r in this epoch, drawn in the
+ * documented order (the file's comment) and nowhere else, so uint8 and
+ * float samples are augmented alike. */
+typedef struct augment_draw {
+    int crop;           /* RandomResizedCrop cut rows i.. i+ch, columns j.. j+cw (not the whole image) */
+    int i, j, ch, cw;
+    int oy, ox;         /* crop_padding's offset */
+    int flip;
+} augment_draw;
+
+static augment_draw draw_augment(const view_ctx *m, int32_t r)
+{
+    augment_draw a = {0};
+    tb_rng g;
+    tb_rng_init(&g, m->seed, TB_STREAM_AUGMENT, (uint32_t)m->epoch);
+    tb_rng_seek(&g, (uint64_t)(uint32_t)r << 32); /* the sample's own range of 2^32 blocks */
+    if (m->rrc) {
+        rrc_params(&g, m->h, m->w, &a.i, &a.j, &a.ch, &a.cw);
+        a.crop = a.ch != m->h || a.cw != m->w;
+    }
+    if (m->crop_padding > 0) {
+        const uint32_t span = 2u * (uint32_t)m->crop_padding + 1u;
+        a.oy = (int)tb_rng_below(&g, span) - m->crop_padding;
+        a.ox = (int)tb_rng_below(&g, span) - m->crop_padding;
+    }
+    a.flip = m->hflip && tb_rng_uniform(&g) < 0.5f;
+    return a;
+}
+
 /* One training sample, augmented and normalised into dst [c, h, w]. */
 static void augment_one(const view_ctx *m, int32_t r, float *dst, uint8_t *scratch)
 {
     const int C = m->c, h = m->h, w = m->w;
-    tb_rng g;
-    tb_rng_init(&g, m->seed, TB_STREAM_AUGMENT, (uint32_t)m->epoch);
-    tb_rng_seek(&g, (uint64_t)(uint32_t)r << 32); /* the sample's own range of 2^32 blocks */
+    const augment_draw a = draw_augment(m, r);
     const uint8_t *img = m->pixels + (size_t)r * m->sample;
-    if (m->rrc) {
-        int i, j, ch, cw;
-        rrc_params(&g, h, w, &i, &j, &ch, &cw);
-        if (ch != h || cw != w) {
-            uint8_t *crop = scratch, *out = scratch + m->sample;
-            for (int c = 0; c < C; c++)
-                for (int y = 0; y < ch; y++)
-                    memcpy(crop + ((size_t)c * ch + (size_t)y) * (size_t)cw,
-                           img + (size_t)c * m->plane + (size_t)(i + y) * (size_t)w + (size_t)j, (size_t)cw);
-            tb_resize_u8(out, h, w, crop, ch, cw, C);
-            img = out;
-        }
+    if (a.crop) {
+        uint8_t *crop = scratch, *out = scratch + m->sample;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < a.ch; y++)
+                memcpy(crop + ((size_t)c * a.ch + (size_t)y) * (size_t)a.cw,
+                       img + (size_t)c * m->plane + (size_t)(a.i + y) * (size_t)w + (size_t)a.j, (size_t)a.cw);
+        tb_resize_u8(out, h, w, crop, a.ch, a.cw, C);
+        img = out;
     }
-    int oy = 0, ox = 0;
-    if (m->crop_padding > 0) {
-        const uint32_t span = 2u * (uint32_t)m->crop_padding + 1u;
-        oy = (int)tb_rng_below(&g, span) - m->crop_padding;
-        ox = (int)tb_rng_below(&g, span) - m->crop_padding;
-    }
-    const int flip = m->hflip && tb_rng_uniform(&g) < 0.5f;
     for (int c = 0; c < C; c++) {
         const float *lut = m->lut[c];
         const uint8_t *p = img + (size_t)c * m->plane;
         float *d = dst + (size_t)c * m->plane;
         for (int y = 0; y < h; y++) {
-            const int sy = y + oy;
+            const int sy = y + a.oy;
             float *drow = d + (size_t)y * (size_t)w;
             if (sy < 0 || sy >= h) {
                 for (int x = 0; x < w; x++) drow[x] = lut[0];
@@ -494,49 +510,35 @@ static void augment_one(const view_ctx *m, int32_t r, float *dst, uint8_t *scrat
             }
             const uint8_t *row = p + (size_t)sy * (size_t)w;
             for (int x = 0; x < w; x++) {
-                const int sx = (flip ? w - 1 - x : x) + ox;
+                const int sx = (a.flip ? w - 1 - x : x) + a.ox;
                 drow[x] = sx >= 0 && sx < w ? lut[row[sx]] : lut[0];
             }
         }
     }
 }
 
-/* augment_one for float samples: the same draws in the same order, Pillow's
- * float resize for RandomResizedCrop, 0.0 for the padding, then
- * (v - mean) / std in float32. */
+/* augment_one for float samples: the same draws, Pillow's float resize for
+ * RandomResizedCrop, 0.0 for the padding, then (v - mean) / std in float32. */
 static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scratch)
 {
     const int C = m->c, h = m->h, w = m->w;
-    tb_rng g;
-    tb_rng_init(&g, m->seed, TB_STREAM_AUGMENT, (uint32_t)m->epoch);
-    tb_rng_seek(&g, (uint64_t)(uint32_t)r << 32);
+    const augment_draw a = draw_augment(m, r);
     const float *img = m->pixels_f32 + (size_t)r * m->sample;
-    if (m->rrc) {
-        int i, j, ch, cw;
-        rrc_params(&g, h, w, &i, &j, &ch, &cw);
-        if (ch != h || cw != w) {
-            float *crop = scratch, *out = scratch + m->sample;
-            for (int c = 0; c < C; c++)
-                for (int y = 0; y < ch; y++)
-                    memcpy(crop + ((size_t)c * ch + (size_t)y) * (size_t)cw,
-                           img + (size_t)c * m->plane + (size_t)(i + y) * (size_t)w + (size_t)j,
-                           (size_t)cw * sizeof *crop);
-            if (tb_resize_f32(out, h, w, crop, ch, cw, C) == 0) img = out;
-        }
+    if (a.crop) {
+        float *crop = scratch, *out = scratch + m->sample;
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < a.ch; y++)
+                memcpy(crop + ((size_t)c * a.ch + (size_t)y) * (size_t)a.cw,
+                       img + (size_t)c * m->plane + (size_t)(a.i + y) * (size_t)w + (size_t)a.j,
+                       (size_t)a.cw * sizeof *crop);
+        if (tb_resize_f32(out, h, w, crop, a.ch, a.cw, C) == 0) img = out;
     }
-    int oy = 0, ox = 0;
-    if (m->crop_padding > 0) {
-        const uint32_t span = 2u * (uint32_t)m->crop_padding + 1u;
-        oy = (int)tb_rng_below(&g, span) - m->crop_padding;
-        ox = (int)tb_rng_below(&g, span) - m->crop_padding;
-    }
-    const int flip = m->hflip && tb_rng_uniform(&g) < 0.5f;
     for (int c = 0; c < C; c++) {
         const float mean = m->mean[c], sd = m->std[c], pad = (0.0f - mean) / sd;
         const float *p = img + (size_t)c * m->plane;
         float *d = dst + (size_t)c * m->plane;
         for (int y = 0; y < h; y++) {
-            const int sy = y + oy;
+            const int sy = y + a.oy;
             float *drow = d + (size_t)y * (size_t)w;
             if (sy < 0 || sy >= h) {
                 for (int x = 0; x < w; x++) drow[x] = pad;
@@ -544,7 +546,7 @@ static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scr
             }
             const float *row = p + (size_t)sy * (size_t)w;
             for (int x = 0; x < w; x++) {
-                const int sx = (flip ? w - 1 - x : x) + ox;
+                const int sx = (a.flip ? w - 1 - x : x) + a.ox;
                 drow[x] = sx >= 0 && sx < w ? (row[sx] - mean) / sd : pad;
             }
         }

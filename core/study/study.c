@@ -107,7 +107,23 @@ static tb_status probe_task(tb_study *s, tb_err *err)
     return st;
 }
 
-static void study_free(tb_study *s)
+tb_study *study_new(void)
+{
+    tb_study *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&s->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    pthread_cond_init(&s->changed, NULL);
+    pthread_cond_init(&s->stop, NULL);
+    s->created = NAN;
+    s->last_record = NAN; /* no record yet: the first one's time replaces it */
+    return s;
+}
+
+void study_free(tb_study *s)
 {
     if (!s) return;
     study_free_state(s);
@@ -135,17 +151,8 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
     tb_study_recovery recovery, *rec = &recovery; /* always filled: settling journals what replay found */
     memset(rec, 0, sizeof *rec);
     if (rec_out) memset(rec_out, 0, sizeof *rec_out);
-    tb_study *s = calloc(1, sizeof *s);
+    tb_study *s = study_new();
     if (!s) return tb_fail(err, TB_ENOMEM, "out of memory");
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&s->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
-    pthread_cond_init(&s->changed, NULL);
-    pthread_cond_init(&s->stop, NULL);
-    s->created = NAN;
-    s->last_record = NAN;
     tb_status st;
     if ((st = tb_study_settings_load(&s->st, &s->space, cfg, err)) != TB_OK) goto fail;
     if (archive_dir && *archive_dir) tb_copy_str(s->st.archive, sizeof s->st.archive, archive_dir);

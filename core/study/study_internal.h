@@ -193,6 +193,10 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *data, size_t len, 
  * record is written). Mutex held. */
 tb_status study_reserve(tb_study *s, tb_err *err);
 void study_free_state(tb_study *s);
+/* A zeroed study with its lock (recursive) and conditions, nothing loaded;
+ * NULL when out of memory. study_free releases everything it holds. (study.c) */
+tb_study *study_new(void);
+void study_free(tb_study *s);
 
 int study_find_participant(const tb_study *s, const char *id);
 submission *study_find_submission(const tb_study *s, const char *run_id);

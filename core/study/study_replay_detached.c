@@ -10,17 +10,8 @@
 
 tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, tb_err *err)
 {
-    tb_study *s = calloc(1, sizeof *s);
+    tb_study *s = study_new();
     if (!s) return tb_fail(err, TB_ENOMEM, "out of memory");
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&s->mu, &ma);
-    pthread_mutexattr_destroy(&ma);
-    pthread_cond_init(&s->changed, NULL);
-    pthread_cond_init(&s->stop, NULL);
-    s->created = NAN;
-    s->last_record = NAN;
     tb_status st = tb_study_settings_load(&s->st, &s->space, cfg, err);
     if (st == TB_OK) {
         pthread_mutex_lock(&s->mu);
@@ -40,10 +31,6 @@ tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, 
         }
         pthread_mutex_unlock(&s->mu);
     }
-    study_free_state(s);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->changed);
-    pthread_cond_destroy(&s->stop);
-    free(s);
+    study_free(s);
     return st;
 }
