@@ -579,6 +579,40 @@ START_TEST(a_crash_stops_the_clock_at_the_last_heartbeat)
 }
 END_TEST
 
+/* A value the participant set that the chosen optimizer does not read is
+ * accepted, ignored, and said (submission_note); presets are not. */
+START_TEST(ignored_values_are_noted_not_refused)
+{
+    tb_config *cfg = study_config("note", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    ck_assert_int_ge((int)api->version, 2);
+    const char *p = reg(api, "erin", "master", 12);
+    enter(api, p, 1);
+    subm m = {0};
+    set(&m, "epochs", "1");
+    set(&m, "batch_size", "64");
+    set(&m, "loss", "nll");
+    set(&m, "optimizer", "adam");
+    set(&m, "momentum", "0.9"); /* adam does not read it */
+    set(&m, "rho", "0.9");      /* nor this, but 0.9 is its preset */
+    char run[32], err[512], note[512];
+    int bad;
+    ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(api->submission_note(api->study, run, note, sizeof note), 1);
+    ck_assert_str_eq(note, "optimizer adam does not read momentum = 0.9: it is ignored");
+    ck_assert_str_eq(wait_end(api, run, 60).status, "finished");
+    set(&m, "momentum", "0");
+    ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(api->submission_note(api->study, run, note, sizeof note), 0);
+    ck_assert_str_eq(note, "");
+    ck_assert_int_eq(api->submission_note(api->study, "no-such-run", note, sizeof note), 0);
+    wait_end(api, run, 60);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
 START_TEST(identical_configurations_give_identical_runs)
 {
     /* the same seed for everyone: two participants submitting the same values get the same curve */
@@ -813,6 +847,7 @@ static Suite *suite(void)
     tcase_add_test(tc, the_lobby_admits_as_many_as_there_are_slots);
     tcase_add_test(tc, the_budget_runs_out);
     tcase_add_test(tc, reopening_continues_the_study);
+    tcase_add_test(tc, ignored_values_are_noted_not_refused);
     tcase_add_test(tc, a_crash_stops_the_clock_at_the_last_heartbeat);
     tcase_add_test(tc, identical_configurations_give_identical_runs);
     tcase_add_test(tc, bad_study_configurations_are_refused);

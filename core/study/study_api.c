@@ -522,6 +522,35 @@ void tb_study_note_interrupt(tb_study *s)
     if (s) s->interrupts++;
 }
 
+/* The values a participant set (not the preset) that the chosen optimizer
+ * does not read: accepted, ignored, and worth saying. */
+static int api_submission_note(tb_study *s, const char *run_id, char *out, size_t cap)
+{
+    if (!out || cap == 0) return 0;
+    out[0] = '\0';
+    char list[384] = "";
+    size_t used = 0;
+    int n = 0;
+    char optimizer[TB_HP_TEXT] = "";
+    pthread_mutex_lock(&s->mu);
+    const submission *u = study_find_submission(s, run_id);
+    if (u) {
+        tb_copy_str(optimizer, sizeof optimizer, u->values.text[TB_HP_OPTIMIZER]);
+        for (int h = 0; h < TB_HP_COUNT; h++) {
+            if (!u->given[h] || tb_hp_used_by((tb_hp)h, optimizer) ||
+                strcmp(u->values.text[h], s->space.hp[h].def) == 0)
+                continue;
+            tb_appendf(list, sizeof list, &used, "%s%s = %s", n ? ", " : "", tb_hp_names[h], u->values.text[h]);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!n) return 0;
+    size_t o = 0;
+    tb_appendf(out, cap, &o, "optimizer %s does not read %s: %s ignored", optimizer, list, n > 1 ? "they are" : "it is");
+    return 1;
+}
+
 void study_fill_api(tb_study *s)
 {
     tb_study_api *a = &s->api;
@@ -547,4 +576,5 @@ void study_fill_api(tb_study *s)
     a->history_at = api_history_at;
     a->finish = api_finish;
     a->take_interrupt = api_take_interrupt;
+    a->submission_note = api_submission_note;
 }

@@ -36,8 +36,9 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 3 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
-                                 3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release) */
+#define TB_PLUGIN_ABI_MINOR 4 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+                                 3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release);
+                                 4: tb_study_api version 2 (submission_note) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -261,7 +262,7 @@ typedef struct tb_model_input {
  * the same protocol and records the same things. All functions are
  * thread-safe; those taking err write one line there on failure. */
 
-#define TB_STUDY_API_VERSION 1
+#define TB_STUDY_API_VERSION 2 /* 2: submission_note */
 #define TB_STUDY_HP_COUNT 15 /* the paper's 15 hyperparameters, Table 1's order */
 
 typedef struct tb_study tb_study; /* opaque */
@@ -279,7 +280,7 @@ typedef struct tb_fe_participant {
 /* One hyperparameter as a front end shows it. */
 typedef struct tb_fe_hp {
     const char *name;     /* [train] key, e.g. "lr" */
-    int type;             /* 1 integer, 2 real, 3 choice (core/study/space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
+    int type;             /* 1 integer, 2 real, 3 choice (core/study/hparam_space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
     int mandatory;
     double lo, hi;        /* closed range (integer, real) */
     const char *choices;  /* choice: '|'-separated */
@@ -367,6 +368,13 @@ typedef struct tb_study_api {
 
     /* 1 when Ctrl-C was pressed since the last call (the host catches SIGINT) */
     int (*take_interrupt)(tb_study *s);
+
+    /* Version 2. What the participant should know about run_id's submission
+     * although it was accepted: the values they set (other than the preset)
+     * that the chosen optimizer does not read, so they are ignored, e.g.
+     * "optimizer adam does not read momentum = 0.9: it is ignored". Returns 1
+     * with the note in out (one line), 0 when there is none (out ""). */
+    int (*submission_note)(tb_study *s, const char *run_id, char *out, size_t cap);
 } tb_study_api;
 
 /* What a front-end plugin provides (its descriptor's `frontend`). */

@@ -38,6 +38,9 @@
 
 #include "tunebench_plugin.h"
 
+/* A table the host hands over has member (appended in a later version) when its size covers it. */
+#define HAS_MEMBER(api, type, member) ((api)->size >= offsetof(type, member) + sizeof((api)->member))
+
 #define PLUGIN_NAME "cli"
 #define HP_N TB_STUDY_HP_COUNT
 #define MAX_TOKENS 64
@@ -762,6 +765,15 @@ static tb_status cmd_consent(cli *c, token *t, int n, int *quit)
     return TB_OK;
 }
 
+/* The study's note about an accepted submission (values the optimizer ignores), if it has one. */
+static void say_note(cli *c, const char *run_id)
+{
+    char note[512];
+    if (HAS_MEMBER(c->api, tb_study_api, submission_note) &&
+        c->api->submission_note && c->api->submission_note(c->s, run_id, note, sizeof note))
+        say(c, "note: %s\n", note);
+}
+
 static tb_status cmd_enter(cli *c, token *t, int n, int *quit)
 {
     char e[512];
@@ -813,6 +825,7 @@ static tb_status cmd_submit(cli *c, token *t, int n, int *quit)
     if (s != TB_OK) return api_failed(c, s, "submit", e);
     run_id[sizeof run_id - 1] = '\0';
     say(c, "submitted %s\n", run_id);
+    say_note(c, run_id);
     return TB_OK;
 }
 
@@ -1364,6 +1377,7 @@ static int interactive_submit(cli *c, const char *id, tb_status *st_out)
     }
     run_id[sizeof run_id - 1] = '\0';
     say(c, "Submitted as run %s. Ctrl-C cancels this run (not the session).\n", run_id);
+    say_note(c, run_id);
     *st_out = follow_run(c, id, run_id, 0);
     return 1;
 }
@@ -1514,8 +1528,6 @@ static tb_status run_interactive(cli *c)
 }
 
 /* ---- entry ----------------------------------------------------------------------------------- */
-
-#define HAS_MEMBER(api, type, member) ((api)->size >= offsetof(type, member) + sizeof((api)->member))
 
 /* The host resolved and range-checked the options (refresh in [0.05, 10]); the
  * host API members used here are of version 1, and nearest of version 3. */
