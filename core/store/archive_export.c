@@ -6,11 +6,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <hdf5.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "h5util.h"
