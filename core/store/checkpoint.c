@@ -143,9 +143,6 @@ static void write_dataset(tb_h5_writer *w, hid_t loc, const char *name, hid_t ft
     tb_h5w_dataset(w, loc, name, ftype, mtype, ndim, dims, buf);
 }
 
-/* Opens dataset name under loc, checks it holds numbers in the expected shape
- * and reads it converted to mtype. A missing dataset or a different shape is
- * TB_EFORMAT with a message naming the key and both shapes. */
 /* What read_dataset_info saw in the file. */
 typedef struct file_tensor {
     int missing;       /* no such key */
@@ -156,16 +153,10 @@ typedef struct file_tensor {
     size_t size;       /* bytes per value in the file */
 } file_tensor;
 
-static tb_status read_dataset_info(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
-                                   hid_t mtype, void *buf, file_tensor *info, tb_err *err);
-
-static tb_status read_dataset(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
-                              hid_t mtype, void *buf, tb_err *err)
-{
-    file_tensor info;
-    return read_dataset_info(loc, where, name, ndim, shape, mtype, buf, &info, err);
-}
-
+/* Opens dataset name under loc, checks it holds numbers in the expected shape
+ * and reads it converted to mtype; info says what the file held. A missing
+ * dataset or a different shape is TB_EFORMAT with a message naming the key
+ * and both shapes. */
 static tb_status read_dataset_info(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
                                    hid_t mtype, void *buf, file_tensor *info, tb_err *err)
 {
@@ -215,6 +206,14 @@ out:
     if (sp >= 0) H5Sclose(sp);
     H5Dclose(d);
     return st;
+}
+
+/* read_dataset_info for a caller that needs only the status */
+static tb_status read_dataset(hid_t loc, const char *where, const char *name, int ndim, const int64_t *shape,
+                              hid_t mtype, void *buf, tb_err *err)
+{
+    file_tensor info;
+    return read_dataset_info(loc, where, name, ndim, shape, mtype, buf, &info, err);
 }
 
 /* Deletes link name of group if present (a checkpoint group is rewritten whole). */
