@@ -1,12 +1,9 @@
 /* cmd_sweep.c: `tunebench sweep`, `repeat` and `train --folds` (see cmd.h;
  * the library side is study/sweep.c and exec/executor.c). */
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "exec/executor.h"
