@@ -30,6 +30,12 @@ enum {
 int tb_cmd_parse_int(const char *cmd, const char *flag, const char *text, long long lo, long long hi, long long *out);
 /* The value after argv[*i] (advancing *i), or NULL after printing "FLAG needs a value". */
 const char *tb_cmd_need_value(const char *cmd, int argc, char **argv, int *i);
+/* The arguments every command that runs a configuration takes: --help / -h
+ * (prints usage to stdout), --quiet / -q (sets *quiet) and the one positional
+ * CONFIG (sets *config). Returns 1 after --help, 0 when arg was one of the
+ * others, 2 when it is none of them, or -1 after "tunebench CMD: one
+ * configuration file only" (cmd NULL: "tunebench: ..."). */
+int tb_cmd_common_arg(const char *cmd, const char *arg, int *quiet, const char **config, void (*usage)(FILE *));
 /* Loads the configuration file path, applies --set assignments (n_sets of
  * them), output.run = run_out and plugins.path = plugin_path (each NULL: kept);
  * NULL after printing what failed. */

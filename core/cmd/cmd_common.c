@@ -38,6 +38,26 @@ const char *tb_cmd_need_value(const char *cmd, int argc, char **argv, int *i)
     return argv[++*i];
 }
 
+int tb_cmd_common_arg(const char *cmd, const char *arg, int *quiet, const char **config, void (*usage)(FILE *))
+{
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+        usage(stdout);
+        return 1;
+    }
+    if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
+        *quiet = 1;
+        return 0;
+    }
+    if (arg[0] == '-') return 2;
+    if (*config) {
+        prefix(cmd);
+        fprintf(stderr, "one configuration file only ('%s' and '%s')\n", *config, arg);
+        return -1;
+    }
+    *config = arg;
+    return 0;
+}
+
 tb_config *tb_cmd_load_config(const char *cmd, const char *path, int n_sets, char *const *sets, const char *run_out,
                               const char *plugin_path)
 {
@@ -201,24 +221,13 @@ int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_c
     if (!a->sets) return -1;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *v;
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
-            a->quiet = 1;
+        const int common = tb_cmd_common_arg(NULL, arg, &a->quiet, &a->config, usage);
+        if (common != 2) {
+            if (common) return common;
             continue;
         }
         if (!allow_checkpoint && !strcmp(arg, "--force")) {
             a->force = 1;
-            continue;
-        }
-        if (arg[0] != '-') {
-            if (a->config) {
-                fprintf(stderr, "tunebench: one configuration file only ('%s' and '%s')\n", a->config, arg);
-                return -1;
-            }
-            a->config = arg;
             continue;
         }
         const int takes_value = !strcmp(arg, "--set") || !strcmp(arg, "--plugin-path") ||

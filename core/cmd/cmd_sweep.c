@@ -1,12 +1,9 @@
 /* cmd_sweep.c: `tunebench sweep`, `repeat` and `train --folds` (see cmd.h;
  * the library side is study/sweep.c and exec/executor.c). */
 #include <math.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmd.h"
 #include "exec/executor.h"
@@ -110,20 +107,9 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
     a->first_seed = 0;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i], *v;
-        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-            usage(stdout);
-            return 1;
-        }
-        if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
-            a->quiet = 1;
-            continue;
-        }
-        if (arg[0] != '-') {
-            if (a->config) {
-                fprintf(stderr, "tunebench %s: one configuration file only ('%s' and '%s')\n", cmd, a->config, arg);
-                return -1;
-            }
-            a->config = arg;
+        const int common = tb_cmd_common_arg(cmd, arg, &a->quiet, &a->config, usage);
+        if (common != 2) {
+            if (common) return common;
             continue;
         }
         static const char *const sweep_only[] = {"--random", "--grid", "--search-seed"};
