@@ -129,13 +129,8 @@ static tb_status resize_all(tb_task_data *d, int res, tb_err *err)
     if (dst_sample > (SIZE_MAX / 8) / (size_t)d->count)
         return tb_fail(err, TB_EINVAL, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
                        res, res);
-    uint8_t *dst = malloc(dst_sample * (size_t)d->count);
-    if (!dst)
-        return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", d->count, res,
-                       res, dst_sample * (size_t)d->count >> 20);
     const int count = d->count, c = d->channels, sh = d->height, sw = d->width;
     if (d->pixels_f32) {
-        free(dst);
         float *fdst = malloc(dst_sample * (size_t)count * sizeof *fdst);
         if (!fdst)
             return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", count, res,
@@ -156,6 +151,10 @@ static tb_status resize_all(tb_task_data *d, int res, tb_err *err)
         d->width = res;
         return TB_OK;
     }
+    uint8_t *dst = malloc(dst_sample * (size_t)count);
+    if (!dst)
+        return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", count, res, res,
+                       dst_sample * (size_t)count >> 20);
     const uint8_t *src = d->pixels;
 #pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < count; i++)
