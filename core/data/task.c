@@ -298,7 +298,7 @@ static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int
 {
     const int C = d->channels;
     const size_t plane = (size_t)d->height * (size_t)d->width, sample = (size_t)C * plane;
-    double *part = malloc((size_t)n * 2 * sizeof *part);
+    double *part = malloc((size_t)n * sizeof *part); /* per-sample sums, reused by both passes */
     if (!part) return tb_fail(err, TB_ENOMEM, "task: out of memory computing the normalisation");
     for (int c = 0; c < C; c++) {
         const float *px = d->pixels_f32;
@@ -307,20 +307,20 @@ static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int
             const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
             double a = 0.0;
             for (size_t j = 0; j < plane; j++) a += (double)p[j];
-            part[2 * i] = a;
+            part[i] = a;
         }
         double s1 = 0.0;
-        for (int i = 0; i < n; i++) s1 += part[2 * i];
+        for (int i = 0; i < n; i++) s1 += part[i];
         const double N = (double)n * (double)plane, m = s1 / N;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) {
             const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
             double b = 0.0;
             for (size_t j = 0; j < plane; j++) b += ((double)p[j] - m) * ((double)p[j] - m);
-            part[2 * i + 1] = b;
+            part[i] = b;
         }
         double s2 = 0.0;
-        for (int i = 0; i < n; i++) s2 += part[2 * i + 1];
+        for (int i = 0; i < n; i++) s2 += part[i];
         const double sd = sqrt(s2 / N);
         if (!(sd > 0.0) || !isfinite(sd) || !isfinite(m)) {
             free(part);
