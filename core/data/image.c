@@ -244,12 +244,10 @@ static void axis_weights_f(const axis *a, int o, int *xmin, int *count, double *
 
 /* One axis of one plane: out[r][o] = sum k * in[r][...] along the axis. The
  * stride pairs say how to step: (in_step, out_step) between samples of the
- * axis, (in_line, out_line) between lines. */
-static int resize_axis_f32(float *out, const float *in, const axis *a, int lines, size_t in_step, size_t in_line,
-                           size_t out_step, size_t out_line)
+ * axis, (in_line, out_line) between lines. k: room for a->ksize weights. */
+static void resize_axis_f32(float *out, const float *in, const axis *a, int lines, size_t in_step, size_t in_line,
+                            size_t out_step, size_t out_line, double *k)
 {
-    double *k = malloc((size_t)a->ksize * sizeof *k);
-    if (!k) return -1;
     for (int o = 0; o < a->out; o++) {
         int xmin, n;
         axis_weights_f(a, o, &xmin, &n, k);
@@ -260,8 +258,6 @@ static int resize_axis_f32(float *out, const float *in, const axis *a, int lines
             out[(size_t)l * out_line + (size_t)o * out_step] = (float)ss;
         }
     }
-    free(k);
-    return 0;
 }
 
 int tb_resize_f32(float *dst, int dh, int dw, const float *src, int sh, int sw, int channels)
@@ -274,20 +270,23 @@ int tb_resize_f32(float *dst, int dh, int dw, const float *src, int sh, int sw, 
         return 0;
     }
     const axis ax = axis_make(sw, dw), ay = axis_make(sh, dh);
-    float *tmp = NULL;
-    if (hpass && vpass && !(tmp = malloc((size_t)sh * (size_t)dw * sizeof *tmp))) return -1;
-    int rc = 0;
-    for (int c = 0; c < channels && rc == 0; c++) {
+    /* one allocation per call: the kernel weights (either axis), then the intermediate plane */
+    const size_t nk = (size_t)(ax.ksize > ay.ksize ? ax.ksize : ay.ksize);
+    const size_t ntmp = hpass && vpass ? (size_t)sh * (size_t)dw : 0;
+    double *k = malloc(nk * sizeof *k + ntmp * sizeof(float));
+    if (!k) return -1;
+    float *tmp = (float *)(void *)(k + nk);
+    for (int c = 0; c < channels; c++) {
         const float *in = src + (size_t)c * splane;
         float *out = dst + (size_t)c * dplane;
         const float *vin = in;
         if (hpass) {
             float *hout = vpass ? tmp : out;
-            rc = resize_axis_f32(hout, in, &ax, sh, 1, (size_t)sw, 1, (size_t)dw);
+            resize_axis_f32(hout, in, &ax, sh, 1, (size_t)sw, 1, (size_t)dw, k);
             vin = hout;
         }
-        if (vpass && rc == 0) rc = resize_axis_f32(out, vin, &ay, dw, (size_t)dw, 1, (size_t)dw, 1);
+        if (vpass) resize_axis_f32(out, vin, &ay, dw, (size_t)dw, 1, (size_t)dw, 1, k);
     }
-    free(tmp);
-    return rc;
+    free(k);
+    return 0;
 }

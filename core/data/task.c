@@ -129,13 +129,8 @@ static tb_status resize_all(tb_task_data *d, int res, tb_err *err)
     if (dst_sample > (SIZE_MAX / 8) / (size_t)d->count)
         return tb_fail(err, TB_EINVAL, "task: %d images of %dx%dx%d are too large to address", d->count, d->channels,
                        res, res);
-    uint8_t *dst = malloc(dst_sample * (size_t)d->count);
-    if (!dst)
-        return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", d->count, res,
-                       res, dst_sample * (size_t)d->count >> 20);
     const int count = d->count, c = d->channels, sh = d->height, sw = d->width;
     if (d->pixels_f32) {
-        free(dst);
         float *fdst = malloc(dst_sample * (size_t)count * sizeof *fdst);
         if (!fdst)
             return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", count, res,
@@ -156,6 +151,10 @@ static tb_status resize_all(tb_task_data *d, int res, tb_err *err)
         d->width = res;
         return TB_OK;
     }
+    uint8_t *dst = malloc(dst_sample * (size_t)count);
+    if (!dst)
+        return tb_fail(err, TB_ENOMEM, "task: out of memory resizing %d images to %dx%d (%zu MiB)", count, res, res,
+                       dst_sample * (size_t)count >> 20);
     const uint8_t *src = d->pixels;
 #pragma omp parallel for schedule(dynamic, 16)
     for (int i = 0; i < count; i++)
@@ -299,7 +298,7 @@ static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int
 {
     const int C = d->channels;
     const size_t plane = (size_t)d->height * (size_t)d->width, sample = (size_t)C * plane;
-    double *part = malloc((size_t)n * 2 * sizeof *part);
+    double *part = malloc((size_t)n * sizeof *part); /* per-sample sums, reused by both passes */
     if (!part) return tb_fail(err, TB_ENOMEM, "task: out of memory computing the normalisation");
     for (int c = 0; c < C; c++) {
         const float *px = d->pixels_f32;
@@ -308,20 +307,20 @@ static tb_status compute_norm_f32(const tb_task_data *d, const int32_t *idx, int
             const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
             double a = 0.0;
             for (size_t j = 0; j < plane; j++) a += (double)p[j];
-            part[2 * i] = a;
+            part[i] = a;
         }
         double s1 = 0.0;
-        for (int i = 0; i < n; i++) s1 += part[2 * i];
+        for (int i = 0; i < n; i++) s1 += part[i];
         const double N = (double)n * (double)plane, m = s1 / N;
 #pragma omp parallel for schedule(static)
         for (int i = 0; i < n; i++) {
             const float *p = px + (size_t)idx[i] * sample + (size_t)c * plane;
             double b = 0.0;
             for (size_t j = 0; j < plane; j++) b += ((double)p[j] - m) * ((double)p[j] - m);
-            part[2 * i + 1] = b;
+            part[i] = b;
         }
         double s2 = 0.0;
-        for (int i = 0; i < n; i++) s2 += part[2 * i + 1];
+        for (int i = 0; i < n; i++) s2 += part[i];
         const double sd = sqrt(s2 / N);
         if (!(sd > 0.0) || !isfinite(sd) || !isfinite(m)) {
             free(part);
