@@ -333,6 +333,7 @@ static void assert_agree(const char *archive)
     char *fins = h5_join(path_in(archive, "study.h5"), "/finals/run_id", &nf);
     char *types = h5_join(path_in(archive, "study.h5"), "/events/type", &ne);
     char *evruns = h5_join(path_in(archive, "study.h5"), "/events/run_id", NULL);
+    ck_assert_msg(n > 0, "index.h5 of %s lists no run: nothing to compare", archive);
     for (int i = 0; i < n; i++) {
         char id[64], kind[64];
         row_of(ids, i, id, sizeof id);
