@@ -135,6 +135,24 @@ int tbt_run(Suite *s)
 /* A learnable toy task: class k's images are noise around a pattern of its
  * own (a bright square at a class-specific place), so a small CNN reaches
  * high accuracy in an epoch or two. Deterministic from seed (LCG). */
+void tbt_mkdtemp(char *dir, size_t cap, const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base) base = "/tmp";
+    int k = snprintf(dir, cap, "%s/tb_test_%s_XXXXXX", base, tag);
+    ck_assert_msg(k > 0 && (size_t)k < cap, "temporary directory name too long under %s", base);
+    ck_assert_msg(mkdtemp(dir) != NULL, "cannot create a temporary directory under %s", base);
+}
+
+int tbt_rm_rf(const char *dir)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    int rc = system(cmd);
+    if (rc != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return rc;
+}
+
 void tbt_make_toy_task(const char *path, int n_train, int n_val, int n_test, int classes, int size, unsigned seed)
 {
     const int n = n_train + n_val + n_test;

@@ -31,6 +31,12 @@ double tbt_close_ratio(const float *a, const float *b, size_t n, double rtol, do
                       tbt_w_, (double)(a)[tbt_w_], (double)(ref)[tbt_w_], (double)(rtol), (double)(atol));    \
     } while (0)
 
+/* Creates a fresh directory $TMPDIR/tb_test_<tag>_XXXXXX (/tmp when TMPDIR
+ * is unset or empty) into dir; fails the current test when it cannot. */
+void tbt_mkdtemp(char *dir, size_t cap, const char *tag);
+/* Removes dir and everything under it; 0 when it did, else non-zero (and says so on stderr). */
+int tbt_rm_rf(const char *dir);
+
 /* Writes a small learnable task for the hdf5 task plugin: n_* samples of
  * 1 x size x size uint8 images (x), labels (y) and splits (split), classes
  * interleaved; a cnn learns it to high accuracy in an epoch or two. */

@@ -24,18 +24,12 @@ static char tmpdir[512];
 
 static void make_tmpdir(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    int k = snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_archive_XXXXXX", base);
-    ck_assert(k > 0 && (size_t)k < sizeof tmpdir);
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "cannot create a temporary directory under %s", base);
+    tbt_mkdtemp(tmpdir, sizeof tmpdir, "archive");
 }
 
 static void remove_tmpdir(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert(system(cmd) == 0);
+    ck_assert(tbt_rm_rf(tmpdir) == 0);
 }
 
 static const char *tmp_file(const char *name)

@@ -136,6 +136,8 @@ START_TEST(sweep_past_a_file_size_limit_fails_cleanly_and_the_archive_recovers)
     snprintf(args, sizeof args, "sweep '%s' --grid train.lr=1e-2,1e-3 --archive '%s' --slots 2 --threads 1", ini, archive);
     int rc = run_limited(24, args, out, sizeof out);
     assert_clean_failure(rc, out, archive, archive);
+    /* a file size limit gives EFBIG only: the reason given must be that one */
+    ck_assert_msg(strstr(out, "File too large"), "%s", out);
 
     /* stale temporaries of a process that died: the next open removes its own, nothing else */
     static const char *const stale[] = {"index.h5.tmp", "study.h5.tmp", "runs/r000009.h5.tmp",

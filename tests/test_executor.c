@@ -24,19 +24,14 @@ static char task_path[600];
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_executor_XXXXXX", base);
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "cannot create a temporary directory under %s", base);
+    tbt_mkdtemp(tmpdir, sizeof tmpdir, "executor");
     snprintf(task_path, sizeof task_path, "%s/toy.h5", tmpdir);
     tbt_make_toy_task(task_path, 192, 64, 64, 4, 12, 3);
 }
 
 static void teardown(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert(system(cmd) == 0);
+    ck_assert(tbt_rm_rf(tmpdir) == 0);
 }
 
 /* The toy configuration with "section.key=value" overrides (NULL-terminated),

@@ -30,19 +30,14 @@ static char task_path[1024];
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_study_XXXXXX", base);
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    tbt_mkdtemp(tmpdir, sizeof tmpdir, "study");
     snprintf(task_path, sizeof task_path, "%s/toy.h5", tmpdir);
     tbt_make_toy_task(task_path, 480, 120, 120, 4, 12, 7);
 }
 
 static void teardown(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tbt_rm_rf(tmpdir);
 }
 
 /* A study over the toy task; extra_study: more [study] lines. */

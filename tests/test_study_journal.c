@@ -25,19 +25,14 @@ static char task_path[1024];
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_study_journal_XXXXXX", base);
-    ck_assert(mkdtemp(tmpdir) != NULL);
+    tbt_mkdtemp(tmpdir, sizeof tmpdir, "study_journal");
     snprintf(task_path, sizeof task_path, "%s/toy.h5", tmpdir);
     tbt_make_toy_task(task_path, 480, 120, 120, 4, 12, 7);
 }
 
 static void teardown(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    tbt_rm_rf(tmpdir);
 }
 
 static tb_config *study_config(const char *archive)
@@ -338,6 +333,7 @@ static void assert_agree(const char *archive)
     char *fins = h5_join(path_in(archive, "study.h5"), "/finals/run_id", &nf);
     char *types = h5_join(path_in(archive, "study.h5"), "/events/type", &ne);
     char *evruns = h5_join(path_in(archive, "study.h5"), "/events/run_id", NULL);
+    ck_assert_msg(n > 0, "index.h5 of %s lists no run: nothing to compare", archive);
     for (int i = 0; i < n; i++) {
         char id[64], kind[64];
         row_of(ids, i, id, sizeof id);

@@ -29,10 +29,7 @@ static char archive_dir[600];
 
 static void setup(void)
 {
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base) base = "/tmp";
-    snprintf(tmpdir, sizeof tmpdir, "%s/tb_test_sweep_XXXXXX", base);
-    ck_assert_msg(mkdtemp(tmpdir) != NULL, "cannot create a temporary directory under %s", base);
+    tbt_mkdtemp(tmpdir, sizeof tmpdir, "sweep");
     snprintf(task_path, sizeof task_path, "%s/toy.h5", tmpdir);
     snprintf(archive_dir, sizeof archive_dir, "%s/archive", tmpdir);
     tbt_make_toy_task(task_path, 192, 64, 64, 4, 12, 3);
@@ -40,9 +37,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    ck_assert(system(cmd) == 0);
+    ck_assert(tbt_rm_rf(tmpdir) == 0);
 }
 
 static void sleep_ms(long ms)
