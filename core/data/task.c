@@ -518,7 +518,7 @@ static void augment_one(const view_ctx *m, int32_t r, float *dst, uint8_t *scrat
 
 /* augment_one for float samples: the same draws, Pillow's float resize for
  * RandomResizedCrop, 0.0 for the padding, then (v - mean) / std in float32. */
-static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scratch)
+static int augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scratch)
 {
     const int C = m->c, h = m->h, w = m->w;
     const augment_draw a = draw_augment(m, r);
@@ -530,7 +530,8 @@ static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scr
                 memcpy(crop + ((size_t)c * a.ch + (size_t)y) * (size_t)a.cw,
                        img + (size_t)c * m->plane + (size_t)(a.i + y) * (size_t)w + (size_t)a.j,
                        (size_t)a.cw * sizeof *crop);
-        if (tb_resize_f32(out, h, w, crop, a.ch, a.cw, C) == 0) img = out;
+        if (tb_resize_f32(out, h, w, crop, a.ch, a.cw, C) != 0) return -1; /* out of memory: never train uncropped */
+        img = out;
     }
     for (int c = 0; c < C; c++) {
         const float mean = m->mean[c], sd = m->std[c], pad = (0.0f - mean) / sd;
@@ -550,6 +551,7 @@ static void augment_one_f32(const view_ctx *m, int32_t r, float *dst, float *scr
             }
         }
     }
+    return 0;
 }
 
 static void plain_one(const view_ctx *m, int32_t r, float *dst)
@@ -590,18 +592,22 @@ static tb_status view_load(void *p, const int32_t *idx, int n, float *x, int32_t
     }
     int threads = omp_get_max_threads();
     if (threads > m->n_scratch) threads = m->n_scratch;
+    int failed = 0;
 #pragma omp parallel num_threads(threads) if (parallel && threads > 1)
     {
         const size_t unit = m->pixels_f32 ? sizeof(float) : 1;
         uint8_t *scratch = m->scratch ? m->scratch + (size_t)omp_get_thread_num() * 2 * m->sample * unit : NULL;
 #pragma omp for schedule(dynamic, 4)
         for (int i = 0; i < n; i++) {
-            if (m->pixels_f32)
-                augment_one_f32(m, m->idx[idx[i]], x + (size_t)i * m->sample, (float *)(void *)scratch);
-            else
+            if (!m->pixels_f32)
                 augment_one(m, m->idx[idx[i]], x + (size_t)i * m->sample, scratch);
+            else if (augment_one_f32(m, m->idx[idx[i]], x + (size_t)i * m->sample, (float *)(void *)scratch) != 0) {
+#pragma omp atomic write
+                failed = 1;
+            }
         }
     }
+    if (failed) return tb_fail(err, TB_ENOMEM, "out of memory resizing a training sample (random_resized_crop)");
     return TB_OK;
 }
 
