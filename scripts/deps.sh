@@ -13,13 +13,29 @@ packages=(
   libjpeg-dev                               # Imagenette JPEGs (libjpeg-turbo)
   dataset-fashion-mnist                     # real data for the default job and tests
   clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz/): clang, its libFuzzer runtime, clang's OpenMP
+  libmicrohttpd-dev libjansson-dev nettle-dev  # the http front end: server, JSON, HMAC-SHA256 session tokens
+  nodejs chromium                           # web assets (uPlot) and the browser test (playwright-core drives chromium)
 )
+
+# The npm packages (package.json, pinned by package-lock.json): uPlot, embedded
+# into the http front end at build time, and playwright-core for the browser test.
+npm_install() {
+  [ -f package-lock.json ] || return 0
+  # npm ci leaves node_modules/.package-lock.json; newer than the lockfile: nothing to do
+  [ node_modules/.package-lock.json -nt package-lock.json ] && return 0
+  echo "deps.sh: npm ci (package-lock.json)"
+  npm ci --no-audit --no-fund --loglevel=error
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian's nodejs comes without npm (NodeSource's includes it)
+command -v npm >/dev/null || missing+=(npm)
+cd "$(dirname "$0")/.."
 if [ ${#missing[@]} -eq 0 ]; then
+  npm_install
   exit 0
 fi
 
@@ -35,3 +51,4 @@ echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+npm_install

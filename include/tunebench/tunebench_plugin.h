@@ -36,9 +36,10 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 4 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+#define TB_PLUGIN_ABI_MINOR 5 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
                                  3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release);
-                                 4: tb_study_api version 2 (submission_note) */
+                                 4: tb_study_api version 2 (submission_note);
+                                 5: tb_study_api version 3 (enums, sized snapshots, curves, the organiser's view) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -262,8 +263,40 @@ typedef struct tb_model_input {
  * the same protocol and records the same things. All functions are
  * thread-safe; those taking err write one line there on failure. */
 
-#define TB_STUDY_API_VERSION 2 /* 2: submission_note */
+#define TB_STUDY_API_VERSION 3 /* 2: submission_note; 3: enums, sized snapshots, curves, organiser */
 #define TB_STUDY_HP_COUNT 15 /* the paper's 15 hyperparameters, Table 1's order */
+
+/* A hyperparameter's type (tb_fe_hp.type). */
+enum { TB_FE_HP_INT = 1, TB_FE_HP_FLOAT = 2, TB_FE_HP_CHOICE = 3 };
+
+/* A run's status (tb_fe_run.status_code); tb_fe_run.status spells it. Values never change. */
+typedef enum tb_fe_run_status {
+    TB_FE_RUN_QUEUED = 0,
+    TB_FE_RUN_TRAINING = 1,
+    TB_FE_RUN_FINISHED = 2,   /* the final statuses from here on */
+    TB_FE_RUN_CANCELLED = 3,
+    TB_FE_RUN_DIVERGED = 4,
+    TB_FE_RUN_INTERRUPTED = 5,
+    TB_FE_RUN_REJECTED = 6,
+} tb_fe_run_status;
+
+/* Where a participant stands (tb_fe_state.state_code); tb_fe_state.state spells it. */
+typedef enum tb_fe_participant_state {
+    TB_FE_REGISTERED = 0,
+    TB_FE_CONSENTED = 1,
+    TB_FE_LOBBY = 2,
+    TB_FE_ACTIVE = 3,
+    TB_FE_DONE = 4,
+} tb_fe_participant_state;
+
+/* The curves of a run (tb_study_api.curve). x: the global batch step (1-based) for
+ * TB_FE_CURVE_BATCH_LOSS, the epoch (1-based) for the others. */
+typedef enum tb_fe_curve_kind {
+    TB_FE_CURVE_BATCH_LOSS = 0,
+    TB_FE_CURVE_EPOCH_LOSS = 1,   /* mean training loss of the epoch */
+    TB_FE_CURVE_VAL_LOSS = 2,     /* NaN without a validation split */
+    TB_FE_CURVE_VAL_ACCURACY = 3, /* fraction in [0, 1]; NaN without a validation split */
+} tb_fe_curve_kind;
 
 typedef struct tb_study tb_study; /* opaque */
 
@@ -280,7 +313,7 @@ typedef struct tb_fe_participant {
 /* One hyperparameter as a front end shows it. */
 typedef struct tb_fe_hp {
     const char *name;     /* [train] key, e.g. "lr" */
-    int type;             /* 1 integer, 2 real, 3 choice (core/study/hparam_space.h: TB_HP_INT, TB_HP_FLOAT, TB_HP_CHOICE) */
+    int type;             /* TB_FE_HP_INT, TB_FE_HP_FLOAT or TB_FE_HP_CHOICE */
     int mandatory;
     double lo, hi;        /* closed range (integer, real) */
     const char *choices;  /* choice: '|'-separated */
@@ -303,7 +336,16 @@ typedef struct tb_fe_run {
     char message[256];         /* why it ended, or the validation error of a rejection */
     char values[TB_STUDY_HP_COUNT][64]; /* as resolved (presets filled in); as given when rejected */
     uint64_t seq;              /* changes whenever the run changes; for wait() */
+    /* Version 3: only the sized calls (run_info, history_info) fill these; the older
+     * ones write the fields above only (TB_FE_RUN_V2_SIZE bytes). */
+    int status_code;           /* tb_fe_run_status */
+    char participant[64];      /* whose run it is */
+    int queue_position;        /* 1-based among the runs waiting for a slot while queued, else 0 */
+    double started_s, ended_s; /* UTC; NaN until reached */
+    int given[TB_STUDY_HP_COUNT];            /* 1: the participant set the value; 0: the preset */
+    char comments[TB_STUDY_HP_COUNT][256];   /* the participant's comment per field ("" none) */
 } tb_fe_run;
+#define TB_FE_RUN_V2_SIZE offsetof(tb_fe_run, status_code)
 
 /* Where a participant stands. */
 typedef struct tb_fe_state {
@@ -318,7 +360,32 @@ typedef struct tb_fe_state {
     int finals_done, finals_total; /* final evaluations finished / queued (one per final seed) */
     double final_mean, final_sd;   /* test accuracy (fraction) over the finished final runs, NaN until all
                                     * are done; final_sd NaN with fewer than two */
+    /* Version 3: only the sized calls (participant_info, participant_at) fill these; the
+     * older state() writes the fields above only (TB_FE_STATE_V2_SIZE bytes). */
+    int state_code;                /* tb_fe_participant_state */
+    char education[32];
+    double dl_months, programming_months, ml_months; /* NaN when not given (optional ones) */
+    int self_level;                /* 0: not given */
+    double registered_s;           /* UTC */
+    int finished_runs;             /* submissions that finished */
+    char best_run[32];             /* the best finished run by validation accuracy ("" none) */
+    double best_val_accuracy;      /* its validation accuracy, NaN when none */
 } tb_fe_state;
+#define TB_FE_STATE_V2_SIZE offsetof(tb_fe_state, state_code)
+
+/* Study-level counts for the organiser (tb_study_api.counts). */
+typedef struct tb_fe_counts {
+    int participants;
+    int by_state[5];          /* indexed by tb_fe_participant_state */
+    int runs;                 /* submissions, rejected ones included */
+    int runs_by_status[7];    /* indexed by tb_fe_run_status */
+    int finals_total, finals_done, finals_pending;
+    int slots;                /* runs that train at once */
+    int max_active;           /* participants whose clock may run at once */
+    int admitting;            /* 1: new participants may register */
+    int closing;              /* 1: the study is closing (signal or close_study) */
+    double created_s;         /* UTC the study was created */
+} tb_fe_counts;
 
 typedef struct tb_study_api {
     uint32_t version; /* TB_STUDY_API_VERSION of the host */
@@ -375,6 +442,57 @@ typedef struct tb_study_api {
      * "optimizer adam does not read momentum = 0.9: it is ignored". Returns 1
      * with the note in out (one line), 0 when there is none (out ""). */
     int (*submission_note)(tb_study *s, const char *run_id, char *out, size_t cap);
+
+    /* ---- Version 3 ----
+     * Sized snapshots: out_size is sizeof(*out) as the caller was built; the
+     * host writes min(out_size, its own size) bytes, so a struct that grows at
+     * the end stays compatible both ways. */
+    tb_status (*participant_info)(tb_study *s, const char *id, tb_fe_state *out, size_t out_size, char *err,
+                                  size_t errlen);
+    tb_status (*run_info)(tb_study *s, const char *run_id, tb_fe_run *out, size_t out_size, char *err,
+                          size_t errlen);
+    tb_status (*history_info)(tb_study *s, const char *id, int i, tb_fe_run *out, size_t out_size, char *err,
+                              size_t errlen);
+    /* The optimizers that read hyperparameter i, '|'-separated (e.g. "sgd|rmsprop"), or "" when
+     * every optimizer reads it. NULL for a bad i. */
+    const char *(*hp_readers)(tb_study *s, int i);
+    /* 1 when the study config lets participants see their final test accuracy ([study] show_result). */
+    int (*show_result)(tb_study *s);
+
+    /* Points [from, from + cap) of run_id's curve `kind` (tb_fe_curve_kind) into
+     * x[] and y[]; returns the curve's whole length n (so min(cap, n - from)
+     * points were copied when from < n), or -1 for an unknown run or kind.
+     * Finished runs and runs of earlier sessions are read from the archive. */
+    int (*curve)(tb_study *s, const char *run_id, int kind, int from, double *x, double *y, int cap);
+
+    /* Any change to the study (a participant, a run, a batch, closing) bumps
+     * change_seq; wait_change blocks until it differs from seq (1), the study
+     * begins closing (1), or timeout_ms passes (0). No Ctrl-C wake-up. */
+    uint64_t (*change_seq)(tb_study *s);
+    int (*wait_change)(tb_study *s, uint64_t seq, int timeout_ms);
+    /* Blocks until the study begins closing (1: a SIGTERM or close_study) or
+     * timeout_ms passes or a Ctrl-C is pending (0; see take_interrupt). */
+    int (*wait_close)(tb_study *s, int timeout_ms);
+
+    /* The organiser's view. */
+    int (*participant_count)(tb_study *s);
+    tb_status (*participant_at)(tb_study *s, int i, tb_fe_state *out, size_t out_size, char *err, size_t errlen);
+    /* The submission runs queued or training: training ones first, then the
+     * queue in order; up to cap ids into run_ids, returns how many there are. */
+    int (*live_runs)(tb_study *s, char (*run_ids)[32], int cap);
+    void (*counts)(tb_study *s, tb_fe_counts *out, size_t out_size);
+    /* Stops (0) or resumes (1) registering new participants; journalled, so it
+     * holds after a restart. Registered participants carry on. */
+    tb_status (*set_admitting)(tb_study *s, int admitting, char *err, size_t errlen);
+    /* Closes the study as a SIGTERM would, but as a normal end: live runs end
+     * "interrupted" with `why` (their time given back), front ends are refused
+     * from here on and their wait_close returns 1; queued final evaluations still
+     * run when the host waits for them. */
+    tb_status (*close_study)(tb_study *s, const char *why, char *err, size_t errlen);
+    const char *(*archive_path)(tb_study *s);
+    /* Packs the archive into one HDF5 file at out_path (written to a temporary
+     * name, then renamed; what the live files show at this moment). */
+    tb_status (*export_archive)(tb_study *s, const char *out_path, char *err, size_t errlen);
 } tb_study_api;
 
 /* What a front-end plugin provides (its descriptor's `frontend`). */
