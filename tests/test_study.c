@@ -703,7 +703,10 @@ START_TEST(scripted_study_through_the_executable)
           "wait\nexpect status finished\n"
           "as ann\nwait\nexpect status finished\nexpect val_accuracy >=50\n"
           "history\nfinish best\nwait-finals\nexpect finals_done 3\n"
-          "as bob\nfinish\nexpect state done\n",
+          "as bob\nfinish\nexpect state done\n"
+          "participants\nadmission stopped\n"
+          "expect-rejected register id=cy education=master dl_months=1\n"
+          "admission open\nregister id=cy education=master dl_months=1\n",
           f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "'%s' study '%s' --script '%s' > '%s/stdout.txt' 2>&1", TB_TUNEBENCH_EXE, cfg_path,
@@ -714,16 +717,26 @@ START_TEST(scripted_study_through_the_executable)
         if (system(cmd) != 0) fprintf(stderr, "cannot show the output\n");
     }
     ck_assert_msg(rc == 0, "tunebench study exited with %d (output above)", rc);
+    /* the organiser's commands: the table, and admission stopped then open again */
+    static char said[1 << 16];
+    f = fopen(log, "r");
+    ck_assert(f);
+    said[fread(said, 1, sizeof said - 1, f)] = '\0';
+    fclose(f);
+    TBT_ASSERT_HAS(said, "2 participants (0 active, 0 in the lobby, 2 done)");
+    TBT_ASSERT_HAS(said, "admission stopped: no new participants");
+    TBT_ASSERT_HAS(said, "not admitting new participants");
 
     char path[1200], col[64][64];
     double v[64];
     snprintf(path, sizeof path, "%s/cli/study.h5", tmpdir);
-    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 2);
+    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 3);
     ck_assert_str_eq(col[0], "ann");
     ck_assert_str_eq(col[1], "bob");
-    ck_assert_int_eq(h5_f64(path, "/participants/programming_months", v, 64), 2);
+    ck_assert_str_eq(col[2], "cy");
+    ck_assert_int_eq(h5_f64(path, "/participants/programming_months", v, 64), 3);
     ck_assert(isnan(v[0]) && v[1] == 120);
-    ck_assert_int_eq(h5_strings(path, "/participants/final_reason", col, 64), 2);
+    ck_assert_int_eq(h5_strings(path, "/participants/final_reason", col, 64), 3);
     ck_assert_str_eq(col[0], "chosen");
     ck_assert_int_eq(h5_strings(path, "/submissions/status", col, 64), 5);
     ck_assert_str_eq(col[0], "rejected");
@@ -740,7 +753,7 @@ START_TEST(scripted_study_through_the_executable)
 
     snprintf(cmd, sizeof cmd, "'%s' export '%s/cli' --single-file '%s' > /dev/null", TB_TUNEBENCH_EXE, tmpdir, out);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(h5_strings(out, "/participants/id", col, 64), 2);
+    ck_assert_int_eq(h5_strings(out, "/participants/id", col, 64), 3);
     ck_assert_int_eq(h5_strings(out, "/submissions/run_id", col, 64), 5);
     /* each run's curves are inside, under the run id the submissions table names */
     char curve[128];
