@@ -985,6 +985,8 @@ START_TEST(the_organiser_sees_the_study_and_curves_survive_a_reopen)
     ck_assert_int_eq(c.admitting, 0);
     ck_assert_int_eq(api->register_participant(api->study, &carl, id, err, sizeof err), TB_EINVAL);
     double rx[64], ry[64];
+    ck_assert(api->run_info(api->study, run, &ri, sizeof ri, err, sizeof err) == TB_OK);
+    ck_assert_int_eq(ri.batches_per_epoch, 15); /* journalled with the run's end */
     ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_BATCH_LOSS, rx, ry, 64), 30);
     for (int i = 0; i < 30; i++) ck_assert(rx[i] == x[i] && ry[i] == y[i]);
     ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_VAL_ACCURACY, rx, ry, 64), 2);

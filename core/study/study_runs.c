@@ -186,6 +186,7 @@ static void sub_finished(void *user, tb_job *job, tb_run_status status, double v
     int pi = u->participant;
     rec_run_end(&b, s->p[pi].id, u->run_id, status, isfinite(val_accuracy) ? val_accuracy : u->val_accuracy,
                 test_accuracy, u->epoch, msg);
+    rec_i64(&b, "batches_per_epoch", u->batches_per_epoch); /* for front ends after a reopen (0: never started) */
     tb_err e;
     if (study_commit(s, REC_RUN_END, &b, now, 1, &e) != TB_OK) s->bg_err = e;
     /* a run that never started waited all along; work lost to a shutdown

@@ -173,6 +173,8 @@ static void apply_run_end(tb_study *s, submission *u, double t, const char *d, s
     u->val_accuracy = rec_get_f64(d, len, "val_accuracy", NAN);
     u->test_accuracy = rec_get_f64(d, len, "test_accuracy", NAN);
     u->epoch = rec_int(d, len, "epoch", 0);
+    int bpe = rec_int(d, len, "batches_per_epoch", 0); /* absent in older journals and crash records */
+    if (bpe > 0) u->batches_per_epoch = bpe;
     rec_get(d, len, "message", u->message, sizeof u->message);
     /* the training time the run's events reported (live), else its span */
     if (!(u->train_seconds > 0) && isfinite(u->started)) u->train_seconds = t - u->started;
