@@ -10,7 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -208,4 +212,79 @@ int hc_stream_wait(int fd, char *buf, size_t cap, size_t *len, size_t from, cons
         if (n <= 0) return -1;
         *len += (size_t)n;
     }
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The log's text from offset on into out. */
+static void read_from(const char *log, long offset, char *out, size_t cap)
+{
+    out[0] = '\0';
+    FILE *f = fopen(log, "r");
+    if (!f) return;
+    if (fseek(f, offset, SEEK_SET) == 0) {
+        size_t n = fread(out, 1, cap - 1, f);
+        out[n] = '\0';
+    }
+    fclose(f);
+}
+
+int hc_spawn_study(const char *exe, const char *cfg, const char *log, int timeout_ms, int *pid, int *port, char *err,
+                   size_t errlen)
+{
+    struct stat st;
+    long before = stat(log, &st) == 0 ? (long)st.st_size : 0; /* a restart appends to the same log */
+    pid_t child = fork();
+    if (child < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (child == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd < 0) _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(exe, "tunebench", "study", cfg, "--frontend", "http", (char *)NULL);
+        _exit(127);
+    }
+    static char text[65536];
+    double until = hc_now_ms() + timeout_ms;
+    while (hc_now_ms() < until) {
+        read_from(log, before, text, sizeof text);
+        const char *at = strstr(text, "tunebench: participants: http://127.0.0.1:");
+        if (at && sscanf(at, "tunebench: participants: http://127.0.0.1:%d/", port) == 1) {
+            *pid = child;
+            return 0;
+        }
+        int status;
+        if (waitpid(child, &status, WNOHANG) == child) {
+            snprintf(err, errlen, "the server exited (status %d) before serving:\n%s", status, text);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    snprintf(err, errlen, "the server did not print its URL within %d ms:\n%s", timeout_ms, text);
+    return -1;
+}
+
+int hc_stop_study(int pid, int sig, int timeout_ms)
+{
+    if (sig) kill(pid, sig);
+    double until = hc_now_ms() + timeout_ms;
+    int status = 0;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (hc_now_ms() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        sleep_ms(20);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -41,6 +41,15 @@ int hc_stream_open(hc_client *c, const char *path);
  * appears after offset `from` or timeout_ms passes: 1 found, 0 not, -1 closed. */
 int hc_stream_wait(int fd, char *buf, size_t cap, size_t *len, size_t from, const char *pattern, int timeout_ms);
 
+/* Starts `exe study cfg --frontend http` with stdout and stderr appended to
+ * log, and waits (up to timeout_ms) for the participants' URL it prints.
+ * Returns 0 with *pid and *port, or -1 with why in err. */
+int hc_spawn_study(const char *exe, const char *cfg, const char *log, int timeout_ms, int *pid, int *port, char *err,
+                   size_t errlen);
+/* Sends sig (0: none) and waits up to timeout_ms for pid; returns the exit code
+ * (128 + signal when killed), or -1 after killing it when it did not stop. */
+int hc_stop_study(int pid, int sig, int timeout_ms);
+
 /* Monotonic milliseconds. */
 double hc_now_ms(void);
 

@@ -22,7 +22,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 #include "http_client.h"
 #include "tb_test.h"
@@ -90,45 +89,19 @@ static void teardown(void)
 /* Starts the study server; waits for its printed participants' URL. */
 static void start_server(server *srv)
 {
-    size_t before = strlen(read_log()); /* a restart appends to the same log */
-    srv->pid = fork();
-    ck_assert(srv->pid >= 0);
-    if (srv->pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (fd < 0) _exit(127);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        execl(tbt_exe(), "tunebench", "study", cfg_path, "--frontend", "http", (char *)NULL);
-        _exit(127);
-    }
-    double until = hc_now_ms() + START_TIMEOUT_MS;
-    while (hc_now_ms() < until) {
-        const char *at = strstr(read_log() + before, "tunebench: participants: http://127.0.0.1:");
-        if (at && sscanf(at, "tunebench: participants: http://127.0.0.1:%d/", &srv->port) == 1) return;
-        int status;
-        if (waitpid(srv->pid, &status, WNOHANG) == srv->pid)
-            ck_abort_msg("the server exited (status %d) before serving:\n%s", status, read_log());
-        sleep_ms(20);
-    }
-    kill(srv->pid, SIGKILL);
-    ck_abort_msg("the server did not print its URL:\n%s", read_log());
+    static char err[70000];
+    int pid = 0;
+    if (hc_spawn_study(tbt_exe(), cfg_path, log_path, START_TIMEOUT_MS, &pid, &srv->port, err, sizeof err) != 0)
+        ck_abort_msg("%s", err);
+    srv->pid = pid;
 }
 
 /* Sends sig and waits for the exit; returns the exit code (or 128 + signal). */
 static int stop_server(server *srv, int sig)
 {
-    if (sig) kill(srv->pid, sig);
-    double until = hc_now_ms() + 30000;
-    int status = 0;
-    while (waitpid(srv->pid, &status, WNOHANG) == 0) {
-        if (hc_now_ms() > until) {
-            kill(srv->pid, SIGKILL);
-            waitpid(srv->pid, &status, 0);
-            ck_abort_msg("the server did not stop within 30 s:\n%s", read_log());
-        }
-        sleep_ms(20);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    int code = hc_stop_study(srv->pid, sig, 30000);
+    ck_assert_msg(code >= 0, "the server did not stop within 30 s:\n%s", read_log());
+    return code;
 }
 
 /* ---- small steps ---------------------------------------------------------------------------- */
