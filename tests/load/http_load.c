@@ -2,8 +2,10 @@
  * part of ctest; docs/http.md says how to run it).
  *
  *   cmake --build build --target http_load
- *   build/tests/http_load [--participants 50] [--seconds 60]
+ *   HTTP_LOAD_PARTICIPANTS=50 HTTP_LOAD_SECONDS=60 build/tests/http_load
  *
+ * (a Check suite of one test, so it can use the tests' helpers; the two
+ * variables are optional, 50 and 60 by default) *
  * Starts `tunebench study --frontend http` on a toy task in a fresh
  * directory; each simulated participant (a thread) registers, consents,
  * enters, follows its event stream, and for `seconds` submits a tiny run
@@ -28,6 +30,11 @@
 #define ME_EVERY_MS 200
 #define MAX_RUNS 4096
 #define ADMIN_TOKEN "load-test-admin-token-0123"
+#define TB_STR_(x) #x
+#define TB_STR(x) TB_STR_(x)
+#define TRAIN_SAMPLES 256
+#define BATCH 64
+#define BATCHES_PER_RUN (TRAIN_SAMPLES / BATCH) /* one epoch */
 
 typedef struct participant {
     int index, port;
@@ -87,7 +94,7 @@ static int poll_me(participant *p)
 static void submit(participant *p)
 {
     hc_response r;
-    const char *body = "{\"values\": {\"epochs\": 1, \"batch_size\": 64, \"loss\": \"cross_entropy\", "
+    const char *body = "{\"values\": {\"epochs\": 1, \"batch_size\": " TB_STR(BATCH) ", \"loss\": \"cross_entropy\", "
                        "\"optimizer\": \"adam\", \"lr\": 0.01}}";
     if (call(p, "POST", "/api/runs", body, &r, 201) && p->n_runs < 256) {
         const char *id = json_string_value(json_object_get(json_object_get(r.json, "run"), "run_id"));
@@ -169,7 +176,7 @@ static int check_archive(int port, participant *people, int n, int *runs_checked
                 long long epochs = json_integer_value(json_object_get(r.json, "epoch_total"));
                 long long batches = json_integer_value(json_object_get(r.json, "batch_total"));
                 long long per = json_integer_value(json_object_get(r.json, "batches_per_epoch"));
-                if (epochs != 1 || batches != per || per <= 0) {
+                if (epochs != 1 || batches != BATCHES_PER_RUN || per != BATCHES_PER_RUN) {
                     fprintf(stderr, "http_load: run %s: %lld epochs, %lld batches of %lld\n", people[i].runs[k],
                             epochs, batches, per);
                     bad++;
@@ -191,37 +198,34 @@ static void write_config(const char *dir, const char *task, const char *cfg, int
              "max_connections_per_ip = 1024\nsubmissions_per_minute = 64\nmax_streams = %d\n",
              dir, participants, participants + 8);
     FILE *f = fopen(cfg, "w");
-    if (!f) {
-        perror(cfg);
-        exit(2);
-    }
+    ck_assert_msg(f != NULL, "cannot write %s", cfg);
     fputs(tbt_toy_config(task, extra), f);
     fclose(f);
 }
 
-int main(int argc, char **argv)
+static int env_int(const char *name, int fallback, int lo, int hi)
 {
-    int n = 50, seconds = 60;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--participants")) n = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--seconds")) seconds = atoi(argv[i + 1]);
-    }
-    if (n < 1 || n > 500 || seconds < 1 || seconds > 3600) {
-        fprintf(stderr, "usage: http_load [--participants 1..500] [--seconds 1..3600]\n");
-        return 2;
-    }
+    const char *v = getenv(name);
+    if (!v || !*v) return fallback;
+    char *end;
+    long x = strtol(v, &end, 10);
+    ck_assert_msg(!*end && x >= lo && x <= hi, "%s = %s: an integer in [%d, %d]", name, v, lo, hi);
+    return (int)x;
+}
+
+START_TEST(load)
+{
+    int n = env_int("HTTP_LOAD_PARTICIPANTS", 50, 1, 500), seconds = env_int("HTTP_LOAD_SECONDS", 60, 1, 3600);
     char dir[512], task[1024], cfg[1024], log[1024], err[70000];
     tbt_mkdtemp(dir, sizeof dir, "http_load");
     snprintf(task, sizeof task, "%s/toy.h5", dir);
     snprintf(cfg, sizeof cfg, "%s/study.ini", dir);
     snprintf(log, sizeof log, "%s/server.log", dir);
-    tbt_make_toy_task(task, 256, 64, 64, 4, 12, 7);
+    tbt_make_toy_task(task, TRAIN_SAMPLES, 64, 64, 4, 12, 7);
     write_config(dir, task, cfg, n);
     int pid, port;
-    if (hc_spawn_study(tbt_exe(), cfg, log, 60000, &pid, &port, err, sizeof err) != 0) {
-        fprintf(stderr, "http_load: %s\n", err);
-        return 1;
-    }
+    if (hc_spawn_study(tbt_exe(), cfg, log, 60000, &pid, &port, err, sizeof err) != 0)
+        ck_abort_msg("http_load: %s", err);
     participant *people = calloc((size_t)n, sizeof *people);
     pthread_t *threads = calloc((size_t)n, sizeof *threads);
     double t0 = hc_now_ms();
@@ -270,5 +274,16 @@ int main(int argc, char **argv)
     free(people);
     free(threads);
     free(lat);
-    return errors == 0 && bad == 0 ? 0 : 1;
+    ck_assert_msg(errors == 0 && bad == 0, "http_load: %ld errors, %d archive problems", errors, bad);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("http_load");
+    TCase *tc = tcase_create("load");
+    tcase_set_timeout(tc, 7200);
+    tcase_add_test(tc, load);
+    suite_add_tcase(s, tc);
+    return tbt_run(s);
 }

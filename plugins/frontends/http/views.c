@@ -195,6 +195,8 @@ json_t *view_curve(const http_server *srv, const char *run_id, int batch_from, i
     tb_fe_run r;
     char err[256];
     int bpe = view_run_info(srv, run_id, &r, err, sizeof err) == TB_OK ? r.batches_per_epoch : 0;
+    /* a run of an earlier session lacks it in its snapshot: whole epochs tell it */
+    if (bpe == 0 && epoch_total > 0 && batch_total % epoch_total == 0) bpe = batch_total / epoch_total;
     bad |= put(o, "run_id", json_string(run_id)) | put(o, "batch_from", json_integer(batch_from)) |
            put(o, "epoch_from", json_integer(epoch_from)) | put(o, "batch_total", json_integer(batch_total)) |
            put(o, "epoch_total", json_integer(epoch_total)) | put(o, "batches_per_epoch", json_integer(bpe));
