@@ -626,6 +626,19 @@ START_TEST(the_organiser_runs_the_study)
     ck_assert_msg(ended, "the organiser's event stream did not end at close");
     close(stream);
     ck_assert_int_eq(stop_server(&srv, 0), 0);
+
+    /* the session key: 0600 in the archive; one others can read is refused */
+    char key[1200];
+    struct stat st;
+    snprintf(key, sizeof key, "%s/archive/http.key", tmpdir);
+    ck_assert_int_eq(stat(key, &st), 0);
+    ck_assert_int_eq(st.st_mode & 0777, 0600);
+    ck_assert_int_eq((int)st.st_size, 32);
+    ck_assert_int_eq(chmod(key, 0644), 0);
+    static char err[70000];
+    int pid, port;
+    ck_assert_int_ne(hc_spawn_study(tbt_exe(), cfg_path, log_path, START_TIMEOUT_MS, &pid, &port, err, sizeof err), 0);
+    TBT_ASSERT_HAS(err, "http.key can be read by others (mode 644): chmod 600 it");
 }
 END_TEST
 

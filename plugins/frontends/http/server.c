@@ -22,6 +22,7 @@
 
 #include "auth.h"
 #include "routes.h"
+#include "views.h"
 
 #define CSRF_HEADER "X-Tunebench"
 #define DRAIN_WAIT_S 10.0 /* how long stopping waits for answers in flight */
@@ -63,7 +64,7 @@ void reply_error(http_reply *rep, unsigned status, const char *field, const char
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     reply_json(rep, status,
-               json_pack("{s:s, s:o}", "error", msg, "field", field && *field ? json_string(field) : json_null()));
+               json_pack("{s:o, s:o}", "error", view_text(msg), "field", field && *field ? view_text(field) : json_null()));
 }
 
 static void add_security_headers(struct MHD_Response *r)
