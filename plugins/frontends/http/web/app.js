@@ -1,0 +1,1 @@
+/* placeholder: the web branch replaces this file */
