@@ -940,9 +940,9 @@ static tb_status cmd_participants(cli *c, token *t, int n, int *quit)
     if (s != TB_OK) return s;
     tb_fe_counts k;
     c->api->counts(c->s, &k, sizeof k);
-    say(c, "%d participants (%d active, %d in the lobby, %d done); runs: %d training, %d queued; finals %d/%d; "
+    say(c, "%d participant%s (%d active, %d in the lobby, %d done); runs: %d training, %d queued; finals %d/%d; "
            "admission %s%s\n",
-        k.participants, k.by_state[TB_FE_ACTIVE], k.by_state[TB_FE_LOBBY], k.by_state[TB_FE_DONE],
+        k.participants, k.participants == 1 ? "" : "s", k.by_state[TB_FE_ACTIVE], k.by_state[TB_FE_LOBBY], k.by_state[TB_FE_DONE],
         k.runs_by_status[TB_FE_RUN_TRAINING], k.runs_by_status[TB_FE_RUN_QUEUED], k.finals_done, k.finals_total,
         k.admitting ? "open" : "stopped", k.closing ? "; closing" : "");
     if (k.participants) say(c, "  %-16s %-10s %9s %9s %5s %8s  %s\n", "id", "state", "used", "left", "tries", "best", "live");
