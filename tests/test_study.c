@@ -703,7 +703,10 @@ START_TEST(scripted_study_through_the_executable)
           "wait\nexpect status finished\n"
           "as ann\nwait\nexpect status finished\nexpect val_accuracy >=50\n"
           "history\nfinish best\nwait-finals\nexpect finals_done 3\n"
-          "as bob\nfinish\nexpect state done\n",
+          "as bob\nfinish\nexpect state done\n"
+          "participants\nadmission stopped\n"
+          "expect-rejected register id=cy education=master dl_months=1\n"
+          "admission open\nregister id=cy education=master dl_months=1\n",
           f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "'%s' study '%s' --script '%s' > '%s/stdout.txt' 2>&1", TB_TUNEBENCH_EXE, cfg_path,
@@ -714,16 +717,26 @@ START_TEST(scripted_study_through_the_executable)
         if (system(cmd) != 0) fprintf(stderr, "cannot show the output\n");
     }
     ck_assert_msg(rc == 0, "tunebench study exited with %d (output above)", rc);
+    /* the organiser's commands: the table, and admission stopped then open again */
+    static char said[1 << 16];
+    f = fopen(log, "r");
+    ck_assert(f);
+    said[fread(said, 1, sizeof said - 1, f)] = '\0';
+    fclose(f);
+    TBT_ASSERT_HAS(said, "2 participants (0 active, 0 in the lobby, 2 done)");
+    TBT_ASSERT_HAS(said, "admission stopped: no new participants");
+    TBT_ASSERT_HAS(said, "not admitting new participants");
 
     char path[1200], col[64][64];
     double v[64];
     snprintf(path, sizeof path, "%s/cli/study.h5", tmpdir);
-    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 2);
+    ck_assert_int_eq(h5_strings(path, "/participants/id", col, 64), 3);
     ck_assert_str_eq(col[0], "ann");
     ck_assert_str_eq(col[1], "bob");
-    ck_assert_int_eq(h5_f64(path, "/participants/programming_months", v, 64), 2);
+    ck_assert_str_eq(col[2], "cy");
+    ck_assert_int_eq(h5_f64(path, "/participants/programming_months", v, 64), 3);
     ck_assert(isnan(v[0]) && v[1] == 120);
-    ck_assert_int_eq(h5_strings(path, "/participants/final_reason", col, 64), 2);
+    ck_assert_int_eq(h5_strings(path, "/participants/final_reason", col, 64), 3);
     ck_assert_str_eq(col[0], "chosen");
     ck_assert_int_eq(h5_strings(path, "/submissions/status", col, 64), 5);
     ck_assert_str_eq(col[0], "rejected");
@@ -740,7 +753,7 @@ START_TEST(scripted_study_through_the_executable)
 
     snprintf(cmd, sizeof cmd, "'%s' export '%s/cli' --single-file '%s' > /dev/null", TB_TUNEBENCH_EXE, tmpdir, out);
     ck_assert_int_eq(system(cmd), 0);
-    ck_assert_int_eq(h5_strings(out, "/participants/id", col, 64), 2);
+    ck_assert_int_eq(h5_strings(out, "/participants/id", col, 64), 3);
     ck_assert_int_eq(h5_strings(out, "/submissions/run_id", col, 64), 5);
     /* each run's curves are inside, under the run id the submissions table names */
     char curve[128];
@@ -831,6 +844,159 @@ START_TEST(a_table_write_that_fails_says_what_failed)
 }
 END_TEST
 
+/* Version 3 of the front ends' table: sized snapshots that older callers
+ * can still use, curves that survive a reopen, the organiser's view and
+ * controls. */
+static int curve_of(const tb_study_api *api, const char *run, int kind, double *x, double *y, int cap)
+{
+    return api->curve(api->study, run, kind, 0, x, y, cap);
+}
+
+START_TEST(the_organiser_sees_the_study_and_curves_survive_a_reopen)
+{
+    tb_config *cfg = study_config("organiser", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    ck_assert_int_eq(api->version, 3);
+    ck_assert_uint_eq(api->size, sizeof(tb_study_api));
+    /* which optimizers read what: momentum is optimizer-specific, epochs is everyone's */
+    ck_assert_str_eq(api->hp_readers(api->study, tb_hp_index("epochs")), "");
+    const char *mom = api->hp_readers(api->study, tb_hp_index("momentum"));
+    ck_assert_msg(strstr(mom, "sgd") && !strstr(mom, "adam"), "momentum read by \"%s\"", mom);
+    ck_assert_ptr_null(api->hp_readers(api->study, TB_STUDY_HP_COUNT));
+    ck_assert_int_eq(api->show_result(api->study), 0);
+    tb_fe_hp hp;
+    ck_assert_int_eq(api->hp_info(api->study, tb_hp_index("optimizer"), &hp), 0);
+    ck_assert_int_eq(hp.type, TB_FE_HP_CHOICE);
+
+    uint64_t seq0 = api->change_seq(api->study);
+    ck_assert_int_eq(api->wait_change(api->study, seq0, 30), 0); /* nothing happened */
+    const char *a = reg(api, "ana", "master", 12);
+    const char *b = reg(api, "ben", "bachelor", 0);
+    ck_assert_int_eq(api->wait_change(api->study, seq0, 30), 1);
+    enter(api, a, 1);
+
+    /* sized snapshots: an older caller's struct is written only as far as it reaches */
+    char err[512];
+    struct { tb_fe_state st; unsigned char canary[64]; } big;
+    memset(&big, 0xAB, sizeof big);
+    ck_assert_msg(api->state(api->study, a, &big.st, err, sizeof err) == TB_OK, "%s", err);
+    const unsigned char *tail = (const unsigned char *)&big.st + TB_FE_STATE_V2_SIZE;
+    for (size_t i = 0; i < sizeof big.st - TB_FE_STATE_V2_SIZE; i++) ck_assert_uint_eq(tail[i], 0xAB);
+    ck_assert_msg(api->participant_info(api->study, a, &big.st, sizeof big.st, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(big.st.state_code, TB_FE_ACTIVE);
+    ck_assert_str_eq(big.st.education, "master");
+    ck_assert(big.st.dl_months == 12 && isnan(big.st.programming_months));
+    ck_assert(isnan(big.st.best_val_accuracy) && big.st.best_run[0] == '\0');
+    for (size_t i = 0; i < sizeof big.canary; i++) ck_assert_uint_eq(big.canary[i], 0xAB);
+
+    subm m = {0};
+    set(&m, "epochs", "2");
+    set(&m, "batch_size", "32");
+    set(&m, "loss", "nll");
+    set(&m, "optimizer", "sgd");
+    set(&m, "lr", "0.01");
+    m.c[tb_hp_index("lr")] = "It is just a guess.";
+    char run[32];
+    int bad;
+    ck_assert_msg(submit(api, a, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run end = wait_end(api, run, 60);
+    ck_assert_str_eq(end.status, "finished");
+    tb_fe_run ri;
+    ck_assert_msg(api->run_info(api->study, run, &ri, sizeof ri, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(ri.status_code, TB_FE_RUN_FINISHED);
+    ck_assert_str_eq(ri.participant, "ana");
+    ck_assert_int_eq(ri.queue_position, 0);
+    ck_assert(isfinite(ri.started_s) && isfinite(ri.ended_s) && ri.ended_s >= ri.started_s);
+    ck_assert_int_eq(ri.given[tb_hp_index("lr")], 1);
+    ck_assert_int_eq(ri.given[tb_hp_index("momentum")], 0);
+    ck_assert_str_eq(ri.comments[tb_hp_index("lr")], "It is just a guess.");
+    tb_fe_run hi;
+    ck_assert(api->history_info(api->study, a, 0, &hi, sizeof hi, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(hi.run_id, run);
+    ck_assert_str_eq(hi.participant, "ana");
+
+    /* curves: every batch (480 images, batch 32: 15 a epoch) and both epochs */
+    double x[64], y[64], x2[64], y2[64];
+    ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_BATCH_LOSS, x, y, 64), 30);
+    ck_assert_msg(x[0] == 1 && x[29] == 30 && isfinite(y[0]), "x %g..%g y0 %g", x[0], x[29], y[0]);
+    ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_EPOCH_LOSS, x2, y2, 64), 2);
+    ck_assert(x2[0] == 1 && x2[1] == 2);
+    ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_VAL_ACCURACY, x2, y2, 64), 2);
+    ck_assert(fabs(y2[1] - end.val_accuracy) < 1e-12);
+    double px[4], py[4];
+    ck_assert_int_eq(api->curve(api->study, run, TB_FE_CURVE_BATCH_LOSS, 28, px, py, 4), 30); /* 2 copied */
+    ck_assert(px[0] == 29 && py[1] == y[29]);
+    ck_assert_int_eq(api->curve(api->study, "r999999", TB_FE_CURVE_BATCH_LOSS, 0, px, py, 4), -1);
+    ck_assert_int_eq(api->curve(api->study, run, 7, 0, px, py, 4), -1);
+
+    /* the organiser's view */
+    ck_assert_int_eq(api->participant_count(api->study), 2);
+    tb_fe_state ps;
+    ck_assert(api->participant_at(api->study, 1, &ps, sizeof ps, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(ps.id, "ben");
+    ck_assert_int_eq(ps.state_code, TB_FE_CONSENTED);
+    ck_assert_int_eq(api->participant_at(api->study, 2, &ps, sizeof ps, err, sizeof err), TB_EINVAL);
+    ck_assert(api->participant_info(api->study, a, &ps, sizeof ps, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(ps.best_run, run);
+    ck_assert_int_eq(ps.finished_runs, 1);
+    tb_fe_counts c;
+    api->counts(api->study, &c, sizeof c);
+    ck_assert_int_eq(c.participants, 2);
+    ck_assert_int_eq(c.by_state[TB_FE_ACTIVE], 1);
+    ck_assert_int_eq(c.by_state[TB_FE_CONSENTED], 1);
+    ck_assert_int_eq(c.runs_by_status[TB_FE_RUN_FINISHED], 1);
+    ck_assert(c.admitting == 1 && c.closing == 0 && c.slots == 2);
+    ck_assert_int_eq(api->live_runs(api->study, NULL, 0), 0);
+    /* a long run is live: listed, then cancelled */
+    set(&m, "epochs", "50");
+    set(&m, "batch_size", "1");
+    char run2[32], ids[4][32];
+    ck_assert_msg(submit(api, a, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(api->live_runs(api->study, ids, 4), 1);
+    ck_assert_str_eq(ids[0], run2);
+    ck_assert_int_eq(api->cancel(api->study, a, run2, err, sizeof err), TB_OK);
+    ck_assert_str_eq(wait_end(api, run2, 60).status, "cancelled");
+
+    /* admission stops (journalled), then the study is closed */
+    ck_assert_int_eq(api->set_admitting(api->study, 0, err, sizeof err), TB_OK);
+    tb_fe_participant carl = {.id = "carl", .education = "master", .dl_months = 1, .programming_months = NAN,
+                              .ml_months = NAN};
+    char id[64];
+    ck_assert_int_eq(api->register_participant(api->study, &carl, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "not admitting"), "%s", err);
+    char out[1200];
+    snprintf(out, sizeof out, "%s/export.h5", tmpdir);
+    ck_assert_msg(api->export_archive(api->study, out, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(access(out, R_OK), 0);
+    ck_assert_int_eq(api->wait_close(api->study, 20), 0);
+    ck_assert_int_eq(api->close_study(api->study, "closed by the test", err, sizeof err), TB_OK);
+    ck_assert_int_eq(api->wait_close(api->study, 1000), 1);
+    ck_assert_int_eq(api->wait_change(api->study, api->change_seq(api->study), 1000), 1); /* closing wakes it */
+    api->counts(api->study, &c, sizeof c);
+    ck_assert_int_eq(c.closing, 1);
+    ck_assert_int_eq(api->enter(api->study, a, NULL, err, sizeof err), TB_EINVAL);
+    close_study(s, 0);
+
+    /* after a reopen: still not admitting, and the curves come back from the archive */
+    s = open_study(cfg, NULL);
+    api = tb_study_api_get(s);
+    api->counts(api->study, &c, sizeof c);
+    ck_assert_int_eq(c.admitting, 0);
+    ck_assert_int_eq(api->register_participant(api->study, &carl, id, err, sizeof err), TB_EINVAL);
+    double rx[64], ry[64];
+    ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_BATCH_LOSS, rx, ry, 64), 30);
+    for (int i = 0; i < 30; i++) ck_assert(rx[i] == x[i] && ry[i] == y[i]);
+    ck_assert_int_eq(curve_of(api, run, TB_FE_CURVE_VAL_ACCURACY, rx, ry, 64), 2);
+    ck_assert(fabs(ry[1] - end.val_accuracy) < 1e-12);
+    ck_assert_int_eq(api->set_admitting(api->study, 1, err, sizeof err), TB_OK);
+    ck_assert_msg(api->register_participant(api->study, &carl, id, err, sizeof err) == TB_OK, "%s", err);
+    (void)b;
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("study");
@@ -848,6 +1014,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_study_configurations_are_refused);
     tcase_add_test(tc, a_table_write_that_fails_says_what_failed);
     tcase_add_test(tc, scripted_study_through_the_executable);
+    tcase_add_test(tc, the_organiser_sees_the_study_and_curves_survive_a_reopen);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -795,6 +795,7 @@ static tb_status recover_run(tb_archive *a, const char *name, tb_archive_recover
         return tb_fail(err, TB_EINVAL, "archive %s: path too long for %s", a->dir, name);
     /* one read of the journal: replay its valid records, then cut a torn tail */
     row r;
+    row_init(&r);
     curves c = {0};
     int begun = 0;
     uint64_t valid = 0, size = 0;
@@ -1364,6 +1365,46 @@ tb_status tb_archive_run_info_by_id(tb_archive *a, const char *id, tb_archive_ru
     if (r) fill_info(r, out);
     pthread_mutex_unlock(&a->mu);
     return st;
+}
+
+tb_status tb_archive_run_curves(tb_archive *a, const char *id, tb_archive_curves *out, tb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&a->mu);
+    tb_status st = TB_OK;
+    char path[PATH_CAP];
+    if (!find_row(a, id)) st = tb_fail(err, TB_EINVAL, "archive %s: no run \"%s\"", a->dir, id);
+    else if (run_path(path, a->dir, id, ".journal") != 0) st = tb_fail(err, TB_EINVAL, "archive %s: path too long", a->dir);
+    row r;
+    row_init(&r);
+    curves c = {0};
+    int begun = 0;
+    /* the journal is the truth, and complete up to the last record written (also while the run is live) */
+    if (st == TB_OK) st = replay_journal(path, &r, &c, &begun, NULL, NULL, err);
+    pthread_mutex_unlock(&a->mu);
+    row_free(&r);
+    if (st != TB_OK) {
+        curves_free(&c);
+        return st;
+    }
+    out->n_batch = c.nb;
+    out->step = c.step;
+    out->loss = c.loss;
+    out->n_epoch = c.ne;
+    out->epoch = c.epoch;
+    out->train_loss = c.e[0];
+    out->val_loss = c.e[1];
+    out->val_accuracy = c.e[2];
+    out->seconds = c.e[3];
+    return TB_OK;
+}
+
+void tb_archive_curves_free(tb_archive_curves *c)
+{
+    if (!c) return;
+    free(c->step), free(c->loss), free(c->epoch);
+    free(c->train_loss), free(c->val_loss), free(c->val_accuracy), free(c->seconds);
+    memset(c, 0, sizeof *c);
 }
 
 tb_status tb_archive_run_note(tb_archive *a, const char *id, const char *message, tb_err *err)

@@ -141,6 +141,19 @@ tb_status tb_archive_run_info_at(tb_archive *a, size_t i, tb_archive_run_info *o
 /* TB_EINVAL when there is no such run. */
 tb_status tb_archive_run_info_by_id(tb_archive *a, const char *id, tb_archive_run_info *out, tb_err *err);
 
+/* A run's curves as its journal holds them (also while it is live: what has
+ * been written so far). Free with tb_archive_curves_free. */
+typedef struct tb_archive_curves {
+    size_t n_batch;
+    int64_t *step;
+    double *loss;
+    size_t n_epoch;
+    int64_t *epoch;
+    double *train_loss, *val_loss, *val_accuracy, *seconds;
+} tb_archive_curves;
+tb_status tb_archive_run_curves(tb_archive *a, const char *id, tb_archive_curves *out, tb_err *err);
+void tb_archive_curves_free(tb_archive_curves *c);
+
 /* Replaces the message of an ended run (not live): journalled as a status
  * record with the same status, end time and test accuracy, then the run
  * file is rebuilt from the journal and the index rewritten (durable). The

@@ -20,7 +20,7 @@
 
 static const char *const study_keys[] = {"title",  "briefing", "archive",         "budget_minutes", "final_seeds",
                                          "slots", "threads_per_run", "max_active", "gpus", "runs_per_gpu",
-                                         "gpu_memory_mib"};
+                                         "gpu_memory_mib", "show_result"};
 
 tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err)
 {
@@ -74,6 +74,7 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     st->runs_per_gpu = (int)x;
     if ((r = tb_config_int(cfg, "study", "gpu_memory_mib", 0, 0, 16 << 20, &x, err))) return r;
     st->gpu_memory_mib = (int)x;
+    if ((r = tb_config_bool(cfg, "study", "show_result", 0, &st->show_result, err))) return r;
     if (st->gpus > 0) {
         if (tb_config_get(cfg, "study", "slots"))
             return tb_fail(err, TB_EINVAL, "study.slots = %d and study.gpus = %d: with GPUs the slots are gpus x "
@@ -119,6 +120,7 @@ tb_study *study_new(void)
     pthread_cond_init(&s->changed, NULL);
     pthread_cond_init(&s->stop, NULL);
     s->created = NAN;
+    s->admitting = 1;
     s->last_record = NAN; /* no record yet: the first one's time replaces it */
     return s;
 }
@@ -157,6 +159,7 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
     if ((st = tb_study_settings_load(&s->st, &s->space, cfg, err)) != TB_OK) goto fail;
     if (archive_dir && *archive_dir) tb_copy_str(s->st.archive, sizeof s->st.archive, archive_dir);
     for (int h = 0; h < TB_HP_COUNT; h++) tb_space_describe(&s->space, (tb_hp)h, s->hp_allowed[h], sizeof s->hp_allowed[h]);
+    study_hp_readers(s);
     study_environment(s->environment, sizeof s->environment);
     s->space_ini = tb_space_to_ini(&s->space);
     if (!(s->config_ini = tb_config_to_ini(cfg))) {
@@ -256,6 +259,7 @@ void tb_study_stop(tb_study *s, const char *why)
 {
     pthread_mutex_lock(&s->mu);
     s->closing = 1; /* front ends get refused from here on */
+    s->change_seq++;
     s->interrupts++; /* and a front end's wait returns at once */
     pthread_cond_broadcast(&s->stop);
     pthread_cond_broadcast(&s->changed);

@@ -15,6 +15,7 @@
  *   slots = 1                   ; runs at once (the local executor's worker threads)
  *   threads_per_run = 0         ; CPU threads per run (0: cores / slots)
  *   max_active = 0              ; participants whose clock may run at once (0: slots)
+ *   show_result = false         ; participants see their final test accuracy at the end
  *
  * Lifecycle of a participant: register -> consent -> enter (admitted, or the
  * lobby) -> submit / cancel / history ... -> finish (or the budget runs out:
@@ -72,6 +73,7 @@ typedef struct tb_study_settings {
     int slots, threads_per_run, max_active;
     int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots: gpus x runs_per_gpu replace slots */
     int train_count;   /* training-set size after the validation split; 0 when unknown */
+    int show_result;   /* [study] show_result: participants see their final test accuracy */
 } tb_study_settings;
 
 /* Reads [study] and [space] (errors name key, value and what is allowed). */

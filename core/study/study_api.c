@@ -105,9 +105,10 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
         return fail_buf(err, errlen, TB_EINVAL, "self_level = %d is outside the allowed range [1, 5] (0: not given)",
                         in->self_level);
     pthread_mutex_lock(&s->mu);
-    if (s->closing) {
+    if (s->closing || !s->admitting) {
         pthread_mutex_unlock(&s->mu);
-        return fail_buf(err, errlen, TB_EINVAL, "the study is closing");
+        return fail_buf(err, errlen, TB_EINVAL, s->closing ? "the study is closing"
+                        : "the study is not admitting new participants (the organiser stopped admission)");
     }
     char id[64];
     if (in->id && *in->id) {
@@ -240,6 +241,16 @@ static tb_status api_pause(tb_study *s, const char *id, char *err, size_t errlen
     return st;
 }
 
+/* 1-based among the participants' runs waiting for a slot (they start
+ * before finals and sweeps, in submission order), 0 when not queued. */
+static int queue_position(const tb_study *s, const submission *u)
+{
+    if (u->status != TB_RUN_QUEUED || !u->job) return 0;
+    int pos = 1;
+    for (int k = 0; k < s->ns && s->subs[k] != u; k++) pos += s->subs[k]->status == TB_RUN_QUEUED && s->subs[k]->job;
+    return pos;
+}
+
 static void fill_run(const tb_study *s, const submission *u, tb_fe_run *o)
 {
     memset(o, 0, sizeof *o);
@@ -259,20 +270,29 @@ static void fill_run(const tb_study *s, const submission *u, tb_fe_run *o)
     tb_copy_str(o->message, sizeof o->message, u->message);
     for (int h = 0; h < TB_HP_COUNT; h++) tb_copy_str(o->values[h], sizeof o->values[h], u->values.text[h]);
     o->seq = u->seq;
-    (void)s;
+    /* version 3 */
+    o->status_code = (int)u->status;
+    tb_copy_str(o->participant, sizeof o->participant, s->p[u->participant].id);
+    o->queue_position = queue_position(s, u);
+    o->started_s = u->started;
+    o->ended_s = u->ended;
+    for (int h = 0; h < TB_HP_COUNT; h++) {
+        o->given[h] = u->given[h];
+        tb_copy_str(o->comments[h], sizeof o->comments[h], u->comments[h]);
+    }
 }
 
-static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *err, size_t errlen)
+/* Everything about participant pi a front end may show (mutex held). */
+static void fill_state(const tb_study *s, int pi, tb_fe_state *o)
 {
-    int pi = lock_participant(s, id, err, errlen);
-    if (pi < 0) return TB_EINVAL;
-    participant *p = &s->p[pi];
+    const participant *p = &s->p[pi];
+    const double now = tb_utc_now();
     memset(o, 0, sizeof *o);
     tb_copy_str(o->id, sizeof o->id, p->id);
     tb_copy_str(o->state, sizeof o->state, study_state_name(p));
-    o->lobby_position = study_lobby_position(s, pi, tb_utc_now());
+    o->lobby_position = study_lobby_position(s, pi, now);
     o->budget_s = s->st.budget_s;
-    o->used_s = study_used_seconds(s, p, tb_utc_now());
+    o->used_s = study_used_seconds(s, p, now);
     o->left_s = s->st.budget_s - o->used_s;
     if (o->left_s < 0) o->left_s = 0;
     o->submissions = p->n_submissions;
@@ -284,7 +304,38 @@ static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *er
     o->finals_done = fs.done;
     o->final_mean = fs.mean;
     o->final_sd = fs.sd;
+    /* version 3 */
+    o->state_code = (int)p->state;
+    tb_copy_str(o->education, sizeof o->education, p->education);
+    o->dl_months = p->dl_months;
+    o->programming_months = p->programming_months;
+    o->ml_months = p->ml_months;
+    o->self_level = p->self_level;
+    o->registered_s = p->registered;
+    o->best_val_accuracy = NAN;
+    const submission *best = study_best_run((tb_study *)s, pi);
+    if (best) {
+        tb_copy_str(o->best_run, sizeof o->best_run, best->run_id);
+        o->best_val_accuracy = best->val_accuracy;
+    }
+    for (int k = 0; k < s->ns; k++) o->finished_runs += s->subs[k]->participant == pi && s->subs[k]->status == TB_RUN_FINISHED;
+}
+
+/* Writes min(out_size, full_size) bytes of full to out: a caller built
+ * against an older, shorter struct gets the fields it knows. */
+static void copy_sized(void *out, size_t out_size, const void *full, size_t full_size)
+{
+    memcpy(out, full, out_size < full_size ? out_size : full_size);
+}
+
+static tb_status api_state(tb_study *s, const char *id, tb_fe_state *o, char *err, size_t errlen)
+{
+    int pi = lock_participant(s, id, err, errlen);
+    if (pi < 0) return TB_EINVAL;
+    tb_fe_state full;
+    fill_state(s, pi, &full);
     pthread_mutex_unlock(&s->mu);
+    copy_sized(o, TB_FE_STATE_V2_SIZE, &full, sizeof full);
     return TB_OK;
 }
 
@@ -413,9 +464,11 @@ static tb_status api_run_state(tb_study *s, const char *run_id, tb_fe_run *out, 
     pthread_mutex_lock(&s->mu);
     submission *u = study_find_submission(s, run_id);
     tb_status st = TB_OK;
+    tb_fe_run full;
     if (!u) st = fail_buf(err, errlen, TB_EINVAL, "no submission has run id \"%s\"", run_id ? run_id : "");
-    else fill_run(s, u, out);
+    else fill_run(s, u, &full);
     pthread_mutex_unlock(&s->mu);
+    if (st == TB_OK) copy_sized(out, TB_FE_RUN_V2_SIZE, &full, sizeof full);
     return st;
 }
 
@@ -460,22 +513,30 @@ static int api_history_count(tb_study *s, const char *id)
     return n;
 }
 
-static tb_status api_history_at(tb_study *s, const char *id, int i, tb_fe_run *out, char *err, size_t errlen)
+static tb_status history_copy(tb_study *s, const char *id, int i, tb_fe_run *out, size_t out_size, char *err,
+                              size_t errlen)
 {
     int pi = lock_participant(s, id, err, errlen);
     if (pi < 0) return TB_EINVAL;
     tb_status st = fail_buf(err, errlen, TB_EINVAL, "participant %s has no submission %d (has %d)", s->p[pi].id, i,
                             s->p[pi].n_submissions);
+    tb_fe_run full;
     for (int k = 0, seen = 0; k < s->ns; k++) {
         if (s->subs[k]->participant != pi) continue;
         if (seen++ == i) {
-            fill_run(s, s->subs[k], out);
+            fill_run(s, s->subs[k], &full);
             st = TB_OK;
             break;
         }
     }
     pthread_mutex_unlock(&s->mu);
+    if (st == TB_OK) copy_sized(out, out_size, &full, sizeof full);
     return st;
+}
+
+static tb_status api_history_at(tb_study *s, const char *id, int i, tb_fe_run *out, char *err, size_t errlen)
+{
+    return history_copy(s, id, i, out, TB_FE_RUN_V2_SIZE, err, errlen);
 }
 
 static tb_status api_finish(tb_study *s, const char *id, const char *run_id, char *err, size_t errlen)
@@ -551,6 +612,293 @@ static int api_submission_note(tb_study *s, const char *run_id, char *out, size_
     return 1;
 }
 
+/* ---- version 3 ------------------------------------------------------------------------------ */
+
+_Static_assert(TB_FE_HP_INT == (int)TB_HP_INT && TB_FE_HP_FLOAT == (int)TB_HP_FLOAT && TB_FE_HP_CHOICE == (int)TB_HP_CHOICE,
+               "the ABI's hyperparameter types are the space's");
+_Static_assert(TB_FE_RUN_QUEUED == (int)TB_RUN_QUEUED && TB_FE_RUN_TRAINING == (int)TB_RUN_TRAINING &&
+                   TB_FE_RUN_FINISHED == (int)TB_RUN_FINISHED && TB_FE_RUN_CANCELLED == (int)TB_RUN_CANCELLED &&
+                   TB_FE_RUN_DIVERGED == (int)TB_RUN_DIVERGED && TB_FE_RUN_INTERRUPTED == (int)TB_RUN_INTERRUPTED &&
+                   TB_FE_RUN_REJECTED == (int)TB_RUN_REJECTED,
+               "the ABI's run statuses are the archive's");
+_Static_assert(TB_FE_REGISTERED == (int)P_REGISTERED && TB_FE_CONSENTED == (int)P_CONSENTED &&
+                   TB_FE_LOBBY == (int)P_LOBBY && TB_FE_ACTIVE == (int)P_ACTIVE && TB_FE_DONE == (int)P_DONE,
+               "the ABI's participant states are the study's");
+
+void study_hp_readers(tb_study *s)
+{
+    const char *choices = s->space.hp[TB_HP_OPTIMIZER].choices;
+    for (int h = 0; h < TB_HP_COUNT; h++) {
+        char *out = s->hp_readers[h];
+        size_t used = 0;
+        int all = 1;
+        out[0] = '\0';
+        for (const char *p = choices; p && *p;) {
+            const char *bar = strchr(p, '|');
+            size_t len = bar ? (size_t)(bar - p) : strlen(p);
+            char name[32];
+            tb_copy_str(name, len + 1 < sizeof name ? len + 1 : sizeof name, p);
+            if (tb_hp_used_by((tb_hp)h, name)) tb_appendf(out, sizeof s->hp_readers[h], &used, "%s%s", used ? "|" : "", name);
+            else all = 0;
+            p = bar ? bar + 1 : p + len;
+        }
+        if (all) out[0] = '\0';
+    }
+}
+
+static tb_status api_participant_info(tb_study *s, const char *id, tb_fe_state *out, size_t out_size, char *err,
+                                      size_t errlen)
+{
+    int pi = lock_participant(s, id, err, errlen);
+    if (pi < 0) return TB_EINVAL;
+    tb_fe_state full;
+    fill_state(s, pi, &full);
+    pthread_mutex_unlock(&s->mu);
+    copy_sized(out, out_size, &full, sizeof full);
+    return TB_OK;
+}
+
+static tb_status api_run_info(tb_study *s, const char *run_id, tb_fe_run *out, size_t out_size, char *err,
+                              size_t errlen)
+{
+    pthread_mutex_lock(&s->mu);
+    submission *u = study_find_submission(s, run_id);
+    tb_fe_run full;
+    if (u) fill_run(s, u, &full);
+    pthread_mutex_unlock(&s->mu);
+    if (!u) return fail_buf(err, errlen, TB_EINVAL, "no submission has run id \"%s\"", run_id ? run_id : "");
+    copy_sized(out, out_size, &full, sizeof full);
+    return TB_OK;
+}
+
+static tb_status api_history_info(tb_study *s, const char *id, int i, tb_fe_run *out, size_t out_size, char *err,
+                                  size_t errlen)
+{
+    return history_copy(s, id, i, out, out_size, err, errlen);
+}
+
+static const char *api_hp_readers(tb_study *s, int i)
+{
+    return i >= 0 && i < TB_HP_COUNT ? s->hp_readers[i] : NULL;
+}
+
+static int api_show_result(tb_study *s) { return s->st.show_result; }
+
+/* Fills c[] (tb_fe_curve_kind) from the archive's copy of run_id's curves. */
+static tb_status curves_from_archive(tb_study *s, const char *run_id, curve_points c[4], tb_err *e)
+{
+    tb_archive_curves ac;
+    tb_status st = tb_archive_run_curves(s->archive, run_id, &ac, e);
+    if (st != TB_OK) return st;
+    submission tmp = {0};
+    int ok = 1;
+    for (size_t i = 0; ok && i < ac.n_batch; i++)
+        ok = study_curve_add(&tmp, TB_FE_CURVE_BATCH_LOSS, (double)ac.step[i], ac.loss[i]) == 0;
+    for (size_t i = 0; ok && i < ac.n_epoch; i++)
+        ok = study_curve_add(&tmp, TB_FE_CURVE_EPOCH_LOSS, (double)ac.epoch[i], ac.train_loss[i]) == 0 &&
+             study_curve_add(&tmp, TB_FE_CURVE_VAL_LOSS, (double)ac.epoch[i], ac.val_loss[i]) == 0 &&
+             study_curve_add(&tmp, TB_FE_CURVE_VAL_ACCURACY, (double)ac.epoch[i], ac.val_accuracy[i]) == 0;
+    tb_archive_curves_free(&ac);
+    if (!ok) {
+        study_curves_free(&tmp);
+        return tb_fail(e, TB_ENOMEM, "out of memory reading the curves of run %s", run_id);
+    }
+    memcpy(c, tmp.curve, sizeof tmp.curve);
+    return TB_OK;
+}
+
+static int copy_points(const curve_points *c, int from, double *x, double *y, int cap)
+{
+    for (int i = 0; from >= 0 && i < cap && from + i < c->n; i++) {
+        if (x) x[i] = c->x[from + i];
+        if (y) y[i] = c->y[from + i];
+    }
+    return c->n;
+}
+
+/* Submissions seen live in this process answer from memory; a finished run
+ * of an earlier session is read from the archive once and kept; anything
+ * else (a final evaluation, a run whose points memory could not keep) is
+ * read from the archive each time. */
+static int api_curve(tb_study *s, const char *run_id, int kind, int from, double *x, double *y, int cap)
+{
+    if (kind < TB_FE_CURVE_BATCH_LOSS || kind > TB_FE_CURVE_VAL_ACCURACY || !run_id || !*run_id) return -1;
+    if (from < 0) from = 0;
+    pthread_mutex_lock(&s->mu);
+    int n = -1;
+    submission *u = study_find_submission(s, run_id);
+    if (u && u->curves_from != CURVES_NONE) {
+        n = copy_points(&u->curve[kind], from, x, y, cap);
+    } else if (u || study_find_final(s, run_id)) {
+        curve_points c[4];
+        tb_err e;
+        if (curves_from_archive(s, run_id, c, &e) == TB_OK) {
+            n = copy_points(&c[kind], from, x, y, cap);
+            if (u && tb_run_status_is_final(u->status)) {
+                memcpy(u->curve, c, sizeof c); /* it no longer changes: keep it */
+                u->curves_from = CURVES_LOADED;
+            } else {
+                submission tmp = {0};
+                memcpy(tmp.curve, c, sizeof c);
+                study_curves_free(&tmp);
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static uint64_t api_change_seq(tb_study *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t v = s->change_seq;
+    pthread_mutex_unlock(&s->mu);
+    return v;
+}
+
+static struct timespec deadline_in(int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long ns = ts.tv_nsec + (long long)(timeout_ms > 0 ? timeout_ms : 0) * 1000000LL;
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    return ts;
+}
+
+static int api_wait_change(tb_study *s, uint64_t seq, int timeout_ms)
+{
+    struct timespec ts = deadline_in(timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    int r = 0;
+    while (!(r = s->change_seq != seq || s->closing))
+        if (pthread_cond_timedwait(&s->changed, &s->mu, &ts) != 0) {
+            r = s->change_seq != seq || s->closing;
+            break;
+        }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static int api_wait_close(tb_study *s, int timeout_ms)
+{
+    struct timespec ts = deadline_in(timeout_ms);
+    pthread_mutex_lock(&s->mu);
+    int r = 0;
+    for (;;) {
+        if (s->closing) {
+            r = 1;
+            break;
+        }
+        if (s->interrupts != s->interrupts_taken) break; /* a Ctrl-C for the caller to take */
+        if (pthread_cond_timedwait(&s->changed, &s->mu, &ts) != 0) {
+            r = s->closing;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static int api_participant_count(tb_study *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->np;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static tb_status api_participant_at(tb_study *s, int i, tb_fe_state *out, size_t out_size, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&s->mu);
+    tb_fe_state full;
+    const int n = s->np;
+    if (i >= 0 && i < n) fill_state(s, i, &full);
+    pthread_mutex_unlock(&s->mu);
+    if (i < 0 || i >= n) return fail_buf(err, errlen, TB_EINVAL, "participant %d does not exist (there are %d)", i, n);
+    copy_sized(out, out_size, &full, sizeof full);
+    return TB_OK;
+}
+
+static int api_live_runs(tb_study *s, char (*run_ids)[32], int cap)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++) { /* training first, then the queue in order */
+        const tb_run_status want = pass == 0 ? TB_RUN_TRAINING : TB_RUN_QUEUED;
+        for (int k = 0; k < s->ns; k++) {
+            const submission *u = s->subs[k];
+            if (u->status != want || !u->job) continue;
+            if (run_ids && n < cap) tb_copy_str(run_ids[n], 32, u->run_id);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+static void api_counts(tb_study *s, tb_fe_counts *out, size_t out_size)
+{
+    tb_fe_counts c;
+    memset(&c, 0, sizeof c);
+    pthread_mutex_lock(&s->mu);
+    c.participants = s->np;
+    for (int i = 0; i < s->np; i++) c.by_state[s->p[i].state]++;
+    c.runs = s->ns;
+    for (int k = 0; k < s->ns; k++) c.runs_by_status[s->subs[k]->status]++;
+    for (int f = 0; f < s->nf; f++) {
+        const final_eval *fe = &s->finals[f];
+        if (fe->status == TB_RUN_INTERRUPTED && !fe->job) continue; /* replaced by a new one */
+        c.finals_total++;
+        if (tb_run_status_is_final(fe->status)) c.finals_done++;
+        else c.finals_pending++;
+    }
+    c.slots = s->st.gpus > 0 ? s->st.gpus * s->st.runs_per_gpu : s->st.slots;
+    c.max_active = study_max_active(s);
+    c.admitting = s->admitting;
+    c.closing = s->closing;
+    c.created_s = s->created;
+    pthread_mutex_unlock(&s->mu);
+    copy_sized(out, out_size, &c, sizeof c);
+}
+
+static tb_status api_set_admitting(tb_study *s, int admitting, char *err, size_t errlen)
+{
+    admitting = admitting != 0;
+    pthread_mutex_lock(&s->mu);
+    tb_status st = TB_OK;
+    tb_err e;
+    if (s->closing) {
+        st = fail_buf(err, errlen, TB_EINVAL, "the study is closing");
+    } else if (s->admitting != admitting) {
+        rec_buf b = {0};
+        rec_i64(&b, "admitting", admitting);
+        if ((st = study_reserve(s, &e)) == TB_OK) st = study_commit(s, REC_ADMISSION, &b, tb_utc_now(), 1, &e);
+        else free(b.p);
+        if (st != TB_OK) out_err(err, errlen, st, &e);
+        else study_touch(s, NULL);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+static tb_status api_close_study(tb_study *s, const char *why, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    tb_study_stop(s, why && *why ? why : "the organiser closed the study");
+    return TB_OK;
+}
+
+static const char *api_archive_path(tb_study *s) { return s->st.archive; }
+
+static tb_status api_export_archive(tb_study *s, const char *out_path, char *err, size_t errlen)
+{
+    if (!out_path || !*out_path) return fail_buf(err, errlen, TB_EINVAL, "no output path given for the export");
+    tb_err e;
+    tb_status st = tb_archive_export(tb_archive_dir(s->archive), out_path, &e);
+    return st == TB_OK ? TB_OK : out_err(err, errlen, st, &e);
+}
+
 void study_fill_api(tb_study *s)
 {
     tb_study_api *a = &s->api;
@@ -577,4 +925,21 @@ void study_fill_api(tb_study *s)
     a->finish = api_finish;
     a->take_interrupt = api_take_interrupt;
     a->submission_note = api_submission_note;
+    a->participant_info = api_participant_info;
+    a->run_info = api_run_info;
+    a->history_info = api_history_info;
+    a->hp_readers = api_hp_readers;
+    a->show_result = api_show_result;
+    a->curve = api_curve;
+    a->change_seq = api_change_seq;
+    a->wait_change = api_wait_change;
+    a->wait_close = api_wait_close;
+    a->participant_count = api_participant_count;
+    a->participant_at = api_participant_at;
+    a->live_runs = api_live_runs;
+    a->counts = api_counts;
+    a->set_admitting = api_set_admitting;
+    a->close_study = api_close_study;
+    a->archive_path = api_archive_path;
+    a->export_archive = api_export_archive;
 }

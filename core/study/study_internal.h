@@ -57,12 +57,22 @@ enum {
     REC_CLOSE = 15,    /* a clean close */
     REC_JOURNAL_LOSS = 16, /* open cut a damaged or torn journal tail: where, how much, where it was kept */
     REC_UNRECORDED = 17,   /* an archive run of the study the journal has no record of (never a submission) */
+    REC_ADMISSION = 18,    /* the organiser stopped (admitting=0) or resumed (1) registering participants */
     REC_TYPE_COUNT
 };
 /* Each type's name in the events table ("" for 0). */
 extern const char *const study_record_names[REC_TYPE_COUNT];
 
 typedef enum pstate { P_REGISTERED = 0, P_CONSENTED, P_LOBBY, P_ACTIVE, P_DONE } pstate;
+
+/* A run's curves for front ends (tb_study_api.curve), indexed by
+ * tb_fe_curve_kind: x the global step (batch loss) or the epoch. */
+typedef struct curve_points {
+    double *x, *y;
+    int n, cap;
+} curve_points;
+
+enum { CURVES_NONE = 0, CURVES_LIVE, CURVES_LOADED }; /* submission.curves_from */
 
 typedef struct submission {
     struct tb_study *study;          /* for the run's callbacks, whose user pointer is the submission */
@@ -81,6 +91,9 @@ typedef struct submission {
     double train_seconds;
     uint64_t seq;
     tb_job *job;                     /* while queued or training */
+    curve_points curve[4];           /* tb_fe_curve_kind */
+    int curves_from;                 /* CURVES_LIVE: this process saw every event; CURVES_LOADED: read
+                                      * from the archive; CURVES_NONE: not yet (a run of an earlier session) */
 } submission;
 
 typedef struct final_eval {
@@ -144,6 +157,9 @@ struct tb_study {
     int closing;          /* set under the mutex by tb_study_close: no more calls */
     char environment[512];
     char *space_ini;      /* the space as INI text, for /study */
+    uint64_t change_seq;  /* bumped by study_touch: any change a front end may show */
+    int admitting;        /* 0 once the organiser stopped admission (journalled: REC_ADMISSION) */
+    char hp_readers[TB_HP_COUNT][64]; /* the optimizers that read each hyperparameter, '|'-separated; "" all */
     pthread_t monitor;
     int monitor_started;
     volatile sig_atomic_t interrupts;
@@ -218,8 +234,11 @@ typedef struct final_stats {
 } final_stats;
 final_stats study_finals_of(const tb_study *s, int pi);
 
-/* Wakes waiters (and bumps sub's change counter when given). */
+/* Wakes waiters, bumps the study's change counter (and sub's when given). */
 void study_touch(tb_study *s, submission *sub);
+/* Appends a point to one of u's curves (a live event); -1 when out of memory. Mutex held. */
+int study_curve_add(submission *u, int kind, double x, double y);
+void study_curves_free(submission *u);
 
 /* ---- live changes shared by several files (study_runs.c) ---------------------------------- */
 
@@ -268,6 +287,8 @@ tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, 
  * journal does not know. Mutex held. */
 tb_status study_settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_err *err);
 void study_fill_api(tb_study *s);
+/* Fills s->hp_readers from the space's optimizer choices (study_api.c). */
+void study_hp_readers(tb_study *s);
 void study_environment(char *out, size_t cap);
 /* Rewrites DIR/study.h5 (study_tables.c). Mutex held. */
 tb_status study_write_tables(tb_study *s, int durable, tb_err *err);

@@ -142,14 +142,24 @@ static int sub_event(void *user, tb_job *job, const tb_train_event *ev)
     tb_study *s = u->study;
     pthread_mutex_lock(&s->mu);
     u->batches_per_epoch = ev->batches_per_epoch;
+    /* the curves a front end redraws: the points the archive records */
+    int kept = u->curves_from == CURVES_LIVE;
     if (ev->kind == TB_EVENT_BATCH) {
         u->batch = ev->batch;
         u->batch_loss = ev->batch_loss;
+        kept = kept && study_curve_add(u, TB_FE_CURVE_BATCH_LOSS, (double)ev->step, ev->batch_loss) == 0;
     } else if (ev->kind == TB_EVENT_EPOCH) {
         u->epoch = ev->epoch;
         u->epoch_loss = ev->epoch_loss;
         u->val_loss = ev->val_loss;
         u->val_accuracy = ev->val_accuracy;
+        kept = kept && study_curve_add(u, TB_FE_CURVE_EPOCH_LOSS, ev->epoch, ev->epoch_loss) == 0 &&
+               study_curve_add(u, TB_FE_CURVE_VAL_LOSS, ev->epoch, ev->val_loss) == 0 &&
+               study_curve_add(u, TB_FE_CURVE_VAL_ACCURACY, ev->epoch, ev->val_accuracy) == 0;
+    }
+    if (u->curves_from == CURVES_LIVE && !kept) { /* out of memory: the archive has them; read them from there */
+        study_curves_free(u);
+        u->curves_from = CURVES_NONE;
     }
     u->train_seconds = ev->elapsed_s;
     study_touch(s, u);
@@ -223,6 +233,7 @@ tb_status study_submit(tb_study *s, int pi, const submission *draft, const char 
         return st;
     }
     *u_out = u;
+    u->curves_from = CURVES_LIVE; /* every event of its run passes sub_event */
     if ((st = job_submit(s, &pj, err)) != TB_OK) return st;
     u->job = pj.job;
     return TB_OK;

@@ -38,9 +38,40 @@ tb_status study_reserve(tb_study *s, tb_err *err)
     return TB_OK;
 }
 
+void study_curves_free(submission *u)
+{
+    for (int k = 0; k < 4; k++) {
+        free(u->curve[k].x);
+        free(u->curve[k].y);
+        memset(&u->curve[k], 0, sizeof u->curve[k]);
+    }
+}
+
+int study_curve_add(submission *u, int kind, double x, double y)
+{
+    curve_points *c = &u->curve[kind];
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 256;
+        double *nx = realloc(c->x, (size_t)cap * sizeof *nx);
+        if (!nx) return -1;
+        c->x = nx;
+        double *ny = realloc(c->y, (size_t)cap * sizeof *ny);
+        if (!ny) return -1;
+        c->y = ny;
+        c->cap = cap;
+    }
+    c->x[c->n] = x;
+    c->y[c->n] = y;
+    c->n++;
+    return 0;
+}
+
 void study_free_state(tb_study *s)
 {
-    for (int i = 0; i < s->ns; i++) free(s->subs[i]);
+    for (int i = 0; i < s->ns; i++) {
+        study_curves_free(s->subs[i]);
+        free(s->subs[i]);
+    }
     free(s->subs);
     free(s->spare_sub);
     free(s->p);
@@ -261,6 +292,10 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
     }
     case REC_CLOSE:
         break;
+    case REC_ADMISSION:
+        s->admitting = rec_int(d, len, "admitting", 1) != 0;
+        snprintf(detail, sizeof detail, "%s", s->admitting ? "admitting participants" : "admission stopped");
+        break;
     case REC_JOURNAL_LOSS:
         rec_get(d, len, "kept", text, sizeof text);
         snprintf(detail, sizeof detail, "cut at byte %.0f: %.0f bytes, %.0f intact records among them; kept in %.60s",
@@ -399,5 +434,6 @@ final_stats study_finals_of(const tb_study *s, int pi)
 void study_touch(tb_study *s, submission *sub)
 {
     if (sub) sub->seq++;
+    s->change_seq++;
     pthread_cond_broadcast(&s->changed);
 }

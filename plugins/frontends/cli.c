@@ -924,6 +924,55 @@ static tb_status cmd_wait_finals(cli *c, token *t, int n, int *quit)
     return r > 0 ? TB_OK : r < 0 ? s : fail(c, TB_ECANCELLED, "wait-finals: interrupted (Ctrl-C)");
 }
 
+/* ---- the organiser's commands (study API version 3) ---- */
+
+static tb_status need_v3(cli *c, const char *cmd)
+{
+    if (HAS_MEMBER(c->api, tb_study_api, export_archive) && c->api->participant_at) return TB_OK;
+    return fail(c, TB_EINVAL, "%s: the host's study API (version %u) has no organiser view; it needs version 3", cmd,
+                (unsigned)c->api->version);
+}
+
+/* participants: every participant's state, budget, tries and best validation accuracy */
+static tb_status cmd_participants(cli *c, token *t, int n, int *quit)
+{
+    tb_status s = need_v3(c, "participants");
+    if (s != TB_OK) return s;
+    tb_fe_counts k;
+    c->api->counts(c->s, &k, sizeof k);
+    say(c, "%d participants (%d active, %d in the lobby, %d done); runs: %d training, %d queued; finals %d/%d; "
+           "admission %s%s\n",
+        k.participants, k.by_state[TB_FE_ACTIVE], k.by_state[TB_FE_LOBBY], k.by_state[TB_FE_DONE],
+        k.runs_by_status[TB_FE_RUN_TRAINING], k.runs_by_status[TB_FE_RUN_QUEUED], k.finals_done, k.finals_total,
+        k.admitting ? "open" : "stopped", k.closing ? "; closing" : "");
+    if (k.participants) say(c, "  %-16s %-10s %9s %9s %5s %8s  %s\n", "id", "state", "used", "left", "tries", "best", "live");
+    for (int i = 0; i < k.participants; i++) {
+        tb_fe_state st;
+        char e[512] = "";
+        if ((s = c->api->participant_at(c->s, i, &st, sizeof st, e, sizeof e)) != TB_OK)
+            return api_failed(c, s, "participants", e);
+        char best[16] = "-";
+        if (st.best_run[0]) snprintf(best, sizeof best, "%.2f%%", 100 * st.best_val_accuracy);
+        say(c, "  %-16s %-10s %8.0fs %8.0fs %5d %8s  %s\n", st.id, st.state, st.used_s, st.left_s, st.submissions,
+            best, st.live_run[0] ? st.live_run : "-");
+    }
+    return TB_OK;
+}
+
+/* admission open|stopped */
+static tb_status cmd_admission(cli *c, token *t, int n, int *quit)
+{
+    tb_status s = need_v3(c, "admission");
+    if (s != TB_OK) return s;
+    int open = n == 2 && !t[1].val && !strcmp(t[1].key, "open");
+    if (n != 2 || t[1].val || (!open && strcmp(t[1].key, "stopped") != 0))
+        return fail(c, TB_EINVAL, "admission: usage: admission open|stopped");
+    char e[512] = "";
+    if ((s = c->api->set_admitting(c->s, open, e, sizeof e)) != TB_OK) return api_failed(c, s, "admission", e);
+    say(c, "admission %s\n", open ? "open: new participants may register" : "stopped: no new participants");
+    return TB_OK;
+}
+
 static tb_status cmd_sleep(cli *c, token *t, int n, int *quit)
 {
     double secs;
@@ -1083,6 +1132,8 @@ static const command commands[] = {
     {"pause", cmd_pause, P | NA | R},
     {"finish", cmd_finish, P | R},
     {"wait-finals", cmd_wait_finals, P | NA},
+    {"participants", cmd_participants, NA},
+    {"admission", cmd_admission, R},
     {"sleep", cmd_sleep, 0},
     {"expect", cmd_expect, P},
     {"expect-rejected", cmd_expect_rejected, 0},
