@@ -62,11 +62,14 @@ function writeIdx(dir, prefix, n, seed) {
   for (let i = 0; i < n; i++) {
     const k = i % classes;
     lab[8 + i] = k;
-    const cx = 2 + (k % 5) * 5, cy = 4 + Math.floor(k / 5) * 12; // a bright block per class, plus noise
+    // a faint block per class at a jittered place, in strong noise: learnable, not trivially
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const jx = (s >>> 28) % 3, jy = (s >>> 24) % 3;
+    const cx = 2 + (k % 5) * 5 + jx, cy = 3 + Math.floor(k / 5) * 12 + jy;
     for (let r = 0; r < side; r++) for (let c = 0; c < side; c++) {
       s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      let v = s >>> 26;
-      if (r >= cy && r < cy + 6 && c >= cx && c < cx + 4) v += 150;
+      let v = s >>> 25;
+      if (r >= cy && r < cy + 5 && c >= cx && c < cx + 4) v += 45;
       img[16 + i * side * side + r * side + c] = v;
     }
   }
@@ -78,7 +81,7 @@ const ADMIN_TOKEN = 'e2e-organiser-token-0123456789abcdef';
 function writeStudy() {
   const data = path.join(work, 'data');
   fs.mkdirSync(data);
-  writeIdx(data, 'train', 1200, 1);
+  writeIdx(data, 'train', 3000, 1);
   writeIdx(data, 't10k', 200, 2);
   const cfg = path.join(work, 'study.ini');
   fs.writeFileSync(cfg, `[study]
@@ -103,8 +106,8 @@ lr = float 0.00001 1 log
 name = cnn
 
 [cnn]
-filters = 8
-units = 16
+filters = 32,64
+units = 64
 
 [task]
 name = fashion_mnist
@@ -256,6 +259,7 @@ async function main() {
   const p1 = await until('batch points in the chart', async () => { const n = await points(page, 'chart-batch'); return n > 5 && n; }, 20000);
   const p2 = await until('the chart to grow', async () => { const n = await points(page, 'chart-batch'); return n > p1 + 10 && n; }, 10000);
   log(`batch chart: ${p1} -> ${p2} points`);
+  await until('the first epoch in the epoch chart', async () => (await points(page, 'chart-epoch')) >= 1, 20000);
   await snap(page, 'training');
 
   // 6. cancel
@@ -270,6 +274,19 @@ async function main() {
   await page.click('#submit-btn');
   await until('the second run to train', async () => /Training/.test(await liveStatus(page)), 20000);
   const before = await until('batch points of the second run', async () => { const n = await points(page, 'chart-batch'); return n > 10 && n; }, 20000);
+
+  // the organiser, meanwhile, in another tab: the token leaves the address bar, the live run has its curve
+  const adminPage = await browser.newPage();
+  current = adminPage;
+  adminPage.on('pageerror', (e) => problems.push(`admin page error: ${e.message}`));
+  await adminPage.goto(admin);
+  await adminPage.waitForSelector('#view-dash:not([hidden])', { timeout: 10000 });
+  if (/token/.test(adminPage.url())) fail(`the token stays in the address bar: ${adminPage.url()}`);
+  await until('the participant in the dashboard', async () => (await adminPage.textContent('#parts-body')).includes(pid));
+  await until('the live run with its curve', async () => (await adminPage.$$('#live-runs .mini .uplot')).length === 1, 8000);
+  await snap(adminPage, 'organiser-live-run');
+  await page.bringToFront();
+  current = page;
   await page.reload();
   await page.waitForSelector('#view-tune:not([hidden])', { timeout: 15000 });
   const after = await until('the chart after the reload', async () => { const n = await points(page, 'chart-batch'); return n >= before && n; }, 10000);
@@ -293,14 +310,9 @@ async function main() {
   if (!/Test accuracy/.test(result)) fail(`the result reads "${result}"`);
   await snap(page, 'closing-page');
 
-  // 9. the organiser
-  const adminPage = await browser.newPage();
+  // 9. the organiser's dashboard, kept up to date by its stream: the final; stop admitting; close the study
+  await adminPage.bringToFront();
   current = adminPage;
-  adminPage.on('pageerror', (e) => problems.push(`admin page error: ${e.message}`));
-  await adminPage.goto(admin);
-  await adminPage.waitForSelector('#view-dash:not([hidden])', { timeout: 10000 });
-  if (/token/.test(adminPage.url())) fail(`the token stays in the address bar: ${adminPage.url()}`);
-  await until('the participant in the dashboard', async () => (await adminPage.textContent('#parts-body')).includes(pid));
   await until('the final in the dashboard', async () => (await adminPage.textContent('#finals-body')).includes(pid));
   const html = await page.content();
   if (html.includes(ADMIN_TOKEN)) fail('the organiser token appears in the participant page');

@@ -10,6 +10,7 @@
   const POLL_MS = 2000;
   const LOBBY_MS = 2000;
   const OTHER = '__other__';
+  const BATCH_H = 165, EPOCH_H = 175; // chart heights: the run panel fits a 768-pixel-high screen
 
   const $ = (id) => document.getElementById(id);
   /* h('tag', {attr: value, class: '', text: ''}, children...) */
@@ -199,6 +200,7 @@
     stopLive();
     S.me = null; S.runs = []; S.runsById.clear(); S.liveId = ''; S.shownId = ''; S.curves.clear();
     wantActive.set(false);
+    try { sessionStorage.removeItem('tb_form'); } catch (e) { /* ignore */ }
     $('top-status').hidden = true;
     renderHistory();
     renderLive();
@@ -516,11 +518,38 @@
             h('span', { class: 'unused', id: `${id}-unused`, hidden: true }))),
         h('div', { class: 'hp-value' }, input),
         h('div', { class: 'hp-comment' }, csel, other));
-      input.addEventListener('input', () => clearHpError(hp.name));
+      input.addEventListener('input', () => { clearHpError(hp.name); saveHpForm(); });
+      csel.addEventListener('change', saveHpForm);
+      other.addEventListener('input', saveHpForm);
       input.addEventListener('change', () => { clearHpError(hp.name); if (hp.name === 'optimizer') markReaders(); });
       box.append(row);
     }
+    restoreHpForm();
     markReaders();
+  }
+
+  /* What the participant typed survives a reload (this tab only). */
+  function saveHpForm() {
+    const saved = {};
+    for (const hp of S.study.hparams || [])
+      saved[hp.name] = [$(`hp-${hp.name}`).value, $(`hpc-${hp.name}`).value, $(`hpo-${hp.name}`).value];
+    try { sessionStorage.setItem('tb_form', JSON.stringify(saved)); } catch (e) { /* private mode */ }
+  }
+  function restoreHpForm() {
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem('tb_form') || 'null'); } catch (e) { saved = null; }
+    if (!saved) return;
+    for (const hp of S.study.hparams || []) {
+      const v = saved[hp.name];
+      if (!Array.isArray(v)) continue;
+      const input = $(`hp-${hp.name}`), csel = $(`hpc-${hp.name}`), other = $(`hpo-${hp.name}`);
+      input.value = v[0] || '';
+      if (input.tagName === 'SELECT' && input.value !== (v[0] || '')) input.value = '';
+      csel.value = v[1] || '';
+      if (csel.value !== (v[1] || '')) csel.value = '';
+      other.value = v[2] || '';
+      other.hidden = csel.value !== OTHER;
+    }
   }
 
   /* Optional hyperparameters the chosen optimizer does not read get a note. */
@@ -573,6 +602,7 @@
     setError('submit-error', null);
     setError('submit-note', null);
     markReaders();
+    saveHpForm();
   }
 
   /* Fills the form with a try's values (the ones the participant set) and comments. */
@@ -590,6 +620,7 @@
       }
     }
     markReaders();
+    saveHpForm();
     const first = $('hp-fields').querySelector('input, select');
     if (first) first.focus();
   }
@@ -617,6 +648,7 @@
       if (run && run.run_id) {
         storeRun(run);
         S.liveId = run.run_id;
+        $('live').scrollIntoView({ block: 'nearest' });
         await showRun(run.run_id, true);
       }
       scheduleHistory(0);
@@ -693,12 +725,22 @@
     const prev = S.runsById.get(run.run_id);
     storeRun(run);
     if (run.run_id === S.shownId) renderLive();
+    updateHistoryRow(run);
     if (!prev || prev.status !== run.status) {
       scheduleHistory();
       if (!isLive(run) && run.run_id === S.liveId) refreshMe();
       if (prev && isLive(prev) && !isLive(run) && run.run_id === S.shownId) fetchCurve(run.run_id, true);
     }
     tickClock();
+  }
+
+  /* The progress cells of a live try's row, without rebuilding the table (focus stays put). */
+  function updateHistoryRow(r) {
+    const tr = document.querySelector(`#history-body tr[data-run="${CSS.escape(r.run_id)}"]`);
+    if (!tr) return;
+    tr.cells[2].textContent = fmtPct(r.val_accuracy);
+    tr.cells[3].textContent = `${r.epoch ?? 0} of ${r.epochs ?? '?'}`;
+    tr.cells[4].textContent = r.seconds ? fmtClock(r.seconds) : '–';
   }
 
   function renderHistory() {
@@ -860,6 +902,7 @@
         data.full = true;
         mergeCurve(c, data);
         if (c.bx.length === nb && c.ex.length === ne) break;
+        if (data.batch_total !== undefined && c.bx.length >= data.batch_total && c.ex.length >= (data.epoch_total || 0)) break;
       }
       if (id === S.shownId) drawCharts();
     } catch (e) {
@@ -897,9 +940,10 @@
     const bEl = $('chart-batch'), eEl = $('chart-epoch');
     const axis = { stroke: '#3b4452', grid: { stroke: '#e4e7ec' }, ticks: { stroke: '#c9ced6' } };
     const batch = new uPlot({
-      width: chartWidth(bEl), height: 180,
+      width: chartWidth(bEl), height: BATCH_H,
       scales: {
-        x: { time: false, range: (u, mn, mx) => { const r = runOf(); const bpe = (r && r.batches_per_epoch) || 0; return [0, Math.max(mx || 1, bpe && r.epochs ? bpe * r.epochs : 1)]; } },
+        // at least the first epoch's width, then growing with the curve
+        x: { time: false, range: (u, mn, mx) => { const r = runOf(); const bpe = (r && r.batches_per_epoch) || 0; return [0, Math.max(mx || 1, bpe || 10)]; } },
         y: { range: (u, mn, mx) => [0, (mx === null || !isFinite(mx)) ? 1 : mx * 1.05] },
       },
       axes: [{ ...axis, label: 'batch', size: 36, labelSize: 16 }, { ...axis, size: 50 }],
@@ -908,9 +952,10 @@
       cursor: { drag: { x: false, y: false } },
     }, [[], []], bEl);
     const epoch = new uPlot({
-      width: chartWidth(eEl), height: 190,
+      width: chartWidth(eEl), height: EPOCH_H,
       scales: {
-        x: { time: false, range: (u, mn, mx) => { const r = runOf(); return [1, Math.max(2, mx || 1, (r && r.epochs) || 1)]; } },
+        // one epoch ahead of the last point (at most the run's epochs)
+        x: { time: false, range: (u, mn, mx) => { const r = runOf(); const E = (r && r.epochs) || 2; return [1, Math.max(2, Math.min(E, (mx || 1) + 1))]; } },
         loss: { range: (u, mn, mx) => [0, (mx === null || !isFinite(mx)) ? 1 : mx * 1.1] },
         acc: { range: [0, 100] },
       },
@@ -934,8 +979,8 @@
 
   function resizeCharts() {
     if (!S.charts) return;
-    S.charts.batch.setSize({ width: chartWidth($('chart-batch')), height: 180 });
-    S.charts.epoch.setSize({ width: chartWidth($('chart-epoch')), height: 190 });
+    S.charts.batch.setSize({ width: chartWidth($('chart-batch')), height: BATCH_H });
+    S.charts.epoch.setSize({ width: chartWidth($('chart-epoch')), height: EPOCH_H });
   }
 
   function drawCharts() {
