@@ -10,7 +10,7 @@
   const POLL_MS = 2000;
   const LOBBY_MS = 2000;
   const OTHER = '__other__';
-  const BATCH_H = 165, EPOCH_H = 175; // chart heights: the run panel fits a 768-pixel-high screen
+  const BATCH_H = 150, EPOCH_H = 170; // chart heights: the run panel fits a 768-pixel-high screen
 
   const $ = (id) => document.getElementById(id);
   /* h('tag', {attr: value, class: '', text: ''}, children...) */
@@ -135,6 +135,7 @@
   }
 
   function setConn(text) {
+    S.offline = !!text;
     const el = $('conn');
     el.textContent = text || '';
     el.hidden = !text;
@@ -375,6 +376,7 @@
     S.clock.at = performance.now();
     $('top-status').hidden = false;
     $('top-id').textContent = me.id;
+    $('clock-box').hidden = me.state === 'done'; // no time left to count once tuning has ended
     tickClock();
 
     // the live run
@@ -435,7 +437,7 @@
 
   function clockTicking() {
     const me = S.me;
-    if (!me || me.state !== 'active') return false;
+    if (!me || me.state !== 'active' || S.offline) return false; // the server's clock stops when it is gone
     const live = S.liveId && S.runsById.get(S.liveId);
     return !(live && live.status === 'queued'); // queued time is given back
   }
@@ -451,6 +453,7 @@
     $('clock-box').classList.toggle('low', left < 300);
     const live = S.liveId && S.runsById.get(S.liveId);
     $('clock-state').textContent = me.state === 'done' ? '(finished)'
+      : S.offline ? '(waiting for the server)'
       : ticking ? '(running)' : live && live.status === 'queued' && me.state === 'active' ? '(stopped while queued)' : '(stopped)';
     $('clock-box').setAttribute('aria-label', `Time left ${fmtClock(left)}, clock ${ticking ? 'running' : 'stopped'}`);
   }
@@ -648,7 +651,6 @@
       if (run && run.run_id) {
         storeRun(run);
         S.liveId = run.run_id;
-        $('live').scrollIntoView({ block: 'nearest' });
         await showRun(run.run_id, true);
       }
       scheduleHistory(0);
@@ -858,7 +860,8 @@
     $('prog-epoch-label').textContent = `Epochs done: ${run.epoch || 0} of ${E}`;
     $('prog-batch').max = Math.max(1, B);
     $('prog-batch').value = run.status === 'training' ? (run.batch || 0) : (run.status === 'finished' ? B : 0);
-    $('prog-batch-label').textContent = run.status === 'training' && B ? `Batch ${run.batch || 0} of ${B}` : 'Batch –';
+    $('prog-batch-label').textContent = `Batch ${run.batch || 0} of ${B}`;
+    $('prog-batch').parentElement.hidden = !(run.status === 'training' && B);
   }
 
   /* Appends curve points newer than the ones held (by x), so repeated or overlapping answers are harmless. */
@@ -948,7 +951,7 @@
       },
       axes: [{ ...axis, label: 'batch', size: 36, labelSize: 16 }, { ...axis, size: 50 }],
       series: [{ label: 'batch' }, { label: 'batch loss', stroke: '#1f5fbf', width: 1.25, points: { show: false } }],
-      legend: { show: true, live: false },
+      legend: { show: false }, // one series: the caption names it
       cursor: { drag: { x: false, y: false } },
     }, [[], []], bEl);
     const epoch = new uPlot({
@@ -962,7 +965,7 @@
       axes: [
         { ...axis, label: 'epoch', size: 36, labelSize: 16, incrs: [1, 2, 5, 10, 20, 50, 100] },
         { ...axis, scale: 'loss', size: 50 },
-        { ...axis, scale: 'acc', side: 1, size: 44, grid: { show: false }, values: (u, v) => v.map((x) => `${x}%`) },
+        { ...axis, scale: 'acc', side: 1, size: 52, grid: { show: false }, values: (u, v) => v.map((x) => `${x}%`) },
       ],
       series: [
         { label: 'epoch' },
@@ -1067,7 +1070,9 @@
     $('done-result').hidden = !showRes;
     if (showRes) {
       const sd = num(me.final_sd) !== null ? ` ± ${(me.final_sd * 100).toFixed(1)}` : '';
-      $('done-result').textContent = `Test accuracy of your final configuration: ${fmtPct(me.final_mean)}${sd} (mean${sd ? ' ± standard deviation' : ''} over ${doneN} evaluation${doneN === 1 ? '' : 's'}).`;
+      $('done-result').textContent = doneN > 1
+        ? `Test accuracy of your final configuration: ${fmtPct(me.final_mean)}${sd} (mean${sd ? ' ± standard deviation' : ''} over ${doneN} evaluations).`
+        : `Test accuracy of your final configuration: ${fmtPct(me.final_mean)}.`;
     }
     $('done-wait').textContent = all || !total ? 'All done. You may close this page.' : 'The evaluations are running. You may close this page; they go on without it.';
   }
