@@ -808,9 +808,9 @@ START_TEST(test_script_errors_name_file_and_line)
         /* the messages built from the command and field tables */
         {"register education=master dl_months=1\nfrobnicate\n", 2,
          "(commands: register, as, consent, enter, submit, wait, cancel, history, budget, pause, finish, "
-         "wait-finals, sleep, expect, expect-rejected, quit)"},
+         "wait-finals, participants, admission, sleep, expect, expect-rejected, quit)"},
         {"register education=master dl_months=1\nexpect-rejected wait\n", 2,
-         "expect-rejected: wait cannot be rejected (use register, consent, enter, submit, cancel, pause or finish)"},
+         "expect-rejected: wait cannot be rejected (use register, consent, enter, submit, cancel, pause, finish or admission)"},
         {"register education=master dl_months=1\nhistory now\n", 2, "history takes no arguments"},
         {"quit now\n", 1, "quit takes no arguments"},
         {"budget\n", 1, "budget: no current participant"},

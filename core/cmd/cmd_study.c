@@ -110,6 +110,37 @@ static void print_recovery(const tb_study_recovery *r)
                 r->unrecorded_runs);
 }
 
+/* The sections a study configuration may have: its own, the model's and the
+ * task's, and one per front-end plugin (so one file serves `--frontend cli`
+ * and `--frontend http`); a front end's section is checked against its
+ * options even when another front end runs. */
+static tb_status check_study_sections(const tb_config *cfg, const tb_plugin_registry *reg, const char *frontend,
+                                      tb_err *err)
+{
+    const char *model = tb_config_get(cfg, "model", "name"), *task = tb_config_get(cfg, "task", "name");
+    const char *fixed[] = {"study", "space", "model", "task", "train", "output", "plugins", frontend,
+                           model ? model : "model", task ? task : "task"};
+    const int n_fixed = (int)TB_ARRAY_LEN(fixed);
+    const char **valid = calloc((size_t)(n_fixed + reg->count), sizeof *valid);
+    if (!valid) return tb_fail(err, TB_ENOMEM, "out of memory");
+    int n = 0;
+    for (int i = 0; i < n_fixed; i++) valid[n++] = fixed[i];
+    tb_status st = TB_OK;
+    for (int i = 0; i < reg->count && st == TB_OK; i++) {
+        const tb_plugin *p = &reg->plugins[i];
+        if (p->desc.kind != TB_PLUGIN_FRONTEND) continue;
+        valid[n++] = p->desc.name;
+        if (strcmp(p->desc.name, frontend) != 0 && tb_config_has_section(cfg, p->desc.name)) {
+            tb_plugin_args *other = NULL;
+            st = tb_plugin_args_resolve(p, cfg, p->desc.name, &other, err);
+            tb_plugin_args_free(other);
+        }
+    }
+    if (st == TB_OK) st = tb_config_check_sections(cfg, valid, n, err);
+    free(valid);
+    return st;
+}
+
 int tb_cmd_study(int argc, char **argv)
 {
     const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
@@ -181,12 +212,7 @@ int tb_cmd_study(int argc, char **argv)
     if (tb_plugins_discover(&reg, tb_config_get(cfg, "plugins", "path"), &err) != TB_OK ||
         tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, frontend, &fe, &err) != TB_OK)
         goto fail;
-    {
-        const char *model = tb_config_get(cfg, "model", "name"), *task = tb_config_get(cfg, "task", "name");
-        const char *valid[] = {"study", "space", "model", "task", "train", "output", "plugins", frontend,
-                               model ? model : "model", task ? task : "task"};
-        if (tb_config_check_sections(cfg, valid, (int)TB_ARRAY_LEN(valid), &err) != TB_OK) goto fail;
-    }
+    if (check_study_sections(cfg, &reg, frontend, &err) != TB_OK) goto fail;
     if (tb_plugin_args_resolve(fe, cfg, frontend, &args, &err) != TB_OK) goto fail;
 
     /* the archive's place before the study loads any data */

@@ -4,8 +4,10 @@
  * any body is read, when the server is stopping (503), the path is unknown
  * (404), the method wrong (405 + Allow), the caller lacks credentials (401),
  * a POST lacks the CSRF header (403) or announces a body over the limit (413).
- * Next calls: the body is gathered, counted against max_body_bytes (413 as
- * soon as it is over). Last call: the body is parsed against the route's
+ * Next calls: the body is gathered, counted against max_body_bytes; past it
+ * the rest is read and dropped (libmicrohttpd answers only once the body is
+ * in) and the answer is 413, or the connection is cut when the body goes on
+ * past DROP_MAX_FACTOR times the limit. Last call: the body is parsed against the route's
  * fields (400 naming the field) and the handler answers. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,9 +22,11 @@
 
 #include "auth.h"
 #include "routes.h"
+#include "views.h"
 
 #define CSRF_HEADER "X-Tunebench"
 #define DRAIN_WAIT_S 10.0 /* how long stopping waits for answers in flight */
+#define DROP_MAX_FACTOR 16 /* a body streamed past 16 x max_body_bytes is cut off without an answer */
 #define CSP "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " \
             "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
@@ -60,7 +64,7 @@ void reply_error(http_reply *rep, unsigned status, const char *field, const char
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
     reply_json(rep, status,
-               json_pack("{s:s, s:o}", "error", msg, "field", field && *field ? json_string(field) : json_null()));
+               json_pack("{s:o, s:o}", "error", view_text(msg), "field", field && *field ? view_text(field) : json_null()));
 }
 
 static void add_security_headers(struct MHD_Response *r)
@@ -243,12 +247,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (body_append(rq, upload_data, n) != 0) {
-            rq->route = NULL;
-            return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes",
-                              srv->lim.max_body_bytes);
-        }
-        return MHD_YES;
+        if (!rq->too_large && body_append(rq, upload_data, n) != 0) rq->too_large = 1;
+        if (rq->too_large) rq->dropped += n;
+        /* libmicrohttpd answers only once the body is in: drop what comes, up to a point */
+        return rq->dropped > DROP_MAX_FACTOR * srv->lim.max_body_bytes ? MHD_NO : MHD_YES;
+    }
+    if (rq->too_large) {
+        rq->route = NULL;
+        return send_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, NULL, "the body is larger than %zu bytes",
+                          srv->lim.max_body_bytes);
     }
     rq->path = url;
     enum MHD_Result result = dispatch(rq);

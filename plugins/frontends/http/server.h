@@ -79,6 +79,8 @@ typedef struct http_request {
     char path_id[HTTP_RUN_ID_MAX];     /* the {id} segment of the path, "" when none */
     char *body;                        /* the body read so far (NUL-terminated) */
     size_t body_len;
+    int too_large;                     /* the body passed max_body_bytes: answer 413 */
+    size_t dropped;                    /* bytes dropped since */
     /* who sent it (auth.c); a browser may hold both cookies */
     int admin;                         /* valid organiser credentials */
     char participant[HTTP_ID_MAX];     /* a valid participant's id, "" when none */

@@ -12,6 +12,33 @@ static json_t *num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+/* Length of the valid UTF-8 sequence at s (1..4), or 0. */
+static int utf8_length(const unsigned char *s)
+{
+    int n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 2 && s[0] < 0xc2) return 0; /* overlong */
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+json_t *view_text(const char *text)
+{
+    if (!text) return json_string("");
+    json_t *j = json_string(text);
+    if (j) return j;
+    char *copy = strdup(text);
+    if (!copy) return NULL;
+    for (unsigned char *p = (unsigned char *)copy; *p;) {
+        int n = utf8_length(p);
+        if (n == 0) *p++ = '?';
+        else p += n;
+    }
+    j = json_string(copy);
+    free(copy);
+    return j;
+}
+
 /* Sets key to value, which may be NULL (out of memory): then the object is marked broken. */
 static int put(json_t *obj, const char *key, json_t *value)
 {
@@ -45,8 +72,8 @@ static json_t *view_hp(const http_server *srv, int i)
     if (!o) return NULL;
     int bad = put(o, "index", json_integer(i)) | put(o, "name", json_string(h->name)) |
               put(o, "type", json_string(hp_type_name(h->type))) | put(o, "mandatory", json_boolean(h->mandatory)) |
-              put(o, "preset", json_string(h->preset ? h->preset : "")) |
-              put(o, "allowed", json_string(h->allowed ? h->allowed : "")) |
+              put(o, "preset", view_text(h->preset)) |
+              put(o, "allowed", view_text(h->allowed)) |
               put(o, "readers", split_list(srv->api->hp_readers(srv->s, i)));
     if (h->type == TB_FE_HP_CHOICE) bad |= put(o, "choices", split_list(h->choices));
     else {
@@ -81,8 +108,8 @@ json_t *view_study(const http_server *srv)
         json_decref(hps);
         return NULL;
     }
-    int bad = put(o, "title", json_string(api->title(srv->s))) |
-              put(o, "briefing", json_string(api->briefing(srv->s))) |
+    int bad = put(o, "title", view_text(api->title(srv->s))) |
+              put(o, "briefing", view_text(api->briefing(srv->s))) |
               put(o, "budget_s", num(api->budget_s(srv->s))) |
               put(o, "education_levels", split_list(api->education_levels(srv->s))) |
               put(o, "comments", split_list(api->comments(srv->s))) |
@@ -130,8 +157,8 @@ static json_t *hp_map(const http_server *srv, const tb_fe_run *r, int what)
     if (!o) return NULL;
     int bad = 0;
     for (int i = 0; i < HTTP_HP_N; i++) {
-        json_t *v = what == 0 ? json_string(r->values[i]) : what == 1 ? json_boolean(r->given[i])
-                                                                       : json_string(r->comments[i]);
+        json_t *v = what == 0 ? view_text(r->values[i]) : what == 1 ? json_boolean(r->given[i])
+                                                                       : view_text(r->comments[i]);
         bad |= put(o, srv->hp[i].name, v);
     }
     return done(o, bad);
@@ -151,7 +178,7 @@ json_t *view_run(const http_server *srv, const tb_fe_run *r)
               put(o, "val_loss", num(r->val_loss)) | put(o, "val_accuracy", num(r->val_accuracy)) |
               put(o, "submitted_s", num(r->submitted_s)) | put(o, "started_s", num(r->started_s)) |
               put(o, "ended_s", num(r->ended_s)) | put(o, "seconds", num(r->seconds)) |
-              put(o, "queue_position", json_integer(r->queue_position)) | put(o, "message", json_string(r->message)) |
+              put(o, "queue_position", json_integer(r->queue_position)) | put(o, "message", view_text(r->message)) |
               put(o, "values", hp_map(srv, r, 0)) | put(o, "given", hp_map(srv, r, 1)) |
               put(o, "comments", hp_map(srv, r, 2));
     return done(o, bad);
@@ -195,6 +222,8 @@ json_t *view_curve(const http_server *srv, const char *run_id, int batch_from, i
     tb_fe_run r;
     char err[256];
     int bpe = view_run_info(srv, run_id, &r, err, sizeof err) == TB_OK ? r.batches_per_epoch : 0;
+    /* a run of an earlier session lacks it in its snapshot: whole epochs tell it */
+    if (bpe == 0 && epoch_total > 0 && batch_total % epoch_total == 0) bpe = batch_total / epoch_total;
     bad |= put(o, "run_id", json_string(run_id)) | put(o, "batch_from", json_integer(batch_from)) |
            put(o, "epoch_from", json_integer(epoch_from)) | put(o, "batch_total", json_integer(batch_total)) |
            put(o, "epoch_total", json_integer(epoch_total)) | put(o, "batches_per_epoch", json_integer(bpe));

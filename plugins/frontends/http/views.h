@@ -9,6 +9,10 @@
 #define VIEW_CURVE_BATCH_CAP 20000 /* batch points per curve answer; ask again from the next index */
 #define VIEW_CURVE_EPOCH_CAP 1000
 
+/* A JSON string of text as the study wrote it: a byte that is not part of
+ * valid UTF-8 (a message cut inside a character) becomes '?'. */
+json_t *view_text(const char *text);
+
 json_t *view_study(const http_server *srv);
 /* admin: the final result is shown even when the study hides it from participants */
 json_t *view_me(const http_server *srv, const tb_fe_state *st, int admin);
