@@ -372,3 +372,5 @@ try {
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
   else log(`kept ${work}`);
 }
+// pending timers of the races above (sleep) must not hold the process
+process.exit(process.exitCode || 0);
