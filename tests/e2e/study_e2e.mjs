@@ -344,6 +344,12 @@ async function main() {
   const html = await page.content();
   if (html.includes(ADMIN_TOKEN)) fail('the organiser token appears in the participant page');
   await snap(adminPage, 'organiser');
+  const [download] = await Promise.all([adminPage.waitForEvent('download', { timeout: 20000 }), adminPage.click('#export-link')]);
+  const exportFile = path.join(work, 'export.h5');
+  await download.saveAs(exportFile);
+  const sig = fs.readFileSync(exportFile).subarray(0, 8);
+  if (!sig.equals(Buffer.from([0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]))) fail(`the export is not an HDF5 file (${sig.toString('hex')})`);
+  log(`export: ${download.suggestedFilename()}, ${fs.statSync(exportFile).size} bytes`);
   await adminPage.click('#admit-btn');
   await until('admitting to stop', async () => /not admitting/.test(await adminPage.textContent('#admitting-pill')));
   await adminPage.click('#close-btn');
