@@ -325,6 +325,14 @@ async function main() {
     log('server restart: the page reconnected, re-entered and kept the history');
   }
 
+  // a break: the clock stops; continue
+  await page.click('#pause-btn');
+  await page.waitForSelector('#view-start:not([hidden])', { timeout: 10000 });
+  if (!/stopped/.test(await page.textContent('#clock-state'))) fail('the clock runs during a break');
+  await snap(page, 'paused');
+  await page.click('#start-btn');
+  await page.waitForSelector('#view-tune:not([hidden])', { timeout: 10000 });
+
   // 8. the final choice, with its confirmation
   await page.click('#finish-open');
   await page.waitForSelector('#finish-dialog[open]');
