@@ -252,6 +252,33 @@ async function main() {
   const clock1 = await page.textContent('#clock');
   await until(`the clock to run while active (from ${clock1})`, async () => (await page.textContent('#clock')) !== clock1, 4000);
 
+  // 3b. a second participant while the only place is taken: the lobby, its position, the clock stopped
+  {
+    const profile2 = fs.mkdtempSync(path.join(work, 'chromium-'));
+    const second = await chromium.launchPersistentContext(profile2, {
+      executablePath: chromiumPath, headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1366, height: 768 },
+    });
+    const page2 = second.pages()[0] || await second.newPage();
+    page2.on('pageerror', (e) => problems.push(`second participant's page error: ${e.message}`));
+    await page2.goto(url);
+    await page2.waitForSelector('#view-welcome:not([hidden])');
+    await page2.selectOption('#reg-education', 'bachelor');
+    await page2.fill('#reg-dl', '0');
+    await page2.check('#reg-consent');
+    await page2.click('#register-btn');
+    await page2.waitForSelector('#view-secret:not([hidden])');
+    await page2.check('#secret-ok');
+    await page2.click('#secret-continue');
+    await page2.waitForSelector('#view-lobby:not([hidden])', { timeout: 15000 });
+    const pos = await until('a lobby position', async () => { const t = (await page2.textContent('#lobby-pos')).trim(); return /^\d+$/.test(t) && t; });
+    if (pos !== '1') fail(`the second participant is number ${pos} in the lobby, not 1`);
+    await snap(page2, 'lobby');
+    await second.close(); /* it stops asking: after 10 s its place no longer holds anyone up */
+  }
+
   // 4. a value out of range: the server's error under the field, recorded as rejected
   await fillConfig(page, { epochs: 400, batch_size: 16, loss: 'cross_entropy', optimizer: 'adam' });
   await page.click('#submit-btn');
