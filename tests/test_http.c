@@ -9,8 +9,9 @@
  * organiser routes 401); every refusal (404, 405 + Allow, 403 without the
  * CSRF header, 413, 429 + Retry-After for submissions and streams, 503 for
  * the server's stream cap, 400 for duplicate keys, NaN, wrong types, long
- * strings, deep nesting and unknown fields, with nothing recorded; 422 for a
- * rejected value, recorded); a restart after SIGTERM in the middle of a run
+ * strings, deep nesting and unknown fields, with nothing recorded; the field
+ * named for each refused registration value; 422 for a rejected value,
+ * recorded; submissions sent at once: one run, the rest 409); a restart after SIGTERM in the middle of a run
  * (cookies still work); the organiser's routes (session, overview,
  * admission, export, events, close). */
 #include <jansson.h>
