@@ -9,11 +9,13 @@
  * organiser routes 401); every refusal (404, 405 + Allow, 403 without the
  * CSRF header, 413, 429 + Retry-After for submissions and streams, 503 for
  * the server's stream cap, 400 for duplicate keys, NaN, wrong types, long
- * strings, deep nesting and unknown fields, with nothing recorded; 422 for a
- * rejected value, recorded); a restart after SIGTERM in the middle of a run
+ * strings, deep nesting and unknown fields, with nothing recorded; the field
+ * named for each refused registration value; 422 for a rejected value,
+ * recorded; submissions sent at once: one run, the rest 409); a restart after SIGTERM in the middle of a run
  * (cookies still work); the organiser's routes (session, overview,
  * admission, export, events, close). */
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +208,58 @@ static int history_count(hc_client *c)
     return n;
 }
 
+/* Several submissions of one participant sent at once (each on its own connection). */
+#define RACERS 4
+typedef struct racer {
+    hc_client c;
+    const char *body;
+    pthread_barrier_t *go;
+    int status;
+    char text[512];
+} racer;
+
+static void *race_submit(void *arg)
+{
+    racer *r = arg;
+    hc_response resp;
+    pthread_barrier_wait(r->go);
+    if (hc_call(&r->c, "POST", "/api/runs", r->body, &resp) == 0) {
+        r->status = resp.status;
+        snprintf(r->text, sizeof r->text, "%s", resp.body ? resp.body : "");
+        hc_free(&resp);
+    }
+    return NULL;
+}
+
+/* Sends RACERS identical submissions as c at once: exactly one run is made and
+ * the others are 409 (refused, nothing recorded), never 422 (which would say
+ * the other submission's run was this one's rejected try). */
+static void submit_at_once(const hc_client *c, int epochs)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"values\": {\"epochs\": %d, \"batch_size\": \"16\", \"loss\": \"cross_entropy\", "
+             "\"optimizer\": \"adam\", \"lr\": 0.01}}",
+             epochs);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    racer rs[RACERS];
+    pthread_t th[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+        rs[i] = (racer){.c = *c, .body = body, .go = &go};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race_submit, &rs[i]), 0);
+    }
+    int created = 0;
+    for (int i = 0; i < RACERS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_msg(rs[i].status == 201 || rs[i].status == 409, "a submission sent at once: status %d: %s",
+                      rs[i].status, rs[i].text);
+        created += rs[i].status == 201;
+    }
+    pthread_barrier_destroy(&go);
+    ck_assert_int_eq(created, 1);
+}
+
 /* ---- the tests ------------------------------------------------------------------------------ */
 
 START_TEST(two_participants_tune_at_once)
@@ -299,6 +353,9 @@ START_TEST(participants_see_only_their_own_runs)
     join(&a, srv.port, ida, "p-a");
     join(&b, srv.port, idb, "p-b");
     submit(&a, 150, run_a);
+    /* b sends the same submission from several tabs at once: one run */
+    submit_at_once(&b, 150);
+    ck_assert_int_eq(history_count(&b), 1);
 
     const char *suffixes[] = {"", "/curve"};
     for (int i = 0; i < 2; i++) {
@@ -388,6 +445,30 @@ START_TEST(malformed_bodies_are_refused_and_nothing_recorded)
     hc_free(&r);
     CALL(&n, "POST", "/api/register", "{\"education\": \"wizard\", \"dl_months\": 1}", &r, 400);
     check_error_field(&r, "education");
+    hc_free(&r);
+    /* the field named is the one the study refused, not any field name that is
+     * a substring of its message ("id" in "outside", in "valid") */
+    static const struct {
+        const char *body, *field;
+    } bad_reg[] = {
+        {"{\"education\": \"valid\", \"dl_months\": 1}", "education"},
+        {"{\"education\": \"master\", \"dl_months\": 1e300}", "dl_months"},
+        {"{\"education\": \"master\", \"dl_months\": 1, \"programming_months\": -1}", "programming_months"},
+        {"{\"education\": \"master\", \"dl_months\": 1, \"ml_months\": 5000}", "ml_months"},
+        {"{\"education\": \"master\", \"dl_months\": 1, \"self_level\": 1e300}", "self_level"},
+        {"{\"education\": \"master\", \"dl_months\": 1, \"id\": \"no spaces\"}", "id"},
+    };
+    for (size_t i = 0; i < sizeof bad_reg / sizeof bad_reg[0]; i++) {
+        CALL(&n, "POST", "/api/register", bad_reg[i].body, &r, 400);
+        check_error_field(&r, bad_reg[i].field);
+        hc_free(&r);
+    }
+    /* an empty run id is not "the best run": a final choice is not made by mistake */
+    CALL(&a, "POST", "/api/finish", "{\"run_id\": \"\"}", &r, 400);
+    check_error_field(&r, "run_id");
+    hc_free(&r);
+    CALL(&a, "GET", "/api/me", NULL, &r, 200);
+    ck_assert_str_eq(jstr(&r, "state"), "active");
     hc_free(&r);
 
     ck_assert_int_eq(history_count(&a), 0);

@@ -154,6 +154,7 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
     srv->s = study->study;
     pthread_mutex_init(&srv->lock, NULL);
     pthread_mutex_init(&srv->export_lock, NULL);
+    for (int i = 0; i < HTTP_SUBMIT_LOCKS; i++) pthread_mutex_init(&srv->submit_locks[i], NULL);
     tb_status s = prepare(srv, args, err, errlen);
     unsigned port = 0;
     const char *bind = host->arg_string(args, "bind");
@@ -167,6 +168,7 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
     people_free(srv);
     pthread_mutex_destroy(&srv->lock);
     pthread_mutex_destroy(&srv->export_lock);
+    for (int i = 0; i < HTTP_SUBMIT_LOCKS; i++) pthread_mutex_destroy(&srv->submit_locks[i]);
     memset(srv->key, 0, sizeof srv->key);
     free(srv);
     return s;

@@ -131,11 +131,15 @@ void json_in_text(const json_t *value, char *out, size_t cap)
     if (json_is_string(value)) snprintf(out, cap, "%s", json_string_value(value));
     else if (json_is_integer(value)) snprintf(out, cap, "%lld", (long long)json_integer_value(value));
     else if (json_is_real(value)) {
+        /* formatted in a local buffer: writing into out in the loop trips GCC's
+         * -Wformat-truncation ("null destination") in the sanitizer build */
         double v = json_real_value(value);
+        char text[32];
         for (int digits = 15; digits <= 17; digits++) {
-            snprintf(out, cap, "%.*g", digits, v);
-            if (strtod(out, NULL) == v) break;
+            snprintf(text, sizeof text, "%.*g", digits, v);
+            if (strtod(text, NULL) == v) break;
         }
+        snprintf(out, cap, "%s", text);
     }
 }
 

@@ -76,6 +76,13 @@ void people_close_stream(http_server *srv, const char *id)
     pthread_mutex_unlock(&srv->lock);
 }
 
+pthread_mutex_t *people_submit_lock(http_server *srv, const char *id)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) h = (h ^ *p) * 16777619u;
+    return &srv->submit_locks[h % HTTP_SUBMIT_LOCKS];
+}
+
 void people_free(http_server *srv)
 {
     free(srv->people);

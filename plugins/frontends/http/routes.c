@@ -115,11 +115,16 @@ static const json_in_field register_fields[] = {
     {"ml_months", JIN_NUMBER, 0, 0},              {"self_level", JIN_NUMBER, 0, 0},
 };
 
-/* The first of fields whose name the study's message mentions (the field a 400 names). */
+/* The field the study's message is about (the field a 400 names): its
+ * messages begin "<field> = ...". Only the start counts: the rest holds words
+ * ("outside", "if unknown") and the caller's own text, which would otherwise
+ * name any field that happens to be a substring ("id" in "outside"). */
 static const char *field_in_message(const char *msg, const json_in_field *fields, int n)
 {
-    for (int i = 0; i < n; i++)
-        if (strstr(msg, fields[i].name)) return fields[i].name;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(fields[i].name);
+        if (strncmp(msg, fields[i].name, len) == 0 && strncmp(msg + len, " =", 2) == 0) return fields[i].name;
+    }
     return NULL;
 }
 
@@ -133,7 +138,8 @@ static void post_register(http_request *rq, json_t *body, http_reply *rep)
 {
     http_server *srv = rq->srv;
     double level = num_member(body, "self_level");
-    if (!isnan(level) && (level != (int)level || level < 1 || level > 5)) {
+    /* the range first: (int) of a double outside int's range is undefined */
+    if (!isnan(level) && (level < 1 || level > 5 || level != (int)level)) {
         reply_error(rep, MHD_HTTP_BAD_REQUEST, "self_level", "self_level must be an integer from 1 to 5");
         return;
     }
@@ -265,20 +271,27 @@ static void post_runs(http_request *rq, json_t *body, http_reply *rep)
         vp[i] = values[i];
         cp[i] = comments[i];
     }
+    /* Whether a refusal was recorded is told by the history's length before
+     * and after: the participant's submissions are serialised, or a second
+     * submission sent at once would see the first one's run as its own
+     * rejected try (422 with the other run) instead of 409. */
+    pthread_mutex_t *mu = people_submit_lock(srv, rq->participant);
+    pthread_mutex_lock(mu);
     int before = srv->api->history_count(srv->s, rq->participant), bad_hp = -1;
     char run_id[HTTP_RUN_ID_MAX] = "", err[ERR_MAX];
     tb_status s = srv->api->submit(srv->s, rq->participant, vp, cp, run_id, &bad_hp, err, sizeof err);
     if (s != TB_OK) {
         int recorded = srv->api->history_count(srv->s, rq->participant) > before;
-        if (!recorded) {
-            reply_refused(rep, s, err);
-            return;
+        if (!recorded) reply_refused(rep, s, err);
+        else {
+            reply_error(rep, MHD_HTTP_UNPROCESSABLE_CONTENT,
+                        bad_hp >= 0 && bad_hp < HTTP_HP_N ? srv->hp[bad_hp].name : NULL, "%s", err);
+            if (rep->json) json_object_set_new(rep->json, "run", history_run(rq, before));
         }
-        reply_error(rep, MHD_HTTP_UNPROCESSABLE_CONTENT,
-                    bad_hp >= 0 && bad_hp < HTTP_HP_N ? srv->hp[bad_hp].name : NULL, "%s", err);
-        if (rep->json) json_object_set_new(rep->json, "run", history_run(rq, before));
+        pthread_mutex_unlock(mu);
         return;
     }
+    pthread_mutex_unlock(mu);
     tb_fe_run r;
     if (view_run_info(srv, run_id, &r, err, sizeof err) != TB_OK) {
         reply_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", err);
@@ -325,6 +338,13 @@ static void post_finish(http_request *rq, json_t *body, http_reply *rep)
 {
     const char *run_id = str_member(body, "run_id");
     char err[ERR_MAX];
+    if (run_id && !*run_id) {
+        /* the study reads "" as "none given" (the best run): a final choice is
+         * not made for a client that sent an empty id by mistake */
+        reply_error(rep, MHD_HTTP_BAD_REQUEST, "run_id",
+                    "run_id is empty: name one of your runs, or leave run_id out for your best finished run");
+        return;
+    }
     if (run_id) {
         tb_fe_run r;
         if (view_run_info(rq->srv, run_id, &r, err, sizeof err) != TB_OK ||

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -317,8 +318,12 @@ void server_stop(http_server *srv)
 {
     if (!srv->daemon) return;
     atomic_store(&srv->stopping, 1);
+    /* The listening socket is ours after quiescing, but libmicrohttpd's threads
+     * may still hold its number until MHD_stop_daemon (microhttpd.h): closing
+     * it now would let a file the study opens meanwhile take that number.
+     * shutdown() refuses new connections at once; close() comes after the stop. */
     MHD_socket listener = MHD_quiesce_daemon(srv->daemon);
-    if (listener != MHD_INVALID_SOCKET) close(listener);
+    if (listener != MHD_INVALID_SOCKET) shutdown(listener, SHUT_RDWR);
     /* streams notice `stopping` within a second; other answers finish */
     double until = mono_s() + DRAIN_WAIT_S;
     while (atomic_load(&srv->in_flight) > 0 && mono_s() < until) {
@@ -331,4 +336,5 @@ void server_stop(http_server *srv)
                        DRAIN_WAIT_S);
     MHD_stop_daemon(srv->daemon);
     srv->daemon = NULL;
+    if (listener != MHD_INVALID_SOCKET) close(listener);
 }

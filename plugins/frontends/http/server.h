@@ -46,6 +46,8 @@ typedef struct http_person {
     int streams;                        /* open event streams */
 } http_person;
 
+#define HTTP_SUBMIT_LOCKS 32 /* stripes of the per-participant submission lock */
+
 typedef struct http_server {
     const tb_host_api *host;
     const tb_study_api *api;
@@ -62,6 +64,7 @@ typedef struct http_server {
     int n_people, cap_people;
     int streams;                       /* open event streams in all */
     pthread_mutex_t export_lock;       /* one export at a time */
+    pthread_mutex_t submit_locks[HTTP_SUBMIT_LOCKS]; /* a participant's submissions, one at a time (by id's hash) */
 } http_server;
 
 typedef enum http_auth_need {
@@ -122,6 +125,8 @@ int people_take_submission(http_server *srv, const char *id);
  * participant's cap) or 503 (the server's cap). */
 unsigned people_open_stream(http_server *srv, const char *id);
 void people_close_stream(http_server *srv, const char *id);
+/* The lock that serialises id's submissions (one of srv->submit_locks). */
+pthread_mutex_t *people_submit_lock(http_server *srv, const char *id);
 void people_free(http_server *srv);
 
 #endif
