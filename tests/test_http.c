@@ -65,7 +65,8 @@ static void write_config(const char *extra_http)
              "final_seeds = 11\nslots = 2\nbudget_minutes = 30\nshow_result = true\n"
              "[space]\nepochs = int 1 200\nbatch_size = int 1 480 log\nlr = float 1e-6 10 log\n"
              "[http]\nport = 0\nadmin_token = " ADMIN_TOKEN "\nmax_body_bytes = 4096\n"
-             "submissions_per_minute = 4\nstreams_per_participant = 2\nmax_streams = 3\n%s\n",
+             "submissions_per_minute = 4\nregistrations_per_minute = 12\nstreams_per_participant = 2\n"
+             "max_streams = 3\n%s\n",
              tmpdir, extra_http ? extra_http : "");
     FILE *f = fopen(cfg_path, "w");
     ck_assert(f);
@@ -517,6 +518,9 @@ START_TEST(limits_and_refusals)
     hc_free(&r);
     CALL(&a, "POST", "/assets/uplot.js", "{}", &r, 405);
     hc_free(&r);
+    CALL(&a, "HEAD", "/api/me", NULL, &r, 200); /* HEAD is GET without the body */
+    ck_assert_uint_eq(r.len, 0);
+    hc_free(&r);
 
     /* CSRF: a cookie without the header */
     a.no_csrf = 1;
@@ -582,6 +586,26 @@ START_TEST(limits_and_refusals)
     close(s1);
     close(s2);
     close(s3);
+    /* 429 past 12 registrations a minute from one address */
+    {
+        hc_client stranger = {.port = srv.port};
+        int created = 0, refused = 0;
+        for (int i = 0; i < 12 && !refused; i++) {
+            ck_assert(hc_call(&stranger, "POST", "/api/register", "{\"education\": \"master\", \"dl_months\": 1}", &r) == 0);
+            const int st = r.status;
+            ck_assert_msg(st == 201 || st == 429, "registration %d: status %d", i, st);
+            if (st == 429) {
+                refused = 1;
+                ck_assert(hc_header(&r, "Retry-After", v, sizeof v) && atoi(v) > 0);
+                TBT_ASSERT_HAS(r.body, "registrations a minute");
+            } else {
+                created++;
+            }
+            hc_free(&r);
+        }
+        ck_assert_msg(refused && created >= 9, "%d registrations, then %s", created, refused ? "429" : "no refusal");
+    }
+
     ck_assert_int_eq(stop_server(&srv, SIGTERM), 4);
 }
 END_TEST

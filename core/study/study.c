@@ -108,6 +108,16 @@ static tb_status probe_task(tb_study *s, tb_err *err)
     return st;
 }
 
+struct timespec study_deadline(int timeout_ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long long ns = ts.tv_nsec + (long long)(timeout_ms > 0 ? timeout_ms : 0) * 1000000LL;
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    return ts;
+}
+
 tb_study *study_new(void)
 {
     tb_study *s = calloc(1, sizeof *s);
@@ -117,8 +127,13 @@ tb_study *study_new(void)
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&s->mu, &ma);
     pthread_mutexattr_destroy(&ma);
-    pthread_cond_init(&s->changed, NULL);
-    pthread_cond_init(&s->stop, NULL);
+    /* waits time out on the monotonic clock: a jump of the wall clock neither stretches nor cuts them */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->changed, &ca);
+    pthread_cond_init(&s->stop, &ca);
+    pthread_condattr_destroy(&ca);
     s->created = NAN;
     s->admitting = 1;
     s->last_record = NAN; /* no record yet: the first one's time replaces it */

@@ -474,11 +474,7 @@ static tb_status api_run_state(tb_study *s, const char *run_id, tb_fe_run *out, 
 
 static int api_wait(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + (long long)(timeout_ms > 0 ? timeout_ms : 0) * 1000000LL;
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
+    struct timespec ts = study_deadline(timeout_ms);
     pthread_mutex_lock(&s->mu);
     int r;
     for (;;) {
@@ -756,19 +752,9 @@ static uint64_t api_change_seq(tb_study *s)
     return v;
 }
 
-static struct timespec deadline_in(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    long long ns = ts.tv_nsec + (long long)(timeout_ms > 0 ? timeout_ms : 0) * 1000000LL;
-    ts.tv_sec += (time_t)(ns / 1000000000LL);
-    ts.tv_nsec = (long)(ns % 1000000000LL);
-    return ts;
-}
-
 static int api_wait_change(tb_study *s, uint64_t seq, int timeout_ms)
 {
-    struct timespec ts = deadline_in(timeout_ms);
+    struct timespec ts = study_deadline(timeout_ms);
     pthread_mutex_lock(&s->mu);
     int r = 0;
     while (!(r = s->change_seq != seq || s->closing))
@@ -782,7 +768,7 @@ static int api_wait_change(tb_study *s, uint64_t seq, int timeout_ms)
 
 static int api_wait_close(tb_study *s, int timeout_ms)
 {
-    struct timespec ts = deadline_in(timeout_ms);
+    struct timespec ts = study_deadline(timeout_ms);
     pthread_mutex_lock(&s->mu);
     int r = 0;
     for (;;) {

@@ -31,6 +31,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "run/run.h"
 #include "store/journal.h"
@@ -212,6 +213,8 @@ void study_free_state(tb_study *s);
 /* A zeroed study with its lock (recursive) and conditions, nothing loaded;
  * NULL when out of memory. study_free releases everything it holds. (study.c) */
 tb_study *study_new(void);
+/* now + timeout_ms on CLOCK_MONOTONIC, the clock s->changed and s->stop wait on */
+struct timespec study_deadline(int timeout_ms);
 void study_free(tb_study *s);
 
 int study_find_participant(const tb_study *s, const char *id);

@@ -359,13 +359,7 @@ void *study_monitor_main(void *arg)
     double last_beat = 0, last_write = 0;
     pthread_mutex_lock(&s->mu);
     while (!s->closing) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += MONITOR_TICK_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = study_deadline(MONITOR_TICK_MS);
         pthread_cond_timedwait(&s->stop, &s->mu, &ts);
         if (s->closing) break;
         double now = tb_utc_now();

@@ -19,10 +19,12 @@
  * waits for the study to close (SIGTERM, or the organiser's close) or a
  * Ctrl-C (then it closes the study), and stops the server gracefully: no new
  * connections, event streams end, answers in flight finish. */
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "server.h"
@@ -44,6 +46,8 @@ static const tb_plugin_option options[] = {
     {"max_body_bytes", TB_OPTION_INT, "65536", 1024, 16777216, NULL, "larger request bodies are refused (413)"},
     {"submissions_per_minute", TB_OPTION_INT, "6", 1, HTTP_RATE_MAX, NULL,
      "submissions a participant may make in any minute (429 past it)"},
+    {"registrations_per_minute", TB_OPTION_INT, "30", 1, HTTP_RATE_MAX, NULL,
+     "registrations from one client address in any minute (429 past it; a class behind one NAT shares it)"},
     {"streams_per_participant", TB_OPTION_INT, "3", 1, 64, NULL, "event streams one participant may hold (429)"},
     {"max_streams", TB_OPTION_INT, "200", 1, 4096, NULL, "event streams open at once, in all (503)"},
 };
@@ -67,6 +71,7 @@ static void read_limits(const tb_host_api *host, const tb_plugin_args *args, htt
     lim->connection_timeout_s = (unsigned)host->arg_int(args, "connection_timeout_s");
     lim->max_body_bytes = (size_t)host->arg_int(args, "max_body_bytes");
     lim->submissions_per_minute = (int)host->arg_int(args, "submissions_per_minute");
+    lim->registrations_per_minute = (int)host->arg_int(args, "registrations_per_minute");
     lim->streams_per_participant = (int)host->arg_int(args, "streams_per_participant");
     lim->max_streams = (int)host->arg_int(args, "max_streams");
 }
@@ -119,6 +124,17 @@ static void wait_for_close(http_server *srv)
     }
 }
 
+/* Exports a crash left in the archive (routes.c writes them there, hidden, and
+ * unlinks them once open). */
+static void remove_stale_exports(const char *archive)
+{
+    DIR *d = opendir(archive);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));)
+        if (strncmp(e->d_name, HTTP_EXPORT_PREFIX, strlen(HTTP_EXPORT_PREFIX)) == 0) unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
 static tb_status prepare(http_server *srv, const tb_plugin_args *args, char *err, size_t errlen)
 {
     for (int i = 0; i < HTTP_HP_N; i++)
@@ -129,6 +145,7 @@ static tb_status prepare(http_server *srv, const tb_plugin_args *args, char *err
     read_limits(srv->host, args, &srv->lim);
     tb_status s = set_admin_token(srv, args, err, errlen);
     if (s == TB_OK) s = auth_load_key(srv, srv->api->archive_path(srv->s), err, errlen);
+    if (s == TB_OK) remove_stale_exports(srv->api->archive_path(srv->s));
     return s;
 }
 

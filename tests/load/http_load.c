@@ -195,7 +195,8 @@ static void write_config(const char *dir, const char *task, const char *cfg, int
              "[study]\ntitle = load test\narchive = %s/archive\nfinal_seeds = 1\nslots = 2\nmax_active = %d\n"
              "budget_minutes = 600\n[space]\nepochs = int 1 10\n"
              "[http]\nport = 0\nadmin_token = " ADMIN_TOKEN "\nmax_connections = 1024\n"
-             "max_connections_per_ip = 1024\nsubmissions_per_minute = 64\nmax_streams = %d\n",
+             "max_connections_per_ip = 1024\nsubmissions_per_minute = 64\nregistrations_per_minute = 64\n"
+             "max_streams = %d\n",
              dir, participants, participants + 8);
     FILE *f = fopen(cfg, "w");
     ck_assert_msg(f != NULL, "cannot write %s", cfg);

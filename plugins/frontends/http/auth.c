@@ -40,15 +40,22 @@ tb_status auth_random_hex(char *out, size_t n, char *err, size_t errlen)
     return TB_OK;
 }
 
-/* Writes a new key file; EEXIST (another process won the race) is left to the caller. */
+/* Writes a new key file: a temporary file, written and fsync'ed, then linked
+ * to its name, so a crash or a full disk never leaves a short key behind.
+ * EEXIST (another process won the race) is left to the caller. */
 static tb_status create_key_file(http_server *srv, const char *path, const char *dir, char *err, size_t errlen)
 {
     tb_status s = fill_random(srv->key, sizeof srv->key, err, errlen);
     if (s != TB_OK) return s;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    char tmp[4200];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp) {
+        snprintf(err, errlen, "archive path too long for %s", KEY_FILE);
+        return TB_EINVAL;
+    }
+    unlink(tmp); /* one a crash left */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        if (errno == EEXIST) return TB_EINVAL; /* read it instead */
-        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
         return TB_EIO;
     }
     ssize_t w;
@@ -57,8 +64,10 @@ static tb_status create_key_file(http_server *srv, const char *path, const char 
     int saved = w == (ssize_t)sizeof srv->key ? 0 : (w < 0 ? errno : ENOSPC);
     if (!saved && fsync(fd) != 0) saved = errno;
     if (close(fd) != 0 && !saved) saved = errno;
+    if (!saved && link(tmp, path) != 0) saved = errno;
+    unlink(tmp);
+    if (saved == EEXIST) return TB_EINVAL; /* read it instead */
     if (saved) {
-        unlink(path);
         snprintf(err, errlen, "cannot write %s: %s%s", path, strerror(saved),
                  saved == ENOSPC || saved == EDQUOT ? " (the disk is full: free space and start again)" : "");
         return TB_EIO;

@@ -1,5 +1,6 @@
 /* people.c: per-participant counters behind the limits: submissions in the
- * last minute (a ring of their times) and open event streams. The organiser's
+ * last minute (a ring of their times), open event streams, and registrations
+ * per client address. The organiser's
  * streams count only toward the server's cap. */
 #include <math.h>
 #include <stdio.h>
@@ -29,16 +30,16 @@ static http_person *person(http_server *srv, const char *id)
     return p;
 }
 
-int people_take_submission(http_server *srv, const char *id)
+/* Takes one of `limit` slots per RATE_WINDOW_S in key's ring: 0, or the seconds to wait. */
+static int take_rate_slot(http_server *srv, const char *key, int limit)
 {
-    int limit = srv->lim.submissions_per_minute;
     double now = mono_s();
     int wait_s = 0;
     pthread_mutex_lock(&srv->lock);
-    http_person *p = person(srv, id);
+    http_person *p = person(srv, key);
     if (!p) wait_s = 1;
     else {
-        /* the oldest of the last `limit` submissions: the ring slot written next */
+        /* the oldest of the last `limit` events: the ring slot written next */
         int oldest = (p->submit_next + HTTP_RATE_MAX - limit) % HTTP_RATE_MAX;
         double age = now - p->submit_times[oldest];
         if (age < RATE_WINDOW_S) wait_s = (int)ceil(RATE_WINDOW_S - age);
@@ -49,6 +50,21 @@ int people_take_submission(http_server *srv, const char *id)
     }
     pthread_mutex_unlock(&srv->lock);
     return wait_s > 0 ? wait_s : 0;
+}
+
+int people_take_submission(http_server *srv, const char *id)
+{
+    return take_rate_slot(srv, id, srv->lim.submissions_per_minute);
+}
+
+/* Registrations are counted per client address, under a key no pseudonym can
+ * take ('@' is not allowed in ids): each writes to the journal, so a stranger
+ * must not be able to register without end. */
+int people_take_registration(http_server *srv, const char *address)
+{
+    char key[HTTP_ID_MAX];
+    snprintf(key, sizeof key, "@%s", address);
+    return take_rate_slot(srv, key, srv->lim.registrations_per_minute);
 }
 
 unsigned people_open_stream(http_server *srv, const char *id)

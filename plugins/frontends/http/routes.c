@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "assets.h"
@@ -134,9 +136,31 @@ static void set_session(const http_server *srv, const char *id, http_reply *rep,
     auth_session_cookie(rep->set_cookie[0], sizeof rep->set_cookie[0], AUTH_COOKIE_PARTICIPANT, secret);
 }
 
+/* The client's address as text ("?" when libmicrohttpd does not say). */
+static void client_address(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    snprintf(out, cap, "?");
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)cap);
+}
+
 static void post_register(http_request *rq, json_t *body, http_reply *rep)
 {
     http_server *srv = rq->srv;
+    char address[INET6_ADDRSTRLEN];
+    client_address(rq->conn, address, sizeof address);
+    int wait_s = people_take_registration(srv, address);
+    if (wait_s > 0) {
+        reply_error(rep, MHD_HTTP_TOO_MANY_REQUESTS, NULL,
+                    "at most %d registrations a minute from one address: try again in %d s",
+                    srv->lim.registrations_per_minute, wait_s);
+        rep->retry_after_s = wait_s;
+        return;
+    }
     double level = num_member(body, "self_level");
     /* the range first: (int) of a double outside int's range is undefined */
     if (!isnan(level) && (level < 1 || level > 5 || level != (int)level)) {
@@ -422,7 +446,7 @@ static void get_export(http_request *rq, json_t *body, http_reply *rep)
         reply_error(rep, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "%s", err);
         return;
     }
-    snprintf(path, sizeof path, "%s/.http-export-%s.h5", srv->api->archive_path(srv->s), hex);
+    snprintf(path, sizeof path, "%s/" HTTP_EXPORT_PREFIX "%s.h5", srv->api->archive_path(srv->s), hex);
     pthread_mutex_lock(&srv->export_lock);
     tb_status s = srv->api->export_archive(srv->s, path, err, sizeof err);
     pthread_mutex_unlock(&srv->export_lock);
@@ -520,14 +544,16 @@ static void allow_add(char *allow, size_t cap, const char *method)
 const http_route *routes_match(http_request *rq, unsigned *status, char *allow, size_t allow_cap)
 {
     allow[0] = '\0';
+    /* HEAD is GET without the body (libmicrohttpd leaves the body out) */
+    const char *method = strcmp(rq->method, "HEAD") == 0 ? "GET" : rq->method;
     if (asset_for(rq->path)) {
-        if (strcmp(rq->method, "GET") == 0) return &asset_route;
+        if (strcmp(method, "GET") == 0) return &asset_route;
         allow_add(allow, allow_cap, "GET");
     }
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         char id[HTTP_RUN_ID_MAX];
         if (!path_matches(routes[i].pattern, rq->path, id)) continue;
-        if (strcmp(routes[i].method, rq->method) == 0) {
+        if (strcmp(routes[i].method, method) == 0) {
             snprintf(rq->path_id, sizeof rq->path_id, "%s", routes[i].pattern[strcspn(routes[i].pattern, "{")] ? id : "");
             return &routes[i];
         }

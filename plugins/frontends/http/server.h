@@ -16,6 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Exports are written into the archive under this prefix and unlinked once open; start removes leftovers. */
+#define HTTP_EXPORT_PREFIX ".http-export-"
+
 #include "tunebench_plugin.h"
 
 #define HTTP_PLUGIN "http"
@@ -34,11 +37,12 @@ typedef struct http_limits {
     unsigned max_connections, max_connections_per_ip, connection_timeout_s;
     size_t max_body_bytes;
     int submissions_per_minute;
+    int registrations_per_minute; /* per client address */
     int streams_per_participant, max_streams;
 } http_limits;
 
 /* What the server remembers about one participant (found by id, created on first use). */
-#define HTTP_RATE_MAX 64 /* submissions_per_minute is at most this */
+#define HTTP_RATE_MAX 64 /* submissions_per_minute and registrations_per_minute are at most this */
 typedef struct http_person {
     char id[HTTP_ID_MAX];
     double submit_times[HTTP_RATE_MAX]; /* ring of the last submissions (monotonic seconds) */
@@ -121,6 +125,8 @@ double wall_s(void);
 /* 0 when the participant may submit now (the submission is counted); else the
  * seconds until they may (for Retry-After). */
 int people_take_submission(http_server *srv, const char *id);
+/* The same for a registration from client address `address` (registrations_per_minute). */
+int people_take_registration(http_server *srv, const char *address);
 /* Opens an event stream for id (NULL: the organiser): 0, or 429 (the
  * participant's cap) or 503 (the server's cap). */
 unsigned people_open_stream(http_server *srv, const char *id);
