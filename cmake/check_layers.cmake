@@ -13,7 +13,7 @@
 # visible in the include line itself.
 
 # The wings, lowest first: the one list the rule, the docs and the test share.
-set(TB_WINGS tunebench base data engine host store run exec study cmd)
+set(TB_WINGS tunebench base data engine host store run exec study analysis cmd)
 
 if(NOT TB_ROOT)
   message(FATAL_ERROR "check_layers: pass -DTB_ROOT=<source dir>")

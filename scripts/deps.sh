@@ -14,6 +14,7 @@ packages=(
   dataset-fashion-mnist                     # real data for the default job and tests
   clang libclang-rt-14-dev libomp-dev       # fuzzing (tests/fuzz/): clang, its libFuzzer runtime, clang's OpenMP
   libmicrohttpd-dev libjansson-dev nettle-dev  # the http front end: server, JSON, HMAC-SHA256 session tokens
+  libgsl-dev libplplot-dev                  # tunebench analyze: statistics (GSL), figures (PLplot's svg device)
   nodejs chromium                           # web assets (uPlot) and the browser test (playwright-core drives chromium)
 )
 
