@@ -526,6 +526,59 @@ START_TEST(a_study_and_a_sweep_read_back)
 }
 END_TEST
 
+/* While a run trains (its curves file SWMR-written by this process), another
+ * process exports the archive: the epochs written so far, and no error. */
+START_TEST(a_live_archive_is_read_as_it_is_now)
+{
+    tb_config *cfg = study_config("live");
+    tb_study *s = NULL;
+    tb_err e = {{0}};
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    const tb_study_api *api = tb_study_api_get(s);
+    const char *ann = reg(api, "tuner-random", "master", 0);
+    char err[512], run[32];
+    int bad;
+    subm m = {{0}, {0}};
+    set(&m, "epochs", "1000", NULL);
+    set(&m, "batch_size", "4", NULL);
+    set(&m, "loss", "cross_entropy", NULL);
+    set(&m, "optimizer", "adam", NULL);
+    ck_assert_msg(api->submit(api->study, ann, m.v, m.c, run, &bad, err, sizeof err) == TB_OK, "%s", err);
+    tb_fe_run r;
+    double t0 = tb_now();
+    do {
+        ck_assert(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK);
+        ck_assert_msg(tb_now() - t0 < 120, "run %s: %s at epoch %d", run, r.status, r.epoch);
+        api->wait(api->study, run, r.seq, 100);
+    } while (!(r.epoch >= 2 && !strcmp(r.status, "training")));
+
+    char args[3000], said[8192], path[1300];
+    snprintf(args, sizeof args, "export '%s/live' --csv '%s/live_csv'", tmpdir, tmpdir);
+    int rc = tbt_tunebench(args, "2>&1", said, sizeof said);
+    ck_assert_msg(rc == 0, "exit %d: %s", rc, said);
+    TBT_ASSERT_LACKS(said, "left out"); /* the live run's curves were read */
+    ck_assert_str_eq(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK ? r.status : "", "training");
+    ck_assert_int_eq(api->cancel(api->study, ann, run, err, sizeof err), TB_OK);
+    wait_end(api, run, 60);
+    ck_assert_msg(tb_study_close(s, 1, &e) == TB_OK, "%s", e.msg);
+    tb_config_free(cfg);
+
+    snprintf(path, sizeof path, "%s/live_csv/epochs.csv", tmpdir);
+    csv_table t = csv_read(path);
+    ck_assert_msg(t.rows >= 2, "%d epochs of the live run", t.rows);
+    for (int i = 0; i < t.rows; i++) {
+        ck_assert_str_eq(csv_at(&t, i, "run_id"), run);
+        ck_assert_int_eq(atoi(csv_at(&t, i, "epoch")), i + 1);
+    }
+    csv_free(&t);
+    snprintf(path, sizeof path, "%s/live_csv/participants.csv", tmpdir);
+    t = csv_read(path);
+    ck_assert_int_eq(t.rows, 1);
+    ck_assert_str_eq(csv_at(&t, 0, "machine"), "1"); /* a "tuner-" pseudonym */
+    csv_free(&t);
+}
+END_TEST
+
 START_TEST(not_an_archive_is_an_error)
 {
     char dir[1100];
@@ -653,6 +706,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, a_study_and_a_sweep_read_back);
+    tcase_add_test(tc, a_live_archive_is_read_as_it_is_now);
     tcase_add_test(tc, not_an_archive_is_an_error);
     tcase_add_test(tc, an_unwritable_output_is_a_clear_error);
     tcase_add_test(tc, a_full_disk_leaves_no_half_file);
