@@ -613,6 +613,8 @@ START_TEST(missing_pieces_are_noted)
     TBT_ASSERT_HAS(d->notes, "study.h5 /participants has no column state: left empty");
     TBT_ASSERT_HAS(d->notes, "study.h5 /submissions is missing");
     TBT_ASSERT_HAS(d->notes, "study.h5 /finals is missing");
+    TBT_ASSERT_LACKS(d->notes, "/finals has no column"); /* a missing table is one note, not one per column */
+    TBT_ASSERT_LACKS(d->notes, "/submissions has no column");
     /* the tables still export, with the rows there are */
     char out[1200];
     snprintf(out, sizeof out, "%s/csv", dir);
