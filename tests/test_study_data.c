@@ -555,6 +555,17 @@ START_TEST(a_live_archive_is_read_as_it_is_now)
         api->wait(api->study, run, r.seq, 100);
     } while (!(r.epoch >= 2 && !strcmp(r.status, "training")));
 
+    /* study.h5 is rewritten by the study's monitor every few seconds: wait until it shows her */
+    char live_dir[1300];
+    snprintf(live_dir, sizeof live_dir, "%s/live", tmpdir);
+    for (double t1 = tb_now();; nanosleep(&(struct timespec){0, 100000000L}, NULL)) {
+        tb_study_data *d = NULL;
+        tb_err le;
+        int np = tb_study_data_load(live_dir, &d, &le) == TB_OK ? d->np : 0;
+        tb_study_data_free(d);
+        if (np == 1) break;
+        ck_assert_msg(tb_now() - t1 < 20, "study.h5 does not list the participant after 20 s");
+    }
     char args[3000], said[8192], path[1300];
     snprintf(args, sizeof args, "export '%s/live' --csv '%s/live_csv'", tmpdir, tmpdir);
     int rc = tbt_tunebench(args, "2>&1", said, sizeof said);
