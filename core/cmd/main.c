@@ -29,6 +29,7 @@ static const struct command {
     {"bench", "", "time training steps of a network", tb_cmd_bench},
     {"study", "CONFIG", "run a tuning study with a front end (--frontend cli [--script FILE])", tb_cmd_study},
     {"export", "DIR", "pack a study archive into one file (--single-file OUT.h5)", tb_cmd_export},
+    {"simulate", "DIR", "a simulated study (scripted participants, a tiny task) into an archive", tb_cmd_simulate},
     {"sweep", "CONFIG", "random search (--random N) or a grid (--grid k=v1,v2) into an archive", tb_cmd_sweep},
     {"repeat", "CONFIG", "one configuration with K seeds (--seeds K): the variance of a seed", tb_cmd_repeat},
     {"run-job", "JOB", "run one job file in this process, printing its events (for executors)", tb_cmd_run_job},
