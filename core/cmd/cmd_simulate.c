@@ -144,6 +144,8 @@ int tb_cmd_simulate(int argc, char **argv)
                (double)r.bytes / (1024.0 * 1024.0), archive, r.sweep_id);
         return TB_EXIT_OK;
     }
+    /* each of the many runs loads the task and says so: only warnings, unless asked for */
+    setenv("TUNEBENCH_LOG_LEVEL", "warn", 0);
     if (!o.quiet) {
         printf("tunebench simulate: %d participants, seed %llu, archive %s\n", o.participants,
                (unsigned long long)o.seed, archive);
