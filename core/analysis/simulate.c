@@ -462,7 +462,12 @@ static void drive(sim_ctx *c, person *p)
         char run[32] = "";
         int rej = 0;
         if (submit_try(c, p, &t, run, &rej, err, sizeof err) != 0) {
-            if (strstr(err, "no budget left")) break;
+            /* the budget ran out (during the last run, or now): the study ended their tuning */
+            tb_fe_state now;
+            char e2[256];
+            if (strstr(err, "no budget left") ||
+                (api->participant_info(s, id, &now, sizeof now, e2, sizeof e2) == TB_OK && now.state_code == TB_FE_DONE))
+                break;
             return sim_fail(c, p->id, "submit", err);
         }
         submitted++;
@@ -541,8 +546,8 @@ static tb_status check_options(const tb_simulate_options *o, tb_err *err)
     if (o->participants < 1 || o->participants > TB_SIMULATE_MAX_PARTICIPANTS)
         return tb_fail(err, TB_EINVAL, "--participants = %d is outside [1, %d]", o->participants,
                        TB_SIMULATE_MAX_PARTICIPANTS);
-    if (!(o->minutes > 0) || o->minutes > 100000)
-        return tb_fail(err, TB_EINVAL, "--minutes = %g is outside (0, 100000]", o->minutes);
+    if (!(o->minutes >= 0.01) || o->minutes > 100000) /* [study] budget_minutes' range */
+        return tb_fail(err, TB_EINVAL, "--minutes = %g is outside [0.01, 100000]", o->minutes);
     if (o->slots < 1 || o->slots > 64) return tb_fail(err, TB_EINVAL, "slots = %d is outside [1, 64]", o->slots);
     if (o->final_seeds < 1 || o->final_seeds > 10)
         return tb_fail(err, TB_EINVAL, "final seeds = %d is outside [1, 10]", o->final_seeds);

@@ -97,8 +97,8 @@ int tb_cmd_simulate(int argc, char **argv)
         } else if (!strcmp(a, "--minutes")) {
             char *end = NULL;
             double m = strtod(v, &end);
-            if (end == v || *end || !(m > 0) || m > 100000) {
-                fprintf(stderr, "tunebench simulate: --minutes = '%s' is not a number in (0, 100000]\n", v);
+            if (end == v || *end || !(m >= 0.01) || m > 100000) {
+                fprintf(stderr, "tunebench simulate: --minutes = '%s' is not a number in [0.01, 100000]\n", v);
                 bad = -1;
             }
             o.minutes = m, study_opts++;
