@@ -50,6 +50,19 @@ void tb_simulate_defaults(tb_simulate_options *o)
     o->synthetic_batches = 1000;
 }
 
+/* A progress line to o->progress (none without it). */
+static void say(const tb_simulate_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const tb_simulate_options *o, const char *fmt, ...)
+{
+    if (!o->progress) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->progress(o->user, line);
+}
+
 int tb_simulate_group(double dl_months) { return dl_months <= 0 ? 0 : dl_months < 9 ? 1 : 2; }
 
 static void sleep_ms(int ms)
@@ -520,11 +533,8 @@ static void drive(sim_ctx *c, person *p)
     res->by_group[p->group]++;
     res->submissions += submitted, res->rejected += rejected, res->cancelled += cancelled;
     res->finished += finished, res->diverged += diverged;
-    if (!c->o->quiet) {
-        printf("  %s  %-6s  %2.0f months  %-15s  %d tries: %d rejected, %d cancelled, %d finished\n", p->id,
-               tb_simulate_group_names[p->group], p->dl_months, p->education, submitted, rejected, cancelled, finished);
-        fflush(stdout);
-    }
+    say(c->o, "  %s  %-6s  %2.0f months  %-15s  %d tries: %d rejected, %d cancelled, %d finished", p->id,
+        tb_simulate_group_names[p->group], p->dl_months, p->education, submitted, rejected, cancelled, finished);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -619,10 +629,7 @@ tb_status tb_simulate_study(const char *dir, const tb_simulate_options *o, tb_si
         memset(&sw, 0, sizeof sw);
         char *problems = NULL;
         tb_executor *ex = NULL;
-        if (!o->quiet) {
-            printf("random search: %d configurations\n", o->random_search);
-            fflush(stdout);
-        }
+        say(o, "random search: %d configurations", o->random_search);
         st = tb_sweep_plan_random(&sw, cfg, o->random_search, o->seed, 0, &problems, err);
         if (st == TB_OK) {
             char cl[128];
@@ -784,10 +791,7 @@ tb_status tb_simulate_synthetic(const char *dir, const tb_simulate_options *o, t
         }
         sr->status = TB_RUN_FINISHED, sr->val_accuracy = acc, sr->val_loss = vloss, sr->test_accuracy = test;
         sr->seconds = 0.01 * epochs;
-        if (st == TB_OK && !o->quiet && (i + 1) % 50 == 0) {
-            printf("  %d of %d runs written (%.0f s)\n", i + 1, runs, tb_now() - t0);
-            fflush(stdout);
-        }
+        if (st == TB_OK && (i + 1) % 50 == 0) say(o, "  %d of %d runs written (%.0f s)", i + 1, runs, tb_now() - t0);
     }
     if (st == TB_OK) {
         char sdir[1100], path[1200];
