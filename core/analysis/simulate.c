@@ -108,11 +108,13 @@ static int exists_in(const char *dir, const char *name)
 tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option, tb_err *err)
 {
     if (!dir || !*dir) return tb_fail(err, TB_EINVAL, "no archive folder given");
-    if (strlen(dir) > 900) return tb_fail(err, TB_EINVAL, "archive folder '%.60s...' is too long (at most 900 bytes)", dir);
+    if (strlen(dir) > 900)
+        return tb_fail(err, TB_EINVAL, "archive folder '%.60s...' is too long (at most 900 bytes)", dir);
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         if (errno != ENOENT) return tb_fail(err, TB_EIO, "archive folder %s: %s", dir, strerror(errno));
-        if (tb_make_dirs(dir) != 0) return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
+        if (tb_make_dirs(dir) != 0)
+            return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
         return TB_OK;
     }
     if (!S_ISDIR(sb.st_mode))
@@ -125,7 +127,8 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
     closedir(d);
     if (entries == 0) return TB_OK;
-    static const char *const marks[] = {"index.h5", "study.journal", "study.h5", "simulate.ini", "sweeps", "study.lock"};
+    static const char *const marks[] = {"index.h5", "study.journal", "study.h5",
+                                        "simulate.ini", "sweeps", "study.lock"};
     const char *mark = NULL;
     for (size_t i = 0; i < TB_ARRAY_LEN(marks) && !mark; i++)
         if (exists_in(dir, marks[i])) mark = marks[i];
@@ -133,7 +136,8 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
         return tb_fail(err, TB_EINVAL, "%s is not empty and holds no tunebench archive: not overwritten (%s does not "
                        "apply); give a new or empty folder", dir, option);
     if (!force)
-        return tb_fail(err, TB_EINVAL, "%s already holds an archive (it has %s): not overwritten; give %s to replace it, "
+        return tb_fail(err, TB_EINVAL,
+                       "%s already holds an archive (it has %s): not overwritten; give %s to replace it, "
                        "or a new folder", dir, mark, option);
     /* the archive's lock: refuse an archive another process has open */
     if (exists_in(dir, "index.h5") || exists_in(dir, "study.lock")) {
@@ -145,8 +149,10 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
             tb_archive_close(a, &e2);
         }
     }
-    if (remove_tree(dir) != 0) return tb_fail(err, TB_EIO, "cannot remove the old archive %s: %s", dir, strerror(errno));
-    if (tb_make_dirs(dir) != 0) return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
+    if (remove_tree(dir) != 0)
+        return tb_fail(err, TB_EIO, "cannot remove the old archive %s: %s", dir, strerror(errno));
+    if (tb_make_dirs(dir) != 0)
+        return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
     return TB_OK;
 }
 
@@ -479,7 +485,8 @@ static void drive(sim_ctx *c, person *p)
             tb_fe_state now;
             char e2[256];
             if (strstr(err, "no budget left") ||
-                (api->participant_info(s, id, &now, sizeof now, e2, sizeof e2) == TB_OK && now.state_code == TB_FE_DONE))
+                (api->participant_info(s, id, &now, sizeof now, e2, sizeof e2) == TB_OK &&
+                 now.state_code == TB_FE_DONE))
                 break;
             return sim_fail(c, p->id, "submit", err);
         }
@@ -491,7 +498,8 @@ static void drive(sim_ctx *c, person *p)
         tb_fe_run r;
         if (t.cancel) {
             if (wait_run(c, run, 1, &r) != 0) return sim_fail(c, p->id, "waiting for a run", r.message);
-            if (r.status_code == TB_FE_RUN_TRAINING) api->cancel(s, id, run, err, sizeof err); /* it may just have ended */
+            /* refused when it has just ended: then it simply finished */
+            if (r.status_code == TB_FE_RUN_TRAINING) api->cancel(s, id, run, err, sizeof err);
         }
         if (wait_run(c, run, 0, &r) != 0) return sim_fail(c, p->id, "waiting for a run", r.message);
         tb_copy_str(last_ran, sizeof last_ran, run);
@@ -584,7 +592,8 @@ tb_status tb_simulate_study(const char *dir, const tb_simulate_options *o, tb_si
     char abs_dir[4096], task[4096 + 16], ini_path[4096 + 16];
     /* absolute, so the configuration works from any folder */
     char cwd[2048] = "";
-    if (dir[0] != '/' && !getcwd(cwd, sizeof cwd)) return tb_fail(err, TB_EIO, "cannot tell the current folder: %s", strerror(errno));
+    if (dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return tb_fail(err, TB_EIO, "cannot tell the current folder: %s", strerror(errno));
     if (snprintf(abs_dir, sizeof abs_dir, "%s%s%s", cwd, cwd[0] ? "/" : "", dir) >= (int)sizeof abs_dir)
         return tb_fail(err, TB_EINVAL, "archive folder %s: the path is too long", dir);
     snprintf(task, sizeof task, "%s/task.h5", abs_dir);

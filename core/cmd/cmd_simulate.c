@@ -89,7 +89,8 @@ int tb_cmd_simulate(int argc, char **argv)
         }
         if (!(v = tb_cmd_need_value("simulate", argc, argv, &i))) return TB_EXIT_USAGE;
         int bad = 0;
-        if (!strcmp(a, "--participants")) bad = parse_int(a, v, 1, TB_SIMULATE_MAX_PARTICIPANTS, &o.participants), study_opts++;
+        if (!strcmp(a, "--participants"))
+            bad = parse_int(a, v, 1, TB_SIMULATE_MAX_PARTICIPANTS, &o.participants), study_opts++;
         else if (!strcmp(a, "--random-search")) bad = parse_int(a, v, 0, 100000, &o.random_search), study_opts++;
         else if (!strcmp(a, "--slots")) bad = parse_int(a, v, 1, 64, &o.slots), study_opts++;
         else if (!strcmp(a, "--final-seeds")) bad = parse_int(a, v, 1, 10, &o.final_seeds), study_opts++;
