@@ -173,6 +173,10 @@ START_TEST(simulated_study_archive)
         ck_assert_msg(fm[i] >= 0 && fm[i] <= 1, "%s: final mean %g", ids[i], fm[i]);
         ck_assert_str_eq(reason[i], "chosen");
     }
+    /* experience goes with accuracy (the paper's section 3): here by a wide margin */
+    double sum[3] = {0};
+    for (int i = 0; i < n; i++) sum[months[i] <= 0 ? 0 : months[i] < 9 ? 1 : 2] += fm[i];
+    ck_assert_msg(sum[2] / 2 > sum[0] / 2 + 0.2, "experts %.3f, novices %.3f", sum[2] / 2, sum[0] / 2);
     char **fstatus = h5_strings(file, "finals/status", &k);
     ck_assert_int_eq(k, 18);
     ck_assert_int_eq(count_of(fstatus, k, "finished"), 18);
