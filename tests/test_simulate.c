@@ -351,7 +351,7 @@ int main(void)
     Suite *s = suite_create("simulate");
     TCase *tc = tcase_create("simulate");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600); /* sanitizer builds are several times slower */
     tcase_add_test(tc, simulated_study_archive);
     tcase_add_test(tc, same_seed_same_choices);
     tcase_add_test(tc, refuses_to_overwrite_and_names_bad_options);
