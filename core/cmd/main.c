@@ -8,6 +8,7 @@
  *   tunebench repeat CONFIG   one configuration with several seeds
  *   tunebench run-job JOB     one job in this process, events as lines
  *   tunebench devices         the CPU and the GPUs a run can use
+ *   tunebench simulate DIR    a simulated study (scripted participants) into an archive
  *
  * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
@@ -29,6 +30,7 @@ static const struct command {
     {"bench", "", "time training steps of a network", tb_cmd_bench},
     {"study", "CONFIG", "run a tuning study with a front end (--frontend cli [--script FILE])", tb_cmd_study},
     {"export", "DIR", "an archive as one HDF5 file (--single-file OUT.h5) or CSV tables (--csv DIR)", tb_cmd_export},
+    {"simulate", "DIR", "a simulated study (scripted participants, a tiny task) into an archive", tb_cmd_simulate},
     {"sweep", "CONFIG", "random search (--random N) or a grid (--grid k=v1,v2) into an archive", tb_cmd_sweep},
     {"repeat", "CONFIG", "one configuration with K seeds (--seeds K): the variance of a seed", tb_cmd_repeat},
     {"run-job", "JOB", "run one job file in this process, printing its events (for executors)", tb_cmd_run_job},
