@@ -28,7 +28,7 @@ static const struct command {
     {"plugins", "", "list the plugins found, with their options", tb_cmd_plugins},
     {"bench", "", "time training steps of a network", tb_cmd_bench},
     {"study", "CONFIG", "run a tuning study with a front end (--frontend cli [--script FILE])", tb_cmd_study},
-    {"export", "DIR", "pack a study archive into one file (--single-file OUT.h5)", tb_cmd_export},
+    {"export", "DIR", "an archive as one HDF5 file (--single-file OUT.h5) or CSV tables (--csv DIR)", tb_cmd_export},
     {"analyze", "ARCHIVE", "the paper's analysis of an archive: report.html, figures, tables (--out DIR)",
      tb_cmd_analyze},
     {"sweep", "CONFIG", "random search (--random N) or a grid (--grid k=v1,v2) into an archive", tb_cmd_sweep},
