@@ -20,6 +20,7 @@ typedef enum tb_stream {
     TB_STREAM_AUGMENT = 4,   /* data augmentation; sub = epoch */
     TB_STREAM_SPLIT = 5,     /* dataset splits */
     TB_STREAM_SEARCH = 6,    /* random search (study/hparam_space.c); sub = low 32 bits of the index, high bits = block */
+    TB_STREAM_SIMULATE = 7,  /* simulated participants (analysis/simulate.c); sub = participant index */
 } tb_stream;
 
 typedef struct tb_rng {
