@@ -32,7 +32,8 @@ tb_status tb_levene(const double *const *groups, const int *sizes, int k, int ce
  * (tie-corrected; p from chi-square with k - 1 degrees of freedom). */
 tb_status tb_kruskal(const double *const *groups, const int *sizes, int k, tb_test_result *out, tb_err *err);
 
-/* Mean, sample standard deviation (n - 1), standard error, median; NaN where undefined. */
+/* Mean, sample standard deviation (n - 1), standard error, median; NaN where
+ * undefined (sd and se for n = 1; everything for n = 0 or a NaN among x). */
 typedef struct tb_summary {
     int n;
     double mean, sd, se, median, min, max;
@@ -41,7 +42,11 @@ tb_summary tb_summarize(const double *x, int n);
 
 /* Percentile bootstrap confidence interval of the mean: `resamples`
  * resamples drawn with the core's seeded RNG (reproducible for a seed),
- * interval at `level` (e.g. 0.95). */
+ * interval at `level` (e.g. 0.95). Resample b is drawn from stream
+ * TB_STREAM_BOOTSTRAP, sub-stream b, so it depends on (seed, b) alone; the
+ * interval's ends are the (1 - level)/2 and (1 + level)/2 quantiles of the
+ * resampled means, interpolated linearly (numpy.percentile's default).
+ * n >= 2, resamples >= 1, 0 < level < 1. */
 tb_status tb_bootstrap_mean_ci(const double *x, int n, int resamples, double level, uint64_t seed, double *lo,
                                double *hi, tb_err *err);
 

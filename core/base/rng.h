@@ -21,6 +21,7 @@ typedef enum tb_stream {
     TB_STREAM_SPLIT = 5,     /* dataset splits */
     TB_STREAM_SEARCH = 6,    /* random search (study/hparam_space.c); sub = low 32 bits of the index, high bits = block */
     TB_STREAM_SIMULATE = 7,  /* simulated participants (analysis/simulate.c); sub = participant index */
+    TB_STREAM_BOOTSTRAP = 8, /* bootstrap resampling (analysis/stats.c); sub = resample index */
 } tb_stream;
 
 typedef struct tb_rng {
