@@ -365,7 +365,7 @@ static void groups_table(an_ctx *c, double **vals, int *sizes)
         an_table_num(t, lo);
         an_table_num(t, hi);
         if (sizes[gi])
-            an_report_say(c->r, "group %-22s n=%-3d final accuracy %.1f +- %.1f %%", c->g.names[gi], sizes[gi],
+            an_report_say(c->r, "group %s: n = %d, final accuracy %.1f +- %.1f %%", c->g.names[gi], sizes[gi],
                           s.mean, isnan(s.sd) ? 0 : s.sd);
     }
     an_report_table(c->r, t);
@@ -884,7 +884,6 @@ static void study_part(an_ctx *c)
              d->np, humans, d->np - humans, tb_group_by_name(c->o->group_by), c->g.n_groups);
     an_report_section(c->r, "Participants and groups", intro);
     experience_histogram(c);
-    participants_table(c);
 
     double *vals[TB_AN_MAX_GROUPS];
     int sizes[TB_AN_MAX_GROUPS], with_finals = 0;
@@ -894,7 +893,7 @@ static void study_part(an_ctx *c)
         with_finals += sizes[gi];
     }
     for (int p = 0; p < d->np; p++)
-        if (isnan(d->participants[p].final_mean))
+        if (isnan(d->participants[p].final_mean) && !strstr(d->notes, d->participants[p].id)) /* said once */
             an_report_left_out(c->r, "participant %s from the final-accuracy statistics: no finished final run",
                                d->participants[p].id);
         else if (c->g.of[p] < 0)
@@ -923,6 +922,8 @@ static void study_part(an_ctx *c)
     an_report_section(c->r, "Strategies", "Where do participants start, and why do they choose their values?");
     presets_start(c);
     comments(c);
+    an_report_section(c->r, "Every participant", "");
+    participants_table(c);
 }
 
 /* ---- sweeps ---------------------------------------------------------------------------- */
@@ -1151,6 +1152,7 @@ tb_status tb_analyze(const tb_study_data *d, const tb_analysis_opts *o, const ch
     an_buf_free(&r.body);
     an_buf_free(&r.left_out);
     an_buf_free(&r.summary);
+    an_buf_free(&r.key);
     tb_grouping_free(&c.g);
     return st;
 }

@@ -45,6 +45,7 @@ typedef struct an_report {
     an_buf body;
     an_buf left_out; /* one <li> per piece left out */
     an_buf summary;  /* the lines printed on stdout */
+    an_buf key;      /* the same results (not the left-out lines) as <li>s at the top of the report */
     int n_figures, n_tables;
     int failed;      /* a file could not be written */
     tb_err err;

@@ -280,6 +280,9 @@ void an_report_say(an_report *r, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     an_buf_printf(&r->summary, "%s\n", line);
+    an_buf_printf(&r->key, "<li>");
+    an_buf_html(&r->key, line);
+    an_buf_printf(&r->key, "</li>\n");
 }
 
 static const char *page_css =
@@ -294,7 +297,7 @@ static const char *page_css =
     "th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;white-space:nowrap}"
     "th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}"
     ".leftout{background:#fff8e1;border:1px solid #f0d68a;padding:8px 14px}"
-    "nav a{margin-right:10px}";
+    ".key{font-variant-numeric:tabular-nums}";
 
 tb_status an_report_write(an_report *r, const char *title, const char *meta_html, tb_err *err)
 {
@@ -313,6 +316,7 @@ tb_status an_report_write(an_report *r, const char *title, const char *meta_html
             "<h1>%s</h1><p class=meta>%s</p>\n",
             head.s ? head.s : "", page_css, head.s ? head.s : "", meta_html);
     an_buf_free(&head);
+    if (r->key.n) fprintf(f, "<h2>Key results</h2>\n<ul class=key>\n%s</ul>\n", r->key.s);
     fprintf(f, "<h2>Left out</h2>\n");
     if (r->left_out.n)
         fprintf(f, "<div class=leftout><p>These parts of the analysis were left out, and why:</p><ul>\n%s</ul></div>\n",
