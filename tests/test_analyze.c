@@ -422,6 +422,61 @@ START_TEST(no_finals_no_sweeps_in_memory)
 }
 END_TEST
 
+/* Machines (automated tuners) are a group of their own, compared with every group of people. */
+START_TEST(machines_are_their_own_group)
+{
+    char dir[500];
+    tbt_mkdtemp(dir, sizeof dir, "analyze_machines");
+    static tb_study_data d;
+    static tb_ad_participant people[8];
+    static tb_ad_submission subs[8];
+    snprintf(d.dir, sizeof d.dir, "%s", dir);
+    d.has_study = 1;
+    for (int p = 0; p < 8; p++) {
+        snprintf(people[p].id, sizeof people[p].id, p >= 6 ? "tuner-%d" : "p%d", p);
+        people[p].machine = p >= 6;
+        people[p].dl_months = p >= 6 ? NAN : (p < 3 ? 0 : 12);
+        people[p].programming_months = people[p].ml_months = NAN;
+        people[p].final_mean = 0.3 + 0.08 * p;
+        people[p].final_sd = 0.01;
+        people[p].finals_finished = 3;
+        people[p].first_submission = p;
+        people[p].n_submissions = 1;
+        subs[p].participant = p;
+        subs[p].number = 1;
+        snprintf(subs[p].run_id, sizeof subs[p].run_id, "r%d", p);
+        snprintf(subs[p].status, sizeof subs[p].status, "finished");
+        subs[p].val_accuracy = people[p].final_mean;
+        subs[p].training_s = 10;
+        subs[p].queued_s = 1;
+    }
+    d.participants = people;
+    d.np = 8;
+    d.subs = subs;
+    d.ns = 8;
+    tb_analysis_opts o;
+    tb_analysis_opts_default(&o);
+    tb_grouping g;
+    tb_err err = {{0}};
+    ck_assert(tb_analysis_group(&d, &o, &g, &err) == TB_OK);
+    ck_assert_int_eq(g.n_groups, 4);
+    ck_assert_int_eq(g.machine_group, 3);
+    ck_assert_str_eq(g.names[3], "machine");
+    ck_assert_int_eq(g.of[6], 3);
+    ck_assert_int_eq(g.of[0], 0);
+    ck_assert_int_eq(g.of[5], 2);
+    tb_grouping_free(&g);
+    snprintf(out, sizeof out, "%s/out", dir); /* csv_value reads from out */
+    ck_assert_msg(tb_analyze(&d, &o, out, NULL, &err) == TB_OK, "%s", err.msg);
+    ASSERT_SAME(csv_value("groups", "group", "machine", NULL, NULL, "mean_pct"), 100 * (0.3 + 0.08 * 6.5),
+                "the machines' mean");
+    ck_assert(!isnan(csv_value("levene", "group_a", "novice (0 mo)", "group_b", "machine", "W")));
+    /* machines are not in the correlation with experience: 6 people */
+    ck_assert_int_eq((int)csv_value("spearman", "x", "dl_months", "y", "final_mean_pct", "n"), 6);
+    tbt_rm_rf(dir);
+}
+END_TEST
+
 START_TEST(bad_options_are_named)
 {
     static char text[8192];
@@ -481,6 +536,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tries_to_threshold_counts_submissions_in_order);
     tcase_add_test(tc, one_group_says_what_it_left_out);
     tcase_add_test(tc, no_finals_no_sweeps_in_memory);
+    tcase_add_test(tc, machines_are_their_own_group);
     tcase_add_test(tc, bad_options_are_named);
     tcase_add_test(tc, screenshot_is_kept);
     suite_add_tcase(s, tc);

@@ -95,6 +95,35 @@ static int named_group(tb_grouping *g, const char *text)
     return g->n_groups++;
 }
 
+/* Named groups in a reader's order (levels ascending, education from high
+ * school up), created before participants are placed; answers outside the
+ * list follow in the order they appear. */
+static void preset_named_groups(const tb_study_data *d, const tb_analysis_opts *o, tb_grouping *g)
+{
+    if (o->group_by == TB_GROUP_SELF_LEVEL) {
+        for (int level = 1; level <= 10; level++)
+            for (int p = 0; p < d->np; p++)
+                if (!d->participants[p].machine && d->participants[p].self_level == level) {
+                    char name[32];
+                    snprintf(name, sizeof(name), "level %d", level);
+                    named_group(g, name);
+                    break;
+                }
+        return;
+    }
+    const char *all = TB_STUDY_EDUCATION;
+    while (*all) {
+        size_t len = strcspn(all, "|");
+        for (int p = 0; p < d->np; p++)
+            if (!d->participants[p].machine && strlen(d->participants[p].education) == len &&
+                !strncmp(d->participants[p].education, all, len)) {
+                named_group(g, d->participants[p].education);
+                break;
+            }
+        all += len + (all[len] == '|');
+    }
+}
+
 tb_status tb_analysis_group(const tb_study_data *d, const tb_analysis_opts *o, tb_grouping *g, tb_err *err)
 {
     memset(g, 0, sizeof(*g));
@@ -103,6 +132,7 @@ tb_status tb_analysis_group(const tb_study_data *d, const tb_analysis_opts *o, t
     if (!g->of) return tb_fail(err, TB_ENOMEM, "out of memory grouping %d participants", d->np);
     int months = o->group_by == TB_GROUP_DL_MONTHS || o->group_by == TB_GROUP_PROGRAMMING_MONTHS;
     if (months) month_group_names(o, g);
+    else preset_named_groups(d, o, g);
     for (int i = 0; i < d->np; i++) {
         const tb_ad_participant *p = &d->participants[i];
         char level[32];
