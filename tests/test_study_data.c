@@ -4,8 +4,10 @@
  * rejected and finished submissions with comments holding a comma, a quote
  * and a line break, final evaluations) plus `tunebench sweep --random 3`;
  * the tables read back must be what was submitted, the CSV files must parse
- * back (RFC 4180) to the same, and missing pieces and unwritable outputs must
- * be said, not crash or leave half files. */
+ * back (RFC 4180) to the same; a live archive (a run training, its curves
+ * SWMR-written) exports from another process; missing pieces (no study.h5, a
+ * run file gone, columns missing) are noted; an unwritable output or a full
+ * disk is a clear error and leaves no half file. */
 #include <dirent.h>
 #include <math.h>
 #include <signal.h>
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include "analysis/csv_export.h"
+#include "store/h5util.h"
 #include "analysis/study_data.h"
 #include "study/study.h"
 #include "tb_test.h"
@@ -579,6 +582,57 @@ START_TEST(a_live_archive_is_read_as_it_is_now)
 }
 END_TEST
 
+/* A study.h5 with pieces missing (an older or damaged file): what is there is
+ * read, each missing piece is one line in notes. */
+START_TEST(missing_pieces_are_noted)
+{
+    char dir[1100], path[1300];
+    snprintf(dir, sizeof dir, "%s/partial", tmpdir);
+    ck_assert(mkdir(dir, 0755) == 0);
+    snprintf(path, sizeof path, "%s/study.h5", dir);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t g = tb_h5_group(f, "participants");
+    const char *ids[] = {"ann", "tuner-grid"}, *edu[] = {"master", "bachelor"};
+    const double months[] = {3, 0};
+    ck_assert(tb_h5_column_str(g, "id", ids, 2) == 0);
+    ck_assert(tb_h5_column_str(g, "education", edu, 2) == 0);
+    ck_assert(tb_h5_column_f64(g, "dl_months", months, 1) == 0); /* one row short */
+    H5Gclose(g);
+    H5Fclose(f);
+    tb_study_data *d = NULL;
+    tb_err err = {{0}};
+    ck_assert_msg(tb_study_data_load(dir, &d, &err) == TB_OK, "%s", err.msg);
+    ck_assert(d->has_study);
+    ck_assert_int_eq(d->np, 2);
+    ck_assert(isnan(d->participants[0].dl_months));
+    ck_assert(!d->participants[0].machine && d->participants[1].machine);
+    ck_assert_int_eq(d->ns + d->nf + d->nsweeps + d->nruns, 0);
+    TBT_ASSERT_HAS(d->notes, "study.h5 has no /study");
+    TBT_ASSERT_HAS(d->notes, "column dl_months has 1 rows, not 2");
+    TBT_ASSERT_HAS(d->notes, "study.h5 /participants has no column state: left empty");
+    TBT_ASSERT_HAS(d->notes, "study.h5 /submissions is missing");
+    TBT_ASSERT_HAS(d->notes, "study.h5 /finals is missing");
+    TBT_ASSERT_LACKS(d->notes, "/finals has no column"); /* a missing table is one note, not one per column */
+    TBT_ASSERT_LACKS(d->notes, "/submissions has no column");
+    /* the tables still export, with the rows there are */
+    char out[1200];
+    snprintf(out, sizeof out, "%s/csv", dir);
+    ck_assert_msg(tb_csv_export(d, out, NULL, &err) == TB_OK, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/participants.csv", out);
+    csv_table t = csv_read(path);
+    ck_assert_int_eq(t.rows, 2);
+    ck_assert_str_eq(csv_at(&t, 1, "id"), "tuner-grid");
+    ck_assert_str_eq(csv_at(&t, 1, "machine"), "1");
+    csv_free(&t);
+    snprintf(path, sizeof path, "%s/submissions.csv", out);
+    t = csv_read(path);
+    ck_assert_int_eq(t.rows, 0);
+    csv_free(&t);
+    tb_study_data_free(d);
+}
+END_TEST
+
 START_TEST(not_an_archive_is_an_error)
 {
     char dir[1100];
@@ -707,6 +761,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, a_study_and_a_sweep_read_back);
     tcase_add_test(tc, a_live_archive_is_read_as_it_is_now);
+    tcase_add_test(tc, missing_pieces_are_noted);
     tcase_add_test(tc, not_an_archive_is_an_error);
     tcase_add_test(tc, an_unwritable_output_is_a_clear_error);
     tcase_add_test(tc, a_full_disk_leaves_no_half_file);
