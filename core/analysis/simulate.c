@@ -50,6 +50,19 @@ void tb_simulate_defaults(tb_simulate_options *o)
     o->synthetic_batches = 1000;
 }
 
+/* A progress line to o->progress (none without it). */
+static void say(const tb_simulate_options *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const tb_simulate_options *o, const char *fmt, ...)
+{
+    if (!o->progress) return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    o->progress(o->user, line);
+}
+
 int tb_simulate_group(double dl_months) { return dl_months <= 0 ? 0 : dl_months < 9 ? 1 : 2; }
 
 static void sleep_ms(int ms)
@@ -95,11 +108,13 @@ static int exists_in(const char *dir, const char *name)
 tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option, tb_err *err)
 {
     if (!dir || !*dir) return tb_fail(err, TB_EINVAL, "no archive folder given");
-    if (strlen(dir) > 900) return tb_fail(err, TB_EINVAL, "archive folder '%.60s...' is too long (at most 900 bytes)", dir);
+    if (strlen(dir) > 900)
+        return tb_fail(err, TB_EINVAL, "archive folder '%.60s...' is too long (at most 900 bytes)", dir);
     struct stat sb;
     if (stat(dir, &sb) != 0) {
         if (errno != ENOENT) return tb_fail(err, TB_EIO, "archive folder %s: %s", dir, strerror(errno));
-        if (tb_make_dirs(dir) != 0) return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
+        if (tb_make_dirs(dir) != 0)
+            return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
         return TB_OK;
     }
     if (!S_ISDIR(sb.st_mode))
@@ -112,7 +127,8 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
         if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) entries++;
     closedir(d);
     if (entries == 0) return TB_OK;
-    static const char *const marks[] = {"index.h5", "study.journal", "study.h5", "simulate.ini", "sweeps", "study.lock"};
+    static const char *const marks[] = {"index.h5", "study.journal", "study.h5",
+                                        "simulate.ini", "sweeps", "study.lock"};
     const char *mark = NULL;
     for (size_t i = 0; i < TB_ARRAY_LEN(marks) && !mark; i++)
         if (exists_in(dir, marks[i])) mark = marks[i];
@@ -120,7 +136,8 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
         return tb_fail(err, TB_EINVAL, "%s is not empty and holds no tunebench archive: not overwritten (%s does not "
                        "apply); give a new or empty folder", dir, option);
     if (!force)
-        return tb_fail(err, TB_EINVAL, "%s already holds an archive (it has %s): not overwritten; give %s to replace it, "
+        return tb_fail(err, TB_EINVAL,
+                       "%s already holds an archive (it has %s): not overwritten; give %s to replace it, "
                        "or a new folder", dir, mark, option);
     /* the archive's lock: refuse an archive another process has open */
     if (exists_in(dir, "index.h5") || exists_in(dir, "study.lock")) {
@@ -132,8 +149,10 @@ tb_status tb_simulate_prepare_dir(const char *dir, int force, const char *option
             tb_archive_close(a, &e2);
         }
     }
-    if (remove_tree(dir) != 0) return tb_fail(err, TB_EIO, "cannot remove the old archive %s: %s", dir, strerror(errno));
-    if (tb_make_dirs(dir) != 0) return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
+    if (remove_tree(dir) != 0)
+        return tb_fail(err, TB_EIO, "cannot remove the old archive %s: %s", dir, strerror(errno));
+    if (tb_make_dirs(dir) != 0)
+        return tb_fail(err, TB_EIO, "cannot create archive folder %s: %s", dir, strerror(errno));
     return TB_OK;
 }
 
@@ -462,7 +481,13 @@ static void drive(sim_ctx *c, person *p)
         char run[32] = "";
         int rej = 0;
         if (submit_try(c, p, &t, run, &rej, err, sizeof err) != 0) {
-            if (strstr(err, "no budget left")) break;
+            /* the budget ran out (during the last run, or now): the study ended their tuning */
+            tb_fe_state now;
+            char e2[256];
+            if (strstr(err, "no budget left") ||
+                (api->participant_info(s, id, &now, sizeof now, e2, sizeof e2) == TB_OK &&
+                 now.state_code == TB_FE_DONE))
+                break;
             return sim_fail(c, p->id, "submit", err);
         }
         submitted++;
@@ -473,7 +498,8 @@ static void drive(sim_ctx *c, person *p)
         tb_fe_run r;
         if (t.cancel) {
             if (wait_run(c, run, 1, &r) != 0) return sim_fail(c, p->id, "waiting for a run", r.message);
-            if (r.status_code == TB_FE_RUN_TRAINING) api->cancel(s, id, run, err, sizeof err); /* it may just have ended */
+            /* refused when it has just ended: then it simply finished */
+            if (r.status_code == TB_FE_RUN_TRAINING) api->cancel(s, id, run, err, sizeof err);
         }
         if (wait_run(c, run, 0, &r) != 0) return sim_fail(c, p->id, "waiting for a run", r.message);
         tb_copy_str(last_ran, sizeof last_ran, run);
@@ -515,11 +541,8 @@ static void drive(sim_ctx *c, person *p)
     res->by_group[p->group]++;
     res->submissions += submitted, res->rejected += rejected, res->cancelled += cancelled;
     res->finished += finished, res->diverged += diverged;
-    if (!c->o->quiet) {
-        printf("  %s  %-6s  %2.0f months  %-15s  %d tries: %d rejected, %d cancelled, %d finished\n", p->id,
-               tb_simulate_group_names[p->group], p->dl_months, p->education, submitted, rejected, cancelled, finished);
-        fflush(stdout);
-    }
+    say(c->o, "  %s  %-6s  %2.0f months  %-15s  %d tries: %d rejected, %d cancelled, %d finished", p->id,
+        tb_simulate_group_names[p->group], p->dl_months, p->education, submitted, rejected, cancelled, finished);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -541,8 +564,8 @@ static tb_status check_options(const tb_simulate_options *o, tb_err *err)
     if (o->participants < 1 || o->participants > TB_SIMULATE_MAX_PARTICIPANTS)
         return tb_fail(err, TB_EINVAL, "--participants = %d is outside [1, %d]", o->participants,
                        TB_SIMULATE_MAX_PARTICIPANTS);
-    if (!(o->minutes > 0) || o->minutes > 100000)
-        return tb_fail(err, TB_EINVAL, "--minutes = %g is outside (0, 100000]", o->minutes);
+    if (!(o->minutes >= 0.01) || o->minutes > 100000) /* [study] budget_minutes' range */
+        return tb_fail(err, TB_EINVAL, "--minutes = %g is outside [0.01, 100000]", o->minutes);
     if (o->slots < 1 || o->slots > 64) return tb_fail(err, TB_EINVAL, "slots = %d is outside [1, 64]", o->slots);
     if (o->final_seeds < 1 || o->final_seeds > 10)
         return tb_fail(err, TB_EINVAL, "final seeds = %d is outside [1, 10]", o->final_seeds);
@@ -569,7 +592,8 @@ tb_status tb_simulate_study(const char *dir, const tb_simulate_options *o, tb_si
     char abs_dir[4096], task[4096 + 16], ini_path[4096 + 16];
     /* absolute, so the configuration works from any folder */
     char cwd[2048] = "";
-    if (dir[0] != '/' && !getcwd(cwd, sizeof cwd)) return tb_fail(err, TB_EIO, "cannot tell the current folder: %s", strerror(errno));
+    if (dir[0] != '/' && !getcwd(cwd, sizeof cwd))
+        return tb_fail(err, TB_EIO, "cannot tell the current folder: %s", strerror(errno));
     if (snprintf(abs_dir, sizeof abs_dir, "%s%s%s", cwd, cwd[0] ? "/" : "", dir) >= (int)sizeof abs_dir)
         return tb_fail(err, TB_EINVAL, "archive folder %s: the path is too long", dir);
     snprintf(task, sizeof task, "%s/task.h5", abs_dir);
@@ -614,10 +638,7 @@ tb_status tb_simulate_study(const char *dir, const tb_simulate_options *o, tb_si
         memset(&sw, 0, sizeof sw);
         char *problems = NULL;
         tb_executor *ex = NULL;
-        if (!o->quiet) {
-            printf("random search: %d configurations\n", o->random_search);
-            fflush(stdout);
-        }
+        say(o, "random search: %d configurations", o->random_search);
         st = tb_sweep_plan_random(&sw, cfg, o->random_search, o->seed, 0, &problems, err);
         if (st == TB_OK) {
             char cl[128];
@@ -779,10 +800,7 @@ tb_status tb_simulate_synthetic(const char *dir, const tb_simulate_options *o, t
         }
         sr->status = TB_RUN_FINISHED, sr->val_accuracy = acc, sr->val_loss = vloss, sr->test_accuracy = test;
         sr->seconds = 0.01 * epochs;
-        if (st == TB_OK && !o->quiet && (i + 1) % 50 == 0) {
-            printf("  %d of %d runs written (%.0f s)\n", i + 1, runs, tb_now() - t0);
-            fflush(stdout);
-        }
+        if (st == TB_OK && (i + 1) % 50 == 0) say(o, "  %d of %d runs written (%.0f s)", i + 1, runs, tb_now() - t0);
     }
     if (st == TB_OK) {
         char sdir[1100], path[1200];

@@ -41,7 +41,10 @@ typedef struct tb_simulate_options {
     int slots;              /* runs at once (default 2) */
     int final_seeds;        /* final evaluations per participant (default 3: seeds 0, 1, 2) */
     const char *plugin_path;/* [plugins] path of the configuration; NULL: the default search */
-    int quiet;              /* no line per participant */
+    /* progress lines (a participant done, runs written), from the driving threads one at a
+     * time; NULL: none */
+    void (*progress)(void *user, const char *line);
+    void *user;
     /* tb_simulate_synthetic */
     int synthetic_runs, synthetic_epochs, synthetic_batches;
 } tb_simulate_options;

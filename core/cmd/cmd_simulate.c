@@ -35,6 +35,13 @@ static void simulate_usage(FILE *f)
             TB_SIMULATE_MAX_PARTICIPANTS);
 }
 
+static void print_line(void *user, const char *line)
+{
+    (void)user;
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
 static int parse_int(const char *flag, const char *text, long long lo, long long hi, int *out)
 {
     long long v;
@@ -48,7 +55,7 @@ int tb_cmd_simulate(int argc, char **argv)
     tb_simulate_options o;
     tb_simulate_defaults(&o);
     const char *archive = NULL;
-    int force = 0, epochs_given = 0, batches_given = 0, study_opts = 0;
+    int force = 0, quiet = 0, epochs_given = 0, batches_given = 0, study_opts = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -60,7 +67,7 @@ int tb_cmd_simulate(int argc, char **argv)
             continue;
         }
         if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            o.quiet = 1;
+            quiet = 1;
             continue;
         }
         if (a[0] != '-') {
@@ -82,7 +89,8 @@ int tb_cmd_simulate(int argc, char **argv)
         }
         if (!(v = tb_cmd_need_value("simulate", argc, argv, &i))) return TB_EXIT_USAGE;
         int bad = 0;
-        if (!strcmp(a, "--participants")) bad = parse_int(a, v, 1, TB_SIMULATE_MAX_PARTICIPANTS, &o.participants), study_opts++;
+        if (!strcmp(a, "--participants"))
+            bad = parse_int(a, v, 1, TB_SIMULATE_MAX_PARTICIPANTS, &o.participants), study_opts++;
         else if (!strcmp(a, "--random-search")) bad = parse_int(a, v, 0, 100000, &o.random_search), study_opts++;
         else if (!strcmp(a, "--slots")) bad = parse_int(a, v, 1, 64, &o.slots), study_opts++;
         else if (!strcmp(a, "--final-seeds")) bad = parse_int(a, v, 1, 10, &o.final_seeds), study_opts++;
@@ -97,8 +105,8 @@ int tb_cmd_simulate(int argc, char **argv)
         } else if (!strcmp(a, "--minutes")) {
             char *end = NULL;
             double m = strtod(v, &end);
-            if (end == v || *end || !(m > 0) || m > 100000) {
-                fprintf(stderr, "tunebench simulate: --minutes = '%s' is not a number in (0, 100000]\n", v);
+            if (end == v || *end || !(m >= 0.01) || m > 100000) {
+                fprintf(stderr, "tunebench simulate: --minutes = '%s' is not a number in [0.01, 100000]\n", v);
                 bad = -1;
             }
             o.minutes = m, study_opts++;
@@ -121,6 +129,7 @@ int tb_cmd_simulate(int argc, char **argv)
         return TB_EXIT_USAGE;
     }
 
+    if (!quiet) o.progress = print_line;
     tb_err err = {{0}};
     tb_status st = tb_simulate_prepare_dir(archive, force, "--force", &err);
     if (st != TB_OK) {
@@ -129,7 +138,7 @@ int tb_cmd_simulate(int argc, char **argv)
     }
     tb_simulate_result r;
     if (o.synthetic_runs) {
-        if (!o.quiet) {
+        if (!quiet) {
             printf("tunebench simulate: a synthetic archive in %s: %d runs x %d epochs x %d batches (no training)\n",
                    archive, o.synthetic_runs, o.synthetic_epochs, o.synthetic_batches);
             fflush(stdout);
@@ -146,7 +155,7 @@ int tb_cmd_simulate(int argc, char **argv)
     }
     /* each of the many runs loads the task and says so: only warnings, unless asked for */
     setenv("TUNEBENCH_LOG_LEVEL", "warn", 0);
-    if (!o.quiet) {
+    if (!quiet) {
         printf("tunebench simulate: %d participants, seed %llu, archive %s\n", o.participants,
                (unsigned long long)o.seed, archive);
         fflush(stdout);

@@ -8,6 +8,7 @@
  *   tunebench repeat CONFIG   one configuration with several seeds
  *   tunebench run-job JOB     one job in this process, events as lines
  *   tunebench devices         the CPU and the GPUs a run can use
+ *   tunebench simulate DIR    a simulated study (scripted participants) into an archive
  *
  * Exit codes: 0 success; 1 the run failed (I/O, missing data, out of memory);
  * 2 bad usage or configuration; 3 training diverged (NaN/Inf); 4 training was
