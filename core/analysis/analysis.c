@@ -1063,6 +1063,50 @@ static void sweep_correlations(an_ctx *c, an_table *t, const tb_ad_sweep *sw)
         }
 }
 
+/* Test accuracy and macro F1 against each attribute the sweep varied (log scale
+ * for the ones that span decades), as the frozen-base study plots trainable
+ * parameters against accuracy and F1. */
+static void attribute_figures(an_ctx *c, const tb_ad_sweep *sw, int index)
+{
+    static const char *const units[] = {"log10 trainable parameters", "log10 learning rate", "log10 batch size",
+                                        "epochs"};
+    const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
+    for (int a = 0; a < (int)TB_ARRAY_LEN(run_attributes); a++) {
+        double x[sw->n_runs + 1], acc[sw->n_runs + 1], f1x[sw->n_runs + 1], f1[sw->n_runs + 1];
+        double lo = INFINITY, hi = -INFINITY;
+        int n = 0, nf = 0;
+        for (int i = 0; i < sw->n_runs; i++) {
+            double v = attribute_of(c, &runs[i], a);
+            if (strcmp(runs[i].status, "finished") || isnan(v) || isnan(runs[i].test_accuracy)) continue;
+            if (a < 3) {
+                if (v <= 0) continue;
+                v = log10(v);
+            }
+            x[n] = v, acc[n++] = 100 * runs[i].test_accuracy;
+            if (!isnan(runs[i].macro_f1)) f1x[nf] = v, f1[nf++] = 100 * runs[i].macro_f1;
+            lo = fmin(lo, v), hi = fmax(hi, v);
+        }
+        if (n < 3 || !(hi > lo)) continue;
+        char name[96], title[200], cap[400];
+        snprintf(name, sizeof(name), "sweep_%d_%s", index, run_attributes[a]);
+        snprintf(title, sizeof(title), "%s: test accuracy and macro F1 against %s", sw->id, run_attributes[a]);
+        double pad = 0.05 * (hi - lo);
+        an_plot_begin(fig_path(c, name), title, units[a], "test accuracy, macro F1 (%)", lo - pad, hi + pad, 0, 105);
+        an_plot_color(1);
+        an_plot_points(n, x, acc);
+        an_plot_color(2);
+        an_plot_points(nf, f1x, f1);
+        an_plot_legend(0, 1, "test accuracy");
+        an_plot_legend(1, 2, "macro F1");
+        an_plot_end();
+        snprintf(cap, sizeof(cap),
+                 "Each finished run of %s: its test accuracy (blue) and macro F1 (orange) against %s; Spearman's rho "
+                 "is in the table of run attributes.",
+                 sw->id, units[a]);
+        an_report_figure(c->r, name, cap);
+    }
+}
+
 /* Runs of one configuration with several seeds: repeats, or configs a sweep ran more than once. */
 static void seed_variance(an_ctx *c, an_table *t, const tb_ad_sweep *sw)
 {
@@ -1113,6 +1157,7 @@ static void sweeps_part(an_ctx *c)
                                  "Spearman's rho between a numeric attribute of the finished runs and their test "
                                  "accuracy or macro F1 (percent), per sweep; attributes a sweep did not vary are absent.",
                                  "sweep,attribute,metric,n,rho,p");
+    for (int s = 0; s < d->nsweeps && s < 4; s++) attribute_figures(c, &d->sweeps[s], s);
     for (int s = 0; s < d->nsweeps; s++) {
         sweep_summary_row(sum, c, &d->sweeps[s]);
         seed_variance(c, var, &d->sweeps[s]);
