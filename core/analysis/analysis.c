@@ -901,9 +901,9 @@ static int populated_groups(const an_ctx *c)
 static void study_part(an_ctx *c)
 {
     const tb_study_data *d = c->d;
-    if (!d->has_study || d->np == 0) {
-        an_report_left_out(c->r, "the study's analysis: the archive has %s",
-                           d->has_study ? "no participants" : "no study (study.h5), only sweeps");
+    if (!d->has_study) return; /* study_data's notes say so */
+    if (d->np == 0) {
+        an_report_left_out(c->r, "the study's analysis: the study has no participants");
         return;
     }
     int humans = 0;
