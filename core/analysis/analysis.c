@@ -68,7 +68,7 @@ static void month_group_names(const tb_analysis_opts *o, tb_grouping *g)
             snprintf(n, cap, "%g to < %g mo", o->cuts[i - 1], o->cuts[i]);
     }
     if (k == 2 && o->group_by == TB_GROUP_DL_MONTHS) {
-        char tmp[3][64];
+        char tmp[3][160]; /* room for the label and the range; cut to the name's size below */
         static const char *const paper[3] = {"novice", "medium", "expert"};
         for (int i = 0; i < 3; i++) snprintf(tmp[i], sizeof(tmp[i]), "%s (%s)", paper[i], g->names[i]);
         for (int i = 0; i < 3; i++) tb_copy_str(g->names[i], sizeof(g->names[i]), tmp[i]);
@@ -969,15 +969,23 @@ static double value_of(const an_ctx *c, const tb_ad_sweep_run *run, const char *
     return NAN;
 }
 
-static void random_histogram(an_ctx *c, const tb_ad_sweep *sw, int index)
+/* Test accuracies (percent) of the sweep's finished runs into v (n_runs long); their count. */
+static int finished_accuracies(const an_ctx *c, const tb_ad_sweep *sw, double *v)
 {
     const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
-    double v[sw->n_runs + 1];
     int n = 0;
     for (int i = 0; i < sw->n_runs; i++)
         if (!strcmp(runs[i].status, "finished") && !isnan(runs[i].test_accuracy)) v[n++] = 100 * runs[i].test_accuracy;
+    return n;
+}
+
+static void random_histogram(an_ctx *c, const tb_ad_sweep *sw, int index)
+{
+    double *v = malloc(sizeof(double) * (size_t)(sw->n_runs + 1));
+    int n = finished_accuracies(c, sw, v);
     if (!n) {
         an_report_left_out(c->r, "sweep %s: no finished run with a test accuracy", sw->id);
+        free(v);
         return;
     }
     tb_summary s = tb_summarize(v, n);
@@ -1010,16 +1018,15 @@ static void random_histogram(an_ctx *c, const tb_ad_sweep *sw, int index)
     an_report_figure(c->r, name, cap);
     an_report_say(c->r, "random search %s: %.1f +- %.1f %% over %d settings", sw->id, s.mean, isnan(s.sd) ? 0 : s.sd,
                   n);
+    free(v);
 }
 
 static void sweep_summary_row(an_table *t, const an_ctx *c, const tb_ad_sweep *sw)
 {
-    const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
-    double v[sw->n_runs + 1];
-    int n = 0;
-    for (int i = 0; i < sw->n_runs; i++)
-        if (!strcmp(runs[i].status, "finished") && !isnan(runs[i].test_accuracy)) v[n++] = 100 * runs[i].test_accuracy;
+    double *v = malloc(sizeof(double) * (size_t)(sw->n_runs + 1));
+    int n = finished_accuracies(c, sw, v);
     tb_summary s = tb_summarize(v, n);
+    free(v);
     an_table_text(t, sw->id);
     an_table_text(t, sw->kind);
     an_table_num(t, sw->n_runs);
@@ -1044,7 +1051,7 @@ static void sweep_correlations(an_ctx *c, an_table *t, const tb_ad_sweep *sw)
     const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
     for (int a = 0; a < (int)TB_ARRAY_LEN(run_attributes); a++)
         for (int m = 0; m < 2; m++) {
-            double x[sw->n_runs + 1], y[sw->n_runs + 1];
+            double *x = malloc(sizeof(double) * 2 * (size_t)(sw->n_runs + 1)), *y = x + sw->n_runs + 1;
             int n = 0;
             for (int i = 0; i < sw->n_runs; i++) {
                 double xv = attribute_of(c, &runs[i], a), yv = m ? runs[i].macro_f1 : runs[i].test_accuracy;
@@ -1053,7 +1060,9 @@ static void sweep_correlations(an_ctx *c, an_table *t, const tb_ad_sweep *sw)
             }
             tb_test_result res;
             tb_err e;
-            if (n < 3 || tb_spearman(x, y, n, &res, &e) != TB_OK || isnan(res.statistic)) continue;
+            int ok = n >= 3 && tb_spearman(x, y, n, &res, &e) == TB_OK && !isnan(res.statistic);
+            free(x);
+            if (!ok) continue;
             an_table_text(t, sw->id);
             an_table_text(t, run_attributes[a]);
             an_table_text(t, m ? "macro_f1_pct" : "test_accuracy_pct");
@@ -1072,7 +1081,8 @@ static void attribute_figures(an_ctx *c, const tb_ad_sweep *sw, int index)
                                         "epochs"};
     const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
     for (int a = 0; a < (int)TB_ARRAY_LEN(run_attributes); a++) {
-        double x[sw->n_runs + 1], acc[sw->n_runs + 1], f1x[sw->n_runs + 1], f1[sw->n_runs + 1];
+        size_t len = (size_t)sw->n_runs + 1;
+        double *x = malloc(sizeof(double) * 4 * len), *acc = x + len, *f1x = acc + len, *f1 = f1x + len;
         double lo = INFINITY, hi = -INFINITY;
         int n = 0, nf = 0;
         for (int i = 0; i < sw->n_runs; i++) {
@@ -1086,7 +1096,10 @@ static void attribute_figures(an_ctx *c, const tb_ad_sweep *sw, int index)
             if (!isnan(runs[i].macro_f1)) f1x[nf] = v, f1[nf++] = 100 * runs[i].macro_f1;
             lo = fmin(lo, v), hi = fmax(hi, v);
         }
-        if (n < 3 || !(hi > lo)) continue;
+        if (n < 3 || !(hi > lo)) {
+            free(x);
+            continue;
+        }
         char name[96], title[200], cap[400];
         snprintf(name, sizeof(name), "sweep_%d_%s", index, run_attributes[a]);
         snprintf(title, sizeof(title), "%s: test accuracy and macro F1 against %s", sw->id, run_attributes[a]);
@@ -1104,34 +1117,53 @@ static void attribute_figures(an_ctx *c, const tb_ad_sweep *sw, int index)
                  "is in the table of run attributes.",
                  sw->id, units[a]);
         an_report_figure(c->r, name, cap);
+        free(x);
     }
 }
 
-/* Runs of one configuration with several seeds: repeats, or configs a sweep ran more than once. */
+/* A run's configuration and position, to sort runs by configuration. */
+typedef struct config_at {
+    int64_t config;
+    int index;
+} config_at;
+
+static int cmp_config(const void *a, const void *b)
+{
+    const config_at *x = a, *y = b;
+    if (x->config != y->config) return (x->config > y->config) - (x->config < y->config);
+    return x->index - y->index;
+}
+
+/* Runs of one configuration with several seeds: repeats, or configs a sweep
+ * ran more than once; sorted by configuration so a large sweep stays fast. */
 static void seed_variance(an_ctx *c, an_table *t, const tb_ad_sweep *sw)
 {
     const tb_ad_sweep_run *runs = &c->d->sweep_runs[sw->first_run];
-    for (int i = 0; i < sw->n_runs; i++) {
-        int first = 1;
-        for (int j = 0; j < i; j++) first &= runs[j].config != runs[i].config;
-        if (!first) continue;
-        double v[sw->n_runs + 1];
-        int n = 0;
-        for (int j = i; j < sw->n_runs; j++)
-            if (runs[j].config == runs[i].config && !strcmp(runs[j].status, "finished") &&
-                !isnan(runs[j].test_accuracy))
-                v[n++] = 100 * runs[j].test_accuracy;
-        if (n < 2) continue;
-        tb_summary s = tb_summarize(v, n);
-        an_table_text(t, sw->id);
-        an_table_text(t, sw->kind);
-        an_table_num(t, (double)runs[i].config);
-        an_table_num(t, n);
-        an_table_num(t, s.mean);
-        an_table_num(t, s.sd);
-        an_table_num(t, s.min);
-        an_table_num(t, s.max);
+    config_at *order = malloc(sizeof(*order) * (size_t)(sw->n_runs + 1));
+    double *v = malloc(sizeof(double) * (size_t)(sw->n_runs + 1));
+    for (int i = 0; i < sw->n_runs; i++) order[i] = (config_at){runs[i].config, i};
+    qsort(order, (size_t)sw->n_runs, sizeof(*order), cmp_config);
+    for (int i = 0; i < sw->n_runs;) {
+        int n = 0, j = i;
+        for (; j < sw->n_runs && order[j].config == order[i].config; j++) {
+            const tb_ad_sweep_run *r = &runs[order[j].index];
+            if (!strcmp(r->status, "finished") && !isnan(r->test_accuracy)) v[n++] = 100 * r->test_accuracy;
+        }
+        if (n >= 2) {
+            tb_summary s = tb_summarize(v, n);
+            an_table_text(t, sw->id);
+            an_table_text(t, sw->kind);
+            an_table_num(t, (double)order[i].config);
+            an_table_num(t, n);
+            an_table_num(t, s.mean);
+            an_table_num(t, s.sd);
+            an_table_num(t, s.min);
+            an_table_num(t, s.max);
+        }
+        i = j;
     }
+    free(order);
+    free(v);
 }
 
 static void sweeps_part(an_ctx *c)
