@@ -153,7 +153,8 @@ void an_plot_legend(int row, int series, const char *text)
     PLFLT xmin, xmax, ymin, ymax;
     plgvpw(&xmin, &xmax, &ymin, &ymax);
     double x = xmin + 0.02 * (xmax - xmin), y = ymax - (0.06 + 0.06 * row) * (ymax - ymin);
-    if (legend_low_right) x = xmin + 0.68 * (xmax - xmin), y = ymin + (0.06 + 0.06 * row) * (ymax - ymin);
+    /* low right: rows still read downwards, from 30% of the height (room for five) */
+    if (legend_low_right) x = xmin + 0.68 * (xmax - xmin), y = ymin + (0.30 - 0.06 * row) * (ymax - ymin);
     an_plot_color(series);
     an_plot_rect(x, x + 0.03 * (xmax - xmin), y - 0.015 * (ymax - ymin), y + 0.015 * (ymax - ymin));
     plcol0(1);
