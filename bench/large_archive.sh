@@ -2,7 +2,7 @@
 # large_archive.sh: writes the analysis benchmark's archive (docs/simulate.md,
 # "Generating archives") and measures it: 1,000 random-search runs x 100
 # epochs x 1,000 batch losses through the real archive writer, no training.
-# Not part of ctest (it takes about 20 minutes and 3 GiB).
+# Not part of ctest (about 11 minutes and 3.1 GiB on 2 cores, docs/simulate.md).
 #
 #   bench/large_archive.sh [DIR] [RUNS] [EPOCHS] [BATCHES]   (defaults: /tmp/tb_large_archive 1000 100 1000)
 set -euo pipefail
