@@ -454,9 +454,12 @@ static void kruskal_table(an_ctx *c, double **vals, int *sizes)
     }
     tb_test_result res;
     tb_err e;
-    if (k < 2 || tb_kruskal(gv, gn, k, &res, &e) != TB_OK) {
-        an_report_left_out(c->r, "Kruskal-Wallis test: fewer than two groups of people have participants with finals%s%s",
-                           k >= 2 ? ": " : "", k >= 2 ? e.msg : "");
+    if (k < 2) {
+        an_report_left_out(c->r, "Kruskal-Wallis test: fewer than two groups of people have participants with finals");
+        return;
+    }
+    if (tb_kruskal(gv, gn, k, &res, &e) != TB_OK) {
+        an_report_left_out(c->r, "Kruskal-Wallis test: %s", e.msg);
         return;
     }
     an_table *t = an_table_new("kruskal", "Kruskal-Wallis test across the groups of people",
