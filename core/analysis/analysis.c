@@ -2,10 +2,12 @@
  * part computes its tables from tb_study_data with stats.h, draws its figure
  * and adds both to the report; a part whose data is missing says so in the
  * report's "Left out" list instead. Accuracies are shown in percent. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "analysis.h"
 #include "analysis/stats.h"
@@ -556,7 +558,8 @@ static void experience_histogram(an_ctx *c)
     an_plot_hist(n, x, 0, hi, bins);
     an_plot_end();
     an_report_figure(c->r, "experience_histogram",
-                     "How much experience the participants (people) bring: counts in 12 equal bins (the paper's Fig. 3).");
+                     "How much experience the participants (people) bring: counts in 12 equal bins "
+                     "(the paper's Fig. 3).");
     free(x);
 }
 
@@ -644,7 +647,8 @@ static void box_at(double xc, double *v, int n, int series)
     double bx[5] = {xc - 0.2, xc + 0.2, xc + 0.2, xc - 0.2, xc - 0.2}, by[5] = {q1, q1, q3, q3, q1};
     an_plot_color(0);
     an_plot_line(5, bx, by);
-    double mx[2] = {xc - 0.2, xc + 0.2}, my[2] = {q2, q2}, wx[2] = {xc, xc}, wy[2] = {v[0], q1}, wy2[2] = {q3, v[n - 1]};
+    double mx[2] = {xc - 0.2, xc + 0.2}, my[2] = {q2, q2}, wx[2] = {xc, xc};
+    double wy[2] = {v[0], q1}, wy2[2] = {q3, v[n - 1]};
     an_plot_line(2, mx, my);
     an_plot_line(2, wx, wy);
     an_plot_line(2, wx, wy2);
@@ -1173,7 +1177,8 @@ static void sweeps_part(an_ctx *c)
 {
     const tb_study_data *d = c->d;
     if (d->nsweeps == 0) {
-        an_report_left_out(c->r, "sweeps (random-search histogram, seed variance, run attributes): the archive has none");
+        an_report_left_out(c->r,
+                           "sweeps (random-search histogram, seed variance, run attributes): the archive has none");
         return;
     }
     an_report_section(c->r, "Sweeps and repeats",
@@ -1190,7 +1195,8 @@ static void sweeps_part(an_ctx *c)
                                  "sweep,kind,config,seeds,mean_pct,sd_pct,min_pct,max_pct");
     an_table *cor = an_table_new("sweep_correlations", "Run attributes against test accuracy and macro F1",
                                  "Spearman's rho between a numeric attribute of the finished runs and their test "
-                                 "accuracy or macro F1 (percent), per sweep; attributes a sweep did not vary are absent.",
+                                 "accuracy or macro F1 (percent), per sweep; attributes a sweep did not vary are "
+                                 "absent.",
                                  "sweep,attribute,metric,n,rho,p");
     for (int s = 0; s < d->nsweeps && s < 4; s++) attribute_figures(c, &d->sweeps[s], s);
     for (int s = 0; s < d->nsweeps; s++) {
@@ -1215,13 +1221,30 @@ static void sweeps_part(an_ctx *c)
 
 /* ---- the whole -------------------------------------------------------------------------- */
 
+/* Removes dir's files ending in ext: figures and tables of an earlier report
+ * there would otherwise sit beside this one's without being in it. */
+static void remove_old(const char *dir, const char *ext)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name), el = strlen(ext);
+        if (len <= el || strcmp(e->d_name + len - el, ext)) continue;
+        char path[1700];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 static tb_status make_dirs(const char *out, tb_err *err)
 {
     char path[1400];
-    const char *sub[] = {"", "/figures", "/tables"};
+    const char *sub[] = {"", "/figures", "/tables"}, *ext[] = {"", ".svg", ".csv"};
     for (int i = 0; i < 3; i++) {
         snprintf(path, sizeof(path), "%s%s", out, sub[i]);
         if (tb_make_dirs(path) != 0) return tb_fail(err, TB_EIO, "cannot create %s", path);
+        if (i) remove_old(path, ext[i]);
     }
     return TB_OK;
 }
