@@ -2,9 +2,10 @@
  * on a simulated study with a random search (`tunebench simulate`): the report
  * inlines every figure and asks for nothing over the network, every SVG is a
  * real one, every table is there, and the statistics in the tables equal direct
- * calls of stats.h on the archive as study_data.h reads it. Then archives with
- * pieces missing (one group; no finals and no sweeps) still give a report that
- * says what it left out; and bad options are named. The report's screenshot
+ * calls of stats.h on the archive as study_data.h reads it. Other groupings and
+ * thresholds; machines as their own group; archives with pieces missing (one
+ * group; no finals and no sweeps) still give a report that says what it left
+ * out; and bad options are named. The report's screenshot
  * (headless Chromium, when installed) is kept in the build tree:
  * test-artifacts/analyze/report.png. */
 #include <dirent.h>
@@ -422,6 +423,37 @@ START_TEST(no_finals_no_sweeps_in_memory)
 }
 END_TEST
 
+/* Another background field and three thresholds: groups and rows follow them. */
+START_TEST(other_groupings_and_thresholds)
+{
+    static char text[65536];
+    char args[2048], other[700];
+    snprintf(other, sizeof other, "%s/by_level", tmpdir);
+    snprintf(args, sizeof args, "analyze %s --out %s --group-by self_level --thresholds 0.3,0.6,0.9", archive, other);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", text, sizeof text) == 0, "%s", text);
+    TBT_ASSERT_HAS(text, "group level ");
+    char path[900];
+    snprintf(path, sizeof path, "%s/tables/tries_to_threshold.csv", other);
+    char *csv = slurp(path, NULL);
+    TBT_ASSERT_HAS(csv, ",90,");
+    ck_assert_int_eq(count(csv, "\nlevel "), 3 * count(csv, ",30,"));
+    free(csv);
+    snprintf(path, sizeof path, "%s/tables/participants.csv", other);
+    csv = slurp(path, NULL);
+    TBT_ASSERT_HAS(csv, "tries_to_30,tries_to_60,tries_to_90");
+    free(csv);
+    snprintf(args, sizeof args, "analyze %s --out %s --group-by education", archive, other);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", text, sizeof text) == 0, "%s", text);
+    snprintf(path, sizeof path, "%s/figures/tries_to_threshold.svg", other);
+    struct stat st;
+    ck_assert(stat(path, &st) == 0);
+    snprintf(path, sizeof path, "%s/tables/groups.csv", other);
+    csv = slurp(path, NULL);
+    TBT_ASSERT_LACKS(csv, "level "); /* the earlier report's tables were replaced */
+    free(csv);
+}
+END_TEST
+
 /* Machines (automated tuners) are a group of their own, compared with every group of people. */
 START_TEST(machines_are_their_own_group)
 {
@@ -536,6 +568,7 @@ static Suite *suite(void)
     tcase_add_test(tc, tries_to_threshold_counts_submissions_in_order);
     tcase_add_test(tc, one_group_says_what_it_left_out);
     tcase_add_test(tc, no_finals_no_sweeps_in_memory);
+    tcase_add_test(tc, other_groupings_and_thresholds);
     tcase_add_test(tc, machines_are_their_own_group);
     tcase_add_test(tc, bad_options_are_named);
     tcase_add_test(tc, screenshot_is_kept);
