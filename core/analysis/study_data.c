@@ -41,6 +41,7 @@ static void note(tb_study_data *d, const char *fmt, ...)
 /* A %g text that reads back to v; "" for NaN. */
 static void number_text(double v, char *out, size_t cap)
 {
+    if (!out || cap == 0) return; /* and GCC's sanitizer build then knows out is not NULL */
     if (isnan(v)) {
         tb_copy_str(out, cap, "");
         return;

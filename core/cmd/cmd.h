@@ -123,6 +123,10 @@ int tb_cmd_train_folds(int argc, char **argv);
 int tb_cmd_study(int argc, char **argv);
 /* `tunebench export ARCHIVE --single-file OUT.h5` (cmd_export.c). */
 int tb_cmd_export(int argc, char **argv);
+/* `tunebench analyze ARCHIVE --out DIR [...]` (cmd_analyze.c): report.html,
+ * figures and tables. Exit code: 0 written, 1 unreadable archive or unwritable
+ * output, 2 bad usage. */
+int tb_cmd_analyze(int argc, char **argv);
 /* `tunebench simulate ARCHIVE [--participants N] [--seed S] ...` (cmd_simulate.c): a simulated
  * study, or a large synthetic archive (--synthetic-runs), via analysis/simulate.h.
  * Exit code: 0 done, 1 failed, 2 bad usage (an archive there and no --force included). */

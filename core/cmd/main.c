@@ -30,6 +30,8 @@ static const struct command {
     {"bench", "", "time training steps of a network", tb_cmd_bench},
     {"study", "CONFIG", "run a tuning study with a front end (--frontend cli [--script FILE])", tb_cmd_study},
     {"export", "DIR", "an archive as one HDF5 file (--single-file OUT.h5) or CSV tables (--csv DIR)", tb_cmd_export},
+    {"analyze", "ARCHIVE", "the paper's analysis of an archive: report.html, figures, tables (--out DIR)",
+     tb_cmd_analyze},
     {"simulate", "DIR", "a simulated study (scripted participants, a tiny task) into an archive", tb_cmd_simulate},
     {"sweep", "CONFIG", "random search (--random N) or a grid (--grid k=v1,v2) into an archive", tb_cmd_sweep},
     {"repeat", "CONFIG", "one configuration with K seeds (--seeds K): the variance of a seed", tb_cmd_repeat},
