@@ -776,6 +776,77 @@ START_TEST(test_archive_index_refresh)
 }
 END_TEST
 
+/* A small run file as executors write it (docs/run-files.md), enough for the
+ * export: root attributes, /test with its confusion matrix, the weights, and
+ * the run file's own curves (more columns than the archive's). */
+static void write_fake_run_file(const char *path)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    hid_t one = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "format_version", H5T_STD_I64LE, one, H5P_DEFAULT, H5P_DEFAULT);
+    long long ver = 1;
+    ck_assert(H5Awrite(a, H5T_NATIVE_LLONG, &ver) >= 0);
+    H5Aclose(a);
+    hid_t g = H5Gcreate2(f, "test", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    a = H5Acreate2(g, "accuracy", H5T_IEEE_F64LE, one, H5P_DEFAULT, H5P_DEFAULT);
+    double acc = 0.75;
+    ck_assert(H5Awrite(a, H5T_NATIVE_DOUBLE, &acc) >= 0);
+    H5Aclose(a);
+    hsize_t dims[2] = {2, 2};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    long long confusion[4] = {3, 1, 0, 4};
+    hid_t d = H5Dcreate2(g, "confusion", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(H5Dwrite(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, confusion) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Gclose(g);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    dims[0] = 2, dims[1] = 3;
+    sp = H5Screate_simple(2, dims, NULL);
+    float w[6] = {1, 2, 3, 4, 5, 6};
+    d = H5Dcreate2(f, "checkpoint/params/fc.weight", H5T_IEEE_F32LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    static const char *const batch_cols[] = {"epoch", "batch", "step", "loss", "elapsed_s"};
+    double col[3] = {1, 2, 3};
+    dims[0] = 3;
+    sp = H5Screate_simple(1, dims, NULL);
+    for (int i = 0; i < 5; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "curves/batch/%s", batch_cols[i]);
+        d = H5Dcreate2(f, name, H5T_IEEE_F64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        ck_assert(d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) >= 0);
+        H5Dclose(d);
+    }
+    d = H5Dcreate2(f, "curves/epoch/images_per_s", H5T_IEEE_F64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, col) >= 0);
+    H5Dclose(d);
+    H5Sclose(sp);
+    H5Pclose(lcpl);
+    H5Sclose(one);
+    ck_assert(H5Fclose(f) >= 0);
+}
+
+/* the names of a group's members, ", "-separated, in name order */
+static void member_names(hid_t f, const char *group, char *out, size_t cap)
+{
+    hid_t g = H5Gopen2(f, group, H5P_DEFAULT);
+    ck_assert_msg(g >= 0, "group %s is missing", group);
+    H5G_info_t info;
+    ck_assert(H5Gget_info(g, &info) >= 0);
+    out[0] = '\0';
+    for (hsize_t i = 0; i < info.nlinks; i++) {
+        char name[64];
+        ck_assert(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) > 0);
+        size_t len = strlen(out);
+        snprintf(out + len, cap - len, "%s%s", len ? ", " : "", name);
+    }
+    H5Gclose(g);
+}
+
 START_TEST(test_archive_export)
 {
     make_tmpdir();
@@ -790,8 +861,10 @@ START_TEST(test_archive_export)
     ck_assert(tb_archive_run_finish(r1, TB_RUN_FINISHED, 0.5, "", &err) == TB_OK);
     ck_assert(tb_archive_run_status(r2, TB_RUN_TRAINING, "", &err) == TB_OK);
     epochs(r2, 1, 2);
+    /* r1 has a run file from an executor, r2 (live) none yet */
+    write_fake_run_file(tmp_file("exp/runs/r000001.run.h5"));
     /* r2 is live: the export copies what its SWMR file shows */
-    const char *out = tmp_file("study.h5");
+    const char *out = tmp_file("export.h5");
     ck_assert_msg(tb_archive_export(dir, out, &err) == TB_OK, "%s", err.msg);
     ck_assert(tb_archive_close(a, &err) == TB_OK);
 
@@ -823,6 +896,53 @@ START_TEST(test_archive_export)
     read_attr_s(g, "ini", s, sizeof s);
     ck_assert_str_eq(s, "lr = 0.1\n");
     H5Gclose(g);
+
+    /* r1's run file is under /runs/r000001/run, its curves beside the
+     * archive's under their own names: one schema per group name */
+    g = H5Gopen2(f, "runs/r000001", H5P_DEFAULT);
+    read_attr_s(g, "run_file", s, sizeof s);
+    ck_assert_str_eq(s, "runs/r000001.run.h5");
+    H5Gclose(g);
+    g = H5Gopen2(f, "runs/r000001/run/test", H5P_DEFAULT);
+    ck_assert(g >= 0);
+    ck_assert_double_eq(read_attr_d(g, "accuracy"), 0.75);
+    H5Gclose(g);
+    g = H5Gopen2(f, "runs/r000001/run", H5P_DEFAULT);
+    ck_assert_double_eq(read_attr_d(g, "format_version"), 1);
+    H5Gclose(g);
+    hid_t d = H5Dopen2(f, "runs/r000001/run/test/confusion", H5P_DEFAULT);
+    ck_assert(d >= 0);
+    long long confusion[4];
+    ck_assert(H5Dread(d, H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, confusion) >= 0);
+    ck_assert(confusion[0] == 3 && confusion[1] == 1 && confusion[2] == 0 && confusion[3] == 4);
+    H5Dclose(d);
+    d = H5Dopen2(f, "runs/r000001/run/checkpoint/params/fc.weight", H5P_DEFAULT);
+    ck_assert(d >= 0);
+    float w[6];
+    ck_assert(H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w) >= 0);
+    ck_assert(w[0] == 1 && w[5] == 6);
+    H5Dclose(d);
+    char names[256];
+    member_names(f, "runs/r000001/curves", names, sizeof names);
+    ck_assert_str_eq(names, "batch, batch_detail, epoch, epoch_detail");
+    member_names(f, "runs/r000001/curves/batch", names, sizeof names);
+    ck_assert_str_eq(names, "loss, step");
+    member_names(f, "runs/r000001/curves/batch_detail", names, sizeof names);
+    ck_assert_str_eq(names, "batch, elapsed_s, epoch, loss, step");
+    member_names(f, "runs/r000001/run", names, sizeof names);
+    ck_assert_str_eq(names, "checkpoint, test");
+    v = read_col(f, "runs/r000001/curves/batch_detail/elapsed_s", &n);
+    ck_assert_int_eq((int)n, 3);
+    free(v);
+    /* r2 has none: noted on the run and at the root */
+    member_names(f, "runs/r000002", names, sizeof names);
+    ck_assert_str_eq(names, "config, curves");
+    g = H5Gopen2(f, "runs/r000002", H5P_DEFAULT);
+    read_attr_s(g, "run_file", s, sizeof s);
+    ck_assert_str_eq(s, "");
+    H5Gclose(g);
+    read_attr_s(f, "runs_without_run_file", s, sizeof s);
+    ck_assert_str_eq(s, "r000002");
     H5Fclose(f);
 
     /* errors name the file */

@@ -760,6 +760,55 @@ START_TEST(scripted_study_through_the_executable)
     snprintf(curve, sizeof curve, "/runs/%s/curves/epoch/val_accuracy", col[1]);
     ck_assert_int_eq(h5_f64(out, curve, v, 64), 2);
     ck_assert(v[1] > 0.5);
+    /* and its run file: test metrics, confusion matrix, weights, attributes */
+    char run[64];
+    snprintf(run, sizeof run, "%s", col[1]);
+    hid_t xf = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert(xf >= 0);
+    char obj[256];
+    snprintf(obj, sizeof obj, "/runs/%s/run/test", run);
+    hid_t g = H5Gopen2(xf, obj, H5P_DEFAULT);
+    ck_assert_msg(g >= 0, "%s is missing", obj);
+    double acc = -1;
+    hid_t a = H5Aopen(g, "accuracy", H5P_DEFAULT);
+    ck_assert(a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, &acc) >= 0);
+    ck_assert(acc >= 0 && acc <= 1);
+    H5Aclose(a);
+    H5Gclose(g);
+    snprintf(obj, sizeof obj, "/runs/%s/run/model", run);
+    g = H5Gopen2(xf, obj, H5P_DEFAULT);
+    ck_assert_msg(g >= 0 && H5Aexists(g, "plugin") > 0, "%s@plugin is missing", obj);
+    H5Gclose(g);
+    snprintf(obj, sizeof obj, "/runs/%s/run/checkpoint/params", run);
+    g = H5Gopen2(xf, obj, H5P_DEFAULT);
+    ck_assert_msg(g >= 0, "%s is missing", obj);
+    H5G_info_t info;
+    ck_assert(H5Gget_info(g, &info) >= 0 && info.nlinks > 0);
+    H5Gclose(g);
+    /* one schema per name: the archive's batch curve (step, loss), the run
+     * file's under curves/batch_detail, and no run/curves */
+    snprintf(obj, sizeof obj, "/runs/%s/curves/batch", run);
+    g = H5Gopen2(xf, obj, H5P_DEFAULT);
+    ck_assert(g >= 0 && H5Gget_info(g, &info) >= 0);
+    ck_assert_int_eq((int)info.nlinks, 2);
+    H5Gclose(g);
+    snprintf(obj, sizeof obj, "runs/%s/run/curves", run);
+    ck_assert(H5Lexists(xf, obj, H5P_DEFAULT) == 0);
+    snprintf(obj, sizeof obj, "runs/%s/curves/batch_detail/elapsed_s", run);
+    ck_assert(H5Lexists(xf, "runs", H5P_DEFAULT) > 0);
+    hid_t d = H5Dopen2(xf, obj, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s is missing", obj);
+    H5Dclose(d);
+    snprintf(obj, sizeof obj, "runs/%s/run/test/confusion", run);
+    d = H5Dopen2(xf, obj, H5P_DEFAULT);
+    ck_assert_msg(d >= 0, "%s is missing", obj);
+    hid_t sp = H5Dget_space(d);
+    hsize_t dims[2] = {0, 0};
+    ck_assert(H5Sget_simple_extent_ndims(sp) == 2 && H5Sget_simple_extent_dims(sp, dims, NULL) == 2);
+    ck_assert(dims[0] >= 2 && dims[0] == dims[1]);
+    H5Sclose(sp);
+    H5Dclose(d);
+    H5Fclose(xf);
     ck_assert_int_eq(h5_strings(out, "/index/kind", col, 64), 4 + 6);
 }
 END_TEST

@@ -101,6 +101,72 @@ static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_e
     return st;
 }
 
+/* The run's own run file (runs/<id>.run.h5, written by executors: weights,
+ * test metrics, model and task) copied under /runs/<id>/run, its root
+ * attributes on that group. Its curves, which have more columns than the
+ * archive's, become /runs/<id>/curves/batch_detail and epoch_detail, so that
+ * each group name has one schema in the export. *has is 1 when the run has a
+ * run file; /runs/<id>@run_file names it ("" when none). */
+static tb_status export_run_file(const char *dir, const char *id, hid_t runs, const char *tmp, int *has, tb_err *err)
+{
+    static const char *const moves[][2] = {{"run/curves/batch", "curves/batch_detail"},
+                                           {"run/curves/epoch", "curves/epoch_detail"}};
+    char path[PATH_CAP], rel[64];
+    *has = 0;
+    if (tb_archive_run_path(path, sizeof path, dir, id, ".run.h5") != 0)
+        return tb_fail(err, TB_EINVAL, "export: the run file path of %s is too long", id);
+    hid_t g = H5Gopen2(runs, id, H5P_DEFAULT);
+    if (g < 0) return tb_fail(err, TB_EIO, "export %s: cannot open /runs/%s", tmp, id);
+    tb_status st = TB_OK;
+    tb_h5_writer w;
+    if (access(path, F_OK) == 0) {
+        hid_t f = open_readonly(path);
+        if (f < 0) {
+            st = tb_fail(err, TB_EIO, "export: cannot open run file %s", path);
+            goto out;
+        }
+        herr_t rc = H5Ocopy(f, ".", g, "run", H5P_DEFAULT, H5P_DEFAULT);
+        H5Fclose(f);
+        if (rc < 0) {
+            st = tb_fail(err, TB_EIO, "export %s: cannot copy run file %s", tmp, path);
+            goto out;
+        }
+        if (H5Lexists(g, "curves", H5P_DEFAULT) <= 0) {
+            hid_t c = H5Gcreate2(g, "curves", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            if (c < 0) {
+                st = tb_fail(err, TB_EIO, "export %s: cannot create /runs/%s/curves", tmp, id);
+                goto out;
+            }
+            H5Gclose(c);
+        }
+        if (H5Lexists(g, "run/curves", H5P_DEFAULT) > 0) {
+            for (size_t i = 0; i < sizeof moves / sizeof *moves; i++) {
+                if (H5Lexists(g, moves[i][0], H5P_DEFAULT) <= 0) continue;
+                if (H5Lexists(g, moves[i][1], H5P_DEFAULT) > 0 ||
+                    H5Lmove(g, moves[i][0], g, moves[i][1], H5P_DEFAULT, H5P_DEFAULT) < 0) {
+                    st = tb_fail(err, TB_EIO, "export %s: cannot move /runs/%s/%s to /runs/%s/%s", tmp, id,
+                                 moves[i][0], id, moves[i][1]);
+                    goto out;
+                }
+            }
+            if (H5Ldelete(g, "run/curves", H5P_DEFAULT) < 0) {
+                st = tb_fail(err, TB_EIO, "export %s: cannot remove /runs/%s/run/curves", tmp, id);
+                goto out;
+            }
+        }
+        *has = 1;
+        snprintf(rel, sizeof rel, "runs/%s.run.h5", id);
+    } else {
+        rel[0] = '\0';
+    }
+    tb_h5w_init(&w, tmp);
+    tb_h5w_attr_str(&w, g, "run_file", rel);
+    st = tb_h5w_finish(&w, err);
+out:
+    H5Gclose(g);
+    return st;
+}
+
 tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
 {
     tb_h5_quiet();
@@ -112,7 +178,8 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     if (idx < 0) return tb_fail(err, TB_EIO, "export: cannot open the archive index %s", ipath);
     tb_status st = TB_OK;
     hid_t out = -1, runs = -1, ids = -1, sp = -1, strt = -1;
-    char **idv = NULL;
+    char **idv = NULL, *missing = NULL;
+    size_t missing_len = 0;
     hsize_t n = 0;
     ids = H5Dopen2(idx, "index/id", H5P_DEFAULT);
     sp = ids >= 0 ? H5Dget_space(ids) : -1;
@@ -171,6 +238,24 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
             st = tb_fail(err, TB_EIO, "export %s: cannot copy run file %s", tmp, rpath);
             goto done;
         }
+        int has_run_file = 0;
+        if ((st = export_run_file(dir, idv[i], runs, tmp, &has_run_file, err)) != TB_OK) goto done;
+        if (!has_run_file) {
+            size_t len = strlen(idv[i]) + 2;
+            char *grown = realloc(missing, missing_len + len + 1);
+            if (!grown) {
+                st = tb_fail(err, TB_ENOMEM, "export: out of memory");
+                goto done;
+            }
+            missing = grown;
+            snprintf(missing + missing_len, len + 1, "%s%s", missing_len ? ", " : "", idv[i]);
+            missing_len += strlen(missing + missing_len);
+        }
+    }
+    tb_h5w_attr_str(&w, out, "runs_without_run_file", missing ? missing : "");
+    if (!tb_h5w_ok(&w)) {
+        st = tb_h5w_finish(&w, err);
+        goto done;
     }
     if ((st = export_extras(dir, out, tmp, err)) != TB_OK) goto done;
 done:
@@ -179,6 +264,7 @@ done:
         int e = errno;
         st = tb_fail(err, TB_EIO, "export: cannot close (flush) %s%s%s", tmp, e ? ": " : "", e ? strerror(e) : "");
     }
+    free(missing);
     if (idv && n) H5Dvlen_reclaim(strt, sp, H5P_DEFAULT, idv);
     free(idv);
     if (strt >= 0) H5Tclose(strt);
