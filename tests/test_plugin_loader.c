@@ -206,7 +206,7 @@ START_TEST(test_not_found_lists_directories)
     const char *msg = find_fails(&reg, TB_PLUGIN_MODEL, "tbtest_modle");
     TBT_ASSERT_HAS(msg, "model plugin \"tbtest_modle\" not found (did you mean tbtest_model?); searched: ");
     TBT_ASSERT_HAS(msg, case_path("valid"));
-    TBT_ASSERT_HAS(msg, ", " TB_PLUGIN_BUILD_DIR ", ");
+    TBT_ASSERT_HAS(msg, ", " TB_PLUGIN_BUILD_DIR " (set TUNEBENCH_PLUGIN_PATH");
     TBT_ASSERT_HAS(msg, "(set TUNEBENCH_PLUGIN_PATH or [plugins] path)");
     TBT_ASSERT_HAS(msg, "available models: ");
     TBT_ASSERT_HAS(msg, "tbtest_model");
@@ -281,9 +281,15 @@ START_TEST(test_discovery_from_environment)
     TBT_ASSERT_HAS(reg.searched, case_path("valid"));
     TBT_ASSERT_HAS(reg.searched, "/nonexistent/tb-env-dir");
     /* the order: environment first, then the build directory (the test
-     * folders live beside it, so look for it as a whole entry) */
-    TBT_ASSERT_HAS(reg.searched, ", " TB_PLUGIN_BUILD_DIR ", ");
-    ck_assert(strstr(reg.searched, case_path("valid")) < strstr(reg.searched, ", " TB_PLUGIN_BUILD_DIR ", "));
+     * executables live in the build tree; the test folders live beside it,
+     * so look for it as a whole entry, the last one: plugins were found, so
+     * the compiled-in install directory is not searched) */
+    const char *tail = ", " TB_PLUGIN_BUILD_DIR;
+    size_t ns = strlen(reg.searched), nt = strlen(tail);
+    ck_assert_msg(ns >= nt && strcmp(reg.searched + ns - nt, tail) == 0, "searched %s", reg.searched);
+    ck_assert(strstr(reg.searched, case_path("valid")) < strstr(reg.searched, ", " TB_PLUGIN_BUILD_DIR));
+    TBT_ASSERT_HAS(reg.searched, "/nonexistent/tb-env-dir (not found)");
+    TBT_ASSERT_HAS(reg.search_log, "the build tree\t" TB_PLUGIN_BUILD_DIR "\n");
     TBT_ASSERT_HAS(reg.problems, "TUNEBENCH_PLUGIN_PATH entry /nonexistent/tb-env-dir: No such file or directory");
     tb_plugins_free(&reg);
     unsetenv("TUNEBENCH_PLUGIN_PATH");
@@ -737,7 +743,9 @@ START_TEST(test_cli_plugins)
     char args[1200];
     unsetenv("TUNEBENCH_PLUGIN_PATH");
     snprintf(args, sizeof args, "plugins --plugin-path '%s:%s'", case_path("valid"), case_path("bad_name"));
-    ck_assert_int_eq(tbt_tunebench(args, "2>&1", out, sizeof out), 0);
+    /* bad_name.so fails to load: listed under problems, exit 1 (the rest is listed) */
+    ck_assert_int_eq(tbt_tunebench(args, "2>&1", out, sizeof out), 1);
+    TBT_ASSERT_HAS(out, "tunebench plugins: 1 file failed to load (see problems)");
     TBT_ASSERT_HAS(out, "model plugins (");
     TBT_ASSERT_HAS(out, "  tbtest_model  (model plugin, version 1.2.3, licence MIT)\n");
     TBT_ASSERT_HAS(out, "      file: ");
@@ -768,7 +776,9 @@ START_TEST(test_cli_plugins)
         }
     }
     TBT_ASSERT_HAS(out, "task plugins (");
-    TBT_ASSERT_HAS(out, "searched: ");
+    /* every folder searched, in order, with where it came from */
+    tbt_assert_in_order(out, "searched, in order:\n", "  plugin path ", case_path("valid"), "  plugin path ",
+                        case_path("bad_name"), "  the build tree ", TB_PLUGIN_BUILD_DIR "\n", NULL);
     TBT_ASSERT_HAS(out, "problems:\n  ");
     TBT_ASSERT_HAS(out, "bad_name.so: invalid plugin name \"Bad-Name\"");
 
@@ -779,11 +789,12 @@ START_TEST(test_cli_plugins)
                         "  cli  (frontend plugin, version 1.0.0, licence MIT)\n",
                         "      use: tunebench study CONFIG --frontend cli\n",
                         "options (in the config section [cli]):", "        script   path   \"\"  ",
-                        "        refresh ", "searched: ", NULL);
+                        "        refresh ", "searched, in order:", NULL);
     TBT_ASSERT_LACKS(out, "frontend plugins (0)");
 
     ck_assert_int_eq(tbt_tunebench("plugins --help", "2>&1", out, sizeof out), 0);
     TBT_ASSERT_HAS(out, "usage: tunebench plugins [--plugin-path P] [--help]");
+    TBT_ASSERT_HAS(out, "Exit codes: 0 listed, 1 no plugin found, a file failed to load");
     ck_assert_int_eq(tbt_tunebench("plugins --bogus", "2>&1", out, sizeof out), 2);
     TBT_ASSERT_HAS(out, "unknown argument --bogus");
     ck_assert_int_eq(tbt_tunebench("plugins --plugin-path", "2>&1", out, sizeof out), 2);

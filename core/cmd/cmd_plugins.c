@@ -20,9 +20,12 @@ static void usage(FILE *f)
             "  --plugin-path P   also search P first: plugin files or directories, ':'-separated\n"
             "  --help            this text\n"
             "\n"
-            "Search order: --plugin-path, then TUNEBENCH_PLUGIN_PATH (':'-separated), then the\n"
-            "build's plugins directory, then the install directory (" TB_INSTALL_PLUGIN_DIR ").\n"
-            "Exit codes: 0 listed, 1 a --plugin-path entry is missing or failed to load, 2 bad usage.\n");
+            "Search order (every folder searched is printed, in order): --plugin-path, then\n"
+            "TUNEBENCH_PLUGIN_PATH (':'-separated), then the folder relative to this executable\n"
+            "(<prefix>/lib/tunebench/plugins installed, build/plugins in a build tree), and only\n"
+            "when nothing was found the install directory compiled in (" TB_INSTALL_PLUGIN_DIR ").\n"
+            "Exit codes: 0 listed, 1 no plugin found, a file failed to load or a --plugin-path\n"
+            "entry is missing, 2 bad usage.\n");
 }
 
 static const char *type_name(tb_option_type t)
@@ -158,7 +161,17 @@ int tb_cmd_plugins(int argc, char **argv)
             if (reg.plugins[i].desc.kind == kinds[k]) print_plugin(&reg.plugins[i]);
         printf("\n");
     }
-    printf("searched: %s\n", reg.searched[0] ? reg.searched : "nothing");
+    printf("searched, in order:\n");
+    if (!reg.search_log[0]) printf("  nothing\n");
+    for (const char *p = reg.search_log; *p;) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        const char *tab = memchr(p, '\t', (size_t)n);
+        if (tab) printf("  %-24.*s %.*s\n", (int)(tab - p), p, (int)(n - (tab + 1 - p)), tab + 1);
+        else printf("  %.*s\n", n, p);
+        if (!nl) break;
+        p = nl + 1;
+    }
     if (reg.problems[0]) {
         printf("problems:\n");
         for (const char *p = reg.problems; *p;) {
@@ -169,6 +182,16 @@ int tb_cmd_plugins(int argc, char **argv)
             p = nl + 1;
         }
     }
+    int status = 0;
+    if (reg.count == 0) {
+        fprintf(stderr, "tunebench plugins: no plugin found (set TUNEBENCH_PLUGIN_PATH or --plugin-path)\n");
+        status = 1;
+    }
+    if (reg.n_failed) {
+        fprintf(stderr, "tunebench plugins: %d file%s failed to load (see problems)\n", reg.n_failed,
+                reg.n_failed == 1 ? "" : "s");
+        status = 1;
+    }
     tb_plugins_free(&reg);
-    return 0;
+    return status;
 }

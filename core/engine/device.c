@@ -10,12 +10,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/selfpath.h"
 #include "engine/cuda/cuda_module.h"
 
-#ifndef TB_BUILD_CUDA_MODULE
-#define TB_BUILD_CUDA_MODULE ""
-#endif
-#ifndef TB_INSTALL_CUDA_MODULE
+/* TB_INSTALL_CUDA_MODULE is defined when the module is built (CMakeLists.txt) */
+#ifdef TB_INSTALL_CUDA_MODULE
+#define TB_HAS_CUDA_MODULE 1
+#else
+#define TB_HAS_CUDA_MODULE 0
 #define TB_INSTALL_CUDA_MODULE ""
 #endif
 
@@ -65,8 +67,13 @@ static int file_exists(const char *path)
 
 static void load_module(void)
 {
+    /* TUNEBENCH_CUDA_MODULE, then beside the plugins (relative to the executable:
+     * <prefix>/lib/tunebench or the build directory), then the install path */
     const char *env = getenv("TUNEBENCH_CUDA_MODULE");
-    const char *candidates[] = {env && *env ? env : "", TB_BUILD_CUDA_MODULE, TB_INSTALL_CUDA_MODULE};
+    char self[4096 + 32] = "";
+    if (TB_HAS_CUDA_MODULE && tb_self_pkglibdir(self, 4096))
+        strcat(self, "/libtunebench_cuda.so");
+    const char *candidates[] = {env && *env ? env : "", self, TB_INSTALL_CUDA_MODULE};
     const char *path = NULL;
     for (size_t i = 0; i < TB_ARRAY_LEN(candidates) && !path; i++)
         if (file_exists(candidates[i])) path = candidates[i];
@@ -74,6 +81,10 @@ static void load_module(void)
         if (env && *env)
             snprintf(module_why, sizeof module_why, "the CUDA backend module %s (TUNEBENCH_CUDA_MODULE) does not exist",
                      env);
+        else if (TB_HAS_CUDA_MODULE)
+            snprintf(module_why, sizeof module_why,
+                     "the CUDA backend module was not found (looked for %s%s%s; reinstall tunebench or set "
+                     "TUNEBENCH_CUDA_MODULE)", self[0] ? self : "", self[0] ? " and " : "", TB_INSTALL_CUDA_MODULE);
         else
             snprintf(module_why, sizeof module_why,
                      "this build has no CUDA backend (libtunebench_cuda.so was not built: configure with CUDA "

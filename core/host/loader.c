@@ -9,6 +9,8 @@
  * collectd, only regular files are loaded and a failed dlopen gets a hint. */
 #include "plugin_internal.h"
 
+#include "base/selfpath.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -27,9 +29,6 @@
 
 #define MAX_OPTIONS 256
 
-#ifndef TB_BUILD_PLUGIN_DIR
-#define TB_BUILD_PLUGIN_DIR ""
-#endif
 #ifndef TB_INSTALL_PLUGIN_DIR
 #define TB_INSTALL_PLUGIN_DIR ""
 #endif
@@ -89,13 +88,20 @@ static void add_problem(tb_plugin_registry *reg, const char *fmt, ...)
     add_line(reg->problems, sizeof reg->problems, line);
 }
 
-static void add_searched(tb_plugin_registry *reg, const char *dir)
+/* Records a searched entry: in searched ("a, b (not found), c") and in
+ * search_log ("origin<TAB>entry[ (not found)]" lines, for `tunebench plugins`). */
+static void add_searched(tb_plugin_registry *reg, const char *dir, const char *origin, int missing)
 {
+    const char *note = missing ? " (not found)" : "";
     size_t used = strlen(reg->searched);
     size_t cap = sizeof reg->searched;
-    if (used + 1 >= cap) return;
-    int n = snprintf(reg->searched + used, cap - used, "%s%s", used ? ", " : "", dir);
-    if (n < 0 || (size_t)n >= cap - used) memcpy(reg->searched + cap - 4, "...", 4);
+    if (used + 1 < cap) {
+        int n = snprintf(reg->searched + used, cap - used, "%s%s%s", used ? ", " : "", dir, note);
+        if (n < 0 || (size_t)n >= cap - used) memcpy(reg->searched + cap - 4, "...", 4);
+    }
+    char line[1200];
+    snprintf(line, sizeof line, "%s\t%s%s", origin, dir, note);
+    add_line(reg->search_log, sizeof reg->search_log, line);
 }
 
 /* ---- loading one file ------------------------------------------------------------ */
@@ -324,7 +330,10 @@ static void scan_dir(tb_plugin_registry *reg, const char *dir)
 {
     DIR *dp = opendir(dir);
     if (!dp) {
-        if (errno != ENOENT) add_problem(reg, "%s: cannot read directory: %s", dir, strerror(errno));
+        if (errno != ENOENT) {
+            add_problem(reg, "%s: cannot read directory: %s", dir, strerror(errno));
+            reg->n_failed++;
+        }
         return;
     }
     char **names = NULL;
@@ -356,6 +365,7 @@ static void scan_dir(tb_plugin_registry *reg, const char *dir)
         int shadowed = 0, before = reg->count;
         if (load_one(reg, path, dup_from, &shadowed, &e) != TB_OK || shadowed) {
             add_problem(reg, "%s", e.msg);
+            if (!shadowed) reg->n_failed++; /* shadowed: loaded, and a note only */
             continue;
         }
         if (reg->count == before) continue; /* the same file again */
@@ -364,6 +374,7 @@ static void scan_dir(tb_plugin_registry *reg, const char *dir)
             if (strcmp(reg->plugins[k].desc.name, added->desc.name) == 0) {
                 add_problem(reg, "duplicate plugin name \"%s\": %s and %s both define it (remove or rename one of "
                             "them)", added->desc.name, reg->plugins[k].path, added->path);
+                reg->n_failed++;
                 break;
             }
     }
@@ -410,7 +421,7 @@ static void visit_dir(tb_plugin_registry *reg, const char *dir, discover_ctx *c)
             c->seen_ino[c->n_seen++] = st.st_ino;
         }
     }
-    add_searched(reg, dir);
+    add_searched(reg, dir, c->origin, 0);
     scan_dir(reg, dir);
 }
 
@@ -425,7 +436,7 @@ static void visit_entry(tb_plugin_registry *reg, const char *entry, void *ctx)
                                 strerror(errno));
             return;
         }
-        add_searched(reg, entry);
+        add_searched(reg, entry, c->origin, 1);
         add_problem(reg, "%s entry %s: %s", c->origin, entry, strerror(errno));
         return;
     }
@@ -433,7 +444,7 @@ static void visit_entry(tb_plugin_registry *reg, const char *entry, void *ctx)
         visit_dir(reg, entry, c);
         return;
     }
-    add_searched(reg, entry);
+    add_searched(reg, entry, c->origin, 0);
     tb_err e;
     tb_status s = load_one(reg, entry, -1, NULL, &e);
     if (s != TB_OK) {
@@ -442,13 +453,16 @@ static void visit_entry(tb_plugin_registry *reg, const char *entry, void *ctx)
             return;
         }
         add_problem(reg, "%s", e.msg);
+        reg->n_failed++;
     }
 }
 
 tb_status tb_plugins_discover(tb_plugin_registry *reg, const char *explicit_path, tb_err *err)
 {
     reg->searched[0] = '\0';
+    reg->search_log[0] = '\0';
     reg->problems[0] = '\0';
+    reg->n_failed = 0;
     discover_ctx *c = calloc(1, sizeof *c);
     if (!c) return tb_fail(err, TB_ENOMEM, "out of memory");
     c->err = err;
@@ -466,12 +480,29 @@ tb_status tb_plugins_discover(tb_plugin_registry *reg, const char *explicit_path
     c->origin = "TUNEBENCH_PLUGIN_PATH";
     const char *env = getenv("TUNEBENCH_PLUGIN_PATH");
     if (env && *env) for_each_entry(reg, env, visit_entry, c);
-    static const char *const builtin[] = {TB_BUILD_PLUGIN_DIR, TB_INSTALL_PLUGIN_DIR};
-    for (size_t i = 0; i < TB_ARRAY_LEN(builtin); i++) {
-        if (!builtin[i][0]) continue;
+    /* the plugins of this tunebench, relative to its executable: <prefix>/lib/tunebench/plugins
+     * for an installed one, the build directory's plugins/ for the build tree's */
+    char self[4096 + 16];
+    const char *how = tb_self_pkglibdir(self, 4096);
+    struct stat self_st = {0};
+    int have_self = 0;
+    if (how) {
+        strcat(self, "/plugins");
+        c->origin = how;
+        have_self = stat(self, &self_st) == 0 && S_ISDIR(self_st.st_mode);
+        if (have_self) visit_dir(reg, self, c);
+        else add_searched(reg, self, how, 1);
+    }
+    /* last resort, when nothing was found: the install directory compiled in */
+    const char *installed = TB_INSTALL_PLUGIN_DIR;
+    if (installed[0] && reg->count == 0 && (!how || strcmp(installed, self) != 0)) {
         struct stat st;
-        if (stat(builtin[i], &st) == 0 && S_ISDIR(st.st_mode)) visit_dir(reg, builtin[i], c);
-        else add_searched(reg, builtin[i]);
+        c->origin = "install directory";
+        if (stat(installed, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (!(have_self && st.st_dev == self_st.st_dev && st.st_ino == self_st.st_ino)) visit_dir(reg, installed, c);
+        } else {
+            add_searched(reg, installed, c->origin, 1);
+        }
     }
     free(c);
     return TB_OK;

@@ -3,8 +3,10 @@
  *
  * Search order for plugin files: an explicit path (a file or directory from
  * the config's [plugins] path or --plugin-path), then each directory of
- * TUNEBENCH_PLUGIN_PATH (':'-separated), then the build directory's plugins
- * folder, then the install directory (<prefix>/lib/tunebench/plugins). Only
+ * TUNEBENCH_PLUGIN_PATH (':'-separated), then the plugins folder relative to
+ * the running executable (base/selfpath.h: <exe_dir>/../lib/tunebench/plugins
+ * installed, build/plugins in the build tree), and only when nothing was
+ * found so far the install directory compiled in. Only
  * regular files ending in .so are loaded, with dlopen(RTLD_NOW | RTLD_LOCAL).
  * An empty directory, or one without plugins, is simply searched.
  * Errors are one line and say what to do: not found (lists the directories
@@ -31,7 +33,10 @@ typedef struct tb_plugin {
 typedef struct tb_plugin_registry {
     tb_plugin *plugins;
     int count, cap;
-    char searched[2048]; /* directories searched, for "not found" messages */
+    char searched[2048]; /* directories searched, for "not found" messages ("a, b (not found)") */
+    /* the same, one "origin<TAB>directory[ (not found)]" line each, for `tunebench plugins` */
+    char search_log[4096];
+    int n_failed; /* files that failed to load (shadowed ones not counted), duplicates, unreadable folders */
     /* problems met while scanning directories (one line each), reported by `tunebench plugins` */
     char problems[4096];
 } tb_plugin_registry;
