@@ -358,6 +358,12 @@ START_TEST(test_bad_option_tables)
         "option \"mystery\" has an unknown type 99",
         "n_options = 1 but options is NULL",
         "option \"rate\" has an invalid range [nan, 1]",
+        /* defaults the option's own declaration refuses: plugin, option, default and range named */
+        "option \"depth\" has the default 100, outside its range [1, 64]",
+        "option \"act\" has the default \"gelu\", which is not one of its choices relu|none",
+        "option \"rate\" has the default \"fast\", which is not a valid float (range [0, 1])",
+        "option \"widths\" has the default 4,100, outside its range [1, 64]",
+        "option \"shuffle\" has the default \"maybe\", which is not a bool (true/false, yes/no, on/off, 1/0)",
     };
     for (size_t i = 0; i < TB_ARRAY_LEN(why); i++) {
         char rel[64], expect[512];
@@ -372,8 +378,19 @@ START_TEST(test_bad_option_tables)
     discover(&reg, "bad_options");
     TBT_ASSERT_HAS(reg.problems, "opt_1.so: model plugin \"tbtest_opts\": option 1 has an invalid name");
     TBT_ASSERT_HAS(reg.problems, "opt_7.so: ");
+    TBT_ASSERT_HAS(reg.problems, "opt_8.so: model plugin \"tbtest_opts\": option \"depth\" has the default 100, "
+                                 "outside its range [1, 64] (fix its option table)");
     for (int i = 0; i < reg.count; i++) TBT_ASSERT_LACKS(reg.plugins[i].path, "bad_options");
     tb_plugins_free(&reg);
+    /* `tunebench plugins` lists the bad default among its problems (whatever its exit status) */
+    static char out[1 << 16];
+    char args[1200];
+    snprintf(args, sizeof args, "plugins --plugin-path '%s'", case_path("bad_options"));
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 0 || rc == 1, "exit %d:\n%s", rc, out);
+    tbt_assert_in_order(out, "problems:\n", "opt_8.so: model plugin \"tbtest_opts\": option \"depth\" has the default 100, "
+                        "outside its range [1, 64]", NULL);
+    TBT_ASSERT_LACKS(out, "tbtest_opts  (model plugin");
 }
 END_TEST
 

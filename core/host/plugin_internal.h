@@ -12,6 +12,11 @@
 /* [a-z0-9_]+, at most NAME_MAX_LEN - 1 characters: plugin and option names. */
 int tb_valid_plugin_name(const char *s);
 
+/* Checks option o's default against its type, range and choices (NULL, a
+ * required option, and STRING/PATH defaults pass); 0 when valid, else -1
+ * and a message naming the option, the default and what is allowed in why. */
+int tb_plugin_option_check_default(const tb_plugin_option *o, char *why, size_t len);
+
 typedef struct tb_arg {
     const tb_plugin_option *opt;
     char *text; /* resolved text (choice: as declared; path: ~ expanded) */

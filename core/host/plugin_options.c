@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
@@ -127,6 +128,64 @@ static tb_status resolve_one(const tb_config *src, const char *section, const tb
         if (!a->text) return tb_fail(err, TB_ENOMEM, "out of memory");
     }
     return s;
+}
+
+/* The range an option's message shows: "[lo, hi]", or "any" without one. */
+static void range_text(const tb_plugin_option *o, char *buf, size_t len)
+{
+    if (o->min == 0 && o->max == 0) snprintf(buf, len, "any");
+    else if (o->type == TB_OPTION_FLOAT) snprintf(buf, len, "[%g, %g]", o->min, o->max);
+    else {
+        int64_t lo, hi;
+        int_range(o, &lo, &hi);
+        snprintf(buf, len, "[%" PRId64 ", %" PRId64 "]", lo, hi);
+    }
+}
+
+/* Resolves value as option o would be from a configuration; TB_OK when it is valid. */
+static tb_status try_value(const tb_plugin_option *o, const char *value)
+{
+    tb_config *cfg = tb_config_new();
+    if (!cfg) return TB_ENOMEM;
+    char key[NAME_MAX_LEN + 8];
+    snprintf(key, sizeof key, "default.%s", o->name);
+    tb_err e;
+    tb_arg a;
+    memset(&a, 0, sizeof a);
+    tb_status s = tb_config_set(cfg, key, value, &e);
+    if (s == TB_OK) s = resolve_one(cfg, "default", o, &a, &e);
+    free(a.text);
+    free(a.list);
+    tb_config_free(cfg);
+    return s;
+}
+
+int tb_plugin_option_check_default(const tb_plugin_option *o, char *why, size_t len)
+{
+    const char *def = o->default_value;
+    if (!def || o->type == TB_OPTION_STRING || o->type == TB_OPTION_PATH) return 0; /* required, or any text */
+    if (try_value(o, def) == TB_OK) return 0;
+    const char *type = o->type == TB_OPTION_INT ? "int" : o->type == TB_OPTION_FLOAT ? "float" : "int list";
+    char range[96];
+    range_text(o, range, sizeof range);
+    if (o->type == TB_OPTION_CHOICE) {
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not one of its choices %s", o->name, def,
+                 o->choices);
+        return -1;
+    }
+    if (o->type == TB_OPTION_BOOL) {
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not a bool (true/false, yes/no, on/off, 1/0)", o->name, def);
+        return -1;
+    }
+    /* a number: unparseable, or outside the range? (the same value without a range tells) */
+    tb_plugin_option any = *o;
+    any.min = any.max = 0;
+    if (try_value(&any, def) != TB_OK)
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not a valid %s (range %s)", o->name, def,
+                 type, range);
+    else
+        snprintf(why, len, "option \"%s\" has the default %s, outside its range %s", o->name, def, range);
+    return -1;
 }
 
 tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cfg, const char *section,

@@ -12,7 +12,10 @@
  *   TBT_OPTIONS=n         a broken option table: 1 an invalid name, 2 a name
  *                         declared twice, 3 empty choices ("a||b"), 4 min > max,
  *                         5 an unknown type, 6 n_options = 1 with options NULL,
- *                         7 a NaN bound
+ *                         7 a NaN bound; a default the option's own declaration
+ *                         refuses: 8 an int outside its range, 9 not one of the
+ *                         choices, 10 a float that does not parse, 11 an int list
+ *                         item outside the range, 12 not a bool
  *   TBT_FRONTEND=n        a front end: 1 a working one (below), 2 without a
  *                         frontend table, 3 a table too small for run, 4 run unset
  * Without switches it is a valid model plugin: flatten, then one linear layer.
@@ -100,6 +103,16 @@ static const tb_plugin_option options[] = {
     {"mystery", (tb_option_type)99, "1", 0, 0, NULL, "an unknown type"},
 #elif TBT_OPTIONS == 7
     {"rate", TB_OPTION_FLOAT, "1", NAN, 1, NULL, "a NaN bound"},
+#elif TBT_OPTIONS == 8
+    {"depth", TB_OPTION_INT, "100", 1, 64, NULL, "a default outside its range"},
+#elif TBT_OPTIONS == 9
+    {"act", TB_OPTION_CHOICE, "gelu", 0, 0, "relu|none", "a default that is not a choice"},
+#elif TBT_OPTIONS == 10
+    {"rate", TB_OPTION_FLOAT, "fast", 0, 1, NULL, "a default that is not a number"},
+#elif TBT_OPTIONS == 11
+    {"widths", TB_OPTION_INT_LIST, "4,100", 1, 64, NULL, "a list default with an item outside the range"},
+#elif TBT_OPTIONS == 12
+    {"shuffle", TB_OPTION_BOOL, "maybe", 0, 0, NULL, "a default that is not a bool"},
 #endif
 };
 #define TBT_OPTION_TABLE options
