@@ -32,6 +32,19 @@ struct tb_plugin_args {
     char plugin[NAME_MAX_LEN];
     int n;
     tb_arg *a;
+    /* The first undeclared name the plugin read (host->arg_*), which fails the
+     * call it happened in (plugin_calls.c). The accessors cannot return a status
+     * and may run on several threads at once: misuse_state goes 0 -> 1 (one
+     * writer claims misuse_name) -> 2 (written, released to readers). */
+    _Atomic int misuse_state;
+    char misuse_name[NAME_MAX_LEN * 2];
 };
+
+/* Records name as read although undeclared (the first one only; thread-safe). */
+void tb_plugin_args_record_misuse(const tb_plugin_args *args, const char *name);
+/* 0 when the plugin read only declared options through args; else 1 and
+ * "read option \"NAME\", which it does not declare (declared: ...; did you
+ * mean ...?)" in msg. args may be NULL. */
+int tb_plugin_args_misuse(const tb_plugin_args *args, char *msg, size_t len);
 
 #endif

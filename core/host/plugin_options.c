@@ -2,6 +2,8 @@
  * section: declared types and ranges checked, defaults filled, paths expanded. */
 #include "plugin_internal.h"
 
+#define MAX_OPTIONS_LISTED 256 /* the loader refuses more (loader.c MAX_OPTIONS) */
+
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
@@ -11,6 +13,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -244,6 +247,42 @@ tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cf
     }
     *out = args;
     return TB_OK;
+}
+
+void tb_plugin_args_record_misuse(const tb_plugin_args *cargs, const char *name)
+{
+    /* args are const to the plugin, not to the host that allocated them */
+    tb_plugin_args *args = (tb_plugin_args *)cargs;
+    if (!args) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&args->misuse_state, &expected, 1)) return; /* not the first */
+    snprintf(args->misuse_name, sizeof args->misuse_name, "%s", name ? name : "(null)");
+    atomic_store_explicit(&args->misuse_state, 2, memory_order_release);
+}
+
+int tb_plugin_args_misuse(const tb_plugin_args *cargs, char *msg, size_t len)
+{
+    tb_plugin_args *args = (tb_plugin_args *)cargs;
+    if (!args) return 0;
+    int state;
+    while ((state = atomic_load_explicit(&args->misuse_state, memory_order_acquire)) == 1)
+        sched_yield(); /* another thread is writing the name: a few instructions */
+    if (state == 0) return 0;
+    const char *names[MAX_OPTIONS_LISTED];
+    int n = args->n < MAX_OPTIONS_LISTED ? args->n : MAX_OPTIONS_LISTED;
+    size_t used = 0;
+    msg[0] = '\0';
+    tb_appendf(msg, len, &used, "read option \"%s\", which it does not declare (declared: ", args->misuse_name);
+    for (int i = 0; i < n; i++) {
+        names[i] = args->a[i].opt->name;
+        tb_appendf(msg, len, &used, "%s%s", i ? ", " : "", names[i]);
+    }
+    if (args->n == 0) tb_appendf(msg, len, &used, "none");
+    else if (args->n > n) tb_appendf(msg, len, &used, ", ...");
+    const char *near = tb_nearest(args->misuse_name, names, n);
+    if (near) tb_appendf(msg, len, &used, "; did you mean %s?", near);
+    tb_appendf(msg, len, &used, ")");
+    return 1;
 }
 
 tb_status tb_plugin_args_resolve(const tb_plugin *plugin, const tb_config *cfg, const char *section,

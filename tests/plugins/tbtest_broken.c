@@ -16,6 +16,9 @@
  *                         refuses: 8 an int outside its range, 9 not one of the
  *                         choices, 10 a float that does not parse, 11 an int list
  *                         item outside the range, 12 not a bool
+ *   TBT_UNDECLARED        options dropout and hidden, but build_model / open_task
+ *                         read "dropuot" (a typo the host must catch); build_model
+ *                         then succeeds, open_task fails as usual
  *   TBT_FRONTEND=n        a front end: 1 a working one (below), 2 without a
  *                         frontend table, 3 a table too small for run, 4 run unset
  * Without switches it is a valid model plugin: flatten, then one linear layer.
@@ -25,6 +28,7 @@
  *   multiline writes a message with newlines, returns TB_EIO
  *   silent    writes nothing, returns TB_ECANCELLED
  *   long      fills the whole error buffer without a terminator, returns TB_EINVAL
+ *   undeclared reads the undeclared option "mdoe", returns TB_OK
  * and fails with "the error buffer was not zeroed" when the host's buffer held anything. */
 #include <math.h>
 #include <stddef.h>
@@ -61,6 +65,10 @@ static tb_status build(const tb_host_api *host, const tb_plugin_args *args, cons
                        char *err, size_t errlen)
 {
     (void)args;
+#ifdef TBT_UNDECLARED
+    if (host->arg_float(args, "dropuot") != 0.0) return TB_EINVAL; /* undeclared: 0, and the host remembers */
+    if (host->arg_int(args, "hidden") != 8) return TB_EINVAL;      /* declared: read as usual */
+#endif
     tb_net *net = host->net_new(in->channels, in->height, in->width);
     if (!net) {
         snprintf(err, errlen, "out of memory");
@@ -81,6 +89,9 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     (void)host;
     (void)args;
     (void)out;
+#ifdef TBT_UNDECLARED
+    (void)host->arg_string(args, "dropuot");
+#endif
     snprintf(err, errlen, "this test plugin has no data");
     return TB_EIO;
 }
@@ -120,6 +131,13 @@ static const tb_plugin_option options[] = {
 #elif defined(TBT_OPTIONS)
 #define TBT_OPTION_TABLE NULL
 #define TBT_N_OPTIONS 1
+#elif defined(TBT_UNDECLARED)
+static const tb_plugin_option options[] = {
+    {"dropout", TB_OPTION_FLOAT, "0.5", 0, 1, NULL, "the option the plugin meant"},
+    {"hidden", TB_OPTION_INT, "8", 1, 64, NULL, "another declared option"},
+};
+#define TBT_OPTION_TABLE options
+#define TBT_N_OPTIONS 2
 #endif
 
 /* ---- front ends ---------------------------------------------------------------------- */
@@ -127,7 +145,7 @@ static const tb_plugin_option options[] = {
 #ifdef TBT_FRONTEND
 #if TBT_FRONTEND == 1
 static const tb_plugin_option options[] = {
-    {"mode", TB_OPTION_CHOICE, "ok", 0, 0, "ok|multiline|silent|long", "what run does"},
+    {"mode", TB_OPTION_CHOICE, "ok", 0, 0, "ok|multiline|silent|long|undeclared", "what run does"},
 };
 #define TBT_OPTION_TABLE options
 #define TBT_N_OPTIONS 1
@@ -156,6 +174,7 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
         return TB_EIO;
     }
     if (!strcmp(mode, "silent")) return TB_ECANCELLED;
+    if (!strcmp(mode, "undeclared")) return host->arg_is_set(args, "mdoe") ? TB_EINVAL : TB_OK; /* a typo */
     memset(err, 'x', errlen); /* long: no terminator */
     return TB_EINVAL;
 }
