@@ -19,6 +19,7 @@
 #include "base/config.h"
 #include "engine/net.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "base/rng.h"
 #include "tb_test.h"
 
@@ -780,6 +781,28 @@ START_TEST(test_undeclared_option)
 }
 END_TEST
 
+/* A model that outputs another class count than the task has: the run says
+ * which plugin and which layer (by its state_dict name), before training. */
+START_TEST(test_class_count_mismatch)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[model]\nname = tbtest_seven\n[task]\nname = tbtest_task\n[tbtest_task]\ncount = 20\n"
+             "[train]\noptimizer = sgd\nbatch_size = 4\nthreads = 1\n[plugins]\npath = %s:%s\n",
+             case_path("seven"), case_path("valid"));
+    tb_config *cfg = NULL;
+    tb_err err;
+    ck_assert_msg(tb_config_load_text(&cfg, text, "seven.ini", &err) == TB_OK, "%s", err.msg);
+    tb_run run;
+    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(tb_run_prepare(&run, &err), TB_EINVAL);
+    ck_assert_str_eq(err.msg, "training set has 3 classes but model plugin \"tbtest_seven\" outputs 7 (its final layer "
+                              "fc; size it with the tb_model_input's classes)");
+    tb_run_free(&run);
+    tb_config_free(cfg);
+}
+END_TEST
+
 static tb_status open_with(const tb_plugin *p, const char *defect, tb_task_data *data, tb_err *err)
 {
     char set[64];
@@ -980,6 +1003,7 @@ static Suite *suite(void)
     tcase_add_test(use, test_args_required_option);
     tcase_add_test(use, test_build_model_and_forward);
     tcase_add_test(use, test_undeclared_option);
+    tcase_add_test(use, test_class_count_mismatch);
     tcase_add_test(use, test_open_task);
     tcase_add_test(use, test_run_frontend);
     tcase_add_test(use, test_host_api);

@@ -284,6 +284,21 @@ tb_status tb_run_configure_scoring(tb_run *run, tb_config *cfg, tb_err *err)
     return tb_run_configure_parsed(run, &rc, NULL, err);
 }
 
+/* The state_dict name of the last layer with parameters ("classifier.6"), or "(none)". */
+static void final_layer(const tb_net *net, char *buf, size_t len)
+{
+    int node = -1;
+    snprintf(buf, len, "(none)");
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->node < node) continue;
+        node = p->node;
+        snprintf(buf, len, "%s", p->name);
+        char *dot = strrchr(buf, '.');
+        if (dot) *dot = '\0';
+    }
+}
+
 tb_status tb_run_prepare(tb_run *run, tb_err *err)
 {
     tb_task_data raw;
@@ -309,6 +324,13 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
     int max_batch = run->train.batch_size;
     if (run->train.eval_batch_size > max_batch) max_batch = run->train.eval_batch_size;
     TRY(tb_net_build(run->net, run->be, max_batch, err));
+    if (tb_net_classes(run->net) != t->train.classes) {
+        char last[TB_NAME_MAX];
+        final_layer(run->net, last, sizeof last);
+        return tb_fail(err, TB_EINVAL, "training set has %d classes but model plugin \"%s\" outputs %d (its final "
+                       "layer %s; size it with the tb_model_input's classes)", t->train.classes,
+                       run->model_plugin->desc.name, tb_net_classes(run->net), last);
+    }
     tb_net_init_params(run->net, run->init_seed);
 
     if (run->init_from[0]) {

@@ -16,6 +16,7 @@
  *                         refuses: 8 an int outside its range, 9 not one of the
  *                         choices, 10 a float that does not parse, 11 an int list
  *                         item outside the range, 12 not a bool
+ *   TBT_CLASSES=n         a model whose final layer (fc) has n outputs, whatever the task's classes
  *   TBT_UNDECLARED        options dropout and hidden, but build_model / open_task
  *                         read "dropuot" (a typo the host must catch); build_model
  *                         then succeeds, open_task fails as usual
@@ -76,7 +77,11 @@ static tb_status build(const tb_host_api *host, const tb_plugin_args *args, cons
     }
     tb_init_spec init = {TB_INIT_DEFAULT, 0, TB_INIT_DEFAULT, 0};
     int x = host->net_flatten(net, TB_NET_INPUT);
+#ifdef TBT_CLASSES
+    host->net_linear(net, x, "fc", TBT_CLASSES, 1, init);
+#else
     host->net_linear(net, x, "fc", in->classes, 1, init);
+#endif
     *out = net;
     return TB_OK;
 }
