@@ -158,6 +158,30 @@ START_TEST(test_train_writes_a_complete_run_file)
     snprintf(expect, sizeof expect, "accuracy %.2f%%", 100.0 * acc);
     ck_assert_msg(strstr(out, expect), "eval should report %s:\n%s", expect, out);
 
+    /* eval needs only what scoring needs: no train.optimizer (a study's configuration has none), and an
+     * optimizer hyperparameter it does not read is not checked; unknown keys are still refused */
+    char score_path[300];
+    snprintf(score_path, sizeof score_path, "%s/score.ini", dir);
+    FILE *sc = fopen(score_path, "w");
+    ck_assert_ptr_nonnull(sc);
+    fprintf(sc, "[model]\nname = cnn\n[cnn]\nfilters = 8\nunits = 16\n[task]\nname = hdf5\n[hdf5]\npath = %s\n"
+                "[train]\nlr = -1\nthreads = 1\n", data_path);
+    fclose(sc);
+    snprintf(args, sizeof args, "eval %s --checkpoint %s --split test", score_path, run_path);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    ck_assert_msg(strstr(out, expect), "eval without an optimizer should report %s:\n%s", expect, out);
+    TBT_ASSERT_LACKS(out, "optimizer");
+    snprintf(args, sizeof args, "eval %s --checkpoint %s --split test --set train.lrr=1", score_path, run_path);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc != 0, "an unknown key passed:\n%s", out);
+    TBT_ASSERT_HAS(out, "unknown key train.lrr");
+    /* train still demands it */
+    snprintf(args, sizeof args, "train %s --quiet --out %s/runs/none.h5", score_path, dir);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc != 0, "trained without an optimizer:\n%s", out);
+    TBT_ASSERT_HAS(out, "train.optimizer is missing");
+
     /* a run file is also a starting point: fine-tune its head with the base frozen */
     snprintf(args, sizeof args, "train %s --quiet --set model.init_from=%s --set model.freeze=base --out %s/runs/ft.h5",
              config_path, run_path, dir);

@@ -68,6 +68,7 @@ START_TEST(test_builder_errors)
     tb_backend *be = tb_backend_cpu_create(1);
     tb_err err;
     /* linear on a 4-D input */
+    int x;
     tb_net *net = tb_net_new(1, 8, 8);
     ck_assert_int_eq(tb_net_linear(net, TB_NET_INPUT, "fc", 10, 1, tb_init_torch_default()), -1);
     ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
@@ -75,9 +76,18 @@ START_TEST(test_builder_errors)
     tb_net_free(net);
     /* kernel larger than the input */
     net = tb_net_new(1, 4, 4);
-    tb_net_conv2d(net, TB_NET_INPUT, "c", 2, 7, 1, 0, 1, 1, tb_init_torch_default());
+    x = tb_net_relu(net, TB_NET_INPUT);
+    tb_net_conv2d(net, x, "features.1", 2, 7, 1, 0, 1, 1, tb_init_torch_default());
     ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
-    ck_assert_msg(strstr(err.msg, "conv2d") && strstr(err.msg, "7"), "%s", err.msg);
+    /* named by its state_dict name, not its position */
+    ck_assert_str_eq(err.msg, "layer features.1 (conv2d): kernel 7 with padding 0 does not fit the input");
+    tb_net_free(net);
+    /* a layer without a state_dict name is named by its position */
+    net = tb_net_new(1, 4, 4);
+    x = tb_net_conv2d(net, TB_NET_INPUT, "features.0", 2, 3, 1, 1, 1, 1, tb_init_torch_default());
+    tb_net_maxpool(net, x, 0, 1, 0, 0);
+    ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
+    TBT_ASSERT_HAS(err.msg, "layer 1 (maxpool): kernel 0");
     tb_net_free(net);
     /* groups that do not divide the channels */
     net = tb_net_new(3, 8, 8);
@@ -87,7 +97,7 @@ START_TEST(test_builder_errors)
     tb_net_free(net);
     /* duplicate names */
     net = tb_net_new(1, 8, 8);
-    int x = tb_net_conv2d(net, TB_NET_INPUT, "c", 2, 3, 1, 1, 1, 1, tb_init_torch_default());
+    x = tb_net_conv2d(net, TB_NET_INPUT, "c", 2, 3, 1, 1, 1, 1, tb_init_torch_default());
     tb_net_conv2d(net, x, "c", 2, 3, 1, 1, 1, 1, tb_init_torch_default());
     ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
     ck_assert_msg(strstr(err.msg, "already used"), "%s", err.msg);

@@ -8,6 +8,7 @@
  * host; the host API table. */
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "base/config.h"
 #include "engine/net.h"
 #include "host/plugin.h"
+#include "run/run.h"
 #include "base/rng.h"
 #include "tb_test.h"
 
@@ -364,6 +366,12 @@ START_TEST(test_bad_option_tables)
         "option \"mystery\" has an unknown type 99",
         "n_options = 1 but options is NULL",
         "option \"rate\" has an invalid range [nan, 1]",
+        /* defaults the option's own declaration refuses: plugin, option, default and range named */
+        "option \"depth\" has the default 100, outside its range [1, 64]",
+        "option \"act\" has the default \"gelu\", which is not one of its choices relu|none",
+        "option \"rate\" has the default \"fast\", which is not a valid float (range [0, 1])",
+        "option \"widths\" has the default 4,100, outside its range [1, 64]",
+        "option \"shuffle\" has the default \"maybe\", which is not a bool (true/false, yes/no, on/off, 1/0)",
     };
     for (size_t i = 0; i < TB_ARRAY_LEN(why); i++) {
         char rel[64], expect[512];
@@ -378,8 +386,19 @@ START_TEST(test_bad_option_tables)
     discover(&reg, "bad_options");
     TBT_ASSERT_HAS(reg.problems, "opt_1.so: model plugin \"tbtest_opts\": option 1 has an invalid name");
     TBT_ASSERT_HAS(reg.problems, "opt_7.so: ");
+    TBT_ASSERT_HAS(reg.problems, "opt_8.so: model plugin \"tbtest_opts\": option \"depth\" has the default 100, "
+                                 "outside its range [1, 64] (fix its option table)");
     for (int i = 0; i < reg.count; i++) TBT_ASSERT_LACKS(reg.plugins[i].path, "bad_options");
     tb_plugins_free(&reg);
+    /* `tunebench plugins` lists the bad default among its problems (whatever its exit status) */
+    static char out[1 << 16];
+    char args[1200];
+    snprintf(args, sizeof args, "plugins --plugin-path '%s'", case_path("bad_options"));
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 0 || rc == 1, "exit %d:\n%s", rc, out);
+    tbt_assert_in_order(out, "problems:\n", "opt_8.so: model plugin \"tbtest_opts\": option \"depth\" has the default 100, "
+                        "outside its range [1, 64]", NULL);
+    TBT_ASSERT_LACKS(out, "tbtest_opts  (model plugin");
 }
 END_TEST
 
@@ -690,6 +709,106 @@ START_TEST(test_build_model_and_forward)
 }
 END_TEST
 
+/* A plugin that reads an option it does not declare ("dropuot" for dropout)
+ * fails the call, naming the plugin, the name, the declared options and the
+ * nearest; on several threads at once with the same args too. */
+typedef struct {
+    const tb_plugin *p;
+    const tb_plugin_args *args;
+    tb_status s;
+    tb_err err;
+} undeclared_call;
+
+static void *build_undeclared(void *arg)
+{
+    undeclared_call *c = arg;
+    tb_model_input in = {1, 4, 4, 2};
+    tb_net *net = NULL;
+    c->s = tb_plugin_build_model(c->p, c->args, &in, &net, &c->err);
+    if (net) tb_net_free(net);
+    return NULL;
+}
+
+START_TEST(test_undeclared_option)
+{
+    static const char want[] = "model plugin \"tbtest_undeclared\" read option \"dropuot\", which it does not declare "
+                               "(declared: dropout, hidden; did you mean dropout?) (a bug in the plugin)";
+    tb_plugin_registry reg;
+    memset(&reg, 0, sizeof reg);
+    tb_err err;
+    ck_assert_msg(tb_plugin_load_file(&reg, case_path("undeclared/undeclared_model.so"), &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_plugin_load_file(&reg, case_path("undeclared/undeclared_task.so"), &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_plugin_load_file(&reg, case_path("frontend/tbtest_fe.so"), &err) == TB_OK, "%s", err.msg);
+    const tb_plugin *model = find_ok(&reg, TB_PLUGIN_MODEL, "tbtest_undeclared");
+    /* the defaults (args NULL) and resolved args: the plugin built a network, the host refuses it */
+    tb_model_input in = {1, 4, 4, 2};
+    tb_net *net = NULL;
+    ck_assert(tb_plugin_build_model(model, NULL, &in, &net, &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, want);
+    ck_assert_ptr_null(net);
+    tb_plugin_args *args = NULL;
+    ck_assert_msg(tb_plugin_args_resolve(model, NULL, "model", &args, &err) == TB_OK, "%s", err.msg);
+    undeclared_call calls[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        memset(&calls[i], 0, sizeof calls[i]);
+        calls[i].p = model;
+        calls[i].args = args;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, build_undeclared, &calls[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(calls[i].s, TB_EINVAL);
+        ck_assert_str_eq(calls[i].err.msg, want);
+    }
+    tb_plugin_args_free(args);
+
+    /* a task plugin: the misuse is named rather than the plugin's own failure */
+    const tb_plugin *task = find_ok(&reg, TB_PLUGIN_TASK, "tbtest_undeclared_task");
+    tb_task_data data;
+    ck_assert(tb_plugin_open_task(task, NULL, &data, &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, "task plugin \"tbtest_undeclared_task\" read option \"dropuot\", which it does not "
+                              "declare (declared: dropout, hidden; did you mean dropout?) (a bug in the plugin)");
+    /* a front end that returned TB_OK fails all the same */
+    const tb_plugin *fe = find_ok(&reg, TB_PLUGIN_FRONTEND, "tbtest_fe");
+    tb_config *cfg = tb_config_new();
+    ck_assert(tb_config_set(cfg, "tbtest_fe.mode", "undeclared", &err) == TB_OK);
+    ck_assert_msg(tb_plugin_args_resolve(fe, cfg, "tbtest_fe", &args, &err) == TB_OK, "%s", err.msg);
+    tb_study_api api;
+    memset(&api, 0, sizeof api);
+    api.version = TB_STUDY_API_VERSION;
+    api.size = sizeof api;
+    ck_assert(tb_plugin_run_frontend(fe, &api, args, &err) == TB_EINVAL);
+    ck_assert_str_eq(err.msg, "frontend plugin \"tbtest_fe\" read option \"mdoe\", which it does not declare "
+                              "(declared: mode; did you mean mode?) (a bug in the plugin)");
+    tb_plugin_args_free(args);
+    tb_config_free(cfg);
+    tb_plugins_free(&reg);
+}
+END_TEST
+
+/* A model that outputs another class count than the task has: the run says
+ * which plugin and which layer (by its state_dict name), before training. */
+START_TEST(test_class_count_mismatch)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[model]\nname = tbtest_seven\n[task]\nname = tbtest_task\n[tbtest_task]\ncount = 20\n"
+             "[train]\noptimizer = sgd\nbatch_size = 4\nthreads = 1\n[plugins]\npath = %s:%s\n",
+             case_path("seven"), case_path("valid"));
+    tb_config *cfg = NULL;
+    tb_err err;
+    ck_assert_msg(tb_config_load_text(&cfg, text, "seven.ini", &err) == TB_OK, "%s", err.msg);
+    tb_run run;
+    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(tb_run_prepare(&run, &err), TB_EINVAL);
+    ck_assert_str_eq(err.msg, "training set has 3 classes but model plugin \"tbtest_seven\" outputs 7 (its final layer "
+                              "fc; size it with the tb_model_input's classes)");
+    tb_run_free(&run);
+    tb_config_free(cfg);
+}
+END_TEST
+
 static tb_status open_with(const tb_plugin *p, const char *defect, tb_task_data *data, tb_err *err)
 {
     char set[64];
@@ -894,6 +1013,8 @@ static Suite *suite(void)
     tcase_add_test(use, test_args_float_without_range);
     tcase_add_test(use, test_args_required_option);
     tcase_add_test(use, test_build_model_and_forward);
+    tcase_add_test(use, test_undeclared_option);
+    tcase_add_test(use, test_class_count_mismatch);
     tcase_add_test(use, test_open_task);
     tcase_add_test(use, test_run_frontend);
     tcase_add_test(use, test_host_api);

@@ -665,6 +665,47 @@ START_TEST(bad_study_configurations_are_refused)
 END_TEST
 
 
+/* The archive directory is made with its parents (mkdir -p), before any data
+ * loads: a path that cannot be made is the error even when the data is
+ * missing too; what was made is taken back when the study does not open. */
+START_TEST(the_archive_directory_is_made_with_its_parents_first)
+{
+    char path[1200];
+    struct stat sb;
+    tb_config *cfg = study_config("deep/er/archive", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    close_study(s, 0);
+    tb_config_free(cfg);
+    snprintf(path, sizeof path, "%s/deep/er/archive/runs", tmpdir);
+    ck_assert_msg(stat(path, &sb) == 0 && S_ISDIR(sb.st_mode), "%s", path);
+
+    /* a parent that is a file: the archive's error, not the (also missing) data's */
+    snprintf(path, sizeof path, "%s/plainfile", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    tb_err err = {{0}};
+    s = NULL;
+    cfg = study_config("plainfile/archive", NULL);
+    ck_assert(tb_config_set(cfg, "hdf5.path", "/nonexistent/toy.h5", &err) == TB_OK);
+    ck_assert_int_eq(tb_study_open(cfg, NULL, &s, NULL, &err), TB_EIO);
+    ck_assert_ptr_null(s);
+    char want[1400];
+    snprintf(want, sizeof want, "archive %s/plainfile/archive: cannot create the directory: Not a directory", tmpdir);
+    ck_assert_str_eq(err.msg, want);
+    tb_config_free(cfg);
+
+    /* made, then the data fails to load: the directories made are removed again */
+    cfg = study_config("made/then/removed", NULL);
+    ck_assert(tb_config_set(cfg, "hdf5.path", "/nonexistent/toy.h5", &err) == TB_OK);
+    ck_assert_int_ne(tb_study_open(cfg, NULL, &s, NULL, &err), TB_OK);
+    TBT_ASSERT_HAS(err.msg, "/nonexistent/toy.h5");
+    tb_config_free(cfg);
+    snprintf(path, sizeof path, "%s/made", tmpdir);
+    ck_assert_int_ne(stat(path, &sb), 0);
+}
+END_TEST
+
 /* The whole thing through the executable: `tunebench study` with the cli
  * front end and a script with two interleaved participants, then
  * `tunebench export`, both read back with HDF5 alone. */
@@ -1063,6 +1104,7 @@ static Suite *suite(void)
     tcase_add_test(tc, a_crash_stops_the_clock_at_the_last_heartbeat);
     tcase_add_test(tc, identical_configurations_give_identical_runs);
     tcase_add_test(tc, bad_study_configurations_are_refused);
+    tcase_add_test(tc, the_archive_directory_is_made_with_its_parents_first);
     tcase_add_test(tc, a_table_write_that_fails_says_what_failed);
     tcase_add_test(tc, scripted_study_through_the_executable);
     tcase_add_test(tc, the_organiser_sees_the_study_and_curves_survive_a_reopen);

@@ -46,7 +46,8 @@ int tb_cmd_eval(int argc, char **argv)
     /* the weights come from --checkpoint, whatever the configuration says */
     tb_status st = tb_config_set(cfg, "model.init_from", "", &err);
     if (st == TB_OK) st = tb_config_set(cfg, "model.freeze", "none", &err);
-    if (st == TB_OK) st = tb_run_configure(&run, cfg, &err);
+    /* only what scoring needs: no optimizer (a study's configuration has none) */
+    if (st == TB_OK) st = tb_run_configure_scoring(&run, cfg, &err);
     if (st == TB_OK) st = tb_run_prepare(&run, &err);
     if (st == TB_OK) st = tb_checkpoint_load(a.checkpoint, run.net, NULL, &err);
     const tb_dataset *ds = !strcmp(split, "test") ? &run.task.test : !strcmp(split, "val") ? &run.task.val

@@ -41,6 +41,7 @@ struct tb_net {
     size_t params_size, buffers_size; /* floats */
     tb_err build_err;
     int failed;
+    char adding[TB_NAME_MAX]; /* the state_dict name of the layer being added ("" when it has none) */
 
     tb_backend *be;
     int max_batch;
@@ -100,7 +101,8 @@ void tb_net_free(tb_net *net)
 
 /* ---- builder ----------------------------------------------------------- */
 
-/* Records the first builder error, "layer N (what): message"; returns -1. */
+/* Records the first builder error, "layer NAME (what): message" for a layer
+ * with a state_dict name (features.0), else "layer N (what): message"; returns -1. */
 __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *what, const char *fmt, ...)
 {
     if (!net->failed) {
@@ -110,7 +112,8 @@ __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *w
         va_start(ap, fmt);
         vsnprintf(tmp, sizeof tmp, fmt, ap);
         va_end(ap);
-        tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
+        if (net->adding[0]) tb_fail(&net->build_err, TB_EINVAL, "layer %s (%s): %s", net->adding, what, tmp);
+        else tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
     }
     return -1;
 }
@@ -137,6 +140,7 @@ static int input_shape(const tb_net *net, int id, int *ndim, int *c, int *h, int
 static tb_node *add_node(tb_net *net, tb_layer_kind kind, const char *name, int input)
 {
     if (net->failed) return NULL;
+    snprintf(net->adding, sizeof net->adding, "%s", name ? name : "");
     int ndim, c, h, w;
     if (input_shape(net, input, &ndim, &c, &h, &w) != 0) {
         fail(net, tb_layer_kind_name(kind), "input %d is not an earlier layer (0..%d) or TB_NET_INPUT", input, net->n_nodes - 1);
@@ -208,7 +212,12 @@ static int add_param(tb_net *net, tb_node *node, const char *suffix, int ndim, c
     return 0;
 }
 
-static int commit_node(tb_net *net) { return net->failed ? -1 : net->n_nodes++; }
+static int commit_node(tb_net *net)
+{
+    if (net->failed) return -1;
+    net->adding[0] = '\0'; /* a later error before add_node (concat's count) names no layer of this one */
+    return net->n_nodes++;
+}
 
 static int require_name(tb_net *net, tb_node *n, const char *name)
 {

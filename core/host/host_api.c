@@ -77,7 +77,9 @@ static const tb_arg *arg_find(const tb_plugin_args *args, const char *name, cons
     }
     for (int i = 0; i < args->n; i++)
         if (strcmp(args->a[i].opt->name, name) == 0) return &args->a[i];
-    host_log(TB_LOG_WARN, args->plugin, "host->%s(\"%s\"): not a declared option (a bug in the plugin)", fn, name);
+    /* a bug in the plugin: the call that made it fails once the plugin returns (plugin_calls.c) */
+    host_log(TB_LOG_DEBUG, args->plugin, "host->%s(\"%s\"): not a declared option", fn, name);
+    tb_plugin_args_record_misuse(args, name);
     return NULL;
 }
 

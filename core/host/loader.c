@@ -159,6 +159,7 @@ static int check_options(const tb_plugin_descriptor *d, char *why, size_t len)
             snprintf(why, len, "option \"%s\" has an invalid range [%g, %g]", o->name, o->min, o->max);
             return -1;
         }
+        if (tb_plugin_option_check_default(o, why, len) != 0) return -1;
     }
     return 0;
 }

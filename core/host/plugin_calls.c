@@ -33,6 +33,15 @@ static const char *clean_message(char *msg, size_t len, tb_status s)
     return msg[0] ? msg : tb_status_name(s);
 }
 
+/* After a plugin call: fails (naming the plugin) when it read an undeclared option through args. */
+static tb_status check_misuse(const tb_plugin_descriptor *d, const tb_plugin_args *args, tb_err *err)
+{
+    char why[sizeof err->msg];
+    if (!tb_plugin_args_misuse(args, why, sizeof why)) return TB_OK;
+    return tb_fail(err, TB_EINVAL, "%s plugin \"%s\" %s (a bug in the plugin)", tb_plugin_kind_name(d->kind), d->name,
+                   why);
+}
+
 tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *args, const tb_model_input *in,
                                 tb_net **out, tb_err *err)
 {
@@ -54,9 +63,11 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
     tb_net *net = NULL;
     tb_model_input copy = *in;
     tb_status s = d->build_model(tb_host_api_get(), args, &copy, &net, msg, sizeof msg);
+    tb_status misuse = check_misuse(d, args, err);
     tb_plugin_args_free(own);
-    if (s != TB_OK) {
+    if (s != TB_OK || misuse != TB_OK) {
         if (net) tb_net_free(net);
+        if (misuse != TB_OK) return misuse;
         return tb_fail(err, s, "model plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
     }
     if (!net) return tb_fail(err, TB_EINVAL, "model plugin \"%s\" returned no network (a bug in the plugin)", d->name);
@@ -79,7 +90,9 @@ tb_status tb_plugin_run_frontend(const tb_plugin *plugin, const tb_study_api *ap
     }
     char msg[512] = "";
     tb_status s = d->frontend->run(tb_host_api_get(), api, args, msg, sizeof msg);
+    tb_status misuse = check_misuse(d, args, err);
     tb_plugin_args_free(own);
+    if (misuse != TB_OK) return misuse;
     if (s != TB_OK) return tb_fail(err, s, "frontend plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
     return TB_OK;
 }
@@ -152,11 +165,17 @@ tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *arg
     }
     char msg[512] = "";
     tb_status s = d->open_task(tb_host_api_get(), args, out, msg, sizeof msg);
+    tb_status misuse = check_misuse(d, args, err);
     tb_plugin_args_free(own);
     if (s != TB_OK) {
         /* on failure the plugin keeps (and has released) what it allocated */
         memset(out, 0, sizeof *out);
+        if (misuse != TB_OK) return misuse;
         return tb_fail(err, s, "task plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
+    }
+    if (misuse != TB_OK) {
+        tb_task_data_free(out);
+        return misuse;
     }
     out->source[sizeof out->source - 1] = '\0';
     out->classes_guessed = out->classes_guessed != 0;

@@ -2,14 +2,18 @@
  * section: declared types and ranges checked, defaults filled, paths expanded. */
 #include "plugin_internal.h"
 
+#define MAX_OPTIONS_LISTED 256 /* the loader refuses more (loader.c MAX_OPTIONS) */
+
 #include <ctype.h>
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <float.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -129,6 +133,64 @@ static tb_status resolve_one(const tb_config *src, const char *section, const tb
     return s;
 }
 
+/* The range an option's message shows: "[lo, hi]", or "any" without one. */
+static void range_text(const tb_plugin_option *o, char *buf, size_t len)
+{
+    if (o->min == 0 && o->max == 0) snprintf(buf, len, "any");
+    else if (o->type == TB_OPTION_FLOAT) snprintf(buf, len, "[%g, %g]", o->min, o->max);
+    else {
+        int64_t lo, hi;
+        int_range(o, &lo, &hi);
+        snprintf(buf, len, "[%" PRId64 ", %" PRId64 "]", lo, hi);
+    }
+}
+
+/* Resolves value as option o would be from a configuration; TB_OK when it is valid. */
+static tb_status try_value(const tb_plugin_option *o, const char *value)
+{
+    tb_config *cfg = tb_config_new();
+    if (!cfg) return TB_ENOMEM;
+    char key[NAME_MAX_LEN + 8];
+    snprintf(key, sizeof key, "default.%s", o->name);
+    tb_err e;
+    tb_arg a;
+    memset(&a, 0, sizeof a);
+    tb_status s = tb_config_set(cfg, key, value, &e);
+    if (s == TB_OK) s = resolve_one(cfg, "default", o, &a, &e);
+    free(a.text);
+    free(a.list);
+    tb_config_free(cfg);
+    return s;
+}
+
+int tb_plugin_option_check_default(const tb_plugin_option *o, char *why, size_t len)
+{
+    const char *def = o->default_value;
+    if (!def || o->type == TB_OPTION_STRING || o->type == TB_OPTION_PATH) return 0; /* required, or any text */
+    if (try_value(o, def) == TB_OK) return 0;
+    const char *type = o->type == TB_OPTION_INT ? "int" : o->type == TB_OPTION_FLOAT ? "float" : "int list";
+    char range[96];
+    range_text(o, range, sizeof range);
+    if (o->type == TB_OPTION_CHOICE) {
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not one of its choices %s", o->name, def,
+                 o->choices);
+        return -1;
+    }
+    if (o->type == TB_OPTION_BOOL) {
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not a bool (true/false, yes/no, on/off, 1/0)", o->name, def);
+        return -1;
+    }
+    /* a number: unparseable, or outside the range? (the same value without a range tells) */
+    tb_plugin_option any = *o;
+    any.min = any.max = 0;
+    if (try_value(&any, def) != TB_OK)
+        snprintf(why, len, "option \"%s\" has the default \"%s\", which is not a valid %s (range %s)", o->name, def,
+                 type, range);
+    else
+        snprintf(why, len, "option \"%s\" has the default %s, outside its range %s", o->name, def, range);
+    return -1;
+}
+
 tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cfg, const char *section,
                                     const char *const *host_keys, int n_host_keys, tb_plugin_args **out,
                                     tb_err *err)
@@ -185,6 +247,42 @@ tb_status tb_plugin_args_resolve_ex(const tb_plugin *plugin, const tb_config *cf
     }
     *out = args;
     return TB_OK;
+}
+
+void tb_plugin_args_record_misuse(const tb_plugin_args *cargs, const char *name)
+{
+    /* args are const to the plugin, not to the host that allocated them */
+    tb_plugin_args *args = (tb_plugin_args *)cargs;
+    if (!args) return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&args->misuse_state, &expected, 1)) return; /* not the first */
+    snprintf(args->misuse_name, sizeof args->misuse_name, "%s", name ? name : "(null)");
+    atomic_store_explicit(&args->misuse_state, 2, memory_order_release);
+}
+
+int tb_plugin_args_misuse(const tb_plugin_args *cargs, char *msg, size_t len)
+{
+    tb_plugin_args *args = (tb_plugin_args *)cargs;
+    if (!args) return 0;
+    int state;
+    while ((state = atomic_load_explicit(&args->misuse_state, memory_order_acquire)) == 1)
+        sched_yield(); /* another thread is writing the name: a few instructions */
+    if (state == 0) return 0;
+    const char *names[MAX_OPTIONS_LISTED];
+    int n = args->n < MAX_OPTIONS_LISTED ? args->n : MAX_OPTIONS_LISTED;
+    size_t used = 0;
+    msg[0] = '\0';
+    tb_appendf(msg, len, &used, "read option \"%s\", which it does not declare (declared: ", args->misuse_name);
+    for (int i = 0; i < n; i++) {
+        names[i] = args->a[i].opt->name;
+        tb_appendf(msg, len, &used, "%s%s", i ? ", " : "", names[i]);
+    }
+    if (args->n == 0) tb_appendf(msg, len, &used, "none");
+    else if (args->n > n) tb_appendf(msg, len, &used, ", ...");
+    const char *near = tb_nearest(args->misuse_name, names, n);
+    if (near) tb_appendf(msg, len, &used, "; did you mean %s?", near);
+    tb_appendf(msg, len, &used, ")");
+    return 1;
 }
 
 tb_status tb_plugin_args_resolve(const tb_plugin *plugin, const tb_config *cfg, const char *section,

@@ -128,7 +128,9 @@ static tb_status check_sections(const tb_config *cfg, const tb_plugin_registry *
     return tb_config_check_sections(cfg, valid, n, err);
 }
 
-tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *err)
+/* scoring: only what scoring weights needs (tb_run_configure_scoring): the optimizer and its
+ * hyperparameters are neither required nor read */
+static tb_status config_parse(tb_run_config *rc, const tb_config *cfg, int scoring, tb_err *err)
 {
     memset(rc, 0, sizeof *rc);
     rc->cfg = cfg;
@@ -156,12 +158,12 @@ tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *e
     int loss;
     TRY(tb_config_choice(cfg, "train", "loss", "cross_entropy", tb_hparams[TB_HPARAM_loss].choices, &loss, err));
     t->loss = (tb_loss_kind)loss;
-    if (!tb_config_get(cfg, "train", "optimizer"))
+    if (!scoring && !tb_config_get(cfg, "train", "optimizer"))
         return tb_fail(err, TB_EINVAL, "train.optimizer is missing; allowed: %s", tb_optim_names());
-    TRY(read_optimizer(cfg, &t->optim, err));
+    if (!scoring) TRY(read_optimizer(cfg, &t->optim, err));
     /* hyperparameters given that the chosen optimizer does not read (train.momentum with adam): a
      * warning when the run starts and a note in the run file, never an error */
-    for (int i = 0; i < TB_HPARAM_COUNT; i++) {
+    for (int i = 0; i < TB_HPARAM_COUNT && !scoring; i++) {
         const tb_hparam_info *h = &tb_hparams[i];
         if (!h->is_optim || (h->read_by & (1u << (unsigned)t->optim.kind)) || !tb_config_get(cfg, "train", h->name))
             continue;
@@ -261,12 +263,40 @@ tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err)
     return st;
 }
 
+tb_status tb_run_config_parse(tb_run_config *rc, const tb_config *cfg, tb_err *err)
+{
+    return config_parse(rc, cfg, 0, err);
+}
+
 tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err)
 {
     tb_run_config rc;
     memset(run, 0, sizeof *run);
     TRY(tb_run_config_parse(&rc, cfg, err));
     return tb_run_configure_parsed(run, &rc, NULL, err);
+}
+
+tb_status tb_run_configure_scoring(tb_run *run, tb_config *cfg, tb_err *err)
+{
+    tb_run_config rc;
+    memset(run, 0, sizeof *run);
+    TRY(config_parse(&rc, cfg, 1, err));
+    return tb_run_configure_parsed(run, &rc, NULL, err);
+}
+
+/* The state_dict name of the last layer with parameters ("classifier.6"), or "(none)". */
+static void final_layer(const tb_net *net, char *buf, size_t len)
+{
+    int node = -1;
+    snprintf(buf, len, "(none)");
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->node < node) continue;
+        node = p->node;
+        snprintf(buf, len, "%s", p->name);
+        char *dot = strrchr(buf, '.');
+        if (dot) *dot = '\0';
+    }
 }
 
 tb_status tb_run_prepare(tb_run *run, tb_err *err)
@@ -294,6 +324,13 @@ tb_status tb_run_prepare(tb_run *run, tb_err *err)
     int max_batch = run->train.batch_size;
     if (run->train.eval_batch_size > max_batch) max_batch = run->train.eval_batch_size;
     TRY(tb_net_build(run->net, run->be, max_batch, err));
+    if (tb_net_classes(run->net) != t->train.classes) {
+        char last[TB_NAME_MAX];
+        final_layer(run->net, last, sizeof last);
+        return tb_fail(err, TB_EINVAL, "training set has %d classes but model plugin \"%s\" outputs %d (its final "
+                       "layer %s; size it with the tb_model_input's classes)", t->train.classes,
+                       run->model_plugin->desc.name, tb_net_classes(run->net), last);
+    }
     tb_net_init_params(run->net, run->init_seed);
 
     if (run->init_from[0]) {

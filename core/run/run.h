@@ -91,6 +91,10 @@ typedef struct tb_run {
  * plugins found and their options: tb_run_config_parse, then
  * tb_run_configure_parsed without a placement. */
 tb_status tb_run_configure(tb_run *run, tb_config *cfg, tb_err *err);
+/* The same for scoring weights (`tunebench eval`): the optimizer and its
+ * hyperparameters ([train] optimizer, lr, momentum, ...) are neither required
+ * nor read (run->train.optim stays zeroed); unknown keys are still errors. */
+tb_status tb_run_configure_scoring(tb_run *run, tb_config *cfg, tb_err *err);
 /* A run from a parsed configuration (rc->cfg must outlive the run), placed
  * (place may be NULL): the device checked against the machine, plugins
  * found, plugin sections checked and their options resolved. */

@@ -954,7 +954,7 @@ tb_status tb_archive_open(const char *dir, int create, tb_archive **out, tb_arch
     snprintf(runs, sizeof runs, "%s/runs", dir);
     struct stat sb;
     if (create) {
-        if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        if (tb_make_dirs(dir) != 0) /* with its parents */
             return tb_fail(err, TB_EIO, "archive %s: cannot create the directory: %s", dir, strerror(errno));
         if (mkdir(runs, 0755) != 0 && errno != EEXIST)
             return tb_fail(err, TB_EIO, "archive %s: cannot create runs/: %s", dir, strerror(errno));

@@ -2,6 +2,7 @@
  * opening a study (the archive, replaying the journal, settling a crash,
  * the executor, the monitor thread) and closing it. How the rest is split:
  * study_internal.h. */
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -108,6 +109,45 @@ static tb_status probe_task(tb_study *s, tb_err *err)
     return st;
 }
 
+/* mkdir -p of dir; made receives the topmost directory the call had to make
+ * ("" when dir existed), so that a study that then fails to open can take
+ * back what it made (undo_dirs). -1 with errno on failure. */
+static int make_dirs_noting(const char *dir, char *made, size_t cap)
+{
+    made[0] = '\0';
+    char tmp[STUDY_PATH_CAP];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp || strlen(dir) >= cap) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char ch = *p;
+        *p = '\0';
+        struct stat sb;
+        if (!made[0] && stat(tmp, &sb) != 0 && errno == ENOENT) tb_copy_str(made, cap, tmp);
+        *p = ch;
+        if (!ch) break;
+    }
+    return tb_make_dirs(dir);
+}
+
+/* Removes dir and its parents up to made (what make_dirs_noting made), each only while empty. */
+static void undo_dirs(const char *dir, const char *made)
+{
+    if (!made[0]) return;
+    char tmp[STUDY_PATH_CAP];
+    tb_copy_str(tmp, sizeof tmp, dir);
+    for (;;) {
+        size_t n = strlen(tmp);
+        while (n > 1 && tmp[n - 1] == '/') tmp[--n] = '\0';
+        if (rmdir(tmp) != 0 || strcmp(tmp, made) == 0) return;
+        char *slash = strrchr(tmp, '/');
+        if (!slash || slash == tmp) return;
+        *slash = '\0';
+    }
+}
+
 struct timespec study_deadline(int timeout_ms)
 {
     struct timespec ts;
@@ -171,6 +211,7 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
     tb_study *s = study_new();
     if (!s) return tb_fail(err, TB_ENOMEM, "out of memory");
     tb_status st;
+    char made[STUDY_PATH_CAP] = "";
     if ((st = tb_study_settings_load(&s->st, &s->space, cfg, err)) != TB_OK) goto fail;
     if (archive_dir && *archive_dir) tb_copy_str(s->st.archive, sizeof s->st.archive, archive_dir);
     for (int h = 0; h < TB_HP_COUNT; h++) tb_space_describe(&s->space, (tb_hp)h, s->hp_allowed[h], sizeof s->hp_allowed[h]);
@@ -182,6 +223,12 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
         goto fail;
     }
     if ((st = tb_run_sections_ini(cfg, &s->job_base_ini, err)) != TB_OK) goto fail;
+    /* the archive directory with its parents before any data loads (a path that cannot be made fails at once);
+     * taken back if the study does not open */
+    if (make_dirs_noting(s->st.archive, made, sizeof made) != 0) {
+        st = tb_fail(err, TB_EIO, "archive %s: cannot create the directory: %s", s->st.archive, strerror(errno));
+        goto fail;
+    }
     /* the runs' configuration must be valid and the data load before anyone is invited */
     if ((st = probe_task(s, err)) != TB_OK) goto fail;
     if ((st = tb_archive_open(s->st.archive, 1, &s->archive, rec ? &rec->archive : NULL, err)) != TB_OK) goto fail;
@@ -227,6 +274,7 @@ fail:
     s->exec = NULL;
     tb_journal_close(s->journal);
     if (s->archive) tb_archive_close(s->archive, NULL);
+    undo_dirs(s->st.archive, made);
     study_free(s);
     return st;
 }

@@ -12,7 +12,14 @@
  *   TBT_OPTIONS=n         a broken option table: 1 an invalid name, 2 a name
  *                         declared twice, 3 empty choices ("a||b"), 4 min > max,
  *                         5 an unknown type, 6 n_options = 1 with options NULL,
- *                         7 a NaN bound
+ *                         7 a NaN bound; a default the option's own declaration
+ *                         refuses: 8 an int outside its range, 9 not one of the
+ *                         choices, 10 a float that does not parse, 11 an int list
+ *                         item outside the range, 12 not a bool
+ *   TBT_CLASSES=n         a model whose final layer (fc) has n outputs, whatever the task's classes
+ *   TBT_UNDECLARED        options dropout and hidden, but build_model / open_task
+ *                         read "dropuot" (a typo the host must catch); build_model
+ *                         then succeeds, open_task fails as usual
  *   TBT_FRONTEND=n        a front end: 1 a working one (below), 2 without a
  *                         frontend table, 3 a table too small for run, 4 run unset
  * Without switches it is a valid model plugin: flatten, then one linear layer.
@@ -22,6 +29,7 @@
  *   multiline writes a message with newlines, returns TB_EIO
  *   silent    writes nothing, returns TB_ECANCELLED
  *   long      fills the whole error buffer without a terminator, returns TB_EINVAL
+ *   undeclared reads the undeclared option "mdoe", returns TB_OK
  * and fails with "the error buffer was not zeroed" when the host's buffer held anything. */
 #include <math.h>
 #include <stddef.h>
@@ -58,6 +66,10 @@ static tb_status build(const tb_host_api *host, const tb_plugin_args *args, cons
                        char *err, size_t errlen)
 {
     (void)args;
+#ifdef TBT_UNDECLARED
+    if (host->arg_float(args, "dropuot") != 0.0) return TB_EINVAL; /* undeclared: 0, and the host remembers */
+    if (host->arg_int(args, "hidden") != 8) return TB_EINVAL;      /* declared: read as usual */
+#endif
     tb_net *net = host->net_new(in->channels, in->height, in->width);
     if (!net) {
         snprintf(err, errlen, "out of memory");
@@ -65,7 +77,11 @@ static tb_status build(const tb_host_api *host, const tb_plugin_args *args, cons
     }
     tb_init_spec init = {TB_INIT_DEFAULT, 0, TB_INIT_DEFAULT, 0};
     int x = host->net_flatten(net, TB_NET_INPUT);
+#ifdef TBT_CLASSES
+    host->net_linear(net, x, "fc", TBT_CLASSES, 1, init);
+#else
     host->net_linear(net, x, "fc", in->classes, 1, init);
+#endif
     *out = net;
     return TB_OK;
 }
@@ -78,6 +94,9 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     (void)host;
     (void)args;
     (void)out;
+#ifdef TBT_UNDECLARED
+    (void)host->arg_string(args, "dropuot");
+#endif
     snprintf(err, errlen, "this test plugin has no data");
     return TB_EIO;
 }
@@ -100,6 +119,16 @@ static const tb_plugin_option options[] = {
     {"mystery", (tb_option_type)99, "1", 0, 0, NULL, "an unknown type"},
 #elif TBT_OPTIONS == 7
     {"rate", TB_OPTION_FLOAT, "1", NAN, 1, NULL, "a NaN bound"},
+#elif TBT_OPTIONS == 8
+    {"depth", TB_OPTION_INT, "100", 1, 64, NULL, "a default outside its range"},
+#elif TBT_OPTIONS == 9
+    {"act", TB_OPTION_CHOICE, "gelu", 0, 0, "relu|none", "a default that is not a choice"},
+#elif TBT_OPTIONS == 10
+    {"rate", TB_OPTION_FLOAT, "fast", 0, 1, NULL, "a default that is not a number"},
+#elif TBT_OPTIONS == 11
+    {"widths", TB_OPTION_INT_LIST, "4,100", 1, 64, NULL, "a list default with an item outside the range"},
+#elif TBT_OPTIONS == 12
+    {"shuffle", TB_OPTION_BOOL, "maybe", 0, 0, NULL, "a default that is not a bool"},
 #endif
 };
 #define TBT_OPTION_TABLE options
@@ -107,6 +136,13 @@ static const tb_plugin_option options[] = {
 #elif defined(TBT_OPTIONS)
 #define TBT_OPTION_TABLE NULL
 #define TBT_N_OPTIONS 1
+#elif defined(TBT_UNDECLARED)
+static const tb_plugin_option options[] = {
+    {"dropout", TB_OPTION_FLOAT, "0.5", 0, 1, NULL, "the option the plugin meant"},
+    {"hidden", TB_OPTION_INT, "8", 1, 64, NULL, "another declared option"},
+};
+#define TBT_OPTION_TABLE options
+#define TBT_N_OPTIONS 2
 #endif
 
 /* ---- front ends ---------------------------------------------------------------------- */
@@ -114,7 +150,7 @@ static const tb_plugin_option options[] = {
 #ifdef TBT_FRONTEND
 #if TBT_FRONTEND == 1
 static const tb_plugin_option options[] = {
-    {"mode", TB_OPTION_CHOICE, "ok", 0, 0, "ok|multiline|silent|long", "what run does"},
+    {"mode", TB_OPTION_CHOICE, "ok", 0, 0, "ok|multiline|silent|long|undeclared", "what run does"},
 };
 #define TBT_OPTION_TABLE options
 #define TBT_N_OPTIONS 1
@@ -143,6 +179,7 @@ static tb_status run(const tb_host_api *host, const tb_study_api *study, const t
         return TB_EIO;
     }
     if (!strcmp(mode, "silent")) return TB_ECANCELLED;
+    if (!strcmp(mode, "undeclared")) return host->arg_is_set(args, "mdoe") ? TB_EINVAL : TB_OK; /* a typo */
     memset(err, 'x', errlen); /* long: no terminator */
     return TB_EINVAL;
 }
