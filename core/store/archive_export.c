@@ -19,19 +19,6 @@ static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *
 
 /* ---- export ---------------------------------------------------------------------------------------- */
 
-/* Opens an HDF5 file read-only, falling back to SWMR reading for a live run file. */
-static hid_t open_readonly(const char *path)
-{
-    hid_t f;
-    H5E_BEGIN_TRY
-    {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
-    }
-    H5E_END_TRY;
-    return f;
-}
-
 /* What the study and sweeps wrote beside the runs: study.h5's tables at the
  * root, each sweeps/<id>.h5 as /sweeps/<id>. Files that are absent are skipped. */
 static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_err *err)
@@ -40,7 +27,7 @@ static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_e
     char path[PATH_CAP];
     snprintf(path, sizeof path, "%s/study.h5", dir);
     if (access(path, F_OK) == 0) {
-        hid_t f = open_readonly(path);
+        hid_t f = tb_h5_open_readonly(path);
         if (f < 0) return tb_fail(err, TB_EIO, "export: cannot open %s", path);
         for (size_t i = 0; i < sizeof study_objects / sizeof *study_objects; i++) {
             if (H5Lexists(f, study_objects[i], H5P_DEFAULT) <= 0) continue;
@@ -86,7 +73,7 @@ static tb_status export_extras(const char *dir, hid_t out, const char *tmp, tb_e
         char file[PATH_CAP + 256], name[256];
         snprintf(file, sizeof file, "%s/%s", path, names[i]);
         snprintf(name, sizeof name, "%.*s", (int)(strlen(names[i]) - 3), names[i]);
-        hid_t f = open_readonly(file);
+        hid_t f = tb_h5_open_readonly(file);
         if (f < 0) {
             st = tb_fail(err, TB_EIO, "export: cannot open %s", file);
             break;
@@ -120,7 +107,7 @@ static tb_status export_run_file(const char *dir, const char *id, hid_t runs, co
     tb_status st = TB_OK;
     tb_h5_writer w;
     if (access(path, F_OK) == 0) {
-        hid_t f = open_readonly(path);
+        hid_t f = tb_h5_open_readonly(path);
         if (f < 0) {
             st = tb_fail(err, TB_EIO, "export: cannot open run file %s", path);
             goto out;
@@ -174,7 +161,7 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
     if (snprintf(ipath, sizeof ipath, "%s/index.h5", dir) >= (int)sizeof ipath ||
         snprintf(tmp, sizeof tmp, "%s.tmp", out_path) >= (int)sizeof tmp)
         return tb_fail(err, TB_EINVAL, "export %s: path too long", out_path);
-    hid_t idx = open_readonly(ipath);
+    hid_t idx = tb_h5_open_readonly(ipath);
     if (idx < 0) return tb_fail(err, TB_EIO, "export: cannot open the archive index %s", ipath);
     tb_status st = TB_OK;
     hid_t out = -1, runs = -1, ids = -1, sp = -1, strt = -1;
@@ -227,7 +214,7 @@ tb_status tb_archive_export(const char *dir, const char *out_path, tb_err *err)
             st = tb_fail(err, TB_EFORMAT, "export: %s lists a bad run id at row %llu", ipath, (unsigned long long)i);
             goto done;
         }
-        hid_t rf = open_readonly(rpath);
+        hid_t rf = tb_h5_open_readonly(rpath);
         if (rf < 0) {
             st = tb_fail(err, TB_EIO, "export: cannot open run file %s", rpath);
             goto done;

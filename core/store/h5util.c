@@ -107,6 +107,18 @@ int tb_h5_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ran
     return rc;
 }
 
+hid_t tb_h5_open_readonly(const char *path)
+{
+    hid_t f;
+    H5E_BEGIN_TRY
+    {
+        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+        if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    }
+    H5E_END_TRY;
+    return f;
+}
+
 int tb_h5_read_attr_str(hid_t obj, const char *name, char *out, size_t cap, const char **why)
 {
     const char *w = NULL;

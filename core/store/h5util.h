@@ -65,6 +65,10 @@ int tb_h5_dataset(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int ran
  * one is left cut in out). why (may be NULL) receives a phrase for a message:
  * "is absent", "is not a string", "is too long", ... ("" when read). */
 int tb_h5_read_attr_str(hid_t obj, const char *name, char *out, size_t cap, const char **why);
+/* Opens an HDF5 file read-only without printing HDF5's error stack: a closed
+ * file plainly, a live one (an SWMR writer marked its superblock) as an SWMR
+ * reader. -1 when it cannot be opened either way. */
+hid_t tb_h5_open_readonly(const char *path);
 /* creates a group (intermediate groups too); returns its id or -1 */
 hid_t tb_h5_group(hid_t loc, const char *name);
 
