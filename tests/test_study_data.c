@@ -302,6 +302,9 @@ START_TEST(a_study_and_a_sweep_read_back)
     ck_assert(d->budget_s > 0);
     ck_assert_str_eq(d->hp_names[tb_hp_index("lr")], "lr");
     ck_assert_int_eq(d->np, 2);
+    /* the space's mandatory set, read from /study's space */
+    ck_assert_int_eq(d->n_mandatory, 4);
+    ck_assert(d->mandatory[0] && d->mandatory[1] && d->mandatory[2] && d->mandatory[3] && !d->mandatory[4]);
     const tb_ad_participant *ann = &d->participants[0], *bob = &d->participants[1];
     ck_assert_str_eq(ann->id, "ann");
     ck_assert_str_eq(ann->education, "bachelor");

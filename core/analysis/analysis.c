@@ -16,7 +16,6 @@
 
 /* Table 1 has 4 mandatory hyperparameters (epochs, batch_size, loss, optimizer);
  * the other 11 are optional and preset. */
-#define AN_OPTIONAL_HP (TB_AD_HP - 4)
 
 /* ---- options and groups --------------------------------------------------------- */
 
@@ -271,7 +270,7 @@ static int n_tries(const tb_study_data *d, int p)
 static int started_from_presets(const tb_study_data *d, int p)
 {
     const tb_ad_submission *s = sub_of(d, p, 0);
-    return s && s->presets_kept >= AN_OPTIONAL_HP;
+    return s && s->presets_kept == TB_AD_HP - d->n_mandatory; /* every optional one the study had */
 }
 
 /* Seconds trained in finished runs, in cancelled (or otherwise ended) runs, and queued. */

@@ -267,18 +267,33 @@ static int read_attr_i64(hid_t obj, const char *name, int64_t *out)
     return ok;
 }
 
-/* A run's curves file: a closed one opens plainly; a live one (SWMR writer,
- * superblock marked) only as an SWMR reader. */
-static hid_t open_run_file(const char *path)
+/* The study's mandatory hyperparameters, from the `mandatory = a, b, ...`
+ * line of /study's `space` attribute (tb_space_to_ini); Table 1's four when
+ * the attribute is absent or says nothing. */
+static void read_mandatory(tb_study_data *d, hid_t study_group)
 {
-    hid_t f;
-    H5E_BEGIN_TRY
-    {
-        f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+    static const char *const table1[] = {"epochs", "batch_size", "loss", "optimizer"};
+    char ini[16384];
+    const char *line = NULL;
+    if (tb_h5_read_attr_str(study_group, "space", ini, sizeof ini, NULL) == 1) line = strstr(ini, "mandatory =");
+    memset(d->mandatory, 0, sizeof d->mandatory);
+    d->n_mandatory = 0;
+    for (int h = 0; h < TB_AD_HP; h++) {
+        const char *name = tb_hp_names[h];
+        int is = 0;
+        if (line) {
+            const char *end = strchr(line, '\n');
+            size_t n = strlen(name);
+            for (const char *p = strstr(line, name); p && (!end || p < end); p = strstr(p + 1, name))
+                if ((p[-1] == ' ' || p[-1] == ',') && (p[n] == ',' || p[n] == '\n' || p[n] == ' ' || !p[n])) is = 1;
+        } else {
+            for (size_t k = 0; k < sizeof table1 / sizeof *table1; k++) is |= !strcmp(name, table1[k]);
+        }
+        d->mandatory[h] = is;
+        d->n_mandatory += is;
     }
-    H5E_END_TRY;
-    return f;
+    if (!line) note(d, "study.h5's /study has no space: taking Table 1's mandatory hyperparameters (epochs, batch_size, "
+                       "loss, optimizer)");
 }
 
 /* ---- study.h5 ---------------------------------------------------------------------------- */
@@ -496,6 +511,7 @@ static tb_status read_study(tb_study_data *d)
         hid_t g = H5Lexists(f, "study", H5P_DEFAULT) > 0 ? H5Gopen2(f, "study", H5P_DEFAULT) : -1;
         if (g >= 0) {
             tb_h5_read_attr_str(g, "title", d->title, sizeof d->title, NULL);
+            read_mandatory(d, g);
             if (!read_attr_f64(g, "budget_s", &d->budget_s)) d->budget_s = NAN;
             hsize_t n = 0;
             hid_t fs, ds = open_column(g, "final_seeds", &n, &fs);
@@ -507,7 +523,7 @@ static tb_status read_study(tb_study_data *d)
             H5Gclose(g);
         } else {
             d->budget_s = NAN;
-            note(d, "study.h5 has no /study: title, budget and final seeds unknown");
+            note(d, "study.h5 has no /study: title, budget, final seeds and the mandatory hyperparameters unknown");
         }
         st = read_participants(d, f);
         if (st == TB_OK) st = read_submissions(d, f);
@@ -840,7 +856,7 @@ tb_status tb_study_data_curves(const tb_study_data *d, const char *run_id, tb_ad
     char path[1200];
     snprintf(path, sizeof path, "%s/runs/%s.h5", d->dir, run_id);
     if (!exists(path)) return tb_fail(err, TB_EIO, "run %s: no curves file %s", run_id, path);
-    hid_t f = open_run_file(path);
+    hid_t f = tb_h5_open_readonly(path);
     if (f < 0) return tb_fail(err, TB_EIO, "run %s: %s cannot be opened as HDF5", run_id, path);
     hsize_t n[7] = {0};
     H5E_BEGIN_TRY

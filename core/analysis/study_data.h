@@ -113,6 +113,9 @@ typedef struct tb_study_data {
     char notes[8192];         /* what was left out and why, one line each */
     tb_ad_run *runs;          /* the index's rows (or, without index.h5, the run files found) */
     int nruns;
+    int mandatory[TB_AD_HP];  /* 1: the study's space made it mandatory (/study's `space`; Table 1's four
+                               * when the file does not say, with a note) */
+    int n_mandatory;
 } tb_study_data;
 
 /* One run's curves from DIR/runs/<id>.h5 (a live run: as far as it is written). */
