@@ -3,6 +3,7 @@
  * change is validated here without touching the state, then journalled and
  * applied through study_commit (study_state.c); the job-related ones go
  * through study_runs.c. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -472,33 +473,45 @@ static tb_status api_run_state(tb_study *s, const char *run_id, tb_fe_run *out, 
     return st;
 }
 
-static int api_wait(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms)
+/* The one way a front end waits: on s->changed until decide(s, ctx) answers
+ * (anything but WAIT_MORE) or timeout_ms passes; at the deadline decide has
+ * the last word, and WAIT_MORE then means 0. */
+#define WAIT_MORE INT_MIN
+static int wait_for(tb_study *s, int timeout_ms, int (*decide)(const tb_study *s, const void *ctx), const void *ctx)
 {
     struct timespec ts = study_deadline(timeout_ms);
     pthread_mutex_lock(&s->mu);
     int r;
-    for (;;) {
-        submission *u = study_find_submission(s, run_id);
-        if (!u) {
-            r = -1;
-            break;
-        }
-        if (u->seq != seq) {
-            r = 1;
-            break;
-        }
-        if (s->interrupts != s->interrupts_taken) { /* let the front end see Ctrl-C at once */
-            r = 0;
-            break;
-        }
+    while ((r = decide(s, ctx)) == WAIT_MORE)
         if (pthread_cond_timedwait(&s->changed, &s->mu, &ts) != 0) {
-            u = study_find_submission(s, run_id);
-            r = u && u->seq != seq ? 1 : 0;
+            r = decide(s, ctx);
             break;
         }
-    }
     pthread_mutex_unlock(&s->mu);
-    return r;
+    return r == WAIT_MORE ? 0 : r;
+}
+
+/* A pending Ctrl-C ends every wait that honours it, so the front end sees it at once. */
+static int interrupt_pending(const tb_study *s) { return s->interrupts != s->interrupts_taken; }
+
+typedef struct run_wait {
+    const char *run_id;
+    uint64_t seq;
+} run_wait;
+
+static int run_changed(const tb_study *s, const void *ctx)
+{
+    const run_wait *w = ctx;
+    const submission *u = study_find_submission(s, w->run_id);
+    if (!u) return -1;
+    if (u->seq != w->seq) return 1;
+    return interrupt_pending(s) ? 0 : WAIT_MORE;
+}
+
+static int api_wait(tb_study *s, const char *run_id, uint64_t seq, int timeout_ms)
+{
+    run_wait w = {run_id, seq};
+    return wait_for(s, timeout_ms, run_changed, &w);
 }
 
 static int api_history_count(tb_study *s, const char *id)
@@ -752,38 +765,26 @@ static uint64_t api_change_seq(tb_study *s)
     return v;
 }
 
+static int study_changed(const tb_study *s, const void *ctx)
+{
+    return s->change_seq != *(const uint64_t *)ctx || s->closing ? 1 : WAIT_MORE;
+}
+
 static int api_wait_change(tb_study *s, uint64_t seq, int timeout_ms)
 {
-    struct timespec ts = study_deadline(timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    int r = 0;
-    while (!(r = s->change_seq != seq || s->closing))
-        if (pthread_cond_timedwait(&s->changed, &s->mu, &ts) != 0) {
-            r = s->change_seq != seq || s->closing;
-            break;
-        }
-    pthread_mutex_unlock(&s->mu);
-    return r;
+    return wait_for(s, timeout_ms, study_changed, &seq);
+}
+
+static int study_closing(const tb_study *s, const void *ctx)
+{
+    (void)ctx;
+    if (s->closing) return 1;
+    return interrupt_pending(s) ? 0 : WAIT_MORE; /* a Ctrl-C for the caller to take */
 }
 
 static int api_wait_close(tb_study *s, int timeout_ms)
 {
-    struct timespec ts = study_deadline(timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    int r = 0;
-    for (;;) {
-        if (s->closing) {
-            r = 1;
-            break;
-        }
-        if (s->interrupts != s->interrupts_taken) break; /* a Ctrl-C for the caller to take */
-        if (pthread_cond_timedwait(&s->changed, &s->mu, &ts) != 0) {
-            r = s->closing;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return r;
+    return wait_for(s, timeout_ms, study_closing, NULL);
 }
 
 static int api_participant_count(tb_study *s)
