@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+
 
 const char *tbt_fixture(const char *name)
 {
@@ -205,4 +207,54 @@ const char *tbt_toy_config(const char *task_path, const char *extra)
              "[train]\nepochs = 2\nbatch_size = 16\nloss = cross_entropy\noptimizer = adam\nlr = 0.01\nseed = 1\n%s",
              task_path, TB_PLUGIN_BUILD_DIR, extra ? extra : "");
     return buf;
+}
+
+char *tbt_slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    ck_assert_msg(n >= 0, "cannot size %s", path);
+    char *text = malloc((size_t)n + 1);
+    ck_assert(text && fread(text, 1, (size_t)n, f) == (size_t)n);
+    text[n] = '\0';
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return text;
+}
+
+static double monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+tb_fe_run tbt_wait_run_end(const tb_study_api *api, const char *run, double timeout_s)
+{
+    tb_fe_run r;
+    char err[512];
+    double t0 = monotonic_s();
+    for (;;) {
+        ck_assert_msg(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK, "%s", err);
+        if (strcmp(r.status, "queued") && strcmp(r.status, "training")) return r;
+        ck_assert_msg(monotonic_s() - t0 < timeout_s, "run %s still %s after %.0f s", run, r.status, timeout_s);
+        api->wait(api->study, run, r.seq, 200);
+    }
+}
+
+void tbt_wait_finals(const tb_study_api *api, const char *id, double timeout_s)
+{
+    double t0 = monotonic_s();
+    for (;;) {
+        tb_fe_state st;
+        char err[512];
+        ck_assert_msg(api->state(api->study, id, &st, err, sizeof err) == TB_OK, "%s", err);
+        if (st.finals_total > 0 && st.finals_done == st.finals_total) return;
+        ck_assert_msg(monotonic_s() - t0 < timeout_s, "finals of %s: %d/%d after %.0f s", id, st.finals_done,
+                      st.finals_total, timeout_s);
+        nanosleep(&(struct timespec){0, 50000000L}, NULL);
+    }
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "tunebench/tunebench_plugin.h"
+
 /* Reads a float32 dataset (any rank <= 4) from an HDF5 fixture; malloc'd.
  * Fails the current test when absent. count and shape may be NULL. */
 float *tbt_read_f32(const char *file, const char *path, size_t *count, int64_t shape[4], int *ndim);
@@ -66,5 +68,16 @@ const char *tbt_exe(void);
 
 /* Runs a suite and returns the process exit status (0 when every test passed). */
 int tbt_run(Suite *s);
+
+/* A whole file, NUL-terminated (malloc'd); *len (may be NULL) its size.
+ * Fails the test when it cannot be read. */
+char *tbt_slurp(const char *path, size_t *len);
+
+/* Studies through the front ends' table (tb_study_api). Waits until run has
+ * ended (not queued, not training) and returns its final snapshot; fails the
+ * test after timeout_s. */
+tb_fe_run tbt_wait_run_end(const tb_study_api *api, const char *run, double timeout_s);
+/* Waits until participant id's final evaluations are all done. */
+void tbt_wait_finals(const tb_study_api *api, const char *id, double timeout_s);
 
 #endif

@@ -41,21 +41,6 @@ static void suite_setup(void)
 
 static void suite_teardown(void) { tbt_rm_rf(tmpdir); }
 
-static char *slurp(const char *path, long *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)len + 1);
-    ck_assert(s && fread(s, 1, (size_t)len, f) == (size_t)len);
-    s[len] = 0;
-    fclose(f);
-    if (len_out) *len_out = len;
-    return s;
-}
-
 static int count(const char *text, const char *part)
 {
     int n = 0;
@@ -111,7 +96,7 @@ static double csv_value(const char *table, const char *key1, const char *v1, con
 {
     char path[900];
     snprintf(path, sizeof path, "%s/tables/%s.csv", out, table);
-    char *text = slurp(path, NULL), *save = NULL, *lines[512];
+    char *text = tbt_slurp(path, NULL), *save = NULL, *lines[512];
     int nl = 0;
     for (char *l = strtok_r(text, "\n", &save); l && nl < 512; l = strtok_r(NULL, "\n", &save)) lines[nl++] = l;
     ck_assert_msg(nl >= 1, "%s is empty", path);
@@ -141,7 +126,7 @@ START_TEST(report_inlines_every_figure_and_fetches_nothing)
 {
     char path[900], dir[900];
     snprintf(path, sizeof path, "%s/report.html", out);
-    char *html = slurp(path, NULL);
+    char *html = tbt_slurp(path, NULL);
     snprintf(dir, sizeof dir, "%s/figures", out);
     DIR *d = opendir(dir);
     ck_assert_msg(d != NULL, "no %s", dir);
@@ -154,11 +139,11 @@ START_TEST(report_inlines_every_figure_and_fetches_nothing)
         snprintf(ref, sizeof ref, "figures/%s", e->d_name);
         HTML_HAS(html, ref);
         snprintf(svg_path, sizeof svg_path, "%s/%s", dir, e->d_name);
-        long n;
-        char *svg = slurp(svg_path, &n);
+        size_t n;
+        char *svg = tbt_slurp(svg_path, &n);
         ck_assert_msg(!strncmp(svg, "<?xml", 5) || !strncmp(svg, "<svg", 4), "%s does not start as SVG", svg_path);
         ck_assert_msg(n > 3000 && strstr(svg, "</svg>") && count(svg, "<path") + count(svg, "<polyline") > 10,
-                      "%s is trivial (%ld bytes)", svg_path, n);
+                      "%s is trivial (%zu bytes)", svg_path, n);
         free(svg);
     }
     closedir(d);
@@ -281,7 +266,7 @@ START_TEST(group_tests_equal_stats_on_the_data)
         snprintf(center, sizeof center, "%s", median ? "median" : "mean");
         char path[900];
         snprintf(path, sizeof path, "%s/tables/levene.csv", out);
-        char *text = slurp(path, NULL);
+        char *text = tbt_slurp(path, NULL);
         /* the row of this pair and centre */
         char want[256];
         snprintf(want, sizeof want, "%s,%s,%s,", g.names[0], g.names[2], center);
@@ -301,7 +286,7 @@ START_TEST(group_tests_equal_stats_on_the_data)
     ck_assert(tb_kruskal(all, sizes, 3, &r, &err) == TB_OK);
     char path[900];
     snprintf(path, sizeof path, "%s/tables/kruskal.csv", out);
-    char *text = slurp(path, NULL), *f[8];
+    char *text = tbt_slurp(path, NULL), *f[8];
     char *row = strchr(text, '\n') + 1;
     ck_assert_int_eq(csv_split(row, f, 8), 5);
     ASSERT_SAME(strtod(f[2], NULL), r.statistic, "H");
@@ -367,7 +352,7 @@ START_TEST(one_group_says_what_it_left_out)
     TBT_ASSERT_HAS(text, "left out");
     char path[800];
     snprintf(path, sizeof path, "%s/report.html", rep);
-    char *html = slurp(path, NULL);
+    char *html = tbt_slurp(path, NULL);
     HTML_HAS(html, "These parts of the analysis were left out");
     HTML_HAS(html, "there is only one group");
     HTML_HAS(html, "Levene");
@@ -413,7 +398,7 @@ START_TEST(no_finals_no_sweeps_in_memory)
     ck_assert_msg(tb_analyze(&d, &o, outdir, NULL, &err) == TB_OK, "%s", err.msg);
     char path[800];
     snprintf(path, sizeof path, "%s/report.html", outdir);
-    char *html = slurp(path, NULL);
+    char *html = tbt_slurp(path, NULL);
     HTML_HAS(html, "no participant has a finished final run");
     HTML_HAS(html, "participant p0 from the final-accuracy statistics");
     HTML_HAS(html, "no submission has a comment");
@@ -434,12 +419,12 @@ START_TEST(other_groupings_and_thresholds)
     TBT_ASSERT_HAS(text, "group level ");
     char path[900];
     snprintf(path, sizeof path, "%s/tables/tries_to_threshold.csv", other);
-    char *csv = slurp(path, NULL);
+    char *csv = tbt_slurp(path, NULL);
     TBT_ASSERT_HAS(csv, ",90,");
     ck_assert_int_eq(count(csv, "\nlevel "), 3 * count(csv, ",30,"));
     free(csv);
     snprintf(path, sizeof path, "%s/tables/participants.csv", other);
-    csv = slurp(path, NULL);
+    csv = tbt_slurp(path, NULL);
     TBT_ASSERT_HAS(csv, "tries_to_30,tries_to_60,tries_to_90");
     free(csv);
     snprintf(args, sizeof args, "analyze %s --out %s --group-by education", archive, other);
@@ -448,7 +433,7 @@ START_TEST(other_groupings_and_thresholds)
     struct stat st;
     ck_assert(stat(path, &st) == 0);
     snprintf(path, sizeof path, "%s/tables/groups.csv", other);
-    csv = slurp(path, NULL);
+    csv = tbt_slurp(path, NULL);
     TBT_ASSERT_LACKS(csv, "level "); /* the earlier report's tables were replaced */
     free(csv);
 }

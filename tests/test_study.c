@@ -110,38 +110,12 @@ static tb_status submit(const tb_study_api *api, const char *id, subm *m, char r
     return api->submit(api->study, id, m->v, m->c, run, bad, err, errlen);
 }
 
-/* Waits until the run has ended; returns its final snapshot. */
-static tb_fe_run wait_end(const tb_study_api *api, const char *run, double timeout_s)
-{
-    tb_fe_run r;
-    char err[512];
-    double t0 = tb_now();
-    for (;;) {
-        ck_assert_msg(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK, "%s", err);
-        if (strcmp(r.status, "queued") && strcmp(r.status, "training")) return r;
-        ck_assert_msg(tb_now() - t0 < timeout_s, "run %s still %s after %.0f s", run, r.status, timeout_s);
-        api->wait(api->study, run, r.seq, 200);
-    }
-}
-
 static tb_fe_state state_of(const tb_study_api *api, const char *id)
 {
     tb_fe_state st;
     char err[512];
     ck_assert_msg(api->state(api->study, id, &st, err, sizeof err) == TB_OK, "%s", err);
     return st;
-}
-
-static void wait_finals(const tb_study_api *api, const char *id, double timeout_s)
-{
-    double t0 = tb_now();
-    for (;;) {
-        tb_fe_state st = state_of(api, id);
-        if (st.finals_total > 0 && st.finals_done == st.finals_total) return;
-        ck_assert_msg(tb_now() - t0 < timeout_s, "finals of %s: %d/%d after %.0f s", id, st.finals_done,
-                      st.finals_total, timeout_s);
-        sleep_us(50000);
-    }
 }
 
 /* ---- reading study.h5 ---------------------------------------------------------------------- */
@@ -314,7 +288,7 @@ START_TEST(a_participant_tunes_and_finishes)
     set(&d, "lr", "1000");
     set(&d, "momentum", "0.9");
     ck_assert_msg(submit(api, p1, &d, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
-    r = wait_end(api, run2, 120);
+    r = tbt_wait_run_end(api, run2, 120);
     ck_assert_str_eq(r.status, "diverged");
 
     /* a cancelled one: long enough to cancel mid-way */
@@ -328,7 +302,7 @@ START_TEST(a_participant_tunes_and_finishes)
         api->wait(api->study, run3, r.seq, 100);
     } while (strcmp(r.status, "finished"));
     ck_assert_int_eq(api->cancel(api->study, p1, run3, err, sizeof err), TB_OK);
-    r = wait_end(api, run3, 60);
+    r = tbt_wait_run_end(api, run3, 60);
     ck_assert_str_eq(r.status, "cancelled");
     ck_assert_msg(strstr(r.message, "cancelled by the participant"), "%s", r.message);
 
@@ -357,7 +331,7 @@ START_TEST(a_participant_tunes_and_finishes)
     ck_assert_str_eq(st.final_reason, "chosen");
     ck_assert_int_eq(st.finals_total, 2);
     ck_assert_int_eq(api->submit(api->study, p1, m.v, m.c, run2, &bad, err, sizeof err), TB_EINVAL);
-    wait_finals(api, p1, 120);
+    tbt_wait_finals(api, p1, 120);
     st = state_of(api, p1);
     ck_assert_msg(st.final_mean > 0.5 && st.final_mean <= 1, "final mean %.3f", st.final_mean);
     ck_assert(st.final_sd >= 0);
@@ -448,12 +422,12 @@ START_TEST(the_budget_runs_out)
     char run[32], run2[32], err[512];
     int bad;
     ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
-    tb_fe_run r = wait_end(api, run, 60);
+    tb_fe_run r = tbt_wait_run_end(api, run, 60);
     ck_assert_str_eq(r.status, "finished");
     set(&m, "epochs", "1000");
     set(&m, "batch_size", "1");
     ck_assert_msg(submit(api, p, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
-    r = wait_end(api, run2, 60);
+    r = tbt_wait_run_end(api, run2, 60);
     ck_assert_str_eq(r.status, "cancelled");
     ck_assert_msg(strstr(r.message, "budget"), "%s", r.message);
     tb_fe_state st = state_of(api, p);
@@ -462,7 +436,7 @@ START_TEST(the_budget_runs_out)
     ck_assert_str_eq(st.final_run, run);
     ck_assert(st.left_s == 0);
     ck_assert_int_eq(api->submit(api->study, p, m.v, m.c, run2, &bad, err, sizeof err), TB_EINVAL);
-    wait_finals(api, p, 120);
+    tbt_wait_finals(api, p, 120);
     close_study(s, 1);
     tb_config_free(cfg);
 }
@@ -484,7 +458,7 @@ START_TEST(reopening_continues_the_study)
     char run[32], run2[32], err[512];
     int bad;
     ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
-    tb_fe_run first = wait_end(api, run, 60);
+    tb_fe_run first = tbt_wait_run_end(api, run, 60);
     ck_assert_str_eq(first.status, "finished");
     /* a second run left live when the study closes ends interrupted, its time given back */
     set(&m, "epochs", "4");
@@ -518,7 +492,7 @@ START_TEST(reopening_continues_the_study)
     set(&m, "epochs", "1");
     set(&m, "batch_size", "64");
     ck_assert_msg(submit(api, p, &m, run2, &bad, err, sizeof err) == TB_OK, "%s", err);
-    ck_assert_str_eq(wait_end(api, run2, 60).status, "finished");
+    ck_assert_str_eq(tbt_wait_run_end(api, run2, 60).status, "finished");
     ck_assert_int_eq(api->history_count(api->study, p), 3);
     close_study(s, 0);
     tb_config_free(cfg);
@@ -596,13 +570,13 @@ START_TEST(ignored_values_are_noted_not_refused)
     ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
     ck_assert_int_eq(api->submission_note(api->study, run, note, sizeof note), 1);
     ck_assert_str_eq(note, "optimizer adam does not read momentum = 0.9: it is ignored");
-    ck_assert_str_eq(wait_end(api, run, 60).status, "finished");
+    ck_assert_str_eq(tbt_wait_run_end(api, run, 60).status, "finished");
     set(&m, "momentum", "0");
     ck_assert_msg(submit(api, p, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
     ck_assert_int_eq(api->submission_note(api->study, run, note, sizeof note), 0);
     ck_assert_str_eq(note, "");
     ck_assert_int_eq(api->submission_note(api->study, "no-such-run", note, sizeof note), 0);
-    wait_end(api, run, 60);
+    tbt_wait_run_end(api, run, 60);
     close_study(s, 0);
     tb_config_free(cfg);
 }
@@ -628,7 +602,7 @@ START_TEST(identical_configurations_give_identical_runs)
     int bad;
     ck_assert_msg(submit(api, a, &m, ra, &bad, err, sizeof err) == TB_OK, "%s", err);
     ck_assert_msg(submit(api, b, &m, rb, &bad, err, sizeof err) == TB_OK, "%s", err);
-    tb_fe_run x = wait_end(api, ra, 60), y = wait_end(api, rb, 60);
+    tb_fe_run x = tbt_wait_run_end(api, ra, 60), y = tbt_wait_run_end(api, rb, 60);
     ck_assert_str_eq(x.status, "finished");
     ck_assert_str_eq(y.status, "finished");
     ck_assert_msg(x.epoch_loss == y.epoch_loss && x.val_accuracy == y.val_accuracy,
@@ -990,7 +964,7 @@ START_TEST(the_organiser_sees_the_study_and_curves_survive_a_reopen)
     char run[32];
     int bad;
     ck_assert_msg(submit(api, a, &m, run, &bad, err, sizeof err) == TB_OK, "%s", err);
-    tb_fe_run end = wait_end(api, run, 60);
+    tb_fe_run end = tbt_wait_run_end(api, run, 60);
     ck_assert_str_eq(end.status, "finished");
     tb_fe_run ri;
     ck_assert_msg(api->run_info(api->study, run, &ri, sizeof ri, err, sizeof err) == TB_OK, "%s", err);
@@ -1046,7 +1020,7 @@ START_TEST(the_organiser_sees_the_study_and_curves_survive_a_reopen)
     ck_assert_int_eq(api->live_runs(api->study, ids, 4), 1);
     ck_assert_str_eq(ids[0], run2);
     ck_assert_int_eq(api->cancel(api->study, a, run2, err, sizeof err), TB_OK);
-    ck_assert_str_eq(wait_end(api, run2, 60).status, "cancelled");
+    ck_assert_str_eq(tbt_wait_run_end(api, run2, 60).status, "cancelled");
 
     /* admission stops (journalled), then the study is closed */
     ck_assert_int_eq(api->set_admitting(api->study, 0, err, sizeof err), TB_OK);

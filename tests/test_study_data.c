@@ -41,12 +41,6 @@ static void teardown(void)
     tbt_rm_rf(tmpdir);
 }
 
-static void sleep_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- a study through the front-end API (as tests/test_study.c) -------------------------- */
 
 static tb_config *study_config(const char *archive)
@@ -92,33 +86,6 @@ static void set(subm *m, const char *name, const char *value, const char *commen
     m->c[i] = comment;
 }
 
-static tb_fe_run wait_end(const tb_study_api *api, const char *run, double timeout_s)
-{
-    tb_fe_run r;
-    char err[512];
-    double t0 = tb_now();
-    for (;;) {
-        ck_assert_msg(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK, "%s", err);
-        if (strcmp(r.status, "queued") && strcmp(r.status, "training")) return r;
-        ck_assert_msg(tb_now() - t0 < timeout_s, "run %s still %s after %.0f s", run, r.status, timeout_s);
-        api->wait(api->study, run, r.seq, 200);
-    }
-}
-
-static void wait_finals(const tb_study_api *api, const char *id, double timeout_s)
-{
-    double t0 = tb_now();
-    for (;;) {
-        tb_fe_state st;
-        char err[512];
-        ck_assert_msg(api->state(api->study, id, &st, err, sizeof err) == TB_OK, "%s", err);
-        if (st.finals_total > 0 && st.finals_done == st.finals_total) return;
-        ck_assert_msg(tb_now() - t0 < timeout_s, "finals of %s: %d/%d after %.0f s", id, st.finals_done,
-                      st.finals_total, timeout_s);
-        sleep_us(50000);
-    }
-}
-
 static const char *const REJECTED_COMMENT = "too big, \"surely\"";
 static const char *const LR_COMMENT = "a guess, \"roughly\"\nsecond line";
 
@@ -153,12 +120,12 @@ static void make_archive(char ann_run[32], char bob_run[32])
     set(&b, "lr", "0.05", NULL);
     set(&b, "momentum", "0.9", "It is just a guess.");
     ck_assert_msg(api->submit(api->study, bob, b.v, b.c, bob_run, &bad, err, sizeof err) == TB_OK, "%s", err);
-    ck_assert_str_eq(wait_end(api, ann_run, 120).status, "finished");
-    ck_assert_str_eq(wait_end(api, bob_run, 120).status, "finished");
+    ck_assert_str_eq(tbt_wait_run_end(api, ann_run, 120).status, "finished");
+    ck_assert_str_eq(tbt_wait_run_end(api, bob_run, 120).status, "finished");
     ck_assert_msg(api->finish(api->study, ann, NULL, err, sizeof err) == TB_OK, "%s", err);
     ck_assert_msg(api->finish(api->study, bob, NULL, err, sizeof err) == TB_OK, "%s", err);
-    wait_finals(api, ann, 180);
-    wait_finals(api, bob, 180);
+    tbt_wait_finals(api, ann, 180);
+    tbt_wait_finals(api, bob, 180);
     ck_assert_msg(tb_study_close(s, 1, &e) == TB_OK, "%s", e.msg);
     tb_config_free(cfg);
 
@@ -188,24 +155,10 @@ typedef struct csv_table {
     char **cell;      /* (rows + 1) * cols, row 0 the header */
 } csv_table;
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc((size_t)n + 1);
-    ck_assert(text && fread(text, 1, (size_t)n, f) == (size_t)n);
-    text[n] = '\0';
-    fclose(f);
-    return text;
-}
-
 /* Parses the whole file; every row must have the header's number of fields. */
 static csv_table csv_read(const char *path)
 {
-    char *text = slurp(path);
+    char *text = tbt_slurp(path, NULL);
     csv_table t = {0, 0, NULL};
     size_t cap = 0, n = 0;
     int row_fields = 0, cols = -1;
@@ -576,7 +529,7 @@ START_TEST(a_live_archive_is_read_as_it_is_now)
     TBT_ASSERT_LACKS(said, "left out"); /* the live run's curves were read */
     ck_assert_str_eq(api->run_state(api->study, run, &r, err, sizeof err) == TB_OK ? r.status : "", "training");
     ck_assert_int_eq(api->cancel(api->study, ann, run, err, sizeof err), TB_OK);
-    wait_end(api, run, 60);
+    tbt_wait_run_end(api, run, 60);
     ck_assert_msg(tb_study_close(s, 1, &e) == TB_OK, "%s", e.msg);
     tb_config_free(cfg);
 
@@ -732,7 +685,7 @@ START_TEST(a_full_disk_leaves_no_half_file)
     tb_err err = {{0}};
     ck_assert_msg(tb_csv_export(small, out, NULL, &err) == TB_OK, "%s", err.msg);
     snprintf(path, sizeof path, "%s/participants.csv", out);
-    char *before = slurp(path);
+    char *before = tbt_slurp(path, NULL);
     tb_study_data_free(small);
 
     int fds[2];
@@ -761,7 +714,7 @@ START_TEST(a_full_disk_leaves_no_half_file)
     TBT_ASSERT_HAS(msg, "participants.csv");
     TBT_ASSERT_HAS(msg, "File too large");
     ck_assert_int_eq(count_files(out, ".tmp"), 0);
-    char *after = slurp(path);
+    char *after = tbt_slurp(path, NULL);
     ck_assert_str_eq(after, before);
     free(before), free(after);
 }

@@ -58,21 +58,6 @@ static char *path_in(const char *archive, const char *name)
     return out[k];
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc((size_t)sz + 1);
-    ck_assert(p);
-    ck_assert(fread(p, 1, (size_t)sz, f) == (size_t)sz);
-    fclose(f);
-    *n = (size_t)sz;
-    return p;
-}
-
 static void spit(const char *path, const unsigned char *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
@@ -207,13 +192,13 @@ START_TEST(a_flipped_byte_in_the_middle_is_refused_then_accepted)
 
     const char *jpath = path_in("flip", "study.journal"), *tables = path_in("flip", "study.h5");
     size_t n, tn;
-    unsigned char *j = slurp(jpath, &n);
+    unsigned char *j = (unsigned char *)tbt_slurp(jpath, &n);
     int after = 0;
     size_t start = record_start(j, n, n / 3, &after);
     ck_assert_int_gt(after, 3);
     j[n / 3] ^= 0x20;
     spit(jpath, j, n);
-    unsigned char *t0 = slurp(tables, &tn);
+    unsigned char *t0 = (unsigned char *)tbt_slurp(tables, &tn);
 
     /* refused: the offset and the records after it named, nothing changed */
     memset(&err, 0, sizeof err);
@@ -228,7 +213,7 @@ START_TEST(a_flipped_byte_in_the_middle_is_refused_then_accepted)
     ck_assert_int_eq(rec.journal_refused, 1);
     ck_assert_uint_eq(rec.journal_damage_at, start);
     size_t n2, tn2;
-    unsigned char *j2 = slurp(jpath, &n2), *t1 = slurp(tables, &tn2);
+    unsigned char *j2 = (unsigned char *)tbt_slurp(jpath, &n2), *t1 = (unsigned char *)tbt_slurp(tables, &tn2);
     ck_assert_msg(n2 == n && memcmp(j, j2, n) == 0, "the journal changed (%zu -> %zu bytes)", n, n2);
     ck_assert_msg(tn2 == tn && memcmp(t0, t1, tn) == 0, "study.h5 was rewritten");
     ck_assert(!exists(path_in("flip", "study.journal.damaged-1")));
@@ -245,9 +230,9 @@ START_TEST(a_flipped_byte_in_the_middle_is_refused_then_accepted)
     TBT_ASSERT_HAS(rec.journal_kept, "study.journal.damaged-1");
     close_study(s);
     size_t kn;
-    unsigned char *kept = slurp(path_in("flip", "study.journal.damaged-1"), &kn);
+    unsigned char *kept = (unsigned char *)tbt_slurp(path_in("flip", "study.journal.damaged-1"), &kn);
     ck_assert_msg(kn == n - start && memcmp(kept, j + start, kn) == 0, "damaged-1 is not the cut tail");
-    j2 = slurp(jpath, &n2);
+    j2 = (unsigned char *)tbt_slurp(jpath, &n2);
     ck_assert(n2 > start && memcmp(j2, j, start) == 0);
     free(j2);
     int rows;
@@ -259,7 +244,7 @@ START_TEST(a_flipped_byte_in_the_middle_is_refused_then_accepted)
     free(types), free(details);
 
     /* a second damage is kept in damaged-2; damaged-1 stays as it was */
-    j2 = slurp(jpath, &n2);
+    j2 = (unsigned char *)tbt_slurp(jpath, &n2);
     record_start(j2, n2, start + 1, &after);
     ck_assert_int_gt(after, 0);
     j2[start + 1] ^= 0x01;
@@ -268,7 +253,7 @@ START_TEST(a_flipped_byte_in_the_middle_is_refused_then_accepted)
     ck_assert_msg(open_with(cfg, 1, &s, &rec, &err) == TB_OK, "%s", err.msg);
     TBT_ASSERT_HAS(rec.journal_kept, "study.journal.damaged-2");
     close_study(s);
-    unsigned char *kept1 = slurp(path_in("flip", "study.journal.damaged-1"), &tn);
+    unsigned char *kept1 = (unsigned char *)tbt_slurp(path_in("flip", "study.journal.damaged-1"), &tn);
     ck_assert(tn == kn && memcmp(kept1, kept, kn) == 0);
     ck_assert(exists(path_in("flip", "study.journal.damaged-2")));
     free(kept1), free(kept), free(j2), free(j);
@@ -289,7 +274,7 @@ START_TEST(a_torn_tail_is_cut_and_reported)
     close_study(s);
     const char *jpath = path_in("torn", "study.journal");
     size_t n;
-    unsigned char *j = slurp(jpath, &n);
+    unsigned char *j = (unsigned char *)tbt_slurp(jpath, &n);
     int after;
     size_t last = record_start(j, n, n - 1, &after);
     ck_assert(truncate(jpath, (off_t)(n - 3)) == 0);
@@ -449,7 +434,7 @@ START_TEST(the_executable_refuses_and_accepts)
 
     const char *jpath = path_in("cli", "study.journal");
     size_t n;
-    unsigned char *j = slurp(jpath, &n);
+    unsigned char *j = (unsigned char *)tbt_slurp(jpath, &n);
     int after;
     size_t start = record_start(j, n, n / 3 + 1, &after);
     j[n / 3 + 1] ^= 0x10;
@@ -463,7 +448,7 @@ START_TEST(the_executable_refuses_and_accepts)
     TBT_ASSERT_HAS(out, want);
     TBT_ASSERT_HAS(out, "--accept-journal-loss");
     size_t n2;
-    unsigned char *j2 = slurp(jpath, &n2);
+    unsigned char *j2 = (unsigned char *)tbt_slurp(jpath, &n2);
     ck_assert(n2 == n && memcmp(j, j2, n) == 0);
     free(j2);
 
@@ -486,7 +471,7 @@ START_TEST(the_scan_finds_intact_records_after_the_damage)
     for (int i = 0; i < 10; i++) ck_assert(tb_journal_append(jn, 7, "abcdefgh", 8, 0, &err) == TB_OK);
     tb_journal_close(jn);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = (unsigned char *)tbt_slurp(path, &n);
     ck_assert_uint_eq(n, 10 * 24);
     tb_journal_damage d;
     ck_assert(tb_journal_scan(path, &d, &err) == TB_OK);
