@@ -679,7 +679,8 @@ START_TEST(the_organiser_runs_the_study)
     hc_free(&r);
 
     /* pages and assets, with their types; the organiser's token is in none */
-    const char *pages[][2] = {{"/", "text/html"}, {"/admin", "text/html"}, {"/assets/app.js", "text/javascript"},
+    const char *pages[][2] = {{"/", "text/html"}, {"/admin", "text/html"}, {"/assets/common.js", "text/javascript"},
+                              {"/assets/app.js", "text/javascript"},
                               {"/assets/uplot.js", "text/javascript"}, {"/assets/uplot.css", "text/css"}};
     hc_client anon = {.port = srv.port};
     for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {

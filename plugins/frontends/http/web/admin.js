@@ -6,49 +6,10 @@
  * stops/resumes admitting, closes the study, downloads the export. */
 'use strict';
 (() => {
+  const { $, h, api, fmtClock, fmtPct } = window.tb; // common.js
   const POLL_MS = 2000;
-  const $ = (id) => document.getElementById(id);
-  function h(tag, attrs, ...kids) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'text') el.textContent = v;
-      else if (k === 'class') el.className = v;
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const kid of kids.flat()) if (kid !== null && kid !== undefined && kid !== false)
-      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    return el;
-  }
-
   const S = { ov: null, es: null, sseDelay: 1000, sseTimer: 0, pollTimer: 0, polling: false, curves: new Map(), charts: new Map(), fetched: new Map() };
 
-  async function api(method, path, body) {
-    const opt = { method, credentials: 'same-origin', cache: 'no-store', headers: { 'X-Tunebench': '1' } };
-    if (body !== undefined) { opt.headers['Content-Type'] = 'application/json'; opt.body = JSON.stringify(body); }
-    let res;
-    try { res = await fetch(path, opt); } catch (e) {
-      const err = new Error('The study server cannot be reached.'); err.status = 0; throw err;
-    }
-    const text = await res.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (!res.ok) {
-      const err = new Error((data && data.error) || `The server answered ${res.status} ${res.statusText}`);
-      err.status = res.status; throw err;
-    }
-    return data;
-  }
-
-  const fmtPct = (a) => (a === null || a === undefined || !isFinite(a)) ? '–' : `${(a * 100).toFixed(1)}%`;
-  function fmtClock(s) {
-    if (s === null || s === undefined || !isFinite(s)) return '–';
-    s = Math.max(0, Math.floor(s));
-    const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-    const p2 = (n) => String(n).padStart(2, '0');
-    return hh > 0 ? `${hh}:${p2(mm)}:${p2(ss)}` : `${p2(mm)}:${p2(ss)}`;
-  }
   function setError(id, err) {
     const el = $(id);
     el.textContent = err ? (err.message || String(err)) : '';

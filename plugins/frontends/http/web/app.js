@@ -7,26 +7,11 @@
  * loses nothing. Server strings are always set as text, never as HTML. */
 'use strict';
 (() => {
+  const { $, h, api, fmtClock, fmtPct } = window.tb; // common.js
   const POLL_MS = 2000;
   const LOBBY_MS = 2000;
   const OTHER = '__other__';
   const BATCH_H = 150, EPOCH_H = 170; // chart heights: the run panel fits a 768-pixel-high screen
-
-  const $ = (id) => document.getElementById(id);
-  /* h('tag', {attr: value, class: '', text: ''}, children...) */
-  function h(tag, attrs, ...kids) {
-    const el = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      if (k === 'text') el.textContent = v;
-      else if (k === 'class') el.className = v;
-      else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-      else el.setAttribute(k, v === true ? '' : String(v));
-    }
-    for (const kid of kids.flat()) if (kid !== null && kid !== undefined && kid !== false)
-      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
-    return el;
-  }
 
   const S = {
     study: null,
@@ -52,56 +37,14 @@
     set: (v) => { if (v) sessionStorage.setItem('tb_want_active', '1'); else sessionStorage.removeItem('tb_want_active'); },
   };
 
-  /* ---- the API ---------------------------------------------------------------------------- */
-
-  class ApiError extends Error {
-    constructor(status, message, field, body, retryAfter) {
-      super(message);
-      this.status = status; this.field = field || null; this.body = body || null; this.retryAfter = retryAfter;
-    }
-  }
-
-  async function api(method, path, body) {
-    const opt = { method, credentials: 'same-origin', cache: 'no-store', headers: { 'X-Tunebench': '1' } };
-    if (body !== undefined) {
-      opt.headers['Content-Type'] = 'application/json';
-      opt.body = JSON.stringify(body);
-    }
-    let res;
-    try {
-      res = await fetch(path, opt);
-    } catch (e) {
-      throw new ApiError(0, 'The study server cannot be reached. The page keeps trying.');
-    }
-    const text = await res.text();
-    let data = null;
-    try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-    if (!res.ok) {
-      let msg = (data && data.error) || `The server answered ${res.status} ${res.statusText}`;
-      if (res.status === 429) {
-        const ra = res.headers.get('Retry-After');
-        if (ra) msg += ` (try again in ${ra} s)`;
-      }
-      throw new ApiError(res.status, msg, data && data.field, data, res.headers.get('Retry-After'));
-    }
-    return data;
-  }
-
   /* ---- formatting ------------------------------------------------------------------------- */
 
-  function fmtClock(s) {
-    s = Math.max(0, Math.floor(s));
-    const hh = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;
-    const p2 = (n) => String(n).padStart(2, '0');
-    return hh > 0 ? `${hh}:${p2(mm)}:${p2(ss)}` : `${p2(mm)}:${p2(ss)}`;
-  }
   function fmtMinutes(s) {
     if (!isFinite(s)) return '–';
     const m = Math.round(s / 60);
     if (m >= 120 && m % 60 === 0) return `${m / 60} hours`;
     return m === 1 ? '1 minute' : `${m} minutes`;
   }
-  const fmtPct = (a, digits = 1) => (a === null || a === undefined || !isFinite(a)) ? '–' : `${(a * 100).toFixed(digits)}%`;
   const fmtLoss = (x) => (x === null || x === undefined || !isFinite(x)) ? '–' : (Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(4));
   const num = (x) => (x === null || x === undefined || !isFinite(x)) ? null : x;
 
