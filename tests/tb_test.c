@@ -117,6 +117,11 @@ const char *tbt_exe(void)
     return e && *e ? e : TB_TUNEBENCH_EXE;
 }
 
+/* Studies and sweeps opened inside a test binary run their jobs with the
+ * process executor as `tunebench run-job`: tell it which tunebench (this
+ * binary is not one). Before main, so every suite gets it. */
+__attribute__((constructor)) static void tbt_set_tunebench_exe(void) { setenv("TUNEBENCH_EXE", tbt_exe(), 0); }
+
 int tbt_tunebench(const char *args, const char *redirect, char *out, size_t cap)
 {
     char cmd[4096];

@@ -154,7 +154,7 @@ static void seen_init(seen *s, const char *id)
 static tb_job *new_job(seen *s, const char *id, const char *ini, int priority)
 {
     seen_init(s, id);
-    tb_job_callbacks cb = {s, on_started, on_event, on_finished};
+    tb_job_callbacks cb = {.user = s, .started = on_started, .event = on_event, .finished = on_finished};
     tb_job *job = tb_job_new(id, ini, priority, &cb);
     ck_assert(job);
     return job;
@@ -559,7 +559,7 @@ START_TEST(test_record_in_archive)
     static durable_check d;
     d.a = a;
     /* the owner's event callback checks that each epoch is durable when it arrives */
-    tb_job_callbacks inner = {&d, NULL, check_durable, NULL}, out;
+    tb_job_callbacks inner = {.user = &d, .started = NULL, .event = check_durable, .finished = NULL}, out;
     char *job_ini = NULL;
     ck_assert_msg(tb_job_record(a, "sweep", "p01", ini, &inner, &out, d.run_id, &job_ini, &err) == TB_OK, "%s",
                   err.msg);
@@ -581,7 +581,7 @@ START_TEST(test_record_in_archive)
     char id2[TB_ARCHIVE_ID_MAX + 1], *ini2 = NULL;
     static seen s2;
     seen_init(&s2, "never");
-    tb_job_callbacks inner2 = {&s2, on_started, on_event, on_finished}, out2;
+    tb_job_callbacks inner2 = {.user = &s2, .started = on_started, .event = on_event, .finished = on_finished}, out2;
     ck_assert(tb_job_record(a, "sweep", NULL, ini, &inner2, &out2, id2, &ini2, &err) == TB_OK);
     out2.finished(out2.user, NULL, TB_RUN_REJECTED, NAN, NAN, "lr = 20 is outside the allowed range [1e-06, 10]");
     ck_assert_int_eq(s2.finished, 1);
@@ -593,7 +593,7 @@ START_TEST(test_record_in_archive)
     char *ini3 = toy_ini("rec3", bad), *job_ini3 = NULL, id3[TB_ARCHIVE_ID_MAX + 1];
     static seen s3;
     seen_init(&s3, "bad");
-    tb_job_callbacks inner3 = {&s3, on_started, on_event, on_finished}, out3;
+    tb_job_callbacks inner3 = {.user = &s3, .started = on_started, .event = on_event, .finished = on_finished}, out3;
     ck_assert(tb_job_record(a, "sweep", NULL, ini3, &inner3, &out3, id3, &job_ini3, &err) == TB_OK);
     job = tb_job_new(id3, job_ini3, 20, &out3);
     submit(ex, job);
@@ -647,7 +647,7 @@ START_TEST(test_record_without_text)
     char *ini = toy_ini("nt", one);
     static seen s;
     seen_init(&s, "nt");
-    tb_job_callbacks inner = {&s, on_started, on_event, on_finished}, out;
+    tb_job_callbacks inner = {.user = &s, .started = on_started, .event = on_event, .finished = on_finished}, out;
     char id[TB_ARCHIVE_ID_MAX + 1];
     ck_assert_msg(tb_job_record(a, "sweep", NULL, ini, &inner, &out, id, NULL, &err) == TB_OK, "%s", err.msg);
     tb_job *job = tb_job_new(id, ini, 20, &out);
@@ -747,6 +747,146 @@ START_TEST(test_event_lines_round_trip)
 }
 END_TEST
 
+
+/* ---- the process executor: each job is `tunebench run-job` in a child --------------------- */
+
+static tb_executor *process_executor(int slots)
+{
+    char spool[700];
+    snprintf(spool, sizeof spool, "%s/spool", tmpdir);
+    tb_executor_opts o = {.kind = TB_EXECUTOR_PROCESS, .slots = slots, .threads_per_run = 1, .spool_dir = spool,
+                          .program = tbt_exe()};
+    tb_executor *ex;
+    tb_err err;
+    ck_assert_msg(tb_executor_create(&o, &ex, &err) == TB_OK, "%s", err.msg);
+    ck_assert_str_eq(ex->ops->name, "process");
+    return ex;
+}
+
+START_TEST(test_process_same_result_as_threads)
+{
+    /* the event lines carry exact numbers: a run in a child ends with the same bits */
+    char *ini_t = toy_ini("t", NULL), *ini_p = toy_ini("p", NULL);
+    seen st, sp;
+    tb_executor *threads, *proc = process_executor(1);
+    tb_err err;
+    ck_assert(tb_executor_local_create(1, 1, &threads, &err) == TB_OK);
+    submit(threads, new_job(&st, "t", ini_t, 0));
+    submit(proc, new_job(&sp, "p", ini_p, 0));
+    tb_executor_drain(threads);
+    tb_executor_drain(proc);
+    ck_assert_msg(sp.status == TB_RUN_FINISHED, "process: %s: %s", tb_run_status_name(sp.status), sp.message);
+    ck_assert_int_eq(st.status, TB_RUN_FINISHED);
+    ck_assert_int_eq(sp.started, 1);
+    ck_assert_int_eq(sp.finished, 1);
+    ck_assert(sp.order_ok);
+    ck_assert_int_eq(sp.epochs, st.epochs);
+    ck_assert_int_eq(sp.batches, st.batches);
+    ck_assert_int_eq(sp.threads, 1);
+    ck_assert_msg(sp.val == st.val && sp.test == st.test, "process %.17g/%.17g, threads %.17g/%.17g", sp.val, sp.test,
+                  st.val, st.test);
+    struct stat sb;
+    char run[800];
+    snprintf(run, sizeof run, "%s/p.h5", tmpdir);
+    ck_assert_msg(stat(run, &sb) == 0, "the child did not write its run file %s", run);
+    /* the job file is removed; the child's stderr (the task's notes) is kept in the log */
+    snprintf(run, sizeof run, "%s/spool/p.job.ini", tmpdir);
+    ck_assert(stat(run, &sb) != 0);
+    snprintf(run, sizeof run, "%s/spool/p.log", tmpdir);
+    char *log = tbt_slurp(run, NULL);
+    ck_assert_msg(log && strstr(log, "[hdf5]"), "the child's stderr is not in %s", run);
+    free(log);
+    tb_executor_destroy(threads);
+    tb_executor_destroy(proc);
+    free(ini_t);
+    free(ini_p);
+}
+END_TEST
+
+START_TEST(test_process_rejected_and_cancelled)
+{
+    tb_executor *ex = process_executor(1);
+    const char *bad_opt[] = {"train.optimizer=adamw", NULL};
+    char *bad = toy_ini("bad", bad_opt);
+    static seen sb, sc;
+    submit(ex, new_job(&sb, "bad", bad, 0));
+    tb_executor_drain(ex);
+    ck_assert_int_eq(sb.status, TB_RUN_REJECTED);
+    ck_assert_int_eq(sb.started, 0);
+    ck_assert_msg(strstr(sb.message, "optimizer") && strstr(sb.message, "adamw"), "message: %s", sb.message);
+
+    const char *longrun[] = {"train.epochs=100000", NULL};
+    char *ini = toy_ini("long", longrun);
+    tb_job *job = new_job(&sc, "long", ini, 0);
+    submit(ex, job);
+    wait_for(&sc, has_batches);
+    tb_executor_cancel(ex, job, "stopped by the participant");
+    wait_for(&sc, is_finished);
+    ck_assert_int_eq(sc.status, TB_RUN_CANCELLED);
+    ck_assert_str_eq(sc.message, "stopped by the participant");
+    ck_assert(sc.order_ok);
+    tb_executor_destroy(ex);
+    free(bad);
+    free(ini);
+}
+END_TEST
+
+START_TEST(test_process_child_killed)
+{
+    /* kill -9 of a run's process mid-epoch: that run ends interrupted, saying how; the next one runs */
+    tb_executor *ex = process_executor(1);
+    const char *longrun[] = {"train.epochs=100000", NULL};
+    char *ini = toy_ini("victim", longrun), *ini2 = toy_ini("next", NULL);
+    static seen sv, sn;
+    submit(ex, new_job(&sv, "victim", ini, 0));
+    submit(ex, new_job(&sn, "next", ini2, 0));
+    wait_for(&sv, has_batches);
+    char cmd[900], out[256];
+    /* [v]: the pattern does not match the shell running pkill */
+    snprintf(cmd, sizeof cmd, "pkill -9 -f '%s/spool/[v]ictim.job.ini'", tmpdir);
+    ck_assert_int_eq(tbt_capture(cmd, out, sizeof out), 0);
+    wait_for(&sv, is_finished);
+    ck_assert_int_eq(sv.status, TB_RUN_INTERRUPTED);
+    ck_assert_msg(strstr(sv.message, "SIGKILL") && strstr(sv.message, "before reporting"), "message: %s", sv.message);
+    tb_executor_drain(ex);
+    ck_assert_msg(sn.status == TB_RUN_FINISHED, "next: %s", sn.message);
+    tb_executor_destroy(ex);
+    free(ini);
+    free(ini2);
+}
+END_TEST
+
+START_TEST(test_process_destroy_interrupts)
+{
+    tb_executor *ex = process_executor(1);
+    const char *longrun[] = {"train.epochs=100000", NULL};
+    char *ini = toy_ini("run", longrun);
+    static seen sr, sq;
+    submit(ex, new_job(&sr, "run", ini, 0));
+    submit(ex, new_job(&sq, "queued", ini, 0));
+    wait_for(&sr, has_batches);
+    tb_executor_destroy(ex);
+    ck_assert_int_eq(sr.status, TB_RUN_INTERRUPTED);
+    ck_assert_msg(strstr(sr.message, "executor stopped"), "message: %s", sr.message);
+    ck_assert_int_eq(sq.status, TB_RUN_INTERRUPTED);
+    ck_assert_int_eq(sq.started, 0);
+    free(ini);
+}
+END_TEST
+
+START_TEST(test_process_bad_program)
+{
+    tb_executor_opts o = {.kind = TB_EXECUTOR_PROCESS, .slots = 1, .spool_dir = tmpdir, .program = "/nonexistent/tb"};
+    tb_executor *ex;
+    tb_err err;
+    ck_assert_int_eq(tb_executor_create(&o, &ex, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "/nonexistent/tb") && strstr(err.msg, "executable"), "%s", err.msg);
+    ck_assert_int_eq(tb_executor_kind_parse("process"), TB_EXECUTOR_PROCESS);
+    ck_assert_int_eq(tb_executor_kind_parse("proc"), -1);
+    ck_assert_str_eq(tb_executor_kind_choices(), "threads|process|slurm");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("executor");
@@ -769,5 +909,14 @@ int main(void)
     tcase_add_test(tc, test_record_without_text);
     tcase_add_test(tc, test_event_lines_round_trip);
     suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("process");
+    tcase_add_checked_fixture(tp, setup, teardown);
+    tcase_set_timeout(tp, 120);
+    tcase_add_test(tp, test_process_same_result_as_threads);
+    tcase_add_test(tp, test_process_rejected_and_cancelled);
+    tcase_add_test(tp, test_process_child_killed);
+    tcase_add_test(tp, test_process_destroy_interrupts);
+    tcase_add_test(tp, test_process_bad_program);
+    suite_add_tcase(s, tp);
     return tbt_run(s);
 }

@@ -12,7 +12,7 @@
 static void run_job_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tunebench run-job JOB.ini [--threads N]\n"
+            "usage: tunebench run-job JOB.ini [--threads N] [--run PATH] [--device DEV] [--gpu-memory MIB]\n"
             "Runs one job in this process: JOB.ini is a complete run configuration (as a study or a\n"
             "sweep makes them; its output.run says where the run file goes). Prints one line per event\n"
             "on stdout, flushed at once, for an executor (e.g. Slurm) to read back:\n"
@@ -22,7 +22,10 @@ static void run_job_usage(FILE *f)
             "  event finished status=STATUS val_accuracy=A test_accuracy=A message=TEXT\n"
             "Numbers read back exactly; NaN is 'nan'. SIGINT, SIGTERM or SIGHUP stops the job before its next\n"
             "batch (status interrupted; the run file is still written).\n\n"
-            "  --threads N   CPU threads (default: train.threads of the job, else all cores)\n\n"
+            "  --threads N       CPU threads (default: train.threads of the job, else all cores)\n"
+            "  --run PATH        the run file (replaces output.run; the job file stays the archived record)\n"
+            "  --device DEV      a GPU slot's device, e.g. cuda:1 (replaces train.device when that names a GPU)\n"
+            "  --gpu-memory MIB  a GPU slot's memory budget (caps train.gpu_memory_mib)\n\n"
             "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
             "error of its own: status interrupted without a signal); 2 rejected (bad configuration or\n"
             "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
@@ -68,8 +71,8 @@ static void cancel_job(void *user, int sig)
 
 int tb_cmd_run_job(int argc, char **argv)
 {
-    const char *path = NULL;
-    long long threads = 0;
+    const char *path = NULL, *run_path = NULL, *device = NULL;
+    long long threads = 0, gpu_memory = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -79,6 +82,14 @@ int tb_cmd_run_job(int argc, char **argv)
         if (!strcmp(a, "--threads")) {
             if (!(v = tb_cmd_need_value("run-job", argc, argv, &i)) ||
                 tb_cmd_parse_int("run-job", a, v, 0, 1024, &threads))
+                return TB_EXIT_USAGE;
+        } else if (!strcmp(a, "--run") || !strcmp(a, "--device")) {
+            if (!(v = tb_cmd_need_value("run-job", argc, argv, &i))) return TB_EXIT_USAGE;
+            if (a[2] == 'r') run_path = v;
+            else device = v;
+        } else if (!strcmp(a, "--gpu-memory")) {
+            if (!(v = tb_cmd_need_value("run-job", argc, argv, &i)) ||
+                tb_cmd_parse_int("run-job", a, v, 0, 16 << 20, &gpu_memory))
                 return TB_EXIT_USAGE;
         } else if (a[0] == '-') {
             fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
@@ -113,13 +124,22 @@ int tb_cmd_run_job(int argc, char **argv)
     base = base ? base + 1 : path;
     char id[TB_ARCHIVE_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)strcspn(base, "."), base);
-    tb_job_callbacks cb = {NULL, rj_started, rj_event, rj_finished};
+    tb_job_callbacks cb = {.started = rj_started, .event = rj_event, .finished = rj_finished};
     tb_job *job = tb_job_new(id, ini, 0, &cb);
     free(ini);
     if (!job) {
         fprintf(stderr, "tunebench run-job: out of memory\n");
         return TB_EXIT_FAILED;
     }
+    if ((run_path && strlen(run_path) >= sizeof job->run_path) || (device && strlen(device) >= sizeof job->device)) {
+        fprintf(stderr, "tunebench run-job: %s '%s' is too long\n", run_path && strlen(run_path) >= sizeof job->run_path
+                ? "--run" : "--device", run_path && strlen(run_path) >= sizeof job->run_path ? run_path : device);
+        tb_job_free(job);
+        return TB_EXIT_USAGE;
+    }
+    if (run_path) tb_copy_str(job->run_path, sizeof job->run_path, run_path);
+    if (device) tb_copy_str(job->device, sizeof job->device, device);
+    job->gpu_memory_mib = (int)gpu_memory;
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     tb_cmd_signals sig;

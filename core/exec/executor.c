@@ -1,7 +1,10 @@
-/* executor.c: the local executor, worker threads in this process (see executor.h). */
+/* executor.c: the slot queue every executor shares (see executor.h): worker
+ * threads, one per slot, each running its job through the executor's runner
+ * (in this thread, or a child process, or a Slurm job: exec_internal.h). */
 #include "executor.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/device.h"
+#include "exec_internal.h"
 
 /* ---- the local executor ---------------------------------------------------------------- */
 
@@ -31,6 +35,8 @@ typedef struct local_executor {
     int n_workers;
     pthread_t finisher;
     int has_finisher;
+    tb_job_runner runner;  /* how a slot runs its job; run NULL: tb_job_execute here */
+    tb_executor_ops ops;   /* the shared ops, named after the runner */
 } local_executor;
 
 /* Each worker owns one entry of running[]. */
@@ -64,7 +70,8 @@ static void *worker_main(void *arg)
         }
         pthread_mutex_unlock(&ex->mu);
 
-        tb_job_execute(job, ex->threads_per_run);
+        if (ex->runner.run) ex->runner.run(ex->runner.ctx, job, ex->threads_per_run);
+        else tb_job_execute(job, ex->threads_per_run);
 
         pthread_mutex_lock(&ex->mu);
         if (gpu >= 0) ex->gpu_running[gpu]--;
@@ -180,6 +187,7 @@ static void local_free(local_executor *ex)
     free(ex->running);
     free(ex->gpu_running);
     free(ex->workers);
+    if (ex->runner.free) ex->runner.free(ex->runner.ctx);
     free(ex);
 }
 
@@ -209,6 +217,17 @@ static void local_destroy(tb_executor *base)
     local_free(ex);
 }
 
+static tb_status local_adopt(tb_executor *base, tb_job *job, const char *where, tb_err *err)
+{
+    local_executor *ex = (local_executor *)base;
+    if (!ex->runner.can_adopt || !ex->runner.can_adopt(ex->runner.ctx, where))
+        return tb_fail(err, TB_EIO, "the %s executor cannot take over %s", base->ops->name, where);
+    tb_copy_str(job->placement, sizeof job->placement, where);
+    /* a job already running elsewhere goes before everything queued */
+    job->priority = INT_MIN;
+    return local_submit(base, job, err);
+}
+
 static const tb_executor_ops local_ops = {
     .name = "local",
     .submit = local_submit,
@@ -216,23 +235,35 @@ static const tb_executor_ops local_ops = {
     .pending = local_pending,
     .drain = local_drain,
     .destroy = local_destroy,
+    .adopt = local_adopt,
 };
 
 tb_status tb_executor_local_create_gpus(int gpus, int runs_per_gpu, int gpu_memory_mib, int threads_per_run,
                                         tb_executor **out, tb_err *err)
 {
+    return tb_executor_create_gpus_with_runner(gpus, runs_per_gpu, gpu_memory_mib, threads_per_run, NULL, out, err);
+}
+
+tb_status tb_executor_create_gpus_with_runner(int gpus, int runs_per_gpu, int gpu_memory_mib, int threads_per_run,
+                                              const tb_job_runner *runner, tb_executor **out, tb_err *err)
+{
     *out = NULL;
-    if (gpus < 1 || gpus > 64) return tb_fail(err, TB_EINVAL, "executor gpus = %d is outside [1, 64]", gpus);
-    if (runs_per_gpu < 1 || runs_per_gpu > 64)
-        return tb_fail(err, TB_EINVAL, "executor runs_per_gpu = %d is outside [1, 64]", runs_per_gpu);
-    if (gpu_memory_mib < 0)
-        return tb_fail(err, TB_EINVAL, "executor gpu_memory_mib = %d must be >= 0 (0: no budget)", gpu_memory_mib);
+    tb_status bad = TB_OK;
     char why[512];
-    int have = tb_cuda_device_count(why, sizeof why);
-    if (have < gpus)
-        return tb_fail(err, TB_EINVAL, "executor gpus = %d, but %s", gpus,
-                       have ? "this machine has fewer GPUs (see tunebench devices)" : why);
-    tb_status st = tb_executor_local_create(gpus * runs_per_gpu, threads_per_run, out, err);
+    int have = 0;
+    if (gpus < 1 || gpus > 64) bad = tb_fail(err, TB_EINVAL, "executor gpus = %d is outside [1, 64]", gpus);
+    else if (runs_per_gpu < 1 || runs_per_gpu > 64)
+        bad = tb_fail(err, TB_EINVAL, "executor runs_per_gpu = %d is outside [1, 64]", runs_per_gpu);
+    else if (gpu_memory_mib < 0)
+        bad = tb_fail(err, TB_EINVAL, "executor gpu_memory_mib = %d must be >= 0 (0: no budget)", gpu_memory_mib);
+    else if ((have = tb_cuda_device_count(why, sizeof why)) < gpus)
+        bad = tb_fail(err, TB_EINVAL, "executor gpus = %d, but %s", gpus,
+                      have ? "this machine has fewer GPUs (see tunebench devices)" : why);
+    if (bad != TB_OK) {
+        if (runner && runner->free) runner->free(runner->ctx);
+        return bad;
+    }
+    tb_status st = tb_executor_create_with_runner(gpus * runs_per_gpu, threads_per_run, runner, out, err);
     if (st != TB_OK) return st;
     local_executor *ex = (local_executor *)*out;
     int *load = calloc((size_t)gpus, sizeof *load);
@@ -252,18 +283,34 @@ tb_status tb_executor_local_create_gpus(int gpus, int runs_per_gpu, int gpu_memo
 
 tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor **out, tb_err *err)
 {
+    return tb_executor_create_with_runner(slots, threads_per_run, NULL, out, err);
+}
+
+tb_status tb_executor_create_with_runner(int slots, int threads_per_run, const tb_job_runner *runner,
+                                         tb_executor **out, tb_err *err)
+{
     *out = NULL;
-    if (slots < 1 || slots > 1024)
-        return tb_fail(err, TB_EINVAL, "executor slots = %d is outside [1, 1024]", slots);
-    if (threads_per_run < 0 || threads_per_run > 1024)
+    if (slots < 1 || slots > 1024 || threads_per_run < 0 || threads_per_run > 1024) {
+        if (runner && runner->free) runner->free(runner->ctx);
+        if (slots < 1 || slots > 1024)
+            return tb_fail(err, TB_EINVAL, "executor slots = %d is outside [1, 1024]", slots);
         return tb_fail(err, TB_EINVAL, "executor threads_per_run = %d is outside [0, 1024]", threads_per_run);
+    }
     if (threads_per_run == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads_per_run = cores > slots ? (int)(cores / slots) : 1;
     }
     local_executor *ex = calloc(1, sizeof *ex);
-    if (!ex) return tb_fail(err, TB_ENOMEM, "executor: out of memory");
-    ex->base.ops = &local_ops;
+    if (!ex) {
+        if (runner && runner->free) runner->free(runner->ctx);
+        return tb_fail(err, TB_ENOMEM, "executor: out of memory");
+    }
+    ex->ops = local_ops;
+    if (runner) {
+        ex->runner = *runner;
+        ex->ops.name = runner->name;
+    }
+    ex->base.ops = &ex->ops;
     ex->base.slots = slots;
     ex->threads_per_run = threads_per_run;
     ex->running = calloc((size_t)slots, sizeof *ex->running);
@@ -273,7 +320,7 @@ tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor *
     pthread_cond_init(&ex->idle, NULL);
     pthread_cond_init(&ex->ended, NULL);
     if (!ex->running || !ex->workers) {
-        local_free(ex);
+        local_free(ex); /* frees the runner's context too: it is the executor's from here */
         return tb_fail(err, TB_ENOMEM, "executor: out of memory");
     }
     int rc = pthread_create(&ex->finisher, NULL, finisher_main, ex);
@@ -300,3 +347,43 @@ tb_status tb_executor_local_create(int slots, int threads_per_run, tb_executor *
     return TB_OK;
 }
 
+
+/* ---- choosing an executor ------------------------------------------------------------------ */
+
+const char *const tb_executor_kind_names[TB_EXECUTOR_KINDS] = {"threads", "process", "slurm"};
+
+int tb_executor_kind_parse(const char *name)
+{
+    for (int k = 0; k < TB_EXECUTOR_KINDS; k++)
+        if (name && strcmp(name, tb_executor_kind_names[k]) == 0) return k;
+    return -1;
+}
+
+static char kind_choices[64];
+static void make_kind_choices(void)
+{
+    size_t n = 0;
+    for (int k = 0; k < TB_EXECUTOR_KINDS; k++)
+        n += (size_t)snprintf(kind_choices + n, sizeof kind_choices - n, "%s%s", k ? "|" : "", tb_executor_kind_names[k]);
+}
+
+const char *tb_executor_kind_choices(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, make_kind_choices);
+    return kind_choices;
+}
+
+tb_status tb_executor_create(const tb_executor_opts *o, tb_executor **out, tb_err *err)
+{
+    *out = NULL;
+    switch (o->kind) {
+    case TB_EXECUTOR_THREADS:
+        return o->gpus > 0 ? tb_executor_local_create_gpus(o->gpus, o->runs_per_gpu, o->gpu_memory_mib,
+                                                           o->threads_per_run, out, err)
+                           : tb_executor_local_create(o->slots, o->threads_per_run, out, err);
+    case TB_EXECUTOR_PROCESS: return tb_executor_process_create(o, out, err);
+    case TB_EXECUTOR_SLURM: return tb_executor_slurm_create(o, out, err);
+    default: return tb_fail(err, TB_EINVAL, "executor kind %d is not one of %s", (int)o->kind, tb_executor_kind_choices());
+    }
+}

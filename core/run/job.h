@@ -41,6 +41,10 @@ typedef struct tb_job_callbacks {
      * message ("" when finished normally). */
     void (*finished)(void *user, tb_job *job, tb_run_status status, double val_accuracy, double test_accuracy,
                      const char *message);
+    /* optional: the executor placed the job outside this process, where it can
+     * be found again after a crash (job->placement, e.g. "slurm:1234"; see
+     * tb_executor_adopt). Called before started, from the executor's thread. */
+    void (*placed)(void *user, tb_job *job);
 } tb_job_callbacks;
 
 struct tb_job {
@@ -62,6 +66,11 @@ struct tb_job {
     char device[16];                /* a GPU slot's device ("cuda:1"), "" for a CPU slot: replaces the
                                      * config's train.device when that names a GPU */
     int gpu_memory_mib;             /* a GPU slot's memory budget per run (0: none) */
+    char placement[64];             /* where a process or cluster executor put it ("slurm:1234"); "" in this
+                                     * process. Set before adopting a job (tb_executor_adopt). */
+    int skip_started;               /* an adopted job: its start was recorded already (no started callback) */
+    int skip_epochs;                /* ... epoch events up to this one too */
+    int64_t skip_steps;             /* ... and batch events up to this step */
     tb_job *next;                   /* the executor's queue */
 };
 

@@ -89,6 +89,12 @@ static int rec_event(void *user, tb_job *job, const tb_train_event *ev)
     return r->inner.event ? r->inner.event(r->inner.user, job, ev) : 0;
 }
 
+static void rec_placed(void *user, tb_job *job)
+{
+    recorder *r = user;
+    if (r->inner.placed) r->inner.placed(r->inner.user, job);
+}
+
 static void rec_finished(void *user, tb_job *job, tb_run_status status, double val_accuracy, double test_accuracy,
                          const char *message)
 {
@@ -164,6 +170,7 @@ tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant
     out->started = rec_started;
     out->event = rec_event;
     out->finished = rec_finished;
+    out->placed = rec_placed;
     return TB_OK;
 }
 

@@ -21,7 +21,7 @@
 
 static const char *const study_keys[] = {"title",  "briefing", "archive",         "budget_minutes", "final_seeds",
                                          "slots", "threads_per_run", "max_active", "gpus", "runs_per_gpu",
-                                         "gpu_memory_mib", "show_result"};
+                                         "gpu_memory_mib", "show_result", "executor"};
 
 tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err)
 {
@@ -76,6 +76,21 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     if ((r = tb_config_int(cfg, "study", "gpu_memory_mib", 0, 0, 16 << 20, &x, err))) return r;
     st->gpu_memory_mib = (int)x;
     if ((r = tb_config_bool(cfg, "study", "show_result", 0, &st->show_result, err))) return r;
+    const char *kind;
+    if ((r = tb_config_string(cfg, "study", "executor", "process", &kind, err))) return r;
+    int k = tb_executor_kind_parse(kind);
+    if (k < 0)
+        return tb_fail(err, TB_EINVAL, "study.executor = '%s' is not one of %s (docs/study.md, \"Executors\")", kind,
+                       tb_executor_kind_choices());
+    st->executor = (tb_executor_kind)k;
+    if (st->executor == TB_EXECUTOR_THREADS && st->gpus > 0)
+        return tb_fail(err, TB_EINVAL, "study.executor = threads with study.gpus = %d: GPU runs always run in their "
+                       "own processes (a device fault must die with its process); use executor = process",
+                       st->gpus);
+    if (tb_config_has_section(cfg, "slurm") && st->executor != TB_EXECUTOR_SLURM)
+        return tb_fail(err, TB_EINVAL, "the configuration has a [slurm] section but study.executor = %s: set "
+                       "executor = slurm to use it, or remove the section", kind);
+    if ((r = tb_slurm_settings_load(&st->slurm, cfg, err))) return r;
     if (st->gpus > 0) {
         if (tb_config_get(cfg, "study", "slots"))
             return tb_fail(err, TB_EINVAL, "study.slots = %d and study.gpus = %d: with GPUs the slots are gpus x "
@@ -239,10 +254,12 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
     if (stat(jpath, &sb) == 0 && (st = study_replay(s, jpath, opt->accept_journal_loss, rec, err)) != TB_OK)
         goto fail;
     if ((st = tb_journal_open(jpath, &s->journal, err)) != TB_OK) goto fail;
-    if ((st = s->st.gpus > 0 ? tb_executor_local_create_gpus(s->st.gpus, s->st.runs_per_gpu, s->st.gpu_memory_mib,
-                                                               s->st.threads_per_run, &s->exec, err)
-                             : tb_executor_local_create(s->st.slots, s->st.threads_per_run, &s->exec, err)) != TB_OK)
-        goto fail;
+    char spool[STUDY_PATH_CAP];
+    snprintf(spool, sizeof spool, "%s/spool", s->st.archive);
+    tb_executor_opts xo = {.kind = s->st.executor, .slots = s->st.slots, .threads_per_run = s->st.threads_per_run,
+                           .gpus = s->st.gpus, .runs_per_gpu = s->st.runs_per_gpu,
+                           .gpu_memory_mib = s->st.gpu_memory_mib, .spool_dir = spool, .slurm = &s->st.slurm};
+    if ((st = tb_executor_create(&xo, &s->exec, err)) != TB_OK) goto fail;
 
     pthread_mutex_lock(&s->mu);
     double now = tb_utc_now();

@@ -12,7 +12,9 @@
  *   archive = studies/fmnist    ; the archive directory (core/store/archive.h)
  *   budget_minutes = 120        ; per participant, counted while active
  *   final_seeds = 0,1,...,9     ; one retraining on train+val per seed, scored on test
- *   slots = 1                   ; runs at once (the local executor's worker threads)
+ *   slots = 1                   ; runs at once (Slurm: jobs submitted at once)
+ *   executor = process          ; process: each run in a child process; threads: in this
+ *                               ; process; slurm: a Slurm job per run ([slurm], docs/cluster.md)
  *   threads_per_run = 0         ; CPU threads per run (0: cores / slots)
  *   max_active = 0              ; participants whose clock may run at once (0: slots)
  *   show_result = false         ; participants see their final test accuracy at the end
@@ -74,6 +76,8 @@ typedef struct tb_study_settings {
     int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots: gpus x runs_per_gpu replace slots */
     int train_count;   /* training-set size after the validation split; 0 when unknown */
     int show_result;   /* [study] show_result: participants see their final test accuracy */
+    tb_executor_kind executor;  /* [study] executor: threads, process (the default) or slurm */
+    tb_slurm_settings slurm;    /* [slurm], for the slurm executor */
 } tb_study_settings;
 
 /* Reads [study] and [space] (errors name key, value and what is allowed). */

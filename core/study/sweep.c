@@ -844,7 +844,7 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
         exec_run *e = &x.er[i];
         tb_sweep_run *r = &sw->runs[i];
         if (interrupt && atomic_load(interrupt)) break;
-        tb_job_callbacks inner = {e, NULL, x_event, x_finished}, out;
+        tb_job_callbacks inner = {.user = e, .event = x_event, .finished = x_finished}, out;
         tb_err e1;
         /* the job's text is the plan's; its run file is set on the job, not written into a copy of the text */
         st = tb_job_record(a, "sweep", NULL, r->ini, &inner, &out, r->run_id, NULL, &e1);
