@@ -31,7 +31,7 @@ static char *join_command(const char *cmd, int argc, char **argv)
 
 typedef struct sweep_args {
     const char *cmd;        /* "sweep", "repeat" or "train" */
-    const char *config, *archive, *plugin_path;
+    const char *config, *archive, *plugin_path, *executor;
     char **sets, **grids;
     int n_sets, n_grids;
     long long random, folds, slots, threads, seeds, first_seed, search_seed;
@@ -55,6 +55,8 @@ static void sweep_usage(FILE *f)
             "                     reports the mean and standard error of each metric per configuration\n"
             "  --archive DIR      the archive (default: [study] archive of the configuration)\n"
             "  --slots S          runs at once (default 1)\n"
+            "  --executor E       where runs train: process (default: each in its own process), threads (in\n"
+            "                     this process) or slurm (a Slurm job each, from the [slurm] section; docs/cluster.md)\n"
             "  --threads T        CPU threads per run (default: the cores divided by the slots)\n"
             "  --gpus G           run on GPUs 0..G-1 (runs whose train.device names a GPU): G x R slots\n"
             "  --runs-per-gpu R   runs sharing each GPU (default 1; several small models fit one GPU)\n"
@@ -78,7 +80,8 @@ static void repeat_usage(FILE *f)
             "variance a seed alone causes. The initialisation follows train.seed unless the configuration\n"
             "sets train.init_seed, which then stays fixed (only shuffling and dropout change).\n"
             "Reports the mean ± sd of the validation and test accuracy.\n\n"
-            "  --folds K, --archive DIR, --slots S, --threads T, --gpus G, --runs-per-gpu R, --gpu-memory MIB,\n"
+            "  --folds K, --archive DIR, --slots S, --executor E, --threads T, --gpus G, --runs-per-gpu R,\n"
+            "  --gpu-memory MIB,\n"
             "  --set k=v, --plugin-path P, --quiet:\n"
             "                     as for tunebench sweep (see tunebench sweep --help)\n"
             "Exit codes: as tunebench sweep.\n");
@@ -121,7 +124,8 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
             if (!strcmp(arg, repeat_only[k]) && strcmp(cmd, "repeat")) allowed = 0;
         static const char *const known[] = {"--random", "--grid",  "--search-seed", "--seeds",       "--first-seed",
                                             "--folds",  "--archive", "--slots",     "--threads",     "--set",
-                                            "--plugin-path", "--gpus", "--runs-per-gpu", "--gpu-memory"};
+                                            "--plugin-path", "--gpus", "--runs-per-gpu", "--gpu-memory",
+                                            "--executor"};
         int is_known = 0;
         for (size_t k = 0; k < TB_ARRAY_LEN(known); k++) is_known |= !strcmp(arg, known[k]);
         if (!is_known || !allowed) {
@@ -149,6 +153,13 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
         else if (!strcmp(arg, "--gpu-memory")) rc = tb_cmd_parse_int(cmd, arg, v, 0, 16 << 20, &a->gpu_memory_mib);
         else if (!strcmp(arg, "--threads")) rc = tb_cmd_parse_int(cmd, arg, v, 0, 1024, &a->threads);
         else if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
+        else if (!strcmp(arg, "--executor")) {
+            if (tb_executor_kind_parse(v) < 0) {
+                fprintf(stderr, "tunebench %s: --executor '%s' is not one of %s\n", cmd, v, tb_executor_kind_choices());
+                return -1;
+            }
+            a->executor = v;
+        }
         else a->plugin_path = v;
         if (rc) return -1;
     }
@@ -416,9 +427,23 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         fprintf(stderr, "tunebench %s: archive %s: %d run(s) found live from an earlier process were marked "
                         "interrupted\n", cmd, dir, rec.interrupted);
     if (a.gpus > 0) a.slots = a.gpus * a.runs_per_gpu;
-    if ((a.gpus > 0 ? tb_executor_local_create_gpus((int)a.gpus, (int)a.runs_per_gpu, (int)a.gpu_memory_mib,
-                                                    (int)a.threads, &ex, &err)
-                    : tb_executor_local_create((int)a.slots, (int)a.threads, &ex, &err)) != TB_OK) {
+    tb_executor_kind kind = a.executor ? (tb_executor_kind)tb_executor_kind_parse(a.executor) : TB_EXECUTOR_PROCESS;
+    if (kind == TB_EXECUTOR_THREADS && a.gpus > 0) {
+        fprintf(stderr, "tunebench %s: --executor threads with --gpus: GPU runs always run in their own processes "
+                        "(a device fault must die with its process); drop --executor threads\n", cmd);
+        goto out;
+    }
+    tb_slurm_settings slurm;
+    if (tb_slurm_settings_load(&slurm, cfg, &err) != TB_OK) {
+        fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
+        goto out;
+    }
+    char spool[2048];
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    tb_executor_opts xo = {.kind = kind, .slots = (int)a.slots, .threads_per_run = (int)a.threads,
+                           .gpus = (int)a.gpus, .runs_per_gpu = (int)a.runs_per_gpu,
+                           .gpu_memory_mib = (int)a.gpu_memory_mib, .spool_dir = spool, .slurm = &slurm};
+    if (tb_executor_create(&xo, &ex, &err) != TB_OK) {
         fprintf(stderr, "tunebench %s: %s\n", cmd, err.msg);
         code = TB_EXIT_FAILED;
         goto out;
@@ -428,8 +453,8 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         int k = snprintf(shape, sizeof shape, "%d configuration%s", sw.n_configs, sw.n_configs == 1 ? "" : "s");
         if (sw.kind == TB_SWEEP_REPEAT) k += snprintf(shape + k, sizeof shape - (size_t)k, " x %d seeds", sw.seeds);
         if (sw.folds) snprintf(shape + k, sizeof shape - (size_t)k, " x %d folds", sw.folds);
-        printf("tunebench %s: %d run%s (%s), %lld at once, archive %s\n", cmd, sw.n_runs, sw.n_runs == 1 ? "" : "s",
-               shape, a.slots, dir);
+        printf("tunebench %s: %d run%s (%s), %lld at once (%s executor), archive %s\n", cmd, sw.n_runs,
+               sw.n_runs == 1 ? "" : "s", shape, a.slots, ex->ops->name, dir);
         if (sw.kind == TB_SWEEP_RANDOM) printf("search seed %llu\n", (unsigned long long)sw.search_seed);
         fflush(stdout);
     }

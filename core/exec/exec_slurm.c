@@ -229,7 +229,6 @@ static tb_status submit(const slurm_ctx *ctx, tb_job *job, const char *script, c
     ARG("--job-name=tb-%s", job->id);
     ARG("--output=%s", events);
     ARG("--error=%s", log);
-    ARG("--chdir=%s", ctx->spool);
     ARG("--cpus-per-task=%d", ctx->set.cpus_per_run > 0 ? ctx->set.cpus_per_run : threads > 0 ? threads : 1);
     if (ctx->set.partition[0]) ARG("--partition=%s", ctx->set.partition);
     if (ctx->set.account[0]) ARG("--account=%s", ctx->set.account);

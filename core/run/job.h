@@ -198,6 +198,13 @@ void tb_job_cancel(tb_job *job, const char *message, int interrupted);
 tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant, const char *config_ini,
                         const tb_job_callbacks *inner, tb_job_callbacks *out, char run_id[TB_ARCHIVE_ID_MAX + 1],
                         char **job_ini, tb_err *err);
+/* tb_job_record for a run this process takes up again after a crash (a
+ * Slurm job a restarted study follows: tb_archive_resume_run, why is the
+ * message recorded). *last_epoch and *last_step: what the archive holds
+ * already; give them to the job as skip_epochs and skip_steps so that the
+ * events read again are not recorded twice. */
+tb_status tb_job_record_resume(tb_archive *a, const char *run_id, const char *why, const tb_job_callbacks *inner,
+                               tb_job_callbacks *out, int64_t *last_epoch, int64_t *last_step, tb_err *err);
 /* The run file of archive run run_id, DIR/runs/<id>.run.h5, into out (e.g. a
  * job's run_path); 0, or -1 when it does not fit in cap. */
 int tb_job_run_file(const tb_archive *a, const char *run_id, char *out, size_t cap);

@@ -174,3 +174,23 @@ tb_status tb_job_record(tb_archive *a, const char *kind, const char *participant
     return TB_OK;
 }
 
+
+tb_status tb_job_record_resume(tb_archive *a, const char *run_id, const char *why, const tb_job_callbacks *inner,
+                               tb_job_callbacks *out, int64_t *last_epoch, int64_t *last_step, tb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    recorder *r = calloc(1, sizeof *r);
+    if (!r) return tb_fail(err, TB_ENOMEM, "out of memory");
+    if (inner) r->inner = *inner;
+    tb_status st = tb_archive_resume_run(a, run_id, why, &r->run, last_epoch, last_step, err);
+    if (!r->run) {
+        free(r);
+        return st;
+    }
+    out->user = r;
+    out->started = rec_started;
+    out->event = rec_event;
+    out->finished = rec_finished;
+    out->placed = rec_placed;
+    return TB_OK; /* the run is open even when the index could not be rewritten (the journal has it) */
+}

@@ -1099,6 +1099,88 @@ out:
     return st;
 }
 
+tb_status tb_archive_resume_run(tb_archive *a, const char *id, const char *message, tb_archive_run **out,
+                                int64_t *last_epoch, int64_t *last_step, tb_err *err)
+{
+    tb_h5_quiet();
+    *out = NULL;
+    *last_epoch = *last_step = 0;
+    pthread_mutex_lock(&a->mu);
+    tb_status st = TB_OK;
+    row *rw = find_row(a, id);
+    char jpath[PATH_CAP], hpath[PATH_CAP], tmp[PATH_CAP];
+    row jr;
+    row_init(&jr);
+    curves c = {0};
+    tb_archive_run *r = NULL;
+    if (!rw || rw->live || rw->status != TB_RUN_INTERRUPTED) {
+        st = tb_fail(err, TB_EINVAL, "archive %s: run %s cannot be resumed: %s", a->dir, id,
+                     !rw ? "no such run" : rw->live ? "it is open" : "it did not end interrupted");
+        goto out;
+    }
+    if (run_path(jpath, a->dir, id, ".journal") != 0 || run_path(hpath, a->dir, id, ".h5") != 0 ||
+        run_path(tmp, a->dir, id, ".h5.tmp") != 0) {
+        st = tb_fail(err, TB_EINVAL, "archive %s: path too long for run %s", a->dir, id);
+        goto out;
+    }
+    /* the journal is the truth: its curves go into the new live file */
+    int begun = 0;
+    uint64_t valid = 0, size = 0;
+    if ((st = replay_journal(jpath, &jr, &c, &begun, &valid, &size, err)) != TB_OK) goto out;
+    if (!begun || valid != size) {
+        st = tb_fail(err, TB_EFORMAT, "journal %s: not whole; the run cannot be resumed", jpath);
+        goto out;
+    }
+    r = calloc(1, sizeof *r);
+    char *m = strdup(message ? message : "resumed");
+    if (!r || !m) {
+        free(m);
+        st = tb_fail(err, TB_ENOMEM, "archive %s: out of memory", a->dir);
+        goto out;
+    }
+    r->a = a;
+    r->file = -1;
+    for (int i = 0; i < EPOCH_COLS + BATCH_COLS; i++) r->ds[i] = -1;
+    double now = tb_utc_now();
+    if ((st = tb_journal_open_valid(jpath, valid, &r->j, err)) != TB_OK ||
+        (st = journal_status(r->j, TB_RUN_TRAINING, now, NAN, m, err)) != TB_OK) {
+        free(m);
+        goto out;
+    }
+    apply_status(rw, TB_RUN_TRAINING, now, NAN, m);
+    rw->ended_s = NAN;
+    /* a new live file from the journal, renamed over the old one (whose content the journal has) */
+    if ((st = create_run_file(tmp, rw, &c, 1, &r->file, r->ds, err)) != TB_OK || tb_rename_durable(tmp, hpath) != 0) {
+        if (st == TB_OK) st = tb_fail(err, TB_EIO, "run file %s: cannot move %s into place: %s", hpath, tmp,
+                                      strerror(errno));
+        unlink(tmp);
+        /* the journal says training: the next open ends it interrupted again; say why now */
+        char *why = strdup(err ? err->msg : "the run file could not be made live again");
+        tb_err e2;
+        journal_status(r->j, TB_RUN_INTERRUPTED, now, NAN, why ? why : "", &e2);
+        apply_status(rw, TB_RUN_INTERRUPTED, now, NAN, why);
+        close_datasets(r->ds);
+        if (r->file >= 0) tb_h5_close_file(r->file, 0);
+        goto out;
+    }
+    *last_epoch = c.ne ? c.epoch[c.ne - 1] : 0;
+    *last_step = c.nb ? c.step[c.nb - 1] : 0;
+    r->row = (size_t)(rw - a->rows);
+    rw->live = r;
+    *out = r;
+    r = NULL;
+    st = write_index(a, 1, err);
+out:
+    if (r) {
+        tb_journal_close(r->j);
+        free(r);
+    }
+    row_free(&jr);
+    curves_free(&c);
+    pthread_mutex_unlock(&a->mu);
+    return st;
+}
+
 const char *tb_archive_run_id(const tb_archive_run *r) { return r->a->rows[r->row].id; }
 
 /* Runs must not move in a->rows while handles point at them: rows only grow

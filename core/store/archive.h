@@ -97,6 +97,16 @@ tb_status tb_archive_begin_run(tb_archive *a, const char *id, const char *kind, 
 
 const char *tb_archive_run_id(const tb_archive_run *r);
 
+/* Takes up again a run that this open found live and ended "interrupted" (its
+ * writer crashed while the run went on elsewhere: a Slurm job a restarted
+ * study follows again). The run is "training" again (message says why, in its
+ * journal), its file is made live anew from the journal, and out receives a
+ * handle as tb_archive_begin_run gives; *last_epoch and *last_step say what it
+ * holds already (0 when nothing). TB_EINVAL for a run that is not
+ * interrupted, or is open. */
+tb_status tb_archive_resume_run(tb_archive *a, const char *id, const char *message, tb_archive_run **out,
+                                int64_t *last_epoch, int64_t *last_step, tb_err *err);
+
 /* Appends one epoch (1-based epoch numbers, increasing; val_* NaN when there is
  * no validation split). DURABLE when it returns TB_OK: journal fsync'ed, run
  * file appended, flushed and fsync'ed. Report an epoch only after this. The
