@@ -16,6 +16,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev nettle-dev  # the http front end: server, JSON, HMAC-SHA256 session tokens
   libgsl-dev libplplot-dev                  # tunebench analyze: statistics (GSL), figures (PLplot's svg device)
   nodejs chromium                           # web assets (uPlot) and the browser test (playwright-core drives chromium)
+  slurm-wlm munge                           # cluster tests: a one-node Slurm cluster (scripts/slurm_cluster.sh)
 )
 
 # The npm packages (package.json, pinned by package-lock.json): uPlot, embedded
