@@ -95,6 +95,10 @@ static void print_recovery(const tb_study_recovery *r)
                 "tunebench: continuing the study: %d participants; %d runs interrupted (%.1f s given back); %d "
                 "final evaluations queued again\n",
                 r->participants, r->interrupted_runs, r->credited_s, r->finals_requeued);
+    if (r->adopted_runs)
+        fprintf(stderr,
+                "tunebench: %d runs were still on the cluster (Slurm jobs): followed again, not submitted twice; "
+                "their epochs recorded from where the archive stopped\n", r->adopted_runs);
     if (r->journal_damaged)
         fprintf(stderr,
                 "tunebench: the study journal was %s at byte %llu: %llu bytes cut (%llu intact records among them), "
@@ -118,7 +122,7 @@ static tb_status check_study_sections(const tb_config *cfg, const tb_plugin_regi
                                       tb_err *err)
 {
     const char *model = tb_config_get(cfg, "model", "name"), *task = tb_config_get(cfg, "task", "name");
-    const char *fixed[] = {"study", "space", "model", "task", "train", "output", "plugins", frontend,
+    const char *fixed[] = {"study", "space", "slurm", "model", "task", "train", "output", "plugins", frontend,
                            model ? model : "model", task ? task : "task"};
     const int n_fixed = (int)TB_ARRAY_LEN(fixed);
     const char **valid = calloc((size_t)(n_fixed + reg->count), sizeof *valid);

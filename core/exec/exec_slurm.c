@@ -444,14 +444,18 @@ tb_status tb_executor_slurm_create(const tb_executor_opts *o, tb_executor **out,
     }
     if (st == TB_OK && ctx->set.partition[0]) {
         int found = 0;
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char list[1024] = "";
+        size_t k = 0;
+        char *save = NULL;
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             size_t n = strlen(line);
             if (n && line[n - 1] == '*') line[n - 1] = '\0'; /* the default partition */
             if (!strcmp(line, ctx->set.partition)) found = 1;
+            if (k < sizeof list) k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", line);
         }
         if (!found)
             st = tb_fail(err, TB_EINVAL, "slurm.partition = '%s' is not a partition of this cluster (sinfo lists: %s)",
-                         ctx->set.partition, text);
+                         ctx->set.partition, list);
     }
     if (st != TB_OK) {
         free(ctx);

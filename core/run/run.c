@@ -119,10 +119,10 @@ static tb_status read_task_options(const tb_config *cfg, tb_task_options *o, tb_
 static tb_status check_sections(const tb_config *cfg, const tb_plugin_registry *reg, const char *model,
                                 const char *task, tb_err *err)
 {
-    /* a study's configuration trains as a single run too: its [study], [space]
-     * and front-end sections are read by `tunebench study` and `sweep`, not here */
-    const char *valid[64] = {"model", "task", "train", "output", "plugins", "study", "space", model, task};
-    int n = 9;
+    /* a study's configuration trains as a single run too: its [study], [space],
+     * [slurm] and front-end sections are read by `tunebench study` and `sweep`, not here */
+    const char *valid[64] = {"model", "task", "train", "output", "plugins", "study", "space", "slurm", model, task};
+    int n = 10;
     for (int i = 0; i < reg->count && n < 64; i++)
         if (reg->plugins[i].desc.kind == TB_PLUGIN_FRONTEND) valid[n++] = reg->plugins[i].desc.name;
     return tb_config_check_sections(cfg, valid, n, err);

@@ -97,6 +97,7 @@ typedef struct tb_study_recovery {
     uint64_t journal_records_lost;  /* intact records among them (0: a torn tail) */
     char journal_kept[1100];        /* where the cut bytes were kept (study.journal.damaged-N) */
     int unrecorded_runs;       /* archive runs of this study the journal has no record of (see docs/study.md) */
+    int adopted_runs;          /* runs still on the cluster (Slurm jobs) followed again instead of ended */
 } tb_study_recovery;
 
 /* How to open a study; zero-initialised means the defaults. */

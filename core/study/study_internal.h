@@ -59,6 +59,7 @@ enum {
     REC_JOURNAL_LOSS = 16, /* open cut a damaged or torn journal tail: where, how much, where it was kept */
     REC_UNRECORDED = 17,   /* an archive run of the study the journal has no record of (never a submission) */
     REC_ADMISSION = 18,    /* the organiser stopped (admitting=0) or resumed (1) registering participants */
+    REC_RUN_PLACED = 19,   /* the executor put a run outside this process (a Slurm job): where, to find it again */
     REC_TYPE_COUNT
 };
 /* Each type's name in the events table ("" for 0). */
@@ -92,6 +93,7 @@ typedef struct submission {
     double train_seconds;
     uint64_t seq;
     tb_job *job;                     /* while queued or training */
+    char placement[64];              /* where the executor put its job ("slurm:1234"), "" in this process */
     curve_points curve[4];           /* tb_fe_curve_kind */
     int curves_from;                 /* CURVES_LIVE: this process saw every event; CURVES_LOADED: read
                                       * from the archive; CURVES_NONE: not yet (a run of an earlier session) */
@@ -104,6 +106,7 @@ typedef struct final_eval {
     tb_run_status status;
     double test_accuracy, started, ended;
     tb_job *job;
+    char placement[64];              /* as a submission's */
 } final_eval;
 
 typedef struct participant {
@@ -288,6 +291,14 @@ tb_status study_replay_detached(const tb_config *cfg, const char *journal_path, 
 /* After replay: settles what a crash left behind (see study_recovery.c),
  * journals the loss study_replay put in rec, and notes archive runs the
  * journal does not know. Mutex held. */
+/* A run a crashed process left on the cluster (its placement journalled):
+ * this process follows it again through the executor (tb_executor_adopt),
+ * recording the rest of it in its archive run. TB_EIO and nothing changed when
+ * it cannot be taken up (the archive ended it otherwise, the executor cannot
+ * follow it); the caller then settles it as interrupted. Mutex held. */
+tb_status study_adopt_submission(tb_study *s, submission *u, tb_err *err);
+tb_status study_adopt_final(tb_study *s, final_eval *f, tb_err *err);
+
 tb_status study_settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_err *err);
 void study_fill_api(tb_study *s);
 /* Fills s->hp_readers from the space's optimizer choices (study_api.c). */

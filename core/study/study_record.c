@@ -10,7 +10,7 @@
 const char *const study_record_names[REC_TYPE_COUNT] = {
     "",          "open",     "register",   "consent",      "lobby",        "admit",     "pause",     "submit",
     "run_start", "run_end",  "credit",     "final_choice", "final_queued", "final_end", "heartbeat", "close",
-    "journal_loss", "unrecorded_run", "admission"};
+    "journal_loss", "unrecorded_run", "admission", "run_placed"};
 
 static void rec_raw(rec_buf *b, const char *s, size_t n)
 {

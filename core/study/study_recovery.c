@@ -78,6 +78,12 @@ static tb_status settle_submission(tb_study *s, int i, double crash_t, tb_study_
     char msg[256] = "the study process stopped while the run was live";
     const char *pid = s->p[u->participant].id;
     tb_status st;
+    tb_err why;
+    /* a run still on the cluster: followed again, not ended */
+    if (u->placement[0] && study_adopt_submission(s, u, &why) == TB_OK) {
+        if (rec) rec->adopted_runs++;
+        return TB_OK;
+    }
     if (tb_archive_run_info_by_id(s->archive, u->run_id, &info, NULL) == TB_OK) {
         if (tb_run_status_is_final(info.status)) end = info.status;
         val = info.val_accuracy;
@@ -111,8 +117,13 @@ static tb_status settle_submission(tb_study *s, int i, double crash_t, tb_study_
 
 /* A final evaluation that did not end: the archive may know it finished;
  * else it ends interrupted (and is queued again below). */
-static tb_status settle_final(tb_study *s, const final_eval *f, double crash_t, tb_err *err)
+static tb_status settle_final(tb_study *s, final_eval *f, double crash_t, tb_study_recovery *rec, tb_err *err)
 {
+    tb_err why;
+    if (f->placement[0] && study_adopt_final(s, f, &why) == TB_OK) {
+        if (rec) rec->adopted_runs++;
+        return TB_OK;
+    }
     tb_archive_run_info info;
     tb_run_status end = TB_RUN_INTERRUPTED;
     double test = NAN;
@@ -207,7 +218,7 @@ tb_status study_settle(tb_study *s, double crash_t, tb_study_recovery *rec, tb_e
         if ((st = settle_submission(s, i, crash_t, rec, err)) != TB_OK) return st;
     }
     for (int i = 0; i < s->nf; i++)
-        if (!tb_run_status_is_final(s->finals[i].status) && (st = settle_final(s, &s->finals[i], crash_t, err)) != TB_OK)
+        if (!tb_run_status_is_final(s->finals[i].status) && (st = settle_final(s, &s->finals[i], crash_t, rec, err)) != TB_OK)
             return st;
     for (int i = 0; i < s->np; i++) {
         if (s->p[i].state != P_DONE || !s->p[i].final_run[0]) continue;

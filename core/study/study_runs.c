@@ -134,6 +134,27 @@ static void sub_started(void *user, tb_job *job)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Where a run's job went (a Slurm job id): journalled, so that a study
+ * restarted after a crash follows the job again instead of losing it. */
+static void journal_placed(tb_study *s, int pi, const char *run_id, const char *placement)
+{
+    rec_buf b = {0};
+    rec_str(&b, "participant", s->p[pi].id);
+    rec_str(&b, "run", run_id);
+    rec_str(&b, "placement", placement);
+    tb_err e;
+    if (study_commit(s, REC_RUN_PLACED, &b, tb_utc_now(), 1, &e) != TB_OK) s->bg_err = e;
+}
+
+static void sub_placed(void *user, tb_job *job)
+{
+    submission *u = user;
+    tb_study *s = u->study;
+    pthread_mutex_lock(&s->mu);
+    if (u->number > 0) journal_placed(s, u->participant, u->run_id, job->placement);
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* Progress is shown, not journalled (the archive keeps the epochs). */
 static int sub_event(void *user, tb_job *job, const tb_train_event *ev)
 {
@@ -221,7 +242,8 @@ tb_status study_submit(tb_study *s, int pi, const submission *draft, const char 
     /* study_apply adopts the spare, so the run's callbacks can be given its
      * address before the record that creates it is written */
     submission *u = s->spare_sub;
-    tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished};
+    tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished,
+                              .placed = sub_placed};
     pending_job pj;
     if ((st = job_prepare(s, "submission", p, ini, cfg, conf, 0, &inner, &pj, err)) != TB_OK) return st;
     submission rec = *draft;
@@ -253,6 +275,15 @@ static void final_started(void *user, tb_job *job)
         f->status = TB_RUN_TRAINING;
         study_touch(s, NULL);
     }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void final_placed(void *user, tb_job *job)
+{
+    tb_study *s = user;
+    pthread_mutex_lock(&s->mu);
+    final_eval *f = study_find_final(s, job->id);
+    if (f) journal_placed(s, f->participant, f->run_id, job->placement);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -293,7 +324,8 @@ static tb_status queue_final(tb_study *s, int pi, const submission *chosen, int6
         cfg = NULL;
     }
     if (st == TB_OK) st = study_reserve(s, err);
-    tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished};
+    tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished,
+                              .placed = final_placed};
     pending_job pj;
     if (st == TB_OK) {
         st = job_prepare(s, "final", &s->p[pi], ini, cfg, &conf, 10, &inner, &pj, err);
@@ -383,4 +415,62 @@ void *study_monitor_main(void *arg)
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* ---- runs a crashed process left on the cluster ---------------------------------------------- */
+
+/* A job following run_id's placement again, recorded into its archive run
+ * from where the archive's record stops. */
+static tb_status adopt_job(tb_study *s, const char *run_id, const char *placement, const tb_job_callbacks *inner,
+                           int priority, int started, tb_job **out, tb_err *err)
+{
+    *out = NULL;
+    if (s->st.executor != TB_EXECUTOR_SLURM || strncmp(placement, "slurm:", 6) != 0)
+        return tb_fail(err, TB_EIO, "run %s was placed at %s, which the %s executor cannot follow", run_id, placement,
+                       tb_executor_kind_names[s->st.executor]);
+    tb_job *job = tb_job_new(run_id, "", priority, NULL);
+    if (!job) return tb_fail(err, TB_ENOMEM, "out of memory");
+    char why[160];
+    snprintf(why, sizeof why, "resumed: the restarted study follows %s again", placement);
+    int64_t last_epoch, last_step;
+    tb_status st = tb_job_record_resume(s->archive, run_id, why, inner, &job->cb, &last_epoch, &last_step, err);
+    if (st != TB_OK) {
+        tb_job_free(job);
+        return st;
+    }
+    job->skip_started = started;
+    job->skip_epochs = (int)last_epoch;
+    job->skip_steps = last_step;
+    tb_job_run_file(s->archive, run_id, job->run_path, sizeof job->run_path);
+    /* the executor is the slurm one (checked above) and not stopping: this does not fail; if it
+     * did, the archive run stays open and ends interrupted when the archive closes */
+    if ((st = tb_executor_adopt(s->exec, job, placement, err)) != TB_OK) {
+        tb_job_free(job);
+        return st;
+    }
+    *out = job;
+    return TB_OK;
+}
+
+tb_status study_adopt_submission(tb_study *s, submission *u, tb_err *err)
+{
+    tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished,
+                              .placed = sub_placed};
+    tb_job *job;
+    tb_status st = adopt_job(s, u->run_id, u->placement, &inner, 0, isfinite(u->started), &job, err);
+    if (st != TB_OK) return st;
+    u->job = job;
+    u->curves_from = CURVES_NONE; /* the earlier process saw the first events: read them from the archive */
+    return TB_OK;
+}
+
+tb_status study_adopt_final(tb_study *s, final_eval *f, tb_err *err)
+{
+    tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished,
+                              .placed = final_placed};
+    tb_job *job;
+    tb_status st = adopt_job(s, f->run_id, f->placement, &inner, 10, isfinite(f->started), &job, err);
+    if (st != TB_OK) return st;
+    f->job = job;
+    return TB_OK;
 }

@@ -294,6 +294,15 @@ tb_status study_apply(tb_study *s, uint32_t type, const char *d, size_t len, tb_
     }
     case REC_CLOSE:
         break;
+    case REC_RUN_PLACED: {
+        submission *u = study_find_submission(s, run);
+        final_eval *f = u ? NULL : study_find_final(s, run);
+        rec_get(d, len, "placement", text, sizeof text);
+        if (u) tb_copy_str(u->placement, sizeof u->placement, text);
+        if (f) tb_copy_str(f->placement, sizeof f->placement, text);
+        tb_copy_str(detail, sizeof detail, text);
+        break;
+    }
     case REC_ADMISSION:
         s->admitting = rec_int(d, len, "admitting", 1) != 0;
         snprintf(detail, sizeof detail, "%s", s->admitting ? "admitting participants" : "admission stopped");
