@@ -250,13 +250,22 @@ static tb_status submit(const slurm_ctx *ctx, tb_job *job, const char *script, c
     return TB_OK;
 }
 
-/* Reads what the events file gained since *offset into the reader. */
-static void follow(tb_exec_reader *r, const char *events, off_t *offset)
+/* Reads what the events file gained since *offset into the reader, at most
+ * FOLLOW_CHUNKS reads at a time: a job whose lines come faster than they are
+ * recorded must not keep the caller from its cancel and state checks.
+ * Returns 1 when it stopped with more to read. */
+#define FOLLOW_CHUNKS 4
+static int follow(tb_exec_reader *r, const char *events, off_t *offset)
 {
     int fd = open(events, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return 0;
     char buf[16384];
-    for (;;) {
+    int more = 0;
+    for (int k = 0;; k++) {
+        if (k == FOLLOW_CHUNKS) {
+            more = 1;
+            break;
+        }
         ssize_t got = pread(fd, buf, sizeof buf, *offset);
         if (got < 0 && errno == EINTR) continue;
         if (got <= 0) break;
@@ -264,6 +273,7 @@ static void follow(tb_exec_reader *r, const char *events, off_t *offset)
         tb_exec_reader_feed(r, buf, (size_t)got);
     }
     close(fd);
+    return more;
 }
 
 /* Pending reasons that never clear by waiting (the request exceeds what the
@@ -346,7 +356,7 @@ static tb_run_status slurm_run(void *vctx, tb_job *job, int threads)
     char state[64] = "", reason[256] = "", exit_code[32] = "", death[1024] = "";
     char out[4096];
     for (;;) {
-        follow(&r, events, &offset);
+        int behind = follow(&r, events, &offset);
         if (atomic_load(&job->cancel) && !cancelled) {
             char *sc[] = {"scancel", idtext, NULL};
             run_command(sc, out, sizeof out); /* its answer shows in the job's state */
@@ -381,7 +391,7 @@ static tb_run_status slurm_run(void *vctx, tb_job *job, int threads)
         }
         if (gone) break;
         struct timespec ts = {0, FOLLOW_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        if (!behind) nanosleep(&ts, NULL);
     }
     /* how it ended; the file system may show the last lines a moment after the job left the queue */
     char *sc[] = {"scontrol", "-o", "show", "job", idtext, NULL};
@@ -392,11 +402,14 @@ static tb_run_status slurm_run(void *vctx, tb_job *job, int threads)
     } else {
         tb_copy_str(state, sizeof state, "");
     }
-    for (int i = 0; i < 20 && !r.finished; i++) {
-        follow(&r, events, &offset);
+    /* the rest of the file (the job has ended: it does not grow any more, but may show late on a shared file
+     * system: a few tries) */
+    for (int i = 0; i < 20 && !r.finished;) {
+        if (follow(&r, events, &offset)) continue;
         if (r.finished) break;
         struct timespec ts = {0, 100000000L};
         nanosleep(&ts, NULL);
+        i++;
     }
     if (!death[0]) {
         if (state[0]) death_of(ctx, id, state, reason, exit_code, cancelled == 1, log, death, sizeof death);

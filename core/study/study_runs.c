@@ -422,7 +422,7 @@ void *study_monitor_main(void *arg)
 /* A job following run_id's placement again, recorded into its archive run
  * from where the archive's record stops. */
 static tb_status adopt_job(tb_study *s, const char *run_id, const char *placement, const tb_job_callbacks *inner,
-                           int priority, int started, tb_job **out, tb_err *err)
+                           int priority, int started, tb_job **out, int64_t *last_epoch, tb_err *err)
 {
     *out = NULL;
     if (s->st.executor != TB_EXECUTOR_SLURM || strncmp(placement, "slurm:", 6) != 0)
@@ -432,14 +432,14 @@ static tb_status adopt_job(tb_study *s, const char *run_id, const char *placemen
     if (!job) return tb_fail(err, TB_ENOMEM, "out of memory");
     char why[160];
     snprintf(why, sizeof why, "resumed: the restarted study follows %s again", placement);
-    int64_t last_epoch, last_step;
-    tb_status st = tb_job_record_resume(s->archive, run_id, why, inner, &job->cb, &last_epoch, &last_step, err);
+    int64_t last_step;
+    tb_status st = tb_job_record_resume(s->archive, run_id, why, inner, &job->cb, last_epoch, &last_step, err);
     if (st != TB_OK) {
         tb_job_free(job);
         return st;
     }
     job->skip_started = started;
-    job->skip_epochs = (int)last_epoch;
+    job->skip_epochs = (int)*last_epoch;
     job->skip_steps = last_step;
     tb_job_run_file(s->archive, run_id, job->run_path, sizeof job->run_path);
     /* the executor is the slurm one (checked above) and not stopping: this does not fail; if it
@@ -457,9 +457,11 @@ tb_status study_adopt_submission(tb_study *s, submission *u, tb_err *err)
     tb_job_callbacks inner = {.user = u, .started = sub_started, .event = sub_event, .finished = sub_finished,
                               .placed = sub_placed};
     tb_job *job;
-    tb_status st = adopt_job(s, u->run_id, u->placement, &inner, 0, isfinite(u->started), &job, err);
+    int64_t last_epoch;
+    tb_status st = adopt_job(s, u->run_id, u->placement, &inner, 0, isfinite(u->started), &job, &last_epoch, err);
     if (st != TB_OK) return st;
     u->job = job;
+    u->epoch = (int)last_epoch; /* the journal does not count epochs; the archive does */
     u->curves_from = CURVES_NONE; /* the earlier process saw the first events: read them from the archive */
     return TB_OK;
 }
@@ -469,7 +471,8 @@ tb_status study_adopt_final(tb_study *s, final_eval *f, tb_err *err)
     tb_job_callbacks inner = {.user = s, .started = final_started, .finished = final_finished,
                               .placed = final_placed};
     tb_job *job;
-    tb_status st = adopt_job(s, f->run_id, f->placement, &inner, 10, isfinite(f->started), &job, err);
+    int64_t last_epoch;
+    tb_status st = adopt_job(s, f->run_id, f->placement, &inner, 10, isfinite(f->started), &job, &last_epoch, err);
     if (st != TB_OK) return st;
     f->job = job;
     return TB_OK;
