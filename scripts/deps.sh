@@ -16,6 +16,7 @@ packages=(
   libmicrohttpd-dev libjansson-dev nettle-dev  # the http front end: server, JSON, HMAC-SHA256 session tokens
   libgsl-dev libplplot-dev                  # tunebench analyze: statistics (GSL), figures (PLplot's svg device)
   nodejs chromium                           # web assets (uPlot) and the browser test (playwright-core drives chromium)
+  python3-h5py python3-pandas               # the docs' Python snippets, run by the ctest test_docs (tests/test_docs.py)
 )
 
 # The npm packages (package.json, pinned by package-lock.json): uPlot, embedded
