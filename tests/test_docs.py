@@ -219,7 +219,15 @@ class Runner:
         os.makedirs(workdir)
         prepared = os.path.join(self.scratch, "prepared")
         for name in os.listdir(prepared):
-            os.symlink(os.path.join(prepared, name), os.path.join(workdir, name))
+            src = os.path.join(prepared, name)
+            if os.path.isdir(src) and not os.path.islink(src):
+                # runs/, studies/: a folder of this file's own, so what a block makes there
+                # (studies/simulated) is not seen by another file's blocks
+                os.makedirs(os.path.join(workdir, name))
+                for child in os.listdir(src):
+                    os.symlink(os.path.join(src, child), os.path.join(workdir, name, child))
+            else:
+                os.symlink(src, os.path.join(workdir, name))
         last = {}  # language -> code of the previous marked block (with what it continued)
         for n, b in enumerate(blocks):
             code = b.code
