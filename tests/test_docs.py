@@ -105,6 +105,13 @@ def run(cmd, cwd, env, timeout=BLOCK_TIMEOUT, stdin=None):
         return 124, out + f"\n(timed out after {timeout} s)\n"
 
 
+def has_modules(python, mods):
+    """Whether python finds every module (found, not imported: an import of pandas takes a second)."""
+    probe = "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in sys.argv[1:]) else 1)"
+    return subprocess.run([python, "-c", probe, *mods], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
 def find_python():
     """(interpreter, None) with h5py and pandas, or (a python, why the blocks are skipped)."""
     cands = [os.environ.get("TB_DOCS_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]
@@ -113,8 +120,7 @@ def find_python():
         if c and c not in seen and os.access(c, os.X_OK):
             seen.append(c)
     for c in seen:
-        if subprocess.run([c, "-c", "import h5py, pandas"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0:
+        if has_modules(c, ["h5py", "pandas"]):
             return c, None
     return (seen[0] if seen else None), ("no python3 with h5py and pandas (tried " + ", ".join(seen) +
                                          "; apt-get install python3-h5py python3-pandas, as scripts/deps.sh does)")
@@ -150,15 +156,15 @@ class Runner:
         if self.args.tunebench:
             e["TUNEBENCH"] = self.args.tunebench
         e["PWD"] = workdir
+        if self.args.cmake:
+            e["PKG_CONFIG_PATH"] = os.path.join(e["HOME"], ".local", "lib", "pkgconfig")
         e.pop("TUNEBENCH_PLUGIN_PATH", None)
         e.setdefault("OMP_NUM_THREADS", "1")
         return e
 
     def has_module(self, mod):
         if mod not in self.module_ok:
-            self.module_ok[mod] = self.python is not None and subprocess.run(
-                [self.python, "-c", f"import {mod}"], stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL).returncode == 0
+            self.module_ok[mod] = self.python is not None and has_modules(self.python, [mod])
         return self.module_ok[mod]
 
     def skip_reason(self, b, code):
@@ -199,13 +205,19 @@ class Runner:
         inc = ["-I" + os.path.join(self.args.source, "include", "tunebench")]
         flags = ["-std=c11", "-Wall", "-Wextra", "-Werror"]
         if "TB_PLUGIN_DEFINE_ENTRY" in code or "tunebench_plugin_entry" in code:
-            so = base + ".so"
+            # NAME.so after the descriptor's .name, so later blocks of the file can load it
+            m = re.search(r'\.name\s*=\s*"([a-z0-9_]+)"', code)
+            name = m.group(1) if m else None
+            so = os.path.join(workdir, (name or f".doctest-{n:02d}") + ".so")
             rc, out = run([self.args.cc, "-shared", "-fPIC", "-fvisibility=hidden", *flags, *inc,
                            base + ".c", "-o", so, "-Wl,--no-undefined"], workdir, env)
             if rc != 0:
                 return rc, "compiling the plugin:\n" + out
             rc, out = run(["tunebench", "plugins", "--plugin-path", so], workdir, env)
-            return rc, f"$ tunebench plugins --plugin-path {os.path.basename(so)}\n" + out
+            out = f"$ tunebench plugins --plugin-path {os.path.basename(so)}\n" + out
+            if rc == 0 and name and not re.search(r"\b%s\b" % name, out):
+                return 1, out + f"\n(test_docs: the plugin {name} is not listed)\n"
+            return rc, out
         exe = base + ".out"
         rc, out = run([self.args.cc, *flags, *inc, base + ".c", "-o", exe, "-lm"], workdir, env)
         if rc != 0:
@@ -298,6 +310,10 @@ def setup(scratch, args):
         [tb, "export", study, "--single-file", "export.h5"],
         [tb, "export", study, "--csv", "tables"],
     ]
+    if args.cmake:
+        # an installed tunebench in ~/.local, as docs/plugins.md builds against it
+        steps.insert(0, [args.cmake, "--install", os.path.dirname(tb), "--prefix",
+                         os.path.join(scratch, "home", ".local")])
     for cmd in steps:
         rc, out = run(cmd, p, env, timeout=300)
         if rc != 0:
@@ -322,6 +338,7 @@ def self_test(args):
     rc, out = run(me + ["good.md"], None, None)
     check("good.md passes (exit 0)", rc == 0, out)
     check("good.md: continue sees the earlier block", "ok   good.md:7 (sh" in out, out)
+    check("good.md: a C program is compiled and run", "ok   good.md:23 (c" in out, out)
     check("good.md: exit=3 is what the block must end with", "ok   good.md:11 (sh" in out, out)
     check("good.md: a missing module is a skip with its reason",
           "SKIP good.md:" in out and "no_such_module_tb" in out, out)
@@ -334,6 +351,8 @@ def self_test(args):
           "SKIP broken.md:10 (python)" in out, out)
     check("broken.md: exit=2 with exit 0 fails", "FAIL broken.md:16 (sh): exit status 0 (expected 2)" in out, out)
     check("broken.md: the blocks after a failure still run", "ok   broken.md:20" in out, out)
+    check("broken.md: a C block that does not compile fails", "FAIL broken.md:26 (c)" in out and
+          "renamed_function" in out, out)
     rc, out = run(me + ["malformed.md"], None, None)
     check("malformed.md: a misplaced doctest and an unknown option are errors (exit 1)",
           rc == 1 and "malformed.md:1: `doctest` must come right after the language" in out and
@@ -346,6 +365,7 @@ def main():
     ap.add_argument("--tunebench", help="the tunebench executable to test (build/tunebench)")
     ap.add_argument("--source", required=True, help="the source tree (README.md, docs/)")
     ap.add_argument("--cc", default=os.environ.get("CC", "cc"), help="C compiler for c blocks")
+    ap.add_argument("--cmake", default=shutil.which("cmake"), help="cmake, to install the build into ~/.local (docs/plugins.md)")
     ap.add_argument("--self-test", action="store_true", help="run the runner on tests/fixtures/doctest first")
     ap.add_argument("--no-setup", action="store_true", help="no scratch archive (the self-test's fixtures)")
     ap.add_argument("--root", help="read FILES relative to this folder (default: --source)")
