@@ -388,6 +388,8 @@ def main():
         errors += errs
     for e in errors:
         print("ERROR " + e)
+    if not any(blocks for _, blocks, _ in parsed):
+        args.no_setup = True  # nothing to run: no archive to make
     if not args.no_setup and not args.tunebench:
         print("test_docs: --tunebench is required to prepare the scratch directory")
         return 2
