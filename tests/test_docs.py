@@ -114,7 +114,10 @@ def has_modules(python, mods):
 
 def find_python():
     """(interpreter, None) with h5py and pandas, or (a python, why the blocks are skipped)."""
-    cands = [os.environ.get("TB_DOCS_PYTHON"), sys.executable, shutil.which("python3"), "/usr/bin/python3"]
+    if os.environ.get("TB_DOCS_PYTHON"):  # this one or none
+        cands = [os.environ["TB_DOCS_PYTHON"]]
+    else:
+        cands = [sys.executable, shutil.which("python3"), "/usr/bin/python3"]
     seen = []
     for c in cands:
         if c and c not in seen and os.access(c, os.X_OK):
@@ -122,7 +125,8 @@ def find_python():
     for c in seen:
         if has_modules(c, ["h5py", "pandas"]):
             return c, None
-    return (seen[0] if seen else None), ("no python3 with h5py and pandas (tried " + ", ".join(seen) +
+    return (seen[0] if seen else None), ("no python3 with h5py and pandas (tried " + (", ".join(seen) or
+                                         ", ".join(c for c in cands if c)) +
                                          "; apt-get install python3-h5py python3-pandas, as scripts/deps.sh does)")
 
 
@@ -342,6 +346,9 @@ def self_test(args):
     check("good.md: exit=3 is what the block must end with", "ok   good.md:11 (sh" in out, out)
     check("good.md: a missing module is a skip with its reason",
           "SKIP good.md:" in out and "no_such_module_tb" in out, out)
+    rc, out = run(me + ["good.md"], None, dict(os.environ, TB_DOCS_PYTHON="/nonexistent/python3"))
+    check("without h5py and pandas, Python blocks are skipped with the reason",
+          rc == 0 and "SKIP good.md:15 (python): no python3 with h5py and pandas" in out, out)
     rc, out = run(me + ["broken.md"], None, None)
     check("broken.md fails (exit 1)", rc == 1, out)
     check("broken.md: the failing sh block is named with its line", "FAIL broken.md:5 (sh)" in out, out)
@@ -413,8 +420,7 @@ def main():
                 return 1
             print(f"prepared {scratch}/prepared in {time.monotonic() - t0:.1f} s", flush=True)
         r = Runner(args, scratch)
-        if r.python:
-            print(f"python blocks: {r.python}" + (f" (skipped: {r.python_missing})" if r.python_missing else ""))
+        print("python blocks: " + (f"skipped: {r.python_missing}" if r.python_missing else r.python))
         for rel, blocks, _ in parsed:
             if blocks:
                 r.run_file(rel, blocks)
