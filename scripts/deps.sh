@@ -17,6 +17,7 @@ packages=(
   libgsl-dev libplplot-dev                  # tunebench analyze: statistics (GSL), figures (PLplot's svg device)
   nodejs chromium                           # web assets (uPlot) and the browser test (playwright-core drives chromium)
   slurm-wlm munge                           # cluster tests: a one-node Slurm cluster (scripts/slurm_cluster.sh)
+  python3-h5py python3-pandas               # the docs' Python snippets, run by the ctest test_docs (tests/test_docs.py)
 )
 
 # The npm packages (package.json, pinned by package-lock.json): uPlot, embedded
