@@ -1,6 +1,7 @@
 /* net.c: network DAG, parameter table and the forward/backward passes. */
 #include "net.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ typedef struct tb_node {
         tb_pool_shape pool;
         tb_bn_shape bn;
         float dropout_p;
+        float negative_slope; /* leaky ReLU */
+        int tanh_approx;      /* GELU */
     } u;
     int64_t num_batches_tracked; /* batchnorm: kept on the host, exported as an int64 buffer */
     /* placement, set by tb_net_build */
@@ -42,6 +45,8 @@ struct tb_net {
     tb_err build_err;
     int failed;
     char adding[TB_NAME_MAX]; /* the state_dict name of the layer being added ("" when it has none) */
+    char seq_prefix[TB_NAME_MAX]; /* the Sequential scope (tb_net_sequential); "" at the top */
+    int seq_index;                /* the index the next module takes in that scope */
 
     tb_backend *be;
     int max_batch;
@@ -58,8 +63,9 @@ struct tb_net {
 
 const char *tb_layer_kind_name(tb_layer_kind kind)
 {
-    static const char *names[] = {"conv2d", "linear", "relu", "maxpool", "avgpool",
-                                  "adaptive_avgpool", "concat", "dropout", "batchnorm", "flatten"};
+    static const char *names[] = {"conv2d", "linear", "relu", "maxpool", "avgpool", "adaptive_avgpool",
+                                  "concat", "dropout", "batchnorm", "flatten", "tanh", "sigmoid",
+                                  "leaky_relu", "gelu", "identity"};
     return (unsigned)kind < TB_ARRAY_LEN(names) ? names[kind] : "?";
 }
 
@@ -216,7 +222,52 @@ static int commit_node(tb_net *net)
 {
     if (net->failed) return -1;
     net->adding[0] = '\0'; /* a later error before add_node (concat's count) names no layer of this one */
+    if (net->nodes[net->n_nodes].kind != TB_LAYER_CONCAT) net->seq_index++; /* torch.cat is no module */
     return net->n_nodes++;
+}
+
+/* A state_dict prefix: dot-separated parts of [A-Za-z0-9_] (torch's module names). */
+static int valid_prefix(const char *p)
+{
+    if (!*p) return 1;
+    int part = 0;
+    for (; *p; p++) {
+        if (*p == '.') {
+            if (!part) return 0;
+            part = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_') {
+            part++;
+        } else {
+            return 0;
+        }
+    }
+    return part > 0;
+}
+
+int tb_net_sequential(tb_net *net, const char *prefix)
+{
+    if (net->failed) return -1;
+    if (!prefix) prefix = "";
+    if (strlen(prefix) >= TB_NAME_MAX - 48) {
+        net->adding[0] = '\0';
+        return fail(net, "sequential", "prefix longer than %d characters", TB_NAME_MAX - 48);
+    }
+    if (!valid_prefix(prefix)) {
+        snprintf(net->adding, sizeof net->adding, "%s", prefix);
+        fail(net, "sequential", "\"%s\" is not a state_dict prefix (dot-separated names of letters, digits, _)",
+             prefix);
+        return -1;
+    }
+    snprintf(net->seq_prefix, sizeof net->seq_prefix, "%s", prefix);
+    net->seq_index = 0;
+    return 0;
+}
+
+const char *tb_net_next_name(const tb_net *net, char *buf, size_t len)
+{
+    if (net->seq_prefix[0]) snprintf(buf, len, "%s.%d", net->seq_prefix, net->seq_index);
+    else snprintf(buf, len, "%d", net->seq_index);
+    return buf;
 }
 
 static int require_name(tb_net *net, tb_node *n, const char *name)
@@ -348,14 +399,11 @@ int tb_net_dropout(tb_net *net, int input, float p)
     return commit_node(net);
 }
 
-int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum)
+/* The rest of batchnorm and batchnorm1d: checks, shape and the state_dict entries of torch's BatchNorm. */
+static int add_batchnorm(tb_net *net, tb_node *n, const char *what, float eps, float momentum)
 {
-    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
-    if (!n || require_name(net, n, name)) return -1;
-    if (n->ndim != 4) return fail(net, "batchnorm", "input is %d-D, BatchNorm2d needs [n, c, h, w]", n->ndim);
     if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
-        return fail(net, "batchnorm", "eps = %g must be > 0 and momentum = %g in [0, 1]", (double)eps,
-                    (double)momentum);
+        return fail(net, what, "eps = %g must be > 0 and momentum = %g in [0, 1]", (double)eps, (double)momentum);
     n->u.bn = (tb_bn_shape){.c = n->c, .hw = n->h * n->w, .eps = eps, .momentum = momentum};
     int64_t shape[1] = {n->c};
     if (add_param(net, n, "weight", 1, shape, 0, 0) || add_param(net, n, "bias", 1, shape, 0, 0) ||
@@ -363,6 +411,55 @@ int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float 
         add_param(net, n, "num_batches_tracked", 0, shape, 1, 1))
         return -1;
     return commit_node(net);
+}
+
+int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum)
+{
+    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 4)
+        return fail(net, "batchnorm", "input is %d-D [n, %d], BatchNorm2d needs [n, c, h, w] (BatchNorm1d takes "
+                    "[n, c])", n->ndim, n->c);
+    return add_batchnorm(net, n, "batchnorm", eps, momentum);
+}
+
+static int add_elementwise(tb_net *net, tb_layer_kind kind, int input)
+{
+    return add_node(net, kind, NULL, input) ? commit_node(net) : -1;
+}
+
+int tb_net_tanh(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_TANH, input); }
+int tb_net_sigmoid(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_SIGMOID, input); }
+int tb_net_identity(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_IDENTITY, input); }
+
+int tb_net_leaky_relu(tb_net *net, int input, float negative_slope)
+{
+    tb_node *n = add_node(net, TB_LAYER_LEAKY_RELU, NULL, input);
+    if (!n) return -1;
+    if (!isfinite(negative_slope))
+        return fail(net, "leaky_relu", "negative_slope = %g must be a finite number", (double)negative_slope);
+    n->u.negative_slope = negative_slope;
+    return commit_node(net);
+}
+
+int tb_net_gelu(tb_net *net, int input, int tanh_approx)
+{
+    tb_node *n = add_node(net, TB_LAYER_GELU, NULL, input);
+    if (!n) return -1;
+    if (tanh_approx != 0 && tanh_approx != 1)
+        return fail(net, "gelu", "approximate = %d must be 0 ('none') or 1 ('tanh')", tanh_approx);
+    n->u.tanh_approx = tanh_approx;
+    return commit_node(net);
+}
+
+int tb_net_batchnorm1d(tb_net *net, int input, const char *name, float eps, float momentum)
+{
+    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 2)
+        return fail(net, "batchnorm1d", "input is [n, %d, %d, %d]; BatchNorm1d needs [n, c] (after flatten or "
+                    "linear; BatchNorm2d takes [n, c, h, w])", n->c, n->h, n->w);
+    return add_batchnorm(net, n, "batchnorm1d", eps, momentum);
 }
 
 int tb_net_flatten(tb_net *net, int input)
@@ -597,7 +694,12 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             }
             break;
         }
-        case TB_LAYER_FLATTEN: o->copy_or_add(be, nd->out, in, count, 0); break;
+        case TB_LAYER_FLATTEN:
+        case TB_LAYER_IDENTITY: o->copy_or_add(be, nd->out, in, count, 0); break;
+        case TB_LAYER_TANH: o->tanh_forward(be, nd->out, in, count); break;
+        case TB_LAYER_SIGMOID: o->sigmoid_forward(be, nd->out, in, count); break;
+        case TB_LAYER_LEAKY_RELU: o->leaky_relu_forward(be, nd->out, in, count, nd->u.negative_slope); break;
+        case TB_LAYER_GELU: o->gelu_forward(be, nd->out, in, count, nd->u.tanh_approx); break;
         }
         if (net->profiling) net->prof[2 * k] += profile_start(be) - t0;
     }
@@ -683,7 +785,14 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
             else
                 o->copy_or_add(be, din, nd->dout, count, acc);
             break;
-        case TB_LAYER_FLATTEN: o->copy_or_add(be, din, nd->dout, count, acc); break;
+        case TB_LAYER_FLATTEN:
+        case TB_LAYER_IDENTITY: o->copy_or_add(be, din, nd->dout, count, acc); break;
+        case TB_LAYER_TANH: o->tanh_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_SIGMOID: o->sigmoid_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_LEAKY_RELU:
+            o->leaky_relu_backward(be, din, nd->dout, in, count, nd->u.negative_slope, acc);
+            break;
+        case TB_LAYER_GELU: o->gelu_backward(be, din, nd->dout, in, count, nd->u.tanh_approx, acc); break;
         default: break;
         }
     }
