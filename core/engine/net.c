@@ -321,15 +321,19 @@ int tb_net_linear(tb_net *net, int input, const char *name, int out_features, in
     return commit_node(net);
 }
 
-int tb_net_relu(tb_net *net, int input)
+/* A layer that keeps its input's shape and has no options; label: its name in
+ * errors and summaries (NULL: none), never a state_dict prefix (it has no parameters). */
+static int add_elementwise(tb_net *net, tb_layer_kind kind, const char *label, int input)
 {
-    return add_node(net, TB_LAYER_RELU, NULL, input) ? commit_node(net) : -1;
+    return add_node(net, kind, label, input) ? commit_node(net) : -1;
 }
 
-static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int stride, int pad, int ceil_mode,
-                    int count_include_pad)
+int tb_net_relu(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_RELU, NULL, input); }
+
+static int add_pool(tb_net *net, tb_layer_kind kind, const char *label, int input, int kernel, int stride, int pad,
+                    int ceil_mode, int count_include_pad)
 {
-    tb_node *n = add_node(net, kind, NULL, input);
+    tb_node *n = add_node(net, kind, label, input);
     if (!n) return -1;
     const char *what = tb_layer_kind_name(kind);
     if (n->ndim != 4) return fail(net, what, "input is %d-D, pooling needs [n, c, h, w]", n->ndim);
@@ -347,12 +351,12 @@ static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int 
 
 int tb_net_maxpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode)
 {
-    return add_pool(net, TB_LAYER_MAXPOOL, input, kernel, stride, pad, ceil_mode, 1);
+    return add_pool(net, TB_LAYER_MAXPOOL, NULL, input, kernel, stride, pad, ceil_mode, 1);
 }
 
 int tb_net_avgpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode, int count_include_pad)
 {
-    return add_pool(net, TB_LAYER_AVGPOOL, input, kernel, stride, pad, ceil_mode, count_include_pad);
+    return add_pool(net, TB_LAYER_AVGPOOL, NULL, input, kernel, stride, pad, ceil_mode, count_include_pad);
 }
 
 int tb_net_adaptive_avgpool(tb_net *net, int input, int out_h, int out_w)
@@ -423,14 +427,9 @@ int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float 
     return add_batchnorm(net, n, "batchnorm", eps, momentum);
 }
 
-static int add_elementwise(tb_net *net, tb_layer_kind kind, int input)
-{
-    return add_node(net, kind, NULL, input) ? commit_node(net) : -1;
-}
-
-int tb_net_tanh(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_TANH, input); }
-int tb_net_sigmoid(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_SIGMOID, input); }
-int tb_net_identity(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_IDENTITY, input); }
+int tb_net_tanh(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_TANH, NULL, input); }
+int tb_net_sigmoid(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_SIGMOID, NULL, input); }
+int tb_net_identity(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_IDENTITY, NULL, input); }
 
 int tb_net_leaky_relu(tb_net *net, int input, float negative_slope)
 {
@@ -462,14 +461,185 @@ int tb_net_batchnorm1d(tb_net *net, int input, const char *name, float eps, floa
     return add_batchnorm(net, n, "batchnorm1d", eps, momentum);
 }
 
-int tb_net_flatten(tb_net *net, int input)
+static int add_flatten(tb_net *net, const char *label, int input)
 {
-    tb_node *n = add_node(net, TB_LAYER_FLATTEN, NULL, input);
+    tb_node *n = add_node(net, TB_LAYER_FLATTEN, label, input);
     if (!n) return -1;
     n->c = n->c * n->h * n->w;
     n->h = n->w = 1;
     n->ndim = 2;
     return commit_node(net);
+}
+
+int tb_net_flatten(tb_net *net, int input) { return add_flatten(net, NULL, input); }
+
+/* ---- the PyTorch-style builder (tb_*_opts of the plugin header) ------------------------ */
+
+/* Records an error about an option of the layer `label` (its Sequential or given name). */
+__attribute__((format(printf, 4, 5))) static int fail_opt(tb_net *net, const char *label, const char *what,
+                                                          const char *fmt, ...)
+{
+    if (net->failed) return -1;
+    char tmp[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    snprintf(net->adding, sizeof net->adding, "%s", label);
+    return fail(net, what, "%s", tmp);
+}
+
+/* The name of the next layer: the one given, or its Sequential index. */
+static const char *opt_name(const tb_net *net, const char *given, char *buf, size_t len)
+{
+    return given && *given ? given : tb_net_next_name(net, buf, len);
+}
+
+/* Names a parameter-free node just added after its Sequential index (errors, summaries). */
+static int label_node(tb_net *net, int id, const char *label)
+{
+    if (id >= 0) snprintf(net->nodes[id].name, sizeof net->nodes[id].name, "%s", label);
+    return id;
+}
+
+int tb_nn_conv2d(tb_net *net, int input, const tb_conv2d_opts *opts)
+{
+    const tb_conv2d_opts o = opts ? *opts : (tb_conv2d_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    if (o.out_channels < 1) return fail_opt(net, name, "conv2d", "out_channels = %d: required, >= 1", o.out_channels);
+    if (o.kernel < 1) return fail_opt(net, name, "conv2d", "kernel = %d: required (kernel_size), >= 1", o.kernel);
+    if (o.stride < 0) return fail_opt(net, name, "conv2d", "stride = %d must be >= 1 (0: torch's 1)", o.stride);
+    if (o.padding < 0) return fail_opt(net, name, "conv2d", "padding = %d must be >= 0", o.padding);
+    if (o.groups < 0) return fail_opt(net, name, "conv2d", "groups = %d must be >= 1 (0: torch's 1)", o.groups);
+    if (o.no_bias != 0 && o.no_bias != 1)
+        return fail_opt(net, name, "conv2d", "no_bias = %d must be 0 (bias=True) or 1", o.no_bias);
+    return tb_net_conv2d(net, input, name, o.out_channels, o.kernel, o.stride ? o.stride : 1, o.padding,
+                         o.groups ? o.groups : 1, !o.no_bias, o.init);
+}
+
+int tb_nn_linear(tb_net *net, int input, const tb_linear_opts *opts)
+{
+    const tb_linear_opts o = opts ? *opts : (tb_linear_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    if (o.out_features < 1)
+        return fail_opt(net, name, "linear", "out_features = %d: required, >= 1", o.out_features);
+    if (o.no_bias != 0 && o.no_bias != 1)
+        return fail_opt(net, name, "linear", "no_bias = %d must be 0 (bias=True) or 1", o.no_bias);
+    return tb_net_linear(net, input, name, o.out_features, !o.no_bias, o.init);
+}
+
+static int nn_batchnorm(tb_net *net, int input, const tb_batchnorm_opts *opts, int dims)
+{
+    const tb_batchnorm_opts o = opts ? *opts : (tb_batchnorm_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    const char *what = dims == 1 ? "batchnorm1d" : "batchnorm2d";
+    if (!(o.eps >= 0.0f)) return fail_opt(net, name, what, "eps = %g must be > 0 (0: torch's 1e-5)", (double)o.eps);
+    if (!(o.momentum >= 0.0f && o.momentum <= 1.0f))
+        return fail_opt(net, name, what, "momentum = %g must be in (0, 1] (0: torch's 0.1)", (double)o.momentum);
+    const float eps = o.eps > 0.0f ? o.eps : 1e-5f, momentum = o.momentum > 0.0f ? o.momentum : 0.1f;
+    return dims == 1 ? tb_net_batchnorm1d(net, input, name, eps, momentum)
+                     : tb_net_batchnorm(net, input, name, eps, momentum);
+}
+
+int tb_nn_batchnorm2d(tb_net *net, int input, const tb_batchnorm_opts *opts) { return nn_batchnorm(net, input, opts, 2); }
+int tb_nn_batchnorm1d(tb_net *net, int input, const tb_batchnorm_opts *opts) { return nn_batchnorm(net, input, opts, 1); }
+
+/* The pools' common checks; fills *stride with its default (the kernel). */
+static int pool_opts(tb_net *net, const char *label, const char *what, int kernel, int *stride, int padding,
+                     int ceil_mode)
+{
+    if (kernel < 1) return fail_opt(net, label, what, "kernel = %d: required (kernel_size), >= 1", kernel);
+    if (*stride < 0) return fail_opt(net, label, what, "stride = %d must be >= 1 (0: the kernel, torch's None)", *stride);
+    if (padding < 0) return fail_opt(net, label, what, "padding = %d must be >= 0", padding);
+    if (ceil_mode != 0 && ceil_mode != 1) return fail_opt(net, label, what, "ceil_mode = %d must be 0 or 1", ceil_mode);
+    if (*stride == 0) *stride = kernel;
+    return 0;
+}
+
+int tb_nn_maxpool2d(tb_net *net, int input, const tb_maxpool2d_opts *opts)
+{
+    const tb_maxpool2d_opts o = opts ? *opts : (tb_maxpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int stride = o.stride;
+    if (pool_opts(net, label, "maxpool2d", o.kernel, &stride, o.padding, o.ceil_mode)) return -1;
+    return add_pool(net, TB_LAYER_MAXPOOL, label, input, o.kernel, stride, o.padding, o.ceil_mode, 1);
+}
+
+int tb_nn_avgpool2d(tb_net *net, int input, const tb_avgpool2d_opts *opts)
+{
+    const tb_avgpool2d_opts o = opts ? *opts : (tb_avgpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int stride = o.stride;
+    if (pool_opts(net, label, "avgpool2d", o.kernel, &stride, o.padding, o.ceil_mode)) return -1;
+    if (o.exclude_pad != 0 && o.exclude_pad != 1)
+        return fail_opt(net, label, "avgpool2d", "exclude_pad = %d must be 0 or 1 (count_include_pad=False)",
+                        o.exclude_pad);
+    return add_pool(net, TB_LAYER_AVGPOOL, label, input, o.kernel, stride, o.padding, o.ceil_mode, !o.exclude_pad);
+}
+
+int tb_nn_adaptive_avgpool2d(tb_net *net, int input, const tb_adaptive_avgpool2d_opts *opts)
+{
+    const tb_adaptive_avgpool2d_opts o = opts ? *opts : (tb_adaptive_avgpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (o.out_h < 1)
+        return fail_opt(net, label, "adaptive_avgpool2d", "out_h = %d: required (output_size), >= 1", o.out_h);
+    if (o.out_w < 0) return fail_opt(net, label, "adaptive_avgpool2d", "out_w = %d must be >= 1 (0: out_h)", o.out_w);
+    return label_node(net, tb_net_adaptive_avgpool(net, input, o.out_h, o.out_w ? o.out_w : o.out_h), label);
+}
+
+int tb_nn_dropout(tb_net *net, int input, const tb_dropout_opts *opts)
+{
+    const tb_dropout_opts o = opts ? *opts : (tb_dropout_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (!(o.p >= 0.0f && o.p <= 1.0f))
+        return fail_opt(net, label, "dropout", "p = %g must be in (0, 1] (0: torch's 0.5)", (double)o.p);
+    return label_node(net, tb_net_dropout(net, input, o.p > 0.0f ? o.p : 0.5f), label);
+}
+
+int tb_nn_leaky_relu(tb_net *net, int input, const tb_leaky_relu_opts *opts)
+{
+    const tb_leaky_relu_opts o = opts ? *opts : (tb_leaky_relu_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (!isfinite(o.negative_slope))
+        return fail_opt(net, label, "leaky_relu", "negative_slope = %g must be a finite number",
+                        (double)o.negative_slope);
+    return label_node(net, tb_net_leaky_relu(net, input, o.negative_slope != 0.0f ? o.negative_slope : 0.01f), label);
+}
+
+int tb_nn_gelu(tb_net *net, int input, const tb_gelu_opts *opts)
+{
+    const char *a = opts && opts->approximate ? opts->approximate : "none";
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int tanh_approx;
+    if (strcmp(a, "none") == 0) tanh_approx = 0;
+    else if (strcmp(a, "tanh") == 0) tanh_approx = 1;
+    else return fail_opt(net, label, "gelu", "approximate = \"%.40s\" must be \"none\" or \"tanh\"", a);
+    return label_node(net, tb_net_gelu(net, input, tanh_approx), label);
+}
+
+static int nn_elementwise(tb_net *net, tb_layer_kind kind, int input)
+{
+    char label[TB_NAME_MAX];
+    return add_elementwise(net, kind, tb_net_next_name(net, label, sizeof label), input);
+}
+
+int tb_nn_relu(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_RELU, input); }
+int tb_nn_tanh(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_TANH, input); }
+int tb_nn_sigmoid(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_SIGMOID, input); }
+int tb_nn_identity(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_IDENTITY, input); }
+int tb_nn_flatten(tb_net *net, int input)
+{
+    char label[TB_NAME_MAX];
+    return add_flatten(net, tb_net_next_name(net, label, sizeof label), input);
 }
 
 /* ---- placement ----------------------------------------------------------- */

@@ -95,6 +95,27 @@ int tb_net_batchnorm1d(tb_net *net, int input, const char *name, float eps, floa
 int tb_net_sequential(tb_net *net, const char *prefix);
 const char *tb_net_next_name(const tb_net *net, char *buf, size_t len);
 
+/* The PyTorch-style builder: the tb_*_opts structs of the plugin header, a
+ * zero field taking torch's default (tunebench_plugin.h says which); NULL
+ * opts: all defaults; a NULL or "" name: the next Sequential name. Layers
+ * without parameters are labelled with their Sequential name (errors,
+ * summaries). Each returns the node's id, or -1 with the error recorded. */
+int tb_nn_conv2d(tb_net *net, int input, const tb_conv2d_opts *opts);
+int tb_nn_linear(tb_net *net, int input, const tb_linear_opts *opts);
+int tb_nn_batchnorm2d(tb_net *net, int input, const tb_batchnorm_opts *opts);
+int tb_nn_batchnorm1d(tb_net *net, int input, const tb_batchnorm_opts *opts);
+int tb_nn_maxpool2d(tb_net *net, int input, const tb_maxpool2d_opts *opts);
+int tb_nn_avgpool2d(tb_net *net, int input, const tb_avgpool2d_opts *opts);
+int tb_nn_adaptive_avgpool2d(tb_net *net, int input, const tb_adaptive_avgpool2d_opts *opts);
+int tb_nn_dropout(tb_net *net, int input, const tb_dropout_opts *opts);
+int tb_nn_leaky_relu(tb_net *net, int input, const tb_leaky_relu_opts *opts);
+int tb_nn_gelu(tb_net *net, int input, const tb_gelu_opts *opts);
+int tb_nn_relu(tb_net *net, int input);
+int tb_nn_tanh(tb_net *net, int input);
+int tb_nn_sigmoid(tb_net *net, int input);
+int tb_nn_identity(tb_net *net, int input);
+int tb_nn_flatten(tb_net *net, int input);
+
 /* Allocates every block on be for batches of up to max_batch samples. The
  * last node added is the output; it must be [n, classes] (after flatten or linear). */
 tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err);

@@ -19,6 +19,11 @@ tests/fixtures/layers.h5 (gen_layers.py) alone. Layout: one group per case,
                   | out save_mean save_invstd running_mean running_var din dgamma dbeta
                   attrs n c eps momentum num_batches_tracked (after the step)
   batchnorm1d_eval  input gamma beta running_mean running_var | out   attrs n c eps
+  net_mlp         an nn.Sequential through every new layer (tests/test_net.c):
+                  params/<key> x y | logits loss grad/<key> after/<key> (buffers
+                  after one training step); attr state_dict_keys
+  lenet5          attr state_dict_keys of the classic LeNet-5 as an nn.Sequential
+                  (docs/examples/lenet5, tests/test_examples.sh)
 
 Every case's root attribute torch_version records the torch that wrote it.
 The BatchNorm1d cases run the module nn.BatchNorm1d itself (its state_dict
@@ -129,6 +134,66 @@ def bn1d_eval_case(w, name, n, c, eps=1e-5):
                 running_var=bn.running_var, out=y))
 
 
+# A whole nn.Sequential through every new layer, for tests/test_net.c: the
+# builder's Sequential indices must give these keys, and forward, loss and
+# backward through the net must match (BatchNorm1d in training mode).
+def mlp_model():
+    return nn.Sequential(
+        nn.Flatten(),                      # 0
+        nn.Linear(12, 10),                 # 1
+        nn.BatchNorm1d(10),                # 2
+        nn.GELU(),                         # 3
+        nn.Linear(10, 8),                  # 4
+        nn.LeakyReLU(0.2),                 # 5
+        nn.Linear(8, 8),                   # 6
+        nn.Tanh(),                         # 7
+        nn.Linear(8, 6),                   # 8
+        nn.Sigmoid(),                      # 9
+        nn.Identity(),                     # 10
+        nn.Linear(6, 7),                   # 11
+        nn.GELU(approximate="tanh"),       # 12
+        nn.Linear(7, 4))                   # 13
+
+
+def net_case(f):
+    model = mlp_model()
+    with torch.no_grad():
+        model[2].weight.copy_(1.0 + 0.3 * torch.randn(10))
+        model[2].bias.copy_(0.3 * torch.randn(10))
+    model.train()
+    g = f.create_group("net_mlp")
+    g.attrs["state_dict_keys"] = np.string_(",".join(model.state_dict().keys()))
+    for k, v in model.state_dict().items():
+        if v.dtype.is_floating_point:
+            g.create_dataset("params/" + k, data=f32(v), track_times=False)
+    x = torch.randn(5, 3, 2, 2)
+    y = torch.tensor([0, 3, 1, 2, 3])
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    loss.backward()
+    g.create_dataset("x", data=f32(x), track_times=False)
+    g.create_dataset("y", data=y.numpy().astype(np.int32), track_times=False)
+    g.create_dataset("logits", data=f32(logits), track_times=False)
+    g.create_dataset("loss", data=np.array([loss.item()], dtype=np.float32), track_times=False)
+    for k, p in model.named_parameters():
+        g.create_dataset("grad/" + k, data=f32(p.grad), track_times=False)
+    for k, b in model.named_buffers():
+        if b.dtype.is_floating_point:
+            g.create_dataset("after/" + k, data=f32(b), track_times=False)
+
+
+# The classic LeNet-5 as a torch.nn.Sequential (docs/examples/lenet5): its keys.
+def lenet5_keys(f):
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Tanh(),
+        nn.Linear(120, 84), nn.Tanh(),
+        nn.Linear(84, 10))
+    f.create_group("lenet5").attrs["state_dict_keys"] = np.string_(",".join(model.state_dict().keys()))
+
+
 def main():
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     w = Writer(OUT)
@@ -158,6 +223,8 @@ def main():
     bn1d_eval_case(w, "default", 5, 4)
     bn1d_eval_case(w, "eps1e-3", 3, 6, eps=1e-3)
 
+    net_case(w.f)
+    lenet5_keys(w.f)
     w.close()
     print("wrote %s (%d bytes)" % (os.path.normpath(OUT), os.path.getsize(OUT)))
 
