@@ -813,11 +813,17 @@ START_TEST(test_activation_fixture)
     gcheck(out, cnt, name, "out");
     if (a->kind == ACT_LEAKY) check_exact(out, ref_out, cnt, name, "forward"); /* one multiply: exact */
     else check(out, ref_out, cnt, RTOL, ATOL_REL, name, "forward");
+    /* GELU's tanh form saturates: where tanh(inner) is within an ulp of -1 (x
+     * about -5), 1 + t and 1 - t*t keep no relative precision, and one ulp of
+     * tanhf (glibc's against torch's Sleef) moves din by ~2e-6 * |dy| (torch
+     * gives 0 at x = -5.09, the float64 value is -1.1e-6, ours lies between):
+     * 0.65 of ATOL_REL measured, so that case gets 4x the absolute bound. */
+    const double din_atol_rel = a->kind == ACT_GELU && tanh_approx ? 4 * ATOL_REL : ATOL_REL;
     for (int pass = 0; pass < 2; pass++) {
         prefill(din, cnt, pass, 1);
         act_backward(a, din, dout, in, out, cnt, slope, tanh_approx, pass);
         gcheck(din, cnt, name, "din");
-        check_grad(din, ref_din, cnt, pass, ATOL_REL, name, "din");
+        check_grad(din, ref_din, cnt, pass, din_atol_rel, name, "din");
     }
     /* in place (out == in) forward, as a network never does but a caller may */
     float *io = malloc(cnt * sizeof(float));
