@@ -150,7 +150,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     }
     if (pad == -1) pad = kernel / 2;
     const int pooled = pooling != POOL_NONE;
-    tb_init_spec init = {TB_INIT_DEFAULT, 0.0f, TB_INIT_DEFAULT, 0.0f};
+    tb_init_spec init = TB_INIT_TORCH_DEFAULT;
     if (init_kind != TB_INIT_DEFAULT) init = (tb_init_spec){init_kind, 0.0f, TB_INIT_CONSTANT, 0.0f};
     if (!(conv_dropout >= 0 && conv_dropout < 1)) {
         snprintf(msg, sizeof msg, "conv_dropout = %g must be in [0, 1) (1 would drop every activation)",
