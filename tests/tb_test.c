@@ -72,6 +72,25 @@ double tbt_read_attr(const char *file, const char *path, const char *attr)
     return v;
 }
 
+char *tbt_read_str_attr(const char *file, const char *path, const char *attr)
+{
+    hid_t fid = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_msg(fid >= 0, "cannot open fixture %s", file);
+    hid_t a = H5Aopen_by_name(fid, path, attr, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_msg(a >= 0, "fixture %s: %s has no attribute %s", file, path, attr);
+    hid_t t = H5Aget_type(a);
+    ck_assert_msg(H5Tget_class(t) == H5T_STRING && !H5Tis_variable_str(t), "fixture %s: %s's %s is not a "
+                  "fixed-length string", file, path, attr);
+    size_t len = H5Tget_size(t);
+    char *v = calloc(len + 1, 1);
+    ck_assert(v != NULL);
+    ck_assert(H5Aread(a, t, v) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Fclose(fid);
+    return v;
+}
+
 double tbt_close_ratio(const float *a, const float *b, size_t n, double rtol, double atol, size_t *worst)
 {
     double max_ratio = 0;

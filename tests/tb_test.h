@@ -17,6 +17,8 @@ float *tbt_read_f32(const char *file, const char *path, size_t *count, int64_t s
 int32_t *tbt_read_i32(const char *file, const char *path, size_t *count);
 /* Reads a scalar attribute (double) of an object in a fixture. */
 double tbt_read_attr(const char *file, const char *path, const char *attr);
+/* Reads a fixed-length string attribute (numpy's np.string_); malloc'd, NUL-terminated. */
+char *tbt_read_str_attr(const char *file, const char *path, const char *attr);
 /* Full path of a fixture file under tests/fixtures. */
 const char *tbt_fixture(const char *name);
 

@@ -8,6 +8,8 @@
  *    all_finite and every optimizer (parameters, state and scalars after each step);
  *  - losses: the value within a relative 1e-6 of the CPU's (about 1 ulp of a
  *    float sum), dlogits within 1e-6 relative + 1e-9 absolute per element;
+ *  - leaky ReLU bitwise; tanh, sigmoid and GELU (libdevice's tanhf/expf/erff
+ *    against glibc's) within TOL_ACT relative-to-max-abs, forward and backward;
  *  - convolution, linear and batch norm in training mode (cuDNN/cuBLAS reduce
  *    in another order): relative-to-max-abs error max|gpu - cpu| / max|cpu|
  *    <= 1e-4 per output buffer (TOL_FP32; FP32 math, TF32 off);
@@ -231,6 +233,66 @@ START_TEST(test_relu)
         cpu->ops->relu_backward(cpu, FC(din), FC(dout), FC(o), n, acc);
         gpu->ops->relu_backward(gpu, FG(din), FG(dout), FG(o), n, acc);
         check_same_f32(&din, acc ? "relu backward, accumulate_din 1" : "relu backward, accumulate_din 0");
+        pair_free(&din);
+    }
+    pair_free(&x), pair_free(&out), pair_free(&o), pair_free(&dout);
+    free(in), free(out_h), free(dout_h);
+    check_gpu_ok();
+}
+END_TEST
+
+/* tanh, sigmoid, leaky ReLU and GELU: the same float operations on both
+ * (layers/activation_rules.h, -fmad=false), so leaky ReLU (a compare and a
+ * multiply) is bitwise identical; tanh, sigmoid and GELU call tanhf, expf and
+ * erff, which CUDA's libdevice and glibc each round within 2 ulp their own
+ * way, so those are held to TOL_ACT (max|gpu-cpu| / max|cpu|), far above a
+ * few ulp and far below a wrong formula. Backward reads the CPU's forward
+ * output (tanh, sigmoid) or the input (leaky ReLU, GELU) on both. */
+#define TOL_ACT 1e-5
+static const char *const act_names[] = {"tanh", "sigmoid", "leaky_relu(0.2)", "gelu", "gelu(tanh)"};
+
+START_TEST(test_activation)
+{
+    const size_t n = 100003;
+    const int kind = _i;
+    float *in = new_normal(n, 40 + (uint32_t)kind, 3.0f, 0.0f);
+    const float special[] = {NAN, -0.0f, 0.0f, 1e-40f, -1e-40f, 9.0f, -9.0f, 30.0f, -30.0f, 1.0f, -1.0f};
+    memcpy(in, special, sizeof special);
+    pair x = pair_f32(in, n), out = pair_f32(NULL, n);
+    char what[96];
+    for (int b = 0; b < 2; b++) {
+        tb_backend *be = b ? gpu : cpu;
+        float *o = b ? FG(out) : FC(out);
+        const float *xi = b ? FG(x) : FC(x);
+        switch (kind) {
+        case 0: be->ops->tanh_forward(be, o, xi, n); break;
+        case 1: be->ops->sigmoid_forward(be, o, xi, n); break;
+        case 2: be->ops->leaky_relu_forward(be, o, xi, n, 0.2f); break;
+        default: be->ops->gelu_forward(be, o, xi, n, kind == 4); break;
+        }
+    }
+    snprintf(what, sizeof what, "%s forward", act_names[kind]);
+    if (kind == 2) check_same_f32(&out, what);
+    else check_close(&out, TOL_ACT, what);
+
+    float *out_h = host_copy(cpu, out.c, out.bytes), *dout_h = new_normal(n, 50 + (uint32_t)kind, 1.0f, 0.0f);
+    pair o = pair_f32(out_h, n), dout = pair_f32(dout_h, n);
+    for (int acc = 0; acc <= 1; acc++) {
+        pair din = pair_normal(n, 60 + (uint32_t)acc, 1.0f, 0.0f);
+        for (int b = 0; b < 2; b++) {
+            tb_backend *be = b ? gpu : cpu;
+            float *d = b ? FG(din) : FC(din);
+            const float *dy = b ? FG(dout) : FC(dout), *y = b ? FG(o) : FC(o), *xi = b ? FG(x) : FC(x);
+            switch (kind) {
+            case 0: be->ops->tanh_backward(be, d, dy, y, n, acc); break;
+            case 1: be->ops->sigmoid_backward(be, d, dy, y, n, acc); break;
+            case 2: be->ops->leaky_relu_backward(be, d, dy, xi, n, 0.2f, acc); break;
+            default: be->ops->gelu_backward(be, d, dy, xi, n, kind == 4, acc); break;
+            }
+        }
+        snprintf(what, sizeof what, "%s backward, accumulate_din %d", act_names[kind], acc);
+        if (kind == 2) check_same_f32(&din, what);
+        else check_close(&din, TOL_ACT, what);
         pair_free(&din);
     }
     pair_free(&x), pair_free(&out), pair_free(&o), pair_free(&dout);
@@ -1185,6 +1247,7 @@ static Suite *suite(void)
     Suite *s = suite_create("cuda");
     TCase *t = tcase_create("bitwise");
     tcase_add_test(t, test_relu);
+    tcase_add_loop_test(t, test_activation, 0, (int)TB_ARRAY_LEN(act_names));
     tcase_add_test(t, test_copy_or_add);
     tcase_add_test(t, test_all_finite);
     tcase_add_loop_test(t, test_maxpool, 0, (int)TB_ARRAY_LEN(pool_cases));

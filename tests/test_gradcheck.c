@@ -252,6 +252,52 @@ START_TEST(test_gradcheck_relu)
 }
 END_TEST
 
+/* --------------------------------------- tanh, sigmoid, leaky ReLU, GELU
+ * Smooth but for leaky ReLU's kink at 0, which the inputs keep 0.05 > 2h
+ * away from, as relu's. Inputs in about [-3, 3]: tanh and sigmoid do not
+ * saturate there, so the derivative is well above the float noise. */
+
+typedef struct act_ctx {
+    int kind; /* 0 tanh, 1 sigmoid, 2 leaky, 3 gelu, 4 gelu tanh */
+    float slope;
+    size_t n;
+    float *in;
+} act_ctx;
+
+static void act_fwd(const void *c, float *out)
+{
+    const act_ctx *k = c;
+    switch (k->kind) {
+    case 0: tanh_forward(out, k->in, k->n); break;
+    case 1: sigmoid_forward(out, k->in, k->n); break;
+    case 2: leaky_relu_forward(out, k->in, k->n, k->slope); break;
+    default: gelu_forward(out, k->in, k->n, k->kind == 4); break;
+    }
+}
+
+static const char *const gc_act[] = {"tanh: din", "sigmoid: din", "leaky_relu(0.2): din", "gelu: din",
+                                     "gelu(tanh): din"};
+
+START_TEST(test_gradcheck_activation)
+{
+    act_ctx k = {.kind = _i, .slope = 0.2f, .n = 60};
+    k.in = randn(k.n, 300 + (uint32_t)_i, 1.5f, 0.0f);
+    for (size_t i = 0; i < k.n; i++) k.in[i] = copysignf(0.05f + fabsf(k.in[i]), k.in[i]);
+    problem p = make_problem(act_fwd, &k, k.n, 300 + (uint32_t)_i);
+    float *out = alloc_f(k.n), *din = alloc_f(k.n);
+    act_fwd(&k, out);
+    switch (k.kind) {
+    case 0: tanh_backward(din, p.R, out, k.n, 0); break;
+    case 1: sigmoid_backward(din, p.R, out, k.n, 0); break;
+    case 2: leaky_relu_backward(din, p.R, k.in, k.n, k.slope, 0); break;
+    default: gelu_backward(din, p.R, k.in, k.n, k.kind == 4, 0); break;
+    }
+    gradcheck(&p, k.in, din, k.n, gc_act[_i]);
+    free_problem(&p);
+    free(k.in), free(out), free(din);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ pooling */
 
 typedef struct pool_ctx {
@@ -422,6 +468,7 @@ typedef struct bn_case {
 static const bn_case gc_bn[] = {
     {"batchnorm train n=3 c=3 hw=16", 3, 3, 16},
     {"batchnorm train n=4 c=2 hw=1", 4, 2, 1},
+    {"batchnorm1d train n=6 c=3 ([n, c]: hw=1)", 6, 3, 1},
     {"batchnorm train n=1 c=2 hw=9", 1, 2, 9},
 };
 
@@ -467,6 +514,7 @@ static Suite *suite(void)
     tcase_add_loop_test(t, test_gradcheck_conv2d, 0, (int)TB_ARRAY_LEN(gc_conv));
     tcase_add_test(t, test_gradcheck_linear);
     tcase_add_test(t, test_gradcheck_relu);
+    tcase_add_loop_test(t, test_gradcheck_activation, 0, (int)TB_ARRAY_LEN(gc_act));
     tcase_add_loop_test(t, test_gradcheck_pool, 0, (int)TB_ARRAY_LEN(gc_pool));
     tcase_add_test(t, test_gradcheck_concat);
     tcase_add_test(t, test_gradcheck_dropout);

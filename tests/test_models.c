@@ -710,6 +710,48 @@ START_TEST(test_cnn_init_schemes)
 }
 END_TEST
 
+/* activation = tanh|sigmoid|leaky_relu|gelu puts that module where ReLU was (every block and
+ * hidden layer), leaving the keys and shapes alone: the nn.Sequential of cnn.c's comment. */
+START_TEST(test_cnn_activation)
+{
+    loaded l;
+    load_plugin(&l, "cnn");
+    tb_backend *be = tb_backend_cpu_create(1);
+    const char *acts[] = {"relu", "tanh", "sigmoid", "leaky_relu", "gelu"};
+    tb_net *relu = NULL;
+    for (size_t a = 0; a < TB_ARRAY_LEN(acts); a++) {
+        char opts[128], summary[8192];
+        snprintf(opts, sizeof opts, "filters=8,16;units=32,24;activation=%s", acts[a]);
+        tb_net *net = build_ok(be, l.plugin, opts, 1, 28, 28, 10, 1);
+        tb_net_summary(net, summary, sizeof summary);
+        int count = 0, relus = 0;
+        for (const char *line = summary; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            int k;
+            char kind[32];
+            if (sscanf(line, "%d %31s", &k, kind) != 2) continue;
+            count += strcmp(kind, acts[a]) == 0;
+            relus += strcmp(kind, "relu") == 0;
+        }
+        ck_assert_msg(count == 4, "activation=%s: %d such layers, expected 4 (2 blocks, 2 hidden):\n%s", acts[a], count,
+                      summary);
+        ck_assert_msg(a == 0 || relus == 0, "activation=%s left a relu:\n%s", acts[a], summary);
+        if (a == 0) {
+            relu = net;
+            continue;
+        }
+        ck_assert_int_eq(tb_net_param_count(net), tb_net_param_count(relu));
+        for (int i = 0; i < tb_net_param_count(net); i++) {
+            ck_assert_str_eq(tb_net_param(net, i)->name, tb_net_param(relu, i)->name);
+            ck_assert_uint_eq(tb_net_param(net, i)->count, tb_net_param(relu, i)->count);
+        }
+        tb_net_free(net);
+    }
+    tb_net_free(relu);
+    tb_backend_destroy(be);
+    tb_plugins_free(&l.reg);
+}
+END_TEST
+
 /* ---- the cnn family -------------------------------------------------------------- */
 
 /* The defaults are the built-in small CNN (conv32-pool-conv64-pool-fc128-fc10):
@@ -915,6 +957,7 @@ static Suite *models_suite(void)
     tcase_add_test(tc, test_squeezenet_minimum_size_errors);
     tcase_add_test(tc, test_squeezenet_torchvision_init);
     tcase_add_test(tc, test_cnn_init_schemes);
+    tcase_add_test(tc, test_cnn_activation);
     tcase_add_test(tc, test_cnn_defaults_are_the_small_cnn);
     tcase_add_test(tc, test_cnn_variants_build);
     tcase_add_test(tc, test_cnn_errors_name_the_block);

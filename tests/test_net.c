@@ -207,6 +207,231 @@ START_TEST(test_fire_network_matches_torch)
 }
 END_TEST
 
+/* ---- the PyTorch-style builder (tb_nn_*, the host's conv2d, linear, ...) ---- */
+
+/* The keys of a net, ','-joined in state_dict order; malloc'd. */
+static char *joined_keys(const tb_net *net)
+{
+    size_t cap = 64 + (size_t)tb_net_param_count(net) * TB_NAME_MAX, used = 0;
+    char *s = calloc(cap, 1);
+    ck_assert(s != NULL);
+    for (int i = 0; i < tb_net_param_count(net); i++)
+        used += (size_t)snprintf(s + used, cap - used, "%s%s", i ? "," : "", tb_net_param(net, i)->name);
+    return s;
+}
+
+/* nn.Sequential(Flatten, Linear, BatchNorm1d, GELU, Linear, LeakyReLU(0.2), Linear, Tanh,
+ * Linear, Sigmoid, Identity, Linear, GELU('tanh'), Linear): gen_activations.py's net_mlp,
+ * written with the option structs and no names at all. */
+static tb_net *mlp_net(void)
+{
+    tb_net *net = tb_net_new(3, 2, 2);
+    int x = tb_nn_flatten(net, TB_NET_INPUT);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 10});
+    x = tb_nn_batchnorm1d(net, x, NULL);
+    x = tb_nn_gelu(net, x, NULL);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 8});
+    x = tb_nn_leaky_relu(net, x, &(tb_leaky_relu_opts){.negative_slope = 0.2f});
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 8});
+    x = tb_nn_tanh(net, x);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 6});
+    x = tb_nn_sigmoid(net, x);
+    x = tb_nn_identity(net, x);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 7});
+    x = tb_nn_gelu(net, x, &(tb_gelu_opts){.approximate = "tanh"});
+    tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 4});
+    return net;
+}
+
+/* Keys, forward, loss, every gradient and BatchNorm1d's running statistics of
+ * a whole nn.Sequential through the new layers, against PyTorch: the wiring
+ * (tanh/sigmoid backward from the output, leaky ReLU/GELU from the input). */
+START_TEST(test_new_layers_network_matches_torch)
+{
+    const char *fx = tbt_fixture("activations.h5");
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_net *net = mlp_net();
+    tb_err err;
+    ck_assert_msg(tb_net_build(net, be, 5, &err) == TB_OK, "%s", err.msg);
+    char *want = tbt_read_str_attr(fx, "/net_mlp", "state_dict_keys"), *got = joined_keys(net);
+    ck_assert_str_eq(got, want);
+    free(want);
+    free(got);
+    char path[256];
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->is_int64) continue;
+        snprintf(path, sizeof path, "net_mlp/params/%s", p->name);
+        size_t count;
+        float *v = tbt_read_f32(fx, path, &count, NULL, NULL);
+        ck_assert_uint_eq(count, p->count);
+        tb_net_param_set(net, i, v);
+        free(v);
+    }
+    float *x = tbt_read_f32(fx, "net_mlp/x", NULL, NULL, NULL);
+    int32_t *y = tbt_read_i32(fx, "net_mlp/y", NULL);
+    tb_net_forward(net, x, 5, 1, 0);
+    float *logits = tbt_read_f32(fx, "net_mlp/logits", NULL, NULL, NULL);
+    TBT_ASSERT_CLOSE(tb_net_output(net), logits, 20, 1e-5, 1e-6, "logits");
+    float *dl = tb_net_output_grad_buffer(net);
+    float loss = be->ops->loss(be, dl, tb_net_output(net), y, 5, 4, TB_LOSS_CROSS_ENTROPY);
+    float *ref_loss = tbt_read_f32(fx, "net_mlp/loss", NULL, NULL, NULL);
+    TBT_ASSERT_CLOSE(&loss, ref_loss, 1, 1e-5, 0, "loss");
+    tb_net_zero_grads(net);
+    tb_net_backward(net, dl, 5);
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->is_int64) {
+            float nbt;
+            tb_net_param_get(net, i, &nbt);
+            ck_assert_msg(nbt == 1.0f, "num_batches_tracked %g after one training forward", nbt);
+            continue;
+        }
+        snprintf(path, sizeof path, p->is_buffer ? "net_mlp/after/%s" : "net_mlp/grad/%s", p->name);
+        float *ref = tbt_read_f32(fx, path, NULL, NULL, NULL);
+        const float *got_v = (p->is_buffer ? tb_net_buffers(net) : tb_net_grads(net)) + p->offset;
+        /* atol 1e-7 as the fire network's: a few ulp of sums taken in another order */
+        TBT_ASSERT_CLOSE(got_v, ref, p->count, 1e-5, 1e-7, p->name);
+        free(ref);
+    }
+    free(x), free(y), free(logits), free(ref_loss);
+    tb_net_free(net);
+    tb_backend_destroy(be);
+}
+END_TEST
+
+/* LeNet-5 with net_sequential scopes has a torch.nn.Sequential LeNet-5's keys
+ * (docs/examples/lenet5 builds the same through the host table). */
+START_TEST(test_sequential_names_lenet5)
+{
+    const char *fx = tbt_fixture("activations.h5");
+    tb_net *net = tb_net_new(1, 28, 28);
+    int x = tb_nn_conv2d(net, TB_NET_INPUT, &(tb_conv2d_opts){.out_channels = 6, .kernel = 5, .padding = 2});
+    x = tb_nn_tanh(net, x);
+    x = tb_nn_avgpool2d(net, x, &(tb_avgpool2d_opts){.kernel = 2});
+    x = tb_nn_conv2d(net, x, &(tb_conv2d_opts){.out_channels = 16, .kernel = 5});
+    x = tb_nn_tanh(net, x);
+    x = tb_nn_avgpool2d(net, x, &(tb_avgpool2d_opts){.kernel = 2});
+    x = tb_nn_flatten(net, x);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 120});
+    x = tb_nn_tanh(net, x);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 84});
+    x = tb_nn_tanh(net, x);
+    tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 10});
+    char *want = tbt_read_str_attr(fx, "/lenet5", "state_dict_keys"), *got = joined_keys(net);
+    ck_assert_str_eq(got, want);
+    int c, h, w;
+    ck_assert_int_eq(tb_net_layer_shape(net, 6, &c, &h, &w), 0);
+    ck_assert_int_eq(c, 16 * 5 * 5); /* the flatten feeds Linear(400, 120), as the paper's */
+    /* the torch defaults the zeroed fields stand for: stride 1, bias, torch's init */
+    const tb_param *w0 = tb_net_param(net, tb_net_find_param(net, "3.weight"));
+    ck_assert_int_eq((int)w0->shape[0], 16);
+    ck_assert_int_eq((int)w0->shape[1], 6);
+    ck_assert_int_ge(tb_net_find_param(net, "3.bias"), 0);
+    free(want);
+    free(got);
+    tb_net_free(net);
+}
+END_TEST
+
+/* Scopes, explicit names, what takes an index and what does not. */
+START_TEST(test_sequential_scopes)
+{
+    tb_net *net = tb_net_new(3, 8, 8);
+    char buf[TB_NAME_MAX];
+    ck_assert_str_eq(tb_net_next_name(net, buf, sizeof buf), "0");
+    ck_assert_int_eq(tb_net_sequential(net, "features"), 0);
+    int x = tb_nn_conv2d(net, TB_NET_INPUT, &(tb_conv2d_opts){.out_channels = 4, .kernel = 3, .padding = 1,
+                                                               .no_bias = 1});
+    x = tb_nn_batchnorm2d(net, x, NULL);
+    x = tb_nn_relu(net, x);
+    /* a branch joined by concat: torch.cat is no module, so no index */
+    int a = tb_nn_conv2d(net, x, &(tb_conv2d_opts){.out_channels = 2, .kernel = 1, .name = "features.3.left"});
+    int b = tb_nn_conv2d(net, x, &(tb_conv2d_opts){.out_channels = 2, .kernel = 1, .name = "features.3.right"});
+    int ab[2] = {a, b};
+    x = tb_net_concat(net, ab, 2);
+    ck_assert_str_eq(tb_net_next_name(net, buf, sizeof buf), "features.5"); /* the two named convs took 3, 4 */
+    x = tb_nn_maxpool2d(net, x, &(tb_maxpool2d_opts){.kernel = 2});
+    int ch, h, w;
+    tb_net_layer_shape(net, x, &ch, &h, &w);
+    ck_assert_int_eq(h, 4); /* stride defaulted to the kernel, as torch's None */
+    x = tb_nn_dropout(net, x, NULL);
+    ck_assert_int_eq(tb_net_sequential(net, "head"), 0);
+    x = tb_nn_flatten(net, x);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 5, .no_bias = 1});
+    tb_nn_batchnorm1d(net, x, &(tb_batchnorm_opts){.eps = 1e-3f, .momentum = 0.2f});
+    char *got = joined_keys(net);
+    ck_assert_str_eq(got, "features.0.weight,features.1.weight,features.1.bias,features.1.running_mean,"
+                          "features.1.running_var,features.1.num_batches_tracked,features.3.left.weight,"
+                          "features.3.left.bias,features.3.right.weight,features.3.right.bias,head.1.weight,"
+                          "head.2.weight,head.2.bias,head.2.running_mean,head.2.running_var,"
+                          "head.2.num_batches_tracked");
+    free(got);
+    /* parameter-free layers carry their Sequential name in the summary */
+    char summary[4096];
+    tb_net_summary(net, summary, sizeof summary);
+    TBT_ASSERT_HAS(summary, "maxpool          features.5");
+    TBT_ASSERT_HAS(summary, "dropout          features.6");
+    tb_net_free(net);
+}
+END_TEST
+
+/* Bad options are refused with the layer's name, the field and its value. */
+START_TEST(test_option_errors_name_the_field)
+{
+    tb_backend *be = tb_backend_cpu_create(1);
+    tb_err err;
+    struct {
+        const char *want;
+        int which;
+    } cases[] = {
+        {"layer features.0 (conv2d): out_channels = 0: required, >= 1", 0},
+        {"layer features.0 (conv2d): stride = -2 must be >= 1 (0: torch's 1)", 1},
+        {"layer features.2 (avgpool2d): kernel = 0: required (kernel_size), >= 1", 2},
+        {"layer features.1 (gelu): approximate = \"tanhh\" must be \"none\" or \"tanh\"", 3},
+        {"layer 2 (linear): out_features = -1: required, >= 1", 4},
+        {"layer features.1 (batchnorm1d): input is [n, 4, 8, 8]; BatchNorm1d needs [n, c]", 5},
+        {"layer features.1 (dropout): p = 1.5 must be in (0, 1] (0: torch's 0.5)", 6},
+        {"layer features..x (sequential): \"features..x\" is not a state_dict prefix", 7},
+        {"layer features.1 (leaky_relu): negative_slope = inf must be a finite number", 8},
+        {"layer features.1 (batchnorm2d): eps = -1 must be > 0", 9},
+    };
+    for (size_t k = 0; k < TB_ARRAY_LEN(cases); k++) {
+        tb_net *net = tb_net_new(1, 8, 8);
+        tb_net_sequential(net, "features");
+        const tb_conv2d_opts ok = {.out_channels = 4, .kernel = 3, .padding = 1};
+        int x = TB_NET_INPUT;
+        switch (cases[k].which) {
+        case 0: tb_nn_conv2d(net, x, &(tb_conv2d_opts){.kernel = 3}); break;
+        case 1: tb_nn_conv2d(net, x, &(tb_conv2d_opts){.out_channels = 2, .kernel = 3, .stride = -2}); break;
+        case 2:
+            x = tb_nn_conv2d(net, x, &ok);
+            x = tb_nn_tanh(net, x);
+            tb_nn_avgpool2d(net, x, NULL);
+            break;
+        case 3: tb_nn_gelu(net, tb_nn_conv2d(net, x, &ok), &(tb_gelu_opts){.approximate = "tanhh"}); break;
+        case 4:
+            tb_net_sequential(net, NULL);
+            x = tb_nn_flatten(net, x);
+            x = tb_nn_relu(net, x);
+            tb_nn_linear(net, x, &(tb_linear_opts){.out_features = -1});
+            break;
+        case 5: tb_nn_batchnorm1d(net, tb_nn_conv2d(net, x, &ok), NULL); break;
+        case 6: tb_nn_dropout(net, tb_nn_conv2d(net, x, &ok), &(tb_dropout_opts){.p = 1.5f}); break;
+        case 7: tb_net_sequential(net, "features..x"); break;
+        case 8:
+            tb_nn_leaky_relu(net, tb_nn_conv2d(net, x, &ok), &(tb_leaky_relu_opts){.negative_slope = INFINITY});
+            break;
+        case 9: tb_nn_batchnorm2d(net, tb_nn_conv2d(net, x, &ok), &(tb_batchnorm_opts){.eps = -1.0f}); break;
+        }
+        ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
+        TBT_ASSERT_HAS(err.msg, cases[k].want);
+        tb_net_free(net);
+    }
+    tb_backend_destroy(be);
+}
+END_TEST
+
 START_TEST(test_init_independent_of_batch_and_other_layers)
 {
     tb_backend *be = tb_backend_cpu_create(1);
@@ -325,6 +550,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_maxpool_plane_smaller_than_kernel);
     tcase_add_test(tc, test_thread_count_follows_the_backend);
     tcase_add_test(tc, test_init_independent_of_batch_and_other_layers);
+    tcase_add_test(tc, test_new_layers_network_matches_torch);
+    tcase_add_test(tc, test_sequential_names_lenet5);
+    tcase_add_test(tc, test_sequential_scopes);
+    tcase_add_test(tc, test_option_errors_name_the_field);
     suite_add_tcase(s, tc);
     return s;
 }

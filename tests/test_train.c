@@ -419,7 +419,8 @@ START_TEST(test_transfer_from_checkpoint)
 }
 END_TEST
 
-/* Batch norm over a 1x1 map with a one-sample batch is refused before training, as torch does. */
+/* Batch norm over a 1x1 map (or BatchNorm1d over [n, c]) with a one-sample batch is refused
+ * before training, as torch does. */
 START_TEST(test_batchnorm_single_value_refused)
 {
     ck_assert(have_data);
@@ -438,6 +439,17 @@ START_TEST(test_batchnorm_single_value_refused)
     cfg = base_config(64); /* 512 = 8 * 64: fine */
     cfg.epochs = 1;
     ck_assert_msg(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, NULL, &err) == TB_OK, "%s", err.msg);
+    tb_net_free(net);
+    /* the same for BatchNorm1d over [n, c] (torch.nn.BatchNorm1d raises the same) */
+    net = tb_net_new(1, 28, 28);
+    x = tb_nn_flatten(net, TB_NET_INPUT);
+    x = tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 16});
+    x = tb_nn_batchnorm1d(net, x, NULL);
+    tb_nn_linear(net, x, &(tb_linear_opts){.out_features = 10});
+    ck_assert(tb_net_build(net, be, 64, &err) == TB_OK);
+    cfg = base_config(73);
+    ck_assert_int_eq(tb_train(net, NULL, &cfg, &fmnist_first512, NULL, NULL, NULL, &err), TB_EINVAL);
+    ck_assert_msg(strstr(err.msg, "batch_size = 73") && strstr(err.msg, "BatchNorm1d"), "%s", err.msg);
     tb_net_free(net);
     tb_backend_destroy(be);
 }

@@ -100,6 +100,21 @@ typedef struct tb_backend_ops {
     void (*describe)(tb_backend *be, char *buf, size_t len);
     /* frees the backend and everything it holds (tb_backend_destroy calls it) */
     void (*destroy)(tb_backend *be);
+
+    /* ---- appended for tanh, sigmoid, leaky ReLU and GELU (issue 18); every
+     * backend has them: same arguments and gradient rule as layers/layers.h ---- */
+    void (*tanh_forward)(tb_backend *be, float *out, const float *in, size_t count);
+    void (*tanh_backward)(tb_backend *be, float *din, const float *dout, const float *out, size_t count,
+                          int accumulate_din);
+    void (*sigmoid_forward)(tb_backend *be, float *out, const float *in, size_t count);
+    void (*sigmoid_backward)(tb_backend *be, float *din, const float *dout, const float *out, size_t count,
+                             int accumulate_din);
+    void (*leaky_relu_forward)(tb_backend *be, float *out, const float *in, size_t count, float negative_slope);
+    void (*leaky_relu_backward)(tb_backend *be, float *din, const float *dout, const float *in, size_t count,
+                                float negative_slope, int accumulate_din);
+    void (*gelu_forward)(tb_backend *be, float *out, const float *in, size_t count, int tanh_approx);
+    void (*gelu_backward)(tb_backend *be, float *din, const float *dout, const float *in, size_t count,
+                          int tanh_approx, int accumulate_din);
 } tb_backend_ops;
 
 

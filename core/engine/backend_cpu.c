@@ -138,6 +138,37 @@ static void cpu_bn_bwd(tb_backend *be, float *din, float *dgamma, float *dbeta, 
 {
     batchnorm_backward(din, dgamma, dbeta, dout, in, gamma, save_mean, save_invstd, s, n, acc);
 }
+static void cpu_tanh_fwd(tb_backend *be, float *out, const float *in, size_t count) { tanh_forward(out, in, count); }
+static void cpu_tanh_bwd(tb_backend *be, float *din, const float *dout, const float *out, size_t count, int acc)
+{
+    tanh_backward(din, dout, out, count, acc);
+}
+static void cpu_sigmoid_fwd(tb_backend *be, float *out, const float *in, size_t count)
+{
+    sigmoid_forward(out, in, count);
+}
+static void cpu_sigmoid_bwd(tb_backend *be, float *din, const float *dout, const float *out, size_t count, int acc)
+{
+    sigmoid_backward(din, dout, out, count, acc);
+}
+static void cpu_leaky_fwd(tb_backend *be, float *out, const float *in, size_t count, float slope)
+{
+    leaky_relu_forward(out, in, count, slope);
+}
+static void cpu_leaky_bwd(tb_backend *be, float *din, const float *dout, const float *in, size_t count, float slope,
+                          int acc)
+{
+    leaky_relu_backward(din, dout, in, count, slope, acc);
+}
+static void cpu_gelu_fwd(tb_backend *be, float *out, const float *in, size_t count, int tanh_approx)
+{
+    gelu_forward(out, in, count, tanh_approx);
+}
+static void cpu_gelu_bwd(tb_backend *be, float *din, const float *dout, const float *in, size_t count,
+                         int tanh_approx, int acc)
+{
+    gelu_backward(din, dout, in, count, tanh_approx, acc);
+}
 static float cpu_loss(tb_backend *be, float *dlogits, const float *logits, const int32_t *targets, int n,
                       int classes, tb_loss_kind kind)
 {
@@ -198,6 +229,14 @@ static const tb_backend_ops cpu_ops = {
     .failed = cpu_failed,
     .describe = cpu_describe,
     .destroy = cpu_destroy,
+    .tanh_forward = cpu_tanh_fwd,
+    .tanh_backward = cpu_tanh_bwd,
+    .sigmoid_forward = cpu_sigmoid_fwd,
+    .sigmoid_backward = cpu_sigmoid_bwd,
+    .leaky_relu_forward = cpu_leaky_fwd,
+    .leaky_relu_backward = cpu_leaky_bwd,
+    .gelu_forward = cpu_gelu_fwd,
+    .gelu_backward = cpu_gelu_bwd,
 };
 
 tb_backend *tb_backend_cpu_create(int threads)

@@ -1,6 +1,7 @@
 /* net.c: network DAG, parameter table and the forward/backward passes. */
 #include "net.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,8 @@ typedef struct tb_node {
         tb_pool_shape pool;
         tb_bn_shape bn;
         float dropout_p;
+        float negative_slope; /* leaky ReLU */
+        int tanh_approx;      /* GELU */
     } u;
     int64_t num_batches_tracked; /* batchnorm: kept on the host, exported as an int64 buffer */
     /* placement, set by tb_net_build */
@@ -42,6 +45,8 @@ struct tb_net {
     tb_err build_err;
     int failed;
     char adding[TB_NAME_MAX]; /* the state_dict name of the layer being added ("" when it has none) */
+    char seq_prefix[TB_NAME_MAX]; /* the Sequential scope (tb_net_sequential); "" at the top */
+    int seq_index;                /* the index the next module takes in that scope */
 
     tb_backend *be;
     int max_batch;
@@ -58,8 +63,9 @@ struct tb_net {
 
 const char *tb_layer_kind_name(tb_layer_kind kind)
 {
-    static const char *names[] = {"conv2d", "linear", "relu", "maxpool", "avgpool",
-                                  "adaptive_avgpool", "concat", "dropout", "batchnorm", "flatten"};
+    static const char *names[] = {"conv2d", "linear", "relu", "maxpool", "avgpool", "adaptive_avgpool",
+                                  "concat", "dropout", "batchnorm", "flatten", "tanh", "sigmoid",
+                                  "leaky_relu", "gelu", "identity"};
     return (unsigned)kind < TB_ARRAY_LEN(names) ? names[kind] : "?";
 }
 
@@ -216,7 +222,52 @@ static int commit_node(tb_net *net)
 {
     if (net->failed) return -1;
     net->adding[0] = '\0'; /* a later error before add_node (concat's count) names no layer of this one */
+    if (net->nodes[net->n_nodes].kind != TB_LAYER_CONCAT) net->seq_index++; /* torch.cat is no module */
     return net->n_nodes++;
+}
+
+/* A state_dict prefix: dot-separated parts of [A-Za-z0-9_] (torch's module names). */
+static int valid_prefix(const char *p)
+{
+    if (!*p) return 1;
+    int part = 0;
+    for (; *p; p++) {
+        if (*p == '.') {
+            if (!part) return 0;
+            part = 0;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_') {
+            part++;
+        } else {
+            return 0;
+        }
+    }
+    return part > 0;
+}
+
+int tb_net_sequential(tb_net *net, const char *prefix)
+{
+    if (net->failed) return -1;
+    if (!prefix) prefix = "";
+    if (strlen(prefix) >= TB_NAME_MAX - 48) {
+        net->adding[0] = '\0';
+        return fail(net, "sequential", "prefix longer than %d characters", TB_NAME_MAX - 48);
+    }
+    if (!valid_prefix(prefix)) {
+        snprintf(net->adding, sizeof net->adding, "%s", prefix);
+        fail(net, "sequential", "\"%s\" is not a state_dict prefix (dot-separated names of letters, digits, _)",
+             prefix);
+        return -1;
+    }
+    snprintf(net->seq_prefix, sizeof net->seq_prefix, "%s", prefix);
+    net->seq_index = 0;
+    return 0;
+}
+
+const char *tb_net_next_name(const tb_net *net, char *buf, size_t len)
+{
+    if (net->seq_prefix[0]) snprintf(buf, len, "%s.%d", net->seq_prefix, net->seq_index);
+    else snprintf(buf, len, "%d", net->seq_index);
+    return buf;
 }
 
 static int require_name(tb_net *net, tb_node *n, const char *name)
@@ -270,15 +321,19 @@ int tb_net_linear(tb_net *net, int input, const char *name, int out_features, in
     return commit_node(net);
 }
 
-int tb_net_relu(tb_net *net, int input)
+/* A layer that keeps its input's shape and has no options; label: its name in
+ * errors and summaries (NULL: none), never a state_dict prefix (it has no parameters). */
+static int add_elementwise(tb_net *net, tb_layer_kind kind, const char *label, int input)
 {
-    return add_node(net, TB_LAYER_RELU, NULL, input) ? commit_node(net) : -1;
+    return add_node(net, kind, label, input) ? commit_node(net) : -1;
 }
 
-static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int stride, int pad, int ceil_mode,
-                    int count_include_pad)
+int tb_net_relu(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_RELU, NULL, input); }
+
+static int add_pool(tb_net *net, tb_layer_kind kind, const char *label, int input, int kernel, int stride, int pad,
+                    int ceil_mode, int count_include_pad)
 {
-    tb_node *n = add_node(net, kind, NULL, input);
+    tb_node *n = add_node(net, kind, label, input);
     if (!n) return -1;
     const char *what = tb_layer_kind_name(kind);
     if (n->ndim != 4) return fail(net, what, "input is %d-D, pooling needs [n, c, h, w]", n->ndim);
@@ -296,12 +351,12 @@ static int add_pool(tb_net *net, tb_layer_kind kind, int input, int kernel, int 
 
 int tb_net_maxpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode)
 {
-    return add_pool(net, TB_LAYER_MAXPOOL, input, kernel, stride, pad, ceil_mode, 1);
+    return add_pool(net, TB_LAYER_MAXPOOL, NULL, input, kernel, stride, pad, ceil_mode, 1);
 }
 
 int tb_net_avgpool(tb_net *net, int input, int kernel, int stride, int pad, int ceil_mode, int count_include_pad)
 {
-    return add_pool(net, TB_LAYER_AVGPOOL, input, kernel, stride, pad, ceil_mode, count_include_pad);
+    return add_pool(net, TB_LAYER_AVGPOOL, NULL, input, kernel, stride, pad, ceil_mode, count_include_pad);
 }
 
 int tb_net_adaptive_avgpool(tb_net *net, int input, int out_h, int out_w)
@@ -348,14 +403,11 @@ int tb_net_dropout(tb_net *net, int input, float p)
     return commit_node(net);
 }
 
-int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum)
+/* The rest of batchnorm and batchnorm1d: checks, shape and the state_dict entries of torch's BatchNorm. */
+static int add_batchnorm(tb_net *net, tb_node *n, const char *what, float eps, float momentum)
 {
-    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
-    if (!n || require_name(net, n, name)) return -1;
-    if (n->ndim != 4) return fail(net, "batchnorm", "input is %d-D, BatchNorm2d needs [n, c, h, w]", n->ndim);
     if (!(eps > 0.0f) || !(momentum >= 0.0f && momentum <= 1.0f))
-        return fail(net, "batchnorm", "eps = %g must be > 0 and momentum = %g in [0, 1]", (double)eps,
-                    (double)momentum);
+        return fail(net, what, "eps = %g must be > 0 and momentum = %g in [0, 1]", (double)eps, (double)momentum);
     n->u.bn = (tb_bn_shape){.c = n->c, .hw = n->h * n->w, .eps = eps, .momentum = momentum};
     int64_t shape[1] = {n->c};
     if (add_param(net, n, "weight", 1, shape, 0, 0) || add_param(net, n, "bias", 1, shape, 0, 0) ||
@@ -365,14 +417,229 @@ int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float 
     return commit_node(net);
 }
 
-int tb_net_flatten(tb_net *net, int input)
+int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum)
 {
-    tb_node *n = add_node(net, TB_LAYER_FLATTEN, NULL, input);
+    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 4)
+        return fail(net, "batchnorm", "input is %d-D [n, %d], BatchNorm2d needs [n, c, h, w] (BatchNorm1d takes "
+                    "[n, c])", n->ndim, n->c);
+    return add_batchnorm(net, n, "batchnorm", eps, momentum);
+}
+
+int tb_net_tanh(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_TANH, NULL, input); }
+int tb_net_sigmoid(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_SIGMOID, NULL, input); }
+int tb_net_identity(tb_net *net, int input) { return add_elementwise(net, TB_LAYER_IDENTITY, NULL, input); }
+
+int tb_net_leaky_relu(tb_net *net, int input, float negative_slope)
+{
+    tb_node *n = add_node(net, TB_LAYER_LEAKY_RELU, NULL, input);
+    if (!n) return -1;
+    if (!isfinite(negative_slope))
+        return fail(net, "leaky_relu", "negative_slope = %g must be a finite number", (double)negative_slope);
+    n->u.negative_slope = negative_slope;
+    return commit_node(net);
+}
+
+int tb_net_gelu(tb_net *net, int input, int tanh_approx)
+{
+    tb_node *n = add_node(net, TB_LAYER_GELU, NULL, input);
+    if (!n) return -1;
+    if (tanh_approx != 0 && tanh_approx != 1)
+        return fail(net, "gelu", "approximate = %d must be 0 ('none') or 1 ('tanh')", tanh_approx);
+    n->u.tanh_approx = tanh_approx;
+    return commit_node(net);
+}
+
+int tb_net_batchnorm1d(tb_net *net, int input, const char *name, float eps, float momentum)
+{
+    tb_node *n = add_node(net, TB_LAYER_BATCHNORM, name, input);
+    if (!n || require_name(net, n, name)) return -1;
+    if (n->ndim != 2)
+        return fail(net, "batchnorm1d", "input is [n, %d, %d, %d]; BatchNorm1d needs [n, c] (after flatten or "
+                    "linear; BatchNorm2d takes [n, c, h, w])", n->c, n->h, n->w);
+    return add_batchnorm(net, n, "batchnorm1d", eps, momentum);
+}
+
+static int add_flatten(tb_net *net, const char *label, int input)
+{
+    tb_node *n = add_node(net, TB_LAYER_FLATTEN, label, input);
     if (!n) return -1;
     n->c = n->c * n->h * n->w;
     n->h = n->w = 1;
     n->ndim = 2;
     return commit_node(net);
+}
+
+int tb_net_flatten(tb_net *net, int input) { return add_flatten(net, NULL, input); }
+
+/* ---- the PyTorch-style builder (tb_*_opts of the plugin header) ------------------------ */
+
+/* Records an error about an option of the layer `label` (its Sequential or given name). */
+__attribute__((format(printf, 4, 5))) static int fail_opt(tb_net *net, const char *label, const char *what,
+                                                          const char *fmt, ...)
+{
+    if (net->failed) return -1;
+    char tmp[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    snprintf(net->adding, sizeof net->adding, "%s", label);
+    return fail(net, what, "%s", tmp);
+}
+
+/* The name of the next layer: the one given, or its Sequential index. */
+static const char *opt_name(const tb_net *net, const char *given, char *buf, size_t len)
+{
+    return given && *given ? given : tb_net_next_name(net, buf, len);
+}
+
+/* Names a parameter-free node just added after its Sequential index (errors, summaries). */
+static int label_node(tb_net *net, int id, const char *label)
+{
+    if (id >= 0) snprintf(net->nodes[id].name, sizeof net->nodes[id].name, "%s", label);
+    return id;
+}
+
+int tb_nn_conv2d(tb_net *net, int input, const tb_conv2d_opts *opts)
+{
+    const tb_conv2d_opts o = opts ? *opts : (tb_conv2d_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    if (o.out_channels < 1) return fail_opt(net, name, "conv2d", "out_channels = %d: required, >= 1", o.out_channels);
+    if (o.kernel < 1) return fail_opt(net, name, "conv2d", "kernel = %d: required (kernel_size), >= 1", o.kernel);
+    if (o.stride < 0) return fail_opt(net, name, "conv2d", "stride = %d must be >= 1 (0: torch's 1)", o.stride);
+    if (o.padding < 0) return fail_opt(net, name, "conv2d", "padding = %d must be >= 0", o.padding);
+    if (o.groups < 0) return fail_opt(net, name, "conv2d", "groups = %d must be >= 1 (0: torch's 1)", o.groups);
+    if (o.no_bias != 0 && o.no_bias != 1)
+        return fail_opt(net, name, "conv2d", "no_bias = %d must be 0 (bias=True) or 1", o.no_bias);
+    return tb_net_conv2d(net, input, name, o.out_channels, o.kernel, o.stride ? o.stride : 1, o.padding,
+                         o.groups ? o.groups : 1, !o.no_bias, o.init);
+}
+
+int tb_nn_linear(tb_net *net, int input, const tb_linear_opts *opts)
+{
+    const tb_linear_opts o = opts ? *opts : (tb_linear_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    if (o.out_features < 1)
+        return fail_opt(net, name, "linear", "out_features = %d: required, >= 1", o.out_features);
+    if (o.no_bias != 0 && o.no_bias != 1)
+        return fail_opt(net, name, "linear", "no_bias = %d must be 0 (bias=True) or 1", o.no_bias);
+    return tb_net_linear(net, input, name, o.out_features, !o.no_bias, o.init);
+}
+
+static int nn_batchnorm(tb_net *net, int input, const tb_batchnorm_opts *opts, int dims)
+{
+    const tb_batchnorm_opts o = opts ? *opts : (tb_batchnorm_opts){0};
+    char buf[TB_NAME_MAX];
+    const char *name = opt_name(net, o.name, buf, sizeof buf);
+    const char *what = dims == 1 ? "batchnorm1d" : "batchnorm2d";
+    if (!(o.eps >= 0.0f)) return fail_opt(net, name, what, "eps = %g must be > 0 (0: torch's 1e-5)", (double)o.eps);
+    if (!(o.momentum >= 0.0f && o.momentum <= 1.0f))
+        return fail_opt(net, name, what, "momentum = %g must be in (0, 1] (0: torch's 0.1)", (double)o.momentum);
+    const float eps = o.eps > 0.0f ? o.eps : 1e-5f, momentum = o.momentum > 0.0f ? o.momentum : 0.1f;
+    return dims == 1 ? tb_net_batchnorm1d(net, input, name, eps, momentum)
+                     : tb_net_batchnorm(net, input, name, eps, momentum);
+}
+
+int tb_nn_batchnorm2d(tb_net *net, int input, const tb_batchnorm_opts *opts) { return nn_batchnorm(net, input, opts, 2); }
+int tb_nn_batchnorm1d(tb_net *net, int input, const tb_batchnorm_opts *opts) { return nn_batchnorm(net, input, opts, 1); }
+
+/* The pools' common checks; fills *stride with its default (the kernel). */
+static int pool_opts(tb_net *net, const char *label, const char *what, int kernel, int *stride, int padding,
+                     int ceil_mode)
+{
+    if (kernel < 1) return fail_opt(net, label, what, "kernel = %d: required (kernel_size), >= 1", kernel);
+    if (*stride < 0) return fail_opt(net, label, what, "stride = %d must be >= 1 (0: the kernel, torch's None)", *stride);
+    if (padding < 0) return fail_opt(net, label, what, "padding = %d must be >= 0", padding);
+    if (ceil_mode != 0 && ceil_mode != 1) return fail_opt(net, label, what, "ceil_mode = %d must be 0 or 1", ceil_mode);
+    if (*stride == 0) *stride = kernel;
+    return 0;
+}
+
+int tb_nn_maxpool2d(tb_net *net, int input, const tb_maxpool2d_opts *opts)
+{
+    const tb_maxpool2d_opts o = opts ? *opts : (tb_maxpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int stride = o.stride;
+    if (pool_opts(net, label, "maxpool2d", o.kernel, &stride, o.padding, o.ceil_mode)) return -1;
+    return add_pool(net, TB_LAYER_MAXPOOL, label, input, o.kernel, stride, o.padding, o.ceil_mode, 1);
+}
+
+int tb_nn_avgpool2d(tb_net *net, int input, const tb_avgpool2d_opts *opts)
+{
+    const tb_avgpool2d_opts o = opts ? *opts : (tb_avgpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int stride = o.stride;
+    if (pool_opts(net, label, "avgpool2d", o.kernel, &stride, o.padding, o.ceil_mode)) return -1;
+    if (o.exclude_pad != 0 && o.exclude_pad != 1)
+        return fail_opt(net, label, "avgpool2d", "exclude_pad = %d must be 0 or 1 (count_include_pad=False)",
+                        o.exclude_pad);
+    return add_pool(net, TB_LAYER_AVGPOOL, label, input, o.kernel, stride, o.padding, o.ceil_mode, !o.exclude_pad);
+}
+
+int tb_nn_adaptive_avgpool2d(tb_net *net, int input, const tb_adaptive_avgpool2d_opts *opts)
+{
+    const tb_adaptive_avgpool2d_opts o = opts ? *opts : (tb_adaptive_avgpool2d_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (o.out_h < 1)
+        return fail_opt(net, label, "adaptive_avgpool2d", "out_h = %d: required (output_size), >= 1", o.out_h);
+    if (o.out_w < 0) return fail_opt(net, label, "adaptive_avgpool2d", "out_w = %d must be >= 1 (0: out_h)", o.out_w);
+    return label_node(net, tb_net_adaptive_avgpool(net, input, o.out_h, o.out_w ? o.out_w : o.out_h), label);
+}
+
+int tb_nn_dropout(tb_net *net, int input, const tb_dropout_opts *opts)
+{
+    const tb_dropout_opts o = opts ? *opts : (tb_dropout_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (!(o.p >= 0.0f && o.p <= 1.0f))
+        return fail_opt(net, label, "dropout", "p = %g must be in (0, 1] (0: torch's 0.5)", (double)o.p);
+    return label_node(net, tb_net_dropout(net, input, o.p > 0.0f ? o.p : 0.5f), label);
+}
+
+int tb_nn_leaky_relu(tb_net *net, int input, const tb_leaky_relu_opts *opts)
+{
+    const tb_leaky_relu_opts o = opts ? *opts : (tb_leaky_relu_opts){0};
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    if (!isfinite(o.negative_slope))
+        return fail_opt(net, label, "leaky_relu", "negative_slope = %g must be a finite number",
+                        (double)o.negative_slope);
+    return label_node(net, tb_net_leaky_relu(net, input, o.negative_slope != 0.0f ? o.negative_slope : 0.01f), label);
+}
+
+int tb_nn_gelu(tb_net *net, int input, const tb_gelu_opts *opts)
+{
+    const char *a = opts && opts->approximate ? opts->approximate : "none";
+    char label[TB_NAME_MAX];
+    tb_net_next_name(net, label, sizeof label);
+    int tanh_approx;
+    if (strcmp(a, "none") == 0) tanh_approx = 0;
+    else if (strcmp(a, "tanh") == 0) tanh_approx = 1;
+    else return fail_opt(net, label, "gelu", "approximate = \"%.40s\" must be \"none\" or \"tanh\"", a);
+    return label_node(net, tb_net_gelu(net, input, tanh_approx), label);
+}
+
+static int nn_elementwise(tb_net *net, tb_layer_kind kind, int input)
+{
+    char label[TB_NAME_MAX];
+    return add_elementwise(net, kind, tb_net_next_name(net, label, sizeof label), input);
+}
+
+int tb_nn_relu(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_RELU, input); }
+int tb_nn_tanh(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_TANH, input); }
+int tb_nn_sigmoid(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_SIGMOID, input); }
+int tb_nn_identity(tb_net *net, int input) { return nn_elementwise(net, TB_LAYER_IDENTITY, input); }
+int tb_nn_flatten(tb_net *net, int input)
+{
+    char label[TB_NAME_MAX];
+    return add_flatten(net, tb_net_next_name(net, label, sizeof label), input);
 }
 
 /* ---- placement ----------------------------------------------------------- */
@@ -597,7 +864,12 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             }
             break;
         }
-        case TB_LAYER_FLATTEN: o->copy_or_add(be, nd->out, in, count, 0); break;
+        case TB_LAYER_FLATTEN:
+        case TB_LAYER_IDENTITY: o->copy_or_add(be, nd->out, in, count, 0); break;
+        case TB_LAYER_TANH: o->tanh_forward(be, nd->out, in, count); break;
+        case TB_LAYER_SIGMOID: o->sigmoid_forward(be, nd->out, in, count); break;
+        case TB_LAYER_LEAKY_RELU: o->leaky_relu_forward(be, nd->out, in, count, nd->u.negative_slope); break;
+        case TB_LAYER_GELU: o->gelu_forward(be, nd->out, in, count, nd->u.tanh_approx); break;
         }
         if (net->profiling) net->prof[2 * k] += profile_start(be) - t0;
     }
@@ -683,7 +955,14 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
             else
                 o->copy_or_add(be, din, nd->dout, count, acc);
             break;
-        case TB_LAYER_FLATTEN: o->copy_or_add(be, din, nd->dout, count, acc); break;
+        case TB_LAYER_FLATTEN:
+        case TB_LAYER_IDENTITY: o->copy_or_add(be, din, nd->dout, count, acc); break;
+        case TB_LAYER_TANH: o->tanh_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_SIGMOID: o->sigmoid_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_LEAKY_RELU:
+            o->leaky_relu_backward(be, din, nd->dout, in, count, nd->u.negative_slope, acc);
+            break;
+        case TB_LAYER_GELU: o->gelu_backward(be, din, nd->dout, in, count, nd->u.tanh_approx, acc); break;
         default: break;
         }
     }

@@ -32,6 +32,11 @@ typedef enum tb_layer_kind {
     TB_LAYER_DROPOUT,
     TB_LAYER_BATCHNORM,
     TB_LAYER_FLATTEN,
+    TB_LAYER_TANH,
+    TB_LAYER_SIGMOID,
+    TB_LAYER_LEAKY_RELU,
+    TB_LAYER_GELU,
+    TB_LAYER_IDENTITY,
 } tb_layer_kind;
 
 const char *tb_layer_kind_name(tb_layer_kind kind);
@@ -68,6 +73,48 @@ int tb_net_concat(tb_net *net, const int *inputs, int n_inputs);
 int tb_net_dropout(tb_net *net, int input, float p);
 int tb_net_batchnorm(tb_net *net, int input, const char *name, float eps, float momentum);
 int tb_net_flatten(tb_net *net, int input);
+int tb_net_tanh(tb_net *net, int input);
+int tb_net_sigmoid(tb_net *net, int input);
+/* negative_slope: any finite value (torch's default 0.01) */
+int tb_net_leaky_relu(tb_net *net, int input, float negative_slope);
+/* tanh_approx 0: approximate='none' (torch's default), 1: approximate='tanh' */
+int tb_net_gelu(tb_net *net, int input, int tanh_approx);
+int tb_net_identity(tb_net *net, int input);
+/* torch.nn.BatchNorm1d over [n, c] (after flatten or linear): the batchnorm
+ * layer with hw = 1 and the same state_dict entries as BatchNorm2d */
+int tb_net_batchnorm1d(tb_net *net, int input, const char *name, float eps, float momentum);
+
+/* torch.nn.Sequential indices. The net counts modules: every layer added
+ * (parameter-free ones included) but concat (torch.cat is no module) takes
+ * the next index, as a module appended to a Sequential would. A Sequential
+ * scope names them "<prefix>.<index>" ("<index>" for the empty prefix, a
+ * top-level Sequential); a new net starts in the empty scope at index 0.
+ * tb_net_sequential starts a new scope at index 0: 0, or -1 after recording
+ * an error for a prefix that is too long or not a dotted name.
+ * tb_net_next_name writes the name the next layer would take and returns buf. */
+int tb_net_sequential(tb_net *net, const char *prefix);
+const char *tb_net_next_name(const tb_net *net, char *buf, size_t len);
+
+/* The PyTorch-style builder: the tb_*_opts structs of the plugin header, a
+ * zero field taking torch's default (tunebench_plugin.h says which); NULL
+ * opts: all defaults; a NULL or "" name: the next Sequential name. Layers
+ * without parameters are labelled with their Sequential name (errors,
+ * summaries). Each returns the node's id, or -1 with the error recorded. */
+int tb_nn_conv2d(tb_net *net, int input, const tb_conv2d_opts *opts);
+int tb_nn_linear(tb_net *net, int input, const tb_linear_opts *opts);
+int tb_nn_batchnorm2d(tb_net *net, int input, const tb_batchnorm_opts *opts);
+int tb_nn_batchnorm1d(tb_net *net, int input, const tb_batchnorm_opts *opts);
+int tb_nn_maxpool2d(tb_net *net, int input, const tb_maxpool2d_opts *opts);
+int tb_nn_avgpool2d(tb_net *net, int input, const tb_avgpool2d_opts *opts);
+int tb_nn_adaptive_avgpool2d(tb_net *net, int input, const tb_adaptive_avgpool2d_opts *opts);
+int tb_nn_dropout(tb_net *net, int input, const tb_dropout_opts *opts);
+int tb_nn_leaky_relu(tb_net *net, int input, const tb_leaky_relu_opts *opts);
+int tb_nn_gelu(tb_net *net, int input, const tb_gelu_opts *opts);
+int tb_nn_relu(tb_net *net, int input);
+int tb_nn_tanh(tb_net *net, int input);
+int tb_nn_sigmoid(tb_net *net, int input);
+int tb_nn_identity(tb_net *net, int input);
+int tb_nn_flatten(tb_net *net, int input);
 
 /* Allocates every block on be for batches of up to max_batch samples. The
  * last node added is the output; it must be [n, classes] (after flatten or linear). */

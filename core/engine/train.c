@@ -142,9 +142,9 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
     const int bn_plane = tb_net_min_bn_plane(net), last = train->count % cfg->batch_size;
     if (bn_plane == 1 && (cfg->batch_size == 1 || last == 1)) {
         st = tb_fail(err, TB_EINVAL,
-                     "batch_size = %d: %s batch would hold one sample, and batch norm over a 1x1 feature map "
-                     "needs more than one value per channel in training (as torch.nn.BatchNorm2d); choose another "
-                     "batch size", cfg->batch_size, cfg->batch_size == 1 ? "every" : "the last");
+                     "batch_size = %d: %s batch would hold one sample, and batch norm over [n, c] (BatchNorm1d) "
+                     "or a 1x1 feature map needs more than one value per channel in training (as torch's); choose "
+                     "another batch size", cfg->batch_size, cfg->batch_size == 1 ? "every" : "the last");
         if (result) *result = res, result->status = st;
         return st;
     }

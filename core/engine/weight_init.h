@@ -10,7 +10,7 @@
 #include "tunebench/tunebench_plugin.h"
 
 /* PyTorch's defaults for conv/linear. */
-static inline tb_init_spec tb_init_torch_default(void) { return (tb_init_spec){TB_INIT_DEFAULT, 0, TB_INIT_DEFAULT, 0}; }
+static inline tb_init_spec tb_init_torch_default(void) { return TB_INIT_TORCH_DEFAULT; }
 
 int tb_init_parse(const char *name, tb_init_kind *out);
 const char *tb_init_name(tb_init_kind kind);

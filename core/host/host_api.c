@@ -208,6 +208,28 @@ static const tb_host_api host_api = {
     .task_data_free = tb_task_data_free_v2, /* members up to source: an old plugin's struct ends there */
     .nearest = tb_nearest,
     .task_data_release = tb_task_data_release,
+    .net_tanh = tb_net_tanh,
+    .net_sigmoid = tb_net_sigmoid,
+    .net_leaky_relu = tb_net_leaky_relu,
+    .net_gelu = tb_net_gelu,
+    .net_identity = tb_net_identity,
+    .net_batchnorm1d = tb_net_batchnorm1d,
+    .net_sequential = tb_net_sequential,
+    .conv2d = tb_nn_conv2d,
+    .linear = tb_nn_linear,
+    .batchnorm2d = tb_nn_batchnorm2d,
+    .batchnorm1d = tb_nn_batchnorm1d,
+    .maxpool2d = tb_nn_maxpool2d,
+    .avgpool2d = tb_nn_avgpool2d,
+    .adaptive_avgpool2d = tb_nn_adaptive_avgpool2d,
+    .dropout = tb_nn_dropout,
+    .leaky_relu = tb_nn_leaky_relu,
+    .gelu = tb_nn_gelu,
+    .relu = tb_nn_relu,
+    .tanh = tb_nn_tanh,
+    .sigmoid = tb_nn_sigmoid,
+    .identity = tb_nn_identity,
+    .flatten = tb_nn_flatten,
 };
 
 const tb_host_api *tb_host_api_get(void) { return &host_api; }

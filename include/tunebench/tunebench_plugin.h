@@ -36,10 +36,12 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 5 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+#define TB_PLUGIN_ABI_MINOR 6 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
                                  3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release);
                                  4: tb_study_api version 2 (submission_note);
-                                 5: tb_study_api version 3 (enums, sized snapshots, curves, the organiser's view) */
+                                 5: tb_study_api version 3 (enums, sized snapshots, curves, the organiser's view);
+                                 6: tb_host_api version 5 (tanh, sigmoid, leaky ReLU, GELU, identity,
+                                    BatchNorm1d; the PyTorch-style builder: option structs, Sequential indices) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -86,7 +88,90 @@ typedef struct tb_init_spec {
     float bias_arg;
 } tb_init_spec;
 
+/* torch's default initialisation of Conv2d and Linear (reset_parameters()):
+ * weight kaiming_uniform(a=sqrt(5)), bias U(+-1/sqrt(fan_in)). A zeroed
+ * tb_init_spec is this, so option structs left at zero get it. */
+#define TB_INIT_TORCH_DEFAULT ((tb_init_spec){TB_INIT_DEFAULT, 0.0f, TB_INIT_DEFAULT, 0.0f})
+
 #define TB_NET_INPUT (-1)
+
+/* ---- the PyTorch-style builder's options (host API version 5) -----------------
+ *
+ * One struct per layer, passed by pointer (NULL: every field at its default).
+ * A field left at zero takes torch's default, written beside it, so
+ *
+ *     x = host->conv2d(net, x, &(tb_conv2d_opts){.out_channels = 6, .kernel = 5});
+ *
+ * is nn.Conv2d(in, 6, 5): stride 1, padding 0, groups 1, bias=True,
+ * TB_INIT_TORCH_DEFAULT. Zero therefore never means the value 0 where torch's
+ * default is another: dropout p = 0 (use identity), BatchNorm momentum = 0
+ * (net_batchnorm/net_batchnorm1d take it) and negative_slope = 0 (relu) are
+ * spelt another way. Negative values are refused with the field's name.
+ *
+ * name: the layer's state_dict prefix. NULL (or "") takes the net's next
+ * Sequential index ("features.3" inside net_sequential(net, "features"),
+ * "3" at the top level); a name given is used as it is, and the layer still
+ * takes its index, so the layers after it keep torch's numbering.
+ *
+ * These structs never change: a new option means a new struct and entry. */
+
+typedef struct tb_conv2d_opts {
+    int out_channels;   /* required, >= 1 */
+    int kernel;         /* kernel_size (square), required, >= 1 */
+    int stride;         /* 0: 1 */
+    int padding;        /* 0 */
+    int groups;         /* 0: 1 */
+    int no_bias;        /* 1: bias=False */
+    tb_init_spec init;  /* zero: TB_INIT_TORCH_DEFAULT */
+    const char *name;   /* NULL: the next Sequential index */
+} tb_conv2d_opts;
+
+typedef struct tb_linear_opts {
+    int out_features;   /* required, >= 1 */
+    int no_bias;        /* 1: bias=False */
+    tb_init_spec init;  /* zero: TB_INIT_TORCH_DEFAULT */
+    const char *name;   /* NULL: the next Sequential index */
+} tb_linear_opts;
+
+/* BatchNorm2d over [n, c, h, w] and BatchNorm1d over [n, c]: affine, tracking
+ * running statistics; weight 1, bias 0, running_mean 0, running_var 1. */
+typedef struct tb_batchnorm_opts {
+    float eps;          /* 0: 1e-5 */
+    float momentum;     /* 0: 0.1 */
+    const char *name;   /* NULL: the next Sequential index */
+} tb_batchnorm_opts;
+
+typedef struct tb_maxpool2d_opts {
+    int kernel;         /* kernel_size (square), required, >= 1 */
+    int stride;         /* 0: kernel (torch's stride=None) */
+    int padding;        /* 0; at most kernel / 2 */
+    int ceil_mode;      /* 0: floor */
+} tb_maxpool2d_opts;
+
+typedef struct tb_avgpool2d_opts {
+    int kernel;         /* kernel_size (square), required, >= 1 */
+    int stride;         /* 0: kernel (torch's stride=None) */
+    int padding;        /* 0; at most kernel / 2 */
+    int ceil_mode;      /* 0: floor */
+    int exclude_pad;    /* 1: count_include_pad=False (torch's default counts the padding) */
+} tb_avgpool2d_opts;
+
+typedef struct tb_adaptive_avgpool2d_opts {
+    int out_h;          /* output_size, required, >= 1 */
+    int out_w;          /* 0: out_h (torch's output_size=int) */
+} tb_adaptive_avgpool2d_opts;
+
+typedef struct tb_dropout_opts {
+    float p;            /* 0: 0.5; in (0, 1] */
+} tb_dropout_opts;
+
+typedef struct tb_leaky_relu_opts {
+    float negative_slope; /* 0: 0.01 */
+} tb_leaky_relu_opts;
+
+typedef struct tb_gelu_opts {
+    const char *approximate; /* NULL or "none": the exact erf form (torch's default); "tanh" */
+} tb_gelu_opts;
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -159,7 +244,7 @@ typedef struct tb_task_data {
 
 /* ---- the host's services ------------------------------------------------------ */
 
-#define TB_HOST_API_VERSION 4
+#define TB_HOST_API_VERSION 5
 
 typedef enum tb_log_level {
     TB_LOG_DEBUG = 0,
@@ -237,6 +322,47 @@ typedef struct tb_host_api {
      * sees it (pass sizeof *data): also releases pixels_f32 when the struct
      * has it, and zeroes those `size` bytes */
     void (*task_data_release)(tb_task_data *data, size_t size);
+
+    /* version 5 (plugins built with ABI minor >= 6 may rely on it) */
+    /* the new layers in the style of the calls above; each returns the layer's
+     * id or -1 as they do. negative_slope: any finite value (torch: 0.01);
+     * tanh_approx 0: GELU's exact erf form (torch's default), 1: approximate='tanh';
+     * net_batchnorm1d: nn.BatchNorm1d over [n, c] (after flatten or linear) */
+    int (*net_tanh)(tb_net *net, int input);
+    int (*net_sigmoid)(tb_net *net, int input);
+    int (*net_leaky_relu)(tb_net *net, int input, float negative_slope);
+    int (*net_gelu)(tb_net *net, int input, int tanh_approx);
+    int (*net_identity)(tb_net *net, int input);
+    int (*net_batchnorm1d)(tb_net *net, int input, const char *name, float eps, float momentum);
+
+    /* The PyTorch-style builder (docs/plugins.md, "The PyTorch-style
+     * builder"). The net numbers modules as torch.nn.Sequential does: every
+     * layer call above or below but concat (torch.cat is no module) takes the
+     * next index. net_sequential starts a Sequential named prefix, at index
+     * 0: the layers after it default to "prefix.0", "prefix.1", ... (NULL or
+     * "": "0", "1", ..., a top-level Sequential, which is also where a new net
+     * starts). Returns 0, or -1 after recording an error for a prefix that is
+     * not dot-separated names of [A-Za-z0-9_]. Options: the tb_*_opts structs
+     * above (NULL: defaults). Each returns the layer's id, or -1 as above. */
+    int (*net_sequential)(tb_net *net, const char *prefix);
+    int (*conv2d)(tb_net *net, int input, const tb_conv2d_opts *opts);
+    int (*linear)(tb_net *net, int input, const tb_linear_opts *opts);
+    int (*batchnorm2d)(tb_net *net, int input, const tb_batchnorm_opts *opts);
+    int (*batchnorm1d)(tb_net *net, int input, const tb_batchnorm_opts *opts);
+    int (*maxpool2d)(tb_net *net, int input, const tb_maxpool2d_opts *opts);
+    int (*avgpool2d)(tb_net *net, int input, const tb_avgpool2d_opts *opts);
+    int (*adaptive_avgpool2d)(tb_net *net, int input, const tb_adaptive_avgpool2d_opts *opts);
+    int (*dropout)(tb_net *net, int input, const tb_dropout_opts *opts);
+    int (*leaky_relu)(tb_net *net, int input, const tb_leaky_relu_opts *opts);
+    int (*gelu)(tb_net *net, int input, const tb_gelu_opts *opts);
+    /* no options: as net_relu etc., but labelled with their Sequential name in
+     * errors and summaries. (With <tgmath.h>, whose tanh is a macro, write
+     * (host->tanh)(net, x).) */
+    int (*relu)(tb_net *net, int input);
+    int (*tanh)(tb_net *net, int input);
+    int (*sigmoid)(tb_net *net, int input);
+    int (*identity)(tb_net *net, int input);
+    int (*flatten)(tb_net *net, int input);
 } tb_host_api;
 
 /* ---- the descriptor ----------------------------------------------------------- */

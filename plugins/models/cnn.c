@@ -10,8 +10,10 @@
  *   from collections import OrderedDict
  *   import torch.nn as nn
  *
+ *   ACT = dict(relu=nn.ReLU, tanh=nn.Tanh, sigmoid=nn.Sigmoid, leaky_relu=nn.LeakyReLU, gelu=nn.GELU)
+ *
  *   def cnn(C, H, W, classes, filters=(32, 64), kernel_size=3, padding=-1, stride=1, pooling="max",
- *           pool_size=2, batch_norm=False, conv_dropout=0.0, units=(128,), dropout=0.0):
+ *           pool_size=2, batch_norm=False, conv_dropout=0.0, units=(128,), dropout=0.0, activation="relu"):
  *       pad = kernel_size // 2 if padding == -1 else padding
  *       features, c, h, w = [], C, H, W
  *       for f in filters:                                   # one block per entry
@@ -19,7 +21,7 @@
  *           h, w = (h + 2 * pad - kernel_size) // stride + 1, (w + 2 * pad - kernel_size) // stride + 1
  *           if batch_norm:
  *               features.append(nn.BatchNorm2d(f))          # eps 1e-5, momentum 0.1
- *           features.append(nn.ReLU())
+ *           features.append(ACT[activation]())             # torch's defaults (slope 0.01, erf GELU)
  *           if pooling == "max":
  *               features.append(nn.MaxPool2d(pool_size))    # stride = pool_size, floor mode
  *           elif pooling == "avg":
@@ -31,7 +33,7 @@
  *           c = f
  *       classifier, n = [], c * h * w
  *       for u in units:                                     # hidden layers
- *           classifier += [nn.Linear(n, u), nn.ReLU()]
+ *           classifier += [nn.Linear(n, u), ACT[activation]()]
  *           if dropout > 0:
  *               classifier.append(nn.Dropout(dropout))
  *           n = u
@@ -39,8 +41,8 @@
  *       return nn.Sequential(OrderedDict(features=nn.Sequential(*features), flatten=nn.Flatten(),
  *                                        classifier=nn.Sequential(*classifier)))
  *
- * So a block is conv -> [BatchNorm] -> ReLU -> [pool] -> [Dropout], and the
- * classifier is (Linear -> ReLU -> [Dropout]) per hidden layer, then the
+ * So a block is conv -> [BatchNorm] -> activation -> [pool] -> [Dropout], and the
+ * classifier is (Linear -> activation -> [Dropout]) per hidden layer, then the
  * output Linear: dropout acts on the output of every hidden layer, i.e. on the
  * input of every linear layer but the first (torchvision's VGG/AlexNet
  * placement); with units = "" (no hidden layer) it has nothing to act on.
@@ -70,21 +72,37 @@ static const tb_plugin_option options[] = {
     {"kernel_size", TB_OPTION_INT, "3", 1, 11, NULL, "convolution kernel size (square)"},
     {"padding", TB_OPTION_INT, "-1", -1, 5, NULL, "convolution padding; -1 = \"same\": kernel_size / 2"},
     {"stride", TB_OPTION_INT, "1", 1, 8, NULL, "convolution stride"},
-    {"pooling", TB_OPTION_CHOICE, "max", 0, 0, "max|avg|none", "pooling after each block's ReLU"},
+    {"pooling", TB_OPTION_CHOICE, "max", 0, 0, "max|avg|none", "pooling after each block's activation"},
     {"pool_size", TB_OPTION_INT, "2", 1, 16, NULL, "pooling kernel and stride"},
-    {"batch_norm", TB_OPTION_BOOL, "false", 0, 0, NULL, "BatchNorm2d between each conv and its ReLU"},
+    {"batch_norm", TB_OPTION_BOOL, "false", 0, 0, NULL, "BatchNorm2d between each conv and its activation"},
     {"conv_dropout", TB_OPTION_FLOAT, "0", 0, 1, NULL, "dropout at the end of each conv block, in [0, 1)"},
     {"units", TB_OPTION_INT_LIST, "128", 1, 65536, NULL,
      "units of each hidden linear layer (\"\": none, the output layer follows the features)"},
-    {"dropout", TB_OPTION_FLOAT, "0", 0, 1, NULL, "dropout after each hidden linear layer's ReLU, in [0, 1)"},
+    {"dropout", TB_OPTION_FLOAT, "0", 0, 1, NULL, "dropout after each hidden linear layer's activation, in [0, 1)"},
     {"init", TB_OPTION_CHOICE, "default", 0, 0, "default|kaiming_uniform|kaiming_normal|xavier_uniform|xavier_normal",
      "weight initialisation of conv and linear layers (biases 0 unless default)"},
+    {"activation", TB_OPTION_CHOICE, "relu", 0, 0, "relu|tanh|sigmoid|leaky_relu|gelu",
+     "the nonlinearity of every block and hidden layer (nn.ReLU, Tanh, Sigmoid, LeakyReLU(0.01), GELU())"},
 };
 
 /* host->arg_int gives a CHOICE option's index in its choices (checked by the
  * host), so these tables follow the order of "pooling" and "init" above. */
 enum { POOL_MAX, POOL_AVG, POOL_NONE };
 static const char *const pool_names[] = {"max", "avg", "none"};
+enum { ACT_RELU, ACT_TANH, ACT_SIGMOID, ACT_LEAKY_RELU, ACT_GELU };
+
+/* The chosen nonlinearity, with torch's defaults (negative_slope 0.01, GELU's erf form). */
+static int activation(const tb_host_api *host, tb_net *net, int x, int act)
+{
+    switch (act) {
+    case ACT_TANH: return host->net_tanh(net, x);
+    case ACT_SIGMOID: return host->net_sigmoid(net, x);
+    case ACT_LEAKY_RELU: return host->net_leaky_relu(net, x, 0.01f);
+    case ACT_GELU: return host->net_gelu(net, x, 0);
+    default: return host->net_relu(net, x);
+    }
+}
+
 static const tb_init_kind inits[] = {TB_INIT_DEFAULT, TB_INIT_KAIMING_UNIFORM, TB_INIT_KAIMING_NORMAL,
                                      TB_INIT_XAVIER_UNIFORM, TB_INIT_XAVIER_NORMAL};
 
@@ -117,6 +135,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     double conv_dropout = host->arg_float(args, "conv_dropout");
     double dropout = host->arg_float(args, "dropout");
     const tb_init_kind init_kind = inits[host->arg_int(args, "init")];
+    const int act = (int)host->arg_int(args, "activation");
     char msg[512];
 
     if (depth < 0 || depth > MAX_BLOCKS) {
@@ -131,7 +150,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     }
     if (pad == -1) pad = kernel / 2;
     const int pooled = pooling != POOL_NONE;
-    tb_init_spec init = {TB_INIT_DEFAULT, 0.0f, TB_INIT_DEFAULT, 0.0f};
+    tb_init_spec init = TB_INIT_TORCH_DEFAULT;
     if (init_kind != TB_INIT_DEFAULT) init = (tb_init_spec){init_kind, 0.0f, TB_INIT_CONSTANT, 0.0f};
     if (!(conv_dropout >= 0 && conv_dropout < 1)) {
         snprintf(msg, sizeof msg, "conv_dropout = %g must be in [0, 1) (1 would drop every activation)",
@@ -196,7 +215,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
             snprintf(name, sizeof name, "features.%d", index++);
             x = host->net_batchnorm(net, x, name, 1e-5f, 0.1f);
         }
-        x = host->net_relu(net, x);
+        x = activation(host, net, x, act);
         index++;
         if (pooling == POOL_MAX) x = host->net_maxpool(net, x, pool_size, pool_size, 0, 0);
         if (pooling == POOL_AVG) x = host->net_avgpool(net, x, pool_size, pool_size, 0, 0, 1);
@@ -211,7 +230,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     for (int l = 0; l < hidden; l++) {
         snprintf(name, sizeof name, "classifier.%d", index++);
         x = host->net_linear(net, x, name, (int)units[l], 1, init);
-        x = host->net_relu(net, x);
+        x = activation(host, net, x, act);
         index++;
         if (dropout > 0) {
             x = host->net_dropout(net, x, (float)dropout);
@@ -233,7 +252,7 @@ static const tb_plugin_descriptor descriptor = {
     .name = PLUGIN_NAME,
     .version = "1.0.0",
     .license = "MIT",
-    .description = "baseline CNN: conv blocks (conv, [batch norm], ReLU, [pool], [dropout]) then linear layers",
+    .description = "baseline CNN: conv blocks (conv, [batch norm], activation, [pool], [dropout]) then linear layers",
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .build_model = build_model,

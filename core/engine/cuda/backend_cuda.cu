@@ -454,6 +454,48 @@ static void cuda_relu_bwd(tb_backend *be, float *din, const float *dout, const f
     cuda_ctx *c = CTX(be);
     if (!enter(c)) k_relu_backward(c, din, dout, out, count, acc);
 }
+static void cuda_tanh_fwd(tb_backend *be, float *out, const float *in, size_t count)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_tanh_forward(c, out, in, count);
+}
+static void cuda_tanh_bwd(tb_backend *be, float *din, const float *dout, const float *out, size_t count, int acc)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_tanh_backward(c, din, dout, out, count, acc);
+}
+static void cuda_sigmoid_fwd(tb_backend *be, float *out, const float *in, size_t count)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_sigmoid_forward(c, out, in, count);
+}
+static void cuda_sigmoid_bwd(tb_backend *be, float *din, const float *dout, const float *out, size_t count, int acc)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_sigmoid_backward(c, din, dout, out, count, acc);
+}
+static void cuda_leaky_fwd(tb_backend *be, float *out, const float *in, size_t count, float slope)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_leaky_relu_forward(c, out, in, count, slope);
+}
+static void cuda_leaky_bwd(tb_backend *be, float *din, const float *dout, const float *in, size_t count, float slope,
+                           int acc)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_leaky_relu_backward(c, din, dout, in, count, slope, acc);
+}
+static void cuda_gelu_fwd(tb_backend *be, float *out, const float *in, size_t count, int tanh_approx)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_gelu_forward(c, out, in, count, tanh_approx);
+}
+static void cuda_gelu_bwd(tb_backend *be, float *din, const float *dout, const float *in, size_t count,
+                          int tanh_approx, int acc)
+{
+    cuda_ctx *c = CTX(be);
+    if (!enter(c)) k_gelu_backward(c, din, dout, in, count, tanh_approx, acc);
+}
 static void cuda_maxpool_fwd(tb_backend *be, float *out, int32_t *argmax, const float *in, const tb_pool_shape *s,
                              int n)
 {
@@ -706,6 +748,14 @@ static const tb_backend_ops cuda_ops = {
     cuda_failed,
     cuda_describe,
     cuda_destroy,
+    cuda_tanh_fwd,
+    cuda_tanh_bwd,
+    cuda_sigmoid_fwd,
+    cuda_sigmoid_bwd,
+    cuda_leaky_fwd,
+    cuda_leaky_bwd,
+    cuda_gelu_fwd,
+    cuda_gelu_bwd,
 };
 
 /* ---- the module ------------------------------------------------------------------------ */

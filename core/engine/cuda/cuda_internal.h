@@ -93,6 +93,17 @@ struct cuda_ctx {
 int k_copy_or_add(cuda_ctx *c, float *dst, const float *src, size_t count, int accumulate);
 int k_relu_forward(cuda_ctx *c, float *out, const float *in, size_t count);
 int k_relu_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate);
+/* element-wise activations: the arithmetic of layers/activation_rules.h */
+int k_tanh_forward(cuda_ctx *c, float *out, const float *in, size_t count);
+int k_tanh_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate);
+int k_sigmoid_forward(cuda_ctx *c, float *out, const float *in, size_t count);
+int k_sigmoid_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate);
+int k_leaky_relu_forward(cuda_ctx *c, float *out, const float *in, size_t count, float slope);
+int k_leaky_relu_backward(cuda_ctx *c, float *din, const float *dout, const float *in, size_t count, float slope,
+                          int accumulate);
+int k_gelu_forward(cuda_ctx *c, float *out, const float *in, size_t count, int tanh_approx);
+int k_gelu_backward(cuda_ctx *c, float *din, const float *dout, const float *in, size_t count, int tanh_approx,
+                    int accumulate);
 int k_maxpool_forward(cuda_ctx *c, float *out, int32_t *argmax, const float *in, const tb_pool_shape *s, int n);
 int k_maxpool_backward(cuda_ctx *c, float *din, const float *dout, const int32_t *argmax, const tb_pool_shape *s,
                        int n, int accumulate);

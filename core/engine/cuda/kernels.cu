@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "engine/loss_rules.h"
+#include "engine/layers/activation_rules.h"
 #include "engine/optim_rules.h"
 #include "base/philox.h"
 #include "base/rng.h"
@@ -85,6 +86,111 @@ int k_relu_forward(cuda_ctx *c, float *out, const float *in, size_t count)
 int k_relu_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate)
 {
     return LAUNCH(c, relu_bwd_kernel, count, din, dout, out, count, accumulate);
+}
+
+/* ---- tanh, sigmoid, leaky ReLU, GELU: one thread per element, the CPU's
+ * arithmetic (layers/activation_rules.h). tanhf, expf and erff are CUDA's
+ * own (a few ulp from glibc's), so these agree with the CPU within rounding,
+ * not bit for bit. */
+
+__global__ void tanh_fwd_kernel(float *out, const float *in, size_t count)
+{
+    GRID_STRIDE(i, count) out[i] = tb_tanh_value(in[i]);
+}
+
+__global__ void tanh_bwd_kernel(float *din, const float *dout, const float *out, size_t count, int accumulate)
+{
+    GRID_STRIDE(i, count)
+    {
+        const float g = tb_tanh_grad(dout[i], out[i]);
+        din[i] = accumulate ? din[i] + g : g;
+    }
+}
+
+__global__ void sigmoid_fwd_kernel(float *out, const float *in, size_t count)
+{
+    GRID_STRIDE(i, count) out[i] = tb_sigmoid_value(in[i]);
+}
+
+__global__ void sigmoid_bwd_kernel(float *din, const float *dout, const float *out, size_t count, int accumulate)
+{
+    GRID_STRIDE(i, count)
+    {
+        const float g = tb_sigmoid_grad(dout[i], out[i]);
+        din[i] = accumulate ? din[i] + g : g;
+    }
+}
+
+__global__ void leaky_relu_fwd_kernel(float *out, const float *in, size_t count, float slope)
+{
+    GRID_STRIDE(i, count) out[i] = tb_leaky_relu_value(in[i], slope);
+}
+
+__global__ void leaky_relu_bwd_kernel(float *din, const float *dout, const float *in, size_t count, float slope,
+                                      int accumulate)
+{
+    GRID_STRIDE(i, count)
+    {
+        const float g = tb_leaky_relu_grad(dout[i], in[i], slope);
+        din[i] = accumulate ? din[i] + g : g;
+    }
+}
+
+__global__ void gelu_fwd_kernel(float *out, const float *in, size_t count, int tanh_approx)
+{
+    GRID_STRIDE(i, count) out[i] = tb_gelu_value(in[i], tanh_approx);
+}
+
+__global__ void gelu_bwd_kernel(float *din, const float *dout, const float *in, size_t count, int tanh_approx,
+                                int accumulate)
+{
+    GRID_STRIDE(i, count)
+    {
+        const float g = tb_gelu_grad(dout[i], in[i], tanh_approx);
+        din[i] = accumulate ? din[i] + g : g;
+    }
+}
+
+int k_tanh_forward(cuda_ctx *c, float *out, const float *in, size_t count)
+{
+    return LAUNCH(c, tanh_fwd_kernel, count, out, in, count);
+}
+
+int k_tanh_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate)
+{
+    return LAUNCH(c, tanh_bwd_kernel, count, din, dout, out, count, accumulate);
+}
+
+int k_sigmoid_forward(cuda_ctx *c, float *out, const float *in, size_t count)
+{
+    return LAUNCH(c, sigmoid_fwd_kernel, count, out, in, count);
+}
+
+int k_sigmoid_backward(cuda_ctx *c, float *din, const float *dout, const float *out, size_t count, int accumulate)
+{
+    return LAUNCH(c, sigmoid_bwd_kernel, count, din, dout, out, count, accumulate);
+}
+
+int k_leaky_relu_forward(cuda_ctx *c, float *out, const float *in, size_t count, float slope)
+{
+    return LAUNCH(c, leaky_relu_fwd_kernel, count, out, in, count, slope);
+}
+
+int k_leaky_relu_backward(cuda_ctx *c, float *din, const float *dout, const float *in, size_t count, float slope,
+                          int accumulate)
+{
+    return LAUNCH(c, leaky_relu_bwd_kernel, count, din, dout, in, count, slope, accumulate);
+}
+
+int k_gelu_forward(cuda_ctx *c, float *out, const float *in, size_t count, int tanh_approx)
+{
+    return LAUNCH(c, gelu_fwd_kernel, count, out, in, count, tanh_approx);
+}
+
+int k_gelu_backward(cuda_ctx *c, float *din, const float *dout, const float *in, size_t count, int tanh_approx,
+                    int accumulate)
+{
+    return LAUNCH(c, gelu_bwd_kernel, count, din, dout, in, count, tanh_approx, accumulate);
 }
 
 /* ---- pooling ------------------------------------------------------------------ */

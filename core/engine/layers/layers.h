@@ -56,6 +56,25 @@ void relu_forward(float *out, const float *in, size_t count);
 /* grad blocked where out <= 0, passed elsewhere (NaN included), as torch's threshold_backward */
 void relu_backward(float *din, const float *dout, const float *out, size_t count, int accumulate_din);
 
+/* ---- tanh, sigmoid, leaky ReLU, GELU (torch.nn.Tanh, Sigmoid, LeakyReLU, GELU) ----
+ * Element-wise; out, in, din, dout [count]. The arithmetic of one element is
+ * written once in activation_rules.h (shared with the GPU). tanh and sigmoid
+ * read their output in backward, as torch's tanh_backward/sigmoid_backward;
+ * leaky ReLU and GELU read their input. Identity has no kernel of its own
+ * (tb_copy_or_add both ways). */
+void tanh_forward(float *out, const float *in, size_t count);
+void tanh_backward(float *din, const float *dout, const float *out, size_t count, int accumulate_din);
+void sigmoid_forward(float *out, const float *in, size_t count);
+void sigmoid_backward(float *din, const float *dout, const float *out, size_t count, int accumulate_din);
+/* out = x > 0 ? x : x * negative_slope (torch's default slope 0.01) */
+void leaky_relu_forward(float *out, const float *in, size_t count, float negative_slope);
+void leaky_relu_backward(float *din, const float *dout, const float *in, size_t count, float negative_slope,
+                         int accumulate_din);
+/* tanh_approx 0: approximate='none' (erf, torch's default); 1: approximate='tanh' */
+void gelu_forward(float *out, const float *in, size_t count, int tanh_approx);
+void gelu_backward(float *din, const float *dout, const float *in, size_t count, int tanh_approx,
+                   int accumulate_din);
+
 /* ---- pooling ------------------------------------------------------------- */
 typedef struct tb_pool_shape {
     int c, in_h, in_w, out_h, out_w;
@@ -95,7 +114,7 @@ void dropout_forward(float *out, uint8_t *mask, const float *in, size_t count, f
 void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t count, float p,
                       int accumulate_din);
 
-/* ---- batch normalisation (BatchNorm2d) ----------------------------------- */
+/* ---- batch normalisation (BatchNorm2d; BatchNorm1d over [n, c] is hw = 1) ---- */
 typedef struct tb_bn_shape {
     int c, hw;
     float eps, momentum; /* torch defaults 1e-5, 0.1 */

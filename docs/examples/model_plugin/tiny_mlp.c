@@ -38,7 +38,7 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     float dropout = (float)host->arg_float(args, "dropout");
     const char *init_name = host->arg_string(args, "init");
 
-    tb_init_spec init = {TB_INIT_DEFAULT, 0, TB_INIT_DEFAULT, 0};
+    tb_init_spec init = TB_INIT_TORCH_DEFAULT; /* PyTorch's reset_parameters() */
     if (strcmp(init_name, "kaiming_uniform") == 0) init = (tb_init_spec){TB_INIT_KAIMING_UNIFORM, 0, TB_INIT_CONSTANT, 0};
     if (strcmp(init_name, "xavier_uniform") == 0) init = (tb_init_spec){TB_INIT_XAVIER_UNIFORM, 0, TB_INIT_CONSTANT, 0};
 
