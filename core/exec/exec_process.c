@@ -3,7 +3,9 @@
  * pipe, its stderr kept in SPOOL/<id>.log. A cancel is SIGTERM (run-job stops
  * before its next batch and writes its run file), then SIGKILL if the child
  * has not ended after KILL_AFTER_S. A child that dies without its finished
- * line ends its run interrupted, with how it died and its last log line. */
+ * line ends its run interrupted, with how it died and its last log line.
+ * If the study dies, its children die at their next event line (SIGPIPE:
+ * nobody reads the pipe any more) instead of training for nobody. */
 #define _GNU_SOURCE /* pipe2, sigabbrev_np */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +56,9 @@ static int spawn_child(char **argv, int out_fd, const char *log_path, pid_t *pid
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
     posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    /* nothing else of the study's: HDF5 opens its files without close-on-exec, and a child that kept the
+     * archive's lock or a run file open would outlive a crashed study and keep its restart out */
+    posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
     /* the study's own signal handling (SIGINT to stop) must not reach the child by the terminal's group */
     posix_spawnattr_setpgroup(&at, 0);
     sigset_t none;

@@ -179,11 +179,12 @@ void tb_job_cancel(tb_job *job, const char *message, int interrupted);
  *   batch    -> buffered, appended with tb_archive_run_batches at each epoch
  *               and at least every second, then inner->event;
  *   epoch    -> tb_archive_run_epoch (durable) and only then inner->event;
- *               when the archive fails, the job is cancelled (message names
- *               the failure) and inner does not see the epoch;
+ *               when the archive fails, the job is stopped as interrupted
+ *               (message names the failure: the system's fault, not the
+ *               owner's) and inner does not see the epoch;
  *   finished -> tb_archive_run_finish with the job's status, then inner->finished.
  * The recorder frees itself after finished. run_id receives the run's id.
- * A job whose epochs the archive could not keep ends "cancelled" there and
+ * A job whose epochs the archive could not keep ends "interrupted" there and
  * for inner, even when training went on to the end. finished may be called
  * with job NULL (a job never created). Every callback must have run (the
  * executor destroyed or drained) before the archive is closed.

@@ -19,16 +19,18 @@ typedef struct recorder {
     double *loss;
     size_t n, cap;
     double last_flush;
-    int failed;          /* the archive could not record: the job was cancelled */
+    int failed;          /* the archive could not record: the job was stopped (interrupted) */
     char failure[700];
 } recorder;
 
-/* The archive failed: the job stops, and says why. */
+/* The archive failed: the job stops, and says why. Interrupted, not
+ * cancelled: the failure is the system's (a full disk), not the owner's
+ * choice, so a participant gets the time back. */
 static void rec_fail(recorder *r, tb_job *job, const char *what, const tb_err *e)
 {
     if (!r->failed) snprintf(r->failure, sizeof r->failure, "archive: %s: %s", what, e->msg);
     r->failed = 1;
-    if (job) tb_job_cancel(job, r->failure, 0);
+    if (job) tb_job_cancel(job, r->failure, 1);
 }
 
 static void rec_flush(recorder *r, tb_job *job)
@@ -104,7 +106,7 @@ static void rec_finished(void *user, tb_job *job, tb_run_status status, double v
     snprintf(msg, sizeof msg, "%s", message ? message : "");
     if (r->failed) {
         /* a run whose epochs the archive could not keep did not finish as far as anyone can tell */
-        if (status == TB_RUN_FINISHED) status = TB_RUN_CANCELLED;
+        if (status == TB_RUN_FINISHED || status == TB_RUN_CANCELLED) status = TB_RUN_INTERRUPTED;
         if (!strstr(msg, r->failure)) snprintf(msg, sizeof msg, "%s", r->failure);
     }
     tb_err e;
