@@ -85,7 +85,8 @@ int tb_exec_job_argv(const char *program, const char *job_file, const tb_job *jo
     return bad ? -1 : 0;
 }
 
-tb_status tb_exec_write_job_file(const char *spool, const tb_job *job, char *path, size_t cap, tb_err *err)
+tb_status tb_exec_write_job_file(const char *spool, const tb_job *job, int durable, char *path, size_t cap,
+                                 tb_err *err)
 {
     char tmp[4096];
     if (snprintf(path, cap, "%s/%s.job.ini", spool, job->id) >= (int)cap ||
@@ -107,7 +108,7 @@ tb_status tb_exec_write_job_file(const char *spool, const tb_job *job, char *pat
         left -= (size_t)w;
     }
     /* on a shared file system the node reads it: it must be whole before the job is submitted */
-    if (!e && fsync(fd) != 0) e = errno;
+    if (!e && durable && fsync(fd) != 0) e = errno;
     if (close(fd) != 0 && !e) e = errno;
     if (!e && rename(tmp, path) != 0) e = errno;
     if (e) {

@@ -41,8 +41,10 @@ int tb_exec_job_argv(const char *program, const char *job_file, const tb_job *jo
                      const char *task_cache, char *buf, size_t cap, char **argv, int max_args);
 
 /* Writes job->config_ini to spool/<id>.job.ini (through a temporary and a
- * rename, so a reader never sees half a file); path receives its name. */
-tb_status tb_exec_write_job_file(const char *spool, const tb_job *job, char *path, size_t cap, tb_err *err);
+ * rename, so a reader never sees half a file); path receives its name.
+ * durable: fsync'ed before the rename (another machine reads it: Slurm). */
+tb_status tb_exec_write_job_file(const char *spool, const tb_job *job, int durable, char *path, size_t cap,
+                                 tb_err *err);
 
 /* How a run-job's lines become the job's callbacks: fed text as it arrives
  * (any split), it calls started/event, skips what the job says was recorded

@@ -86,7 +86,7 @@ static tb_run_status process_run(void *vctx, tb_job *job, int threads)
     char *argv[32];
     tb_err err;
     snprintf(log_path, sizeof log_path, "%s/%s.log", ctx->spool, job->id);
-    if (tb_exec_write_job_file(ctx->spool, job, job_file, sizeof job_file, &err) != TB_OK)
+    if (tb_exec_write_job_file(ctx->spool, job, 0, job_file, sizeof job_file, &err) != TB_OK)
         return tb_exec_finish(&r, 0, err.msg);
     if (tb_exec_job_argv(ctx->program, job_file, job, threads, ctx->task_cache, argbuf, sizeof argbuf, argv,
                          (int)TB_ARRAY_LEN(argv)) != 0) {

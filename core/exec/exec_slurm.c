@@ -338,7 +338,7 @@ static tb_run_status slurm_run(void *vctx, tb_job *job, int threads)
     } else {
         if (atomic_load(&job->cancel)) return tb_job_end_unstarted(job);
         if (threads <= 0) threads = ctx->threads_per_run;
-        if (tb_exec_write_job_file(ctx->spool, job, job_file, sizeof job_file, &err) != TB_OK)
+        if (tb_exec_write_job_file(ctx->spool, job, 1, job_file, sizeof job_file, &err) != TB_OK)
             return tb_exec_finish(&r, 0, err.msg);
         if (tb_exec_job_argv(ctx->program, job_file, job, threads, ctx->task_cache, argbuf, sizeof argbuf, argv,
                              (int)TB_ARRAY_LEN(argv)) != 0)
