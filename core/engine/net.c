@@ -389,16 +389,24 @@ static float *param_ptr(tb_net *net, int pi, int grad)
     return (grad ? net->grad_block : net->param_block) + p->offset;
 }
 
-tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
+tb_status tb_net_check(const tb_net *net, tb_err *err)
 {
     if (net->failed) return tb_fail(err, TB_EINVAL, "%s", net->build_err.msg);
-    if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
     if (net->n_nodes == 0) return tb_fail(err, TB_EINVAL, "network has no layers");
-    if (max_batch < 1) return tb_fail(err, TB_EINVAL, "batch size %d must be >= 1", max_batch);
     const tb_node *last = &net->nodes[net->n_nodes - 1];
     if (last->ndim != 2)
         return tb_fail(err, TB_EINVAL, "the last layer (%s) outputs [n, %d, %d, %d]; it must be [n, classes]: end "
                        "with flatten or linear", tb_layer_kind_name(last->kind), last->c, last->h, last->w);
+    return TB_OK;
+}
+
+tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
+{
+    if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
+    tb_status checked = tb_net_check(net, err);
+    if (checked != TB_OK) return checked;
+    if (max_batch < 1) return tb_fail(err, TB_EINVAL, "batch size %d must be >= 1", max_batch);
+    const tb_node *last = &net->nodes[net->n_nodes - 1];
 
     net->be = be;
     net->max_batch = max_batch;
