@@ -67,6 +67,7 @@ typedef struct tb_run {
     const tb_plugin *model_plugin, *task_plugin;
     tb_plugin_args *model_args, *task_args;
     tb_task_options task_opt;
+    tb_task_shape declared;         /* what the task plugin declared before loading (0: unknown) */
     tb_task task;
     int task_loaded;
     tb_backend *be;
