@@ -12,7 +12,7 @@
 static void run_job_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tunebench run-job JOB.ini [--threads N]\n"
+            "usage: tunebench run-job JOB.ini [--threads N] [--task-cache DIR]\n"
             "Runs one job in this process: JOB.ini is a complete run configuration (as a study or a\n"
             "sweep makes them; its output.run says where the run file goes). Prints one line per event\n"
             "on stdout, flushed at once, for an executor (e.g. Slurm) to read back:\n"
@@ -22,7 +22,9 @@ static void run_job_usage(FILE *f)
             "  event finished status=STATUS val_accuracy=A test_accuracy=A message=TEXT\n"
             "Numbers read back exactly; NaN is 'nan'. SIGINT, SIGTERM or SIGHUP stops the job before its next\n"
             "batch (status interrupted; the run file is still written).\n\n"
-            "  --threads N   CPU threads (default: train.threads of the job, else all cores)\n\n"
+            "  --threads N       CPU threads (default: train.threads of the job, else all cores)\n"
+            "  --task-cache DIR  the task cache shared by the runs of a study or sweep: prepared task data\n"
+            "                    are read from DIR, or prepared and written there (off: none, the default)\n\n"
             "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
             "error of its own: status interrupted without a signal); 2 rejected (bad configuration or\n"
             "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
@@ -70,6 +72,7 @@ int tb_cmd_run_job(int argc, char **argv)
 {
     const char *path = NULL;
     long long threads = 0;
+    const char *task_cache = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -80,6 +83,14 @@ int tb_cmd_run_job(int argc, char **argv)
             if (!(v = tb_cmd_need_value("run-job", argc, argv, &i)) ||
                 tb_cmd_parse_int("run-job", a, v, 0, 1024, &threads))
                 return TB_EXIT_USAGE;
+        } else if (!strcmp(a, "--task-cache")) {
+            if (!(v = tb_cmd_need_value("run-job", argc, argv, &i))) return TB_EXIT_USAGE;
+            if (strlen(v) >= TB_JOB_PATH_MAX) {
+                fprintf(stderr, "tunebench run-job: --task-cache = \"%.60s...\" is longer than %d characters; "
+                        "allowed: a folder path, or off\n", v, TB_JOB_PATH_MAX - 1);
+                return TB_EXIT_USAGE;
+            }
+            task_cache = strcmp(v, "off") == 0 ? NULL : v;
         } else if (a[0] == '-') {
             fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
             return TB_EXIT_USAGE;
@@ -120,6 +131,7 @@ int tb_cmd_run_job(int argc, char **argv)
         fprintf(stderr, "tunebench run-job: out of memory\n");
         return TB_EXIT_FAILED;
     }
+    if (task_cache) tb_copy_str(job->cache_dir, sizeof job->cache_dir, task_cache);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     tb_cmd_signals sig;

@@ -38,6 +38,12 @@ typedef struct tb_task {
 /* Takes ownership of raw (also on failure). */
 tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options *opt, tb_err *err);
 void tb_task_free(tb_task *task);
+/* The datasets of a task whose preparation was done before (read back from a
+ * cache, store/task_cache.h): raw (as resized), the split indices and their
+ * counts and mean/std are set; makes train/val/test over them, the training
+ * split augmented as opt says (only its augmentation members are read: the
+ * rest shaped what t holds). Takes t over: freed on failure. */
+tb_status tb_task_adopt(tb_task *t, const tb_task_options *opt, tb_err *err);
 
 /* Stratified split of idx[0..n) (labels from labels[]) into k folds from seed:
  * fold_of[i] in [0, k) for each i, class proportions kept to within one sample.

@@ -285,6 +285,7 @@ static tb_status check_declared(tb_run *run, tb_err *err)
 static tb_status place(tb_run *run, const tb_run_placement *p, tb_err *err)
 {
     if (p->threads > 0) run->threads = p->threads;
+    if (p->cache_dir && p->cache_dir[0]) TRY(tb_run_set_task_cache(run, p->cache_dir, err));
     if (p->run_path && p->run_path[0] &&
         snprintf(run->run_path, sizeof run->run_path, "%s", p->run_path) >= (int)sizeof run->run_path)
         return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof run->run_path - 1);
@@ -358,17 +359,8 @@ tb_status tb_run_configure_scoring(tb_run *run, tb_config *cfg, tb_err *err)
 
 tb_status tb_run_prepare(tb_run *run, tb_err *err)
 {
-    tb_task_data raw;
-    memset(&raw, 0, sizeof raw);
     const tb_host_api *host = tb_host_api_get();
-    TRY(tb_plugin_open_task(run->task_plugin, run->task_args, &raw, err));
-    tb_status declared = tb_plugin_check_declared(run->task_plugin, &run->declared, &raw, err);
-    if (declared != TB_OK) {
-        tb_task_data_free(&raw);
-        return declared;
-    }
-    TRY(tb_task_prepare(&run->task, &raw, &run->task_opt, err));
-    run->task_loaded = 1;
+    TRY(tb_run_load_task(run, err)); /* from the task cache when the run has one */
     const tb_task *t = &run->task;
     if (t->raw.classes_guessed)
         host->log(TB_LOG_INFO, "task", "task %s: the class count %d is guessed (largest label + 1) and recorded as "

@@ -14,6 +14,7 @@
  *   final_seeds = 0,1,...,9     ; one retraining on train+val per seed, scored on test
  *   slots = 1                   ; runs at once (the local executor's worker threads)
  *   threads_per_run = 0         ; CPU threads per run (0: cores / slots)
+ *   task_cache = DIR|off        ; the runs' shared prepared task data (default ARCHIVE/cache)
  *   max_active = 0              ; participants whose clock may run at once (0: slots)
  *   show_result = false         ; participants see their final test accuracy at the end
  *
@@ -74,6 +75,9 @@ typedef struct tb_study_settings {
     int gpus, runs_per_gpu, gpu_memory_mib; /* GPU slots: gpus x runs_per_gpu replace slots */
     int train_count;   /* training-set size after the validation split; 0 when unknown */
     int show_result;   /* [study] show_result: participants see their final test accuracy */
+    char task_cache[1024]; /* [study] task_cache: the runs' shared task cache folder ("": off); absent:
+                            * ARCHIVE/cache, filled in when the study opens (task_cache_default) */
+    int task_cache_default;
 } tb_study_settings;
 
 /* Reads [study] and [space] (errors name key, value and what is allowed). */
