@@ -194,6 +194,7 @@ START_TEST(test_hit_and_invalidation)
     load(&a, &ca, NULL);
     ck_assert_int_eq(entries(), 1);
     ck_assert_int_eq(count_files(cache, ".tmp-", 1), 0);
+    ck_assert_int_eq(count_files(cache, ".lock", 0), 0);
 
     /* the second reads it: proven by planting a marked entry under the same key */
     char why[256], name[TB_TASK_CACHE_NAME_MAX], path[1400];
@@ -345,6 +346,7 @@ START_TEST(test_concurrent_misses_prepare_once)
     ck_assert_msg(cached == 1 && read_back == N - 1, "%d writes, %d reads:\n%s", cached, read_back, text);
     ck_assert_int_eq(entries(), 1);
     ck_assert_int_eq(count_files(cache, ".tmp-", 1), 0);
+    ck_assert_int_eq(count_files(cache, ".lock", 0), 0);
     for (int i = 1; i < N; i++) assert_same_task(&runs[0].task, &runs[i].task);
     for (int i = 0; i < N; i++) unload(&runs[i], cfgs[i]);
     free(text);

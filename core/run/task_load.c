@@ -264,7 +264,7 @@ tb_status tb_run_load_task(tb_run *run, tb_err *err)
                 host->log(TB_LOG_WARN, "task", "%s; preparing the data again", e.msg);
         }
         if (r == 1) {
-            tb_task_cache_unlock(lock);
+            tb_task_cache_unlock(path, lock);
             free(key);
             tb_status st = tb_task_adopt(&run->task, &run->task_opt, err);
             if (st != TB_OK) return st;
@@ -274,13 +274,17 @@ tb_status tb_run_load_task(tb_run *run, tb_err *err)
             return TB_OK;
         }
     }
+    double t0 = tb_now();
     tb_status st = open_and_prepare(run, err);
     if (st == TB_OK && key && lock >= 0) {
+        double t1 = tb_now();
         if (tb_task_cache_write(path, key, &run->task, &e) != TB_OK)
             host->log(TB_LOG_WARN, "task", "%s; training without caching", e.msg);
-        else host->log(TB_LOG_INFO, "task", "task %s: prepared data cached in %s", task, path);
+        else
+            host->log(TB_LOG_INFO, "task", "task %s: prepared data cached in %s (prepared in %.2f s, written in %.2f s)",
+                      task, path, t1 - t0, tb_now() - t1);
     }
-    tb_task_cache_unlock(lock);
+    tb_task_cache_unlock(path, lock);
     free(key);
     return st;
 }

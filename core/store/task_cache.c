@@ -327,7 +327,21 @@ int tb_task_cache_lock(const char *path, double wait_s, tb_err *err)
     }
     double start = tb_now();
     for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) return fd;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            /* the holder before us removes the file before it unlocks (tb_task_cache_unlock):
+             * a lock on a file no longer at the name guards nothing, so take the new one */
+            struct stat held, named;
+            if (fstat(fd, &held) == 0 && stat(lock, &named) == 0 && held.st_dev == named.st_dev &&
+                held.st_ino == named.st_ino)
+                return fd;
+            close(fd);
+            fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+            if (fd < 0) {
+                tb_fail(err, TB_EIO, "task cache %s: cannot create the lock %s: %s", path, lock, strerror(errno));
+                return -1;
+            }
+            continue;
+        }
         if (errno != EWOULDBLOCK && errno != EINTR) {
             tb_fail(err, TB_EIO, "task cache %s: cannot lock %s: %s", path, lock, strerror(errno));
             break;
@@ -343,9 +357,12 @@ int tb_task_cache_lock(const char *path, double wait_s, tb_err *err)
     return -1;
 }
 
-void tb_task_cache_unlock(int fd)
+void tb_task_cache_unlock(const char *path, int fd)
 {
     if (fd < 0) return;
+    char lock[4200];
+    /* removed while still held, so no lock file stays behind and a waiter sees it is gone */
+    if (snprintf(lock, sizeof lock, "%s.lock", path) < (int)sizeof lock) (void)unlink(lock);
     flock(fd, LOCK_UN);
     close(fd);
 }

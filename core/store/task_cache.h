@@ -54,8 +54,11 @@ tb_status tb_task_cache_write(const char *path, const char *key, const tb_task *
 /* Takes the entry's lock (path + ".lock", flock): waits while another run
  * (thread or process) holds it, up to wait_s seconds. Returns the lock's
  * descriptor (>= 0), or -1 (err says why: cannot create the lock file, or
- * still held after wait_s). A process that dies releases its locks. */
+ * still held after wait_s). A process that dies releases its locks (its lock
+ * file stays, empty, and is reused). tb_task_cache_unlock removes the lock
+ * file and releases it; a waiter that then holds a lock on the removed file
+ * takes the lock again on a new one, so one run at a time holds it. */
 int tb_task_cache_lock(const char *path, double wait_s, tb_err *err);
-void tb_task_cache_unlock(int fd);
+void tb_task_cache_unlock(const char *path, int fd);
 
 #endif

@@ -284,6 +284,8 @@ fail:
     s->exec = NULL;
     tb_journal_close(s->journal);
     if (s->archive) tb_archive_close(s->archive, NULL);
+    /* the default task cache inside a study that did not open: taken back with it when empty */
+    if (made[0] && s->st.task_cache_default) (void)rmdir(s->st.task_cache);
     undo_dirs(s->st.archive, made);
     study_free(s);
     return st;
