@@ -274,7 +274,7 @@ START_TEST(test_model_mismatch_before_data_loads)
     int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
     ck_assert_msg(rc == 2, "exit %d:\n%s", rc, out);
     TBT_ASSERT_HAS(out, "model plugin \"cnn\" does not fit the input 1x8x8 declared by task plugin \"hdf5\" (its class "
-                        "count is known only once its data load): layer features.0 (block 1 of 1): its 11x11 "
+                        "count is known only once its data have loaded): layer features.0 (block 1 of 1): its 11x11 "
                         "convolution (padding 0) gets a 8x8 feature map");
     TBT_ASSERT_LACKS(out, "samples ("); /* the hdf5 task's line when it has loaded */
     ck_assert_msg(access(path, F_OK) != 0, "%s was written", path);

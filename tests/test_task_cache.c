@@ -92,7 +92,9 @@ static void assert_same_task(const tb_task *a, const tb_task *b)
     const tb_task_data *x = &a->raw, *y = &b->raw;
     ck_assert(x->count == y->count && x->channels == y->channels && x->height == y->height && x->width == y->width);
     ck_assert(x->classes == y->classes && x->classes_guessed == y->classes_guessed);
-    ck_assert(memcmp(x->pixels, y->pixels, pixel_bytes(x)) == 0);
+    ck_assert(!x->pixels_f32 == !y->pixels_f32);
+    if (x->pixels_f32) ck_assert(memcmp(x->pixels_f32, y->pixels_f32, pixel_bytes(x) * sizeof(float)) == 0);
+    else ck_assert(memcmp(x->pixels, y->pixels, pixel_bytes(x)) == 0);
     ck_assert(memcmp(x->labels, y->labels, (size_t)x->count * sizeof *x->labels) == 0);
     ck_assert(memcmp(x->splits, y->splits, (size_t)x->count) == 0);
     ck_assert(a->n_train == b->n_train && a->n_val == b->n_val && a->n_test == b->n_test);
@@ -106,18 +108,24 @@ static void assert_same_task(const tb_task *a, const tb_task *b)
     ck_assert(a->train.count == b->train.count && a->val.count == b->val.count && a->test.count == b->test.count);
 }
 
-/* A prepared task from synthetic data: 60 samples 1x6x6 of 3 named classes, a validation split carved. */
-static void synthetic_task(tb_task *t)
+/* A prepared task from synthetic data: 60 samples 1x6x6 of 3 named classes
+ * (uint8, or float32 when f32), a validation split carved. */
+static void synthetic_task(tb_task *t, int f32)
 {
     tb_task_data raw;
     memset(&raw, 0, sizeof raw);
     raw.count = 60, raw.channels = 1, raw.height = raw.width = 6, raw.classes = 3;
-    raw.pixels = malloc(60 * 36);
+    if (f32) {
+        raw.pixels_f32 = malloc(60 * 36 * sizeof(float));
+        ck_assert(raw.pixels_f32 != NULL);
+        for (int i = 0; i < 60 * 36; i++) raw.pixels_f32[i] = (float)i * 0.25f - 3.0f;
+    }
+    raw.pixels = f32 ? NULL : malloc(60 * 36);
     raw.labels = malloc(60 * sizeof(int32_t));
     raw.splits = malloc(60);
     raw.class_names = calloc(3, sizeof(char *));
-    ck_assert(raw.pixels && raw.labels && raw.splits && raw.class_names);
-    for (int i = 0; i < 60 * 36; i++) raw.pixels[i] = (uint8_t)(i * 7);
+    ck_assert((raw.pixels || f32) && raw.labels && raw.splits && raw.class_names);
+    for (int i = 0; !f32 && i < 60 * 36; i++) raw.pixels[i] = (uint8_t)(i * 7);
     for (int i = 0; i < 60; i++) raw.labels[i] = i % 3, raw.splits[i] = i < 50 ? TB_SPLIT_TRAIN : TB_SPLIT_TEST;
     for (int c = 0; c < 3; c++) raw.class_names[c] = strdup(c == 0 ? "zero" : c == 1 ? "one" : "a longer name");
     snprintf(raw.source, sizeof raw.source, "synthetic");
@@ -130,8 +138,19 @@ START_TEST(test_file_round_trip_and_damage)
 {
     tb_task t, back;
     tb_err err;
-    synthetic_task(&t);
     char path[1300];
+    /* float32 samples are kept as float32 */
+    snprintf(path, sizeof path, "%s/f32.tbcache", dir);
+    synthetic_task(&t, 1);
+    ck_assert_msg(tb_task_cache_write(path, "float key", &t, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_task_cache_read(path, "float key", &back, &err) == 1, "%s", err.msg);
+    ck_assert_msg(tb_task_adopt(&back, NULL, &err) == TB_OK, "%s", err.msg);
+    assert_same_task(&t, &back);
+    ck_assert(back.raw.pixels == NULL);
+    tb_task_free(&back);
+    tb_task_free(&t);
+
+    synthetic_task(&t, 0);
     snprintf(path, sizeof path, "%s/entry.tbcache", dir);
     ck_assert_int_eq(tb_task_cache_read(path, "key one", &back, &err), 0); /* no file: a plain miss */
     ck_assert_msg(tb_task_cache_write(path, "key one", &t, &err) == TB_OK, "%s", err.msg);

@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "image.h"
 #include "base/rng.h"
@@ -675,6 +676,11 @@ void tb_task_free(tb_task *task)
     free(task->train_idx);
     free(task->val_idx);
     free(task->test_idx);
+    if (task->mapped) { /* the pixels are the mapping's, not malloc's */
+        task->raw.pixels = NULL;
+        task->raw.pixels_f32 = NULL;
+        munmap(task->mapped, task->mapped_bytes);
+    }
     tb_task_data_free(&task->raw);
     memset(task, 0, sizeof *task);
 }

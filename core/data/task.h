@@ -33,6 +33,11 @@ typedef struct tb_task {
     float mean[4], std[4];   /* normalisation in use */
     int32_t *train_idx, *val_idx, *test_idx; /* sample indices of each split into raw */
     int n_train, n_val, n_test;
+    /* set when raw's pixels (or pixels_f32) point into a file mapping (a task
+     * cache entry read back, store/task_cache.h) rather than malloc'd memory:
+     * tb_task_free unmaps it */
+    void *mapped;
+    size_t mapped_bytes;
 } tb_task;
 
 /* Takes ownership of raw (also on failure). */

@@ -102,7 +102,9 @@ void tb_net_free(tb_net *net)
 /* ---- builder ----------------------------------------------------------- */
 
 /* Records the first builder error, "layer NAME (what): message" for a layer
- * with a state_dict name (features.0), else "layer N (what): message"; returns -1. */
+ * with a state_dict name (features.0), else "layer N (what after NAME):
+ * message" naming the last named layer before it (or "layer N (what)" when
+ * none); returns -1. */
 __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *what, const char *fmt, ...)
 {
     if (!net->failed) {
@@ -112,7 +114,13 @@ __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *w
         va_start(ap, fmt);
         vsnprintf(tmp, sizeof tmp, fmt, ap);
         va_end(ap);
+        /* a layer without a name (a pooling, a ReLU): its position and the named layer before it */
+        const char *before = NULL;
+        for (int i = net->n_nodes - 1; i >= 0 && !before; i--)
+            if (net->nodes[i].name[0]) before = net->nodes[i].name;
         if (net->adding[0]) tb_fail(&net->build_err, TB_EINVAL, "layer %s (%s): %s", net->adding, what, tmp);
+        else if (before)
+            tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s after %s): %s", net->n_nodes, what, before, tmp);
         else tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
     }
     return -1;

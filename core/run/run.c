@@ -275,7 +275,7 @@ static tb_status check_declared(tb_run *run, tb_err *err)
     tb_model_input in = {d.channels, d.height, d.width, d.classes > 0 ? d.classes : 2};
     char what[128];
     snprintf(what, sizeof what, "declared by task plugin \"%s\"%s", run->task_plugin->desc.name,
-             d.classes > 0 ? "" : " (its class count is known only once its data load)");
+             d.classes > 0 ? "" : " (its class count is known only once its data have loaded)");
     return model_fits(run, &in, d.classes > 0, what, NULL, err);
 }
 

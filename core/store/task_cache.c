@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #define MAGIC "TBTASKC" /* 8 bytes with its NUL */
 #define BYTE_ORDER_MARK 0x01020304u
 #define MAX_KEY (1u << 20)
+#define PAYLOAD_ALIGN 64 /* the payload's offset in the file: pixels (float32 too) are used where they are mapped */
 
 /* The fixed header, written as it is in memory (native byte order, marked). */
 typedef struct cache_header {
@@ -28,6 +30,13 @@ typedef struct cache_header {
     float raw_mean[4], raw_std[4], mean[4], std[4];
     char source[256];
 } cache_header;
+
+/* Zero bytes after the key so that header + key + padding is a multiple of PAYLOAD_ALIGN. */
+static size_t pad_of(size_t key_len)
+{
+    size_t used = sizeof(cache_header) + key_len;
+    return (PAYLOAD_ALIGN - used % PAYLOAD_ALIGN) % PAYLOAD_ALIGN;
+}
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
@@ -43,24 +52,47 @@ void tb_task_cache_name(const char *key, char name[TB_TASK_CACHE_NAME_MAX])
              (unsigned long long)fnv1a(key, 0xcbf29ce484222325ull), (unsigned long long)fnv1a(key, 0x84222325cbf29ce4ull));
 }
 
-/* A checksum of a byte stream, fed in pieces (8-byte words, the tail zero-padded per piece). */
-static uint64_t sum_update(uint64_t h, const void *data, size_t len)
+/* A checksum of a byte stream in 8-byte words, the same however the stream is cut into pieces. */
+typedef struct checksum {
+    uint64_t h, total;
+    unsigned char buf[8];
+    size_t n;
+} checksum;
+
+static uint64_t mix(uint64_t h, uint64_t w)
+{
+    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+
+static void sum_update(checksum *c, const void *data, size_t len)
 {
     const unsigned char *p = data;
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
+    c->total += len;
+    while (len > 0 && c->n > 0) { /* finish a word begun by the last piece */
+        c->buf[c->n++] = *p++, len--;
+        if (c->n == 8) {
+            uint64_t w;
+            memcpy(&w, c->buf, 8);
+            c->h = mix(c->h, w), c->n = 0;
+        }
+    }
+    for (; len >= 8; p += 8, len -= 8) {
         uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
+        memcpy(&w, p, 8);
+        c->h = mix(c->h, w);
     }
-    if (i < len) {
-        uint64_t w = 0;
-        memcpy(&w, p + i, len - i);
-        h = (h ^ w ^ (uint64_t)len << 56) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
+    if (len > 0) { /* fewer than 8 bytes left, and c->n is 0: the loops above emptied the buffer */
+        memcpy(c->buf, p, len);
+        c->n = len;
     }
-    return h;
+}
+
+static uint64_t sum_final(const checksum *c)
+{
+    uint64_t w = 0;
+    memcpy(&w, c->buf, c->n);
+    return mix(mix(c->h, w), c->total);
 }
 
 /* ---- the payload's pieces ------------------------------------------------------------------ */
@@ -108,9 +140,9 @@ static int write_all(int fd, const void *buf, size_t len)
 }
 
 /* Writes data and feeds the checksum. */
-static int put(int fd, uint64_t *sum, const void *data, size_t len)
+static int put(int fd, checksum *sum, const void *data, size_t len)
 {
-    *sum = sum_update(*sum, data, len);
+    sum_update(sum, data, len);
     return write_all(fd, data, len);
 }
 
@@ -150,16 +182,19 @@ tb_status tb_task_cache_write(const char *path, const char *key, const tb_task *
         return tb_fail(err, TB_EINVAL, "task cache %s: the path is too long", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) return tb_fail(err, TB_EIO, "task cache %s: cannot create %s: %s", path, tmp, strerror(errno));
-    uint64_t sum = 0;
+    checksum sum = {0};
+    static const char zeros[PAYLOAD_ALIGN] = {0};
     int rc = put(fd, &sum, &h, sizeof h);
     if (rc == 0) rc = put(fd, &sum, key, key_len);
+    if (rc == 0) rc = put(fd, &sum, zeros, pad_of(key_len)); /* the payload starts aligned: mapped in place */
     for (int i = 0; rc == 0 && i < np; i++) rc = put(fd, &sum, p[i].data, p[i].bytes);
     for (int c = 0; rc == 0 && h.has_names && c < d->classes; c++) {
         uint32_t n = (uint32_t)strlen(d->class_names[c]);
         rc = put(fd, &sum, &n, sizeof n);
         if (rc == 0) rc = put(fd, &sum, d->class_names[c], n);
     }
-    if (rc == 0) rc = write_all(fd, &sum, sizeof sum);
+    uint64_t total = sum_final(&sum);
+    if (rc == 0) rc = write_all(fd, &total, sizeof total);
     if (rc == 0) rc = fsync(fd);
     int e = errno;
     if (close(fd) != 0 && rc == 0) rc = -1, e = errno;
@@ -176,32 +211,15 @@ tb_status tb_task_cache_write(const char *path, const char *key, const tb_task *
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
-static int read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t r = read(fd, p, chunk);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) {
-            errno = EIO; /* shorter than its header says: checked before, so the file changed */
-            return -1;
-        }
-        p += r;
-        len -= (size_t)r;
-    }
-    return 0;
-}
-
 #define UNUSABLE(...)                                                                                               \
     do {                                                                                                            \
         tb_fail(err, TB_EFORMAT, __VA_ARGS__);                                                                      \
         goto unusable;                                                                                              \
     } while (0)
 
+/* The file is mapped whole (private, pre-faulted): the checksum is computed
+ * over the mapping, the pixels stay there (tb_task.mapped) and the small
+ * arrays (labels, splits, indices, names) are copied out. */
 int tb_task_cache_read(const char *path, const char *key, tb_task *out, tb_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -211,32 +229,37 @@ int tb_task_cache_read(const char *path, const char *key, tb_task *out, tb_err *
         tb_fail(err, TB_EIO, "task cache %s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    char *stored_key = NULL;
     struct stat st;
     cache_header h;
-    uint64_t sum = 0, stored_sum = 0;
-    size_t key_len = strlen(key);
+    unsigned char *map = MAP_FAILED;
+    size_t size = 0, key_len = strlen(key);
     if (fstat(fd, &st) != 0) UNUSABLE("task cache %s: cannot look at it: %s", path, strerror(errno));
-    if ((size_t)st.st_size < sizeof h || read_all(fd, &h, sizeof h) != 0)
-        UNUSABLE("task cache %s: shorter than its header (%lld bytes)", path, (long long)st.st_size);
+    size = (size_t)st.st_size;
+    if (size < sizeof h + sizeof(uint64_t))
+        UNUSABLE("task cache %s: shorter than its header (%zu bytes)", path, size);
+    map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    if (map == MAP_FAILED) UNUSABLE("task cache %s: cannot map it: %s", path, strerror(errno));
+    memcpy(&h, map, sizeof h);
     if (memcmp(h.magic, MAGIC, 8) != 0) UNUSABLE("task cache %s: not a tunebench task cache (no magic)", path);
     if (h.format != TB_TASK_CACHE_FORMAT || h.byte_order != BYTE_ORDER_MARK || h.header_bytes != sizeof h)
         UNUSABLE("task cache %s: format %u (byte order 0x%08x, header %u bytes); this tunebench reads format %d "
                  "(0x%08x, %zu bytes)", path, h.format, h.byte_order, h.header_bytes, TB_TASK_CACHE_FORMAT,
                  BYTE_ORDER_MARK, sizeof h);
-    sum = sum_update(sum, &h, sizeof h);
     if (h.key_bytes != key_len) UNUSABLE("task cache %s: made for another key", path);
     if (h.count < 1 || h.channels < 1 || h.channels > 4 || h.height < 1 || h.width < 1 || h.classes < 1 ||
         h.n_train < 0 || h.n_val < 0 || h.n_test < 0 || h.n_train > h.count || h.n_val > h.count ||
         h.n_test > h.count)
         UNUSABLE("task cache %s: impossible sizes in its header", path);
-    if ((uint64_t)st.st_size != sizeof h + h.key_bytes + h.payload_bytes + sizeof sum)
-        UNUSABLE("task cache %s: %lld bytes, its header announces %llu", path, (long long)st.st_size,
-                 (unsigned long long)(sizeof h + h.key_bytes + h.payload_bytes + sizeof sum));
-    if (!(stored_key = malloc(key_len + 1))) UNUSABLE("task cache %s: out of memory", path);
-    if (read_all(fd, stored_key, key_len) != 0) UNUSABLE("task cache %s: cannot read: %s", path, strerror(errno));
-    sum = sum_update(sum, stored_key, key_len);
-    if (memcmp(stored_key, key, key_len) != 0) UNUSABLE("task cache %s: made for another key", path);
+    const size_t start = sizeof h + key_len + pad_of(key_len);
+    if ((uint64_t)size != start + h.payload_bytes + sizeof(uint64_t))
+        UNUSABLE("task cache %s: %zu bytes, its header announces %llu", path, size,
+                 (unsigned long long)(start + h.payload_bytes + sizeof(uint64_t)));
+    if (memcmp(map + sizeof h, key, key_len) != 0) UNUSABLE("task cache %s: made for another key", path);
+    checksum sum = {0};
+    sum_update(&sum, map, start + h.payload_bytes);
+    uint64_t stored_sum;
+    memcpy(&stored_sum, map + start + h.payload_bytes, sizeof stored_sum);
+    if (stored_sum != sum_final(&sum)) UNUSABLE("task cache %s: damaged (its checksum does not match)", path);
 
     tb_task_data *d = &out->raw;
     d->count = h.count, d->channels = h.channels, d->height = h.height, d->width = h.width;
@@ -248,50 +271,48 @@ int tb_task_cache_read(const char *path, const char *key, tb_task *out, tb_err *
     out->n_train = h.n_train, out->n_val = h.n_val, out->n_test = h.n_test;
     memcpy(out->mean, h.mean, sizeof out->mean);
     memcpy(out->std, h.std, sizeof out->std);
-    size_t sample = (size_t)h.channels * h.height * h.width;
+    const size_t sample = (size_t)h.channels * h.height * h.width;
     if (sample > SIZE_MAX / 4 / (size_t)h.count) UNUSABLE("task cache %s: impossible sizes in its header", path);
-    if (h.is_f32) d->pixels_f32 = malloc(sample * h.count * sizeof(float));
-    else d->pixels = malloc(sample * h.count);
+    const size_t pixel_bytes = sample * h.count * (h.is_f32 ? sizeof(float) : 1);
+    const size_t fixed = pixel_bytes + (size_t)h.count * (sizeof(int32_t) + 1) +
+                         ((size_t)h.n_train + h.n_val + h.n_test) * sizeof(int32_t);
+    if (fixed > h.payload_bytes)
+        UNUSABLE("task cache %s: %llu payload bytes, its sizes need %zu", path, (unsigned long long)h.payload_bytes,
+                 fixed);
     d->labels = malloc((size_t)h.count * sizeof(int32_t));
     d->splits = malloc((size_t)h.count);
     /* as tb_task_prepare allocates them: room for every sample */
     out->train_idx = malloc((size_t)h.count * sizeof(int32_t));
     out->val_idx = malloc((size_t)h.count * sizeof(int32_t));
     out->test_idx = malloc((size_t)h.count * sizeof(int32_t));
-    if ((!d->pixels && !d->pixels_f32) || !d->labels || !d->splits || !out->train_idx || !out->val_idx ||
-        !out->test_idx)
+    if (!d->labels || !d->splits || !out->train_idx || !out->val_idx || !out->test_idx)
         UNUSABLE("task cache %s: out of memory for %d samples", path, h.count);
-    piece p[6];
-    int np = pieces_of(out, p);
-    uint64_t fixed = 0;
-    for (int i = 0; i < np; i++) fixed += p[i].bytes;
-    if (fixed > h.payload_bytes) UNUSABLE("task cache %s: %llu payload bytes, its sizes need %llu", path,
-                                          (unsigned long long)h.payload_bytes, (unsigned long long)fixed);
-    for (int i = 0; i < np; i++) {
-        if (read_all(fd, (void *)p[i].data, p[i].bytes) != 0)
-            UNUSABLE("task cache %s: cannot read: %s", path, strerror(errno));
-        sum = sum_update(sum, p[i].data, p[i].bytes);
-    }
-    uint64_t left = h.payload_bytes - fixed;
+    const unsigned char *p = map + start;
+    if (h.is_f32) d->pixels_f32 = (float *)(void *)(map + start);
+    else d->pixels = map + start;
+    out->mapped = map, out->mapped_bytes = size;
+    map = MAP_FAILED; /* the task's from here: tb_task_free unmaps it */
+    p += pixel_bytes;
+    memcpy(d->labels, p, (size_t)h.count * sizeof(int32_t)), p += (size_t)h.count * sizeof(int32_t);
+    memcpy(d->splits, p, (size_t)h.count), p += h.count;
+    memcpy(out->train_idx, p, (size_t)h.n_train * sizeof(int32_t)), p += (size_t)h.n_train * sizeof(int32_t);
+    memcpy(out->val_idx, p, (size_t)h.n_val * sizeof(int32_t)), p += (size_t)h.n_val * sizeof(int32_t);
+    memcpy(out->test_idx, p, (size_t)h.n_test * sizeof(int32_t)), p += (size_t)h.n_test * sizeof(int32_t);
+    size_t left = h.payload_bytes - fixed;
     if (h.has_names) {
         if (!(d->class_names = calloc((size_t)h.classes, sizeof *d->class_names)))
             UNUSABLE("task cache %s: out of memory", path);
         for (int c = 0; c < h.classes; c++) {
             uint32_t n;
-            if (left < sizeof n || read_all(fd, &n, sizeof n) != 0 || left - sizeof n < n)
-                UNUSABLE("task cache %s: its class names are cut short", path);
-            sum = sum_update(sum, &n, sizeof n);
-            left -= sizeof n + n;
+            if (left < sizeof n) UNUSABLE("task cache %s: its class names are cut short", path);
+            memcpy(&n, p, sizeof n), p += sizeof n, left -= sizeof n;
+            if (left < n) UNUSABLE("task cache %s: its class names are cut short", path);
             if (!(d->class_names[c] = malloc((size_t)n + 1))) UNUSABLE("task cache %s: out of memory", path);
-            if (read_all(fd, d->class_names[c], n) != 0)
-                UNUSABLE("task cache %s: cannot read: %s", path, strerror(errno));
-            sum = sum_update(sum, d->class_names[c], n);
+            memcpy(d->class_names[c], p, n), p += n, left -= n;
             d->class_names[c][n] = '\0';
         }
     }
-    if (left != 0) UNUSABLE("task cache %s: %llu payload bytes unaccounted for", path, (unsigned long long)left);
-    if (read_all(fd, &stored_sum, sizeof stored_sum) != 0 || stored_sum != sum)
-        UNUSABLE("task cache %s: damaged (its checksum does not match)", path);
+    if (left != 0) UNUSABLE("task cache %s: %zu payload bytes unaccounted for", path, left);
     for (int i = 0; i < h.count; i++)
         if (d->labels[i] < 0 || d->labels[i] >= h.classes || d->splits[i] > 2)
             UNUSABLE("task cache %s: sample %d has an impossible label or split", path, i);
@@ -300,12 +321,11 @@ int tb_task_cache_read(const char *path, const char *key, tb_task *out, tb_err *
     for (int s = 0; s < 3; s++)
         for (int i = 0; i < n_idx[s]; i++)
             if (idx[s][i] < 0 || idx[s][i] >= h.count) UNUSABLE("task cache %s: an index is out of range", path);
-    free(stored_key);
     close(fd);
     return 1;
 
 unusable:
-    free(stored_key);
+    if (map != MAP_FAILED) munmap(map, size);
     close(fd);
     tb_task_free(out);
     return -1;

@@ -13,11 +13,14 @@
  * compared on reading, so a hash collision is a miss, never wrong data.
  *
  * Layout (native byte order, marked by a byte-order word): a fixed header
- * (magic "TBTASKC", format version, sizes), the key text, the payload
- * (pixels, labels, splits, the three index arrays, class names) and a 64-bit
- * checksum of everything before it. Readers check magic, version, byte order,
- * the key, every size against the file's size and the checksum; anything
- * else is "not usable" (a miss with a reason), never a failed run.
+ * (magic "TBTASKC", format version, sizes), the key text, zeros up to a
+ * multiple of 64 bytes, the payload (pixels, labels, splits, the three index
+ * arrays, class names) and a 64-bit checksum of everything before it.
+ * Readers map the file (private, pre-faulted) and check magic, version, byte
+ * order, the key, every size against the file's size and the checksum;
+ * anything else is "not usable" (a miss with a reason), never a failed run.
+ * The pixels are used where they are mapped (tb_task.mapped), the small
+ * arrays copied out.
  *
  * Writing: a temporary file in the same directory (name.tmp-PID-N), written
  * in full, fsync'ed, renamed over the name, the directory fsync'ed; on any
