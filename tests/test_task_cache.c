@@ -21,6 +21,7 @@
 #include "base/config.h"
 #include "run/run.h"
 #include "store/task_cache.h"
+#include "study/study.h"
 #include "tb_test.h"
 
 static char dir[1024], data[1200], cache[1200];
@@ -410,6 +411,74 @@ START_TEST(test_run_job_processes_share_the_cache)
 }
 END_TEST
 
+/* Sweeps give their runs ARCHIVE/cache unless --task-cache says otherwise
+ * (a folder, or off); the first run writes, the second reads. */
+START_TEST(test_sweep_task_cache_option)
+{
+    char ini[1300], args[4096], path[1400];
+    snprintf(ini, sizeof ini, "%s/sweep.ini", dir);
+    FILE *f = fopen(ini, "w");
+    ck_assert(f != NULL);
+    fputs(tbt_toy_config(data, "threads = 1\n"), f);
+    fclose(f);
+    static char out[1 << 16];
+    snprintf(args, sizeof args, "sweep %s --grid train.lr=0.01,0.02 --archive %s/a --quiet", ini, dir);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", out, sizeof out) == 0, "%s", out);
+    TBT_ASSERT_HAS(out, "prepared data cached in");
+    TBT_ASSERT_HAS(out, "prepared data from the cache");
+    snprintf(path, sizeof path, "%s/a/cache", dir);
+    ck_assert_int_eq(count_files(path, ".tbcache", 0), 1);
+
+    snprintf(args, sizeof args, "sweep %s --grid train.lr=0.01,0.02 --archive %s/b --task-cache off --quiet", ini, dir);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", out, sizeof out) == 0, "%s", out);
+    TBT_ASSERT_LACKS(out, "prepared data");
+    snprintf(path, sizeof path, "%s/b/cache", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "%s was made", path);
+
+    snprintf(args, sizeof args, "sweep %s --grid train.lr=0.01,0.02 --archive %s/c --task-cache %s/elsewhere --quiet",
+             ini, dir, dir);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/elsewhere", dir);
+    ck_assert_int_eq(count_files(path, ".tbcache", 0), 1);
+}
+END_TEST
+
+/* [study] task_cache: absent (ARCHIVE/cache when the study opens), a folder, off; "" refused. */
+START_TEST(test_study_task_cache_setting)
+{
+    static const struct {
+        const char *value;
+        tb_status st;
+        const char *cache;
+        int by_default;
+    } cases[] = {
+        {NULL, TB_OK, "", 1},
+        {"/data/cache", TB_OK, "/data/cache", 0},
+        {"off", TB_OK, "", 0},
+        {"", TB_EINVAL, NULL, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tb_config *cfg = NULL;
+        tb_err err;
+        char text[2048];
+        snprintf(text, sizeof text, "[study]\narchive = %s/s\n%s%s%s", dir, cases[i].value ? "task_cache = \"" : "",
+                 cases[i].value ? cases[i].value : "", cases[i].value ? "\"\n" : "");
+        ck_assert_msg(tb_config_load_text(&cfg, text, "study.ini", &err) == TB_OK, "%s", err.msg);
+        tb_study_settings st;
+        tb_space space;
+        tb_status got = tb_study_settings_load(&st, &space, cfg, &err);
+        ck_assert_msg(got == cases[i].st, "task_cache = %s: %s", cases[i].value, err.msg);
+        if (got == TB_OK) {
+            ck_assert_str_eq(st.task_cache, cases[i].cache);
+            ck_assert_int_eq(st.task_cache_default, cases[i].by_default);
+        } else {
+            TBT_ASSERT_HAS(err.msg, "study.task_cache = \"\" is empty; allowed: a folder path, or off");
+        }
+        tb_config_free(cfg);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("task_cache");
@@ -421,6 +490,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_full_disk_is_a_warning);
     tcase_add_test(tc, test_concurrent_misses_prepare_once);
     tcase_add_test(tc, test_run_job_processes_share_the_cache);
+    tcase_add_test(tc, test_sweep_task_cache_option);
+    tcase_add_test(tc, test_study_task_cache_setting);
     suite_add_tcase(s, tc);
     return s;
 }
