@@ -260,6 +260,59 @@ START_TEST(test_divergence_exit_code_and_run_file)
 }
 END_TEST
 
+/* A model that does not fit the task's images is refused before any data
+ * loads (the hdf5 task declares 1x8x8 from the file's metadata), naming the
+ * model plugin, the task plugin, the layer by its state_dict key and the
+ * sizes; nothing is written. A sweep over such a point runs nothing and
+ * leaves no archive. */
+START_TEST(test_model_mismatch_before_data_loads)
+{
+    static char out[1 << 16];
+    char args[1024], path[300], arch[300];
+    snprintf(path, sizeof path, "%s/runs/mismatch.h5", dir);
+    snprintf(args, sizeof args, "train %s --set cnn.kernel_size=11 --set cnn.padding=0 --out %s", config_path, path);
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 2, "exit %d:\n%s", rc, out);
+    TBT_ASSERT_HAS(out, "model plugin \"cnn\" does not fit the input 1x8x8 declared by task plugin \"hdf5\" (its class "
+                        "count is known only once its data have loaded): layer features.0 (block 1 of 1): its 11x11 "
+                        "convolution (padding 0) gets a 8x8 feature map");
+    TBT_ASSERT_LACKS(out, "samples ("); /* the hdf5 task's line when it has loaded */
+    ck_assert_msg(access(path, F_OK) != 0, "%s was written", path);
+
+    snprintf(arch, sizeof arch, "%s/mismatch_archive", dir);
+    snprintf(args, sizeof args, "sweep %s --grid cnn.kernel_size=3,11 --set cnn.padding=0 --archive %s", config_path,
+             arch);
+    rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 2, "exit %d:\n%s", rc, out);
+    TBT_ASSERT_HAS(out, "nothing was run");
+    TBT_ASSERT_HAS(out, "grid point cnn.kernel_size=11: model plugin \"cnn\" does not fit the input 1x8x8");
+    TBT_ASSERT_LACKS(out, "kernel_size=3:");
+    ck_assert_msg(access(arch, F_OK) != 0, "%s was made", arch);
+}
+END_TEST
+
+/* A configuration scoring needs, without train.optimizer (a study's), is enough for eval. */
+START_TEST(test_eval_without_optimizer)
+{
+    static char out[1 << 16];
+    char args[1024], weights[300], study[300];
+    snprintf(weights, sizeof weights, "%s/runs/for_eval.h5", dir);
+    snprintf(args, sizeof args, "train %s --set train.epochs=1 --out %s --quiet", config_path, weights);
+    ck_assert_msg(tbt_tunebench(args, "2>&1", out, sizeof out) == 0, "%s", out);
+    snprintf(study, sizeof study, "%s/no_optimizer.ini", dir);
+    FILE *f = fopen(study, "w");
+    ck_assert(f != NULL);
+    fprintf(f, "[model]\nname = cnn\n[cnn]\nfilters = 8\nunits = 16\n[task]\nname = hdf5\n[hdf5]\npath = %s\n"
+               "[train]\nbatch_size = 16\n[study]\narchive = %s/never\n[space]\nlr = float 1e-6 10 log\n",
+            data_path, dir);
+    fclose(f);
+    snprintf(args, sizeof args, "eval %s --checkpoint %s", study, weights);
+    int rc = tbt_tunebench(args, "2>&1", out, sizeof out);
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, out);
+    TBT_ASSERT_HAS(out, "test: loss ");
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cli");
@@ -269,6 +322,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_train_writes_a_complete_run_file);
     tcase_add_test(tc, test_bad_input_is_named);
     tcase_add_test(tc, test_divergence_exit_code_and_run_file);
+    tcase_add_test(tc, test_model_mismatch_before_data_loads);
+    tcase_add_test(tc, test_eval_without_optimizer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -82,12 +82,12 @@ START_TEST(test_builder_errors)
     /* named by its state_dict name, not its position */
     ck_assert_str_eq(err.msg, "layer features.1 (conv2d): kernel 7 with padding 0 does not fit the input");
     tb_net_free(net);
-    /* a layer without a state_dict name is named by its position */
+    /* a layer without a state_dict name is named by its position and the named layer before it */
     net = tb_net_new(1, 4, 4);
     x = tb_net_conv2d(net, TB_NET_INPUT, "features.0", 2, 3, 1, 1, 1, 1, tb_init_torch_default());
     tb_net_maxpool(net, x, 0, 1, 0, 0);
     ck_assert_int_eq(tb_net_build(net, be, 2, &err), TB_EINVAL);
-    TBT_ASSERT_HAS(err.msg, "layer 1 (maxpool): kernel 0");
+    TBT_ASSERT_HAS(err.msg, "layer 1 (maxpool after features.0): kernel 0");
     tb_net_free(net);
     /* groups that do not divide the channels */
     net = tb_net_new(3, 8, 8);

@@ -787,8 +787,9 @@ START_TEST(test_undeclared_option)
 }
 END_TEST
 
-/* A model that outputs another class count than the task has: the run says
- * which plugin and which layer (by its state_dict name), before training. */
+/* A model that outputs another class count than the task declares: refused
+ * when the run is configured (before any data loads), naming both plugins,
+ * both counts and the final layer by its state_dict name. */
 START_TEST(test_class_count_mismatch)
 {
     char text[4096];
@@ -800,12 +801,53 @@ START_TEST(test_class_count_mismatch)
     tb_err err;
     ck_assert_msg(tb_config_load_text(&cfg, text, "seven.ini", &err) == TB_OK, "%s", err.msg);
     tb_run run;
-    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
-    ck_assert_int_eq(tb_run_prepare(&run, &err), TB_EINVAL);
-    ck_assert_str_eq(err.msg, "training set has 3 classes but model plugin \"tbtest_seven\" outputs 7 (its final layer "
-                              "fc; size it with the tb_model_input's classes)");
+    ck_assert_int_eq(tb_run_configure(&run, cfg, &err), TB_EINVAL);
+    ck_assert_str_eq(err.msg, "task plugin \"tbtest_task\" has 3 classes (declared) but model plugin \"tbtest_seven\" "
+                              "outputs 7 (its final layer fc; size it with the tb_model_input's classes)");
+    ck_assert(!run.task_loaded);
     tb_run_free(&run);
     tb_config_free(cfg);
+}
+END_TEST
+
+/* What a task declares (describe_task) and what open_task returns must agree:
+ * a plugin that declares 9 classes and returns 3 is named as buggy, with both
+ * values; a plugin without describe_task declares nothing (all 0). */
+START_TEST(test_declared_shape_checked)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[model]\nname = tbtest_model\n[task]\nname = tbtest_task\n[tbtest_task]\ncount = 20\ndefect = declared\n"
+             "[train]\noptimizer = sgd\nbatch_size = 4\nthreads = 1\n[plugins]\npath = %s\n",
+             case_path("valid"));
+    tb_config *cfg = NULL;
+    tb_err err;
+    ck_assert_msg(tb_config_load_text(&cfg, text, "declared.ini", &err) == TB_OK, "%s", err.msg);
+    tb_run run;
+    ck_assert_msg(tb_run_configure(&run, cfg, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(run.declared.channels, 1);
+    ck_assert_int_eq(run.declared.height, 4);
+    ck_assert_int_eq(run.declared.width, 4);
+    ck_assert_int_eq(run.declared.classes, 9);
+    ck_assert_int_eq(tb_run_prepare(&run, &err), TB_EFORMAT);
+    ck_assert_str_eq(err.msg, "task plugin \"tbtest_task\" declared classes = 9 (describe_task) but its data have 3 (a "
+                              "bug in the plugin)");
+    tb_run_free(&run);
+    tb_config_free(cfg);
+
+    /* a plugin built without describe_task (the slot it takes was reserved, so NULL): nothing declared */
+    tb_plugin_registry reg = {0};
+    ck_assert_msg(tb_plugins_discover(&reg, case_path("undeclared"), &err) == TB_OK, "%s", err.msg);
+    const tb_plugin *old = NULL;
+    ck_assert_msg(tb_plugin_find(&reg, TB_PLUGIN_TASK, "tbtest_undeclared_task", &old, &err) == TB_OK, "%s", err.msg);
+    ck_assert(old->desc.describe_task == NULL);
+    tb_task_shape shape = {7, 7, 7, 7};
+    tb_plugin_args *args = NULL;
+    ck_assert_msg(tb_plugin_args_resolve(old, NULL, "tbtest_undeclared_task", &args, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(tb_plugin_describe_task(old, args, &shape, &err), TB_OK);
+    ck_assert(shape.channels == 0 && shape.height == 0 && shape.width == 0 && shape.classes == 0);
+    tb_plugin_args_free(args);
+    tb_plugins_free(&reg);
 }
 END_TEST
 
@@ -1015,6 +1057,7 @@ static Suite *suite(void)
     tcase_add_test(use, test_build_model_and_forward);
     tcase_add_test(use, test_undeclared_option);
     tcase_add_test(use, test_class_count_mismatch);
+    tcase_add_test(use, test_declared_shape_checked);
     tcase_add_test(use, test_open_task);
     tcase_add_test(use, test_run_frontend);
     tcase_add_test(use, test_host_api);

@@ -78,6 +78,7 @@ int tb_cmd_exit_code(tb_status st);
  * (train), --checkpoint and --split (eval), --plugin-path, --quiet. */
 typedef struct tb_cmd_run_args {
     const char *config, *out, *plugin_path, *checkpoint, *split;
+    const char *task_cache; /* --task-cache DIR|off: the task cache folder (run/run.h tb_run_set_task_cache) */
     char **sets; /* malloc'd; free it */
     int n_sets, quiet, force;
 } tb_cmd_run_args;

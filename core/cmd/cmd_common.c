@@ -230,7 +230,7 @@ int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_c
             a->force = 1;
             continue;
         }
-        const int takes_value = !strcmp(arg, "--set") || !strcmp(arg, "--plugin-path") ||
+        const int takes_value = !strcmp(arg, "--set") || !strcmp(arg, "--plugin-path") || !strcmp(arg, "--task-cache") ||
                                 (!allow_checkpoint && !strcmp(arg, "--out")) ||
                                 (allow_checkpoint && (!strcmp(arg, "--checkpoint") || !strcmp(arg, "--split")));
         if (!takes_value) {
@@ -241,6 +241,7 @@ int tb_cmd_parse_run_args(int argc, char **argv, tb_cmd_run_args *a, int allow_c
         if (!strcmp(arg, "--set")) a->sets[a->n_sets++] = (char *)v;
         else if (!strcmp(arg, "--out")) a->out = v;
         else if (!strcmp(arg, "--plugin-path")) a->plugin_path = v;
+        else if (!strcmp(arg, "--task-cache")) a->task_cache = v;
         else if (!strcmp(arg, "--checkpoint")) a->checkpoint = v;
         else a->split = v;
     }

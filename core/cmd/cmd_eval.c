@@ -14,9 +14,11 @@ static void eval_usage(FILE *f)
 {
     fprintf(f,
             "usage: tunebench eval CONFIG --checkpoint FILE [--split test|val|train] [--set k=v]... [--plugin-path P]\n"
+            "                      [--task-cache DIR]\n"
             "Builds the model and loads the task a configuration describes, loads the weights of a\n"
             "checkpoint file or of a run file (its /checkpoint group) and scores them on a split\n"
-            "(default test): loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n");
+            "(default test): loss, accuracy, macro precision/recall/F1 and the confusion matrix.\n"
+            "--task-cache DIR reads the task's prepared data from a task cache (docs/study.md).\n");
 }
 
 int tb_cmd_eval(int argc, char **argv)
@@ -48,6 +50,7 @@ int tb_cmd_eval(int argc, char **argv)
     if (st == TB_OK) st = tb_config_set(cfg, "model.freeze", "none", &err);
     /* only what scoring needs: no optimizer (a study's configuration has none) */
     if (st == TB_OK) st = tb_run_configure_scoring(&run, cfg, &err);
+    if (st == TB_OK) st = tb_run_set_task_cache(&run, a.task_cache, &err);
     if (st == TB_OK) st = tb_run_prepare(&run, &err);
     if (st == TB_OK) st = tb_checkpoint_load(a.checkpoint, run.net, NULL, &err);
     const tb_dataset *ds = !strcmp(split, "test") ? &run.task.test : !strcmp(split, "val") ? &run.task.val

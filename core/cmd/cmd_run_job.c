@@ -13,6 +13,7 @@ static void run_job_usage(FILE *f)
 {
     fprintf(f,
             "usage: tunebench run-job JOB.ini [--threads N] [--run PATH] [--device DEV] [--gpu-memory MIB]\n"
+            "                         [--task-cache DIR]\n"
             "Runs one job in this process: JOB.ini is a complete run configuration (as a study or a\n"
             "sweep makes them; its output.run says where the run file goes). Prints one line per event\n"
             "on stdout, flushed at once, for an executor (e.g. Slurm) to read back:\n"
@@ -25,7 +26,9 @@ static void run_job_usage(FILE *f)
             "  --threads N       CPU threads (default: train.threads of the job, else all cores)\n"
             "  --run PATH        the run file (replaces output.run; the job file stays the archived record)\n"
             "  --device DEV      a GPU slot's device, e.g. cuda:1 (replaces train.device when that names a GPU)\n"
-            "  --gpu-memory MIB  a GPU slot's memory budget (caps train.gpu_memory_mib)\n\n"
+            "  --gpu-memory MIB  a GPU slot's memory budget (caps train.gpu_memory_mib)\n"
+            "  --task-cache DIR  the task cache shared by the runs of a study or sweep: prepared task data\n"
+            "                    are read from DIR, or prepared and written there (off: none, the default)\n\n"
             "Exit codes: 0 finished; 1 failed (the job file cannot be read, or the run stopped on an\n"
             "error of its own: status interrupted without a signal); 2 rejected (bad configuration or\n"
             "data); 3 diverged; 4 cancelled (time limit) or interrupted by a signal.\n");
@@ -73,6 +76,7 @@ int tb_cmd_run_job(int argc, char **argv)
 {
     const char *path = NULL, *run_path = NULL, *device = NULL;
     long long threads = 0, gpu_memory = 0;
+    const char *task_cache = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -91,6 +95,14 @@ int tb_cmd_run_job(int argc, char **argv)
             if (!(v = tb_cmd_need_value("run-job", argc, argv, &i)) ||
                 tb_cmd_parse_int("run-job", a, v, 0, 16 << 20, &gpu_memory))
                 return TB_EXIT_USAGE;
+        } else if (!strcmp(a, "--task-cache")) {
+            if (!(v = tb_cmd_need_value("run-job", argc, argv, &i))) return TB_EXIT_USAGE;
+            if (strlen(v) >= TB_JOB_PATH_MAX) {
+                fprintf(stderr, "tunebench run-job: --task-cache = \"%.60s...\" is longer than %d characters; "
+                        "allowed: a folder path, or off\n", v, TB_JOB_PATH_MAX - 1);
+                return TB_EXIT_USAGE;
+            }
+            task_cache = strcmp(v, "off") == 0 ? NULL : v;
         } else if (a[0] == '-') {
             fprintf(stderr, "tunebench run-job: unknown option '%s' (see --help)\n", a);
             return TB_EXIT_USAGE;
@@ -140,6 +152,7 @@ int tb_cmd_run_job(int argc, char **argv)
     if (run_path) tb_copy_str(job->run_path, sizeof job->run_path, run_path);
     if (device) tb_copy_str(job->device, sizeof job->device, device);
     job->gpu_memory_mib = (int)gpu_memory;
+    if (task_cache) tb_copy_str(job->cache_dir, sizeof job->cache_dir, task_cache);
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     tb_cmd_signals sig;

@@ -31,7 +31,7 @@ static char *join_command(const char *cmd, int argc, char **argv)
 
 typedef struct sweep_args {
     const char *cmd;        /* "sweep", "repeat" or "train" */
-    const char *config, *archive, *plugin_path, *executor;
+    const char *config, *archive, *plugin_path, *executor, *task_cache;
     char **sets, **grids;
     int n_sets, n_grids;
     long long random, folds, slots, threads, seeds, first_seed, search_seed;
@@ -62,6 +62,9 @@ static void sweep_usage(FILE *f)
             "  --runs-per-gpu R   runs sharing each GPU (default 1; several small models fit one GPU)\n"
             "  --gpu-memory MIB   each GPU run's memory budget (default: none); a run over it ends\n"
             "                     out-of-memory and the others go on\n"
+            "  --task-cache DIR   where the runs share the task's prepared data (decoded, resized, split),\n"
+            "                     prepared by the first run and read by the others; off: each run prepares\n"
+            "                     its own (default: [study] task_cache, else ARCHIVE/cache)\n"
             "  --set k=v          override a configuration value (repeatable)\n"
             "  --plugin-path P    a plugin file or directory searched first\n"
             "  --quiet            no line per run, only the summary\n"
@@ -81,8 +84,7 @@ static void repeat_usage(FILE *f)
             "sets train.init_seed, which then stays fixed (only shuffling and dropout change).\n"
             "Reports the mean ± sd of the validation and test accuracy.\n\n"
             "  --folds K, --archive DIR, --slots S, --executor E, --threads T, --gpus G, --runs-per-gpu R,\n"
-            "  --gpu-memory MIB,\n"
-            "  --set k=v, --plugin-path P, --quiet:\n"
+            "  --gpu-memory MIB, --task-cache DIR, --set k=v, --plugin-path P, --quiet:\n"
             "                     as for tunebench sweep (see tunebench sweep --help)\n"
             "Exit codes: as tunebench sweep.\n");
 }
@@ -125,7 +127,7 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
         static const char *const known[] = {"--random", "--grid",  "--search-seed", "--seeds",       "--first-seed",
                                             "--folds",  "--archive", "--slots",     "--threads",     "--set",
                                             "--plugin-path", "--gpus", "--runs-per-gpu", "--gpu-memory",
-                                            "--executor"};
+                                            "--executor", "--task-cache"};
         int is_known = 0;
         for (size_t k = 0; k < TB_ARRAY_LEN(known); k++) is_known |= !strcmp(arg, known[k]);
         if (!is_known || !allowed) {
@@ -160,6 +162,7 @@ static int parse_sweep_args(int argc, char **argv, sweep_args *a, void (*usage)(
             }
             a->executor = v;
         }
+        else if (!strcmp(arg, "--task-cache")) a->task_cache = v;
         else a->plugin_path = v;
         if (rc) return -1;
     }
@@ -416,6 +419,17 @@ static int run_sweep(const char *cmd, int argc, char **argv, void (*usage)(FILE 
         goto out;
     }
     sw.command_line = join_command(cmd, argc, argv);
+    /* the task cache the runs share (docs/sweeps.md): --task-cache, else [study] task_cache, else ARCHIVE/cache */
+    const char *cache = a.task_cache ? a.task_cache : tb_config_get(cfg, "study", "task_cache");
+    int cache_len = cache ? snprintf(sw.task_cache, sizeof sw.task_cache, "%s", strcmp(cache, "off") ? cache : "")
+                          : snprintf(sw.task_cache, sizeof sw.task_cache, "%s/cache", dir);
+    if (cache_len >= (int)sizeof sw.task_cache || (cache && !*cache)) {
+        fprintf(stderr, "tunebench %s: %s = \"%.60s\" is %s; allowed: a folder path (at most %zu characters), or off\n",
+                cmd, a.task_cache ? "--task-cache" : cache ? "study.task_cache" : "--archive", cache ? cache : dir,
+                cache && !*cache ? "empty" : "too long", sizeof sw.task_cache - 1);
+        code = TB_EXIT_USAGE;
+        goto out;
+    }
 
     tb_archive_recovery rec;
     if (tb_archive_open(dir, 1, &arch, &rec, &err) != TB_OK) {

@@ -55,7 +55,8 @@ static void print_progress(void *user, const tb_train_event *ev)
 static void train_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tunebench train CONFIG [--set section.key=value]... [--out RUN.h5] [--plugin-path P] [--quiet]\n"
+            "usage: tunebench train CONFIG [--set section.key=value]... [--out RUN.h5] [--plugin-path P]\n"
+            "                       [--task-cache DIR] [--quiet]\n"
             "Trains the model on the task a configuration describes (see configs/), evaluates it on the\n"
             "test split and writes one HDF5 run file (output.run; docs/run-files.md).\n\n"
             "  --set k=v         override a configuration value, e.g. --set train.lr=0.01 (repeatable)\n"
@@ -64,6 +65,8 @@ static void train_usage(FILE *f)
             "  --force           let --out / output.run and output.checkpoint replace any regular file\n"
             "                    (never a directory, FIFO, socket, device or an input of the run)\n"
             "  --plugin-path P   a plugin file or directory searched before the others\n"
+            "  --task-cache DIR  read the task's prepared data from DIR when an earlier run left them\n"
+            "                    there, else prepare them and write them there (off: no cache, the default)\n"
             "  --quiet           no progress output\n"
             "  --folds K         k-fold cross-validation through the executor into an archive\n"
             "                    (see tunebench train CONFIG --folds K --help)\n"
@@ -89,6 +92,7 @@ int tb_cmd_train(int argc, char **argv)
     tb_run run;
     tb_err err = {{0}};
     tb_status st = tb_run_configure(&run, cfg, &err);
+    if (st == TB_OK) st = tb_run_set_task_cache(&run, a.task_cache, &err);
     /* where the results go, before any data loads: a bad path costs nothing */
     if (st == TB_OK) st = tb_run_check_outputs(&run, a.out ? "--out" : NULL, a.force, &err);
     if (st == TB_OK) {

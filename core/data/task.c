@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "image.h"
 #include "base/rng.h"
@@ -675,8 +676,34 @@ void tb_task_free(tb_task *task)
     free(task->train_idx);
     free(task->val_idx);
     free(task->test_idx);
+    if (task->mapped) { /* the pixels are the mapping's, not malloc's */
+        task->raw.pixels = NULL;
+        task->raw.pixels_f32 = NULL;
+        munmap(task->mapped, task->mapped_bytes);
+    }
     tb_task_data_free(&task->raw);
     memset(task, 0, sizeof *task);
+}
+
+/* The three datasets over t's raw data, indices and normalisation (augmentation of the training split from opt). */
+static tb_status make_views(tb_task *t, const tb_task_options *opt, tb_err *err)
+{
+    tb_status st;
+    if ((st = make_view(&t->train, t, t->train_idx, t->n_train, t->mean, t->std, opt, err)) ||
+        (st = make_view(&t->val, t, t->val_idx, t->n_val, t->mean, t->std, NULL, err)) ||
+        (st = make_view(&t->test, t, t->test_idx, t->n_test, t->mean, t->std, NULL, err)))
+        return st;
+    return TB_OK;
+}
+
+tb_status tb_task_adopt(tb_task *t, const tb_task_options *opt, tb_err *err)
+{
+    static const tb_task_options defaults;
+    tb_status st = TB_OK;
+    if (t->n_train < 1) st = tb_fail(err, TB_EFORMAT, "task: the prepared data have no training samples");
+    else st = make_views(t, opt ? opt : &defaults, err);
+    if (st != TB_OK) tb_task_free(t);
+    return st;
 }
 
 tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options *opt, tb_err *err)
@@ -796,10 +823,7 @@ tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options
         out->std[c] = 1.0f;
     }
 
-    if ((st = make_view(&out->train, out, out->train_idx, out->n_train, out->mean, out->std, opt, err)) ||
-        (st = make_view(&out->val, out, out->val_idx, out->n_val, out->mean, out->std, NULL, err)) ||
-        (st = make_view(&out->test, out, out->test_idx, out->n_test, out->mean, out->std, NULL, err)))
-        goto fail;
+    if ((st = make_views(out, opt, err))) goto fail;
     free(pool);
     free(fold_of);
     return TB_OK;

@@ -33,11 +33,22 @@ typedef struct tb_task {
     float mean[4], std[4];   /* normalisation in use */
     int32_t *train_idx, *val_idx, *test_idx; /* sample indices of each split into raw */
     int n_train, n_val, n_test;
+    /* set when raw's pixels (or pixels_f32) point into a file mapping (a task
+     * cache entry read back, store/task_cache.h) rather than malloc'd memory:
+     * tb_task_free unmaps it */
+    void *mapped;
+    size_t mapped_bytes;
 } tb_task;
 
 /* Takes ownership of raw (also on failure). */
 tb_status tb_task_prepare(tb_task *out, tb_task_data *raw, const tb_task_options *opt, tb_err *err);
 void tb_task_free(tb_task *task);
+/* The datasets of a task whose preparation was done before (read back from a
+ * cache, store/task_cache.h): raw (as resized), the split indices and their
+ * counts and mean/std are set; makes train/val/test over them, the training
+ * split augmented as opt says (only its augmentation members are read: the
+ * rest shaped what t holds). Takes t over: freed on failure. */
+tb_status tb_task_adopt(tb_task *t, const tb_task_options *opt, tb_err *err);
 
 /* Stratified split of idx[0..n) (labels from labels[]) into k folds from seed:
  * fold_of[i] in [0, k) for each i, class proportions kept to within one sample.

@@ -108,7 +108,9 @@ void tb_net_free(tb_net *net)
 /* ---- builder ----------------------------------------------------------- */
 
 /* Records the first builder error, "layer NAME (what): message" for a layer
- * with a state_dict name (features.0), else "layer N (what): message"; returns -1. */
+ * with a state_dict name (features.0), else "layer N (what after NAME):
+ * message" naming the last named layer before it (or "layer N (what)" when
+ * none); returns -1. */
 __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *what, const char *fmt, ...)
 {
     if (!net->failed) {
@@ -118,7 +120,13 @@ __attribute__((format(printf, 3, 4))) static int fail(tb_net *net, const char *w
         va_start(ap, fmt);
         vsnprintf(tmp, sizeof tmp, fmt, ap);
         va_end(ap);
+        /* a layer without a name (a pooling, a ReLU): its position and the named layer before it */
+        const char *before = NULL;
+        for (int i = net->n_nodes - 1; i >= 0 && !before; i--)
+            if (net->nodes[i].name[0]) before = net->nodes[i].name;
         if (net->adding[0]) tb_fail(&net->build_err, TB_EINVAL, "layer %s (%s): %s", net->adding, what, tmp);
+        else if (before)
+            tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s after %s): %s", net->n_nodes, what, before, tmp);
         else tb_fail(&net->build_err, TB_EINVAL, "layer %d (%s): %s", net->n_nodes, what, tmp);
     }
     return -1;
@@ -656,16 +664,24 @@ static float *param_ptr(tb_net *net, int pi, int grad)
     return (grad ? net->grad_block : net->param_block) + p->offset;
 }
 
-tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
+tb_status tb_net_check(const tb_net *net, tb_err *err)
 {
     if (net->failed) return tb_fail(err, TB_EINVAL, "%s", net->build_err.msg);
-    if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
     if (net->n_nodes == 0) return tb_fail(err, TB_EINVAL, "network has no layers");
-    if (max_batch < 1) return tb_fail(err, TB_EINVAL, "batch size %d must be >= 1", max_batch);
     const tb_node *last = &net->nodes[net->n_nodes - 1];
     if (last->ndim != 2)
         return tb_fail(err, TB_EINVAL, "the last layer (%s) outputs [n, %d, %d, %d]; it must be [n, classes]: end "
                        "with flatten or linear", tb_layer_kind_name(last->kind), last->c, last->h, last->w);
+    return TB_OK;
+}
+
+tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
+{
+    if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
+    tb_status checked = tb_net_check(net, err);
+    if (checked != TB_OK) return checked;
+    if (max_batch < 1) return tb_fail(err, TB_EINVAL, "batch size %d must be >= 1", max_batch);
+    const tb_node *last = &net->nodes[net->n_nodes - 1];
 
     net->be = be;
     net->max_batch = max_batch;

@@ -116,6 +116,10 @@ int tb_nn_sigmoid(tb_net *net, int input);
 int tb_nn_identity(tb_net *net, int input);
 int tb_nn_flatten(tb_net *net, int input);
 
+/* The checks that need no backend: the builder's first error (naming the
+ * layer by its state_dict key when it has one), no layers, a last layer that
+ * is not [n, classes]. TB_EINVAL with the message; tb_net_build runs them too. */
+tb_status tb_net_check(const tb_net *net, tb_err *err);
 /* Allocates every block on be for batches of up to max_batch samples. The
  * last node added is the output; it must be [n, classes] (after flatten or linear). */
 tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err);

@@ -79,6 +79,8 @@ int tb_exec_job_argv(const char *program, const char *job_file, const tb_job *jo
         bad = push_arg(buf, cap, &used, argv, &argc, max_args, "--gpu-memory") ||
               push_arg(buf, cap, &used, argv, &argc, max_args, num);
     }
+    /* the job's own cache (a study's or sweep's) before the executor's */
+    if (job->cache_dir[0]) task_cache = job->cache_dir;
     if (!bad && task_cache && *task_cache)
         bad = push_arg(buf, cap, &used, argv, &argc, max_args, "--task-cache") ||
               push_arg(buf, cap, &used, argv, &argc, max_args, task_cache);

@@ -36,7 +36,8 @@ tb_status tb_exec_find_program(const char *given, char *out, size_t cap, tb_err 
 
 /* The run-job command line of a job (argv[0] = program, NULL-terminated,
  * strings inside buf): JOB.ini, then the placement as flags (--run, --threads,
- * --device, --gpu-memory, --task-cache). 0, or -1 when it does not fit. */
+ * --device, --gpu-memory, --task-cache: job->cache_dir, else task_cache).
+ * 0, or -1 when it does not fit. */
 int tb_exec_job_argv(const char *program, const char *job_file, const tb_job *job, int threads,
                      const char *task_cache, char *buf, size_t cap, char **argv, int max_args);
 

@@ -97,6 +97,17 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
  * splits, buffers; data that fails validation is freed). */
 tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_data *out,
                               tb_err *err);
+/* What a task plugin declares before loading (its optional describe_task,
+ * ABI minor 7; args NULL: the options' defaults): *out zeroed, then filled;
+ * all 0 for a plugin without the callback. TB_EFORMAT for an impossible
+ * declaration, the plugin's status (its message prefixed with task plugin
+ * "NAME": ) when it fails. */
+tb_status tb_plugin_describe_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_shape *out,
+                                  tb_err *err);
+/* The data open_task returned against what describe_task declared (0s are
+ * not checked): TB_EFORMAT naming the plugin, the member and both values. */
+tb_status tb_plugin_check_declared(const tb_plugin *plugin, const tb_task_shape *declared, const tb_task_data *data,
+                                   tb_err *err);
 /* Runs a front-end plugin until it returns (args NULL: the options'
  * defaults, from the section named after the plugin). The plugin gets a
  * zeroed error buffer; its message comes back as one line prefixed with

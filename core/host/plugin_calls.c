@@ -149,6 +149,54 @@ static int check_task_data(const tb_task_data *t, char *why, size_t len)
     return 0;
 }
 
+tb_status tb_plugin_describe_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_shape *out,
+                                  tb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const tb_plugin_descriptor *d = &plugin->desc;
+    if (d->kind != TB_PLUGIN_TASK)
+        return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a task plugin", d->name,
+                       tb_plugin_kind_name(d->kind));
+    if (!d->describe_task) return TB_OK; /* a plugin built before ABI minor 7: nothing declared */
+    tb_plugin_args *own = NULL;
+    if (!args) {
+        tb_status s = tb_plugin_args_resolve(plugin, NULL, "task", &own, err);
+        if (s != TB_OK) return s;
+        args = own;
+    }
+    char msg[512] = "";
+    tb_status s = d->describe_task(tb_host_api_get(), args, out, msg, sizeof msg);
+    tb_status misuse = check_misuse(d, args, err);
+    tb_plugin_args_free(own);
+    if (s != TB_OK || misuse != TB_OK) {
+        memset(out, 0, sizeof *out);
+        if (misuse != TB_OK) return misuse;
+        return tb_fail(err, s, "task plugin \"%s\": %s", d->name, clean_message(msg, sizeof msg, s));
+    }
+    if (out->channels < 0 || out->channels > 4 || out->height < 0 || out->height > 16384 || out->width < 0 ||
+        out->width > 16384 || out->classes < 0 || out->classes > 1000000) {
+        tb_status bad_st = tb_fail(err, TB_EFORMAT, "task plugin \"%s\" declared an impossible shape %dx%dx%d with %d "
+                                   "classes (allowed: channels 0..4, sides 0..16384, classes 0..1000000; 0: unknown; a "
+                                   "bug in the plugin)", d->name, out->channels, out->height, out->width, out->classes);
+        memset(out, 0, sizeof *out);
+        return bad_st;
+    }
+    return TB_OK;
+}
+
+tb_status tb_plugin_check_declared(const tb_plugin *plugin, const tb_task_shape *declared, const tb_task_data *data,
+                                   tb_err *err)
+{
+    const int got[4] = {data->channels, data->height, data->width, data->classes};
+    const int want[4] = {declared->channels, declared->height, declared->width, declared->classes};
+    static const char *const what[4] = {"channels", "height", "width", "classes"};
+    for (int i = 0; i < 4; i++)
+        if (want[i] > 0 && got[i] != want[i])
+            return tb_fail(err, TB_EFORMAT, "task plugin \"%s\" declared %s = %d (describe_task) but its data have "
+                           "%d (a bug in the plugin)", plugin->desc.name, what[i], want[i], got[i]);
+    return TB_OK;
+}
+
 tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *args, tb_task_data *out,
                               tb_err *err)
 {

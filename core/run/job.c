@@ -159,7 +159,7 @@ tb_run_status tb_job_execute(tb_job *job, int threads)
     }
     if (st == TB_OK) {
         tb_run_placement where = {.threads = threads, .device = job->device, .gpu_memory_mib = job->gpu_memory_mib,
-                                  .run_path = job->run_path};
+                                  .run_path = job->run_path, .cache_dir = job->cache_dir};
         st = tb_run_configure_parsed(&run, &job->conf, &where, &err);
         configured = 1; /* tb_run_free is due even when configure failed half-way */
         if (st == TB_OK) st = tb_run_check_outputs(&run, NULL, 0, &err); /* before the data loads */

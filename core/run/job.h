@@ -60,6 +60,8 @@ struct tb_job {
                                      * a signal): set by tb_job_cancel(.., 1) / tb_executor_interrupt */
     /* placement, applied as typed overrides by tb_job_execute (tb_run_placement), never written into the text */
     char run_path[TB_JOB_PATH_MAX]; /* "": the run file goes where config_ini's output.run says; else here */
+    char cache_dir[TB_JOB_PATH_MAX]; /* the task cache folder shared by the runs of a study or sweep
+                                      * (tb_run_set_task_cache; `run-job --task-cache DIR`); "": none */
     /* filled in by the executor */
     double queued_s, started_s, ended_s; /* tb_now() times; 0 until reached */
     int threads;
@@ -99,7 +101,8 @@ void tb_job_free(tb_job *job);
  * `threads` CPU threads (0: the config's train.threads, else all cores;
  * OpenMP's count of the calling thread is set to it, data preparation
  * included), job->device and job->gpu_memory_mib for a GPU run; and calls
- * the job's callbacks. The run file goes to job->run_path, else where the
+ * the job's callbacks. Prepared task data come from (and go to) the task
+ * cache job->cache_dir when set. The run file goes to job->run_path, else where the
  * config's output.run says; its /config ini is config_ini as given. Returns the final status, by what failed (the same rule
  * before and during training):
  *   finished     training and the test evaluation completed (message "")

@@ -207,12 +207,85 @@ static tb_status config_parse(tb_run_config *rc, const tb_config *cfg, int scori
     return TB_OK;
 }
 
+/* The state_dict name of the last layer with parameters ("classifier.6"), or "(none)". */
+static void final_layer(const tb_net *net, char *buf, size_t len)
+{
+    int node = -1;
+    snprintf(buf, len, "(none)");
+    for (int i = 0; i < tb_net_param_count(net); i++) {
+        const tb_param *p = tb_net_param(net, i);
+        if (p->node < node) continue;
+        node = p->node;
+        snprintf(buf, len, "%s", p->name);
+        char *dot = strrchr(buf, '.');
+        if (dot) *dot = '\0';
+    }
+}
+
+/* The model plugin's network for input `in` checked without a backend: the
+ * builder's errors (naming the layer by its state_dict key) and the class
+ * count. what says where the input comes from ("declared by task plugin
+ * \"x\"", "of task plugin \"x\"'s data"), for the messages. classes_known 0:
+ * in->classes is a stand-in, not compared. The network goes to *out (NULL:
+ * freed). */
+static tb_status model_fits(const tb_run *run, const tb_model_input *in, int classes_known, const char *what,
+                            tb_net **out, tb_err *err)
+{
+    tb_net *net = NULL;
+    const char *model = run->model_plugin->desc.name, *task = run->task_plugin->desc.name;
+    char cls[48] = "";
+    if (classes_known) snprintf(cls, sizeof cls, ", %d classes", in->classes);
+    tb_err why;
+    tb_status st = tb_plugin_build_model(run->model_plugin, run->model_args, in, &net, &why);
+    if (st == TB_OK) st = tb_net_check(net, &why);
+    if (st != TB_OK) {
+        tb_net_free(net);
+        /* the plugin's own message starts with its name (said once, here); the builder's names the layer */
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "model plugin \"%s\": ", model);
+        const char *detail = strncmp(why.msg, prefix, strlen(prefix)) == 0 ? why.msg + strlen(prefix) : why.msg;
+        return tb_fail(err, st, "model plugin \"%s\" does not fit the input %dx%dx%d%s %s: %s", model, in->channels,
+                       in->height, in->width, cls, what, detail);
+    }
+    if (classes_known && tb_net_classes(net) != in->classes) {
+        char last[TB_NAME_MAX];
+        final_layer(net, last, sizeof last);
+        int outputs = tb_net_classes(net);
+        tb_net_free(net);
+        return tb_fail(err, TB_EINVAL, "task plugin \"%s\" has %d classes (%s) but model plugin \"%s\" outputs %d "
+                       "(its final layer %s; size it with the tb_model_input's classes)", task, in->classes,
+                       strstr(what, "declared") ? "declared" : "in its data", model, outputs, last);
+    }
+    if (out) *out = net;
+    else tb_net_free(net);
+    return TB_OK;
+}
+
+/* What the task declares (describe_task; 0s for what it cannot tell before
+ * loading), with [task] resolution applied, and the model built on it, so a
+ * model that does not fit the task's images or classes is refused before
+ * any data loads. Unknown sides skip the check (done after loading); an
+ * unknown class count is stood in by 2 for the shape check alone. */
+static tb_status check_declared(tb_run *run, tb_err *err)
+{
+    TRY(tb_plugin_describe_task(run->task_plugin, run->task_args, &run->declared, err));
+    tb_task_shape d = run->declared;
+    if (run->task_opt.resolution > 0 && d.height > 0 && d.width > 0) d.height = d.width = run->task_opt.resolution;
+    if (d.channels < 1 || d.height < 1 || d.width < 1) return TB_OK;
+    tb_model_input in = {d.channels, d.height, d.width, d.classes > 0 ? d.classes : 2};
+    char what[128];
+    snprintf(what, sizeof what, "declared by task plugin \"%s\"%s", run->task_plugin->desc.name,
+             d.classes > 0 ? "" : " (its class count is known only once its data have loaded)");
+    return model_fits(run, &in, d.classes > 0, what, NULL, err);
+}
+
 /* An executor's placement over the configuration: its thread share, its run
  * file, and for a run that asks for a GPU the slot's GPU and memory budget
  * (the slot's unless the run sets a smaller one). */
 static tb_status place(tb_run *run, const tb_run_placement *p, tb_err *err)
 {
     if (p->threads > 0) run->threads = p->threads;
+    if (p->cache_dir && p->cache_dir[0]) TRY(tb_run_set_task_cache(run, p->cache_dir, err));
     if (p->run_path && p->run_path[0] &&
         snprintf(run->run_path, sizeof run->run_path, "%s", p->run_path) >= (int)sizeof run->run_path)
         return tb_fail(err, TB_EINVAL, "output.run is longer than %zu characters", sizeof run->run_path - 1);
@@ -252,7 +325,7 @@ tb_status tb_run_configure_parsed(tb_run *run, const tb_run_config *rc, const tb
     TRY(check_sections(cfg, &run->plugins, rc->model, rc->task, err));
     TRY(tb_plugin_args_resolve(run->model_plugin, cfg, rc->model, &run->model_args, err));
     TRY(tb_plugin_args_resolve(run->task_plugin, cfg, rc->task, &run->task_args, err));
-    return TB_OK;
+    return check_declared(run, err); /* the model on the task's declared shape, before any data loads */
 }
 
 tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err)
@@ -284,53 +357,30 @@ tb_status tb_run_configure_scoring(tb_run *run, tb_config *cfg, tb_err *err)
     return tb_run_configure_parsed(run, &rc, NULL, err);
 }
 
-/* The state_dict name of the last layer with parameters ("classifier.6"), or "(none)". */
-static void final_layer(const tb_net *net, char *buf, size_t len)
-{
-    int node = -1;
-    snprintf(buf, len, "(none)");
-    for (int i = 0; i < tb_net_param_count(net); i++) {
-        const tb_param *p = tb_net_param(net, i);
-        if (p->node < node) continue;
-        node = p->node;
-        snprintf(buf, len, "%s", p->name);
-        char *dot = strrchr(buf, '.');
-        if (dot) *dot = '\0';
-    }
-}
-
 tb_status tb_run_prepare(tb_run *run, tb_err *err)
 {
-    tb_task_data raw;
-    memset(&raw, 0, sizeof raw);
     const tb_host_api *host = tb_host_api_get();
-    TRY(tb_plugin_open_task(run->task_plugin, run->task_args, &raw, err));
-    if (raw.classes_guessed)
-        host->log(TB_LOG_INFO, "task", "task %s: the class count %d is guessed (largest label + 1) and recorded as "
-                  "such; set it in the task's options if a class is absent", run->task_plugin->desc.name, raw.classes);
-    TRY(tb_task_prepare(&run->task, &raw, &run->task_opt, err));
-    run->task_loaded = 1;
+    TRY(tb_run_load_task(run, err)); /* from the task cache when the run has one */
     const tb_task *t = &run->task;
+    if (t->raw.classes_guessed)
+        host->log(TB_LOG_INFO, "task", "task %s: the class count %d is guessed (largest label + 1) and recorded as "
+                  "such; set it in the task's options if a class is absent", run->task_plugin->desc.name,
+                  t->raw.classes);
     if (t->train.count < 1) return tb_fail(err, TB_EFORMAT, "task %s has no training samples", run->task_plugin->desc.name);
     if (run->train.batch_size > t->train.count)
         return tb_fail(err, TB_EINVAL, "train.batch_size = %d is outside [1, %d] (the training set size)",
                        run->train.batch_size, t->train.count);
 
     tb_model_input in = {t->train.channels, t->train.height, t->train.width, t->train.classes};
-    TRY(tb_plugin_build_model(run->model_plugin, run->model_args, &in, &run->net, err));
+    char what[96];
+    snprintf(what, sizeof what, "of task plugin \"%s\"'s data", run->task_plugin->desc.name);
+    TRY(model_fits(run, &in, 1, what, &run->net, err));
     tb_backend_options bo = {.threads = run->threads, .gpu_memory_budget = (size_t)run->gpu_memory_mib << 20,
                              .tf32 = run->tf32};
     TRY(tb_backend_create(&run->dev, &bo, &run->be, err));
     int max_batch = run->train.batch_size;
     if (run->train.eval_batch_size > max_batch) max_batch = run->train.eval_batch_size;
     TRY(tb_net_build(run->net, run->be, max_batch, err));
-    if (tb_net_classes(run->net) != t->train.classes) {
-        char last[TB_NAME_MAX];
-        final_layer(run->net, last, sizeof last);
-        return tb_fail(err, TB_EINVAL, "training set has %d classes but model plugin \"%s\" outputs %d (its final "
-                       "layer %s; size it with the tb_model_input's classes)", t->train.classes,
-                       run->model_plugin->desc.name, tb_net_classes(run->net), last);
-    }
     tb_net_init_params(run->net, run->init_seed);
 
     if (run->init_from[0]) {
@@ -612,7 +662,13 @@ tb_status tb_run_execute(tb_run *run, const tb_train_hooks *hooks, tb_err *err)
                               err)) != TB_OK)
             goto out;
     }
-    /* the run file is written whatever the outcome of training */
+    /* a configuration tb_train refused before its first step (its own checks,
+     * TB_EINVAL) never trained: no run file, as for everything refused before
+     * (docs/run-files.md); any other outcome of training is written */
+    if (train_st == TB_EINVAL && run->result.steps == 0) {
+        st = tb_fail(err, TB_EINVAL, "%s", train_err.msg);
+        goto out;
+    }
     if ((st = write_run_file(run, &opt, &curves, train_st, train_err.msg, err)) != TB_OK) goto out;
     if (run->checkpoint_path[0] && (st = tb_checkpoint_save(run->checkpoint_path, run->net, &opt, err)) != TB_OK)
         goto out;

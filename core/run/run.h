@@ -54,6 +54,7 @@ typedef struct tb_run_placement {
     const char *device;             /* a GPU slot's device ("cuda:1"): replaces train.device when that names a GPU */
     int gpu_memory_mib;             /* a GPU slot's budget: caps a GPU run's train.gpu_memory_mib (0 there: none) */
     const char *run_path;           /* replaces output.run */
+    const char *cache_dir;          /* the task cache folder (store/task_cache.h); NULL, "" or "off": none */
 } tb_run_placement;
 
 /* Reads and checks every key of the fixed sections ([model], [task],
@@ -67,6 +68,7 @@ typedef struct tb_run {
     const tb_plugin *model_plugin, *task_plugin;
     tb_plugin_args *model_args, *task_args;
     tb_task_options task_opt;
+    tb_task_shape declared;         /* what the task plugin declared before loading (0: unknown) */
     tb_task task;
     int task_loaded;
     tb_backend *be;
@@ -77,6 +79,7 @@ typedef struct tb_run {
     char init_notes[1024];          /* model.init_from: defaulted num_batches_tracked, converted types */
     char ignored[256];              /* [train] hyperparameters the optimizer does not read (warned) */
     char run_path[1024], checkpoint_path[1024];
+    char cache_dir[1024];           /* the task cache folder, "" for none (tb_run_set_task_cache) */
     tb_device dev;                  /* train.device */
     char device[32];                /* "cpu", "cuda:0" */
     int gpu_memory_mib, tf32;       /* train.gpu_memory_mib, train.tf32 */
@@ -118,6 +121,21 @@ tb_status tb_run_config_check(const tb_run_config *rc, tb_err *err);
  * writable directory). TB_EINVAL naming field and path otherwise. */
 tb_status tb_run_check_dir(const char *field, const char *path, tb_err *err);
 tb_status tb_run_check_outputs(const tb_run *run, const char *run_field, int force, tb_err *err);
+/* The task cache (store/task_cache.h) the run reads prepared data from and
+ * writes them to: a folder (created when first used), or NULL, "" or "off"
+ * for none (the default). TB_EINVAL for a path too long. Never written into
+ * the configuration: a placement, like the run file's path. */
+tb_status tb_run_set_task_cache(tb_run *run, const char *dir, tb_err *err);
+/* The task's prepared data into run->task: read from the task cache when the
+ * run has one and an entry for its key is there; else opened with the plugin
+ * (checked against what it declared) and prepared, then written to the cache
+ * (a write that fails, e.g. on a full disk, is a warning: the run goes on).
+ * Runs that miss at once wait for the first to write. tb_run_prepare calls it. */
+tb_status tb_run_load_task(tb_run *run, tb_err *err);
+/* The key of the run's prepared data (task_load.c lists what it holds),
+ * malloc'd; NULL with the reason in why when none can be made (e.g. an input
+ * folder too large to tell a change). */
+char *tb_run_task_cache_key(const tb_run *run, char *why, size_t why_cap);
 /* Loads the task, builds and initialises the model (init_from, freeze). */
 tb_status tb_run_prepare(tb_run *run, tb_err *err);
 /* Trains, evaluates on the test split and writes the run file. hooks may be

@@ -21,7 +21,8 @@
 
 static const char *const study_keys[] = {"title",  "briefing", "archive",         "budget_minutes", "final_seeds",
                                          "slots", "threads_per_run", "max_active", "gpus", "runs_per_gpu",
-                                         "gpu_memory_mib", "show_result", "executor"};
+                                         "gpu_memory_mib", "show_result", "executor",
+                                         "task_cache"};
 
 tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err)
 {
@@ -47,6 +48,16 @@ tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const t
     if (strlen(v) >= sizeof st->archive)
         return tb_fail(err, TB_EINVAL, "study.archive is longer than %zu characters", sizeof st->archive - 1);
     tb_copy_str(st->archive, sizeof st->archive, v);
+    /* the task cache: a folder, off, or (absent) the archive's cache/ (tb_study_open fills it in) */
+    if ((r = tb_config_string(cfg, "study", "task_cache", NULL, &v, err))) return r;
+    if (v && !*v)
+        return tb_fail(err, TB_EINVAL, "study.task_cache = \"\" is empty; allowed: a folder path, or off (default: "
+                       "ARCHIVE/cache)");
+    if (v && strlen(v) >= sizeof st->task_cache)
+        return tb_fail(err, TB_EINVAL, "study.task_cache is longer than %zu characters; allowed: a folder path, or off",
+                       sizeof st->task_cache - 1);
+    st->task_cache_default = !v;
+    if (v && strcmp(v, "off") != 0) tb_copy_str(st->task_cache, sizeof st->task_cache, v);
     double minutes;
     if ((r = tb_config_double(cfg, "study", "budget_minutes", 120, 0.01, 100000, &minutes, err))) return r;
     st->budget_s = minutes * 60.0;
@@ -110,15 +121,10 @@ static tb_status probe_task(tb_study *s, tb_err *err)
     /* a placeholder optimizer when [train] has none: only the task matters here */
     if (!tb_config_get(c, "train", "optimizer")) tb_config_set(c, "train.optimizer", "sgd", NULL);
     tb_run run;
-    if ((st = tb_run_configure(&run, c, err)) == TB_OK) {
-        tb_task_data raw;
-        memset(&raw, 0, sizeof raw);
-        if ((st = tb_plugin_open_task(run.task_plugin, run.task_args, &raw, err)) == TB_OK &&
-            (st = tb_task_prepare(&run.task, &raw, &run.task_opt, err)) == TB_OK) {
-            run.task_loaded = 1;
-            s->st.train_count = run.task.train.count;
-        }
-    }
+    /* through the task cache: the runs with the probe's task settings (the participants') then read it */
+    if ((st = tb_run_configure(&run, c, err)) == TB_OK && (st = tb_run_set_task_cache(&run, s->st.task_cache, err)) == TB_OK &&
+        (st = tb_run_load_task(&run, err)) == TB_OK)
+        s->st.train_count = run.task.train.count;
     tb_run_free(&run);
     tb_config_free(c);
     return st;
@@ -229,6 +235,11 @@ tb_status tb_study_open_opts(const tb_config *cfg, const char *archive_dir, cons
     char made[STUDY_PATH_CAP] = "";
     if ((st = tb_study_settings_load(&s->st, &s->space, cfg, err)) != TB_OK) goto fail;
     if (archive_dir && *archive_dir) tb_copy_str(s->st.archive, sizeof s->st.archive, archive_dir);
+    if (s->st.task_cache_default &&
+        snprintf(s->st.task_cache, sizeof s->st.task_cache, "%s/cache", s->st.archive) >= (int)sizeof s->st.task_cache) {
+        st = tb_fail(err, TB_EINVAL, "study.archive is too long for its task cache folder %s/cache", s->st.archive);
+        goto fail;
+    }
     for (int h = 0; h < TB_HP_COUNT; h++) tb_space_describe(&s->space, (tb_hp)h, s->hp_allowed[h], sizeof s->hp_allowed[h]);
     study_hp_readers(s);
     study_environment(s->environment, sizeof s->environment);
@@ -291,6 +302,8 @@ fail:
     s->exec = NULL;
     tb_journal_close(s->journal);
     if (s->archive) tb_archive_close(s->archive, NULL);
+    /* the default task cache inside a study that did not open: taken back with it when empty */
+    if (made[0] && s->st.task_cache_default) (void)rmdir(s->st.task_cache);
     undo_dirs(s->st.archive, made);
     study_free(s);
     return st;

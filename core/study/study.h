@@ -16,6 +16,7 @@
  *   executor = process          ; process: each run in a child process; threads: in this
  *                               ; process; slurm: a Slurm job per run ([slurm], docs/cluster.md)
  *   threads_per_run = 0         ; CPU threads per run (0: cores / slots)
+ *   task_cache = DIR|off        ; the runs' shared prepared task data (default ARCHIVE/cache)
  *   max_active = 0              ; participants whose clock may run at once (0: slots)
  *   show_result = false         ; participants see their final test accuracy at the end
  *
@@ -78,6 +79,9 @@ typedef struct tb_study_settings {
     int show_result;   /* [study] show_result: participants see their final test accuracy */
     tb_executor_kind executor;  /* [study] executor: threads, process (the default) or slurm */
     tb_slurm_settings slurm;    /* [slurm], for the slurm executor */
+    char task_cache[1024]; /* [study] task_cache: the runs' shared task cache folder ("": off); absent:
+                            * ARCHIVE/cache, filled in when the study opens (task_cache_default) */
+    int task_cache_default;
 } tb_study_settings;
 
 /* Reads [study] and [space] (errors name key, value and what is allowed). */

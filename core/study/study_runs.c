@@ -97,6 +97,7 @@ static tb_status job_prepare(tb_study *s, const char *kind, const participant *p
     else if (tb_job_run_file(s->archive, pj->run_id, pj->job->run_path, sizeof pj->job->run_path) != 0)
         st = tb_fail(err, TB_EINVAL, "archive %s: run file path for %s is too long", tb_archive_dir(s->archive),
                      pj->run_id);
+    else tb_copy_str(pj->job->cache_dir, sizeof pj->job->cache_dir, s->st.task_cache);
     if (st != TB_OK) job_abandon(pj, err->msg);
     return st;
 }

@@ -864,7 +864,10 @@ tb_status tb_sweep_execute(tb_sweep *sw, tb_archive *a, tb_executor *ex, const a
         }
         tb_job *job = cfg ? tb_job_new_parsed(r->run_id, r->ini, cfg, &conf, TB_SWEEP_PRIORITY, &out)
                           : tb_job_new(r->run_id, r->ini, TB_SWEEP_PRIORITY, &out);
-        if (job) tb_job_run_file(a, r->run_id, job->run_path, sizeof job->run_path); /* fits: tb_job_record checked */
+        if (job) {
+            tb_job_run_file(a, r->run_id, job->run_path, sizeof job->run_path); /* fits: tb_job_record checked */
+            tb_copy_str(job->cache_dir, sizeof job->cache_dir, sw->task_cache);
+        }
         pthread_mutex_lock(&x.mu);
         e->submitted = 1;
         e->job = job;

@@ -72,6 +72,8 @@ typedef struct tb_sweep {
     int n_runs;
     tb_sweep_run *runs;    /* configuration-major, then seed, then fold */
     double created_s;      /* UTC */
+    char task_cache[1024]; /* the task cache folder every run's job gets (tb_job cache_dir); "": none.
+                            * Set by the caller (tunebench sweep: ARCHIVE/cache unless --task-cache) */
 } tb_sweep;
 
 /* The sections of cfg a run reads, as INI text (*out malloc'd): a study

@@ -36,12 +36,13 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 6 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+#define TB_PLUGIN_ABI_MINOR 7 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
                                  3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release);
                                  4: tb_study_api version 2 (submission_note);
                                  5: tb_study_api version 3 (enums, sized snapshots, curves, the organiser's view);
                                  6: tb_host_api version 5 (tanh, sigmoid, leaky ReLU, GELU, identity,
-                                    BatchNorm1d; the PyTorch-style builder: option structs, Sequential indices) */
+                                    BatchNorm1d; the PyTorch-style builder: option structs, Sequential indices);
+                                 7: the task descriptor's optional describe_task (tb_task_shape) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -241,6 +242,15 @@ typedef struct tb_task_data {
      * given or read; the host logs it and records it in the run file */
     int classes_guessed;
 } tb_task_data;
+
+/* What a task declares before loading (describe_task, ABI minor 7): the
+ * channels, height, width and class count open_task will return, as far as
+ * the options tell them without reading the data; 0 for what they do not
+ * (e.g. a class count guessed from the labels). */
+typedef struct tb_task_shape {
+    int channels, height, width;
+    int classes;
+} tb_task_shape;
 
 /* ---- the host's services ------------------------------------------------------ */
 
@@ -662,7 +672,16 @@ typedef struct tb_plugin_descriptor {
     /* TB_PLUGIN_FRONTEND: what the front end does (see tb_frontend_api). */
     const tb_frontend_api *frontend;
 
-    void *reserved[8]; /* zero; room to grow without changing the size check of older hosts */
+    /* TB_PLUGIN_TASK, optional (ABI minor 7; NULL in older plugins, whose
+     * reserved slot it takes): fills *out (zeroed by the host) with the shape
+     * and class count open_task will return, from the options alone, cheaply
+     * (a file's header at most, never the samples), so the host can build the
+     * model and report a mismatch before the data loads. Leave 0 what cannot
+     * be known without loading. The host checks open_task's data against it. */
+    tb_status (*describe_task)(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen);
+
+    void *reserved[7]; /* zero; room to grow without changing the size check of older hosts */
 } tb_plugin_descriptor;
 
 typedef const tb_plugin_descriptor *(*tb_plugin_entry_fn)(void);

@@ -176,12 +176,15 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
     char trace[256] = "";
     int h = in->height, w = in->width;
     trace_add(trace, sizeof trace, "", h, w);
+    /* the state_dict index of block b's convolution, as the builder below numbers the modules */
+    const int per_block = 2 + (batch_norm != 0) + (pooled != 0) + (conv_dropout > 0);
     for (int b = 0; b < depth; b++) {
         if (h + 2 * pad < kernel || w + 2 * pad < kernel) {
             snprintf(msg, sizeof msg,
-                     "block %d of %d: its %dx%d convolution (padding %d) gets a %dx%d feature map and would leave "
-                     "nothing; use fewer blocks, more padding, a smaller kernel_size or a larger input (sizes: %s)",
-                     b + 1, depth, kernel, kernel, pad, h, w, trace);
+                     "layer features.%d (block %d of %d): its %dx%d convolution (padding %d) gets a %dx%d feature map "
+                     "and would leave nothing; use fewer blocks, more padding, a smaller kernel_size or a larger "
+                     "input (sizes: %s)",
+                     b * per_block, b + 1, depth, kernel, kernel, pad, h, w, trace);
             return fail(err, errlen, TB_EINVAL, msg);
         }
         h = (h + 2 * pad - kernel) / stride + 1;
@@ -190,9 +193,11 @@ static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args
         if (pooled) {
             if (h < pool_size || w < pool_size) {
                 snprintf(msg, sizeof msg,
-                         "block %d of %d: its %dx%d %s pooling gets a %dx%d feature map and would make it empty; "
-                         "use fewer blocks, a smaller pool_size, pooling = none or a larger input (sizes: %s)",
-                         b + 1, depth, pool_size, pool_size, pool_names[pooling], h, w, trace);
+                         "layer features.%d (block %d of %d): its %dx%d %s pooling gets a %dx%d feature map and "
+                         "would make it empty; use fewer blocks, a smaller pool_size, pooling = none or a larger "
+                         "input (sizes: %s)",
+                         b * per_block + 2 + (batch_norm != 0), b + 1, depth, pool_size, pool_size,
+                         pool_names[pooling], h, w, trace);
                 return fail(err, errlen, TB_EINVAL, msg);
             }
             h /= pool_size;

@@ -238,6 +238,17 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     return TB_OK;
 }
 
+/* Always 3x32x32, 10 classes (the binary release's fixed record size). */
+static tb_status describe_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen)
+{
+    (void)host, (void)args, (void)err, (void)errlen;
+    out->channels = CHANNELS;
+    out->height = out->width = SIDE;
+    out->classes = CLASSES;
+    return TB_OK;
+}
+
 static const tb_plugin_descriptor descriptor = {
     TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
@@ -249,6 +260,7 @@ static const tb_plugin_descriptor descriptor = {
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .open_task = open_task,
+    .describe_task = describe_task,
 };
 
 TB_PLUGIN_DEFINE_ENTRY(descriptor)

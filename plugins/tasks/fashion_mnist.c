@@ -268,6 +268,17 @@ done:
     return st;
 }
 
+/* Always 1x28x28, 10 classes (idx_open refuses other sizes). */
+static tb_status describe_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen)
+{
+    (void)host, (void)args, (void)err, (void)errlen;
+    out->channels = 1;
+    out->height = out->width = SIDE;
+    out->classes = CLASSES;
+    return TB_OK;
+}
+
 static const tb_plugin_descriptor descriptor = {
     TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
@@ -279,6 +290,7 @@ static const tb_plugin_descriptor descriptor = {
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .open_task = open_task,
+    .describe_task = describe_task,
 };
 
 TB_PLUGIN_DEFINE_ENTRY(descriptor)

@@ -691,6 +691,48 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     return st;
 }
 
+/* The shape from x's dataspace (the file's metadata, not the samples); the
+ * class count from the option classes, else from class_names' length, else
+ * unknown (0: guessed from the labels when they load). Whatever cannot be
+ * read here is left 0 and reported by open_task as usual. */
+static tb_status describe_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen)
+{
+    (void)err, (void)errlen;
+    const char *path = host->arg_string(args, "path");
+    int64_t classes = host->arg_int(args, "classes");
+    if (classes > 0) out->classes = (int)classes;
+    struct stat sb;
+    if (!path || !*path || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return TB_OK;
+    H5E_auto2_t old_func = NULL;
+    void *old_data = NULL;
+    H5Eget_auto2(H5E_DEFAULT, &old_func, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (file >= 0) {
+        char ignored[8];
+        dset x, names;
+        if (dset_open(file, path, host->arg_string(args, "x"), &x, ignored, sizeof ignored) == 1) {
+            if (x.rank == 4 && x.dims[1] >= 1 && x.dims[1] <= 4 && x.dims[2] >= 1 && x.dims[2] <= MAX_SIDE &&
+                x.dims[3] >= 1 && x.dims[3] <= MAX_SIDE) {
+                out->channels = (int)x.dims[1];
+                out->height = (int)x.dims[2];
+                out->width = (int)x.dims[3];
+            }
+            dset_close(&x);
+        }
+        if (classes == 0 &&
+            dset_open(file, path, host->arg_string(args, "class_names"), &names, ignored, sizeof ignored) == 1) {
+            if (names.rank == 1 && names.dims[0] >= 1 && names.dims[0] <= MAX_CLASSES)
+                out->classes = (int)names.dims[0];
+            dset_close(&names);
+        }
+        H5Fclose(file);
+    }
+    H5Eset_auto2(H5E_DEFAULT, old_func, old_data);
+    return TB_OK;
+}
+
 static const tb_plugin_descriptor descriptor = {
     TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
@@ -702,6 +744,7 @@ static const tb_plugin_descriptor descriptor = {
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .open_task = open_task,
+    .describe_task = describe_task,
 };
 
 TB_PLUGIN_DEFINE_ENTRY(descriptor)

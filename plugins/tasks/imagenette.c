@@ -1467,6 +1467,17 @@ fail:
     return st;
 }
 
+/* 3 x resolution x resolution (Resize + CenterCrop); the class count is the
+ * number of class folders, which only the load counts: left unknown (0). */
+static tb_status describe_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen)
+{
+    (void)err, (void)errlen;
+    out->channels = 3;
+    out->height = out->width = (int)host->arg_int(args, "resolution");
+    return TB_OK;
+}
+
 static const tb_plugin_descriptor descriptor = {
     TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
@@ -1478,6 +1489,7 @@ static const tb_plugin_descriptor descriptor = {
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .open_task = open_task,
+    .describe_task = describe_task,
 };
 
 TB_PLUGIN_DEFINE_ENTRY(descriptor)

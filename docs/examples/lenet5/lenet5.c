@@ -31,7 +31,7 @@ static const tb_plugin_option options[] = {
 static tb_status build_model(const tb_host_api *host, const tb_plugin_args *args, const tb_model_input *in,
                              tb_net **out, char *err, size_t errlen)
 {
-    /* The loader refuses this plugin (built with ABI minor 6) on a host
+    /* The loader refuses this plugin (built with ABI minor 6 or later) on a host
      * older than host API version 5, so every call below exists. */
     const int padding = (int)host->arg_int(args, "padding");
     tb_net *net = host->net_new(in->channels, in->height, in->width);

@@ -93,6 +93,19 @@ static tb_status open_task(const tb_host_api *host, const tb_plugin_args *args, 
     return TB_OK;
 }
 
+/* What open_task will return, from the options alone (ABI minor 7): the host
+ * builds the model on it before any data is made, so a model that does not fit
+ * 1x8x8 images of 2 classes is reported at once. */
+static tb_status describe_task(const tb_host_api *host, const tb_plugin_args *args, tb_task_shape *out, char *err,
+                               size_t errlen)
+{
+    (void)host, (void)args, (void)err, (void)errlen;
+    out->channels = 1;
+    out->height = out->width = 8;
+    out->classes = 2;
+    return TB_OK;
+}
+
 static const tb_plugin_descriptor descriptor = {
     TB_PLUGIN_ABI,
     .kind = TB_PLUGIN_TASK,
@@ -103,6 +116,7 @@ static const tb_plugin_descriptor descriptor = {
     .options = options,
     .n_options = (int)(sizeof options / sizeof options[0]),
     .open_task = open_task,
+    .describe_task = describe_task,
 };
 
 TB_PLUGIN_DEFINE_ENTRY(descriptor)
