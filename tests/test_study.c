@@ -6,6 +6,7 @@
  * on), and the tables of study.h5 read back with the HDF5 C API alone. */
 #include <hdf5.h>
 #include <math.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,38 @@ static int h5_f64(const char *file, const char *path, double *out, int max)
 }
 
 /* ---- tests ------------------------------------------------------------------------------------ */
+
+/* Machine participants (a tuner front end's): their own ids and education, consented at once; people
+ * cannot claim the education. */
+START_TEST(machines_register_as_machines)
+{
+    tb_config *cfg = study_config("machines", NULL);
+    tb_study *s = open_study(cfg, NULL);
+    const tb_study_api *api = tb_study_api_get(s);
+    ck_assert_uint_ge(api->size, offsetof(tb_study_api, register_machine) + sizeof api->register_machine);
+    ck_assert_int_ge(api->version, 4);
+    char id[64], id2[64], err[512];
+    ck_assert_msg(api->register_machine(api->study, "random", id, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_str_eq(id, "tuner-random-1");
+    ck_assert_msg(api->register_machine(api->study, "random", id2, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_str_eq(id2, "tuner-random-2");
+    tb_fe_state st;
+    ck_assert(api->participant_info(api->study, id, &st, sizeof st, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(st.education, "machine");
+    ck_assert_str_eq(st.state, "consented");
+    ck_assert(isnan(st.dl_months));
+    int admitted = -1;
+    ck_assert_msg(api->enter(api->study, id, &admitted, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_int_eq(admitted, 1);
+    ck_assert_int_eq(api->register_machine(api->study, "no spaces", id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "strategy") && strstr(err, "no spaces"), "%s", err);
+    tb_fe_participant person = {.education = "machine", .dl_months = 3, .programming_months = NAN, .ml_months = NAN};
+    ck_assert_int_eq(api->register_participant(api->study, &person, id, err, sizeof err), TB_EINVAL);
+    ck_assert_msg(strstr(err, "machine") && strstr(err, "doctorate"), "%s", err);
+    close_study(s, 0);
+    tb_config_free(cfg);
+}
+END_TEST
 
 START_TEST(registration_is_validated)
 {
@@ -921,7 +954,7 @@ START_TEST(the_organiser_sees_the_study_and_curves_survive_a_reopen)
     tb_config *cfg = study_config("organiser", NULL);
     tb_study *s = open_study(cfg, NULL);
     const tb_study_api *api = tb_study_api_get(s);
-    ck_assert_int_eq(api->version, 3);
+    ck_assert_int_ge(api->version, 3);
     ck_assert_uint_eq(api->size, sizeof(tb_study_api));
     /* which optimizers read what: momentum is optimizer-specific, epochs is everyone's */
     ck_assert_str_eq(api->hp_readers(api->study, tb_hp_index("epochs")), "");
@@ -1070,6 +1103,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, registration_is_validated);
+    tcase_add_test(tc, machines_register_as_machines);
     tcase_add_test(tc, a_participant_tunes_and_finishes);
     tcase_add_test(tc, the_lobby_admits_as_many_as_there_are_slots);
     tcase_add_test(tc, the_budget_runs_out);

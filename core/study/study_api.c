@@ -84,6 +84,9 @@ static int education_level(const char *name, char out[32])
     return -1;
 }
 
+static tb_status register_checked(tb_study *s, const tb_fe_participant *in, const char *edu, const char *strategy,
+                                  char id_out[64], char *err, size_t errlen);
+
 static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_out[64], char *err, size_t errlen)
 {
     if (!in) return fail_buf(err, errlen, TB_EINVAL, "no participant given");
@@ -105,6 +108,15 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
     if (in->self_level < 0 || in->self_level > 5)
         return fail_buf(err, errlen, TB_EINVAL, "self_level = %d is outside the allowed range [1, 5] (0: not given)",
                         in->self_level);
+    return register_checked(s, in, edu, NULL, id_out, err, errlen);
+}
+
+/* Registers a participant whose fields were checked (edu: the canonical
+ * education; strategy: a machine participant's, NULL for a person, whose id
+ * is then in->id or the next "p%03d"). */
+static tb_status register_checked(tb_study *s, const tb_fe_participant *in, const char *edu, const char *strategy,
+                                  char id_out[64], char *err, size_t errlen)
+{
     pthread_mutex_lock(&s->mu);
     if (s->closing || !s->admitting) {
         pthread_mutex_unlock(&s->mu);
@@ -112,7 +124,12 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
                         : "the study is not admitting new participants (the organiser stopped admission)");
     }
     char id[64];
-    if (in->id && *in->id) {
+    if (strategy) {
+        for (int k = 1;; k++) { /* "tuner-": how analyses tell machines apart (core/analysis/study_data.c) */
+            snprintf(id, sizeof id, "tuner-%s-%d", strategy, k);
+            if (study_find_participant(s, id) < 0) break;
+        }
+    } else if (in->id && *in->id) {
         if (!tb_archive_valid_name(in->id, 63)) {
             pthread_mutex_unlock(&s->mu);
             return fail_buf(err, errlen, TB_EINVAL,
@@ -141,6 +158,7 @@ static tb_status api_register(tb_study *s, const tb_fe_participant *in, char id_
         rec_f64(&b, "programming_months", in->programming_months);
         rec_f64(&b, "ml_months", in->ml_months);
         rec_i64(&b, "self_level", in->self_level);
+        if (strategy) rec_str(&b, "strategy", strategy);
         st = study_commit(s, REC_REGISTER, &b, tb_utc_now(), 1, &e);
     }
     if (st != TB_OK) {
@@ -165,6 +183,25 @@ static int lock_participant(tb_study *s, const char *id, char *err, size_t errle
         else fail_buf(err, errlen, TB_EINVAL, "participant \"%s\" is not registered", id ? id : "");
     }
     return pi;
+}
+
+static tb_status api_consent(tb_study *s, const char *id, char *err, size_t errlen);
+
+/* A machine participant: education "machine", no experience figures, the
+ * strategy in its registration record; consented at once (nobody reads a
+ * briefing). */
+static tb_status api_register_machine(tb_study *s, const char *strategy, char id_out[64], char *err, size_t errlen)
+{
+    if (!strategy || !*strategy || strlen(strategy) > 24 || !tb_archive_valid_name(strategy, 24) ||
+        strchr(strategy, '.'))
+        return fail_buf(err, errlen, TB_EINVAL, "strategy = \"%s\" is not allowed; allowed: 1 to 24 of A-Z a-z 0-9 _ -",
+                        strategy ? strategy : "");
+    tb_fe_participant p = {.education = "machine", .dl_months = NAN, .programming_months = NAN, .ml_months = NAN};
+    char id[64];
+    tb_status st = register_checked(s, &p, "machine", strategy, id, err, errlen);
+    if (st == TB_OK) st = api_consent(s, id, err, errlen);
+    if (st == TB_OK && id_out) tb_copy_str(id_out, 64, id);
+    return st;
 }
 
 static tb_status api_consent(tb_study *s, const char *id, char *err, size_t errlen)
@@ -899,6 +936,7 @@ void study_fill_api(tb_study *s)
     a->education_levels = api_education;
     a->comments = api_comments;
     a->register_participant = api_register;
+    a->register_machine = api_register_machine;
     a->consent = api_consent;
     a->enter = api_enter;
     a->pause = api_pause;

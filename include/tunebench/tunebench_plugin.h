@@ -36,13 +36,14 @@ extern "C" {
 #endif
 
 #define TB_PLUGIN_ABI_MAJOR 1
-#define TB_PLUGIN_ABI_MINOR 7 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
+#define TB_PLUGIN_ABI_MINOR 8 /* 1: tb_host_api version 2 (task_data_free); 2: version 3 (nearest);
                                  3: tb_task_data's pixels_f32 and classes_guessed, version 4 (task_data_release);
                                  4: tb_study_api version 2 (submission_note);
                                  5: tb_study_api version 3 (enums, sized snapshots, curves, the organiser's view);
                                  6: tb_host_api version 5 (tanh, sigmoid, leaky ReLU, GELU, identity,
                                     BatchNorm1d; the PyTorch-style builder: option structs, Sequential indices);
-                                 7: the task descriptor's optional describe_task (tb_task_shape) */
+                                 7: the task descriptor's optional describe_task (tb_task_shape);
+                                 8: tb_study_api version 4 (register_machine) */
 #define TB_PLUGIN_ENTRY_SYMBOL "tunebench_plugin_entry"
 
 #if defined(__GNUC__)
@@ -399,7 +400,8 @@ typedef struct tb_model_input {
  * the same protocol and records the same things. All functions are
  * thread-safe; those taking err write one line there on failure. */
 
-#define TB_STUDY_API_VERSION 3 /* 2: submission_note; 3: enums, sized snapshots, curves, organiser */
+#define TB_STUDY_API_VERSION 4 /* 2: submission_note; 3: enums, sized snapshots, curves, organiser;
+                                  4: register_machine */
 #define TB_STUDY_HP_COUNT 15 /* the paper's 15 hyperparameters, Table 1's order */
 
 /* A hyperparameter's type (tb_fe_hp.type). */
@@ -629,6 +631,14 @@ typedef struct tb_study_api {
     /* Packs the archive into one HDF5 file at out_path (written to a temporary
      * name, then renamed; what the live files show at this moment). */
     tb_status (*export_archive)(tb_study *s, const char *out_path, char *err, size_t errlen);
+
+    /* Version 4 (ABI minor 8). */
+    /* Registers a machine participant (a tuner front end's): id
+     * "tuner-<strategy>-<n>" (the first free n) into id_out, education
+     * "machine" (people cannot register with it), no experience figures, the
+     * strategy kept in its registration record; consented at once. strategy:
+     * 1 to 24 of A-Z a-z 0-9 _ -. */
+    tb_status (*register_machine)(tb_study *s, const char *strategy, char id_out[64], char *err, size_t errlen);
 } tb_study_api;
 
 /* What a front-end plugin provides (its descriptor's `frontend`). */
