@@ -53,15 +53,19 @@ static void stop_study(void *user, int sig)
 static void study_usage(FILE *f)
 {
     fprintf(f,
-            "usage: tunebench study CONFIG [--frontend NAME] [--script FILE] [--archive DIR] [--set k=v]...\n"
+            "usage: tunebench study CONFIG [--frontend NAME]... [--script FILE] [--archive DIR] [--set k=v]...\n"
             "                       [--plugin-path P] [--no-wait] [--accept-journal-loss]\n\n"
             "Runs a tuning study (docs/study.md): participants register, tune the 15 hyperparameters of\n"
             "CONFIG's [space] within their time budget, and choose a final configuration, which is retrained\n"
             "once per final seed and scored on the test split. Everything goes to the study's archive\n"
             "([study] archive, or --archive); running the same command again continues the study after a\n"
             "crash or a stop.\n\n"
-            "  --frontend NAME   the front-end plugin (default: cli); its options come from CONFIG's [NAME]\n"
-            "  --script FILE     the cli front end reads commands from FILE ('-': standard input)\n"
+            "  --frontend NAME   a front-end plugin (default: cli); its options come from CONFIG's [NAME].\n"
+            "                    Repeatable: several front ends serve one study at once, e.g. --frontend http\n"
+            "                    --frontend tuner (people in a browser beside machine participants); the\n"
+            "                    session ends when every one has returned. [study] machine_participants adds\n"
+            "                    the tuner front end (docs/tuners.md)\n"
+            "  --script FILE     the first front end reads its script from FILE (cli: commands; '-': standard input)\n"
             "  --archive DIR     overrides [study] archive\n"
             "  --set k=v         overrides a configuration value (repeatable)\n"
             "  --plugin-path P   an extra plugin file or directory, searched first\n"
@@ -145,10 +149,53 @@ static tb_status check_study_sections(const tb_config *cfg, const tb_plugin_regi
     return st;
 }
 
+/* ---- several front ends at once ------------------------------------------------------------- */
+
+#define MAX_FRONTENDS 8
+
+typedef struct frontend_run {
+    const tb_plugin *fe;
+    tb_plugin_args *args;
+    const tb_study_api *api;
+    pthread_t thread;
+    int started;
+    tb_status st;
+    tb_err err;
+} frontend_run;
+
+static void *frontend_main(void *arg)
+{
+    frontend_run *r = arg;
+    r->st = tb_plugin_run_frontend(r->fe, r->api, r->args, &r->err);
+    return NULL;
+}
+
+/* [study] machine_participants = random:2, asha:1 is the tuner front end's
+ * participants option (docs/tuners.md): the tuner joins the front ends and
+ * gets the value, unless [tuner] participants says otherwise (refused). */
+static tb_status add_machine_participants(tb_config *cfg, const char **frontends, int *n_fe, tb_err *err)
+{
+    const char *spec = tb_config_get(cfg, "study", "machine_participants");
+    if (!spec || !*spec) return TB_OK;
+    const char *own = tb_config_get(cfg, "tuner", "participants");
+    if (own && strcmp(own, spec) != 0)
+        return tb_fail(err, TB_EINVAL, "study.machine_participants = '%s' and tuner.participants = '%s' disagree: "
+                       "give the machine participants in one place", spec, own);
+    tb_status st = tb_config_set(cfg, "tuner.participants", spec, err);
+    if (st != TB_OK) return st;
+    for (int i = 0; i < *n_fe; i++)
+        if (!strcmp(frontends[i], "tuner")) return TB_OK;
+    if (*n_fe == 0) frontends[(*n_fe)++] = "cli"; /* the people's front end stays the default */
+    if (*n_fe == MAX_FRONTENDS) return tb_fail(err, TB_EINVAL, "too many front ends");
+    frontends[(*n_fe)++] = "tuner";
+    return TB_OK;
+}
+
 int tb_cmd_study(int argc, char **argv)
 {
-    const char *config = NULL, *frontend = "cli", *script = NULL, *archive = NULL, *plugin_path = NULL;
-    int no_wait = 0, n_sets = 0;
+    const char *config = NULL, *script = NULL, *archive = NULL, *plugin_path = NULL;
+    const char *frontends[MAX_FRONTENDS + 1] = {NULL};
+    int no_wait = 0, n_sets = 0, n_fe = 0;
     tb_study_options opts = {0};
     char **sets = calloc((size_t)argc + 1, sizeof *sets);
     if (!sets) return TB_EXIT_FAILED;
@@ -176,7 +223,13 @@ int tb_cmd_study(int argc, char **argv)
             config = a;
             continue;
         }
-        const char **dst = !strcmp(a, "--frontend") ? &frontend : !strcmp(a, "--script") ? &script
+        const int fe_arg = !strcmp(a, "--frontend");
+        if (fe_arg && n_fe == MAX_FRONTENDS) {
+            fprintf(stderr, "tunebench: --frontend given more than %d times\n", MAX_FRONTENDS);
+            free(sets);
+            return TB_EXIT_USAGE;
+        }
+        const char **dst = fe_arg ? &frontends[n_fe++] : !strcmp(a, "--script") ? &script
                          : !strcmp(a, "--archive") ? &archive : !strcmp(a, "--plugin-path") ? &plugin_path : NULL;
         const char *v;
         if (!dst && strcmp(a, "--set") != 0) {
@@ -200,24 +253,34 @@ int tb_cmd_study(int argc, char **argv)
     tb_err err = {{0}};
     int code = TB_EXIT_USAGE;
     tb_plugin_registry reg = {0};
-    tb_plugin_args *args = NULL;
+    frontend_run fes[MAX_FRONTENDS];
+    memset(fes, 0, sizeof fes);
     tb_study *study = NULL;
     tb_config *cfg = tb_cmd_load_config(NULL, config, n_sets, sets, NULL, plugin_path);
     if (!cfg) {
         free(sets);
         return TB_EXIT_USAGE;
     }
+    if (add_machine_participants(cfg, frontends, &n_fe, &err) != TB_OK) goto fail;
+    if (n_fe == 0) frontends[n_fe++] = "cli";
+    for (int i = 0; i < n_fe; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(frontends[i], frontends[j])) {
+                tb_fail(&err, TB_EINVAL, "--frontend %s is given twice (each front end serves the whole study once)",
+                        frontends[i]);
+                goto fail;
+            }
     char key[128];
-    snprintf(key, sizeof key, "%s.script", frontend);
+    snprintf(key, sizeof key, "%s.script", frontends[0]);
     if (script && tb_config_set(cfg, key, script, &err) != TB_OK) goto fail;
 
-    /* the front end first: a typo there should not cost a data load */
-    const tb_plugin *fe = NULL;
-    if (tb_plugins_discover(&reg, tb_config_get(cfg, "plugins", "path"), &err) != TB_OK ||
-        tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, frontend, &fe, &err) != TB_OK)
-        goto fail;
-    if (check_study_sections(cfg, &reg, frontend, &err) != TB_OK) goto fail;
-    if (tb_plugin_args_resolve(fe, cfg, frontend, &args, &err) != TB_OK) goto fail;
+    /* the front ends first: a typo there should not cost a data load */
+    if (tb_plugins_discover(&reg, tb_config_get(cfg, "plugins", "path"), &err) != TB_OK) goto fail;
+    for (int i = 0; i < n_fe; i++)
+        if (tb_plugin_find(&reg, TB_PLUGIN_FRONTEND, frontends[i], &fes[i].fe, &err) != TB_OK) goto fail;
+    if (check_study_sections(cfg, &reg, frontends[0], &err) != TB_OK) goto fail;
+    for (int i = 0; i < n_fe; i++)
+        if (tb_plugin_args_resolve(fes[i].fe, cfg, frontends[i], &fes[i].args, &err) != TB_OK) goto fail;
 
     /* the archive's place before the study loads any data */
     const char *dir = archive ? archive : tb_config_get(cfg, "study", "archive");
@@ -239,12 +302,25 @@ int tb_cmd_study(int argc, char **argv)
     tb_cmd_signals sig;
     tb_cmd_signals_catch(&sig, &(tb_cmd_signal_opts){.note = note_signal, .act = stop_study});
 
-    tb_err fe_err = {{0}};
     code = TB_EXIT_OK;
-    if (tb_plugin_run_frontend(fe, tb_study_api_get(study), args, &fe_err) != TB_OK && !atomic_load(&stopped_by)) {
-        fprintf(stderr, "tunebench: %s\n", fe_err.msg); /* names the front end */
-        code = TB_EXIT_FAILED;
+    /* the first front end in this thread (a terminal's Ctrl-C is its), the others beside it */
+    for (int i = 1; i < n_fe; i++) {
+        fes[i].api = tb_study_api_get(study);
+        fes[i].started = pthread_create(&fes[i].thread, NULL, frontend_main, &fes[i]) == 0;
+        if (!fes[i].started) {
+            fes[i].st = TB_ENOMEM;
+            snprintf(fes[i].err.msg, sizeof fes[i].err.msg, "front end %s: cannot start its thread", frontends[i]);
+        }
     }
+    fes[0].api = tb_study_api_get(study);
+    frontend_main(&fes[0]);
+    for (int i = 1; i < n_fe; i++)
+        if (fes[i].started) pthread_join(fes[i].thread, NULL);
+    for (int i = 0; i < n_fe; i++)
+        if (fes[i].st != TB_OK && !atomic_load(&stopped_by)) {
+            fprintf(stderr, "tunebench: %s\n", fes[i].err.msg); /* names the front end */
+            code = TB_EXIT_FAILED;
+        }
 
     /* final evaluations go on after the front end is done */
     int pending = tb_study_finals_pending(study), interrupted = 0;
@@ -277,7 +353,7 @@ int tb_cmd_study(int argc, char **argv)
         if (code == TB_EXIT_OK) code = TB_EXIT_INTERRUPTED;
     }
     if (interrupted) fprintf(stderr, "tunebench: final evaluations stopped; they resume when the study is opened again\n");
-    tb_plugin_args_free(args);
+    for (int i = 0; i < n_fe; i++) tb_plugin_args_free(fes[i].args);
     tb_plugins_free(&reg);
     tb_config_free(cfg);
     free(sets);
@@ -285,7 +361,7 @@ int tb_cmd_study(int argc, char **argv)
 
 fail:
     fprintf(stderr, "tunebench: %s\n", err.msg);
-    tb_plugin_args_free(args);
+    for (int i = 0; i < n_fe; i++) tb_plugin_args_free(fes[i].args);
     tb_plugins_free(&reg);
     tb_config_free(cfg);
     free(sets);

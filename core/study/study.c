@@ -22,7 +22,7 @@
 static const char *const study_keys[] = {"title",  "briefing", "archive",         "budget_minutes", "final_seeds",
                                          "slots", "threads_per_run", "max_active", "gpus", "runs_per_gpu",
                                          "gpu_memory_mib", "show_result", "executor",
-                                         "task_cache"};
+                                         "task_cache", "machine_participants"};
 
 tb_status tb_study_settings_load(tb_study_settings *st, tb_space *space, const tb_config *cfg, tb_err *err)
 {
