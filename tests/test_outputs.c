@@ -328,6 +328,43 @@ static int read_until(int fd, char *buf, size_t cap, size_t *used, const char *w
     return 1;
 }
 
+/* 1 when text shows "epoch N/of" with N >= min (a front end may skip epochs
+ * that arrived together, so no particular N is promised). */
+static int shows_epoch(const char *text, int min, int of)
+{
+    char tail[32];
+    snprintf(tail, sizeof tail, "/%d,", of);
+    for (const char *p = text; (p = strstr(p, "epoch ")); p++) {
+        char *end;
+        long n = strtol(p + 6, &end, 10);
+        if (end != p + 6 && n >= min && strncmp(end, tail, strlen(tail)) == 0) return 1;
+    }
+    return 0;
+}
+
+/* read_until for shows_epoch(buf, min, of). */
+static int read_until_epoch(int fd, char *buf, size_t cap, size_t *used, int min, int of, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    while (!shows_epoch(buf, min, of)) {
+        double left = end - now_s();
+        if (left <= 0) return 0;
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, (int)(left * 1000) + 1) <= 0) continue;
+        if (*used + 1 >= cap) { /* keep the last half: what is looked for is new */
+            size_t keep = cap / 2;
+            memmove(buf, buf + *used - keep, keep);
+            *used = keep;
+            buf[*used] = '\0';
+        }
+        ssize_t n = read(fd, buf + *used, cap - 1 - *used);
+        if (n <= 0) return 0;
+        *used += (size_t)n;
+        buf[*used] = '\0';
+    }
+    return 1;
+}
+
 /* The exit status of pid within timeout_s, or -1 (then it is killed). */
 static int wait_exit(pid_t pid, int fd, double timeout_s)
 {
@@ -448,7 +485,7 @@ START_TEST(test_sigterm_closes_a_study)
     static char buf[1 << 16];
     buf[0] = '\0';
     size_t used = 0;
-    int seen = read_until(fd, buf, sizeof buf, &used, "epoch 2/900", 120);
+    int seen = read_until_epoch(fd, buf, sizeof buf, &used, 2, 900, 120);
     if (!seen) {
         kill(pid, SIGKILL);
         static char why[1 << 12];
