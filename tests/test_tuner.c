@@ -300,20 +300,28 @@ static void teardown(void) { tbt_rm_rf(tmpdir); }
 
 /* A study of the toy task: epochs 1..4 (ASHA's rungs at 1 and 2 with eta 2),
  * one thread per run so training replays bit for bit. */
-static tb_config *tuner_config(const char *archive, const char *participants)
+static const char *tuner_ini(const char *archive, const char *participants, double budget_minutes,
+                             const char *extra_study)
 {
-    char extra[2048];
+    static char extra[2048];
     snprintf(extra, sizeof extra,
              "[study]\ntitle = tuner study\narchive = %s/%s\nbudget_minutes = %g\nfinal_seeds = 11\nslots = 3\n"
-             "executor = threads\nthreads_per_run = 1\n"
+             "executor = threads\nthreads_per_run = 1\n%s\n"
              "[space]\nepochs = int 1 4\nbatch_size = int 8 64 log\nlr = float 1e-4 0.1 log\n"
              "[tuner]\nparticipants = %s\nseed = 7\nstartup_trials = 3\nreduction_factor = 2\n"
              "optional_probability = 0.5\ndecisions = %s/%s.decisions\n",
-             tmpdir, archive, BUDGET_MINUTES, participants, tmpdir, archive);
+             tmpdir, archive, budget_minutes, extra_study ? extra_study : "", participants, tmpdir, archive);
+    return tbt_toy_config(task_path, extra);
+}
+
+static tb_config *tuner_config(const char *archive, const char *participants, double budget_minutes,
+                               const char *extra_study)
+{
     tb_config *cfg = NULL;
     tb_err err = {{0}};
-    ck_assert_msg(tb_config_load_text(&cfg, tbt_toy_config(task_path, extra), "study.ini", &err) == TB_OK, "%s",
-                  err.msg);
+    ck_assert_msg(tb_config_load_text(&cfg, tuner_ini(archive, participants, budget_minutes, extra_study),
+                                      "study.ini", &err) == TB_OK,
+                  "%s", err.msg);
     return cfg;
 }
 
@@ -360,6 +368,7 @@ static void check_machine(const tb_study_api *api, const tb_fe_state *st, trace 
     ck_assert_str_eq(st->state, "done");
     ck_assert_msg(!strncmp(st->id, "tuner-", 6), "%s", st->id);
     ck_assert_str_eq(st->education, "machine");
+    /* the study ends a participant at the first check of its monitor (every 0.2 s) past the budget */
     ck_assert_msg(st->used_s <= st->budget_s + 0.5, "%s used %.2f s of %.2f", st->id, st->used_s, st->budget_s);
     ck_assert_msg(st->final_run[0], "%s made no final choice (%s)", st->id, st->final_reason);
     ck_assert_msg(!strcmp(st->final_reason, "chosen") || !strcmp(st->final_reason, "budget"), "%s",
@@ -419,7 +428,7 @@ static void check_asha(const tb_study_api *api, const char *decisions_path, cons
 /* One study tuned by the machines: checks each and returns their traces (by strategy order). */
 static void tune_study(const char *archive, trace traces[3])
 {
-    tb_config *cfg = tuner_config(archive, PARTICIPANTS);
+    tb_config *cfg = tuner_config(archive, PARTICIPANTS, BUDGET_MINUTES, NULL);
     tb_study *s = NULL;
     tb_err e = {{0}};
     ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
@@ -473,7 +482,7 @@ START_TEST(bad_options_are_named)
         {",", "names 0 participants; allowed: 1 to 64"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        tb_config *cfg = tuner_config("bad", cases[i].extra);
+        tb_config *cfg = tuner_config("bad", cases[i].extra, BUDGET_MINUTES, NULL);
         tb_study *s = NULL;
         tb_err e = {{0}};
         ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
@@ -485,6 +494,69 @@ START_TEST(bad_options_are_named)
         ck_assert(tb_study_close(s, 0, &e) == TB_OK);
         tb_config_free(cfg);
     }
+}
+END_TEST
+
+/* Two machines, one admitted at a time: the second waits in the lobby (its
+ * clock stopped) until the first is done, as people do. */
+START_TEST(machines_wait_in_the_lobby)
+{
+    tb_config *cfg = tuner_config("lobby", "random:2", 0.05, "max_active = 1");
+    tb_study *s = NULL;
+    tb_err e = {{0}};
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    const tb_study_api *api = tb_study_api_get(s);
+    char err[1024];
+    double t0 = tb_utc_now();
+    ck_assert_msg(run_tuner(api, cfg, err, sizeof err) == TB_OK, "%s", err);
+    double wall = tb_utc_now() - t0;
+    ck_assert_int_eq(api->participant_count(s), 2);
+    for (int i = 0; i < 2; i++) {
+        tb_fe_state st;
+        trace t;
+        ck_assert(api->participant_at(s, i, &st, sizeof st, err, sizeof err) == TB_OK);
+        check_machine(api, &st, &t);
+    }
+    /* one after the other: about two budgets of wall time, each clock at most one */
+    ck_assert_msg(wall > 2 * 3.0 * 0.9, "two machines of 3 s each took %.2f s with max_active 1", wall);
+    ck_assert(tb_study_close(s, 1, &e) == TB_OK);
+    tb_config_free(cfg);
+}
+END_TEST
+
+/* The executable: tunebench study CONFIG --frontend tuner, then the archive
+ * reopened: the machine is there, done, as a machine. */
+START_TEST(the_executable_runs_the_tuner)
+{
+    char path[1024], args[2048], out[65536];
+    snprintf(path, sizeof path, "%s/study.ini", tmpdir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(tuner_ini("exe", "asha:1", 0.05, NULL), f);
+    fclose(f);
+    snprintf(args, sizeof args, "study '%s' --frontend tuner", path);
+    int rc = tbt_tunebench(args, "2>&1 </dev/null", out, sizeof out);
+    size_t len = strlen(out);
+    const char *tail = out + (len > 3000 ? len - 3000 : 0); /* a failure shows the end of the output */
+    ck_assert_msg(rc == 0, "exit %d:\n%s", rc, tail);
+    ck_assert_msg(strstr(out, "[tuner] tuner-asha-1 registered"), "no registration in:\n%s", tail);
+    ck_assert_msg(strstr(out, "asha rung 0 (epoch 1)"), "no decision at rung 0 in:\n%s", tail);
+    tb_config *cfg = NULL;
+    tb_err e = {{0}};
+    ck_assert(tb_config_load_text(&cfg, tuner_ini("exe", "asha:1", 0.05, NULL), "study.ini", &e) == TB_OK);
+    tb_study *s = NULL;
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    const tb_study_api *api = tb_study_api_get(s);
+    tb_fe_state st;
+    char err[512];
+    ck_assert_int_eq(api->participant_count(s), 1);
+    ck_assert(api->participant_at(s, 0, &st, sizeof st, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(st.id, "tuner-asha-1");
+    ck_assert_str_eq(st.education, "machine");
+    ck_assert_str_eq(st.state, "done");
+    ck_assert_msg(st.final_run[0], "no final run (%s)", st.final_reason);
+    ck_assert(tb_study_close(s, 0, &e) == TB_OK);
+    tb_config_free(cfg);
 }
 END_TEST
 
@@ -504,6 +576,8 @@ static Suite *suite(void)
     tcase_set_timeout(study, 300);
     tcase_add_test(study, bad_options_are_named);
     tcase_add_test(study, machines_tune_within_budget_and_replay);
+    tcase_add_test(study, machines_wait_in_the_lobby);
+    tcase_add_test(study, the_executable_runs_the_tuner);
     suite_add_tcase(s, study);
     return s;
 }

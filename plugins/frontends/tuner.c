@@ -268,7 +268,8 @@ static tb_status read_space(shared *sh, char *err, size_t errlen)
 static void asha_epochs(machine *m, tn_config *c)
 {
     int e = m->sh->epochs_hp;
-    if (e < 0 || !c->given[e]) return;
+    if (e < 0 || !tn_free(&m->sh->space, e)) return;
+    c->given[e] = 1; /* an optional epochs too: the rungs need the longest runs */
     c->x[e] = m->sh->space.hp[e].hi;
     char *src = c->source[e];
     size_t used = (size_t)snprintf(src, TN_SOURCE, "asha max epochs; rungs");
