@@ -308,9 +308,10 @@ static const char *tuner_ini(const char *archive, const char *participants, doub
              "[study]\ntitle = tuner study\narchive = %s/%s\nbudget_minutes = %g\nfinal_seeds = 11\nslots = 3\n"
              "executor = threads\nthreads_per_run = 1\n%s\n"
              "[space]\nepochs = int 1 4\nbatch_size = int 8 64 log\nlr = float 1e-4 0.1 log\n"
-             "[tuner]\nparticipants = %s\nseed = 7\nstartup_trials = 3\nreduction_factor = 2\n"
+             "[tuner]\n%s%s\nseed = 7\nstartup_trials = 3\nreduction_factor = 2\n"
              "optional_probability = 0.5\ndecisions = %s/%s.decisions\n",
-             tmpdir, archive, budget_minutes, extra_study ? extra_study : "", participants, tmpdir, archive);
+             tmpdir, archive, budget_minutes, extra_study ? extra_study : "", participants ? "participants = " : "",
+             participants ? participants : "", tmpdir, archive);
     return tbt_toy_config(task_path, extra);
 }
 
@@ -524,17 +525,17 @@ START_TEST(machines_wait_in_the_lobby)
 }
 END_TEST
 
-/* The executable: tunebench study CONFIG --frontend tuner, then the archive
- * reopened: the machine is there, done, as a machine. */
-START_TEST(the_executable_runs_the_tuner)
+/* The executable on a study config (participants NULL: [tuner] has none),
+ * then the archive reopened: the machine is there, done, as a machine. */
+static void run_executable(const char *participants, const char *extra_study, const char *frontend)
 {
     char path[1024], args[2048], out[65536];
     snprintf(path, sizeof path, "%s/study.ini", tmpdir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
-    fputs(tuner_ini("exe", "asha:1", 0.05, NULL), f);
+    fputs(tuner_ini("exe", participants, 0.05, extra_study), f);
     fclose(f);
-    snprintf(args, sizeof args, "study '%s' --frontend tuner", path);
+    snprintf(args, sizeof args, "study '%s' %s", path, frontend);
     int rc = tbt_tunebench(args, "2>&1 </dev/null", out, sizeof out);
     size_t len = strlen(out);
     const char *tail = out + (len > 3000 ? len - 3000 : 0); /* a failure shows the end of the output */
@@ -543,7 +544,7 @@ START_TEST(the_executable_runs_the_tuner)
     ck_assert_msg(strstr(out, "asha rung 0 (epoch 1)"), "no decision at rung 0 in:\n%s", tail);
     tb_config *cfg = NULL;
     tb_err e = {{0}};
-    ck_assert(tb_config_load_text(&cfg, tuner_ini("exe", "asha:1", 0.05, NULL), "study.ini", &e) == TB_OK);
+    ck_assert(tb_config_load_text(&cfg, tuner_ini("exe", participants, 0.05, extra_study), "study.ini", &e) == TB_OK);
     tb_study *s = NULL;
     ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
     const tb_study_api *api = tb_study_api_get(s);
@@ -557,6 +558,19 @@ START_TEST(the_executable_runs_the_tuner)
     ck_assert_msg(st.final_run[0], "no final run (%s)", st.final_reason);
     ck_assert(tb_study_close(s, 0, &e) == TB_OK);
     tb_config_free(cfg);
+}
+
+START_TEST(the_executable_runs_the_tuner)
+{
+    run_executable("asha:1", NULL, "--frontend tuner");
+}
+END_TEST
+
+/* [study] machine_participants adds the tuner beside the default cli (which
+ * meets the end of its input at once); blanks after the comma are fine. */
+START_TEST(machine_participants_add_the_tuner)
+{
+    run_executable(NULL, "machine_participants = asha:1, ", "");
 }
 END_TEST
 
@@ -578,6 +592,7 @@ static Suite *suite(void)
     tcase_add_test(study, machines_tune_within_budget_and_replay);
     tcase_add_test(study, machines_wait_in_the_lobby);
     tcase_add_test(study, the_executable_runs_the_tuner);
+    tcase_add_test(study, machine_participants_add_the_tuner);
     suite_add_tcase(s, study);
     return s;
 }
