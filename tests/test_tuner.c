@@ -295,7 +295,7 @@ static void setup(void)
 
 static void teardown(void) { tbt_rm_rf(tmpdir); }
 
-#define BUDGET_MINUTES 0.15
+#define BUDGET_MINUTES 0.1
 #define PARTICIPANTS "random:1,asha:1,tpe:1"
 
 /* A study of the toy task: epochs 1..4 (ASHA's rungs at 1 and 2 with eta 2),
