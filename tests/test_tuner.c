@@ -6,9 +6,11 @@
  * field, ASHA cancels only at its rungs, and a second study with the same
  * seed submits the same values in the same order. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/config.h"
 #include "host/plugin.h"
@@ -525,6 +527,43 @@ START_TEST(machines_wait_in_the_lobby)
 }
 END_TEST
 
+static void *interrupt_later(void *arg)
+{
+    struct timespec ts = {1, 500000000L};
+    nanosleep(&ts, NULL);
+    tb_study_note_interrupt(arg);
+    return NULL;
+}
+
+/* A Ctrl-C stops every machine: the live runs are cancelled, the machines
+ * paused with budget left, and the plugin returns without error. */
+START_TEST(ctrl_c_stops_the_machines)
+{
+    tb_config *cfg = tuner_config("ctrlc", "random:1,tpe:1", 0.5, NULL);
+    tb_study *s = NULL;
+    tb_err e = {{0}};
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    const tb_study_api *api = tb_study_api_get(s);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, interrupt_later, s), 0);
+    char err[1024];
+    double t0 = tb_utc_now();
+    ck_assert_msg(run_tuner(api, cfg, err, sizeof err) == TB_OK, "%s", err);
+    double wall = tb_utc_now() - t0;
+    pthread_join(t, NULL);
+    ck_assert_msg(wall < 10, "the machines took %.1f s to stop", wall);
+    for (int i = 0; i < 2; i++) {
+        tb_fe_state st;
+        ck_assert(api->participant_at(s, i, &st, sizeof st, err, sizeof err) == TB_OK);
+        ck_assert_msg(strcmp(st.state, "done") != 0 && strcmp(st.state, "active") != 0, "%s is %s", st.id, st.state);
+        ck_assert_msg(st.left_s > 15, "%s has %.1f s left", st.id, st.left_s);
+        ck_assert_str_eq(st.live_run, "");
+    }
+    ck_assert(tb_study_close(s, 0, &e) == TB_OK);
+    tb_config_free(cfg);
+}
+END_TEST
+
 /* The executable on a study config (participants NULL: [tuner] has none),
  * then the archive reopened: the machine is there, done, as a machine. */
 static void run_executable(const char *participants, const char *extra_study, const char *frontend)
@@ -591,6 +630,7 @@ static Suite *suite(void)
     tcase_add_test(study, bad_options_are_named);
     tcase_add_test(study, machines_tune_within_budget_and_replay);
     tcase_add_test(study, machines_wait_in_the_lobby);
+    tcase_add_test(study, ctrl_c_stops_the_machines);
     tcase_add_test(study, the_executable_runs_the_tuner);
     tcase_add_test(study, machine_participants_add_the_tuner);
     suite_add_tcase(s, study);
