@@ -6,6 +6,7 @@
  * field, ASHA cancels only at its rungs, and a second study with the same
  * seed submits the same values in the same order. */
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,7 +377,14 @@ static void check_machine(const tb_study_api *api, const tb_fe_state *st, trace 
     ck_assert_msg(st->final_run[0], "%s made no final choice (%s)", st->id, st->final_reason);
     ck_assert_msg(!strcmp(st->final_reason, "chosen") || !strcmp(st->final_reason, "budget"), "%s",
                   st->final_reason);
-    ck_assert_str_eq(st->final_run, st->best_run); /* the best by validation accuracy */
+    /* a machine's own choice is the best finished run by validation accuracy; at the budget the study
+     * chooses among the runs finished then, and the live run it cancels may still end finished */
+    if (!strcmp(st->final_reason, "chosen"))
+        ck_assert_msg(!strcmp(st->final_run, st->best_run), "%s chose %s, its best run is %s", st->id,
+                      st->final_run, st->best_run);
+    tb_fe_run final;
+    ck_assert_msg(api->run_info(api->study, st->final_run, &final, sizeof final, err, sizeof err) == TB_OK, "%s", err);
+    ck_assert_msg(!strcmp(final.status, "finished"), "%s's final run %s is %s", st->id, st->final_run, final.status);
     fprintf(stderr, "%s: used %.2f s of %.2f, final run %s (%s)\n", st->id, st->used_s, st->budget_s, st->final_run, st->final_reason);
     snprintf(t->id, sizeof t->id, "%s", st->id);
     int n = api->history_count(api->study, st->id);
@@ -394,37 +402,52 @@ static void check_machine(const tb_study_api *api, const tb_fe_state *st, trace 
     }
 }
 
-/* ASHA's decision lines: each at a rung epoch (1 or 2 here); a cancelled run
- * has its "cancel" decision, and nothing else was cancelled but at the budget. */
+/* ASHA's decision lines: each at a rung epoch (1 or 2 here) and the one its
+ * rule makes on the scores recorded before at that rung; a run it cancelled
+ * stopped before its last epoch, and no other run was cancelled but at the
+ * budget. */
 static void check_asha(const tb_study_api *api, const char *decisions_path, const char *asha_id)
 {
     char *text = tbt_slurp(decisions_path, NULL), err[512];
+    char cancelled[256][32];
     int cancels = 0, lines = 0;
+    tn_asha rule;
+    tn_asha_init(&rule, 1, 2, 4);
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         char id[64], run[32], what[16];
         int rung, epoch;
-        ck_assert_msg(sscanf(line, "%63s %31s rung=%d epoch=%d %*s %15s", id, run, &rung, &epoch, what) == 5, "%s",
-                      line);
+        double score;
+        ck_assert_msg(sscanf(line, "%63s %31s rung=%d epoch=%d val_accuracy=%lf %15s", id, run, &rung, &epoch, &score,
+                             what) == 6, "%s", line);
         ck_assert_str_eq(id, asha_id);
         ck_assert_msg((rung == 0 && epoch == 1) || (rung == 1 && epoch == 2), "not a rung: %s", line);
+        int go_on = tn_asha_decide(&rule, rung, isnan(score) ? -1 : score);
+        ck_assert_msg(!strcmp(what, go_on ? "continue" : "cancel"), "line %d against the rule: %s", lines + 1, line);
         lines++;
-        if (strcmp(what, "cancel") != 0) continue;
-        cancels++;
+        if (go_on) continue;
+        ck_assert(cancels < 256);
+        snprintf(cancelled[cancels++], 32, "%s", run);
         tb_fe_run r;
         ck_assert_msg(api->run_info(api->study, run, &r, sizeof r, err, sizeof err) == TB_OK, "%s", err);
         ck_assert_msg(r.epoch >= epoch && r.epoch < r.epochs, "run %s cancelled at rung epoch %d ended at %d of %d",
                       run, epoch, r.epoch, r.epochs);
-        ck_assert_msg(!strcmp(r.status, "cancelled") || !strcmp(r.status, "finished"), "%s", r.status);
+        ck_assert_str_eq(r.status, "cancelled");
     }
     free(text);
+    tn_asha_free(&rule);
     ck_assert_int_gt(lines, 1);
-    ck_assert_int_gt(cancels, 0);
+    fprintf(stderr, "%s: %d rung decisions, %d cancellations\n", asha_id, lines, cancels);
     int n = api->history_count(api->study, asha_id);
     for (int i = 0; i < n; i++) {
         tb_fe_run r;
         ck_assert(api->history_info(api->study, asha_id, i, &r, sizeof r, err, sizeof err) == TB_OK);
         ck_assert_int_eq(r.epochs, 4); /* the space's largest */
         ck_assert_msg(strstr(r.comments[0], "asha max epochs; rungs 1,2"), "%s", r.comments[0]);
+        if (strcmp(r.status, "cancelled") != 0) continue;
+        int decided = 0;
+        for (int k = 0; k < cancels; k++) decided |= !strcmp(cancelled[k], r.run_id);
+        ck_assert_msg(decided || strstr(r.message, "budget"), "run %s cancelled without a rung decision: %s",
+                      r.run_id, r.message);
     }
 }
 
@@ -497,6 +520,26 @@ START_TEST(bad_options_are_named)
         ck_assert(tb_study_close(s, 0, &e) == TB_OK);
         tb_config_free(cfg);
     }
+}
+END_TEST
+
+/* A host whose study API predates register_machine (version 3): a clear
+ * refusal, nobody registered. */
+START_TEST(an_older_study_api_is_refused)
+{
+    tb_config *cfg = tuner_config("old", "random:1", BUDGET_MINUTES, NULL);
+    tb_study *s = NULL;
+    tb_err e = {{0}};
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    tb_study_api older = *tb_study_api_get(s);
+    older.version = 3;
+    older.size = (uint32_t)offsetof(tb_study_api, register_machine);
+    char err[1024];
+    ck_assert_int_eq(run_tuner(&older, cfg, err, sizeof err), TB_EINVAL);
+    TBT_ASSERT_HAS(err, "has no register_machine (study API version 4, ABI minor 8)");
+    ck_assert_int_eq(older.participant_count(s), 0);
+    ck_assert(tb_study_close(s, 0, &e) == TB_OK);
+    tb_config_free(cfg);
 }
 END_TEST
 
@@ -628,6 +671,7 @@ static Suite *suite(void)
     tcase_add_checked_fixture(study, setup, teardown);
     tcase_set_timeout(study, 300);
     tcase_add_test(study, bad_options_are_named);
+    tcase_add_test(study, an_older_study_api_is_refused);
     tcase_add_test(study, machines_tune_within_budget_and_replay);
     tcase_add_test(study, machines_wait_in_the_lobby);
     tcase_add_test(study, ctrl_c_stops_the_machines);

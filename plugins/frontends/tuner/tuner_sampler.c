@@ -90,11 +90,13 @@ void tn_format(const tn_space *sp, int i, double x, char out[TN_TEXT])
         return;
     }
     /* few digits for a readable archive, as long as the text stays in range */
+    char text[32] = "";
     for (int digits = 6; digits <= 17; digits++) {
-        snprintf(out, TN_TEXT, "%.*g", digits, x);
-        double back = strtod(out, NULL);
-        if (back >= h->lo && back <= h->hi) return;
+        snprintf(text, sizeof text, "%.*g", digits, x);
+        double back = strtod(text, NULL);
+        if (back >= h->lo && back <= h->hi) break;
     }
+    memcpy(out, text, sizeof text);
 }
 
 int tn_parse(const tn_space *sp, int i, const char *text, double *x)
