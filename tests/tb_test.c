@@ -1,5 +1,7 @@
 #include "tb_test.h"
 
+#include "base/config.h"
+
 #include <hdf5.h>
 #include <math.h>
 #include <stdarg.h>
@@ -281,4 +283,20 @@ void tbt_wait_finals(const tb_study_api *api, const char *id, double timeout_s)
                       st.finals_total, timeout_s);
         nanosleep(&(struct timespec){0, 50000000L}, NULL);
     }
+}
+
+char *tbt_toy_job_ini(const char *task_path, const char *dir, const char *name, const char *const *sets)
+{
+    tb_config *cfg = NULL;
+    tb_err err;
+    ck_assert_msg(tb_config_load_text(&cfg, tbt_toy_config(task_path, NULL), "toy", &err) == TB_OK, "%s", err.msg);
+    char run[2048];
+    snprintf(run, sizeof run, "%s/%s.h5", dir, name);
+    ck_assert(tb_config_set(cfg, "output.run", run, &err) == TB_OK);
+    for (int i = 0; sets && sets[i]; i++)
+        ck_assert_msg(tb_config_set_assignment(cfg, sets[i], &err) == TB_OK, "%s: %s", sets[i], err.msg);
+    char *text = tb_config_to_ini(cfg);
+    ck_assert(text);
+    tb_config_free(cfg);
+    return text;
 }

@@ -49,6 +49,9 @@ void tbt_make_toy_task(const char *path, int n_train, int n_val, int n_test, int
  * adam 0.01, 2 epochs, batch 16, seed 1, plugins from the build) followed
  * by extra (more sections or [train] keys; may be NULL). Thread-local buffer. */
 const char *tbt_toy_config(const char *task_path, const char *extra);
+/* A job's text: the toy configuration with "section.key=value" overrides
+ * (NULL-terminated), its run file at dir/<name>.h5; malloc'd. */
+char *tbt_toy_job_ini(const char *task_path, const char *dir, const char *name, const char *const *sets);
 
 /* Text checks with the whole text in the failure message. */
 #define TBT_ASSERT_HAS(text, part)                                                                              \

@@ -34,23 +34,7 @@ static void teardown(void)
     ck_assert(tbt_rm_rf(tmpdir) == 0);
 }
 
-/* The toy configuration with "section.key=value" overrides (NULL-terminated),
- * its run file in tmpdir/<name>.h5; malloc'd INI text. */
-static char *toy_ini(const char *name, const char *const *sets)
-{
-    tb_config *cfg = NULL;
-    tb_err err;
-    ck_assert_msg(tb_config_load_text(&cfg, tbt_toy_config(task_path, NULL), "toy", &err) == TB_OK, "%s", err.msg);
-    char run[800];
-    snprintf(run, sizeof run, "%s/%s.h5", tmpdir, name);
-    ck_assert(tb_config_set(cfg, "output.run", run, &err) == TB_OK);
-    for (int i = 0; sets && sets[i]; i++)
-        ck_assert_msg(tb_config_set_assignment(cfg, sets[i], &err) == TB_OK, "%s: %s", sets[i], err.msg);
-    char *text = tb_config_to_ini(cfg);
-    ck_assert(text);
-    tb_config_free(cfg);
-    return text;
-}
+static char *toy_ini(const char *name, const char *const *sets) { return tbt_toy_job_ini(task_path, tmpdir, name, sets); }
 
 /* What the callbacks saw of one job. */
 typedef struct seen {

@@ -45,7 +45,11 @@ static void reply_me(http_request *rq, http_reply *rep, unsigned status)
     tb_fe_state st;
     char err[ERR_MAX];
     if (view_participant(rq->srv, rq->participant, &st, err, sizeof err) != TB_OK) {
-        reply_error(rep, MHD_HTTP_UNAUTHORIZED, NULL, "%s", err);
+        /* a study beginning to close refuses every participant: that is no reason for the page to log out */
+        tb_fe_counts c;
+        memset(&c, 0, sizeof c);
+        rq->srv->api->counts(rq->srv->s, &c, sizeof c);
+        reply_error(rep, c.closing ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_UNAUTHORIZED, NULL, "%s", err);
         return;
     }
     reply_json(rep, status, view_me(rq->srv, &st, 0));
