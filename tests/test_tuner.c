@@ -607,6 +607,30 @@ START_TEST(ctrl_c_stops_the_machines)
 }
 END_TEST
 
+/* ctrl_c = false: the interrupt is left to the front end that owns the
+ * terminal; the machines tune on to their budgets. */
+START_TEST(ctrl_c_false_leaves_the_interrupt)
+{
+    tb_config *cfg = tuner_config("noctrlc", "random:1", 0.05, NULL);
+    tb_err e = {{0}};
+    ck_assert(tb_config_set(cfg, "tuner.ctrl_c", "false", &e) == TB_OK);
+    tb_study *s = NULL;
+    ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
+    const tb_study_api *api = tb_study_api_get(s);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, interrupt_later, s), 0);
+    char err[1024];
+    ck_assert_msg(run_tuner(api, cfg, err, sizeof err) == TB_OK, "%s", err);
+    pthread_join(t, NULL);
+    tb_fe_state st;
+    ck_assert(api->participant_at(s, 0, &st, sizeof st, err, sizeof err) == TB_OK);
+    ck_assert_str_eq(st.state, "done");
+    ck_assert_int_eq(api->take_interrupt(s), 1); /* still there for the other front end */
+    ck_assert(tb_study_close(s, 0, &e) == TB_OK);
+    tb_config_free(cfg);
+}
+END_TEST
+
 /* The executable on a study config (participants NULL: [tuner] has none),
  * then the archive reopened: the machine is there, done, as a machine. */
 static void run_executable(const char *participants, const char *extra_study, const char *frontend)
@@ -675,6 +699,7 @@ static Suite *suite(void)
     tcase_add_test(study, machines_tune_within_budget_and_replay);
     tcase_add_test(study, machines_wait_in_the_lobby);
     tcase_add_test(study, ctrl_c_stops_the_machines);
+    tcase_add_test(study, ctrl_c_false_leaves_the_interrupt);
     tcase_add_test(study, the_executable_runs_the_tuner);
     tcase_add_test(study, machine_participants_add_the_tuner);
     suite_add_tcase(s, study);

@@ -18,7 +18,8 @@
  * (seed, strategy, index), and its choices depend only on its own results, so
  * the same seed and the same results submit the same values in the same order.
  * A Ctrl-C (take_interrupt, seen by whichever thread polls first) cancels
- * every machine's live run and pauses them; a closing study stops them. */
+ * every machine's live run and pauses them, unless ctrl_c is false (another
+ * front end owns the terminal and its Ctrl-C); a closing study stops them. */
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -52,6 +53,8 @@ static const tb_plugin_option options[] = {
     {"candidates", TB_OPTION_INT, "24", 1, 100000, NULL, "tpe: draws from the good density per hyperparameter"},
     {"decisions", TB_OPTION_PATH, "", 0, 0, NULL,
      "\"\": none; else a file ASHA's rung decisions are appended to, one line each"},
+    {"ctrl_c", TB_OPTION_BOOL, "true", 0, 0, NULL,
+     "a Ctrl-C stops the machines; false beside a front end that owns the terminal (it keeps the Ctrl-C)"},
 };
 
 typedef enum strategy { S_RANDOM, S_ASHA, S_TPE, S_COUNT } strategy;
@@ -63,6 +66,7 @@ typedef struct tuner_opts {
     int eta, min_epochs;
     tn_tpe_opts tpe;
     const char *decisions; /* "" none */
+    int ctrl_c;            /* take the study's interrupts */
 } tuner_opts;
 
 /* What the machines share: the study, the space, the options, a stop flag. */
@@ -113,7 +117,7 @@ static int stop_requested(machine *m)
 {
     shared *sh = m->sh;
     pthread_mutex_lock(&sh->mu);
-    if (!sh->stop && sh->api->take_interrupt(sh->s)) sh->stop = 1;
+    if (!sh->stop && sh->o.ctrl_c && sh->api->take_interrupt(sh->s)) sh->stop = 1;
     int stop = sh->stop;
     pthread_mutex_unlock(&sh->mu);
     return stop;
@@ -205,6 +209,7 @@ static void read_options(const tb_host_api *host, const tb_plugin_args *args, tu
     o->tpe.optional_p = o->optional_p;
     o->decisions = host->arg_string(args, "decisions");
     if (!o->decisions) o->decisions = "";
+    o->ctrl_c = host->arg_bool(args, "ctrl_c");
 }
 
 /* ---- the study's space ----------------------------------------------------------------------- */
