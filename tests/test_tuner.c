@@ -298,7 +298,7 @@ static void setup(void)
 
 static void teardown(void) { tbt_rm_rf(tmpdir); }
 
-#define BUDGET_MINUTES 0.1
+#define BUDGET_MINUTES 0.08
 #define PARTICIPANTS "random:1,asha:1,tpe:1"
 
 /* A study of the toy task: epochs 1..4 (ASHA's rungs at 1 and 2 with eta 2),
@@ -547,7 +547,7 @@ END_TEST
  * clock stopped) until the first is done, as people do. */
 START_TEST(machines_wait_in_the_lobby)
 {
-    tb_config *cfg = tuner_config("lobby", "random:2", 0.05, "max_active = 1");
+    tb_config *cfg = tuner_config("lobby", "random:2", 0.04, "max_active = 1");
     tb_study *s = NULL;
     tb_err e = {{0}};
     ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
@@ -564,7 +564,7 @@ START_TEST(machines_wait_in_the_lobby)
         check_machine(api, &st, &t);
     }
     /* one after the other: about two budgets of wall time, each clock at most one */
-    ck_assert_msg(wall > 2 * 3.0 * 0.9, "two machines of 3 s each took %.2f s with max_active 1", wall);
+    ck_assert_msg(wall > 2 * 2.4 * 0.9, "two machines of 2.4 s each took %.2f s with max_active 1", wall);
     ck_assert(tb_study_close(s, 1, &e) == TB_OK);
     tb_config_free(cfg);
 }
@@ -611,7 +611,7 @@ END_TEST
  * terminal; the machines tune on to their budgets. */
 START_TEST(ctrl_c_false_leaves_the_interrupt)
 {
-    tb_config *cfg = tuner_config("noctrlc", "random:1", 0.05, NULL);
+    tb_config *cfg = tuner_config("noctrlc", "random:1", 0.04, NULL);
     tb_err e = {{0}};
     ck_assert(tb_config_set(cfg, "tuner.ctrl_c", "false", &e) == TB_OK);
     tb_study *s = NULL;
@@ -639,7 +639,7 @@ static void run_executable(const char *participants, const char *extra_study, co
     snprintf(path, sizeof path, "%s/study.ini", tmpdir);
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
-    fputs(tuner_ini("exe", participants, 0.05, extra_study), f);
+    fputs(tuner_ini("exe", participants, 0.04, extra_study), f);
     fclose(f);
     snprintf(args, sizeof args, "study '%s' %s", path, frontend);
     int rc = tbt_tunebench(args, "2>&1 </dev/null", out, sizeof out);
@@ -650,7 +650,7 @@ static void run_executable(const char *participants, const char *extra_study, co
     ck_assert_msg(strstr(out, "asha rung 0 (epoch 1)"), "no decision at rung 0 in:\n%s", tail);
     tb_config *cfg = NULL;
     tb_err e = {{0}};
-    ck_assert(tb_config_load_text(&cfg, tuner_ini("exe", participants, 0.05, extra_study), "study.ini", &e) == TB_OK);
+    ck_assert(tb_config_load_text(&cfg, tuner_ini("exe", participants, 0.04, extra_study), "study.ini", &e) == TB_OK);
     tb_study *s = NULL;
     ck_assert_msg(tb_study_open(cfg, NULL, &s, NULL, &e) == TB_OK, "%s", e.msg);
     const tb_study_api *api = tb_study_api_get(s);
