@@ -273,6 +273,11 @@ int tb_cmd_study(int argc, char **argv)
     char key[128];
     snprintf(key, sizeof key, "%s.script", frontends[0]);
     if (script && tb_config_set(cfg, key, script, &err) != TB_OK) goto fail;
+    /* a terminal's Ctrl-C belongs to the first front end: a tuner beside it leaves the study's interrupt alone */
+    for (int i = 1; i < n_fe; i++)
+        if (!strcmp(frontends[i], "tuner") && !tb_config_get(cfg, "tuner", "ctrl_c") &&
+            tb_config_set(cfg, "tuner.ctrl_c", "false", &err) != TB_OK)
+            goto fail;
 
     /* the front ends first: a typo there should not cost a data load */
     if (tb_plugins_discover(&reg, tb_config_get(cfg, "plugins", "path"), &err) != TB_OK) goto fail;
