@@ -22,9 +22,23 @@ def small_cnn(c, h, w, classes):
     )
 
 
+def quickstart_cnn(c, h, w, classes):
+    """configs/quickstart.ini's network (the cnn plugin with batch_norm, units 128, dropout 0.25)."""
+    def block(cin, cout):
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(
+        nn.Sequential(*block(c, 32), *block(32, 64)),
+        nn.Flatten(),
+        nn.Sequential(nn.Linear(64 * (h // 4) * (w // 4), 128), nn.ReLU(), nn.Dropout(0.25),
+                      nn.Linear(128, classes)),
+    )
+
+
 def build(name, c, h, w, classes):
     if name == "small_cnn":
         return small_cnn(c, h, w, classes)
+    if name == "quickstart_cnn":
+        return quickstart_cnn(c, h, w, classes)
     import torchvision.models as tvm  # only for the SqueezeNets
     if name == "squeezenet1_0":
         return tvm.squeezenet1_0(num_classes=classes)

@@ -13,6 +13,10 @@
 #include "host/plugin.h"
 #include "run/run.h"
 
+/* side of the square products that measure the sgemm ceiling: big enough for
+ * OpenBLAS to reach its peak, small enough to take well under a second */
+#define SGEMM_PEAK_SIZE 1536
+
 /* An integer option of bench into an int (full strtoll checks, the error names the flag). */
 static int parse_int(const char *flag, const char *text, long long lo, long long hi, int *out)
 {
@@ -42,7 +46,9 @@ static void bench_usage(FILE *f)
             "                    (synchronises after every layer, so the total is a little slower)\n"
             "  --plugin-path P   a plugin file or directory searched first\n"
             "  --help            this text\n"
-            "Prints one line: model, batch, img/s, GFLOP/s (3x forward FLOPs per image),\n"
+            "Prints one line: model, batch, img/s, GFLOP/s (3x forward FLOPs per image) and\n"
+            "that rate as a share of the sgemm peak measured right after (CPU: square\n"
+            "products of 1536 with the same threads),\n"
             "the network's memory and the process's peak resident memory.\n",
             tb_zoo_names());
 }
@@ -179,10 +185,16 @@ int tb_cmd_bench(int argc, char **argv)
     double ips = (double)steps * batch / secs;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("tunebench bench: model %s input %dx%dx%d batch %d on %s: %.1f img/s, %.1f GFLOP/s, "
+    const double gflops = ips * 3.0 * tb_net_forward_flops(net) / 1e9;
+    /* the machine's ceiling, measured now with the same threads, so the step's
+     * rate reads as a fraction of what the arithmetic units deliver */
+    char ceiling[96] = "";
+    double peak = be->ops->sgemm_gflops ? be->ops->sgemm_gflops(be, SGEMM_PEAK_SIZE) : 0;
+    if (peak > 0) snprintf(ceiling, sizeof ceiling, " (%.0f%% of sgemm peak %.1f GFLOP/s)", 100.0 * gflops / peak, peak);
+    printf("tunebench bench: model %s input %dx%dx%d batch %d on %s: %.1f img/s, %.1f GFLOP/s%s, "
            "net memory %.1f MiB, peak RSS %.1f MiB\n",
-           model, c, h, w, batch, be->name, ips, ips * 3.0 * tb_net_forward_flops(net) / 1e9,
-           tb_net_memory_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
+           model, c, h, w, batch, be->name, ips, gflops, ceiling, tb_net_memory_bytes(net) / 1048576.0,
+           ru.ru_maxrss / 1024.0);
     if (profile) {
         char report[16384];
         tb_net_profile_report(net, steps, report, sizeof report);

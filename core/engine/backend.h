@@ -115,6 +115,13 @@ typedef struct tb_backend_ops {
     void (*gelu_forward)(tb_backend *be, float *out, const float *in, size_t count, int tanh_approx);
     void (*gelu_backward)(tb_backend *be, float *din, const float *dout, const float *in, size_t count,
                           int tanh_approx, int accumulate_din);
+
+    /* ---- appended for benchmarks (issue 16); may be NULL ---- */
+    /* The best single-precision GEMM rate this backend reaches on square
+     * size x size products with its thread count, in GFLOP/s: the ceiling
+     * `tunebench bench` reports each step's rate against. */
+    double (*sgemm_gflops)(tb_backend *be, int size);
+
 } tb_backend_ops;
 
 

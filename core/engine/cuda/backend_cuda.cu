@@ -711,6 +711,39 @@ static void cuda_destroy(tb_backend *be)
     free(be);
 }
 
+/* The sgemm ceiling for `tunebench bench`: FP32 cuBLAS on square products,
+ * best of three after a warm-up, timed with events on the compute stream.
+ * With --tf32 cuBLAS may use tensor cores, as the convolutions then do. */
+static double cuda_sgemm_gflops(tb_backend *be, int size)
+{
+    cuda_ctx *c = CTX(be);
+    if (enter(c)) return 0;
+    const size_t n = (size_t)size;
+    float *a = NULL;
+    cudaEvent_t start = NULL, stop = NULL;
+    double best = 0;
+    if (CU_RT(c, cudaMalloc((void **)&a, sizeof(float) * n * n * 3))) return 0;
+    if (CU_RT(c, cudaMemset(a, 0, sizeof(float) * n * n * 3)) || CU_RT(c, cudaEventCreate(&start)) ||
+        CU_RT(c, cudaEventCreate(&stop)))
+        goto done;
+    for (int rep = 0; rep < 4; rep++) {
+        float ms = 0;
+        if (CU_RT(c, cudaEventRecord(start, c->stream)) ||
+            CU_BLAS(c, cublasSgemm(c->cublas, CUBLAS_OP_N, CUBLAS_OP_N, size, size, size, &one, a, size, a + n * n,
+                                   size, &zero, a + 2 * n * n, size)) ||
+            CU_RT(c, cudaEventRecord(stop, c->stream)) || CU_RT(c, cudaEventSynchronize(stop)) ||
+            CU_RT(c, cudaEventElapsedTime(&ms, start, stop)))
+            break;
+        double rate = ms > 0 ? 2.0 * n * n * n / (ms * 1e-3) / 1e9 : 0;
+        if (rep > 0 && rate > best) best = rate;
+    }
+done:
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    cudaFree(a);
+    return best;
+}
+
 static const tb_backend_ops cuda_ops = {
     sizeof(tb_backend_ops),
     "cuda",
@@ -756,6 +789,7 @@ static const tb_backend_ops cuda_ops = {
     cuda_leaky_bwd,
     cuda_gelu_fwd,
     cuda_gelu_bwd,
+    cuda_sgemm_gflops,
 };
 
 /* ---- the module ------------------------------------------------------------------------ */
