@@ -122,6 +122,20 @@ typedef struct tb_backend_ops {
      * `tunebench bench` reports each step's rate against. */
     double (*sgemm_gflops)(tb_backend *be, int size);
 
+    /* ---- appended for batch-minor activations (issue 16); NULL where a
+     * backend keeps [n, c, h, w] everywhere (CUDA: cuDNN's NCHW) ----
+     * With all four present, a network with convolutions keeps its 4-D
+     * activations as [c, n, h, w] between its input and its flatten (net.c),
+     * and calls these for its convolutions; per-plane and per-channel layers
+     * (pooling, BatchNorm2d, concat, element-wise) need no ops of their own. */
+    size_t (*conv2d_cn_workspace_floats)(tb_backend *be, const tb_conv2d_shape *s, int n);
+    void (*conv2d_cn_forward)(tb_backend *be, float *out, const float *in, const float *weight, const float *bias,
+                              const tb_conv2d_shape *s, int n, float *ws);
+    void (*conv2d_cn_backward)(tb_backend *be, float *din, float *dweight, float *dbias, const float *dout,
+                               const float *in, const float *weight, const tb_conv2d_shape *s, int n,
+                               int accumulate_din, float *ws);
+    /* out [b, a, inner] (= or +=) in [a, b, inner] */
+    void (*swap_outer_axes)(tb_backend *be, float *out, const float *in, int a, int b, size_t inner, int accumulate);
 } tb_backend_ops;
 
 

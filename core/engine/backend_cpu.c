@@ -42,9 +42,10 @@ static int cpu_all_finite(tb_backend *be, const float *x, size_t count)
     return finite;
 }
 
-/* conv2d sizes its per-thread workspace from the OpenMP thread count, so the
- * count it runs with must be this backend's, not whatever another backend
- * set last. omp_set_num_threads sets it for the calling thread only. */
+/* OpenMP's thread count is per calling thread, and OpenBLAS (its OpenMP
+ * build) follows it: the convolution ops set this backend's count first, not
+ * whatever another backend set last. Their workspace holds a slot per thread,
+ * so it is sized with the same count. */
 static size_t cpu_conv2d_ws(tb_backend *be, const tb_conv2d_shape *s, int n)
 {
     omp_set_num_threads(be->threads);
@@ -61,6 +62,28 @@ static void cpu_conv2d_bwd(tb_backend *be, float *din, float *dw, float *db, con
 {
     omp_set_num_threads(be->threads);
     conv2d_backward(din, dw, db, dout, in, w, s, n, acc, ws);
+}
+static size_t cpu_conv2d_cn_ws(tb_backend *be, const tb_conv2d_shape *s, int n)
+{
+    omp_set_num_threads(be->threads);
+    return conv2d_cn_workspace_floats(s, n);
+}
+static void cpu_conv2d_cn_fwd(tb_backend *be, float *out, const float *in, const float *w, const float *b,
+                              const tb_conv2d_shape *s, int n, float *ws)
+{
+    omp_set_num_threads(be->threads);
+    conv2d_cn_forward(out, in, w, b, s, n, ws);
+}
+static void cpu_conv2d_cn_bwd(tb_backend *be, float *din, float *dw, float *db, const float *dout, const float *in,
+                              const float *w, const tb_conv2d_shape *s, int n, int acc, float *ws)
+{
+    omp_set_num_threads(be->threads);
+    conv2d_cn_backward(din, dw, db, dout, in, w, s, n, acc, ws);
+}
+static void cpu_swap_outer_axes(tb_backend *be, float *out, const float *in, int a, int b, size_t inner, int acc)
+{
+    omp_set_num_threads(be->threads);
+    swap_outer_axes(out, in, a, b, inner, acc);
 }
 static void cpu_linear_fwd(tb_backend *be, float *out, const float *in, const float *w, const float *b,
                            const tb_linear_shape *s, int n)
@@ -265,6 +288,10 @@ static const tb_backend_ops cpu_ops = {
     .gelu_forward = cpu_gelu_fwd,
     .gelu_backward = cpu_gelu_bwd,
     .sgemm_gflops = cpu_sgemm_gflops,
+    .conv2d_cn_workspace_floats = cpu_conv2d_cn_ws,
+    .conv2d_cn_forward = cpu_conv2d_cn_fwd,
+    .conv2d_cn_backward = cpu_conv2d_cn_bwd,
+    .swap_outer_axes = cpu_swap_outer_axes,
 };
 
 tb_backend *tb_backend_cpu_create(int threads)

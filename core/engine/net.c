@@ -57,6 +57,12 @@ struct tb_net {
     size_t act_size, aux_bytes, ws_size;
     uint8_t *grad_written; /* per node during backward: has dout been written yet */
     const float *input;    /* the batch of the last forward, read again by backward */
+    /* Batch-minor layout: 4-D activations are [c, n, h, w] from the input to
+     * the flatten, so that every convolution is one gemm over the batch. Chosen
+     * at build when the backend has the ops and the network a convolution;
+     * input_cn holds the input batch in that layout. */
+    int batch_minor;
+    float *input_cn;
     int profiling;         /* time every layer (synchronising the backend) */
     double *prof;          /* [n_nodes][2]: seconds in forward, backward */
 };
@@ -97,6 +103,7 @@ void tb_net_free(tb_net *net)
         be->ops->free(be, net->workspace);
         be->ops->free(be, net->dlogits);
         be->ops->free(be, net->aux_block);
+        if (net->input_cn) be->ops->free(be, net->input_cn);
     }
     free(net->grad_written);
     free(net->prof);
@@ -685,6 +692,12 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
 
     net->be = be;
     net->max_batch = max_batch;
+    const tb_backend_ops *ops = be->ops;
+    net->batch_minor = 0;
+    if (ops->conv2d_cn_workspace_floats && ops->conv2d_cn_forward && ops->conv2d_cn_backward && ops->swap_outer_axes)
+        for (int k = 0; k < net->n_nodes; k++)
+            if (net->nodes[k].kind == TB_LAYER_CONV2D) net->batch_minor = 1;
+    const size_t input_floats = (size_t)max_batch * net->in_c * net->in_h * net->in_w;
     size_t act = 0, aux = 0, ws = 0;
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *n = &net->nodes[k];
@@ -697,7 +710,8 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
         if (n->kind == TB_LAYER_BATCHNORM) bytes = 2 * sizeof(float) * n->c;
         aux += (bytes + 63) & ~(size_t)63;
         if (n->kind == TB_LAYER_CONV2D) {
-            size_t need = be->ops->conv2d_workspace_floats(be, &n->u.conv, max_batch);
+            size_t need = net->batch_minor ? ops->conv2d_cn_workspace_floats(be, &n->u.conv, max_batch)
+                                           : ops->conv2d_workspace_floats(be, &n->u.conv, max_batch);
             if (need > ws) ws = need;
         }
     }
@@ -706,7 +720,8 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
     net->ws_size = ws;
     const size_t dl = (size_t)max_batch * last->c;
     const double need = (double)sizeof(float) * (2.0 * (double)net->params_size + (double)net->buffers_size +
-                                                 2.0 * (double)act + (double)ws + (double)dl) + (double)aux;
+                                                 2.0 * (double)act + (double)ws + (double)dl +
+                                                 (net->batch_minor ? (double)input_floats : 0.0)) + (double)aux;
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     const double have = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
     const int on_host = !be->device[0] || strcmp(be->device, "cpu") == 0; /* a GPU's alloc says for itself */
@@ -727,8 +742,10 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
                   {(void **)&net->act_grad_block, sizeof(float) * act},
                   {&net->aux_block, aux ? aux : 64},
                   {(void **)&net->workspace, sizeof(float) * (ws ? ws : 1)},
-                  {(void **)&net->dlogits, sizeof(float) * dl}};
+                  {(void **)&net->dlogits, sizeof(float) * dl},
+                  {(void **)&net->input_cn, net->batch_minor ? sizeof(float) * input_floats : 0}};
     for (size_t b = 0; b < TB_ARRAY_LEN(blocks); b++) {
+        if (!blocks[b].bytes) continue; /* input_cn of a network that stays NCHW */
         *blocks[b].ptr = o->alloc(be, blocks[b].bytes);
         if (!*blocks[b].ptr) {
             for (size_t k = 0; k < b; k++) {
@@ -830,7 +847,45 @@ static double profile_start(tb_backend *be)
 
 static const float *node_input(const tb_net *net, const float *x, int id)
 {
-    return id == TB_NET_INPUT ? x : net->nodes[id].out;
+    if (id == TB_NET_INPUT) return net->batch_minor ? net->input_cn : x;
+    return net->nodes[id].out;
+}
+
+/* ---- batch-minor activations: per-plane and per-channel layers see the
+ * batch folded into their other axes, so they need no kernels of their own ---- */
+
+static int is_batch_minor(const tb_net *net, const tb_node *nd) { return net->batch_minor && nd->ndim == 4; }
+
+/* A pooling over [c, n, h, w] is one over n*c planes of one sample. */
+static tb_pool_shape pool_call(const tb_net *net, const tb_node *nd, int *n)
+{
+    tb_pool_shape s = nd->u.pool;
+    if (is_batch_minor(net, nd)) {
+        s.c *= *n;
+        *n = 1;
+    }
+    return s;
+}
+
+/* BatchNorm2d over [c, n, h, w]: each channel's n*h*w values are contiguous,
+ * in the order [n, c, h, w] visits them, so the sums are the same sums. */
+static tb_bn_shape bn_call(const tb_net *net, const tb_node *nd, int *n)
+{
+    tb_bn_shape s = nd->u.bn;
+    if (is_batch_minor(net, nd)) {
+        s.hw *= *n;
+        *n = 1;
+    }
+    return s;
+}
+
+/* The input of a flatten, [c, n, h*w], when it is batch-minor. */
+static int flatten_from_batch_minor(const tb_net *net, const tb_node *nd, int *c, size_t *hw)
+{
+    int ndim, h, w;
+    if (!net->batch_minor || input_shape(net, nd->inputs[0], &ndim, c, &h, &w) != 0 || ndim != 4) return 0;
+    *hw = (size_t)h * w;
+    return 1;
 }
 
 void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step)
@@ -838,20 +893,38 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
     tb_backend *be = net->be;
     const tb_backend_ops *o = be->ops;
     net->input = x;
+    if (net->batch_minor)
+        o->swap_outer_axes(be, net->input_cn, x, n, net->in_c, (size_t)net->in_h * net->in_w, 0);
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *nd = &net->nodes[k];
         const float *in = node_input(net, x, nd->inputs[0]);
         double t0 = net->profiling ? profile_start(be) : 0;
         size_t count = (size_t)n * node_size(nd);
+        int folded_n = n;
         switch (nd->kind) {
         case TB_LAYER_CONV2D:
-            o->conv2d_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.conv, n, net->workspace);
+            if (is_batch_minor(net, nd))
+                o->conv2d_cn_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.conv, n, net->workspace);
+            else
+                o->conv2d_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.conv, n, net->workspace);
             break;
         case TB_LAYER_LINEAR: o->linear_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.linear, n); break;
         case TB_LAYER_RELU: o->relu_forward(be, nd->out, in, count); break;
-        case TB_LAYER_MAXPOOL: o->maxpool_forward(be, nd->out, nd->aux, in, &nd->u.pool, n); break;
-        case TB_LAYER_AVGPOOL: o->avgpool_forward(be, nd->out, in, &nd->u.pool, n); break;
-        case TB_LAYER_ADAPTIVE_AVGPOOL: o->adaptive_avgpool_forward(be, nd->out, in, &nd->u.pool, n); break;
+        case TB_LAYER_MAXPOOL: {
+            tb_pool_shape ps = pool_call(net, nd, &folded_n);
+            o->maxpool_forward(be, nd->out, nd->aux, in, &ps, folded_n);
+            break;
+        }
+        case TB_LAYER_AVGPOOL: {
+            tb_pool_shape ps = pool_call(net, nd, &folded_n);
+            o->avgpool_forward(be, nd->out, in, &ps, folded_n);
+            break;
+        }
+        case TB_LAYER_ADAPTIVE_AVGPOOL: {
+            tb_pool_shape ps = pool_call(net, nd, &folded_n);
+            o->adaptive_avgpool_forward(be, nd->out, in, &ps, folded_n);
+            break;
+        }
         case TB_LAYER_CONCAT: {
             const float *ins[TB_MAX_CONCAT];
             int channels[TB_MAX_CONCAT];
@@ -859,7 +932,10 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
                 ins[j] = node_input(net, x, nd->inputs[j]);
                 channels[j] = nd->inputs[j] == TB_NET_INPUT ? net->in_c : net->nodes[nd->inputs[j]].c;
             }
-            o->concat_forward(be, nd->out, ins, channels, nd->n_inputs, nd->h * nd->w, n);
+            if (is_batch_minor(net, nd)) /* [c, n*h*w]: one sample of longer planes */
+                o->concat_forward(be, nd->out, ins, channels, nd->n_inputs, n * nd->h * nd->w, 1);
+            else
+                o->concat_forward(be, nd->out, ins, channels, nd->n_inputs, nd->h * nd->w, n);
             break;
         }
         case TB_LAYER_DROPOUT:
@@ -870,17 +946,24 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             break;
         case TB_LAYER_BATCHNORM: {
             float *saved = nd->aux;
+            tb_bn_shape bs = bn_call(net, nd, &folded_n);
             if (train) {
                 o->batchnorm_forward_train(be, nd->out, saved, saved + nd->c, nd->running_mean, nd->running_var, in,
-                                           nd->weight, nd->bias, &nd->u.bn, n);
+                                           nd->weight, nd->bias, &bs, folded_n);
                 nd->num_batches_tracked++;
             } else {
                 o->batchnorm_forward_eval(be, nd->out, in, nd->weight, nd->bias, nd->running_mean, nd->running_var,
-                                          &nd->u.bn, n);
+                                          &bs, folded_n);
             }
             break;
         }
-        case TB_LAYER_FLATTEN:
+        case TB_LAYER_FLATTEN: {
+            int c;
+            size_t hw;
+            if (flatten_from_batch_minor(net, nd, &c, &hw)) o->swap_outer_axes(be, nd->out, in, c, n, hw, 0);
+            else o->copy_or_add(be, nd->out, in, count, 0);
+            break;
+        }
         case TB_LAYER_IDENTITY: o->copy_or_add(be, nd->out, in, count, 0); break;
         case TB_LAYER_TANH: o->tanh_forward(be, nd->out, in, count); break;
         case TB_LAYER_SIGMOID: o->sigmoid_forward(be, nd->out, in, count); break;
@@ -936,7 +1019,10 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
             channels[j] = id == TB_NET_INPUT ? net->in_c : net->nodes[id].c;
             dins[j] = input_grad(net, id, &acc[j]);
         }
-        o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, nd->h * nd->w, n, acc);
+        if (is_batch_minor(net, nd))
+            o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, n * nd->h * nd->w, 1, acc);
+        else
+            o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, nd->h * nd->w, n, acc);
         return;
     }
     const float *in = node_input(net, net->input, nd->inputs[0]);
@@ -944,27 +1030,37 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
     float *din = input_grad(net, nd->inputs[0], &acc);
     switch (nd->kind) {
     case TB_LAYER_CONV2D:
-        o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
-                           net->workspace);
+        if (is_batch_minor(net, nd))
+            o->conv2d_cn_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+                                  net->workspace);
+        else
+            o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+                               net->workspace);
         break;
     case TB_LAYER_LINEAR:
         o->linear_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.linear, n, acc);
         break;
     case TB_LAYER_BATCHNORM: {
         const float *saved = nd->aux;
-        o->batchnorm_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, saved, saved + nd->c,
-                              &nd->u.bn, n, acc);
+        int folded_n = n;
+        tb_bn_shape bs = bn_call(net, nd, &folded_n);
+        o->batchnorm_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, saved, saved + nd->c, &bs,
+                              folded_n, acc);
         break;
     }
-    default:
+    default: {
         if (!din) break; /* parameter-free layer on the input: nothing to compute */
+        int folded_n = n, c;
+        size_t hw;
+        tb_pool_shape ps = nd->kind == TB_LAYER_MAXPOOL || nd->kind == TB_LAYER_AVGPOOL ||
+                                   nd->kind == TB_LAYER_ADAPTIVE_AVGPOOL
+                               ? pool_call(net, nd, &folded_n)
+                               : (tb_pool_shape){0};
         switch (nd->kind) {
         case TB_LAYER_RELU: o->relu_backward(be, din, nd->dout, nd->out, count, acc); break;
-        case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &nd->u.pool, n, acc); break;
-        case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc); break;
-        case TB_LAYER_ADAPTIVE_AVGPOOL:
-            o->adaptive_avgpool_backward(be, din, nd->dout, &nd->u.pool, n, acc);
-            break;
+        case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &ps, folded_n, acc); break;
+        case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;
+        case TB_LAYER_ADAPTIVE_AVGPOOL: o->adaptive_avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;
         case TB_LAYER_DROPOUT:
             if (nd->u.dropout_p > 0.0f)
                 o->dropout_backward(be, din, nd->dout, nd->aux, count, nd->u.dropout_p, acc);
@@ -972,6 +1068,9 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
                 o->copy_or_add(be, din, nd->dout, count, acc);
             break;
         case TB_LAYER_FLATTEN:
+            if (flatten_from_batch_minor(net, nd, &c, &hw)) o->swap_outer_axes(be, din, nd->dout, n, c, hw, acc);
+            else o->copy_or_add(be, din, nd->dout, count, acc);
+            break;
         case TB_LAYER_IDENTITY: o->copy_or_add(be, din, nd->dout, count, acc); break;
         case TB_LAYER_TANH: o->tanh_backward(be, din, nd->dout, nd->out, count, acc); break;
         case TB_LAYER_SIGMOID: o->sigmoid_backward(be, din, nd->dout, nd->out, count, acc); break;
@@ -981,6 +1080,7 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
         case TB_LAYER_GELU: o->gelu_backward(be, din, nd->dout, in, count, nd->u.tanh_approx, acc); break;
         default: break;
         }
+    }
     }
 }
 

@@ -790,6 +790,10 @@ static const tb_backend_ops cuda_ops = {
     cuda_gelu_fwd,
     cuda_gelu_bwd,
     cuda_sgemm_gflops,
+    NULL, /* conv2d_cn_*, swap_outer_axes: cuDNN keeps NCHW */
+    NULL,
+    NULL,
+    NULL,
 };
 
 /* ---- the module ------------------------------------------------------------------------ */

@@ -1,28 +1,33 @@
 /* conv2d.c: 2-D convolution (torch.nn.Conv2d: stride, zero padding, groups)
- * as im2col + one OpenBLAS sgemm per group over a chunk of images.
+ * over batch-minor activations [c][n][h][w], the CPU backend's layout.
  *
- * Folding the images of a chunk into the gemm's N dimension gives OpenBLAS
- * one large product instead of n small ones; the price is a transpose
- * between [out_c][n*P] and NCHW, which is memory-bound and cheap next to
- * the gemm. Chunks bound the workspace for large inputs.
+ * With the images of a batch side by side in each channel's row, a
+ * convolution over a run of images is one sgemm per group:
+ *     out_g [ocg][run*P] = W_g [ocg][K] x col [K][run*P]
+ * where col is the im2col matrix (K = in_c/groups * kh * kw rows, P output
+ * pixels per image). A 1x1 convolution with stride 1 and no padding reads its
+ * input as col directly, with no copy at all. Other convolutions build col a
+ * chunk of images at a time, small enough to stay in cache while the gemm
+ * packs it, and the gemm writes each chunk straight into the output through
+ * its leading dimension (n*P). Such gemms have hundreds to thousands of
+ * columns where the per-image ones of [n][c][h][w] had as few as 9
+ * (SqueezeNet's last fire modules at 64 px), and OpenBLAS reaches its peak
+ * on them. Threads split the batch (conv2d_cn_forward).
  *
- * Small feature maps (SqueezeNet's fire modules) take the other mode: images
- * in parallel, each thread running a single-threaded gemm straight into the
- * NCHW output (1x1 convolutions need no im2col at all), weight gradients
- * summed per thread and reduced in thread order, so a given thread count
- * always gives the same bits. The per-image bodies (im2col_image, col2im_image)
- * are serial: they already run on one thread of the images' team. */
+ * The NCHW entry points (conv2d_forward/backward: the layer tests', the
+ * fallback of networks that stay NCHW) run the same code one image at a time:
+ * for n = 1 the two layouts are the same bytes. */
 #include <cblas.h>
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "layers.h"
 
-/* Largest im2col buffer we build at once, in floats (32 MiB), unless one image
- * alone needs more (a chunk holds at least one image). */
-#define CONV_CHUNK_FLOATS ((size_t)8 << 20)
+/* The column buffer's target size in floats (2 MiB, about what a core's L2
+ * and its share of L3 keep while the gemm packs it); a chunk holds at least
+ * one image. */
+#define CONV_CHUNK_FLOATS ((size_t)512 << 10)
 
 int conv2d_infer(tb_conv2d_shape *s)
 {
@@ -36,333 +41,300 @@ int conv2d_infer(tb_conv2d_shape *s)
 
 static size_t col_rows(const tb_conv2d_shape *s) { return (size_t)(s->in_c / s->groups) * s->kh * s->kw; }
 
-/* Images per chunk so that the column buffer stays under CONV_CHUNK_FLOATS. */
-static int chunk_images(const tb_conv2d_shape *s, int n)
-{
-    size_t per_image = col_rows(s) * (size_t)s->out_h * s->out_w;
-    size_t fit = CONV_CHUNK_FLOATS / (per_image ? per_image : 1);
-    if (fit < 1) fit = 1;
-    return fit < (size_t)n ? (int)fit : n;
-}
-
-/* Per-image mode whenever there are at least as many images as threads: one
- * image's gemm is big enough to run well single-threaded, and it saves the
- * batch transposes (measured faster for the small CNN at 28x28 and for
- * SqueezeNet at 64x64 and 224x224). Fewer images than threads (a last batch,
- * evaluation of one sample) leave threads idle, so the batched gemm, which
- * OpenBLAS parallelises, serves them. TB_CONV_MODE=batched|image forces one
- * (for benchmarks and tests). */
-static int forced_mode(void)
-{
-    /* read once: this runs for every convolution of every step, from
-     * several executor workers at once (hence the atomic) */
-    static atomic_int mode = -2; /* -2 unread, -1 automatic, 0 batched, 1 per image */
-    int m = atomic_load_explicit(&mode, memory_order_relaxed);
-    if (m == -2) {
-        const char *force = getenv("TB_CONV_MODE");
-        m = force && !strcmp(force, "batched") ? 0 : force && !strcmp(force, "image") ? 1 : -1;
-        atomic_store_explicit(&mode, m, memory_order_relaxed);
-    }
-    return m;
-}
-
-static int per_image(int n)
-{
-    int mode = forced_mode();
-    return mode >= 0 ? mode : n >= omp_get_max_threads();
-}
-
 static int is_pointwise(const tb_conv2d_shape *s)
 {
     return s->kh == 1 && s->kw == 1 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 0 && s->pad_w == 0;
 }
 
-size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n)
+/* Images per chunk of the column buffer. */
+/* Images per chunk of a column buffer (at least one). */
+static int chunk_images(const tb_conv2d_shape *s)
+{
+    size_t per_image = col_rows(s) * (size_t)s->out_h * s->out_w;
+    size_t fit = CONV_CHUNK_FLOATS / (per_image ? per_image : 1);
+    return fit < 1 ? 1 : fit > (size_t)1 << 20 ? 1 << 20 : (int)fit;
+}
+
+/* One thread's column buffer, in floats (0 for 1x1 convolutions). */
+static size_t col_floats(const tb_conv2d_shape *s)
+{
+    return is_pointwise(s) ? 0 : col_rows(s) * (size_t)chunk_images(s) * s->out_h * s->out_w;
+}
+
+/* Threads that share a batch of n: each takes a contiguous run of images. */
+static int team_for(int n)
+{
+    const int T = omp_get_max_threads();
+    return n < T ? n : T;
+}
+
+size_t conv2d_cn_workspace_floats(const tb_conv2d_shape *s, int n)
 {
     if (n < 1) n = 1;
-    size_t cols = (size_t)chunk_images(s, n) * s->out_h * s->out_w;
-    size_t out_rows = (size_t)(s->out_c / s->groups);
-    /* column buffer + gemm output / gathered gradient */
-    size_t batched = col_rows(s) * cols + out_rows * cols;
-    /* per image: a column buffer and a weight-gradient partial per thread */
-    size_t threads = (size_t)omp_get_max_threads();
-    size_t weights = (size_t)s->out_c * col_rows(s);
-    size_t image = threads * (col_rows(s) * (size_t)s->out_h * s->out_w + weights + (size_t)s->out_c);
-    return batched > image ? batched : image;
+    const size_t T = (size_t)omp_get_max_threads();
+    /* a column buffer per thread, and a weight and bias gradient per thread when they share a batch */
+    const size_t partials = team_for(n) > 1 ? T * ((size_t)s->out_c * col_rows(s) + s->out_c) : 0;
+    return T * col_floats(s) + partials;
 }
 
-/* Row r of col [K, nc*P] for image i (K = (cin/g)*kh*kw), from the channels of group g. */
-static void im2col_row(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g, int r, int i)
+/* Row r = (c, ky, kx) of col [K][nc*P] for images [i0, i0+nc): input row
+ * oy*stride - pad + ky of each image, shifted by kx, zero where the window
+ * hangs over the padding. In [c][n][h][w] the planes of one channel's images
+ * are consecutive, so one call covers the whole chunk (SqueezeNet's late
+ * planes are 3x3: per-plane calls would cost more than the copying). */
+static void im2col_row(float *dst, const float *planes, const tb_conv2d_shape *s, int nc, int ky, int kx)
+{
+    const int H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w, sw = s->stride_w;
+    const int x0 = kx - s->pad_w;
+    /* output columns whose input column is inside [0, W) */
+    int lo = x0 < 0 ? (-x0 + sw - 1) / sw : 0, hi = W - x0 > 0 ? (W - x0 + sw - 1) / sw : 0;
+    if (hi > OW) hi = OW;
+    if (lo > hi) lo = hi;
+    for (int i = 0; i < nc; i++) {
+        const float *plane = planes + (size_t)i * H * W;
+        for (int oy = 0; oy < OH; oy++, dst += OW) {
+            const int iy = oy * s->stride_h - s->pad_h + ky;
+            if (iy < 0 || iy >= H) {
+                for (int ox = 0; ox < OW; ox++) dst[ox] = 0.0f;
+                continue;
+            }
+            const float *src = plane + (size_t)iy * W + x0;
+            for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+            if (sw == 1)
+                for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox];
+            else
+                for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * sw];
+            for (int ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
+        }
+    }
+}
+
+/* col [K][nc*P] for images [i0, i0+nc) of group g of in [in_c][n][H][W]. */
+static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int n, int i0, int nc, int g)
+{
+    const int K = (int)col_rows(s), kk = s->kh * s->kw, cg = s->in_c / s->groups;
+    const size_t HW = (size_t)s->in_h * s->in_w, N = (size_t)nc * s->out_h * s->out_w;
+    for (int r = 0; r < K; r++) {
+        const int c = r / kk, k = r % kk;
+        im2col_row(col + (size_t)r * N, in + ((size_t)(g * cg + c) * n + i0) * HW, s, nc, k / s->kw, k % s->kw);
+    }
+}
+
+/* The adjoint of im2col: the planes of images [i0, i0+nc) of group g of din
+ * (= or +=) from dcol [K][nc*P], each summed in a fixed order. */
+static void col2im(float *din, const float *dcol, const tb_conv2d_shape *s, int n, int i0, int nc, int g,
+                   int accumulate)
 {
     const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
-    const int P = OH * OW;
-    const size_t N = (size_t)nc * P;
-    int c = r / (s->kh * s->kw), ky = (r / s->kw) % s->kh, kx = r % s->kw;
-    const float *plane = in + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
-    float *dst = col + (size_t)r * N + (size_t)i * P;
-    for (int oy = 0; oy < OH; oy++) {
-        int iy = oy * s->stride_h - s->pad_h + ky;
-        float *row = dst + (size_t)oy * OW;
-        if (iy < 0 || iy >= H) {
-            memset(row, 0, sizeof(float) * OW);
-            continue;
-        }
-        const float *src = plane + (size_t)iy * W;
-        int x0 = kx - s->pad_w;
-        if (s->stride_w == 1) {
-            /* contiguous run with zero edges */
-            int lo = x0 < 0 ? -x0 : 0;
-            int hi = OW;
-            if (x0 + hi > W) hi = W - x0;
-            if (hi < lo) hi = lo;
-            for (int ox = 0; ox < lo; ox++) row[ox] = 0.0f;
-            if (hi > lo) memcpy(row + lo, src + x0 + lo, sizeof(float) * (hi - lo));
-            for (int ox = hi; ox < OW; ox++) row[ox] = 0.0f;
-        } else {
-            for (int ox = 0; ox < OW; ox++) {
-                int ix = ox * s->stride_w + x0;
-                row[ox] = (ix >= 0 && ix < W) ? src[ix] : 0.0f;
-            }
-        }
-    }
-}
-
-/* col [K, nc*P] from images in[0..nc) channels of group g, rows in parallel. */
-static void im2col(float *col, const float *in, const tb_conv2d_shape *s, int nc, int g)
-{
-    const int K = (s->in_c / s->groups) * s->kh * s->kw;
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int r = 0; r < K; r++)
-        for (int i = 0; i < nc; i++) im2col_row(col, in, s, nc, g, r, i);
-}
-
-/* col [K, P] of one image, on the calling thread (the per-image mode runs
- * inside a parallel region already). */
-static void im2col_image(float *col, const float *in, const tb_conv2d_shape *s, int g)
-{
-    const int K = (s->in_c / s->groups) * s->kh * s->kw;
-    for (int r = 0; r < K; r++) im2col_row(col, in, s, 1, g, r, 0);
-}
-
-/* Plane c of group g of image i of din from dcol [K, nc*P]. */
-static void col2im_plane(float *din, const float *dcol, const tb_conv2d_shape *s, int nc, int g, int accumulate,
-                         int i, int c)
-{
-    const int cg = s->in_c / s->groups, H = s->in_h, W = s->in_w, OH = s->out_h, OW = s->out_w;
-    const int P = OH * OW, kk = s->kh * s->kw;
-    const size_t N = (size_t)nc * P;
-    float *plane = din + ((size_t)i * s->in_c + (size_t)g * cg + c) * H * W;
-    if (!accumulate) memset(plane, 0, sizeof(float) * H * W);
-    for (int k = 0; k < kk; k++) {
-        int ky = k / s->kw, kx = k % s->kw;
-        const float *src = dcol + ((size_t)c * kk + k) * N + (size_t)i * P;
-        for (int oy = 0; oy < OH; oy++) {
-            int iy = oy * s->stride_h - s->pad_h + ky;
-            if (iy < 0 || iy >= H) continue;
-            float *dst = plane + (size_t)iy * W;
-            const float *srow = src + (size_t)oy * OW;
-            int x0 = kx - s->pad_w;
-            if (s->stride_w == 1) {
-                int lo = x0 < 0 ? -x0 : 0;
-                int hi = OW;
-                if (x0 + hi > W) hi = W - x0;
-                for (int ox = lo; ox < hi; ox++) dst[ox + x0] += srow[ox];
-            } else {
-                for (int ox = 0; ox < OW; ox++) {
-                    int ix = ox * s->stride_w + x0;
-                    if (ix >= 0 && ix < W) dst[ix] += srow[ox];
+    const int kk = s->kh * s->kw, sw = s->stride_w;
+    const size_t P = (size_t)OH * OW, N = (size_t)nc * P;
+    for (int c = 0; c < cg; c++) {
+        float *planes = din + ((size_t)(g * cg + c) * n + i0) * H * W;
+        if (!accumulate) memset(planes, 0, sizeof(float) * nc * H * W);
+        for (int k = 0; k < kk; k++) {
+            const int ky = k / s->kw, kx = k % s->kw, x0 = kx - s->pad_w;
+            int lo = x0 < 0 ? (-x0 + sw - 1) / sw : 0, hi = W - x0 > 0 ? (W - x0 + sw - 1) / sw : 0;
+            if (hi > OW) hi = OW;
+            if (lo > hi) lo = hi;
+            const float *src = dcol + ((size_t)c * kk + k) * N;
+            for (int i = 0; i < nc; i++) {
+                float *plane = planes + (size_t)i * H * W;
+                for (int oy = 0; oy < OH; oy++, src += OW) {
+                    const int iy = oy * s->stride_h - s->pad_h + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    float *dst = plane + (size_t)iy * W + x0;
+                    if (sw == 1)
+                        for (int ox = lo; ox < hi; ox++) dst[ox] += src[ox];
+                    else
+                        for (int ox = lo; ox < hi; ox++) dst[ox * sw] += src[ox];
                 }
             }
         }
     }
 }
 
-/* din planes of group g for images [0..nc) from dcol [K, nc*P]; each plane is
- * written by one thread in a fixed order, so the sum is deterministic. */
-static void col2im(float *din, const float *dcol, const tb_conv2d_shape *s, int nc, int g, int accumulate)
+/* The forward of images [i0, i1) on the calling thread: gemms over the run's
+ * columns of each channel row (leading dimension n*P). The bias goes in
+ * first, a chunk at a time while it is in cache, and the gemms add to it
+ * (with beta 0 OpenBLAS would clear the output in a pass of its own). */
+static void forward_images(float *out, const float *in, const float *weight, const float *bias,
+                           const tb_conv2d_shape *s, int n, int i0, int i1, float *col)
 {
-    const int cg = s->in_c / s->groups;
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int i = 0; i < nc; i++)
-        for (int c = 0; c < cg; c++) col2im_plane(din, dcol, s, nc, g, accumulate, i, c);
+    const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, K = (int)col_rows(s);
+    const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P, in_rows = (size_t)n * s->in_h * s->in_w;
+    const float beta = bias ? 1.0f : 0.0f;
+    const int chunk = is_pointwise(s) ? i1 - i0 : chunk_images(s); /* a 1x1 convolution reads its input as col */
+    for (int c0 = i0; c0 < i1; c0 += chunk) {
+        const int nc = i1 - c0 < chunk ? i1 - c0 : chunk;
+        const size_t N = (size_t)nc * P;
+        if (bias)
+            for (int oc = 0; oc < s->out_c; oc++) {
+                float *row = out + (size_t)oc * NP + (size_t)c0 * P;
+                for (size_t j = 0; j < N; j++) row[j] = bias[oc];
+            }
+        for (int g = 0; g < G; g++) {
+            const float *x = in + (size_t)g * cg * in_rows + (size_t)c0 * P;
+            int ldx = (int)NP;
+            if (!is_pointwise(s)) {
+                im2col(col, in, s, n, c0, nc, g);
+                x = col;
+                ldx = (int)N;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, (int)N, K, 1.0f,
+                        weight + (size_t)g * ocg * K, K, x, ldx, beta, out + (size_t)g * ocg * NP + (size_t)c0 * P,
+                        (int)NP);
+        }
+    }
 }
 
-/* col2im of one image on the calling thread (same order per plane, same bits). */
-static void col2im_image(float *din, const float *dcol, const tb_conv2d_shape *s, int g, int accumulate)
+/* The backward of images [i0, i1) on the calling thread: their weight
+ * gradient into dw (beta_w 0: overwrite, 1: add), their input gradient into
+ * din (= or +=, may be NULL). */
+static void backward_images(float *din, float *dw, float beta_w, const float *dout, const float *in,
+                            const float *weight, const tb_conv2d_shape *s, int n, int i0, int i1,
+                            int accumulate_din, float *col)
 {
-    const int cg = s->in_c / s->groups;
-    for (int c = 0; c < cg; c++) col2im_plane(din, dcol, s, 1, g, accumulate, 0, c);
+    const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, K = (int)col_rows(s);
+    const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P, in_rows = (size_t)n * s->in_h * s->in_w;
+    const int chunk = is_pointwise(s) ? i1 - i0 : chunk_images(s);
+    for (int c0 = i0; c0 < i1; c0 += chunk, beta_w = 1.0f) {
+        const int nc = i1 - c0 < chunk ? i1 - c0 : chunk;
+        const int N = (int)(nc * P);
+        for (int g = 0; g < G; g++) {
+            const float *dy = dout + (size_t)g * ocg * NP + (size_t)c0 * P;
+            const float *w = weight + (size_t)g * ocg * K;
+            if (is_pointwise(s)) {
+                const float *x = in + (size_t)g * cg * in_rows + (size_t)c0 * P;
+                /* dW_g [ocg][cg] (+)= dy [ocg][N] x x^T [N][cg] */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, cg, N, 1.0f, dy, (int)NP, x, (int)NP,
+                            beta_w, dw + (size_t)g * ocg * K, K);
+                /* dx_g [cg][N] (= or +=) W_g^T [cg][ocg] x dy [ocg][N] */
+                if (din)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cg, N, ocg, 1.0f, w, K, dy, (int)NP,
+                                accumulate_din ? 1.0f : 0.0f, din + (size_t)g * cg * in_rows + (size_t)c0 * P,
+                                (int)NP);
+                continue;
+            }
+            im2col(col, in, s, n, c0, nc, g);
+            /* dW_g [ocg][K] (+)= dy [ocg][N] x col^T [N][K]; chunks in order */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, N, 1.0f, dy, (int)NP, col, N, beta_w,
+                        dw + (size_t)g * ocg * K, K);
+            if (!din) continue;
+            /* dcol [K][N] = W_g^T [K][ocg] x dy [ocg][N], in the column buffer */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, ocg, 1.0f, w, K, dy, (int)NP, 0.0f, col, N);
+            col2im(din, col, s, n, c0, nc, g, accumulate_din);
+        }
+    }
 }
 
-static void forward_per_image(float *out, const float *in, const float *weight, const float *bias,
-                              const tb_conv2d_shape *s, int n, float *ws)
+/* dbias[oc] += the sum of row oc of dout [out_c][n*P]: per image in float,
+ * the images in double, in order. */
+static void bias_grad(float *dbias, const float *dout, size_t NP, size_t P, int n, int oc)
 {
-    const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, P = s->out_h * s->out_w;
-    const int K = (int)col_rows(s), pointwise = is_pointwise(s);
-    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
-#pragma omp parallel
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) {
+        const float *src = dout + (size_t)oc * NP + (size_t)i * P;
+        float part = 0.0f;
+        for (size_t p = 0; p < P; p++) part += src[p];
+        sum += part;
+    }
+    dbias[oc] += (float)sum;
+}
+
+/* Threads split the batch into contiguous runs of images, each running
+ * single-threaded gemms (OpenBLAS does not thread inside a parallel region)
+ * on its run's columns: one parallel region per call, no barrier between
+ * the gemms, which matters when the cores are shared with other runs. A
+ * batch smaller than the thread count (an evaluation of one sample) runs on
+ * the calling thread, where OpenBLAS threads each gemm itself. */
+void conv2d_cn_forward(float *out, const float *in, const float *weight, const float *bias,
+                       const tb_conv2d_shape *s, int n, float *ws)
+{
+    const int team = team_for(n);
+    if (team <= 1) {
+        forward_images(out, in, weight, bias, s, n, 0, n, ws);
+        return;
+    }
+    const size_t colf = col_floats(s);
+#pragma omp parallel num_threads(team)
     {
-        float *col = ws + (size_t)omp_get_thread_num() * K * P;
-#pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            for (int g = 0; g < G; g++) {
-                const float *x = in + (size_t)i * in_img + (size_t)g * cg * P; /* pointwise: P == H*W */
-                if (!pointwise) {
-                    im2col_image(col, in + (size_t)i * in_img, s, g);
-                    x = col;
-                }
-                float *y = out + (size_t)i * out_img + (size_t)g * ocg * P;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, P, K, 1.0f,
-                            weight + (size_t)g * ocg * K, K, x, P, 0.0f, y, P);
-                if (bias)
-                    for (int o = 0; o < ocg; o++) {
-                        const float b = bias[g * ocg + o];
-                        for (int p = 0; p < P; p++) y[(size_t)o * P + p] += b;
-                    }
-            }
-        }
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        forward_images(out, in, weight, bias, s, n, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
+                       ws + (size_t)t * colf);
     }
 }
 
-static void backward_per_image(float *din, float *dweight, float *dbias, const float *dout, const float *in,
-                               const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws)
+void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                        const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws)
 {
-    const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, P = s->out_h * s->out_w;
-    const int K = (int)col_rows(s), pointwise = is_pointwise(s);
-    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
-    const size_t wsize = (size_t)s->out_c * K;
-    const int T = omp_get_max_threads(); /* the workspace holds T slots (conv2d_workspace_floats) */
-    float *partials = ws + (size_t)T * K * P; /* [T][wsize + out_c] */
-#pragma omp parallel num_threads(T)
+    const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P;
+    const int team = team_for(n);
+    if (team <= 1) {
+        if (dbias)
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, NP, P, n, oc);
+        backward_images(din, dweight, 1.0f, dout, in, weight, s, n, 0, n, accumulate_din, ws);
+        return;
+    }
+    /* each thread's weight gradient in a slot of its own, summed in thread
+     * order: the same bits for the same thread count */
+    const size_t colf = col_floats(s), wsize = (size_t)s->out_c * col_rows(s);
+    float *partials = ws + (size_t)omp_get_max_threads() * colf;
+#pragma omp parallel num_threads(team)
     {
-        /* the team may be smaller than T (nested in another parallel region,
-         * dynamic threads): only its slots are cleared, so only they are summed */
-        const int team = omp_get_num_threads(), t = omp_get_thread_num();
-        float *col = ws + (size_t)t * K * P, *dw = partials + (size_t)t * (wsize + s->out_c), *db = dw + wsize;
-        memset(dw, 0, sizeof(float) * (wsize + s->out_c));
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        backward_images(din, partials + (size_t)t * wsize, 0.0f, dout, in, weight, s, n,
+                        (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt), accumulate_din,
+                        ws + (size_t)t * colf);
+#pragma omp barrier
 #pragma omp for schedule(static)
-        for (int i = 0; i < n; i++) {
-            for (int g = 0; g < G; g++) {
-                const float *dy = dout + (size_t)i * out_img + (size_t)g * ocg * P;
-                const float *x = in + (size_t)i * in_img + (size_t)g * cg * P;
-                if (!pointwise) {
-                    im2col_image(col, in + (size_t)i * in_img, s, g);
-                    x = col;
-                }
-                /* dW_g [ocg, K] += dy [ocg, P] x x^T [P, K] */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, P, 1.0f, dy, P, x, P, 1.0f,
-                            dw + (size_t)g * ocg * K, K);
-                if (dbias)
-                    for (int o = 0; o < ocg; o++) {
-                        float sum = 0.0f;
-                        for (int p = 0; p < P; p++) sum += dy[(size_t)o * P + p];
-                        db[g * ocg + o] += sum;
-                    }
-                if (!din) continue;
-                float *dx = din + (size_t)i * in_img + (size_t)g * cg * P;
-                if (pointwise) { /* dx [cg, P] (=|+=) W_g^T [cg, ocg] x dy [ocg, P] */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, ocg, 1.0f,
-                                weight + (size_t)g * ocg * K, K, dy, P, accumulate_din ? 1.0f : 0.0f, dx, P);
-                } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, ocg, 1.0f,
-                                weight + (size_t)g * ocg * K, K, dy, P, 0.0f, col, P);
-                    col2im_image(din + (size_t)i * in_img, col, s, g, accumulate_din);
-                }
-            }
-        }
-        /* sum the partials in thread order: deterministic for a given thread count */
-#pragma omp for schedule(static)
-        for (size_t k = 0; k < wsize + (size_t)s->out_c; k++) {
+        for (size_t k = 0; k < wsize; k++) {
             float sum = 0.0f;
-            for (int u = 0; u < team; u++) sum += partials[(size_t)u * (wsize + s->out_c) + k];
-            if (k < wsize) dweight[k] += sum;
-            else if (dbias) dbias[k - wsize] += sum;
+            for (int u = 0; u < nt; u++) sum += partials[(size_t)u * wsize + k];
+            dweight[k] += sum;
+        }
+        if (dbias) {
+#pragma omp for schedule(static)
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, NP, P, n, oc);
         }
     }
+}
+
+/* ---- NCHW: the same code an image at a time -------------------------------- */
+
+size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n)
+{
+    (void)n;
+    return conv2d_cn_workspace_floats(s, 1);
 }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const tb_conv2d_shape *s, int n, float *ws)
 {
-    if (per_image(n)) {
-        forward_per_image(out, in, weight, bias, s, n, ws);
-        return;
-    }
-    const int G = s->groups, ocg = s->out_c / G, P = s->out_h * s->out_w;
-    const int K = (int)col_rows(s), chunk = chunk_images(s, n);
-    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
-    for (int i0 = 0; i0 < n; i0 += chunk) {
-        const int nc = n - i0 < chunk ? n - i0 : chunk;
-        const int N = nc * P;
-        float *col = ws, *tmp = ws + (size_t)K * N;
-        for (int g = 0; g < G; g++) {
-            im2col(col, in + (size_t)i0 * in_img, s, nc, g);
-            /* tmp [ocg, N] = W_g [ocg, K] x col [K, N] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ocg, N, K, 1.0f,
-                        weight + (size_t)g * ocg * K, K, col, N, 0.0f, tmp, N);
-#pragma omp parallel for schedule(static) collapse(2)
-            for (int i = 0; i < nc; i++) {
-                for (int o = 0; o < ocg; o++) {
-                    const int oc = g * ocg + o;
-                    const float b = bias ? bias[oc] : 0.0f;
-                    const float *src = tmp + (size_t)o * N + (size_t)i * P;
-                    float *dst = out + (size_t)(i0 + i) * out_img + (size_t)oc * P;
-                    for (int p = 0; p < P; p++) dst[p] = src[p] + b;
-                }
-            }
-        }
-    }
+    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * s->out_h * s->out_w;
+    for (int i = 0; i < n; i++) conv2d_cn_forward(out + i * out_img, in + i * in_img, weight, bias, s, 1, ws);
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws)
 {
-    if (per_image(n)) {
-        backward_per_image(din, dweight, dbias, dout, in, weight, s, n, accumulate_din, ws);
-        return;
-    }
-    const int G = s->groups, ocg = s->out_c / G, P = s->out_h * s->out_w;
-    const int K = (int)col_rows(s), chunk = chunk_images(s, n);
-    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * P;
+    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * s->out_h * s->out_w;
+    for (int i = 0; i < n; i++)
+        conv2d_cn_backward(din ? din + i * in_img : NULL, dweight, dbias, dout + i * out_img, in + i * in_img,
+                           weight, s, 1, accumulate_din, ws);
+}
 
-    if (dbias) {
-        /* one channel per thread, images in order: deterministic */
-#pragma omp parallel for schedule(static)
-        for (int oc = 0; oc < s->out_c; oc++) {
-            double sum = 0.0;
-            for (int i = 0; i < n; i++) {
-                const float *src = dout + (size_t)i * out_img + (size_t)oc * P;
-                float part = 0.0f;
-                for (int p = 0; p < P; p++) part += src[p];
-                sum += part;
-            }
-            dbias[oc] += (float)sum;
-        }
-    }
+/* ---- layout changes ---------------------------------------------------------- */
 
-    for (int i0 = 0; i0 < n; i0 += chunk) {
-        const int nc = n - i0 < chunk ? n - i0 : chunk;
-        const int N = nc * P;
-        float *col = ws, *dout_t = ws + (size_t)K * N;
-        for (int g = 0; g < G; g++) {
-            /* dout_t [ocg, N] gathered from NCHW */
+void swap_outer_axes(float *out, const float *in, int a, int b, size_t inner, int accumulate)
+{
 #pragma omp parallel for schedule(static) collapse(2)
-            for (int o = 0; o < ocg; o++) {
-                for (int i = 0; i < nc; i++) {
-                    memcpy(dout_t + (size_t)o * N + (size_t)i * P,
-                           dout + (size_t)(i0 + i) * out_img + (size_t)(g * ocg + o) * P, sizeof(float) * P);
-                }
-            }
-            im2col(col, in + (size_t)i0 * in_img, s, nc, g);
-            /* dW_g [ocg, K] += dout_t [ocg, N] x col^T [N, K] */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ocg, K, N, 1.0f, dout_t, N, col, N, 1.0f,
-                        dweight + (size_t)g * ocg * K, K);
-            if (din) {
-                /* dcol [K, N] = W_g^T [K, ocg] x dout_t [ocg, N]; reuses the column buffer */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, ocg, 1.0f,
-                            weight + (size_t)g * ocg * K, K, dout_t, N, 0.0f, col, N);
-                col2im(din + (size_t)i0 * in_img, col, s, nc, g, accumulate_din);
-            }
+    for (int j = 0; j < b; j++)
+        for (int i = 0; i < a; i++) {
+            const float *src = in + ((size_t)i * b + j) * inner;
+            float *dst = out + ((size_t)j * a + i) * inner;
+            if (accumulate)
+                for (size_t k = 0; k < inner; k++) dst[k] += src[k];
+            else
+                memcpy(dst, src, sizeof(float) * inner);
         }
-    }
 }

@@ -30,7 +30,7 @@ typedef struct tb_conv2d_shape {
 int conv2d_infer(tb_conv2d_shape *s);
 /* Floats of scratch memory conv2d_forward/backward need for n samples with
  * the calling thread's OpenMP thread count (omp_get_max_threads()), which
- * must be the same when they run. */
+ * must be the same when they run; may be 0. */
 size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n);
 /* out [n, out_c, out_h, out_w]; in [n, in_c, in_h, in_w];
  * weight [out_c, in_c/groups, kh, kw]; bias [out_c] or NULL */
@@ -39,6 +39,19 @@ void conv2d_forward(float *out, const float *in, const float *weight, const floa
 /* dweight, dbias (+=); din (= or +=, may be NULL); dbias may be NULL */
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws);
+
+/* The same convolution over batch-minor activations, the CPU backend's layout:
+ * out [out_c, n, out_h, out_w], in [in_c, n, in_h, in_w] (each channel's images
+ * side by side, so a run of images is one gemm per group). Workspace as
+ * conv2d_cn_workspace_floats(s, n), with the same thread-count rule. */
+size_t conv2d_cn_workspace_floats(const tb_conv2d_shape *s, int n);
+void conv2d_cn_forward(float *out, const float *in, const float *weight, const float *bias,
+                       const tb_conv2d_shape *s, int n, float *ws);
+void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
+                        const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws);
+/* out [b, a, inner] (= or +=) in [a, b, inner]: between [n, c, h, w] and
+ * [c, n, h, w] (a = n, b = c, inner = h*w, and back with a and b swapped) */
+void swap_outer_axes(float *out, const float *in, int a, int b, size_t inner, int accumulate);
 
 /* ---- linear: y = x W^T + b ----------------------------------------------- */
 typedef struct tb_linear_shape {

@@ -319,6 +319,38 @@ void maxpool_forward(float *out, int32_t *argmax, const float *in, const tb_pool
             pool_plane_inside(out + (size_t)pl * OHW, argmax + (size_t)pl * OHW, in + (size_t)pl * HW, s, band);
         return;
     }
+    /* ceil_mode windows hanging over the bottom or right edge, no padding
+     * (SqueezeNet 1.0's second pool: 14x14 -> 7x7 at 64 px, 54x54 -> 27x27 at
+     * 224): the planes are copied into scratch extended with -inf and pooled
+     * whole as above. -inf never wins torch's comparison against a window's
+     * first element, which is always inside (pool_out_size), so the values
+     * and indices are torch's; indices are mapped back to the plane's width. */
+    const int PH = (s->out_h - 1) * s->stride_h + s->kh, PW = (s->out_w - 1) * s->stride_w + s->kw;
+    if (s->pad_h == 0 && s->pad_w == 0 && PH >= s->in_h && PW >= s->in_w && PH * PW <= PLANE_CAP / 2) {
+        tb_pool_shape ext = *s;
+        ext.in_h = PH;
+        ext.in_w = PW;
+        const int H = s->in_h, W = s->in_w, PHW = PH * PW, g = PLANE_CAP / PHW, groups = (planes + g - 1) / g;
+        int32_t off[PLANE_CAP];
+        for (int oy = 0; oy < s->out_h; oy++)
+            for (int ox = 0; ox < s->out_w; ox++) off[oy * s->out_w + ox] = oy * s->stride_h * PW + ox * s->stride_w;
+#pragma omp parallel for schedule(static)
+        for (int gr = 0; gr < groups; gr++) {
+            const int p0 = gr * g, np = planes - p0 < g ? planes - p0 : g;
+            float scratch[PLANE_CAP];
+            for (int p = 0; p < np; p++)
+                for (int y = 0; y < PH; y++) {
+                    float *row = scratch + p * PHW + y * PW;
+                    const int inside = y < H ? W : 0;
+                    if (inside) memcpy(row, in + (size_t)(p0 + p) * HW + (size_t)y * W, sizeof(float) * W);
+                    for (int x = inside; x < PW; x++) row[x] = -INFINITY;
+                }
+            int32_t *idx = argmax + (size_t)p0 * OHW;
+            pool_planes_inside(out + (size_t)p0 * OHW, idx, scratch, &ext, np, off);
+            for (int o = 0; o < np * OHW; o++) idx[o] = idx[o] / PW * W + idx[o] % PW;
+        }
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (int pl = 0; pl < planes; pl++) {
         const float *src = in + (size_t)pl * HW;
