@@ -293,11 +293,12 @@ START_TEST(test_conv2d_fixture)
 }
 END_TEST
 
-/* conv2d called where its parallel regions get a smaller team than
+/* The batch-minor conv2d (threads split the batch, a weight-gradient slot
+ * each) called where its parallel regions get a smaller team than
  * omp_get_max_threads() (here: inside another parallel region with nesting
- * off, as when a caller runs several networks on its own threads): a
- * NaN-filled workspace must not leak into any result, which must equal the
- * same call made outside any region. */
+ * off, as when a caller runs several networks on its own threads): only the
+ * team's slots hold sums, so a NaN-filled workspace must not leak into any
+ * result, which must equal the same call made outside any region. */
 START_TEST(test_conv2d_small_team)
 {
     tb_conv2d_shape s = {.in_c = 3, .in_h = 9, .in_w = 8, .out_c = 4, .kh = 3, .kw = 3,
@@ -311,14 +312,26 @@ START_TEST(test_conv2d_small_team)
     for (size_t i = 0; i < nout; i++) dout[i] = pattern(i * 3 + 2) - 0.3f;
     for (size_t i = 0; i < nw; i++) w[i] = pattern(i) * 0.5f;
     for (size_t i = 0; i < nb; i++) b[i] = 0.1f * (float)i;
-    size_t nws = conv2d_workspace_floats(&s, n);
+    size_t nws = conv2d_cn_workspace_floats(&s, n);
     float *ws = galloc(nws), *out_ref = galloc(nout), *din_ref = galloc(nin), *dw_ref = galloc(nw),
           *db_ref = galloc(nb);
     float *out = galloc(nout), *din = galloc(nin), *dw = galloc(nw), *db = galloc(nb);
-    conv2d_forward(out_ref, in, w, b, &s, n, ws);
+    conv2d_cn_forward(out_ref, in, w, b, &s, n, ws);
     fill(dw_ref, nw, 0.0f), fill(db_ref, nb, 0.0f);
     fill_nan(ws, nws);
-    conv2d_backward(din_ref, dw_ref, db_ref, dout, in, w, &s, n, 0, ws);
+    conv2d_cn_backward(din_ref, dw_ref, db_ref, dout, in, w, &s, n, 0, ws);
+
+    /* the same call again gives the same bits (a fixed thread count) */
+    {
+        float *dw2 = galloc(nw), *db2 = galloc(nb), *din2 = galloc(nin);
+        fill(dw2, nw, 0.0f), fill(db2, nb, 0.0f);
+        fill_nan(ws, nws);
+        conv2d_cn_backward(din2, dw2, db2, dout, in, w, &s, n, 0, ws);
+        ck_assert_msg(!memcmp(dw2, dw_ref, sizeof(float) * nw) && !memcmp(db2, db_ref, sizeof(float) * nb) &&
+                          !memcmp(din2, din_ref, sizeof(float) * nin),
+                      "small_team: two identical backward calls differ in their bits");
+        free(dw2), free(db2), free(din2);
+    }
 
     int levels = omp_get_max_active_levels(), inner_team = 0;
     omp_set_max_active_levels(1);
@@ -333,9 +346,9 @@ START_TEST(test_conv2d_small_team)
                 inner_team = omp_get_num_threads();
             }
             fill_nan(ws, nws);
-            conv2d_forward(out, in, w, b, &s, n, ws);
+            conv2d_cn_forward(out, in, w, b, &s, n, ws);
             fill_nan(ws, nws);
-            conv2d_backward(din, dw, db, dout, in, w, &s, n, 0, ws);
+            conv2d_cn_backward(din, dw, db, dout, in, w, &s, n, 0, ws);
         }
     }
     omp_set_max_active_levels(levels);
