@@ -207,6 +207,87 @@ START_TEST(test_fire_network_matches_torch)
 }
 END_TEST
 
+/* A network that exercises every batch-minor rule: BatchNorm2d and pooling
+ * folded, a concat taken in place, a concat inside a concat, a concat whose
+ * input also feeds another layer (copied, not in place), avg and adaptive
+ * pooling, flatten back to [n, features]. */
+static tb_net *layout_net(void)
+{
+    tb_net *net = tb_net_new(3, 13, 11);
+    tb_init_spec init = tb_init_torch_default();
+    int x = tb_net_relu(net, tb_net_conv2d(net, TB_NET_INPUT, "c0", 8, 3, 2, 1, 1, 1, init));
+    x = tb_net_batchnorm(net, x, "bn0", 1e-5f, 0.1f);
+    x = tb_net_maxpool(net, x, 3, 2, 0, 1);
+    int a = tb_net_relu(net, tb_net_conv2d(net, x, "a", 4, 1, 1, 0, 1, 1, init));
+    int b = tb_net_relu(net, tb_net_conv2d(net, x, "b", 5, 3, 1, 1, 1, 1, init));
+    int inner[2] = {a, b};
+    int ab = tb_net_concat(net, inner, 2); /* in place, and itself an input of an in-place concat */
+    int c = tb_net_conv2d(net, x, "c", 3, 1, 1, 0, 1, 0, init);
+    int outer[2] = {ab, c};
+    int abc = tb_net_concat(net, outer, 2);
+    int shared = tb_net_relu(net, tb_net_conv2d(net, abc, "d", 6, 3, 1, 1, 2, 1, init));
+    int e = tb_net_conv2d(net, shared, "e", 6, 1, 1, 0, 1, 1, init);
+    int mixed[2] = {shared, e}; /* shared also feeds e: this concat copies */
+    x = tb_net_concat(net, mixed, 2);
+    x = tb_net_avgpool(net, x, 2, 1, 0, 0, 1);
+    x = tb_net_adaptive_avgpool(net, x, 2, 2);
+    x = tb_net_flatten(net, x);
+    tb_net_linear(net, x, "fc", 7, 1, init);
+    return net;
+}
+
+/* The CPU backend keeps 4-D activations batch-minor inside a network; the
+ * same network on the same backend with the batch-minor ops taken away stays
+ * [n, c, h, w] (the layout every other backend uses). Both must agree on the
+ * logits and every gradient, at 2 threads (threads split the batch), for a
+ * batch of 5 and then 2 (in-place slices move with the batch size). */
+START_TEST(test_batch_minor_matches_nchw)
+{
+    tb_backend *be = tb_backend_cpu_create(2), *be_nchw = tb_backend_cpu_create(2);
+    tb_backend_ops nchw_ops = *be->ops;
+    nchw_ops.conv2d_cn_forward = NULL;
+    nchw_ops.conv2d_cn_backward = NULL;
+    be_nchw->ops = &nchw_ops;
+    tb_net *net = layout_net(), *ref = layout_net();
+    tb_err err;
+    ck_assert_msg(tb_net_build(net, be, 5, &err) == TB_OK, "%s", err.msg);
+    ck_assert_msg(tb_net_build(ref, be_nchw, 5, &err) == TB_OK, "%s", err.msg);
+    tb_net_init_params(net, 11);
+    tb_net_init_params(ref, 11);
+    const size_t sample = 3 * 13 * 11;
+    float x[5 * 3 * 13 * 11];
+    int32_t y[5] = {0, 3, 6, 2, 5};
+    for (size_t i = 0; i < 5 * sample; i++) x[i] = sinf(0.37f * (float)i) + 0.1f * (float)(i % 7);
+    for (int n = 5; n >= 2; n -= 3) {
+        tb_net *nets[2] = {net, ref};
+        for (int k = 0; k < 2; k++) {
+            tb_backend *b = tb_net_backend(nets[k]);
+            tb_net_forward(nets[k], x, n, 1, 0);
+            float *dl = tb_net_output_grad_buffer(nets[k]);
+            b->ops->loss(b, dl, tb_net_output(nets[k]), y, n, 7, TB_LOSS_CROSS_ENTROPY);
+            tb_net_zero_grads(nets[k]);
+            tb_net_backward(nets[k], dl, n);
+        }
+        char what[TB_NAME_MAX + 32];
+        snprintf(what, sizeof what, "logits (n = %d)", n);
+        TBT_ASSERT_CLOSE(tb_net_output(net), tb_net_output(ref), (size_t)n * 7, 1e-5, 1e-6, what);
+        for (int i = 0; i < tb_net_param_count(net); i++) {
+            const tb_param *p = tb_net_param(net, i);
+            if (p->is_int64) continue;
+            const float *got = (p->is_buffer ? tb_net_buffers(net) : tb_net_grads(net)) + p->offset;
+            const float *want = (p->is_buffer ? tb_net_buffers(ref) : tb_net_grads(ref)) + p->offset;
+            snprintf(what, sizeof what, "%s (n = %d)", p->name, n);
+            TBT_ASSERT_CLOSE(got, want, p->count, 1e-4, 1e-6, what);
+        }
+    }
+    tb_net_free(net);
+    tb_net_free(ref);
+    be_nchw->ops = be->ops;
+    tb_backend_destroy(be_nchw);
+    tb_backend_destroy(be);
+}
+END_TEST
+
 /* ---- the PyTorch-style builder (tb_nn_*, the host's conv2d, linear, ...) ---- */
 
 /* The keys of a net, ','-joined in state_dict order; malloc'd. */
@@ -547,6 +628,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_state_dict_names_and_shapes);
     tcase_add_test(tc, test_builder_errors);
     tcase_add_test(tc, test_fire_network_matches_torch);
+    tcase_add_test(tc, test_batch_minor_matches_nchw);
     tcase_add_test(tc, test_maxpool_plane_smaller_than_kernel);
     tcase_add_test(tc, test_thread_count_follows_the_backend);
     tcase_add_test(tc, test_init_independent_of_batch_and_other_layers);

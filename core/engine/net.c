@@ -33,6 +33,12 @@ typedef struct tb_node {
     float *out, *dout;
     void *aux;                   /* maxpool argmax, dropout mask, batchnorm saved mean|invstd */
     float *weight, *bias, *dweight, *dbias, *running_mean, *running_var;
+    /* Batch-minor networks: a concat whose inputs feed nothing else has them
+     * write their output straight into its channel slices (in_concat: the
+     * concat's node id, -1 otherwise; slice_c: the first channel), so the
+     * concat itself copies nothing either way. */
+    int in_concat, slice_c;
+    int concat_in_place; /* on the concat: all its inputs write into it */
 } tb_node;
 
 struct tb_net {
@@ -682,6 +688,57 @@ tb_status tb_net_check(const tb_net *net, tb_err *err)
     return TB_OK;
 }
 
+/* Which concats take their inputs' outputs in place (see tb_node.in_concat):
+ * batch-minor only ([c, n, h, w] makes each input's block a contiguous slice
+ * of the concat's), and only when every input is a distinct layer that feeds
+ * nothing but this concat. */
+static void plan_concats_in_place(tb_net *net)
+{
+    for (int k = 0; k < net->n_nodes; k++) {
+        net->nodes[k].in_concat = -1;
+        net->nodes[k].concat_in_place = 0;
+    }
+    if (!net->batch_minor) return;
+    for (int k = 0; k < net->n_nodes; k++) {
+        tb_node *cat = &net->nodes[k];
+        if (cat->kind != TB_LAYER_CONCAT || cat->ndim != 4) continue;
+        int ok = 1;
+        for (int j = 0; j < cat->n_inputs && ok; j++) {
+            const int id = cat->inputs[j];
+            if (id == TB_NET_INPUT || net->nodes[id].in_concat >= 0) {
+                ok = 0;
+                break;
+            }
+            for (int m = 0; m < net->n_nodes && ok; m++) /* another consumer, or this concat twice */
+                for (int q = 0; q < net->nodes[m].n_inputs; q++)
+                    if (net->nodes[m].inputs[q] == id && (m != k || q != j)) ok = 0;
+        }
+        if (!ok) continue;
+        int c0 = 0;
+        for (int j = 0; j < cat->n_inputs; j++) {
+            tb_node *in = &net->nodes[cat->inputs[j]];
+            in->in_concat = k;
+            in->slice_c = c0;
+            c0 += in->c;
+        }
+        cat->concat_in_place = 1;
+    }
+}
+
+/* Points the outputs (and gradients) of in-place concat inputs at their
+ * slices for a batch of n: a slice starts at channel * n * h * w. */
+static void place_concat_slices(tb_net *net, int n)
+{
+    for (int k = net->n_nodes - 1; k >= 0; k--) { /* a concat inside a concat is placed before its inputs */
+        tb_node *nd = &net->nodes[k];
+        if (nd->in_concat < 0) continue;
+        const tb_node *cat = &net->nodes[nd->in_concat];
+        const size_t at = (size_t)nd->slice_c * n * nd->h * nd->w;
+        nd->out = cat->out + at;
+        nd->dout = cat->dout + at;
+    }
+}
+
 tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
 {
     if (net->be) return tb_fail(err, TB_EINVAL, "network is already built");
@@ -783,6 +840,7 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
             }
         }
     }
+    plan_concats_in_place(net);
     tb_net_init_params(net, 0);
     return TB_OK;
 }
@@ -893,8 +951,10 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
     tb_backend *be = net->be;
     const tb_backend_ops *o = be->ops;
     net->input = x;
-    if (net->batch_minor)
+    if (net->batch_minor) {
         o->swap_outer_axes(be, net->input_cn, x, n, net->in_c, (size_t)net->in_h * net->in_w, 0);
+        place_concat_slices(net, n);
+    }
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *nd = &net->nodes[k];
         const float *in = node_input(net, x, nd->inputs[0]);
@@ -926,6 +986,7 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             break;
         }
         case TB_LAYER_CONCAT: {
+            if (nd->concat_in_place) break; /* its inputs wrote their slices */
             const float *ins[TB_MAX_CONCAT];
             int channels[TB_MAX_CONCAT];
             for (int j = 0; j < nd->n_inputs; j++) {
@@ -992,6 +1053,7 @@ void tb_net_backward(tb_net *net, const float *dlogits, int n)
     tb_backend *be = net->be;
     const tb_backend_ops *o = be->ops;
     memset(net->grad_written, 0, (size_t)net->n_nodes);
+    if (net->batch_minor) place_concat_slices(net, n);
     tb_node *last = &net->nodes[net->n_nodes - 1];
     o->copy_or_add(be, last->dout, dlogits, (size_t)n * last->c, 0);
     net->grad_written[net->n_nodes - 1] = 1;
@@ -1019,6 +1081,7 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
             channels[j] = id == TB_NET_INPUT ? net->in_c : net->nodes[id].c;
             dins[j] = input_grad(net, id, &acc[j]);
         }
+        if (nd->concat_in_place) return; /* the inputs' gradients are slices of this one's */
         if (is_batch_minor(net, nd))
             o->concat_backward(be, dins, nd->dout, channels, nd->n_inputs, n * nd->h * nd->w, 1, acc);
         else
