@@ -252,6 +252,8 @@ START_TEST(test_batch_minor_matches_nchw)
     tb_err err;
     ck_assert_msg(tb_net_build(net, be, 5, &err) == TB_OK, "%s", err.msg);
     ck_assert_msg(tb_net_build(ref, be_nchw, 5, &err) == TB_OK, "%s", err.msg);
+    ck_assert_int_eq(tb_net_batch_minor(net), 1);
+    ck_assert_int_eq(tb_net_batch_minor(ref), 0);
     tb_net_init_params(net, 11);
     tb_net_init_params(ref, 11);
     const size_t sample = 3 * 13 * 11;

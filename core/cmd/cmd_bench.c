@@ -191,13 +191,13 @@ int tb_cmd_bench(int argc, char **argv)
     char ceiling[96] = "";
     double peak = be->ops->sgemm_gflops ? be->ops->sgemm_gflops(be, SGEMM_PEAK_SIZE) : 0;
     if (peak > 0) snprintf(ceiling, sizeof ceiling, " (%.0f%% of sgemm peak %.1f GFLOP/s)", 100.0 * gflops / peak, peak);
-    printf("tunebench bench: model %s input %dx%dx%d batch %d on %s: %.1f img/s, %.1f GFLOP/s%s, "
+    printf("tunebench bench: model %s input %dx%dx%d batch %d on %s%s: %.1f img/s, %.1f GFLOP/s%s, "
            "net memory %.1f MiB, peak RSS %.1f MiB\n",
-           model, c, h, w, batch, be->name, ips, gflops, ceiling, tb_net_memory_bytes(net) / 1048576.0,
-           ru.ru_maxrss / 1024.0);
+           model, c, h, w, batch, be->name, tb_net_batch_minor(net) ? " [c,n,h,w]" : "", ips, gflops, ceiling,
+           tb_net_memory_bytes(net) / 1048576.0, ru.ru_maxrss / 1024.0);
     if (profile) {
-        char report[16384];
-        tb_net_profile_report(net, steps, report, sizeof report);
+        char report[32768];
+        tb_net_profile_report(net, steps, batch, peak, report, sizeof report);
         printf("%s", report);
     }
     rc = TB_EXIT_OK;

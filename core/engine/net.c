@@ -665,6 +665,17 @@ int tb_nn_flatten(tb_net *net, int input)
 
 /* ---- placement ----------------------------------------------------------- */
 
+/* Forward FLOPs of one sample through node n (conv2d and linear; 0 for the rest). */
+static double node_flops(const tb_node *n)
+{
+    if (n->kind == TB_LAYER_CONV2D) {
+        const tb_conv2d_shape *s = &n->u.conv;
+        return 2.0 * s->out_c * s->out_h * s->out_w * (s->in_c / s->groups) * s->kh * s->kw;
+    }
+    if (n->kind == TB_LAYER_LINEAR) return 2.0 * n->u.linear.in_features * n->u.linear.out_features;
+    return 0;
+}
+
 static size_t node_size(const tb_node *n) { return (size_t)n->c * n->h * n->w; }
 
 static size_t align_floats(size_t x) { return (x + 15) & ~(size_t)15; } /* 64 bytes */
@@ -686,6 +697,26 @@ tb_status tb_net_check(const tb_net *net, tb_err *err)
         return tb_fail(err, TB_EINVAL, "the last layer (%s) outputs [n, %d, %d, %d]; it must be [n, classes]: end "
                        "with flatten or linear", tb_layer_kind_name(last->kind), last->c, last->h, last->w);
     return TB_OK;
+}
+
+/* Batch-minor pays where convolutions work on small planes: a 7x7 or 3x3
+ * plane makes a per-image gemm of 49 or 9 columns, the whole batch one of
+ * thousands (SqueezeNet at 64 px: 1.2x to 1.4x a step on this machine). From
+ * about 32x32 up a single image's gemm is large already and the long rows of
+ * [c, n, h, w] cost a little (SqueezeNet 1.0 at 224 px: 0.9x). So a network
+ * takes it when most of its convolution FLOPs are on planes under 32x32. */
+#define BATCH_MINOR_MAX_PLANE 1024
+static int prefers_batch_minor(const tb_net *net)
+{
+    double small = 0, all = 0;
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *n = &net->nodes[k];
+        if (n->kind != TB_LAYER_CONV2D) continue;
+        const double flops = node_flops(n);
+        all += flops;
+        if (n->u.conv.out_h * n->u.conv.out_w < BATCH_MINOR_MAX_PLANE) small += flops;
+    }
+    return all > 0 && 2 * small > all;
 }
 
 /* Which concats take their inputs' outputs in place (see tb_node.in_concat):
@@ -752,8 +783,7 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
     const tb_backend_ops *ops = be->ops;
     net->batch_minor = 0;
     if (ops->conv2d_cn_workspace_floats && ops->conv2d_cn_forward && ops->conv2d_cn_backward && ops->swap_outer_axes)
-        for (int k = 0; k < net->n_nodes; k++)
-            if (net->nodes[k].kind == TB_LAYER_CONV2D) net->batch_minor = 1;
+        net->batch_minor = prefers_batch_minor(net);
     const size_t input_floats = (size_t)max_batch * net->in_c * net->in_h * net->in_w;
     size_t act = 0, aux = 0, ws = 0;
     for (int k = 0; k < net->n_nodes; k++) {
@@ -1153,7 +1183,7 @@ void tb_net_set_profiling(tb_net *net, int on)
     if (net->prof) memset(net->prof, 0, sizeof(double) * 2 * net->n_nodes);
 }
 
-void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len)
+void tb_net_profile_report(const tb_net *net, int steps, int batch, double peak_gflops, char *buf, size_t len)
 {
     size_t used = 0;
     double total = 0;
@@ -1163,8 +1193,17 @@ void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len)
     for (int k = 0; k < net->n_nodes; k++) {
         const tb_node *n = &net->nodes[k];
         double f = net->prof[2 * k] / steps * 1e3, b = net->prof[2 * k + 1] / steps * 1e3;
-        if (tb_appendf(buf, len, &used, "%3d %-16s %-22s fwd %8.3f ms  bwd %8.3f ms  %5.1f%%\n", k,
-                       tb_layer_kind_name(n->kind), n->name, f, b, 100.0 * (f + b) / (total / steps * 1e3)))
+        /* a product layer's rate: its forward FLOPs once forward, twice backward
+         * (once on the network's input, which needs no gradient) */
+        char rate[64] = "";
+        const double flops = node_flops(n) * batch * (n->inputs[0] == TB_NET_INPUT ? 2.0 : 3.0);
+        if (flops > 0 && f + b > 0) {
+            const double gf = flops / ((f + b) * 1e-3) / 1e9;
+            if (peak_gflops > 0) snprintf(rate, sizeof rate, "  %6.1f GFLOP/s %3.0f%% of peak", gf, 100 * gf / peak_gflops);
+            else snprintf(rate, sizeof rate, "  %6.1f GFLOP/s", gf);
+        }
+        if (tb_appendf(buf, len, &used, "%3d %-16s %-22s fwd %8.3f ms  bwd %8.3f ms  %5.1f%%%s\n", k,
+                       tb_layer_kind_name(n->kind), n->name, f, b, 100.0 * (f + b) / (total / steps * 1e3), rate))
             break;
     }
 }
@@ -1177,6 +1216,7 @@ void tb_net_zero_grads(tb_net *net)
 /* ---- accessors --------------------------------------------------------------- */
 
 tb_backend *tb_net_backend(const tb_net *net) { return net->be; }
+int tb_net_batch_minor(const tb_net *net) { return net->batch_minor; }
 const float *tb_net_output(const tb_net *net) { return net->nodes[net->n_nodes - 1].out; }
 float *tb_net_output_grad_buffer(const tb_net *net) { return net->dlogits; }
 int tb_net_classes(const tb_net *net) { return net->n_nodes ? net->nodes[net->n_nodes - 1].c : 0; }
@@ -1221,15 +1261,7 @@ size_t tb_net_memory_bytes(const tb_net *net)
 double tb_net_forward_flops(const tb_net *net)
 {
     double flops = 0;
-    for (int k = 0; k < net->n_nodes; k++) {
-        const tb_node *n = &net->nodes[k];
-        if (n->kind == TB_LAYER_CONV2D) {
-            const tb_conv2d_shape *s = &n->u.conv;
-            flops += 2.0 * s->out_c * s->out_h * s->out_w * (s->in_c / s->groups) * s->kh * s->kw;
-        } else if (n->kind == TB_LAYER_LINEAR) {
-            flops += 2.0 * n->u.linear.in_features * n->u.linear.out_features;
-        }
-    }
+    for (int k = 0; k < net->n_nodes; k++) flops += node_flops(&net->nodes[k]);
     return flops;
 }
 

@@ -137,6 +137,9 @@ void tb_net_zero_grads(tb_net *net);
 
 /* Accessors */
 tb_backend *tb_net_backend(const tb_net *net);
+/* 1 when the built network keeps its 4-D activations as [c, n, h, w] (the
+ * CPU backend, convolutions mostly on planes under 32x32), 0 for [n, c, h, w]. */
+int tb_net_batch_minor(const tb_net *net);
 const float *tb_net_output(const tb_net *net);       /* [n, classes], backend memory */
 float *tb_net_output_grad_buffer(const tb_net *net); /* [max_batch, classes], scratch for dlogits */
 int tb_net_classes(const tb_net *net);
@@ -178,9 +181,11 @@ int tb_net_min_bn_plane(const tb_net *net);
 char *tb_net_param_report(const tb_net *net);
 
 /* Per-layer timing: when on, every layer synchronises the backend and adds
- * its forward and backward time; the report gives milliseconds per step. */
+ * its forward and backward time; the report gives milliseconds per step and,
+ * for convolutions and linear layers at `batch` samples a step, GFLOP/s and
+ * its share of peak_gflops (0: no share). */
 void tb_net_set_profiling(tb_net *net, int on);
-void tb_net_profile_report(const tb_net *net, int steps, char *buf, size_t len);
+void tb_net_profile_report(const tb_net *net, int steps, int batch, double peak_gflops, char *buf, size_t len);
 
 /* Human-readable layer list with output shapes and parameter counts. */
 void tb_net_summary(const tb_net *net, char *buf, size_t len);

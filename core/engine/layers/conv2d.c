@@ -14,9 +14,11 @@
  * (SqueezeNet's last fire modules at 64 px), and OpenBLAS reaches its peak
  * on them. Threads split the batch (conv2d_cn_forward).
  *
- * The NCHW entry points (conv2d_forward/backward: the layer tests', the
- * fallback of networks that stay NCHW) run the same code one image at a time:
- * for n = 1 the two layouts are the same bytes. */
+ * Large planes gain nothing from this (224 px: a single image's gemm already
+ * has thousands of columns) and lose a little to the output rows' long
+ * stride, so networks whose convolutions work mostly on large planes stay
+ * NCHW (net.c); conv2d_forward/backward run each image through the same code:
+ * for one image the two layouts are the same bytes. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -227,13 +229,15 @@ static void backward_images(float *din, float *dw, float beta_w, const float *do
     }
 }
 
-/* dbias[oc] += the sum of row oc of dout [out_c][n*P]: per image in float,
- * the images in double, in order. */
-static void bias_grad(float *dbias, const float *dout, size_t NP, size_t P, int n, int oc)
+/* dbias[oc] += the sum over images of channel oc's P values, image i's at
+ * dout + i * image_stride + oc * channel_stride: per image in float, the
+ * images in double, in order. */
+static void bias_grad(float *dbias, const float *dout, size_t image_stride, size_t channel_stride, size_t P, int n,
+                      int oc)
 {
     double sum = 0.0;
     for (int i = 0; i < n; i++) {
-        const float *src = dout + (size_t)oc * NP + (size_t)i * P;
+        const float *src = dout + (size_t)i * image_stride + (size_t)oc * channel_stride;
         float part = 0.0f;
         for (size_t p = 0; p < P; p++) part += src[p];
         sum += part;
@@ -271,7 +275,7 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
     const int team = team_for(n);
     if (team <= 1) {
         if (dbias)
-            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, NP, P, n, oc);
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, P, NP, P, n, oc);
         backward_images(din, dweight, 1.0f, dout, in, weight, s, n, 0, n, accumulate_din, ws);
         return;
     }
@@ -294,33 +298,67 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
         }
         if (dbias) {
 #pragma omp for schedule(static)
-            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, NP, P, n, oc);
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, P, NP, P, n, oc);
         }
     }
 }
 
-/* ---- NCHW: the same code an image at a time -------------------------------- */
+/* ---- NCHW: threads split the batch as above, and each runs its images one
+ * at a time through the same code (for one image the two layouts are the
+ * same bytes): the layout of networks whose planes are large ---- */
 
-size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n)
-{
-    (void)n;
-    return conv2d_cn_workspace_floats(s, 1);
-}
+size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n) { return conv2d_cn_workspace_floats(s, n); }
 
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const tb_conv2d_shape *s, int n, float *ws)
 {
     const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * s->out_h * s->out_w;
-    for (int i = 0; i < n; i++) conv2d_cn_forward(out + i * out_img, in + i * in_img, weight, bias, s, 1, ws);
+    const int team = team_for(n);
+    const size_t colf = col_floats(s);
+#pragma omp parallel num_threads(team > 1 ? team : 1) if (team > 1)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = (int)((long)n * t / nt); i < (int)((long)n * (t + 1) / nt); i++)
+            forward_images(out + i * out_img, in + i * in_img, weight, bias, s, 1, 0, 1, ws + (size_t)t * colf);
+    }
 }
 
 void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                      const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws)
 {
-    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * s->out_h * s->out_w;
-    for (int i = 0; i < n; i++)
-        conv2d_cn_backward(din ? din + i * in_img : NULL, dweight, dbias, dout + i * out_img, in + i * in_img,
-                           weight, s, 1, accumulate_din, ws);
+    const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, P = (size_t)s->out_h * s->out_w;
+    const size_t out_img = (size_t)s->out_c * P;
+    const int team = team_for(n);
+    const size_t colf = col_floats(s), wsize = (size_t)s->out_c * col_rows(s);
+    if (team <= 1) {
+        if (dbias)
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, out_img, P, P, n, oc);
+        for (int i = 0; i < n; i++)
+            backward_images(din ? din + i * in_img : NULL, dweight, 1.0f, dout + i * out_img, in + i * in_img, weight,
+                            s, 1, 0, 1, accumulate_din, ws);
+        return;
+    }
+    float *partials = ws + (size_t)omp_get_max_threads() * colf;
+#pragma omp parallel num_threads(team)
+    {
+        const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        const int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
+        for (int i = i0; i < i1; i++)
+            backward_images(din ? din + i * in_img : NULL, partials + (size_t)t * wsize, i == i0 ? 0.0f : 1.0f,
+                            dout + i * out_img, in + i * in_img, weight, s, 1, 0, 1, accumulate_din,
+                            ws + (size_t)t * colf);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (size_t k = 0; k < wsize; k++) {
+            float sum = 0.0f;
+            for (int u = 0; u < nt; u++) sum += partials[(size_t)u * wsize + k];
+            dweight[k] += sum;
+        }
+        if (dbias) {
+#pragma omp for schedule(static)
+            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, out_img, P, P, n, oc);
+        }
+    }
 }
 
 /* ---- layout changes ---------------------------------------------------------- */
