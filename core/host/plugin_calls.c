@@ -42,6 +42,18 @@ static tb_status check_misuse(const tb_plugin_descriptor *d, const tb_plugin_arg
                    why);
 }
 
+/* A call made without arguments gets the plugin's defaults (resolved from an
+ * empty section named `section`); *own is then theirs to free afterwards. */
+static tb_status default_args(const tb_plugin *plugin, const char *section, const tb_plugin_args **args,
+                              tb_plugin_args **own, tb_err *err)
+{
+    *own = NULL;
+    if (*args) return TB_OK;
+    tb_status s = tb_plugin_args_resolve(plugin, NULL, section, own, err);
+    if (s == TB_OK) *args = *own;
+    return s;
+}
+
 tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *args, const tb_model_input *in,
                                 tb_net **out, tb_err *err)
 {
@@ -54,11 +66,8 @@ tb_status tb_plugin_build_model(const tb_plugin *plugin, const tb_plugin_args *a
         return tb_fail(err, TB_EINVAL, "model plugin \"%s\": invalid input %dx%dx%d with %d classes", d->name,
                        in->channels, in->height, in->width, in->classes);
     tb_plugin_args *own = NULL;
-    if (!args) {
-        tb_status s = tb_plugin_args_resolve(plugin, NULL, "model", &own, err);
-        if (s != TB_OK) return s;
-        args = own;
-    }
+    tb_status resolved = default_args(plugin, "model", &args, &own, err);
+    if (resolved != TB_OK) return resolved;
     char msg[512] = "";
     tb_net *net = NULL;
     tb_model_input copy = *in;
@@ -83,11 +92,8 @@ tb_status tb_plugin_run_frontend(const tb_plugin *plugin, const tb_study_api *ap
         return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a frontend plugin", d->name,
                        tb_plugin_kind_name(d->kind));
     tb_plugin_args *own = NULL;
-    if (!args) {
-        tb_status s = tb_plugin_args_resolve(plugin, NULL, d->name, &own, err);
-        if (s != TB_OK) return s;
-        args = own;
-    }
+    tb_status resolved = default_args(plugin, d->name, &args, &own, err);
+    if (resolved != TB_OK) return resolved;
     char msg[512] = "";
     tb_status s = d->frontend->run(tb_host_api_get(), api, args, msg, sizeof msg);
     tb_status misuse = check_misuse(d, args, err);
@@ -159,11 +165,8 @@ tb_status tb_plugin_describe_task(const tb_plugin *plugin, const tb_plugin_args 
                        tb_plugin_kind_name(d->kind));
     if (!d->describe_task) return TB_OK; /* a plugin built before ABI minor 7: nothing declared */
     tb_plugin_args *own = NULL;
-    if (!args) {
-        tb_status s = tb_plugin_args_resolve(plugin, NULL, "task", &own, err);
-        if (s != TB_OK) return s;
-        args = own;
-    }
+    tb_status resolved = default_args(plugin, "task", &args, &own, err);
+    if (resolved != TB_OK) return resolved;
     char msg[512] = "";
     tb_status s = d->describe_task(tb_host_api_get(), args, out, msg, sizeof msg);
     tb_status misuse = check_misuse(d, args, err);
@@ -206,11 +209,8 @@ tb_status tb_plugin_open_task(const tb_plugin *plugin, const tb_plugin_args *arg
         return tb_fail(err, TB_EINVAL, "plugin \"%s\" is a %s plugin, not a task plugin", d->name,
                        tb_plugin_kind_name(d->kind));
     tb_plugin_args *own = NULL;
-    if (!args) {
-        tb_status s = tb_plugin_args_resolve(plugin, NULL, "task", &own, err);
-        if (s != TB_OK) return s;
-        args = own;
-    }
+    tb_status resolved = default_args(plugin, "task", &args, &own, err);
+    if (resolved != TB_OK) return resolved;
     char msg[512] = "";
     tb_status s = d->open_task(tb_host_api_get(), args, out, msg, sizeof msg);
     tb_status misuse = check_misuse(d, args, err);
