@@ -209,8 +209,9 @@ END_TEST
 
 /* A network that exercises every batch-minor rule: BatchNorm2d and pooling
  * folded, a concat taken in place, a concat inside a concat, a concat whose
- * input also feeds another layer (copied, not in place), avg and adaptive
- * pooling, flatten back to [n, features]. */
+ * input also feeds another layer (copied, not in place), dropout drawing its
+ * mask by [n, c, h, w] position, avg and adaptive pooling, flatten back to
+ * [n, features]. */
 static tb_net *layout_net(void)
 {
     tb_net *net = tb_net_new(3, 13, 11);
@@ -229,6 +230,7 @@ static tb_net *layout_net(void)
     int e = tb_net_conv2d(net, shared, "e", 6, 1, 1, 0, 1, 1, init);
     int mixed[2] = {shared, e}; /* shared also feeds e: this concat copies */
     x = tb_net_concat(net, mixed, 2);
+    x = tb_net_dropout(net, x, 0.3f); /* the same mask in both layouts */
     x = tb_net_avgpool(net, x, 2, 1, 0, 0, 1);
     x = tb_net_adaptive_avgpool(net, x, 2, 2);
     x = tb_net_flatten(net, x);

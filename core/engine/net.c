@@ -1030,10 +1030,21 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             break;
         }
         case TB_LAYER_DROPOUT:
-            if (train && nd->u.dropout_p > 0.0f)
+            if (train && nd->u.dropout_p > 0.0f && is_batch_minor(net, nd)) {
+                /* masks are drawn by [n, c, h, w] position, as on every backend:
+                 * through [n, c, h, w] in this node's gradient buffer (free until
+                 * backward), the mask kept in that order */
+                const int c = nd->c;
+                const size_t hw = (size_t)nd->h * nd->w;
+                o->swap_outer_axes(be, nd->dout, in, c, n, hw, 0);
+                o->dropout_forward(be, nd->dout, nd->aux, nd->dout, count, nd->u.dropout_p, net->seed, (uint32_t)k,
+                                   step);
+                o->swap_outer_axes(be, nd->out, nd->dout, n, c, hw, 0);
+            } else if (train && nd->u.dropout_p > 0.0f) {
                 o->dropout_forward(be, nd->out, nd->aux, in, count, nd->u.dropout_p, net->seed, (uint32_t)k, step);
-            else
+            } else {
                 o->copy_or_add(be, nd->out, in, count, 0);
+            }
             break;
         case TB_LAYER_BATCHNORM: {
             float *saved = nd->aux;
@@ -1155,10 +1166,19 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
         case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;
         case TB_LAYER_ADAPTIVE_AVGPOOL: o->adaptive_avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;
         case TB_LAYER_DROPOUT:
-            if (nd->u.dropout_p > 0.0f)
+            if (nd->u.dropout_p > 0.0f && is_batch_minor(net, nd)) {
+                /* the mask is in [n, c, h, w] order (forward): the gradient goes
+                 * through that order in this node's output buffer, which no
+                 * backward reads any more */
+                const size_t plane = (size_t)nd->h * nd->w;
+                o->swap_outer_axes(be, nd->out, nd->dout, nd->c, n, plane, 0);
+                o->dropout_backward(be, nd->out, nd->out, nd->aux, count, nd->u.dropout_p, 0);
+                o->swap_outer_axes(be, din, nd->out, n, nd->c, plane, acc);
+            } else if (nd->u.dropout_p > 0.0f) {
                 o->dropout_backward(be, din, nd->dout, nd->aux, count, nd->u.dropout_p, acc);
-            else
+            } else {
                 o->copy_or_add(be, din, nd->dout, count, acc);
+            }
             break;
         case TB_LAYER_FLATTEN:
             if (flatten_from_batch_minor(net, nd, &c, &hw)) o->swap_outer_axes(be, din, nd->dout, n, c, hw, acc);
