@@ -1274,7 +1274,9 @@ size_t tb_net_trainable_count(const tb_net *net)
 size_t tb_net_memory_bytes(const tb_net *net)
 {
     size_t dl = (size_t)net->max_batch * tb_net_classes(net);
-    return sizeof(float) * (2 * net->params_size + net->buffers_size + 2 * net->act_size + net->ws_size + dl) +
+    size_t input_cn = net->batch_minor ? (size_t)net->max_batch * net->in_c * net->in_h * net->in_w : 0;
+    return sizeof(float) * (2 * net->params_size + net->buffers_size + 2 * net->act_size + net->ws_size + dl +
+                            input_cn) +
            net->aux_bytes;
 }
 
