@@ -1,6 +1,7 @@
 /* test_train.c: the training loop on real Fashion-MNIST: bitwise
  * determinism, seeds, sample order independent of the batch size,
- * divergence, cancellation, the time limit, events, and overfitting one batch. */
+ * divergence, cancellation, the time limit, events, prefetching (the same
+ * results as loading after each step), and overfitting one batch. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -266,6 +267,107 @@ START_TEST(test_events_cancel_and_time_limit)
 }
 END_TEST
 
+/* Prefetching (the next batch loaded on a thread while the step runs) changes
+ * nothing: the same losses, parameters and buffers as loading after each step
+ * (no_prefetch), with a short last batch, two epochs and 1 or 2 threads; a
+ * load that fails mid-epoch ends the run at the same step with its message. */
+typedef struct loss_log {
+    double loss[64];
+    int n;
+    double wait;
+} loss_log;
+
+static void log_losses(void *user, const tb_train_event *ev)
+{
+    loss_log *l = user;
+    if (ev->kind == TB_EVENT_BATCH && l->n < 64) l->loss[l->n++] = ev->batch_loss;
+    ck_assert(ev->input_wait_s >= 0.0 && isfinite(ev->input_wait_s));
+    if (ev->kind == TB_EVENT_END) l->wait = ev->input_wait_s;
+}
+
+typedef struct failing {
+    const tb_dataset *base;
+    int calls, fail_at;
+} failing;
+
+static tb_status failing_load(void *ctx, const int32_t *idx, int n, float *x, int32_t *y, tb_err *err)
+{
+    failing *f = ctx;
+    if (++f->calls == f->fail_at) return tb_fail(err, TB_EIO, "load %d failed", f->calls);
+    return f->base->load(f->base->ctx, idx, n, x, y, err);
+}
+
+static float *train_logged(const tb_train_config *cfg, const tb_dataset *ds, int threads, loss_log *log,
+                           tb_train_result *res, tb_err *err, size_t *count)
+{
+    tb_backend *be = tb_backend_cpu_create(threads);
+    tb_net *net = test_net();
+    ck_assert(tb_net_build(net, be, cfg->batch_size, err) == TB_OK);
+    tb_net_init_params(net, 3);
+    tb_train_hooks hooks = {0};
+    tb_train_hooks_add(&hooks, log_losses, log);
+    tb_train(net, NULL, cfg, ds, NULL, &hooks, res, err);
+    size_t np = tb_net_params_size(net), nb = tb_net_buffers_size(net);
+    float *out = malloc(sizeof(float) * (np + nb));
+    memcpy(out, tb_net_params(net), sizeof(float) * np);
+    memcpy(out + np, tb_net_buffers(net), sizeof(float) * nb);
+    *count = np + nb;
+    tb_net_free(net);
+    tb_backend_destroy(be);
+    return out;
+}
+
+START_TEST(test_prefetch_changes_nothing)
+{
+    ck_assert(have_data);
+    for (int threads = 1; threads <= 2; threads++) {
+        tb_train_config cfg = base_config(48); /* 512 = 10 x 48 + 32: a short last batch */
+        float *p[2];
+        size_t n[2];
+        loss_log log[2];
+        memset(log, 0, sizeof log);
+        tb_train_result res[2];
+        tb_err err[2];
+        for (int k = 0; k < 2; k++) {
+            cfg.no_prefetch = k;
+            p[k] = train_logged(&cfg, &fmnist_first512, threads, &log[k], &res[k], &err[k], &n[k]);
+            ck_assert_int_eq(res[k].status, TB_OK);
+            ck_assert_int_eq(res[k].steps, 22);
+            ck_assert(res[k].input_wait_s >= 0.0 && res[k].input_wait_s <= res[k].seconds);
+            ck_assert(log[k].wait == res[k].input_wait_s);
+        }
+        ck_assert_int_eq(log[0].n, 22);
+        ck_assert_int_eq(log[1].n, 22);
+        ck_assert_msg(memcmp(log[0].loss, log[1].loss, sizeof log[0].loss) == 0,
+                      "batch losses differ with and without prefetching (%d threads)", threads);
+        ck_assert_uint_eq(n[0], n[1]);
+        ck_assert_msg(memcmp(p[0], p[1], sizeof(float) * n[0]) == 0,
+                      "parameters differ with and without prefetching (%d threads)", threads);
+        free(p[0]);
+        free(p[1]);
+
+        /* the 4th load (batch 4 of epoch 1, loaded during step 3) fails: 3 steps, the loader's message */
+        for (int k = 0; k < 2; k++) {
+            failing f = {.base = &fmnist_first512, .fail_at = 4};
+            tb_dataset ds = fmnist_first512;
+            ds.ctx = &f;
+            ds.load = failing_load;
+            ds.destroy = NULL;
+            cfg.no_prefetch = k;
+            memset(&log[k], 0, sizeof log[k]);
+            p[k] = train_logged(&cfg, &ds, threads, &log[k], &res[k], &err[k], &n[k]);
+            ck_assert_int_eq(res[k].status, TB_EIO);
+            ck_assert_int_eq(res[k].steps, 3);
+            ck_assert_int_eq(f.calls, 4);
+            ck_assert_str_eq(err[k].msg, "load 4 failed");
+        }
+        ck_assert_msg(memcmp(p[0], p[1], sizeof(float) * n[0]) == 0, "a failed load: parameters differ");
+        free(p[0]);
+        free(p[1]);
+    }
+}
+END_TEST
+
 /* The small CNN drives the training loss on one batch of real images near zero. */
 START_TEST(test_overfit_one_batch)
 {
@@ -466,6 +568,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_order_and_init_independent_of_hyperparameters);
     tcase_add_test(tc, test_divergence_is_reported);
     tcase_add_test(tc, test_events_cancel_and_time_limit);
+    tcase_add_test(tc, test_prefetch_changes_nothing);
     tcase_add_test(tc, test_overfit_one_batch);
     tcase_add_test(tc, test_asgd_averaged_parameters);
     tcase_add_test(tc, test_frozen_base);

@@ -41,11 +41,12 @@ static void print_progress(void *user, const tb_train_event *ev)
     } else if (ev->kind == TB_EVENT_EPOCH) {
         if (p->is_tty) fprintf(stderr, "\r%100s\r", "");
         if (isnan(ev->val_accuracy))
-            printf("epoch %d/%d: train loss %.4f, %.1f s, %.0f img/s\n", ev->epoch, p->epochs, ev->epoch_loss,
-                   ev->epoch_s, ev->images_per_s);
+            printf("epoch %d/%d: train loss %.4f, %.1f s, %.0f img/s, input wait %.1f s\n", ev->epoch, p->epochs,
+                   ev->epoch_loss, ev->epoch_s, ev->images_per_s, ev->input_wait_s);
         else
-            printf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.2f%%, %.1f s, %.0f img/s\n", ev->epoch,
-                   p->epochs, ev->epoch_loss, ev->val_loss, 100.0 * ev->val_accuracy, ev->epoch_s, ev->images_per_s);
+            printf("epoch %d/%d: train loss %.4f, val loss %.4f, val accuracy %.2f%%, %.1f s, %.0f img/s, input wait "
+                   "%.1f s\n", ev->epoch, p->epochs, ev->epoch_loss, ev->val_loss, 100.0 * ev->val_accuracy, ev->epoch_s,
+                   ev->images_per_s, ev->input_wait_s);
         fflush(stdout);
     } else if (p->is_tty) {
         fprintf(stderr, "\r%100s\r", "");

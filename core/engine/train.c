@@ -2,6 +2,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,6 +128,62 @@ tb_status tb_evaluate(tb_net *net, const tb_dataset *ds, tb_loss_kind loss, int 
     return st;
 }
 
+/* ---- prefetching ------------------------------------------------------------ */
+
+/* The next training batch is loaded (train->load: copy, normalise, augment; a
+ * pure function of the indices, seed and epoch) on a thread of its own while
+ * the current step runs, so input preparation overlaps compute on every
+ * backend instead of adding to each step. The same batch goes to the same slot
+ * as when loading after the step, so results cannot change (TB_PREFETCH=0 or
+ * cfg->no_prefetch loads after the step, as before). On the CPU the worker also
+ * uploads: a memcpy into the input slot the running step does not read. A GPU
+ * backend's upload orders itself against the compute stream (events recorded
+ * there mark the compute queued so far), so it stays on the training thread,
+ * after the step is queued, where it always was. The worker writes its own
+ * tb_err, never the caller's, and is joined in the iteration that started it. */
+typedef struct prefetch {
+    pthread_t thread;
+    int running;               /* a thread was started and not yet joined */
+    const tb_dataset *ds;
+    const int32_t *idx;
+    int n;
+    float *x_host, *x_dev;
+    int32_t *y;
+    size_t bytes;
+    tb_backend *upload_be;     /* non-NULL: the worker uploads too (the CPU backend) */
+    tb_status st;
+    tb_err err;
+} prefetch;
+
+static void *prefetch_main(void *p)
+{
+    prefetch *f = p;
+    f->st = f->ds->load(f->ds->ctx, f->idx, f->n, f->x_host, f->y, &f->err);
+    if (f->st == TB_OK && f->upload_be) f->upload_be->ops->upload(f->upload_be, f->x_dev, f->x_host, f->bytes);
+    return NULL;
+}
+
+/* Starts the worker; without a thread (pthread_create failed) it loads here. */
+static void prefetch_start(prefetch *f)
+{
+    f->st = TB_OK;
+    f->err.msg[0] = '\0';
+    f->running = pthread_create(&f->thread, NULL, prefetch_main, f) == 0;
+    if (!f->running) prefetch_main(f);
+}
+
+static void prefetch_join(prefetch *f)
+{
+    if (f->running) pthread_join(f->thread, NULL);
+    f->running = 0;
+}
+
+static int prefetch_enabled(const tb_train_config *cfg)
+{
+    const char *e = getenv("TB_PREFETCH");
+    return !cfg->no_prefetch && !(e && !strcmp(e, "0"));
+}
+
 tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, const tb_dataset *train,
                    const tb_dataset *val, const tb_train_hooks *hooks, tb_train_result *result, tb_err *err)
 {
@@ -184,6 +241,11 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
     }
     tb_net_set_seed(net, cfg->seed);
 
+    /* the loader thread's job; on the CPU it uploads too (see prefetch above) */
+    const int prefetching = prefetch_enabled(cfg);
+    prefetch pf = {.ds = train, .upload_be = strcmp(be->device, "cpu") == 0 ? be : NULL};
+    if (!prefetching) pf.upload_be = NULL;
+
     const double t0 = tb_now();
     float *dlogits = tb_net_output_grad_buffer(net);
     for (int epoch = 1; epoch <= cfg->epochs && st == TB_OK; epoch++) {
@@ -193,6 +255,7 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
         const double epoch_start = tb_now();
         double loss_sum = 0.0;
         int64_t seen = 0;
+        double wait = 0.0;       /* seconds this epoch waited for input */
         int cur = 0, loaded = 0; /* loaded: batch bi is already in slot cur */
         for (int bi = 0; bi < batches; bi++) {
             if (hooks && hooks->cancel && atomic_load(hooks->cancel)) {
@@ -206,30 +269,53 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
             const int start = bi * batch;
             const int n = train->count - start < batch ? train->count - start : batch;
             if (!loaded) { /* else it was loaded and sent during the previous step */
+                const double w0 = tb_now();
                 if ((st = train->load(train->ctx, perm + start, n, b.x_host[cur], b.y[cur], err))) break;
                 be->ops->upload(be, b.x_dev[cur], b.x_host[cur], sizeof(float) * sample * n);
+                wait += tb_now() - w0;
             }
+            /* the next batch goes to the other slot, whose data the step before (done) last read */
+            const int next = start + batch, nn = train->count - next < batch ? train->count - next : batch;
+            if (prefetching && bi + 1 < batches) {
+                pf.idx = perm + next;
+                pf.n = nn;
+                pf.x_host = b.x_host[cur ^ 1];
+                pf.x_dev = b.x_dev[cur ^ 1];
+                pf.y = b.y[cur ^ 1];
+                pf.bytes = sizeof(float) * sample * nn;
+                prefetch_start(&pf);
+            }
+            /* the step; a failure ends the epoch after the loader is joined below */
             tb_net_forward(net, b.x_dev[cur], n, 1, (uint64_t)opt->scalars.step);
             float loss = be->ops->loss(be, dlogits, tb_net_output(net), b.y[cur], n, classes, cfg->loss);
-            if ((st = tb_backend_check(be, err))) break;
-            if (!isfinite(loss)) {
+            st = tb_backend_check(be, err);
+            if (st == TB_OK && !isfinite(loss))
                 st = tb_fail(err, TB_EDIVERGED, "loss is %s at epoch %d, batch %d", isnan(loss) ? "NaN" : "Inf",
                              epoch, bi + 1);
-                break;
+            if (st == TB_OK) {
+                tb_net_zero_grads(net);
+                tb_net_backward(net, dlogits, n);
+                tb_optimizer_step(opt, net);
             }
-            tb_net_zero_grads(net);
-            tb_net_backward(net, dlogits, n);
-            tb_optimizer_step(opt, net);
-            /* the next batch is prepared and sent while the device (a GPU) finishes
-             * this step; its buffers were last read by the step before, which is done */
+            /* the next batch: the loader's, or (not prefetching) loaded and sent here
+             * while the device (a GPU) finishes this step */
             tb_status load_st = TB_OK;
             loaded = 0;
             if (bi + 1 < batches) {
-                const int next = start + batch, nn = train->count - next < batch ? train->count - next : batch;
-                load_st = train->load(train->ctx, perm + next, nn, b.x_host[cur ^ 1], b.y[cur ^ 1], err);
-                loaded = load_st == TB_OK;
-                if (loaded) be->ops->upload(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
+                const double w0 = tb_now();
+                if (prefetching) {
+                    prefetch_join(&pf);
+                    load_st = pf.st;
+                    if (load_st && st == TB_OK && err) *err = pf.err;
+                } else if (st == TB_OK) {
+                    load_st = train->load(train->ctx, perm + next, nn, b.x_host[cur ^ 1], b.y[cur ^ 1], err);
+                }
+                loaded = st == TB_OK && load_st == TB_OK;
+                if (loaded && !pf.upload_be)
+                    be->ops->upload(be, b.x_dev[cur ^ 1], b.x_host[cur ^ 1], sizeof(float) * sample * nn);
+                wait += tb_now() - w0;
             }
+            if (st != TB_OK) break;
             const int finite = be->ops->all_finite(be, tb_net_params(net), tb_net_params_size(net));
             if ((st = tb_backend_check(be, err))) break;
             if (!finite) {
@@ -247,17 +333,19 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
                                      .batches_per_epoch = batches, .step = opt->scalars.step, .batch_loss = loss,
                                      .epoch_loss = loss_sum / seen, .val_loss = NAN, .val_accuracy = NAN,
                                      .elapsed_s = now - t0, .epoch_s = now - epoch_start,
-                                     .images_per_s = seen / (now - epoch_start + 1e-12)};
+                                     .images_per_s = seen / (now - epoch_start + 1e-12), .input_wait_s = wait};
                 emit(hooks, &ev);
             }
             if ((st = load_st)) break;
         }
+        res.input_wait_s += wait;
         if (st != TB_OK) break;
         const double train_s = tb_now() - epoch_start;
         res.final_train_loss = loss_sum / (double)seen;
         tb_train_event ev = {.kind = TB_EVENT_EPOCH, .epoch = epoch, .batch = batches, .batches_per_epoch = batches,
                              .step = opt->scalars.step, .batch_loss = NAN, .epoch_loss = res.final_train_loss,
-                             .val_loss = NAN, .val_accuracy = NAN, .images_per_s = seen / (train_s + 1e-12)};
+                             .val_loss = NAN, .val_accuracy = NAN, .images_per_s = seen / (train_s + 1e-12),
+                             .input_wait_s = wait};
         if (val) {
             if ((st = tb_evaluate(net, val, cfg->loss, cfg->eval_batch_size ? cfg->eval_batch_size : batch,
                                   &val_metrics, err)))
@@ -277,7 +365,8 @@ out:
     {
         tb_train_event end = {.kind = TB_EVENT_END, .epoch = res.epochs_done, .step = res.steps,
                               .epoch_loss = res.final_train_loss, .val_loss = res.final_val_loss,
-                              .val_accuracy = res.final_val_accuracy, .elapsed_s = res.seconds, .status = st};
+                              .val_accuracy = res.final_val_accuracy, .elapsed_s = res.seconds, .status = st,
+                              .input_wait_s = res.input_wait_s};
         emit(hooks, &end);
     }
     if (have_metrics) tb_metrics_free(&val_metrics);

@@ -4,7 +4,8 @@
  * evaluates on a validation set after each epoch and reports events to
  * listeners. Cancellation is cooperative (checked between batches), and an
  * optional wall-time limit ends the run the same way. A NaN/Inf loss or
- * parameter ends the run with status TB_EDIVERGED. */
+ * parameter ends the run with status TB_EDIVERGED. The next training batch is
+ * loaded on a thread of its own while the current step runs (train.c). */
 #ifndef TB_TRAIN_H
 #define TB_TRAIN_H
 
@@ -27,6 +28,8 @@ typedef struct tb_train_config {
     double time_limit_s;    /* 0: none */
     int eval_batch_size;    /* 0: batch_size */
     int batch_events;       /* report every k-th batch (0 or 1: every batch) */
+    int no_prefetch;        /* 1: load each next batch on this thread after the step (the order before
+                             * prefetching; same results); the environment's TB_PREFETCH=0 does the same */
 } tb_train_config;
 
 typedef enum tb_event_kind {
@@ -48,6 +51,8 @@ typedef struct tb_train_event {
     double epoch_s;         /* duration of this epoch (EPOCH) */
     double images_per_s;    /* training throughput over the epoch so far */
     tb_status status;       /* END: how the run ended */
+    double input_wait_s;    /* seconds the loop waited for input (loading, or the loader thread, and the
+                             * upload) in this epoch so far (BATCH, EPOCH), in all epochs (END) */
 } tb_train_event;
 
 typedef void (*tb_train_listener)(void *user, const tb_train_event *ev);
@@ -69,6 +74,7 @@ typedef struct tb_train_result {
     double final_train_loss;
     double final_val_loss, final_val_accuracy;
     double seconds;
+    double input_wait_s;    /* seconds the loop waited for input, all epochs (tb_train_event's) */
 } tb_train_result;
 
 /* Validates cfg against the dataset (batch size, epochs, optimizer values). */
