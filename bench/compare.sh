@@ -37,6 +37,9 @@ have_torch=0
 # the line with the most img/s, and fields of it
 best_line() { awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "img/s,") print $i, $0 }' | sort -g | tail -1 | cut -d' ' -f2-; }
 field() { sed -E "s|.*$1.*|\\1|"; }
+# the median img/s of the lines (the best can be one lucky run; both are printed)
+median_ips() { awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "img/s,") print $i }' | sort -g |
+               awk '{ v[NR] = $1 } END { if (NR) printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 tb_lines="" torch_lines=""
 for _ in $(seq "$repeat"); do
   tb_lines+="$("$tb" bench "${tb_model[@]}" "${common[@]}")"$'\n'
@@ -51,18 +54,20 @@ tb_best=$(printf '%s' "$tb_lines" | best_line)
 tb_ips=$(printf '%s' "$tb_best" | field ': ([0-9.]+) img/s')
 tb_peak=$(printf '%s' "$tb_best" | field '\(([0-9]+)% of sgemm peak')
 tb_rss=$(printf '%s' "$tb_best" | field 'peak RSS ([0-9.]+) MiB')
+tb_median=$(printf '%s' "$tb_lines" | median_ips)
 if [ $have_torch = 0 ]; then
   echo "compare.sh: python3-torch not installed; tunebench best $tb_ips img/s, no ratio"
-  echo "summary: model=$model input=$input batch=$batch threads=$threads tb=$tb_ips torch=- ratio=- peak_pct=$tb_peak tb_rss=$tb_rss torch_rss=-"
+  echo "summary: model=$model input=$input batch=$batch threads=$threads tb=$tb_ips torch=- ratio=- peak_pct=$tb_peak tb_rss=$tb_rss torch_rss=- tb_median=$tb_median torch_median=- median_ratio=-"
   exit 0
 fi
 printf '%s' "$torch_lines"
 torch_best=$(printf '%s' "$torch_lines" | best_line)
 torch_ips=$(printf '%s' "$torch_best" | field ': ([0-9.]+) img/s')
 torch_rss=$(printf '%s' "$torch_best" | field 'peak RSS ([0-9.]+) MiB')
+torch_median=$(printf '%s' "$torch_lines" | median_ips)
 awk -v a="$tb_ips" -v b="$torch_ips" -v m="$model" -v i="$input" -v n="$batch" \
   'BEGIN { printf "best of each: tunebench %.0f img/s, PyTorch %.0f img/s, ratio %.2fx (%s %s batch %s)\n", a, b, a / b, m, i, n }'
 # one line for bench/suite.sh
 awk -v a="$tb_ips" -v b="$torch_ips" -v m="$model" -v i="$input" -v n="$batch" -v t="$threads" -v p="$tb_peak" \
-    -v ra="$tb_rss" -v rb="$torch_rss" \
-  'BEGIN { printf "summary: model=%s input=%s batch=%s threads=%s tb=%.1f torch=%.1f ratio=%.2f peak_pct=%s tb_rss=%s torch_rss=%s\n", m, i, n, t, a, b, a / b, p, ra, rb }'
+    -v ra="$tb_rss" -v rb="$torch_rss" -v ma="$tb_median" -v mb="$torch_median" \
+  'BEGIN { printf "summary: model=%s input=%s batch=%s threads=%s tb=%.1f torch=%.1f ratio=%.2f peak_pct=%s tb_rss=%s torch_rss=%s tb_median=%.1f torch_median=%.1f median_ratio=%.2f\n", m, i, n, t, a, b, a / b, p, ra, rb, ma, mb, ma / mb }'

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU benchmark table of issue 16: every workload at 1 and 2 threads,
 # tunebench against PyTorch side by side (bench/compare.sh: alternating runs,
-# best of each), with each step rate as a share of the sgemm peak that
+# best of each and medians), with each step rate as a share of the sgemm peak that
 # `tunebench bench` measures in the same process, and both peak RSS.
 #   bench/suite.sh [--threads "1 2"] [--repeat 3] [--steps-scale 1] [--only PATTERN]
 # Prints compare.sh's lines as it goes, then one markdown table. Takes about
@@ -43,11 +43,12 @@ done
 echo
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)'), $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| workload | threads | tunebench img/s | PyTorch img/s | ratio | % of sgemm peak | RSS tunebench / PyTorch MiB |"
-echo "|---|---|---|---|---|---|---|"
+echo "| workload | threads | tunebench img/s | PyTorch img/s | ratio (best of each) | ratio (medians) | % of sgemm peak | RSS tunebench / PyTorch MiB |"
+echo "|---|---|---|---|---|---|---|---|"
 for r in "${rows[@]}"; do
   printf '%s\n' "$r" | tr ' ' '\n' | awk -F= '
     NF == 2 { v[$1] = $2 }
-    END { printf "| %s %s batch %s | %s | %s | %s | %s× | %s %% | %s / %s |\n",
-          v["model"], v["input"], v["batch"], v["threads"], v["tb"], v["torch"], v["ratio"], v["peak_pct"], v["tb_rss"], v["torch_rss"] }'
+    END { printf "| %s %s batch %s | %s | %s (median %s) | %s (median %s) | %s× | %s× | %s %% | %s / %s |\n",
+          v["model"], v["input"], v["batch"], v["threads"], v["tb"], v["tb_median"], v["torch"], v["torch_median"],
+          v["ratio"], v["median_ratio"], v["peak_pct"], v["tb_rss"], v["torch_rss"] }'
 done

@@ -2,6 +2,7 @@
 #include "train.h"
 
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,11 +156,18 @@ typedef struct prefetch {
     tb_err err;
 } prefetch;
 
-static void *prefetch_main(void *p)
+static void prefetch_load(prefetch *f)
 {
-    prefetch *f = p;
     f->st = f->ds->load(f->ds->ctx, f->idx, f->n, f->x_host, f->y, &f->err);
     if (f->st == TB_OK && f->upload_be) f->upload_be->ops->upload(f->upload_be, f->x_dev, f->x_host, f->bytes);
+}
+
+static void *prefetch_main(void *p)
+{
+    /* one thread: the step's OpenMP team keeps the cores, and a second team
+     * here would stall its barriers whenever the two share a core */
+    omp_set_num_threads(1);
+    prefetch_load(p);
     return NULL;
 }
 
@@ -169,7 +177,7 @@ static void prefetch_start(prefetch *f)
     f->st = TB_OK;
     f->err.msg[0] = '\0';
     f->running = pthread_create(&f->thread, NULL, prefetch_main, f) == 0;
-    if (!f->running) prefetch_main(f);
+    if (!f->running) prefetch_load(f);
 }
 
 static void prefetch_join(prefetch *f)
