@@ -249,9 +249,12 @@ tb_status tb_train(tb_net *net, tb_optimizer *opt, const tb_train_config *cfg, c
     }
     tb_net_set_seed(net, cfg->seed);
 
-    /* the loader thread's job; on the CPU it uploads too (see prefetch above) */
-    const int prefetching = prefetch_enabled(cfg);
-    prefetch pf = {.ds = train, .upload_be = strcmp(be->device, "cpu") == 0 ? be : NULL};
+    /* the loader thread's job; on the CPU it uploads too (see prefetch above).
+     * A CPU run given one thread keeps to one: the loader would take a core
+     * that belongs to another run (the executors give each run its share). */
+    const int on_cpu = strcmp(be->device, "cpu") == 0;
+    const int prefetching = prefetch_enabled(cfg) && (!on_cpu || be->threads > 1);
+    prefetch pf = {.ds = train, .upload_be = on_cpu ? be : NULL};
     if (!prefetching) pf.upload_be = NULL;
 
     const double t0 = tb_now();
