@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <hdf5.h>
 #include <math.h>
@@ -919,9 +920,22 @@ static int own_temporary(const char *sub, const char *name)
     return 1;
 }
 
+/* The writer of a run file's temporary runs/<id><suffix>.h5.tmp-PID: 1 when
+ * that process is alive on this machine. A run-job child (process or Slurm
+ * executor) writes its run file without the archive's lock, possibly while a
+ * restarted study opens the archive and adopts it; its temporary is not stale. */
+static int writer_alive(const char *name)
+{
+    const char *t = strstr(name, ".h5.tmp-");
+    if (!t) return 0;
+    long pid = strtol(t + 8, NULL, 10);
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /* Removes the temporary files a process that died (or hit a full disk) left
- * behind: under the archive's lock no other process writes them. Only our own
- * names are touched. */
+ * behind: under the archive's lock no other process writes them, except a
+ * run-job's run file, kept while its writer lives. Only our own names are
+ * touched. */
 static void remove_stale_temporaries(tb_archive *a)
 {
     static const char *const subs[] = {"", "runs", "sweeps"};
@@ -932,7 +946,7 @@ static void remove_stale_temporaries(tb_archive *a)
         if (!d) continue;
         struct dirent *e;
         while ((e = readdir(d))) {
-            if (!own_temporary(subs[k], e->d_name)) continue;
+            if (!own_temporary(subs[k], e->d_name) || writer_alive(e->d_name)) continue;
             char p[PATH_CAP + 256];
             snprintf(p, sizeof p, "%s/%s", dpath, e->d_name);
             struct stat sb;
