@@ -372,8 +372,10 @@ static void check_machine(const tb_study_api *api, const tb_fe_state *st, trace 
     ck_assert_str_eq(st->state, "done");
     ck_assert_msg(!strncmp(st->id, "tuner-", 6), "%s", st->id);
     ck_assert_str_eq(st->education, "machine");
-    /* the study ends a participant at the first check of its monitor (every 0.2 s) past the budget */
-    ck_assert_msg(st->used_s <= st->budget_s + 0.5, "%s used %.2f s of %.2f", st->id, st->used_s, st->budget_s);
+    /* the study ends a participant at the first check of its monitor (every 0.2 s) past the budget, and
+     * its running run at the end of the batch in flight: a few tenths of a second more under the
+     * sanitizers (5.31 s of 4.80 seen in a clean-clone CI's ASan build) */
+    ck_assert_msg(st->used_s <= st->budget_s + 1.0, "%s used %.2f s of %.2f", st->id, st->used_s, st->budget_s);
     ck_assert_msg(st->final_run[0], "%s made no final choice (%s)", st->id, st->final_reason);
     ck_assert_msg(!strcmp(st->final_reason, "chosen") || !strcmp(st->final_reason, "budget"), "%s",
                   st->final_reason);
