@@ -245,6 +245,27 @@ static void bias_grad(float *dbias, const float *dout, size_t image_stride, size
     dbias[oc] += (float)sum;
 }
 
+/* Inside a team of nt threads, after each has written its weight gradient
+ * into its slot of partials [nt][wsize]: dweight += the slots summed in
+ * thread order (the same bits for the same thread count), and the bias
+ * gradient (dout's layout given by bias_grad's strides). */
+static void sum_thread_gradients(float *dweight, const float *partials, size_t wsize, int nt, float *dbias,
+                                 const float *dout, size_t image_stride, size_t channel_stride,
+                                 const tb_conv2d_shape *s, int n)
+{
+#pragma omp for schedule(static)
+    for (size_t k = 0; k < wsize; k++) {
+        float sum = 0.0f;
+        for (int u = 0; u < nt; u++) sum += partials[(size_t)u * wsize + k];
+        dweight[k] += sum;
+    }
+    if (dbias) {
+        const size_t P = (size_t)s->out_h * s->out_w;
+#pragma omp for schedule(static)
+        for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, image_stride, channel_stride, P, n, oc);
+    }
+}
+
 /* Threads split the batch into contiguous runs of images, each running
  * single-threaded gemms (OpenBLAS does not thread inside a parallel region)
  * on its run's columns: one parallel region per call, no barrier between
@@ -290,16 +311,7 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
                         (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt), accumulate_din,
                         ws + (size_t)t * colf);
 #pragma omp barrier
-#pragma omp for schedule(static)
-        for (size_t k = 0; k < wsize; k++) {
-            float sum = 0.0f;
-            for (int u = 0; u < nt; u++) sum += partials[(size_t)u * wsize + k];
-            dweight[k] += sum;
-        }
-        if (dbias) {
-#pragma omp for schedule(static)
-            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, P, NP, P, n, oc);
-        }
+        sum_thread_gradients(dweight, partials, wsize, nt, dbias, dout, P, NP, s, n);
     }
 }
 
@@ -348,16 +360,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
                             dout + i * out_img, in + i * in_img, weight, s, 1, 0, 1, accumulate_din,
                             ws + (size_t)t * colf);
 #pragma omp barrier
-#pragma omp for schedule(static)
-        for (size_t k = 0; k < wsize; k++) {
-            float sum = 0.0f;
-            for (int u = 0; u < nt; u++) sum += partials[(size_t)u * wsize + k];
-            dweight[k] += sum;
-        }
-        if (dbias) {
-#pragma omp for schedule(static)
-            for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, out_img, P, P, n, oc);
-        }
+        sum_thread_gradients(dweight, partials, wsize, nt, dbias, dout, out_img, P, s, n);
     }
 }
 
