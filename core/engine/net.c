@@ -65,8 +65,8 @@ struct tb_net {
     const float *input;    /* the batch of the last forward, read again by backward */
     /* Batch-minor layout: 4-D activations are [c, n, h, w] from the input to
      * the flatten, so that every convolution is one gemm over the batch. Chosen
-     * at build when the backend has the ops and the network a convolution;
-     * input_cn holds the input batch in that layout. */
+     * at build when the backend has the ops and prefers_batch_minor says the
+     * network gains; input_cn holds the input batch in that layout. */
     int batch_minor;
     float *input_cn;
     int profiling;         /* time every layer (synchronising the backend) */
@@ -736,10 +736,7 @@ static void plan_concats_in_place(tb_net *net)
         int ok = 1;
         for (int j = 0; j < cat->n_inputs && ok; j++) {
             const int id = cat->inputs[j];
-            if (id == TB_NET_INPUT || net->nodes[id].in_concat >= 0) {
-                ok = 0;
-                break;
-            }
+            if (id == TB_NET_INPUT || net->nodes[id].in_concat >= 0) ok = 0;
             for (int m = 0; m < net->n_nodes && ok; m++) /* another consumer, or this concat twice */
                 for (int q = 0; q < net->nodes[m].n_inputs; q++)
                     if (net->nodes[m].inputs[q] == id && (m != k || q != j)) ok = 0;
