@@ -558,6 +558,12 @@ START_TEST(test_hdf5_refusals)
     settings[1] = NULL;
     y[4] = 0;
 
+    /* the largest int64 label: the guess it would give is printed, not overflowed (found by fuzz_hdf5_task) */
+    int64_t y64[6] = {0, 1, INT64_MAX, 1, 0, 1};
+    write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_INT64, y64);
+    open_fails("hdf5", settings, TB_EFORMAT, "label 9223372036854775807 at sample 2",
+               "guessed as 9223372036854775808 (the largest label + 1)");
+
     /* a label of 2^64 - 1 is named as it is, not as INT64_MAX */
     uint64_t yu[6] = {0, 1, 0, UINT64_MAX, 0, 1};
     write_small(tmp_path("small.h5"), 6, x, H5T_NATIVE_UINT64, yu);

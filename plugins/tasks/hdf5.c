@@ -525,9 +525,10 @@ static tb_status open_file(const tb_host_api *host, const tb_plugin_args *args, 
         if (max_label >= MAX_GUESSED_CLASSES) {
             fail_msg(err, errlen,
                      "%s: dataset %s has label %lld at sample %llu; with classes unset the class count would be "
-                     "guessed as %lld (the largest label + 1), above the limit of %d for a guess: fix the label, or "
+                     "guessed as %llu (the largest label + 1), above the limit of %d for a guess: fix the label, or "
                      "set classes (up to %d) if it is meant",
-                     path, y.desc, (long long)max_label, (unsigned long long)max_at, (long long)max_label + 1,
+                     path, y.desc, (long long)max_label, (unsigned long long)max_at,
+                     (unsigned long long)max_label + 1, /* unsigned: the label may be INT64_MAX */
                      MAX_GUESSED_CLASSES, MAX_CLASSES);
             st = TB_EFORMAT;
             goto done;
