@@ -279,11 +279,14 @@
 
   async function pause() {
     setError('tune-error', null);
+    // Cleared before asking: the stream may bring the paused state before the answer does, and with
+    // wantActive still set applyMe would take it for a server restart and enter again.
+    const wanted = wantActive.get();
+    wantActive.set(false);
     try {
-      const me = await api('POST', '/api/pause');
-      wantActive.set(false);
-      applyMe(me);
+      applyMe(await api('POST', '/api/pause'));
     } catch (e) {
+      wantActive.set(wanted);
       setError(S.view === 'lobby' ? 'lobby-error' : 'tune-error', e);
     }
   }
