@@ -186,15 +186,19 @@ static void prefill(float *p, size_t n, int pass, int is_din)
 
 static const char *const conv_cases[] = {
     "plain_3x3", "s2_p0_9x7", "k5_s2_p1_11x9", "groups2", "groups2_s2", "k1", "nobias", "k7_s2_squeezenet1_0",
-    "in_c1",
+    "in_c1", "winograd_odd_7x5", "winograd_1x2", "winograd_deep_11x10",
 };
 
-START_TEST(test_conv2d_fixture)
+/* One fixture case through both layouts, with the algorithm given (a 3x3
+ * convolution with stride 1 and padding 1 may take the Winograd path or
+ * im2col: each is held against PyTorch). */
+static void conv_fixture_run(const char *c, int algorithm)
 {
-    const char *L = "conv2d", *c = conv_cases[_i];
+    const char *L = "conv2d";
     int n = at(L, c, "n");
     tb_conv2d_shape s;
     memset(&s, 0, sizeof s);
+    s.algorithm = algorithm;
     s.in_c = at(L, c, "in_c");
     s.in_h = at(L, c, "in_h");
     s.in_w = at(L, c, "in_w");
@@ -291,6 +295,27 @@ START_TEST(test_conv2d_fixture)
     free(in), free(w), free(b), free(dout), free(ref_out), free(ref_din), free(ref_dw), free(ref_db);
     free(ws), free(out), free(din), free(dw), free(db);
 }
+
+/* Each case with every algorithm its shape allows, with the default thread
+ * count (threads split the batch, a weight-gradient slot each) and with one
+ * thread (the path that adds into dweight image by image). */
+START_TEST(test_conv2d_fixture)
+{
+    const char *c = conv_cases[_i];
+    const int winograd = at("conv2d", c, "kh") == 3 && at("conv2d", c, "kw") == 3 && at("conv2d", c, "stride_h") == 1 &&
+                         at("conv2d", c, "stride_w") == 1 && at("conv2d", c, "pad_h") == 1 &&
+                         at("conv2d", c, "pad_w") == 1 && at("conv2d", c, "groups") == 1;
+    const int threads = omp_get_max_threads();
+    for (int one = 0; one < 2; one++) {
+        omp_set_num_threads(one ? 1 : threads);
+        conv_fixture_run(c, TB_CONV_AUTO);
+        if (winograd) {
+            conv_fixture_run(c, TB_CONV_IM2COL);
+            conv_fixture_run(c, TB_CONV_WINOGRAD);
+        }
+    }
+    omp_set_num_threads(threads);
+}
 END_TEST
 
 /* The batch-minor conv2d (threads split the batch, a weight-gradient slot
@@ -364,6 +389,64 @@ START_TEST(test_conv2d_small_team)
     check(db, db_ref, nb, RTOL, ATOL_REL, "small_team", "dbias");
     free(in), free(dout), free(w), free(b), free(ws), free(out_ref), free(din_ref), free(dw_ref), free(db_ref);
     free(out), free(din), free(dw), free(db);
+}
+END_TEST
+
+/* Winograd against im2col (itself held against PyTorch above) on a plane
+ * large enough that the Winograd path's chunks of tiles begin and end inside
+ * images: 45x43 planes of 23x22 tiles, about 600 tiles a chunk at these
+ * channel counts. Both layouts, the default thread count and one thread,
+ * din overwritten and accumulated. */
+START_TEST(test_conv2d_winograd_chunks)
+{
+    tb_conv2d_shape s = {.in_c = 33, .in_h = 45, .in_w = 43, .out_c = 20, .kh = 3, .kw = 3,
+                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .groups = 1};
+    ck_assert_int_eq(conv2d_infer(&s), 0);
+    const int n = 3, threads = omp_get_max_threads();
+    const size_t nin = (size_t)n * s.in_c * s.in_h * s.in_w, nout = (size_t)n * s.out_c * s.out_h * s.out_w;
+    const size_t nw = (size_t)s.out_c * s.in_c * 9, nb = (size_t)s.out_c;
+    float *in = galloc(nin), *dout = galloc(nout), *w = galloc(nw), *b = galloc(nb);
+    for (size_t i = 0; i < nin; i++) in[i] = pattern(i * 5 + 1) + 0.001f * (float)(i % 101);
+    for (size_t i = 0; i < nout; i++) dout[i] = pattern(i * 3 + 2) - 0.3f;
+    for (size_t i = 0; i < nw; i++) w[i] = (pattern(i * 7) - 0.1f) * 0.2f;
+    for (size_t i = 0; i < nb; i++) b[i] = 0.1f * (float)i;
+    float *out[2], *din[2], *dw[2], *db[2];
+    for (int one = 0; one < 2; one++) {
+        omp_set_num_threads(one ? 1 : threads);
+        for (int batch_minor = 0; batch_minor < 2; batch_minor++)
+            for (int acc = 0; acc < 2; acc++) {
+                for (int a = 0; a < 2; a++) {
+                    s.algorithm = a ? TB_CONV_WINOGRAD : TB_CONV_IM2COL;
+                    const size_t nws = batch_minor ? conv2d_cn_workspace_floats(&s, n) : conv2d_workspace_floats(&s, n);
+                    float *ws = galloc(nws);
+                    out[a] = galloc(nout), din[a] = galloc(nin), dw[a] = galloc(nw), db[a] = galloc(nb);
+                    fill_pattern(din[a], nin), fill_pattern(dw[a], nw), fill(db[a], nb, 0.0f);
+                    if (batch_minor) {
+                        conv2d_cn_forward(out[a], in, w, b, &s, n, ws);
+                        fill_nan(ws, nws);
+                        conv2d_cn_backward(din[a], dw[a], db[a], dout, in, w, &s, n, acc, ws);
+                    } else {
+                        conv2d_forward(out[a], in, w, b, &s, n, ws);
+                        fill_nan(ws, nws);
+                        conv2d_backward(din[a], dw[a], db[a], dout, in, w, &s, n, acc, ws);
+                    }
+                    gcheck(ws, nws, "winograd_chunks", "workspace");
+                    gcheck(out[a], nout, "winograd_chunks", "out");
+                    gcheck(din[a], nin, "winograd_chunks", "din");
+                    free(ws);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "(%s, %s, din %s)", one ? "1 thread" : "all threads",
+                         batch_minor ? "[c,n,h,w]" : "[n,c,h,w]", acc ? "accumulated" : "written");
+                check(out[1], out[0], nout, RTOL, ATOL_REL, "winograd_chunks forward", what);
+                check(din[1], din[0], nin, RTOL, ATOL_REL, "winograd_chunks din", what);
+                check(dw[1], dw[0], nw, RTOL, ATOL_REL, "winograd_chunks dweight", what);
+                check_exact(db[1], db[0], nb, "winograd_chunks dbias", what);
+                for (int a = 0; a < 2; a++) free(out[a]), free(din[a]), free(dw[a]), free(db[a]);
+            }
+    }
+    omp_set_num_threads(threads);
+    free(in), free(dout), free(w), free(b);
 }
 END_TEST
 
@@ -1109,6 +1192,7 @@ static Suite *suite(void)
     tcase_add_loop_test(t, test_conv2d_fixture, 0, (int)TB_ARRAY_LEN(conv_cases));
     tcase_add_test(t, test_conv2d_infer);
     tcase_add_test(t, test_conv2d_small_team);
+    tcase_add_test(t, test_conv2d_winograd_chunks);
     tcase_add_loop_test(t, test_linear_fixture, 0, (int)TB_ARRAY_LEN(linear_cases));
     tcase_add_loop_test(t, test_relu_fixture, 0, (int)TB_ARRAY_LEN(relu_cases));
     tcase_add_loop_test(t, test_maxpool_fixture, 0, (int)TB_ARRAY_LEN(maxpool_cases));

@@ -262,6 +262,13 @@ def main():
     bn_eval_case(w, "default", 2, 4, (3, 5))
     bn_eval_case(w, "eps1e-3", 3, 2, (4, 4), eps=1e-3)
 
+    # 3x3, stride 1, padding 1: the shapes conv2d may run by Winograd F(2x2, 3x3)
+    # (tests/test_layers.c runs them by both algorithms). Last, so that the
+    # cases above keep their random draws.
+    conv_case(w, "winograd_odd_7x5", 3, 5, (7, 5), 6, 3, stride=1, pad=1)
+    conv_case(w, "winograd_1x2", 2, 3, (1, 2), 2, 3, stride=1, pad=1)
+    conv_case(w, "winograd_deep_11x10", 2, 40, (11, 10), 24, 3, stride=1, pad=1)
+
     w.close()
     print("wrote %s (%d bytes)" % (os.path.normpath(OUT), os.path.getsize(OUT)))
 

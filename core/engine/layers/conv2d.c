@@ -18,12 +18,19 @@
  * has thousands of columns) and lose a little to the output rows' long
  * stride, so networks whose convolutions work mostly on large planes stay
  * NCHW (net.c); conv2d_forward/backward run each image through the same code:
- * for one image the two layouts are the same bytes. */
+ * for one image the two layouts are the same bytes.
+ *
+ * 3x3 convolutions with stride 1 and padding 1 on planes of 10x10 and more
+ * take Winograd's F(2x2, 3x3) instead (conv2d_winograd.c), the forward always
+ * and the backward from 32 input channels: 2.25x fewer multiplies, over
+ * smaller gemms. The rule is winograd_applies; tb_conv2d_shape.algorithm
+ * forces either path (tests, bench/conv_algorithms.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv2d_winograd.h"
 #include "layers.h"
 
 /* The column buffer's target size in floats (2 MiB, about what a core's L2
@@ -63,6 +70,23 @@ static size_t col_floats(const tb_conv2d_shape *s)
     return is_pointwise(s) ? 0 : col_rows(s) * (size_t)chunk_images(s) * s->out_h * s->out_w;
 }
 
+/* One thread's scratch for a batch of n: a column buffer, or the Winograd
+ * path's chunk buffers. */
+static size_t thread_floats(const tb_conv2d_shape *s, int n)
+{
+    const size_t col = col_floats(s);
+    if (!winograd_applies(s, 0) && !winograd_applies(s, 1)) return col;
+    const size_t w = winograd_thread_floats(s, n); /* one direction may still use im2col */
+    return w > col ? w : col;
+}
+
+/* Scratch shared by a call's threads, at the start of the workspace: the
+ * Winograd path's transformed filters. */
+static size_t shared_floats(const tb_conv2d_shape *s)
+{
+    return winograd_applies(s, 0) || winograd_applies(s, 1) ? winograd_shared_floats(s) : 0;
+}
+
 /* Threads that share a batch of n: each takes a contiguous run of images. */
 static int team_for(int n)
 {
@@ -76,7 +100,7 @@ size_t conv2d_cn_workspace_floats(const tb_conv2d_shape *s, int n)
     const size_t T = (size_t)omp_get_max_threads();
     /* a column buffer per thread, and a weight and bias gradient per thread when they share a batch */
     const size_t partials = team_for(n) > 1 ? T * ((size_t)s->out_c * col_rows(s) + s->out_c) : 0;
-    return T * col_floats(s) + partials;
+    return shared_floats(s) + T * thread_floats(s, n) + partials;
 }
 
 /* Row r = (c, ky, kx) of col [K][nc*P] for images [i0, i0+nc): input row
@@ -160,8 +184,12 @@ static void col2im(float *din, const float *dcol, const tb_conv2d_shape *s, int 
  * first, a chunk at a time while it is in cache, and the gemms add to it
  * (with beta 0 OpenBLAS would clear the output in a pass of its own). */
 static void forward_images(float *out, const float *in, const float *weight, const float *bias,
-                           const tb_conv2d_shape *s, int n, int i0, int i1, float *col)
+                           const tb_conv2d_shape *s, int n, int i0, int i1, float *col, const float *u)
 {
+    if (u) {
+        winograd_forward_images(out, in, u, bias, s, n, i0, i1, col);
+        return;
+    }
     const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, K = (int)col_rows(s);
     const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P, in_rows = (size_t)n * s->in_h * s->in_w;
     const float beta = bias ? 1.0f : 0.0f;
@@ -194,8 +222,13 @@ static void forward_images(float *out, const float *in, const float *weight, con
  * din (= or +=, may be NULL). */
 static void backward_images(float *din, float *dw, float beta_w, const float *dout, const float *in,
                             const float *weight, const tb_conv2d_shape *s, int n, int i0, int i1,
-                            int accumulate_din, float *col)
+                            int accumulate_din, float *col, const float *u)
 {
+    if (u) {
+        winograd_backward_images(din, 0.0f, dout, in, u, s, n, i0, i1, accumulate_din, col);
+        winograd_weight_gradient(dw, beta_w, s, n, col);
+        return;
+    }
     const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, K = (int)col_rows(s);
     const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P, in_rows = (size_t)n * s->in_h * s->in_w;
     const int chunk = is_pointwise(s) ? i1 - i0 : chunk_images(s);
@@ -266,6 +299,16 @@ static void sum_thread_gradients(float *dweight, const float *partials, size_t w
     }
 }
 
+/* The Winograd path's transformed filters, at the workspace's start, made
+ * once per call before the threads start: the forward's, or (rotated) the
+ * backward's; NULL where the path is not taken. */
+static const float *prepare_filters(float *ws, const float *weight, const tb_conv2d_shape *s, int rotated)
+{
+    if (!winograd_applies(s, rotated)) return NULL;
+    winograd_filters(ws, weight, s, rotated);
+    return ws;
+}
+
 /* Threads split the batch into contiguous runs of images, each running
  * single-threaded gemms (OpenBLAS does not thread inside a parallel region)
  * on its run's columns: one parallel region per call, no barrier between
@@ -276,16 +319,18 @@ void conv2d_cn_forward(float *out, const float *in, const float *weight, const f
                        const tb_conv2d_shape *s, int n, float *ws)
 {
     const int team = team_for(n);
+    const float *u = prepare_filters(ws, weight, s, 0);
+    float *tws = ws + shared_floats(s);
     if (team <= 1) {
-        forward_images(out, in, weight, bias, s, n, 0, n, ws);
+        forward_images(out, in, weight, bias, s, n, 0, n, tws, u);
         return;
     }
-    const size_t colf = col_floats(s);
+    const size_t tf = thread_floats(s, n);
 #pragma omp parallel num_threads(team)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         forward_images(out, in, weight, bias, s, n, (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt),
-                       ws + (size_t)t * colf);
+                       tws + (size_t)t * tf, u);
     }
 }
 
@@ -294,22 +339,24 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
 {
     const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P;
     const int team = team_for(n);
+    const float *u = prepare_filters(ws, weight, s, 1);
+    float *tws = ws + shared_floats(s);
     if (team <= 1) {
         if (dbias)
             for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, P, NP, P, n, oc);
-        backward_images(din, dweight, 1.0f, dout, in, weight, s, n, 0, n, accumulate_din, ws);
+        backward_images(din, dweight, 1.0f, dout, in, weight, s, n, 0, n, accumulate_din, tws, u);
         return;
     }
     /* each thread's weight gradient in a slot of its own, summed in thread
      * order: the same bits for the same thread count */
-    const size_t colf = col_floats(s), wsize = (size_t)s->out_c * col_rows(s);
-    float *partials = ws + (size_t)omp_get_max_threads() * colf;
+    const size_t tf = thread_floats(s, n), wsize = (size_t)s->out_c * col_rows(s);
+    float *partials = tws + (size_t)omp_get_max_threads() * tf;
 #pragma omp parallel num_threads(team)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         backward_images(din, partials + (size_t)t * wsize, 0.0f, dout, in, weight, s, n,
                         (int)((long)n * t / nt), (int)((long)n * (t + 1) / nt), accumulate_din,
-                        ws + (size_t)t * colf);
+                        tws + (size_t)t * tf, u);
 #pragma omp barrier
         sum_thread_gradients(dweight, partials, wsize, nt, dbias, dout, P, NP, s, n);
     }
@@ -321,17 +368,35 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
 
 size_t conv2d_workspace_floats(const tb_conv2d_shape *s, int n) { return conv2d_cn_workspace_floats(s, n); }
 
+/* One image of a thread's run, whose weight gradient goes into dw (beta_w
+ * 0: =, 1: +=). im2col adds each image's as it goes; Winograd sums them in
+ * the transformed domain and turns the sum into dw after the run's last
+ * image, one transform per run instead of one per image. */
+static void nchw_backward_image(float *din, float *dw, int first, int last, float beta_w, const float *dout,
+                                const float *in, const float *weight, const tb_conv2d_shape *s, int accumulate_din,
+                                float *tws, const float *u)
+{
+    if (!u) {
+        backward_images(din, dw, first ? beta_w : 1.0f, dout, in, weight, s, 1, 0, 1, accumulate_din, tws, NULL);
+        return;
+    }
+    winograd_backward_images(din, first ? 0.0f : 1.0f, dout, in, u, s, 1, 0, 1, accumulate_din, tws);
+    if (last) winograd_weight_gradient(dw, beta_w, s, 1, tws);
+}
+
 void conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                     const tb_conv2d_shape *s, int n, float *ws)
 {
     const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, out_img = (size_t)s->out_c * s->out_h * s->out_w;
     const int team = team_for(n);
-    const size_t colf = col_floats(s);
+    const float *u = prepare_filters(ws, weight, s, 0);
+    float *tws = ws + shared_floats(s);
+    const size_t tf = thread_floats(s, n);
 #pragma omp parallel num_threads(team > 1 ? team : 1) if (team > 1)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = (int)((long)n * t / nt); i < (int)((long)n * (t + 1) / nt); i++)
-            forward_images(out + i * out_img, in + i * in_img, weight, bias, s, 1, 0, 1, ws + (size_t)t * colf);
+            forward_images(out + i * out_img, in + i * in_img, weight, bias, s, 1, 0, 1, tws + (size_t)t * tf, u);
     }
 }
 
@@ -341,24 +406,26 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, P = (size_t)s->out_h * s->out_w;
     const size_t out_img = (size_t)s->out_c * P;
     const int team = team_for(n);
-    const size_t colf = col_floats(s), wsize = (size_t)s->out_c * col_rows(s);
+    const float *u = prepare_filters(ws, weight, s, 1);
+    float *tws = ws + shared_floats(s);
+    const size_t tf = thread_floats(s, n), wsize = (size_t)s->out_c * col_rows(s);
     if (team <= 1) {
         if (dbias)
             for (int oc = 0; oc < s->out_c; oc++) bias_grad(dbias, dout, out_img, P, P, n, oc);
         for (int i = 0; i < n; i++)
-            backward_images(din ? din + i * in_img : NULL, dweight, 1.0f, dout + i * out_img, in + i * in_img, weight,
-                            s, 1, 0, 1, accumulate_din, ws);
+            nchw_backward_image(din ? din + i * in_img : NULL, dweight, i == 0, i == n - 1, 1.0f,
+                                dout + i * out_img, in + i * in_img, weight, s, accumulate_din, tws, u);
         return;
     }
-    float *partials = ws + (size_t)omp_get_max_threads() * colf;
+    float *partials = tws + (size_t)omp_get_max_threads() * tf;
 #pragma omp parallel num_threads(team)
     {
         const int t = omp_get_thread_num(), nt = omp_get_num_threads();
         const int i0 = (int)((long)n * t / nt), i1 = (int)((long)n * (t + 1) / nt);
         for (int i = i0; i < i1; i++)
-            backward_images(din ? din + i * in_img : NULL, partials + (size_t)t * wsize, i == i0 ? 0.0f : 1.0f,
-                            dout + i * out_img, in + i * in_img, weight, s, 1, 0, 1, accumulate_din,
-                            ws + (size_t)t * colf);
+            nchw_backward_image(din ? din + i * in_img : NULL, partials + (size_t)t * wsize, i == i0, i == i1 - 1,
+                                0.0f, dout + i * out_img, in + i * in_img, weight, s, accumulate_din,
+                                tws + (size_t)t * tf, u);
 #pragma omp barrier
         sum_thread_gradients(dweight, partials, wsize, nt, dbias, dout, out_img, P, s, n);
     }

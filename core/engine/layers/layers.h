@@ -24,7 +24,10 @@ typedef struct tb_conv2d_shape {
     int in_c, in_h, in_w;
     int out_c, out_h, out_w;
     int kh, kw, stride_h, stride_w, pad_h, pad_w, groups;
+    int algorithm; /* TB_CONV_AUTO (0), or one forced: for tests and benchmarks */
 } tb_conv2d_shape;
+
+enum { TB_CONV_AUTO = 0, TB_CONV_IM2COL = 1, TB_CONV_WINOGRAD = 2 };
 
 /* Fills out_h/out_w from the rest; returns 0 or -1 when the output would be empty. */
 int conv2d_infer(tb_conv2d_shape *s);
