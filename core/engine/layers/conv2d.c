@@ -262,19 +262,31 @@ static void backward_images(float *din, float *dw, float beta_w, const float *do
     }
 }
 
+/* The sum of P floats in a fixed order: BIAS_LANES running sums (lane l
+ * takes elements l, l + BIAS_LANES, ...), added lane by lane, then the tail.
+ * One running sum would chain every add to the previous one, a few cycles
+ * each: SqueezeNet 1.1's first convolution spent 2.4 ms a step here. */
+#define BIAS_LANES 16
+static float sum_plane(const float *src, size_t P)
+{
+    float lane[BIAS_LANES] = {0};
+    size_t p = 0;
+    for (; p + BIAS_LANES <= P; p += BIAS_LANES)
+        for (int l = 0; l < BIAS_LANES; l++) lane[l] += src[p + l];
+    float part = 0.0f;
+    for (int l = 0; l < BIAS_LANES; l++) part += lane[l];
+    for (; p < P; p++) part += src[p];
+    return part;
+}
+
 /* dbias[oc] += the sum over images of channel oc's P values, image i's at
- * dout + i * image_stride + oc * channel_stride: per image in float, the
- * images in double, in order. */
+ * dout + i * image_stride + oc * channel_stride: per image in float
+ * (sum_plane), the images in double, in order. */
 static void bias_grad(float *dbias, const float *dout, size_t image_stride, size_t channel_stride, size_t P, int n,
                       int oc)
 {
     double sum = 0.0;
-    for (int i = 0; i < n; i++) {
-        const float *src = dout + (size_t)i * image_stride + (size_t)oc * channel_stride;
-        float part = 0.0f;
-        for (size_t p = 0; p < P; p++) part += src[p];
-        sum += part;
-    }
+    for (int i = 0; i < n; i++) sum += sum_plane(dout + (size_t)i * image_stride + (size_t)oc * channel_stride, P);
     dbias[oc] += (float)sum;
 }
 
