@@ -569,7 +569,8 @@ static tb_pool_shape pool_shape(const char *L, const char *c, int *n)
 
 static const char *const maxpool_cases[] = {
     "k3_s2_ceil_8x8",    "k3_s2_ceil_13x13",  "k3_s2_ceil_14x10_ties", "k2_s2_floor_7x9",
-    "k3_s2_p1_8x8_ties", "k2_s2_p1_ceil_5x5", "k3_s1_ties",
+    "k3_s2_p1_8x8_ties", "k2_s2_p1_ceil_5x5", "k3_s1_ties", "k3_s2_ceil_9x15_nan_inf", "k2_s2_ceil_7x13_ties",
+    "k3_s2_floor_10x14",
 };
 
 START_TEST(test_maxpool_fixture)

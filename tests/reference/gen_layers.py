@@ -124,8 +124,10 @@ def pool_attrs(n, c, in_hw, out, k, stride, pad, ceil, cip):
                 ceil_mode=int(ceil), count_include_pad=int(cip))
 
 
-def maxpool_case(w, name, n, c, in_hw, k, stride, pad, ceil, ties):
-    if ties:
+def maxpool_case(w, name, n, c, in_hw, k, stride, pad, ceil, ties, x0=None):
+    if x0 is not None:
+        pass
+    elif ties:
         # small integers: many windows hold their maximum twice; torch takes the
         # first one in row-major window order and routes the gradient there.
         x0 = torch.randint(-3, 4, (n, c) + tuple(in_hw)).float()
@@ -268,6 +270,20 @@ def main():
     conv_case(w, "winograd_odd_7x5", 3, 5, (7, 5), 6, 3, stride=1, pad=1)
     conv_case(w, "winograd_1x2", 2, 3, (1, 2), 2, 3, stride=1, pad=1)
     conv_case(w, "winograd_deep_11x10", 2, 40, (11, 10), 24, 3, stride=1, pad=1)
+
+    # stride-2 pools (maxpool.c's stride-2 path: outputs 6 or more wide) with
+    # ties, NaN and -inf:
+    # two NaN in one window (torch reports the last), a NaN next to a tie, a
+    # window of -inf only and a whole plane of -inf (the first element wins).
+    x = torch.randint(-3, 4, (2, 3, 9, 15)).float()
+    x[0, 0, 1, 1] = float("nan")
+    x[0, 0, 2, 2] = float("nan")
+    x[0, 1, 4, 7] = float("nan")
+    x[1, 0, 0:3, 0:3] = float("-inf")
+    x[1, 2] = float("-inf")
+    maxpool_case(w, "k3_s2_ceil_9x15_nan_inf", 2, 3, (9, 15), 3, 2, 0, True, ties=True, x0=x)
+    maxpool_case(w, "k2_s2_ceil_7x13_ties", 2, 2, (7, 13), 2, 2, 0, True, ties=True)
+    maxpool_case(w, "k3_s2_floor_10x14", 3, 2, (10, 14), 3, 2, 0, False, ties=False)
 
     w.close()
     print("wrote %s (%d bytes)" % (os.path.normpath(OUT), os.path.getsize(OUT)))
