@@ -387,6 +387,14 @@ static const float *prepare_filters(float *ws, const float *weight, const tb_con
     return ws;
 }
 
+/* The backward's: the turned filters serve only the input gradient, so
+ * without din they are not made (the pointer still selects the path). */
+static const float *prepare_backward(float *ws, const float *weight, const tb_conv2d_shape *s, const float *din)
+{
+    if (!din) return winograd_applies(s, 1) ? ws : NULL;
+    return prepare_filters(ws, weight, s, 1);
+}
+
 /* Threads split the batch into contiguous runs of images, each running
  * single-threaded gemms (OpenBLAS does not thread inside a parallel region)
  * on its run's columns: one parallel region per call, no barrier between
@@ -417,7 +425,7 @@ void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *d
 {
     const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P;
     const int team = team_for(n);
-    const float *u = prepare_filters(ws, weight, s, 1);
+    const float *u = prepare_backward(ws, weight, s, din);
     float *tws = ws + shared_floats(s);
     if (team <= 1) {
         if (dbias)
@@ -484,7 +492,7 @@ void conv2d_backward(float *din, float *dweight, float *dbias, const float *dout
     const size_t in_img = (size_t)s->in_c * s->in_h * s->in_w, P = (size_t)s->out_h * s->out_w;
     const size_t out_img = (size_t)s->out_c * P;
     const int team = team_for(n);
-    const float *u = prepare_filters(ws, weight, s, 1);
+    const float *u = prepare_backward(ws, weight, s, din);
     float *tws = ws + shared_floats(s);
     const size_t tf = thread_floats(s, n), wsize = (size_t)s->out_c * col_rows(s);
     if (team <= 1) {

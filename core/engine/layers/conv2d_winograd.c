@@ -33,7 +33,7 @@
 #define WINOGRAD_MIN_PLANE 10
 #define WINOGRAD_MIN_BACKWARD_CHANNELS 32
 
-int winograd_fits(const tb_conv2d_shape *s)
+static int winograd_fits(const tb_conv2d_shape *s)
 {
     return s->kh == 3 && s->kw == 3 && s->stride_h == 1 && s->stride_w == 1 && s->pad_h == 1 && s->pad_w == 1 &&
            s->groups == 1;
@@ -204,21 +204,29 @@ static void pad_plane(float *pad, const float *plane, const tb_conv2d_shape *s, 
     memset(pad + (size_t)(h + 1) * pw, 0, sizeof(float) * pw * (ph - h - 1));
 }
 
+/* Channel c's plane of image i (of p's planes at base) into pad, unless it
+ * is the one there already (*padded: the image pad holds, -1 for none). */
+static void pad_image(float *pad, int *padded, const float *base, int c, int i, planes p, const tb_conv2d_shape *s)
+{
+    if (*padded == i) return;
+    pad_plane(pad, base + (size_t)c * p.channel_stride + (size_t)i * p.h * p.w, s, p.h, p.w);
+    *padded = i;
+}
+
 /* v [16][rows][nt] (row r at v + r * nt) from the 4x4 windows, padding 1, of
  * tiles [g0, g0 + nt) of each of the rows channels of src. */
 static void input_transform(float *v, const float *src, planes p, int rows, const tb_conv2d_shape *s, size_t g0,
                             size_t nt, float *pad)
 {
-    const size_t ld = (size_t)rows * nt, hw = (size_t)p.h * p.w;
+    const size_t ld = (size_t)rows * nt;
     const int pw = padded_w(s);
     for (int c = 0; c < rows; c++) {
         float *vc = v + (size_t)c * nt;
-        int padded = -1; /* the image now in pad */
+        int padded = -1;
         for (size_t t = 0, len; t < nt; t += len) {
             tile_at at;
             len = run_at(s, g0, t, nt, &at);
-            if (padded != at.i) pad_plane(pad, src + (size_t)c * p.channel_stride + (size_t)at.i * hw, s, p.h, p.w);
-            padded = at.i;
+            pad_image(pad, &padded, src, c, at.i, p, s);
             /* window rows 2ty-1 .. 2ty+2 of the plane are rows 2ty .. 2ty+3 of pad */
             const float *restrict r0 = pad + (size_t)(2 * at.ty) * pw + 2 * at.tx;
             const float *restrict r1 = r0 + pw, *restrict r2 = r1 + pw, *restrict r3 = r2 + pw;
@@ -249,7 +257,7 @@ static void input_transform(float *v, const float *src, planes p, int rows, cons
 static void gradient_transform(float *z, const float *dout, planes p, int rows, const tb_conv2d_shape *s, size_t g0,
                                size_t nt, float *pad)
 {
-    const size_t ld = (size_t)rows * nt, hw = (size_t)p.h * p.w;
+    const size_t ld = (size_t)rows * nt;
     const int pw = padded_w(s);
     for (int k = 0; k < rows; k++) {
         float *zk = z + (size_t)k * nt;
@@ -257,8 +265,7 @@ static void gradient_transform(float *z, const float *dout, planes p, int rows, 
         for (size_t t = 0, len; t < nt; t += len) {
             tile_at at;
             len = run_at(s, g0, t, nt, &at);
-            if (padded != at.i) pad_plane(pad, dout + (size_t)k * p.channel_stride + (size_t)at.i * hw, s, p.h, p.w);
-            padded = at.i;
+            pad_image(pad, &padded, dout, k, at.i, p, s);
             const float *restrict y0 = pad + (size_t)(2 * at.ty + 1) * pw + 1 + 2 * at.tx, *restrict y1 = y0 + pw;
             float *restrict o = zk + t;
 #pragma omp simd

@@ -9,10 +9,8 @@
 
 #include "layers.h"
 
-/* The shapes the path computes: 3x3, stride 1, padding 1, one group. */
-int winograd_fits(const tb_conv2d_shape *s);
-/* Whether conv2d takes it for the forward or the backward (the shape fits,
- * and it pays or is forced). */
+/* Whether conv2d takes it for the forward or the backward: the shape fits
+ * (3x3, stride 1, padding 1, one group), and it pays or is forced. */
 int winograd_applies(const tb_conv2d_shape *s, int backward);
 /* Floats of the transformed filters, shared by a call's threads. */
 size_t winograd_shared_floats(const tb_conv2d_shape *s);

@@ -313,33 +313,30 @@ static int s2_applies(const tb_pool_shape *s)
            s->pad_w == 0 && s->out_w >= 6 && s2_rows(s) * s2_pitch(s) <= S2_SCRATCH;
 }
 
-/* best of k (2 or 3) candidates src[q * step_q + j * step_j], j = 0..k-1,
- * for q < nq, and which j: torch's rule, one long loop that vectorises */
-static void s2_pass(float *restrict best_out, int32_t *restrict which, const float *restrict src, int nq,
-                    int step_q, int step_j, int k)
+/* best of k candidates src[q * step_q + j * step_j], j = 0..k-1, for q < nq,
+ * and which j: torch's rule, one long loop that vectorises. Inlined into
+ * s2_pass with k a constant, so the j loop unrolls. */
+static inline __attribute__((always_inline)) void s2_pass_k(float *restrict best_out, int32_t *restrict which,
+                                                            const float *restrict src, int nq, int step_q,
+                                                            int step_j, const int k)
 {
-    if (k == 3) {
 #pragma omp simd
-        for (int q = 0; q < nq; q++) {
-            const float *c = src + (size_t)q * step_q;
-            float best = c[0];
-            int32_t at = 0;
-            POOL_TAKE(c[step_j], 1);
-            POOL_TAKE(c[2 * step_j], 2);
-            best_out[q] = best;
-            which[q] = at;
-        }
-    } else {
-#pragma omp simd
-        for (int q = 0; q < nq; q++) {
-            const float *c = src + (size_t)q * step_q;
-            float best = c[0];
-            int32_t at = 0;
-            POOL_TAKE(c[step_j], 1);
-            best_out[q] = best;
-            which[q] = at;
-        }
+    for (int q = 0; q < nq; q++) {
+        const float *c = src + (size_t)q * step_q;
+        float best = c[0];
+        int32_t at = 0;
+        for (int j = 1; j < k; j++) POOL_TAKE(c[j * step_j], j);
+        best_out[q] = best;
+        which[q] = at;
     }
+}
+
+static void s2_pass(float *best_out, int32_t *which, const float *src, int nq, int step_q, int step_j, int k)
+{
+    if (k == 3)
+        s2_pass_k(best_out, which, src, nq, step_q, step_j, 3);
+    else
+        s2_pass_k(best_out, which, src, nq, step_q, step_j, 2);
 }
 
 static void pool_planes_s2(float *dst, int32_t *idx, const float *src, const tb_pool_shape *s, int g)
