@@ -3,6 +3,58 @@
 
 #include "layers.h"
 
+/* A channel's sums run in BN_LANES running doubles, element p of each plane
+ * into lane p % BN_LANES, the lanes added in order at the end: the adds
+ * vectorise instead of waiting on one chain (about 4x the forward on the
+ * quickstart CNN's 28x28 planes), and the order is a fixed function of the
+ * shape, so the same bits for any thread count. */
+#define BN_LANES 16
+
+static inline void add_plane(double *restrict acc, const float *restrict x, int hw)
+{
+    int p = 0;
+    for (; p + BN_LANES <= hw; p += BN_LANES)
+        for (int l = 0; l < BN_LANES; l++) acc[l] += x[p + l];
+    for (int l = 0; p + l < hw; l++) acc[l] += x[p + l];
+}
+
+static inline void add_plane_squares(double *restrict acc, const float *restrict x, int hw, double mean)
+{
+    int p = 0;
+    for (; p + BN_LANES <= hw; p += BN_LANES)
+        for (int l = 0; l < BN_LANES; l++) {
+            const double d = x[p + l] - mean;
+            acc[l] += d * d;
+        }
+    for (int l = 0; p + l < hw; l++) {
+        const double d = x[p + l] - mean;
+        acc[l] += d * d;
+    }
+}
+
+/* sum of dy and of dy * xhat, xhat = (x - mean) * invstd */
+static inline void add_plane_grads(double *restrict acc_dy, double *restrict acc_dyx, const float *restrict dy,
+                                   const float *restrict x, int hw, double mean, double invstd)
+{
+    int p = 0;
+    for (; p + BN_LANES <= hw; p += BN_LANES)
+        for (int l = 0; l < BN_LANES; l++) {
+            acc_dy[l] += dy[p + l];
+            acc_dyx[l] += dy[p + l] * ((x[p + l] - mean) * invstd);
+        }
+    for (int l = 0; p + l < hw; l++) {
+        acc_dy[l] += dy[p + l];
+        acc_dyx[l] += dy[p + l] * ((x[p + l] - mean) * invstd);
+    }
+}
+
+static inline double lanes_total(const double *acc)
+{
+    double t = 0.0;
+    for (int l = 0; l < BN_LANES; l++) t += acc[l];
+    return t;
+}
+
 void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *running_mean,
                              float *running_var, const float *in, const float *gamma, const float *beta,
                              const tb_bn_shape *s, int n)
@@ -11,20 +63,12 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
     const double M = (double)n * HW;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        double sum = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *x = in + ((size_t)i * C + c) * HW;
-            for (int p = 0; p < HW; p++) sum += x[p];
-        }
-        const double mean = sum / M;
-        double ss = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *x = in + ((size_t)i * C + c) * HW;
-            for (int p = 0; p < HW; p++) {
-                double d = x[p] - mean;
-                ss += d * d;
-            }
-        }
+        double acc[BN_LANES] = {0};
+        for (int i = 0; i < n; i++) add_plane(acc, in + ((size_t)i * C + c) * HW, HW);
+        const double mean = lanes_total(acc) / M;
+        double acc_ss[BN_LANES] = {0};
+        for (int i = 0; i < n; i++) add_plane_squares(acc_ss, in + ((size_t)i * C + c) * HW, HW, mean);
+        const double ss = lanes_total(acc_ss);
         const double var = ss / M; /* biased, used to normalise */
         const double invstd = 1.0 / sqrt(var + s->eps);
         save_mean[c] = (float)mean;
@@ -66,15 +110,11 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         const double mean = save_mean[c], invstd = save_invstd[c];
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (int i = 0; i < n; i++) {
-            const float *x = in + ((size_t)i * C + c) * HW;
-            const float *dy = dout + ((size_t)i * C + c) * HW;
-            for (int p = 0; p < HW; p++) {
-                sum_dy += dy[p];
-                sum_dy_xhat += dy[p] * ((x[p] - mean) * invstd);
-            }
-        }
+        double acc_dy[BN_LANES] = {0}, acc_dyx[BN_LANES] = {0};
+        for (int i = 0; i < n; i++)
+            add_plane_grads(acc_dy, acc_dyx, dout + ((size_t)i * C + c) * HW, in + ((size_t)i * C + c) * HW, HW,
+                            mean, invstd);
+        const double sum_dy = lanes_total(acc_dy), sum_dy_xhat = lanes_total(acc_dyx);
         dgamma[c] += (float)sum_dy_xhat;
         dbeta[c] += (float)sum_dy;
         if (!din) continue;
