@@ -189,6 +189,54 @@ static const char *const conv_cases[] = {
     "in_c1", "winograd_odd_7x5", "winograd_1x2", "winograd_deep_11x10",
 };
 
+/* A ReLU in place over the convolution (net.c's plan on the CPU): with
+ * s.relu the forward must be torch.relu of the plain forward, bit for bit,
+ * and conv2d_relu_backward must mask dout by that output (torch's
+ * out <= 0 rule) and add exactly the bias gradient the plain backward adds
+ * for the masked dout. Both layouts (batch_minor 0: NCHW, 1: [c, n, h, w]). */
+static void conv_relu_check(const tb_conv2d_shape *shape, const char *c, int n, const float *in, const float *in_cn,
+                            const float *w, const float *b, const float *dout, const float *dout_cn, float *ws,
+                            float *ws_cn)
+{
+    tb_conv2d_shape s = *shape;
+    const size_t nout = (size_t)n * s.out_c * s.out_h * s.out_w, nw = (size_t)s.out_c * (s.in_c / s.groups) * s.kh * s.kw;
+    const size_t nb = (size_t)s.out_c;
+    float *plain = galloc(nout), *fused = galloc(nout), *masked = galloc(nout), *expect = galloc(nout);
+    float *db = galloc(nb), *db_ref = galloc(nb), *dw = galloc(nw);
+    for (int batch_minor = 0; batch_minor < 2; batch_minor++) {
+        const float *x = batch_minor ? in_cn : in, *dy = batch_minor ? dout_cn : dout;
+        float *scratch = batch_minor ? ws_cn : ws;
+        s.relu = 0;
+        if (batch_minor) conv2d_cn_forward(plain, x, w, b, &s, n, scratch);
+        else conv2d_forward(plain, x, w, b, &s, n, scratch);
+        s.relu = 1;
+        if (batch_minor) conv2d_cn_forward(fused, x, w, b, &s, n, scratch);
+        else conv2d_forward(fused, x, w, b, &s, n, scratch);
+        int zeros = 0;
+        for (size_t i = 0; i < nout; i++) {
+            const float want = plain[i] < 0.0f ? 0.0f : plain[i];
+            ck_assert_msg(memcmp(&fused[i], &want, sizeof want) == 0, "%s (relu, batch_minor %d): out[%zu] = %g, not %g",
+                          c, batch_minor, i, (double)fused[i], (double)want);
+            zeros += plain[i] < 0.0f;
+        }
+        ck_assert_msg(zeros > 0 && zeros < (int)nout, "%s: the case should have outputs of both signs", c);
+        memcpy(masked, dy, sizeof(float) * nout);
+        for (size_t i = 0; i < nout; i++) expect[i] = fused[i] <= 0.0f ? 0.0f : dy[i];
+        fill(db, nb, 0.5f);
+        fill(db_ref, nb, 0.5f);
+        conv2d_relu_backward(masked, fused, b ? db : NULL, &s, n, batch_minor);
+        ck_assert_msg(memcmp(masked, expect, sizeof(float) * nout) == 0, "%s (relu backward, batch_minor %d): mask",
+                      c, batch_minor);
+        if (!b) continue;
+        fill(dw, nw, 0.0f);
+        if (batch_minor) conv2d_cn_backward(NULL, dw, db_ref, expect, x, w, &s, n, 0, scratch);
+        else conv2d_backward(NULL, dw, db_ref, expect, x, w, &s, n, 0, scratch);
+        ck_assert_msg(memcmp(db, db_ref, sizeof(float) * nb) == 0,
+                      "%s (relu backward, batch_minor %d): dbias differs from conv2d's", c, batch_minor);
+    }
+    free(plain), free(fused), free(masked), free(expect), free(db), free(db_ref), free(dw);
+}
+
 /* One fixture case through both layouts, with the algorithm given (a 3x3
  * convolution with stride 1 and padding 1 may take the Winograd path or
  * im2col: each is held against PyTorch). */
@@ -290,6 +338,7 @@ static void conv_fixture_run(const char *c, int algorithm)
     fill(dw, nw, 0.0f);
     conv2d_cn_backward(NULL, dw, NULL, dout_cn, in_cn, w, &s, n, 0, ws_cn);
     check(dw, ref_dw, nw, RTOL, ATOL_REL, c, "dweight (batch-minor, din and dbias NULL)");
+    conv_relu_check(&s, c, n, in, in_cn, w, b, dout, dout_cn, ws, ws_cn);
     free(ws_cn), free(in_cn), free(dout_cn), free(out_cn), free(din_cn);
 
     free(in), free(w), free(b), free(dout), free(ref_out), free(ref_din), free(ref_dw), free(ref_db);

@@ -136,6 +136,15 @@ typedef struct tb_backend_ops {
                                int accumulate_din, float *ws);
     /* out [b, a, inner] (= or +=) in [a, b, inner] */
     void (*swap_outer_axes)(tb_backend *be, float *out, const float *in, int a, int b, size_t inner, int accumulate);
+
+    /* ---- appended for ReLU in place over its producer (issue 16); NULL
+     * where a backend keeps every layer's output apart (CUDA) ----
+     * With it present, net.c lets a ReLU that is the only consumer of a
+     * convolution, linear or batch norm overwrite that layer's output, and
+     * calls this instead of relu_backward over a convolution: the mask and
+     * the bias gradient in one pass (conv2d_relu_backward in layers.h). */
+    void (*conv2d_relu_backward)(tb_backend *be, float *dout, const float *out, float *dbias,
+                                 const tb_conv2d_shape *s, int n, int batch_minor);
 } tb_backend_ops;
 
 

@@ -85,6 +85,12 @@ static void cpu_swap_outer_axes(tb_backend *be, float *out, const float *in, int
     omp_set_num_threads(be->threads);
     swap_outer_axes(out, in, a, b, inner, acc);
 }
+static void cpu_conv2d_relu_bwd(tb_backend *be, float *dout, const float *out, float *db, const tb_conv2d_shape *s,
+                                int n, int batch_minor)
+{
+    omp_set_num_threads(be->threads);
+    conv2d_relu_backward(dout, out, db, s, n, batch_minor);
+}
 static void cpu_linear_fwd(tb_backend *be, float *out, const float *in, const float *w, const float *b,
                            const tb_linear_shape *s, int n)
 {
@@ -292,6 +298,7 @@ static const tb_backend_ops cpu_ops = {
     .conv2d_cn_forward = cpu_conv2d_cn_fwd,
     .conv2d_cn_backward = cpu_conv2d_cn_bwd,
     .swap_outer_axes = cpu_swap_outer_axes,
+    .conv2d_relu_backward = cpu_conv2d_relu_bwd,
 };
 
 tb_backend *tb_backend_cpu_create(int threads)

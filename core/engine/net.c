@@ -39,6 +39,12 @@ typedef struct tb_node {
      * concat itself copies nothing either way. */
     int in_concat, slice_c;
     int concat_in_place; /* on the concat: all its inputs write into it */
+    /* A ReLU that is the only consumer of a convolution, linear or batch norm
+     * (none of which reads its own output backward) overwrites that layer's
+     * output: the producer's out and dout are the ReLU's, it keeps no buffer
+     * of its own, and the ReLU's forward and backward run in place
+     * (relu_over: on the ReLU, the producer's id; -1 otherwise). */
+    int relu_over;
 } tb_node;
 
 struct tb_net {
@@ -753,6 +759,50 @@ static void plan_concats_in_place(tb_net *net)
     }
 }
 
+/* Which ReLUs run in place over their producer (tb_node.relu_over): on
+ * backends with the fused backward (the CPU's), producers whose only
+ * consumer is the ReLU and whose backward never reads their own output. */
+static void plan_relus_in_place(tb_net *net)
+{
+    for (int k = 0; k < net->n_nodes; k++) {
+        net->nodes[k].relu_over = -1;
+        if (net->nodes[k].kind == TB_LAYER_CONV2D) net->nodes[k].u.conv.relu = 0;
+    }
+    if (!net->be->ops->conv2d_relu_backward) return;
+    for (int k = 0; k < net->n_nodes; k++) {
+        tb_node *relu = &net->nodes[k];
+        const int id = relu->inputs[0];
+        if (relu->kind != TB_LAYER_RELU || id == TB_NET_INPUT) continue;
+        const tb_layer_kind kind = net->nodes[id].kind;
+        if (kind != TB_LAYER_CONV2D && kind != TB_LAYER_LINEAR && kind != TB_LAYER_BATCHNORM) continue;
+        int uses = 0;
+        for (int m = 0; m < net->n_nodes; m++)
+            for (int q = 0; q < net->nodes[m].n_inputs; q++) uses += net->nodes[m].inputs[q] == id;
+        if (uses == 1) relu->relu_over = id;
+        /* a convolution applies it as it writes its output (CPU kernels) */
+        if (uses == 1 && kind == TB_LAYER_CONV2D) net->nodes[id].u.conv.relu = 1;
+    }
+}
+
+/* Producers of in-place ReLUs write where their ReLU's output is (after
+ * the concat slices, which may have moved it). */
+static void place_relu_producers(tb_net *net)
+{
+    for (int k = 0; k < net->n_nodes; k++) {
+        const tb_node *relu = &net->nodes[k];
+        if (relu->relu_over < 0) continue;
+        net->nodes[relu->relu_over].out = relu->out;
+        net->nodes[relu->relu_over].dout = relu->dout;
+    }
+}
+
+static int is_relu_producer(const tb_net *net, int id)
+{
+    for (int k = id + 1; k < net->n_nodes; k++)
+        if (net->nodes[k].relu_over == id) return 1;
+    return 0;
+}
+
 /* Points the outputs (and gradients) of in-place concat inputs at their
  * slices for a batch of n: a slice starts at channel * n * h * w. */
 static void place_concat_slices(tb_net *net, int n)
@@ -765,6 +815,7 @@ static void place_concat_slices(tb_net *net, int n)
         nd->out = cat->out + at;
         nd->dout = cat->dout + at;
     }
+    place_relu_producers(net);
 }
 
 tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
@@ -781,12 +832,14 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
     net->batch_minor = 0;
     if (ops->conv2d_cn_workspace_floats && ops->conv2d_cn_forward && ops->conv2d_cn_backward && ops->swap_outer_axes)
         net->batch_minor = prefers_batch_minor(net);
+    plan_concats_in_place(net);
+    plan_relus_in_place(net);
     const size_t input_floats = (size_t)max_batch * net->in_c * net->in_h * net->in_w;
     size_t act = 0, aux = 0, ws = 0;
     for (int k = 0; k < net->n_nodes; k++) {
         tb_node *n = &net->nodes[k];
         n->act_off = act;
-        act += align_floats((size_t)max_batch * node_size(n));
+        if (!is_relu_producer(net, k)) act += align_floats((size_t)max_batch * node_size(n));
         n->aux_off = aux;
         size_t bytes = 0;
         if (n->kind == TB_LAYER_MAXPOOL) bytes = sizeof(int32_t) * max_batch * node_size(n);
@@ -867,7 +920,7 @@ tb_status tb_net_build(tb_net *net, tb_backend *be, int max_batch, tb_err *err)
             }
         }
     }
-    plan_concats_in_place(net);
+    place_relu_producers(net);
     tb_net_init_params(net, 0);
     return TB_OK;
 }
@@ -996,7 +1049,10 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
                 o->conv2d_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.conv, n, net->workspace);
             break;
         case TB_LAYER_LINEAR: o->linear_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.linear, n); break;
-        case TB_LAYER_RELU: o->relu_forward(be, nd->out, in, count); break;
+        case TB_LAYER_RELU:
+            if (nd->relu_over >= 0 && net->nodes[nd->relu_over].kind == TB_LAYER_CONV2D) break; /* applied */
+            o->relu_forward(be, nd->out, in, count);
+            break;
         case TB_LAYER_MAXPOOL: {
             tb_pool_shape ps = pool_call(net, nd, &folded_n);
             o->maxpool_forward(be, nd->out, nd->aux, in, &ps, folded_n);
@@ -1130,14 +1186,16 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
     int acc;
     float *din = input_grad(net, nd->inputs[0], &acc);
     switch (nd->kind) {
-    case TB_LAYER_CONV2D:
+    case TB_LAYER_CONV2D: {
+        float *dbias = is_relu_producer(net, (int)(nd - net->nodes)) ? NULL : nd->dbias; /* its ReLU added it */
         if (is_batch_minor(net, nd))
-            o->conv2d_cn_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+            o->conv2d_cn_backward(be, din, nd->dweight, dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
                                   net->workspace);
         else
-            o->conv2d_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
+            o->conv2d_backward(be, din, nd->dweight, dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
                                net->workspace);
         break;
+    }
     case TB_LAYER_LINEAR:
         o->linear_backward(be, din, nd->dweight, nd->dbias, nd->dout, in, nd->weight, &nd->u.linear, n, acc);
         break;
@@ -1158,7 +1216,17 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
                                ? pool_call(net, nd, &folded_n)
                                : (tb_pool_shape){0};
         switch (nd->kind) {
-        case TB_LAYER_RELU: o->relu_backward(be, din, nd->dout, nd->out, count, acc); break;
+        case TB_LAYER_RELU:
+            if (nd->relu_over >= 0 && net->nodes[nd->relu_over].kind == TB_LAYER_CONV2D) {
+                /* in place (din is nd->dout), with the convolution's bias gradient,
+                 * which its own backward then skips (backward_node's conv case) */
+                tb_node *conv = &net->nodes[nd->relu_over];
+                int folded = is_batch_minor(net, conv);
+                o->conv2d_relu_backward(be, din, nd->out, conv->dbias, &conv->u.conv, n, folded);
+            } else {
+                o->relu_backward(be, din, nd->dout, nd->out, count, acc);
+            }
+            break;
         case TB_LAYER_MAXPOOL: o->maxpool_backward(be, din, nd->dout, nd->aux, &ps, folded_n, acc); break;
         case TB_LAYER_AVGPOOL: o->avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;
         case TB_LAYER_ADAPTIVE_AVGPOOL: o->adaptive_avgpool_backward(be, din, nd->dout, &ps, folded_n, acc); break;

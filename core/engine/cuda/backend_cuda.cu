@@ -794,6 +794,7 @@ static const tb_backend_ops cuda_ops = {
     NULL,
     NULL,
     NULL,
+    NULL, /* conv2d_relu_backward: every layer keeps its own output */
 };
 
 /* ---- the module ------------------------------------------------------------------------ */

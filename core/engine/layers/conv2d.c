@@ -65,6 +65,23 @@ static int chunk_images(const tb_conv2d_shape *s)
     return fit < 1 ? 1 : fit > (size_t)1 << 20 ? 1 << 20 : (int)fit;
 }
 
+/* Images per chunk of a 1x1 convolution with a ReLU after: its outputs
+ * about RELU_CHUNK_FLOATS, so the ReLU finds them in cache. */
+#define RELU_CHUNK_FLOATS ((size_t)1 << 16)
+static int relu_chunk_images(const tb_conv2d_shape *s)
+{
+    size_t per_image = (size_t)s->out_c * s->out_h * s->out_w;
+    size_t fit = RELU_CHUNK_FLOATS / (per_image ? per_image : 1);
+    return fit < 1 ? 1 : fit > (size_t)1 << 20 ? 1 << 20 : (int)fit;
+}
+
+/* torch.relu's rule (x < 0 is false for NaN, which stays), as relu.c */
+static void relu_in_place(float *x, size_t count)
+{
+#pragma omp simd
+    for (size_t j = 0; j < count; j++) x[j] = x[j] < 0.0f ? 0.0f : x[j];
+}
+
 /* One thread's column buffer, in floats (0 for 1x1 convolutions). */
 static size_t col_floats(const tb_conv2d_shape *s)
 {
@@ -259,7 +276,9 @@ static void forward_images(float *out, const float *in, const float *weight, con
     const int G = s->groups, ocg = s->out_c / G, cg = s->in_c / G, K = (int)col_rows(s);
     const size_t P = (size_t)s->out_h * s->out_w, NP = (size_t)n * P, in_rows = (size_t)n * s->in_h * s->in_w;
     const float beta = bias ? 1.0f : 0.0f;
-    const int chunk = is_pointwise(s) ? i1 - i0 : chunk_images(s); /* a 1x1 convolution reads its input as col */
+    /* a 1x1 convolution reads its input as col, so it takes the whole run at
+     * once, unless a ReLU follows: then runs of outputs that stay in cache */
+    const int chunk = !is_pointwise(s) ? chunk_images(s) : s->relu ? relu_chunk_images(s) : i1 - i0;
     for (int c0 = i0; c0 < i1; c0 += chunk) {
         const int nc = i1 - c0 < chunk ? i1 - c0 : chunk;
         const size_t N = (size_t)nc * P;
@@ -280,6 +299,8 @@ static void forward_images(float *out, const float *in, const float *weight, con
                         weight + (size_t)g * ocg * K, K, x, ldx, beta, out + (size_t)g * ocg * NP + (size_t)c0 * P,
                         (int)NP);
         }
+        if (s->relu)
+            for (int oc = 0; oc < s->out_c; oc++) relu_in_place(out + (size_t)oc * NP + (size_t)c0 * P, N);
     }
 }
 
@@ -354,6 +375,31 @@ static void bias_grad(float *dbias, const float *dout, size_t image_stride, size
     double sum = 0.0;
     for (int i = 0; i < n; i++) sum += sum_plane(dout + (size_t)i * image_stride + (size_t)oc * channel_stride, P);
     dbias[oc] += (float)sum;
+}
+
+/* ReLU's backward over a convolution whose output the ReLU overwrote in
+ * place (net.c): dout = 0 where out <= 0 (torch's rule: NaN passes), and
+ * dbias += the bias gradient of the masked dout, each plane summed while it
+ * is in cache, in bias_grad's order (the same bits as conv2d's backward). */
+void conv2d_relu_backward(float *dout, const float *out, float *dbias, const tb_conv2d_shape *s, int n,
+                          int batch_minor)
+{
+    const size_t P = (size_t)s->out_h * s->out_w;
+    const size_t image_stride = batch_minor ? P : (size_t)s->out_c * P;
+    const size_t channel_stride = batch_minor ? (size_t)n * P : P;
+#pragma omp parallel for schedule(static)
+    for (int oc = 0; oc < s->out_c; oc++) {
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) {
+            const size_t at = (size_t)i * image_stride + (size_t)oc * channel_stride;
+            float *restrict d = dout + at;
+            const float *restrict o = out + at;
+#pragma omp simd
+            for (size_t p = 0; p < P; p++) d[p] = o[p] <= 0.0f ? 0.0f : d[p];
+            if (dbias) sum += sum_plane(d, P);
+        }
+        if (dbias) dbias[oc] += (float)sum;
+    }
 }
 
 /* Inside a team of nt threads, after each has written its weight gradient

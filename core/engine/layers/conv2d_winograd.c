@@ -290,11 +290,11 @@ static void gradient_transform(float *z, const float *dout, planes p, int rows, 
 }
 
 /* The 2x2 outputs A^T m A of each tile, from m [16][rows][nt], into the rows
- * channels of dst: bias added (may be NULL) and written, or added to what is
- * there (accumulate). A run's two output rows go through line [2][2 * len]
+ * channels of dst: bias added (may be NULL) and written (through a ReLU
+ * with relu), or added to what is there (accumulate). A run's two output rows go through line [2][2 * len]
  * first, then the columns inside the plane to dst. */
 static void output_transform(float *dst, const float *m, planes p, int rows, const tb_conv2d_shape *s, size_t g0,
-                             size_t nt, const float *bias, int accumulate, float *line)
+                             size_t nt, const float *bias, int accumulate, int relu, float *line)
 {
     const size_t ld = (size_t)rows * nt, hw = (size_t)p.h * p.w, lw = 2 * (size_t)tiles_w(s);
     for (int k = 0; k < rows; k++) {
@@ -324,6 +324,8 @@ static void output_transform(float *dst, const float *m, planes p, int rows, con
                 const float *src = line + i * lw - x0;
                 if (accumulate)
                     for (int x = x0; x < x1; x++) out[x] += src[x];
+                else if (relu) /* torch.relu's rule: NaN stays */
+                    for (int x = x0; x < x1; x++) out[x] = src[x] + b < 0.0f ? 0.0f : src[x] + b;
                 else
                     for (int x = x0; x < x1; x++) out[x] = src[x] + b;
             }
@@ -352,7 +354,7 @@ void winograd_forward_images(float *out, const float *in, const float *u, const 
         const size_t nt = end - g0 < chunk ? end - g0 : chunk;
         input_transform(v, in, pin, C, s, g0, nt, pad);
         batched_products(m, u, v, K, C, nt);
-        output_transform(out, m, pout, K, s, g0, nt, bias, 0, pad);
+        output_transform(out, m, pout, K, s, g0, nt, bias, 0, s->relu, pad);
     }
 }
 
@@ -385,7 +387,7 @@ void winograd_backward_images(float *din, float beta_du, const float *dout, cons
         /* din: the forward of dout with the turned filters, z and v reused */
         input_transform(z, dout, pout, K, s, g0, nt, pad);
         batched_products(v, u_rotated, z, C, K, nt);
-        output_transform(din, v, pin, C, s, g0, nt, NULL, accumulate_din, pad);
+        output_transform(din, v, pin, C, s, g0, nt, NULL, accumulate_din, 0, pad);
     }
 }
 

@@ -25,6 +25,8 @@ typedef struct tb_conv2d_shape {
     int out_c, out_h, out_w;
     int kh, kw, stride_h, stride_w, pad_h, pad_w, groups;
     int algorithm; /* TB_CONV_AUTO (0), or one forced: for tests and benchmarks */
+    int relu;      /* forward: ReLU applied to the output as it is written (the CPU's
+                    * kernels; net.c sets it for a ReLU in place over this layer) */
 } tb_conv2d_shape;
 
 enum { TB_CONV_AUTO = 0, TB_CONV_IM2COL = 1, TB_CONV_WINOGRAD = 2 };
@@ -52,6 +54,13 @@ void conv2d_cn_forward(float *out, const float *in, const float *weight, const f
                        const tb_conv2d_shape *s, int n, float *ws);
 void conv2d_cn_backward(float *din, float *dweight, float *dbias, const float *dout, const float *in,
                         const float *weight, const tb_conv2d_shape *s, int n, int accumulate_din, float *ws);
+/* ReLU's backward over a convolution's output that the ReLU overwrote in place:
+ * dout [same layout as out] = 0 where out <= 0, in place; dbias (+=, may be
+ * NULL) the convolution's bias gradient of the result, as conv2d_backward
+ * would add it (which is then called with dbias NULL). batch_minor: out is
+ * [out_c, n, h, w], else [n, out_c, h, w]. */
+void conv2d_relu_backward(float *dout, const float *out, float *dbias, const tb_conv2d_shape *s, int n,
+                          int batch_minor);
 /* out [b, a, inner] (= or +=) in [a, b, inner]: between [n, c, h, w] and
  * [c, n, h, w] (a = n, b = c, inner = h*w, and back with a and b swapped) */
 void swap_outer_axes(float *out, const float *in, int a, int b, size_t inner, int accumulate);
