@@ -822,6 +822,19 @@ END_TEST
 
 static const char *const bn_train_cases[] = {"m0.1", "m0.3_eps1e-3", "hw1"};
 
+/* fused (a forward with shape.relu) must be torch.relu of plain, bit for bit */
+static void check_relu_of(const float *fused, const float *plain, size_t n, const char *cas, const char *what)
+{
+    int zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float want = plain[i] < 0.0f ? 0.0f : plain[i];
+        ck_assert_msg(memcmp(&fused[i], &want, sizeof want) == 0, "%s (%s): out[%zu] = %g, not %g", cas, what, i,
+                      (double)fused[i], (double)want);
+        zeros += plain[i] < 0.0f;
+    }
+    ck_assert_msg(zeros > 0 && zeros < (int)n, "%s: the case should have outputs of both signs", cas);
+}
+
 START_TEST(test_batchnorm_train_fixture)
 {
     const char *L = "batchnorm_train", *c = bn_train_cases[_i];
@@ -872,6 +885,16 @@ START_TEST(test_batchnorm_train_fixture)
     check(dg, ref_dg, nc, RTOL, ATOL_REL, c, "dgamma (din NULL)");
     check(db, ref_db, nc, RTOL, ATOL_REL, c, "dbeta (din NULL)");
 
+    /* with a ReLU in place over it (net.c): the same step, through torch.relu */
+    float *fused = galloc(cnt);
+    memcpy(rm, ref_rm, sizeof(float) * nc), memcpy(rv, ref_rv, sizeof(float) * nc);
+    batchnorm_forward_train(out, mean, invstd, rm, rv, in, gamma, beta, &s, n);
+    memcpy(rm, ref_rm, sizeof(float) * nc), memcpy(rv, ref_rv, sizeof(float) * nc);
+    s.relu = 1;
+    batchnorm_forward_train(fused, mean, invstd, rm, rv, in, gamma, beta, &s, n);
+    check_relu_of(fused, out, cnt, c, "relu");
+    free(fused);
+
     free(in), free(gamma), free(beta), free(rm), free(rv), free(dout), free(ref_out), free(ref_mean);
     free(ref_invstd), free(ref_rm), free(ref_rv), free(ref_din), free(ref_dg), free(ref_db);
     free(out), free(mean), free(invstd), free(din), free(dg), free(db);
@@ -899,6 +922,11 @@ START_TEST(test_batchnorm_eval_fixture)
     check(out, ref_out, cnt, RTOL, ATOL_REL, c, "forward (eval)");
     check_exact(rm, rm0, nc, c, "running_mean untouched by eval");
     check_exact(rv, rv0, nc, c, "running_var untouched by eval");
+    float *fused = galloc(cnt);
+    s.relu = 1;
+    batchnorm_forward_eval(fused, in, gamma, beta, rm, rv, &s, n);
+    check_relu_of(fused, out, cnt, c, "eval, relu");
+    free(fused);
     free(in), free(gamma), free(beta), free(rm), free(rv), free(ref_out), free(out);
 }
 END_TEST

@@ -767,6 +767,7 @@ static void plan_relus_in_place(tb_net *net)
     for (int k = 0; k < net->n_nodes; k++) {
         net->nodes[k].relu_over = -1;
         if (net->nodes[k].kind == TB_LAYER_CONV2D) net->nodes[k].u.conv.relu = 0;
+        if (net->nodes[k].kind == TB_LAYER_BATCHNORM) net->nodes[k].u.bn.relu = 0;
     }
     if (!net->be->ops->conv2d_relu_backward) return;
     for (int k = 0; k < net->n_nodes; k++) {
@@ -779,8 +780,9 @@ static void plan_relus_in_place(tb_net *net)
         for (int m = 0; m < net->n_nodes; m++)
             for (int q = 0; q < net->nodes[m].n_inputs; q++) uses += net->nodes[m].inputs[q] == id;
         if (uses == 1) relu->relu_over = id;
-        /* a convolution applies it as it writes its output (CPU kernels) */
+        /* a convolution or batch norm applies it as it writes its output (CPU kernels) */
         if (uses == 1 && kind == TB_LAYER_CONV2D) net->nodes[id].u.conv.relu = 1;
+        if (uses == 1 && kind == TB_LAYER_BATCHNORM) net->nodes[id].u.bn.relu = 1;
     }
 }
 
@@ -1050,7 +1052,7 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             break;
         case TB_LAYER_LINEAR: o->linear_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.linear, n); break;
         case TB_LAYER_RELU:
-            if (nd->relu_over >= 0 && net->nodes[nd->relu_over].kind == TB_LAYER_CONV2D) break; /* applied */
+            if (nd->relu_over >= 0 && net->nodes[nd->relu_over].kind != TB_LAYER_LINEAR) break; /* applied */
             o->relu_forward(be, nd->out, in, count);
             break;
         case TB_LAYER_MAXPOOL: {

@@ -48,6 +48,18 @@ static inline void add_plane_grads(double *restrict acc_dy, double *restrict acc
     }
 }
 
+/* y = x * a + b, through torch.relu's rule (NaN stays) when relu */
+static inline void normalise_plane(float *y, const float *x, int hw, float a, float b, int relu)
+{
+    if (relu)
+        for (int p = 0; p < hw; p++) {
+            const float v = x[p] * a + b;
+            y[p] = v < 0.0f ? 0.0f : v;
+        }
+    else
+        for (int p = 0; p < hw; p++) y[p] = x[p] * a + b;
+}
+
 static inline double lanes_total(const double *acc)
 {
     double t = 0.0;
@@ -77,11 +89,8 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
         running_mean[c] = (float)((1.0 - s->momentum) * running_mean[c] + s->momentum * mean);
         running_var[c] = (float)((1.0 - s->momentum) * running_var[c] + s->momentum * unbiased);
         const float a = (float)(invstd * gamma[c]), b = (float)(beta[c] - mean * invstd * gamma[c]);
-        for (int i = 0; i < n; i++) {
-            const float *x = in + ((size_t)i * C + c) * HW;
-            float *y = out + ((size_t)i * C + c) * HW;
-            for (int p = 0; p < HW; p++) y[p] = x[p] * a + b;
-        }
+        for (int i = 0; i < n; i++)
+            normalise_plane(out + ((size_t)i * C + c) * HW, in + ((size_t)i * C + c) * HW, HW, a, b, s->relu);
     }
 }
 
@@ -94,9 +103,7 @@ void batchnorm_forward_eval(float *out, const float *in, const float *gamma, con
         for (int c = 0; c < C; c++) {
             const float invstd = 1.0f / sqrtf(running_var[c] + s->eps);
             const float a = invstd * gamma[c], b = beta[c] - running_mean[c] * a;
-            const float *x = in + ((size_t)i * C + c) * HW;
-            float *y = out + ((size_t)i * C + c) * HW;
-            for (int p = 0; p < HW; p++) y[p] = x[p] * a + b;
+            normalise_plane(out + ((size_t)i * C + c) * HW, in + ((size_t)i * C + c) * HW, HW, a, b, s->relu);
         }
     }
 }

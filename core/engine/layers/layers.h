@@ -143,6 +143,8 @@ void dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t
 typedef struct tb_bn_shape {
     int c, hw;
     float eps, momentum; /* torch defaults 1e-5, 0.1 */
+    int relu;            /* forward: ReLU applied to the output as it is written (net.c
+                          * sets it for a ReLU in place over this layer, CPU kernels) */
 } tb_bn_shape;
 /* Training: normalises with the batch mean and biased variance, saves mean and
  * 1/sqrt(var+eps) for backward, and updates running_mean/var with the unbiased
