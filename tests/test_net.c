@@ -292,6 +292,126 @@ START_TEST(test_batch_minor_matches_nchw)
 }
 END_TEST
 
+/* ---- ReLU in place (net.c's plan_relus_in_place) ---- */
+
+/* Large planes: stays NCHW. A ReLU over a convolution (Winograd forward with
+ * 16 channels, 1x1 without bias), over a batch norm, over linears (one of them
+ * the last node), ReLUs feeding a copying concat, dropout after fused ReLUs. */
+static tb_net *relu_net_nchw(void)
+{
+    tb_init_spec init = tb_init_torch_default();
+    tb_net *net = tb_net_new(3, 40, 40);
+    int x = tb_net_relu(net, tb_net_conv2d(net, TB_NET_INPUT, "c0", 16, 3, 1, 1, 1, 1, init));
+    x = tb_net_relu(net, tb_net_conv2d(net, x, "c1", 16, 3, 1, 1, 1, 1, init));
+    int a = tb_net_relu(net, tb_net_conv2d(net, x, "c2", 8, 1, 1, 0, 1, 0, init));
+    int b = tb_net_relu(net, tb_net_conv2d(net, x, "c3", 8, 3, 1, 1, 1, 1, init));
+    int cat[2] = {a, b};
+    x = tb_net_concat(net, cat, 2);
+    x = tb_net_batchnorm(net, tb_net_conv2d(net, x, "c4", 8, 3, 2, 1, 1, 0, init), "bn", 1e-5f, 0.1f);
+    x = tb_net_dropout(net, tb_net_relu(net, x), 0.3f);
+    x = tb_net_flatten(net, tb_net_maxpool(net, x, 2, 2, 0, 0));
+    x = tb_net_dropout(net, tb_net_relu(net, tb_net_linear(net, x, "fc1", 20, 1, init)), 0.2f);
+    tb_net_relu(net, tb_net_linear(net, x, "fc2", 7, 1, init));
+    return net;
+}
+
+/* Small planes: batch-minor, with in-place concats of fused ReLUs, a grouped
+ * convolution under a batch norm, a 1x1 convolution over long runs of images
+ * (64 channels, batch 24) and BatchNorm1d under a ReLU. */
+static tb_net *relu_net_batch_minor(void)
+{
+    tb_init_spec init = tb_init_torch_default();
+    tb_net *net = tb_net_new(3, 12, 12);
+    int x = tb_net_relu(net, tb_net_conv2d(net, TB_NET_INPUT, "c0", 32, 3, 1, 1, 1, 1, init));
+    int sq = tb_net_relu(net, tb_net_conv2d(net, x, "sq", 16, 1, 1, 0, 1, 1, init));
+    int e1 = tb_net_relu(net, tb_net_conv2d(net, sq, "e1", 64, 1, 1, 0, 1, 1, init));
+    int e3 = tb_net_relu(net, tb_net_conv2d(net, sq, "e3", 8, 3, 1, 1, 1, 1, init));
+    int cat[2] = {e1, e3};
+    x = tb_net_dropout(net, tb_net_concat(net, cat, 2), 0.4f);
+    int e = tb_net_relu(net, tb_net_batchnorm(net, tb_net_conv2d(net, x, "c5", 8, 3, 1, 1, 2, 0, init), "bn", 1e-5f,
+                                              0.1f));
+    int f = tb_net_relu(net, tb_net_conv2d(net, x, "c6", 8, 1, 1, 0, 1, 1, init));
+    int cat2[2] = {e, f};
+    x = tb_net_relu(net, tb_net_conv2d(net, tb_net_concat(net, cat2, 2), "c7", 8, 3, 2, 1, 1, 1, init));
+    x = tb_net_flatten(net, tb_net_adaptive_avgpool(net, tb_net_dropout(net, x, 0.3f), 2, 2));
+    x = tb_net_relu(net, tb_net_batchnorm1d(net, tb_net_linear(net, x, "fc1", 12, 1, init), "bn1", 1e-5f, 0.1f));
+    tb_net_linear(net, x, "fc2", 7, 1, init);
+    return net;
+}
+
+/* The same network with the plan (the CPU backend) and without it (the same
+ * backend with conv2d_relu_backward taken away, as on the GPU): the logits,
+ * every gradient and the running statistics must be the same bits, at 1 and 2
+ * threads, through batches of 24, 3, 24 and 1 with evaluations of 2 between,
+ * once with a NaN in the input; and the plan must save memory. */
+START_TEST(test_relu_in_place_same_bits)
+{
+    enum { MB = 24 };
+    tb_net *(*const make[2])(void) = {relu_net_nchw, relu_net_batch_minor};
+    const int steps[] = {24, 3, 24, 1};
+    for (int which = 0; which < 2; which++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int with_nan = 0; with_nan < 2; with_nan++) {
+                tb_backend *be = tb_backend_cpu_create(threads), *be_off = tb_backend_cpu_create(threads);
+                tb_backend_ops off_ops = *be->ops;
+                off_ops.conv2d_relu_backward = NULL;
+                be_off->ops = &off_ops;
+                tb_net *net = make[which](), *ref = make[which]();
+                tb_err err;
+                ck_assert_msg(tb_net_build(net, be, MB, &err) == TB_OK, "%s", err.msg);
+                ck_assert_msg(tb_net_build(ref, be_off, MB, &err) == TB_OK, "%s", err.msg);
+                ck_assert_int_eq(tb_net_batch_minor(net), which);
+                ck_assert_msg(tb_net_memory_bytes(net) < tb_net_memory_bytes(ref), "the plan keeps fewer buffers");
+                tb_net_init_params(net, 5);
+                tb_net_init_params(ref, 5);
+                int c, h, w;
+                tb_net_input_shape(net, &c, &h, &w);
+                const size_t sample = (size_t)c * h * w;
+                float *x = malloc(sizeof(float) * MB * sample);
+                ck_assert(x != NULL);
+                for (size_t i = 0; i < MB * sample; i++) x[i] = sinf(0.37f * (float)i) + 0.1f * (float)(i % 7) - 0.2f;
+                if (with_nan) x[100] = NAN;
+                int32_t y[MB];
+                for (int i = 0; i < MB; i++) y[i] = (i * 5) % 7;
+                for (int step = 0; step < 4; step++) {
+                    const int n = steps[step];
+                    tb_net *nets[2] = {net, ref};
+                    for (int k = 0; k < 2; k++) {
+                        tb_backend *b = tb_net_backend(nets[k]);
+                        tb_net_forward(nets[k], x, n, 1, (uint64_t)step);
+                        float *dl = tb_net_output_grad_buffer(nets[k]);
+                        b->ops->loss(b, dl, tb_net_output(nets[k]), y, n, 7, TB_LOSS_CROSS_ENTROPY);
+                        tb_net_zero_grads(nets[k]);
+                        tb_net_backward(nets[k], dl, n);
+                    }
+                    char what[TB_NAME_MAX + 96];
+                    snprintf(what, sizeof what, "net %d, %d threads, nan %d, step %d (n %d)", which, threads, with_nan,
+                             step, n);
+                    ck_assert_msg(memcmp(tb_net_output(net), tb_net_output(ref), sizeof(float) * n * 7) == 0,
+                                  "%s: logits differ", what);
+                    for (int i = 0; i < tb_net_param_count(net); i++) {
+                        const tb_param *p = tb_net_param(net, i);
+                        if (p->is_int64) continue;
+                        const float *got = (p->is_buffer ? tb_net_buffers(net) : tb_net_grads(net)) + p->offset;
+                        const float *want = (p->is_buffer ? tb_net_buffers(ref) : tb_net_grads(ref)) + p->offset;
+                        ck_assert_msg(memcmp(got, want, sizeof(float) * p->count) == 0, "%s: %s differs", what,
+                                      p->name);
+                    }
+                    tb_net_forward(net, x, 2, 0, 0);
+                    tb_net_forward(ref, x, 2, 0, 0);
+                    ck_assert_msg(memcmp(tb_net_output(net), tb_net_output(ref), sizeof(float) * 2 * 7) == 0,
+                                  "%s: evaluation logits differ", what);
+                }
+                free(x);
+                tb_net_free(net);
+                tb_net_free(ref);
+                be_off->ops = be->ops;
+                tb_backend_destroy(be_off);
+                tb_backend_destroy(be);
+            }
+}
+END_TEST
+
 /* ---- the PyTorch-style builder (tb_nn_*, the host's conv2d, linear, ...) ---- */
 
 /* The keys of a net, ','-joined in state_dict order; malloc'd. */
@@ -633,6 +753,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_builder_errors);
     tcase_add_test(tc, test_fire_network_matches_torch);
     tcase_add_test(tc, test_batch_minor_matches_nchw);
+    tcase_add_test(tc, test_relu_in_place_same_bits);
     tcase_add_test(tc, test_maxpool_plane_smaller_than_kernel);
     tcase_add_test(tc, test_thread_count_follows_the_backend);
     tcase_add_test(tc, test_init_independent_of_batch_and_other_layers);

@@ -142,7 +142,10 @@ typedef struct tb_backend_ops {
      * With it present, net.c lets a ReLU that is the only consumer of a
      * convolution, linear or batch norm overwrite that layer's output, and
      * calls this instead of relu_backward over a convolution: the mask and
-     * the bias gradient in one pass (conv2d_relu_backward in layers.h). */
+     * the bias gradient in one pass (conv2d_relu_backward in layers.h).
+     * A backend that has it must also honour tb_conv2d_shape.relu and
+     * tb_bn_shape.relu in its convolution and batch-norm forwards: net.c then
+     * skips those ReLUs' own forward. */
     void (*conv2d_relu_backward)(tb_backend *be, float *dout, const float *out, float *dbias,
                                  const tb_conv2d_shape *s, int n, int batch_minor);
 } tb_backend_ops;

@@ -3,49 +3,58 @@
 
 #include "layers.h"
 
-/* A channel's sums run in BN_LANES running doubles, element p of each plane
- * into lane p % BN_LANES, the lanes added in order at the end: the adds
- * vectorise instead of waiting on one chain (about 4x the forward on the
- * quickstart CNN's 28x28 planes), and the order is a fixed function of the
- * shape, so the same bits for any thread count. */
+/* A channel's sums run in BN_LANES running doubles: its k-th element, in the
+ * order [n, c, h, w] visits them, goes into lane k % BN_LANES, and the lanes
+ * are added in order at the end. The adds vectorise instead of waiting on one
+ * chain (about 4x the forward on the quickstart CNN's 28x28 planes); the
+ * order is a fixed function of the shape, so the same bits for any thread
+ * count, and the same whether a channel comes as n planes of h*w (NCHW) or
+ * one of n*h*w (batch-minor, net.c's bn_call). Each helper takes the lane of
+ * the plane's first element and returns the lane after its last. */
 #define BN_LANES 16
 
-static inline void add_plane(double *restrict acc, const float *restrict x, int hw)
+static inline int add_plane(double *restrict acc, const float *restrict x, int hw, int lane)
 {
     int p = 0;
+    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) acc[lane] += x[p];
     for (; p + BN_LANES <= hw; p += BN_LANES)
         for (int l = 0; l < BN_LANES; l++) acc[l] += x[p + l];
-    for (int l = 0; p + l < hw; l++) acc[l] += x[p + l];
+    for (; p < hw; p++, lane++) acc[lane] += x[p];
+    return lane;
 }
 
-static inline void add_plane_squares(double *restrict acc, const float *restrict x, int hw, double mean)
+static inline int add_plane_squares(double *restrict acc, const float *restrict x, int hw, double mean, int lane)
 {
+#define BN_SQUARE(l, q)                    \
+    do {                                   \
+        const double d_ = x[q] - mean;     \
+        acc[l] += d_ * d_;                 \
+    } while (0)
     int p = 0;
+    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) BN_SQUARE(lane, p);
     for (; p + BN_LANES <= hw; p += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            const double d = x[p + l] - mean;
-            acc[l] += d * d;
-        }
-    for (int l = 0; p + l < hw; l++) {
-        const double d = x[p + l] - mean;
-        acc[l] += d * d;
-    }
+        for (int l = 0; l < BN_LANES; l++) BN_SQUARE(l, p + l);
+    for (; p < hw; p++, lane++) BN_SQUARE(lane, p);
+    return lane;
+#undef BN_SQUARE
 }
 
-/* sum of dy and of dy * xhat, xhat = (x - mean) * invstd */
-static inline void add_plane_grads(double *restrict acc_dy, double *restrict acc_dyx, const float *restrict dy,
-                                   const float *restrict x, int hw, double mean, double invstd)
+/* sums of dy and of dy * xhat, xhat = (x - mean) * invstd */
+static inline int add_plane_grads(double *restrict acc_dy, double *restrict acc_dyx, const float *restrict dy,
+                                  const float *restrict x, int hw, double mean, double invstd, int lane)
 {
+#define BN_GRADS(l, q)                                          \
+    do {                                                        \
+        acc_dy[l] += dy[q];                                     \
+        acc_dyx[l] += dy[q] * ((x[q] - mean) * invstd);         \
+    } while (0)
     int p = 0;
+    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) BN_GRADS(lane, p);
     for (; p + BN_LANES <= hw; p += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) {
-            acc_dy[l] += dy[p + l];
-            acc_dyx[l] += dy[p + l] * ((x[p + l] - mean) * invstd);
-        }
-    for (int l = 0; p + l < hw; l++) {
-        acc_dy[l] += dy[p + l];
-        acc_dyx[l] += dy[p + l] * ((x[p + l] - mean) * invstd);
-    }
+        for (int l = 0; l < BN_LANES; l++) BN_GRADS(l, p + l);
+    for (; p < hw; p++, lane++) BN_GRADS(lane, p);
+    return lane;
+#undef BN_GRADS
 }
 
 /* y = x * a + b, through torch.relu's rule (NaN stays) when relu */
@@ -76,10 +85,11 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
         double acc[BN_LANES] = {0};
-        for (int i = 0; i < n; i++) add_plane(acc, in + ((size_t)i * C + c) * HW, HW);
+        for (int i = 0, lane = 0; i < n; i++) lane = add_plane(acc, in + ((size_t)i * C + c) * HW, HW, lane);
         const double mean = lanes_total(acc) / M;
         double acc_ss[BN_LANES] = {0};
-        for (int i = 0; i < n; i++) add_plane_squares(acc_ss, in + ((size_t)i * C + c) * HW, HW, mean);
+        for (int i = 0, lane = 0; i < n; i++)
+            lane = add_plane_squares(acc_ss, in + ((size_t)i * C + c) * HW, HW, mean, lane);
         const double ss = lanes_total(acc_ss);
         const double var = ss / M; /* biased, used to normalise */
         const double invstd = 1.0 / sqrt(var + s->eps);
@@ -118,9 +128,9 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
     for (int c = 0; c < C; c++) {
         const double mean = save_mean[c], invstd = save_invstd[c];
         double acc_dy[BN_LANES] = {0}, acc_dyx[BN_LANES] = {0};
-        for (int i = 0; i < n; i++)
-            add_plane_grads(acc_dy, acc_dyx, dout + ((size_t)i * C + c) * HW, in + ((size_t)i * C + c) * HW, HW,
-                            mean, invstd);
+        for (int i = 0, lane = 0; i < n; i++)
+            lane = add_plane_grads(acc_dy, acc_dyx, dout + ((size_t)i * C + c) * HW, in + ((size_t)i * C + c) * HW,
+                                   HW, mean, invstd, lane);
         const double sum_dy = lanes_total(acc_dy), sum_dy_xhat = lanes_total(acc_dyx);
         dgamma[c] += (float)sum_dy_xhat;
         dbeta[c] += (float)sum_dy;
