@@ -189,6 +189,19 @@ static const char *const conv_cases[] = {
     "in_c1", "winograd_odd_7x5", "winograd_1x2", "winograd_deep_11x10",
 };
 
+/* fused (a forward with shape.relu) must be torch.relu of plain, bit for bit */
+static void check_relu_of(const float *fused, const float *plain, size_t n, const char *cas, const char *what)
+{
+    int zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        const float want = plain[i] < 0.0f ? 0.0f : plain[i];
+        ck_assert_msg(memcmp(&fused[i], &want, sizeof want) == 0, "%s (%s): out[%zu] = %g, not %g", cas, what, i,
+                      (double)fused[i], (double)want);
+        zeros += plain[i] < 0.0f;
+    }
+    ck_assert_msg(zeros > 0 && zeros < (int)n, "%s: the case should have outputs of both signs", cas);
+}
+
 /* A ReLU in place over the convolution (net.c's plan on the CPU): with
  * s.relu the forward must be torch.relu of the plain forward, bit for bit,
  * and conv2d_relu_backward must mask dout by that output (torch's
@@ -212,14 +225,7 @@ static void conv_relu_check(const tb_conv2d_shape *shape, const char *c, int n, 
         s.relu = 1;
         if (batch_minor) conv2d_cn_forward(fused, x, w, b, &s, n, scratch);
         else conv2d_forward(fused, x, w, b, &s, n, scratch);
-        int zeros = 0;
-        for (size_t i = 0; i < nout; i++) {
-            const float want = plain[i] < 0.0f ? 0.0f : plain[i];
-            ck_assert_msg(memcmp(&fused[i], &want, sizeof want) == 0, "%s (relu, batch_minor %d): out[%zu] = %g, not %g",
-                          c, batch_minor, i, (double)fused[i], (double)want);
-            zeros += plain[i] < 0.0f;
-        }
-        ck_assert_msg(zeros > 0 && zeros < (int)nout, "%s: the case should have outputs of both signs", c);
+        check_relu_of(fused, plain, nout, c, batch_minor ? "relu, batch-minor" : "relu, NCHW");
         memcpy(masked, dy, sizeof(float) * nout);
         for (size_t i = 0; i < nout; i++) expect[i] = fused[i] <= 0.0f ? 0.0f : dy[i];
         fill(db, nb, 0.5f);
@@ -821,19 +827,6 @@ END_TEST
 /* ---------------------------------------------------------------- batchnorm */
 
 static const char *const bn_train_cases[] = {"m0.1", "m0.3_eps1e-3", "hw1"};
-
-/* fused (a forward with shape.relu) must be torch.relu of plain, bit for bit */
-static void check_relu_of(const float *fused, const float *plain, size_t n, const char *cas, const char *what)
-{
-    int zeros = 0;
-    for (size_t i = 0; i < n; i++) {
-        const float want = plain[i] < 0.0f ? 0.0f : plain[i];
-        ck_assert_msg(memcmp(&fused[i], &want, sizeof want) == 0, "%s (%s): out[%zu] = %g, not %g", cas, what, i,
-                      (double)fused[i], (double)want);
-        zeros += plain[i] < 0.0f;
-    }
-    ck_assert_msg(zeros > 0 && zeros < (int)n, "%s: the case should have outputs of both signs", cas);
-}
 
 START_TEST(test_batchnorm_train_fixture)
 {

@@ -725,6 +725,15 @@ static int prefers_batch_minor(const tb_net *net)
     return all > 0 && 2 * small > all;
 }
 
+/* How many input slots of the network's layers read node id. */
+static int uses_of(const tb_net *net, int id)
+{
+    int uses = 0;
+    for (int m = 0; m < net->n_nodes; m++)
+        for (int q = 0; q < net->nodes[m].n_inputs; q++) uses += net->nodes[m].inputs[q] == id;
+    return uses;
+}
+
 /* Which concats take their inputs' outputs in place (see tb_node.in_concat):
  * batch-minor only ([c, n, h, w] makes each input's block a contiguous slice
  * of the concat's), and only when every input is a distinct layer that feeds
@@ -742,10 +751,8 @@ static void plan_concats_in_place(tb_net *net)
         int ok = 1;
         for (int j = 0; j < cat->n_inputs && ok; j++) {
             const int id = cat->inputs[j];
-            if (id == TB_NET_INPUT || net->nodes[id].in_concat >= 0) ok = 0;
-            for (int m = 0; m < net->n_nodes && ok; m++) /* another consumer, or this concat twice */
-                for (int q = 0; q < net->nodes[m].n_inputs; q++)
-                    if (net->nodes[m].inputs[q] == id && (m != k || q != j)) ok = 0;
+            /* another consumer, or this concat twice */
+            if (id == TB_NET_INPUT || net->nodes[id].in_concat >= 0 || uses_of(net, id) != 1) ok = 0;
         }
         if (!ok) continue;
         int c0 = 0;
@@ -776,13 +783,11 @@ static void plan_relus_in_place(tb_net *net)
         if (relu->kind != TB_LAYER_RELU || id == TB_NET_INPUT) continue;
         const tb_layer_kind kind = net->nodes[id].kind;
         if (kind != TB_LAYER_CONV2D && kind != TB_LAYER_LINEAR && kind != TB_LAYER_BATCHNORM) continue;
-        int uses = 0;
-        for (int m = 0; m < net->n_nodes; m++)
-            for (int q = 0; q < net->nodes[m].n_inputs; q++) uses += net->nodes[m].inputs[q] == id;
-        if (uses == 1) relu->relu_over = id;
+        if (uses_of(net, id) != 1) continue;
+        relu->relu_over = id;
         /* a convolution or batch norm applies it as it writes its output (CPU kernels) */
-        if (uses == 1 && kind == TB_LAYER_CONV2D) net->nodes[id].u.conv.relu = 1;
-        if (uses == 1 && kind == TB_LAYER_BATCHNORM) net->nodes[id].u.bn.relu = 1;
+        if (kind == TB_LAYER_CONV2D) net->nodes[id].u.conv.relu = 1;
+        if (kind == TB_LAYER_BATCHNORM) net->nodes[id].u.bn.relu = 1;
     }
 }
 
@@ -803,6 +808,13 @@ static int is_relu_producer(const tb_net *net, int id)
     for (int k = id + 1; k < net->n_nodes; k++)
         if (net->nodes[k].relu_over == id) return 1;
     return 0;
+}
+
+/* Whether the producer itself applies its in-place ReLU (the plan's flags) */
+static int applies_relu(const tb_node *producer)
+{
+    return (producer->kind == TB_LAYER_CONV2D && producer->u.conv.relu) ||
+           (producer->kind == TB_LAYER_BATCHNORM && producer->u.bn.relu);
 }
 
 /* Points the outputs (and gradients) of in-place concat inputs at their
@@ -1052,7 +1064,7 @@ void tb_net_forward(tb_net *net, const float *x, int n, int train, uint64_t step
             break;
         case TB_LAYER_LINEAR: o->linear_forward(be, nd->out, in, nd->weight, nd->bias, &nd->u.linear, n); break;
         case TB_LAYER_RELU:
-            if (nd->relu_over >= 0 && net->nodes[nd->relu_over].kind != TB_LAYER_LINEAR) break; /* applied */
+            if (nd->relu_over >= 0 && applies_relu(&net->nodes[nd->relu_over])) break;
             o->relu_forward(be, nd->out, in, count);
             break;
         case TB_LAYER_MAXPOOL: {
@@ -1189,7 +1201,7 @@ static void backward_node(tb_net *net, tb_node *nd, int n)
     float *din = input_grad(net, nd->inputs[0], &acc);
     switch (nd->kind) {
     case TB_LAYER_CONV2D: {
-        float *dbias = is_relu_producer(net, (int)(nd - net->nodes)) ? NULL : nd->dbias; /* its ReLU added it */
+        float *dbias = nd->u.conv.relu ? NULL : nd->dbias; /* its in-place ReLU added it */
         if (is_batch_minor(net, nd))
             o->conv2d_cn_backward(be, din, nd->dweight, dbias, nd->dout, in, nd->weight, &nd->u.conv, n, acc,
                                   net->workspace);

@@ -125,13 +125,11 @@ def pool_attrs(n, c, in_hw, out, k, stride, pad, ceil, cip):
 
 
 def maxpool_case(w, name, n, c, in_hw, k, stride, pad, ceil, ties, x0=None):
-    if x0 is not None:
-        pass
-    elif ties:
+    if x0 is None and ties:
         # small integers: many windows hold their maximum twice; torch takes the
         # first one in row-major window order and routes the gradient there.
         x0 = torch.randint(-3, 4, (n, c) + tuple(in_hw)).float()
-    else:
+    elif x0 is None:
         x0 = torch.randn(n, c, *in_hw)
     x = leaf(x0)
     y, idx = F.max_pool2d(x, k, stride, pad, ceil_mode=ceil, return_indices=True)

@@ -63,17 +63,17 @@ int k_copy_or_add(cuda_ctx *c, float *dst, const float *src, size_t count, int a
     return LAUNCH(c, add_kernel, count, dst, src, count);
 }
 
-/* x < 0 is false for NaN, so NaN propagates as in torch.relu */
+/* the CPU's arithmetic (layers/activation_rules.h) */
 __global__ void relu_fwd_kernel(float *out, const float *in, size_t count)
 {
-    GRID_STRIDE(i, count) out[i] = in[i] < 0.0f ? 0.0f : in[i];
+    GRID_STRIDE(i, count) out[i] = tb_relu_value(in[i]);
 }
 
 __global__ void relu_bwd_kernel(float *din, const float *dout, const float *out, size_t count, int accumulate)
 {
     GRID_STRIDE(i, count)
     {
-        const float v = out[i] <= 0.0f ? 0.0f : dout[i];
+        const float v = tb_relu_grad(dout[i], out[i]);
         din[i] = accumulate ? din[i] + v : v;
     }
 }

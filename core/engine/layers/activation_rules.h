@@ -1,12 +1,15 @@
 /* activation_rules.h: the per-element arithmetic of the element-wise
- * activations (tanh, sigmoid, leaky ReLU, GELU), shared by the CPU kernels
- * (layers/tanh.c, sigmoid.c, leaky_relu.c, gelu.c) and the GPU
+ * activations (ReLU, tanh, sigmoid, leaky ReLU, GELU), shared by the CPU
+ * kernels (layers/relu.c, tanh.c, sigmoid.c, leaky_relu.c, gelu.c, and the
+ * layers that apply a ReLU in place: conv2d.c, conv2d_winograd.c,
+ * batchnorm.c) and the GPU
  * (cuda/kernels.cu, one thread per element), so both backends compute the
  * same float operations in the same order.
  *
  * Each *_grad returns the input gradient of one element from the output
  * gradient dy and what torch's backward reads: the output y for tanh and
- * sigmoid (tanh_backward, sigmoid_backward), the input x for leaky ReLU and
+ * sigmoid (tanh_backward, sigmoid_backward) and ReLU (relu_backward, the
+ * mask of an in-place ReLU), the input x for leaky ReLU and
  * GELU (leaky_relu_backward, gelu_backward). Formulas and constants are
  * those of torch's CPU kernels (aten/src/ATen/native/cpu/Activation.cpp,
  * BinaryOpsKernel.cpp), in float. */
@@ -26,6 +29,11 @@
 #define TB_GELU_BETA_ERF ((float)(1.12837916709551257390 * 0.70710678118654752440 * 0.5))  /* M_2_SQRTPI*M_SQRT1_2/2 */
 #define TB_GELU_BETA_TANH ((float)(1.41421356237309504880 * 1.12837916709551257390 * 0.5)) /* M_SQRT2*M_2_SQRTPI/2 */
 #define TB_GELU_KAPPA 0.044715f
+
+/* x < 0 is false for NaN, so NaN propagates as in torch.relu */
+TB_ACT_HD float tb_relu_value(float x) { return x < 0.0f ? 0.0f : x; }
+/* torch's threshold_backward on the output: y <= 0 ? 0 : grad (a NaN output passes grad) */
+TB_ACT_HD float tb_relu_grad(float dy, float y) { return y <= 0.0f ? 0.0f : dy; }
 
 TB_ACT_HD float tb_tanh_value(float x) { return tanhf(x); }
 /* grad * (1 - y * y) */

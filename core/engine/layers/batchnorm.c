@@ -1,6 +1,7 @@
 /* batchnorm.c: torch.nn.BatchNorm2d (affine, track_running_stats). */
 #include <math.h>
 
+#include "activation_rules.h"
 #include "layers.h"
 
 /* A channel's sums run in BN_LANES running doubles: its k-th element, in the
@@ -13,58 +14,50 @@
  * the plane's first element and returns the lane after its last. */
 #define BN_LANES 16
 
+/* TERM(l, q) for each element q < hw of a plane, l its lane when the plane's
+ * first element takes lane `lane`, which is left at the lane after the last:
+ * up to the next lane 0 one by one, then whole rows of lanes (these
+ * vectorise), then the tail. */
+#define BN_EACH_LANE(hw, lane, TERM)                                                        \
+    do {                                                                                    \
+        int p_ = 0;                                                                         \
+        for (; p_ < (hw) && (lane); p_++, (lane) = ((lane) + 1) % BN_LANES) TERM((lane), p_); \
+        for (; p_ + BN_LANES <= (hw); p_ += BN_LANES)                                       \
+            for (int l_ = 0; l_ < BN_LANES; l_++) TERM(l_, p_ + l_);                         \
+        for (; p_ < (hw); p_++, (lane)++) TERM((lane), p_);                                  \
+    } while (0)
+
 static inline int add_plane(double *restrict acc, const float *restrict x, int hw, int lane)
 {
-    int p = 0;
-    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) acc[lane] += x[p];
-    for (; p + BN_LANES <= hw; p += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) acc[l] += x[p + l];
-    for (; p < hw; p++, lane++) acc[lane] += x[p];
+#define BN_SUM(l, q) acc[l] += x[q]
+    BN_EACH_LANE(hw, lane, BN_SUM);
+#undef BN_SUM
     return lane;
 }
 
 static inline int add_plane_squares(double *restrict acc, const float *restrict x, int hw, double mean, int lane)
 {
-#define BN_SQUARE(l, q)                    \
-    do {                                   \
-        const double d_ = x[q] - mean;     \
-        acc[l] += d_ * d_;                 \
-    } while (0)
-    int p = 0;
-    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) BN_SQUARE(lane, p);
-    for (; p + BN_LANES <= hw; p += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) BN_SQUARE(l, p + l);
-    for (; p < hw; p++, lane++) BN_SQUARE(lane, p);
-    return lane;
+#define BN_SQUARE(l, q) acc[l] += ((double)x[q] - mean) * ((double)x[q] - mean)
+    BN_EACH_LANE(hw, lane, BN_SQUARE);
 #undef BN_SQUARE
+    return lane;
 }
 
 /* sums of dy and of dy * xhat, xhat = (x - mean) * invstd */
 static inline int add_plane_grads(double *restrict acc_dy, double *restrict acc_dyx, const float *restrict dy,
                                   const float *restrict x, int hw, double mean, double invstd, int lane)
 {
-#define BN_GRADS(l, q)                                          \
-    do {                                                        \
-        acc_dy[l] += dy[q];                                     \
-        acc_dyx[l] += dy[q] * ((x[q] - mean) * invstd);         \
-    } while (0)
-    int p = 0;
-    for (; p < hw && lane; p++, lane = (lane + 1) % BN_LANES) BN_GRADS(lane, p);
-    for (; p + BN_LANES <= hw; p += BN_LANES)
-        for (int l = 0; l < BN_LANES; l++) BN_GRADS(l, p + l);
-    for (; p < hw; p++, lane++) BN_GRADS(lane, p);
-    return lane;
+#define BN_GRADS(l, q) (acc_dy[l] += dy[q], acc_dyx[l] += dy[q] * ((x[q] - mean) * invstd))
+    BN_EACH_LANE(hw, lane, BN_GRADS);
 #undef BN_GRADS
+    return lane;
 }
 
-/* y = x * a + b, through torch.relu's rule (NaN stays) when relu */
+/* y = x * a + b, through a ReLU when relu */
 static inline void normalise_plane(float *y, const float *x, int hw, float a, float b, int relu)
 {
     if (relu)
-        for (int p = 0; p < hw; p++) {
-            const float v = x[p] * a + b;
-            y[p] = v < 0.0f ? 0.0f : v;
-        }
+        for (int p = 0; p < hw; p++) y[p] = tb_relu_value(x[p] * a + b);
     else
         for (int p = 0; p < hw; p++) y[p] = x[p] * a + b;
 }

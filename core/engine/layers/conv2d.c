@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "activation_rules.h"
 #include "conv2d_winograd.h"
 #include "layers.h"
 
@@ -64,11 +65,11 @@ static int chunk_images(const tb_conv2d_shape *s)
     return fit < 1 ? 1 : fit > (size_t)1 << 20 ? 1 << 20 : (int)fit;
 }
 
-/* torch.relu's rule (x < 0 is false for NaN, which stays), as relu.c */
+/* a ReLU in place over the convolution's output (tb_conv2d_shape.relu) */
 static void relu_in_place(float *x, size_t count)
 {
 #pragma omp simd
-    for (size_t j = 0; j < count; j++) x[j] = x[j] < 0.0f ? 0.0f : x[j];
+    for (size_t j = 0; j < count; j++) x[j] = tb_relu_value(x[j]);
 }
 
 /* One thread's column buffer, in floats (0 for 1x1 convolutions). */
@@ -368,7 +369,7 @@ static void bias_grad(float *dbias, const float *dout, size_t image_stride, size
 }
 
 /* ReLU's backward over a convolution whose output the ReLU overwrote in
- * place (net.c): dout = 0 where out <= 0 (torch's rule: NaN passes), and
+ * place (net.c): dout masked by out (tb_relu_grad), and
  * dbias += the bias gradient of the masked dout, each plane summed while it
  * is in cache, in bias_grad's order (the same bits as conv2d's backward). */
 void conv2d_relu_backward(float *dout, const float *out, float *dbias, const tb_conv2d_shape *s, int n,
@@ -385,7 +386,7 @@ void conv2d_relu_backward(float *dout, const float *out, float *dbias, const tb_
             float *restrict d = dout + at;
             const float *restrict o = out + at;
 #pragma omp simd
-            for (size_t p = 0; p < P; p++) d[p] = o[p] <= 0.0f ? 0.0f : d[p];
+            for (size_t p = 0; p < P; p++) d[p] = tb_relu_grad(d[p], o[p]);
             if (dbias) sum += sum_plane(d, P);
         }
         if (dbias) dbias[oc] += (float)sum;

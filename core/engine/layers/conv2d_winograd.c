@@ -25,6 +25,7 @@
 #include <cblas.h>
 #include <string.h>
 
+#include "activation_rules.h"
 #include "conv2d_winograd.h"
 
 /* Floats of one thread's two chunk buffers together, [16][C][T] + [16][K][T]. */
@@ -122,42 +123,6 @@ void winograd_filters(float *u, const float *weight, const tb_conv2d_shape *s, i
                 filter_transform(u + (size_t)c * K + k, KC, r);
             }
         }
-}
-
-/* V = B^T d B of one 4x4 window d, written at v[xi * stride]. */
-static inline void input_tile(float *v, size_t stride, const float d[4][4])
-{
-    float t[4][4];
-    for (int j = 0; j < 4; j++) {
-        t[0][j] = d[0][j] - d[2][j];
-        t[1][j] = d[1][j] + d[2][j];
-        t[2][j] = d[2][j] - d[1][j];
-        t[3][j] = d[1][j] - d[3][j];
-    }
-    for (int i = 0; i < 4; i++) {
-        v[(4 * i + 0) * stride] = t[i][0] - t[i][2];
-        v[(4 * i + 1) * stride] = t[i][1] + t[i][2];
-        v[(4 * i + 2) * stride] = t[i][2] - t[i][1];
-        v[(4 * i + 3) * stride] = t[i][1] - t[i][3];
-    }
-}
-
-/* Z = A y A^T of one 2x2 output-gradient block y, written at z[xi * stride]. */
-static inline void gradient_tile(float *z, size_t stride, const float y[2][2])
-{
-    float t[4][2];
-    for (int j = 0; j < 2; j++) {
-        t[0][j] = y[0][j];
-        t[1][j] = y[0][j] + y[1][j];
-        t[2][j] = y[0][j] - y[1][j];
-        t[3][j] = -y[1][j];
-    }
-    for (int i = 0; i < 4; i++) {
-        z[(4 * i + 0) * stride] = t[i][0];
-        z[(4 * i + 1) * stride] = t[i][0] + t[i][1];
-        z[(4 * i + 2) * stride] = t[i][0] - t[i][1];
-        z[(4 * i + 3) * stride] = -t[i][1];
-    }
 }
 
 /* The planes a chunk reads and writes: channel c of image i at
@@ -291,8 +256,9 @@ static void gradient_transform(float *z, const float *dout, planes p, int rows, 
 
 /* The 2x2 outputs A^T m A of each tile, from m [16][rows][nt], into the rows
  * channels of dst: bias added (may be NULL) and written (through a ReLU
- * with relu), or added to what is there (accumulate). A run's two output rows go through line [2][2 * len]
- * first, then the columns inside the plane to dst. */
+ * with relu), or added to what is there (accumulate). A run's two output
+ * rows go through line [2][2 * len] first, then the columns inside the plane
+ * to dst. */
 static void output_transform(float *dst, const float *m, planes p, int rows, const tb_conv2d_shape *s, size_t g0,
                              size_t nt, const float *bias, int accumulate, int relu, float *line)
 {
@@ -324,8 +290,8 @@ static void output_transform(float *dst, const float *m, planes p, int rows, con
                 const float *src = line + i * lw - x0;
                 if (accumulate)
                     for (int x = x0; x < x1; x++) out[x] += src[x];
-                else if (relu) /* torch.relu's rule: NaN stays */
-                    for (int x = x0; x < x1; x++) out[x] = src[x] + b < 0.0f ? 0.0f : src[x] + b;
+                else if (relu)
+                    for (int x = x0; x < x1; x++) out[x] = tb_relu_value(src[x] + b);
                 else
                     for (int x = x0; x < x1; x++) out[x] = src[x] + b;
             }

@@ -1,21 +1,21 @@
-/* relu.c: torch.nn.ReLU. */
+/* relu.c: torch.nn.ReLU (arithmetic: activation_rules.h). */
+#include "activation_rules.h"
 #include "layers.h"
 
 void relu_forward(float *out, const float *in, size_t count)
 {
-    /* x < 0 is false for NaN, so NaN propagates as in torch.relu */
 #pragma omp parallel for simd schedule(static) if (count > 65536)
-    for (size_t i = 0; i < count; i++) out[i] = in[i] < 0.0f ? 0.0f : in[i];
+    for (size_t i = 0; i < count; i++) out[i] = tb_relu_value(in[i]);
 }
 
 void relu_backward(float *din, const float *dout, const float *out, size_t count, int accumulate_din)
 {
     if (accumulate_din) {
 #pragma omp parallel for simd schedule(static) if (count > 65536)
-        for (size_t i = 0; i < count; i++) din[i] += out[i] <= 0.0f ? 0.0f : dout[i];
+        for (size_t i = 0; i < count; i++) din[i] += tb_relu_grad(dout[i], out[i]);
     } else {
 #pragma omp parallel for simd schedule(static) if (count > 65536)
-        for (size_t i = 0; i < count; i++) din[i] = out[i] <= 0.0f ? 0.0f : dout[i];
+        for (size_t i = 0; i < count; i++) din[i] = tb_relu_grad(dout[i], out[i]);
     }
 }
 
