@@ -447,17 +447,27 @@ START_TEST(test_conv2d_small_team)
 }
 END_TEST
 
-/* Winograd against im2col (itself held against PyTorch above) on a plane
- * large enough that the Winograd path's chunks of tiles begin and end inside
- * images: 45x43 planes of 23x22 tiles, about 600 tiles a chunk at these
- * channel counts. Both layouts, the default thread count and one thread,
- * din overwritten and accumulated. */
+/* Winograd against im2col (itself held against PyTorch above) where the
+ * Winograd path's chunks split a batch, both ways it numbers tiles:
+ *   _i == 0: by rows, on a plane large enough that chunks begin and end
+ *            inside images: 45x43 planes of 23x22 tiles, about 600 tiles a
+ *            chunk at these channel counts;
+ *   _i == 1: by images (batch-minor layout), on odd 9x7 planes: a batch of
+ *            37 goes in groups of 16, 16 and 5 images on one thread, 16 and 3
+ *            or 2 on each of two.
+ * Both layouts, the default thread count and one thread, din overwritten
+ * and accumulated. */
 START_TEST(test_conv2d_winograd_chunks)
 {
-    tb_conv2d_shape s = {.in_c = 33, .in_h = 45, .in_w = 43, .out_c = 20, .kh = 3, .kw = 3,
-                         .stride_h = 1, .stride_w = 1, .pad_h = 1, .pad_w = 1, .groups = 1};
+    const tb_conv2d_shape shapes[2] = {
+        {.in_c = 33, .in_h = 45, .in_w = 43, .out_c = 20, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+         .pad_h = 1, .pad_w = 1, .groups = 1},
+        {.in_c = 20, .in_h = 9, .in_w = 7, .out_c = 24, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+         .pad_h = 1, .pad_w = 1, .groups = 1}};
+    const int batches[2] = {3, 37};
+    tb_conv2d_shape s = shapes[_i];
     ck_assert_int_eq(conv2d_infer(&s), 0);
-    const int n = 3, threads = omp_get_max_threads();
+    const int n = batches[_i], threads = omp_get_max_threads();
     const size_t nin = (size_t)n * s.in_c * s.in_h * s.in_w, nout = (size_t)n * s.out_c * s.out_h * s.out_w;
     const size_t nw = (size_t)s.out_c * s.in_c * 9, nb = (size_t)s.out_c;
     float *in = galloc(nin), *dout = galloc(nout), *w = galloc(nw), *b = galloc(nb);
@@ -1263,7 +1273,7 @@ static Suite *suite(void)
     tcase_add_loop_test(t, test_conv2d_fixture, 0, (int)TB_ARRAY_LEN(conv_cases));
     tcase_add_test(t, test_conv2d_infer);
     tcase_add_test(t, test_conv2d_small_team);
-    tcase_add_test(t, test_conv2d_winograd_chunks);
+    tcase_add_loop_test(t, test_conv2d_winograd_chunks, 0, 2);
     tcase_add_loop_test(t, test_linear_fixture, 0, (int)TB_ARRAY_LEN(linear_cases));
     tcase_add_loop_test(t, test_relu_fixture, 0, (int)TB_ARRAY_LEN(relu_cases));
     tcase_add_loop_test(t, test_maxpool_fixture, 0, (int)TB_ARRAY_LEN(maxpool_cases));

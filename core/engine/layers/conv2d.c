@@ -20,11 +20,11 @@
  * NCHW (net.c); conv2d_forward/backward run each image through the same code:
  * for one image the two layouts are the same bytes.
  *
- * 3x3 convolutions with stride 1 and padding 1 on planes of 10x10 and more
- * take Winograd's F(2x2, 3x3) instead (conv2d_winograd.c), the forward from
- * 16 input channels and the backward from 32: 2.25x fewer multiplies, over
- * smaller gemms. The rule is winograd_applies; tb_conv2d_shape.algorithm
- * forces either path (tests, bench/conv_algorithms.c). */
+ * 3x3 convolutions with stride 1 and padding 1 on planes of 4x4 and more,
+ * with 16 input channels or more, take Winograd's F(2x2, 3x3) instead
+ * (conv2d_winograd.c): 2.25x fewer multiplies, over smaller gemms. The rule
+ * is winograd_applies; tb_conv2d_shape.algorithm forces either path (tests,
+ * bench/conv_algorithms.c). */
 #include <cblas.h>
 #include <omp.h>
 #include <stddef.h>
