@@ -180,6 +180,8 @@ static void im2col_row(float *dst, const float *planes, const tb_conv2d_shape *s
             for (int ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
             if (sw == 1)
                 for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox];
+            else if (sw == 2) /* a constant stride vectorises (SqueezeNet's first layer) */
+                for (int ox = lo; ox < hi; ox++) dst[ox] = src[2 * ox];
             else
                 for (int ox = lo; ox < hi; ox++) dst[ox] = src[ox * sw];
             for (int ox = hi; ox < OW; ox++) dst[ox] = 0.0f;
