@@ -20,7 +20,7 @@
  * NCHW (net.c); conv2d_forward/backward run each image through the same code:
  * for one image the two layouts are the same bytes.
  *
- * 3x3 convolutions with stride 1 and padding 1 on planes of 4x4 and more,
+ * 3x3 convolutions with stride 1 and padding 1 on planes of 3x3 and more,
  * with 16 input channels or more, take Winograd's F(2x2, 3x3) instead
  * (conv2d_winograd.c): 2.25x fewer multiplies, over smaller gemms. The rule
  * is winograd_applies; tb_conv2d_shape.algorithm forces either path (tests,

@@ -41,7 +41,7 @@
 /* Floats of one thread's two chunk buffers together, [16][C][T] + [16][K][T]. */
 #define WINOGRAD_CHUNK_FLOATS ((size_t)1 << 19)
 #define XI 16 /* positions of a 4x4 transformed tile */
-#define WINOGRAD_MIN_PLANE 4
+#define WINOGRAD_MIN_PLANE 3
 #define WINOGRAD_MIN_CHANNELS 16
 /* By images: images per vector, and planes up to this many tiles wide */
 #define WINOGRAD_IMAGE_VECTOR 16
@@ -58,12 +58,13 @@ static int winograd_fits(const tb_conv2d_shape *s)
  * over the edge of an odd plane compute outputs that are thrown away (a 3x3
  * plane: 16 computed for 9). Measured on SqueezeNet's shapes at 64 and 224
  * px and the quickstart CNN's (build/bench_conv_algorithms,
- * docs/performance.md), both directions pay from 4x4 planes up (1.15-1.8x
- * im2col), and lose on 3x3 planes (0.8-0.97x) and with fewer than 16 input
- * channels (a first layer with 1 to 8 channels makes its gemms rank-1 to
- * rank-8 products: 0.2x im2col with 1, 0.87x with 8). A fixed rule of the
- * shape, never a timing: the same network always takes the same path, so
- * its results are the same bits. */
+ * docs/performance.md), both directions pay from 3x3 planes up (1.15-1.6x
+ * im2col), but not with fewer than 16 input channels (a first layer with 1
+ * to 8 channels makes its gemms rank-1 to rank-8 products: 0.2x im2col with
+ * 1, 0.87x with 8). Smaller planes are not measured; on a 1x1 plane a tile
+ * does 16 multiplies for 9. A fixed rule of the shape, never a timing: the
+ * same network always takes the same path, so its results are the same
+ * bits. */
 int winograd_applies(const tb_conv2d_shape *s, int backward)
 {
     if (!winograd_fits(s) || s->algorithm == TB_CONV_IM2COL) return 0;
