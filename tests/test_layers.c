@@ -452,9 +452,10 @@ END_TEST
  *   _i == 0: by rows, on a plane large enough that chunks begin and end
  *            inside images: 45x43 planes of 23x22 tiles, about 600 tiles a
  *            chunk at these channel counts;
- *   _i == 1: by images (batch-minor layout), on odd 9x7 planes: a batch of
- *            37 goes in groups of 16, 16 and 5 images on one thread, 16 and 3
- *            or 2 on each of two.
+ *   _i == 1: by images (batch-minor layout), on odd 9x7 planes: at these
+ *            channel counts a group is 16 images, so a batch of 37 goes in
+ *            groups of 16, 16 and 5 on one thread, 16 and 2 or 3 on each of
+ *            two.
  * Both layouts, the default thread count and one thread, din overwritten
  * and accumulated. */
 START_TEST(test_conv2d_winograd_chunks)
@@ -462,7 +463,7 @@ START_TEST(test_conv2d_winograd_chunks)
     const tb_conv2d_shape shapes[2] = {
         {.in_c = 33, .in_h = 45, .in_w = 43, .out_c = 20, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
          .pad_h = 1, .pad_w = 1, .groups = 1},
-        {.in_c = 20, .in_h = 9, .in_w = 7, .out_c = 24, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
+        {.in_c = 24, .in_h = 9, .in_w = 7, .out_c = 40, .kh = 3, .kw = 3, .stride_h = 1, .stride_w = 1,
          .pad_h = 1, .pad_w = 1, .groups = 1}};
     const int batches[2] = {3, 37};
     tb_conv2d_shape s = shapes[_i];
@@ -512,6 +513,66 @@ START_TEST(test_conv2d_winograd_chunks)
     }
     omp_set_num_threads(threads);
     free(in), free(dout), free(w), free(b);
+}
+END_TEST
+
+/* A network sizes each layer's workspace once, for its largest batch
+ * (training or evaluation), and then runs smaller ones (the other phase, a
+ * last partial batch). So a convolution's workspace must never need more for
+ * a smaller batch: the Winograd path once chose its tiling from the batch,
+ * and a batch of 12 on 15x15 planes needed three times what a batch of 32
+ * did, and wrote past it. Holds the sizes for every batch up to 64 on shapes
+ * that take each tiling, then runs a batch smaller than the sized one in
+ * both layouts with a guard after the workspace. */
+START_TEST(test_conv2d_workspace_for_smaller_batches)
+{
+    const tb_conv2d_shape shapes[] = {
+        {.in_c = 32, .in_h = 15, .in_w = 15, .out_c = 128}, /* by rows, above 4 budgets by images */
+        {.in_c = 64, .in_h = 14, .in_w = 14, .out_c = 256},
+        {.in_c = 16, .in_h = 7, .in_w = 7, .out_c = 32},    /* by images */
+        {.in_c = 24, .in_h = 9, .in_w = 7, .out_c = 40},
+        {.in_c = 16, .in_h = 40, .in_w = 40, .out_c = 16},  /* wide: by rows */
+    };
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        tb_conv2d_shape s = shapes[k];
+        s.kh = s.kw = 3, s.stride_h = s.stride_w = 1, s.pad_h = s.pad_w = 1, s.groups = 1;
+        ck_assert_int_eq(conv2d_infer(&s), 0);
+        for (int n = 2; n <= 64; n++) {
+            ck_assert_msg(conv2d_cn_workspace_floats(&s, n - 1) <= conv2d_cn_workspace_floats(&s, n),
+                          "C%d K%d %dx%d: the workspace for a batch of %d is larger than for %d", s.in_c, s.out_c,
+                          s.in_h, s.in_w, n - 1, n);
+            ck_assert(conv2d_workspace_floats(&s, n - 1) <= conv2d_workspace_floats(&s, n));
+        }
+        /* a batch smaller than the sized one, in each tiling (the first is
+         * the one that overflowed); the 14x14 shape only for the sizes (it
+         * is slow under the sanitizers) */
+        const int sized = 32, smaller[] = {12, 0, 5, 17, 3};
+        if (!smaller[k]) continue;
+        for (int batch_minor = 0; batch_minor < 2; batch_minor++) {
+            const int n = smaller[k];
+            const size_t nin = (size_t)n * s.in_c * s.in_h * s.in_w, nout = (size_t)n * s.out_c * s.out_h * s.out_w;
+            const size_t nw = (size_t)s.out_c * s.in_c * 9;
+            const size_t nws = batch_minor ? conv2d_cn_workspace_floats(&s, sized) : conv2d_workspace_floats(&s, sized);
+            float *in = galloc(nin), *out = galloc(nout), *dout = galloc(nout), *din = galloc(nin);
+            float *w = galloc(nw), *dw = galloc(nw), *b = galloc(s.out_c), *db = galloc(s.out_c), *ws = galloc(nws);
+            fill_pattern(in, nin), fill_pattern(dout, nout), fill_pattern(w, nw), fill(b, s.out_c, 0.5f);
+            fill(dw, nw, 0.0f), fill(db, s.out_c, 0.0f);
+            if (batch_minor) {
+                conv2d_cn_forward(out, in, w, b, &s, n, ws);
+                conv2d_cn_backward(din, dw, db, dout, in, w, &s, n, 0, ws);
+            } else {
+                conv2d_forward(out, in, w, b, &s, n, ws);
+                conv2d_backward(din, dw, db, dout, in, w, &s, n, 0, ws);
+            }
+            char what[96];
+            snprintf(what, sizeof what, "C%d K%d %dx%d, batch %d in a workspace for %d (%s)", s.in_c, s.out_c,
+                     s.in_h, s.in_w, n, sized, batch_minor ? "[c,n,h,w]" : "[n,c,h,w]");
+            gcheck(ws, nws, "workspace_for_smaller_batches", what);
+            for (size_t i = 0; i < nout; i++) ck_assert_msg(isfinite(out[i]), "%s: out[%zu] = %g", what, i, out[i]);
+            for (size_t i = 0; i < nw; i++) ck_assert_msg(isfinite(dw[i]), "%s: dw[%zu] = %g", what, i, dw[i]);
+            free(in), free(out), free(dout), free(din), free(w), free(dw), free(b), free(db), free(ws);
+        }
+    }
 }
 END_TEST
 
@@ -1274,6 +1335,7 @@ static Suite *suite(void)
     tcase_add_test(t, test_conv2d_infer);
     tcase_add_test(t, test_conv2d_small_team);
     tcase_add_loop_test(t, test_conv2d_winograd_chunks, 0, 2);
+    tcase_add_test(t, test_conv2d_workspace_for_smaller_batches);
     tcase_add_loop_test(t, test_linear_fixture, 0, (int)TB_ARRAY_LEN(linear_cases));
     tcase_add_loop_test(t, test_relu_fixture, 0, (int)TB_ARRAY_LEN(relu_cases));
     tcase_add_loop_test(t, test_maxpool_fixture, 0, (int)TB_ARRAY_LEN(maxpool_cases));

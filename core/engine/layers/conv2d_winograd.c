@@ -18,7 +18,7 @@
  *           channels exchanged (stride 1, padding 1: the gradient of a 3x3
  *           correlation is a 3x3 correlation of dY, same size).
  *
- * The tiles of a thread's images go in chunks, so its buffers stay a few MiB
+ * The tiles of a thread's images go in chunks, so its buffers stay 2-8 MiB
  * whatever the plane size, numbered one of two ways (chunk_images decides,
  * from the shape and the batch):
  *   by rows:   image, tile row, tile column; a chunk is a range of that order
@@ -38,7 +38,8 @@
 #include "activation_rules.h"
 #include "conv2d_winograd.h"
 
-/* Floats of one thread's two chunk buffers together, [16][C][T] + [16][K][T]. */
+/* Floats of one thread's two chunk buffers together, [16][C][T] + [16][K][T],
+ * by rows; by images up to 4 times that (chunk_images). */
 #define WINOGRAD_CHUNK_FLOATS ((size_t)1 << 19)
 #define XI 16 /* positions of a 4x4 transformed tile */
 #define WINOGRAD_MIN_PLANE 3
@@ -94,17 +95,20 @@ static size_t chunk_tiles(const tb_conv2d_shape *s, int n)
 
 /* By images: images per chunk, or 0 where the tiles go by rows. A batch
  * (batch-minor activations, n > 1) of planes up to 16 wide: as many whole
- * planes as the budget holds, in multiples of a vector, at least one vector
- * if the batch has it, and within 4 budgets (else by rows). A fixed rule of
- * the shape and the batch, so the same network always sums in the same
- * order. */
+ * planes as the budget holds, in multiples of a vector and at least one
+ * vector, unless that is over 4 budgets (then by rows); never more images
+ * than the batch has. Which way is decided by the shape alone, so the
+ * scratch a batch needs (winograd_thread_floats) never shrinks as the batch
+ * grows: a workspace sized for the largest batch holds every smaller one.
+ * A fixed rule of the shape and the batch, so the same network always sums
+ * in the same order. */
 static int chunk_images(const tb_conv2d_shape *s, int n)
 {
     if (n < 2 || tiles_w(s) > WINOGRAD_IMAGES_MAX_TILES_W) return 0;
     const size_t tt = plane_tiles(s), budget = budget_tiles(s), fit = budget / tt;
-    size_t k = fit < WINOGRAD_IMAGE_VECTOR ? WINOGRAD_IMAGE_VECTOR : fit / WINOGRAD_IMAGE_VECTOR * WINOGRAD_IMAGE_VECTOR;
-    if (k > (size_t)n) k = (size_t)n;
-    return k * tt <= 4 * budget ? (int)k : 0;
+    const size_t k = fit < WINOGRAD_IMAGE_VECTOR ? WINOGRAD_IMAGE_VECTOR : fit / WINOGRAD_IMAGE_VECTOR * WINOGRAD_IMAGE_VECTOR;
+    if (k * tt > 4 * budget) return 0;
+    return k < (size_t)n ? (int)k : n;
 }
 
 /* Tiles the chunk buffers hold, either way. */
