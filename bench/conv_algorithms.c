@@ -95,12 +95,13 @@ static void run(const shape *sh, int reps)
         free(ws);
     }
     s.algorithm = TB_CONV_AUTO;
+    const char *picks = winograd_applies(&s) ? "winograd" : "im2col";
     const double gflop = 2.0 * sh->k * sh->c * 9 * (double)hw * sh->n / 1e9;
     printf("C %3d K %3d %3dx%-3d batch %3d %-4s | fwd im2col %7.2f ms (%5.1f GFLOP/s) winograd %7.2f ms: %.2fx, "
            "picks %-8s | bwd im2col %7.2f ms winograd %7.2f ms: %.2fx, picks %-8s | workspace %.1f / %.1f MiB\n",
            sh->c, sh->k, sh->plane, sh->plane, sh->n, sh->cn ? "cn" : "nchw", ms[0][0], gflop / ms[0][0] * 1e3,
-           ms[1][0], ms[0][0] / ms[1][0], winograd_applies(&s, 0) ? "winograd" : "im2col", ms[0][1], ms[1][1],
-           ms[0][1] / ms[1][1], winograd_applies(&s, 1) ? "winograd" : "im2col", ws_bytes[0] / 1048576.0,
+           ms[1][0], ms[0][0] / ms[1][0], picks, ms[0][1], ms[1][1],
+           ms[0][1] / ms[1][1], picks, ws_bytes[0] / 1048576.0,
            ws_bytes[1] / 1048576.0);
     fflush(stdout);
     for (int b = 0; b < 6; b++) free(buf[b]);

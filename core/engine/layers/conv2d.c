@@ -79,20 +79,17 @@ static size_t col_floats(const tb_conv2d_shape *s)
 }
 
 /* One thread's scratch for a batch of n: a column buffer, or the Winograd
- * path's chunk buffers. */
+ * path's chunk buffers (which take both directions or neither). */
 static size_t thread_floats(const tb_conv2d_shape *s, int n)
 {
-    const size_t col = col_floats(s);
-    if (!winograd_applies(s, 0) && !winograd_applies(s, 1)) return col;
-    const size_t w = winograd_thread_floats(s, n); /* one direction may still use im2col */
-    return w > col ? w : col;
+    return winograd_applies(s) ? winograd_thread_floats(s, n) : col_floats(s);
 }
 
 /* Scratch shared by a call's threads, at the start of the workspace: the
  * Winograd path's transformed filters. */
 static size_t shared_floats(const tb_conv2d_shape *s)
 {
-    return winograd_applies(s, 0) || winograd_applies(s, 1) ? winograd_shared_floats(s) : 0;
+    return winograd_applies(s) ? winograd_shared_floats(s) : 0;
 }
 
 /* Threads that share a batch of n: each takes a contiguous run of images. */
@@ -421,7 +418,7 @@ static void sum_thread_gradients(float *dweight, const float *partials, size_t w
  * backward's; NULL where the path is not taken. */
 static const float *prepare_filters(float *ws, const float *weight, const tb_conv2d_shape *s, int rotated)
 {
-    if (!winograd_applies(s, rotated)) return NULL;
+    if (!winograd_applies(s)) return NULL;
     winograd_filters(ws, weight, s, rotated);
     return ws;
 }
@@ -430,7 +427,7 @@ static const float *prepare_filters(float *ws, const float *weight, const tb_con
  * without din they are not made (the pointer still selects the path). */
 static const float *prepare_backward(float *ws, const float *weight, const tb_conv2d_shape *s, const float *din)
 {
-    if (!din) return winograd_applies(s, 1) ? ws : NULL;
+    if (!din) return winograd_applies(s) ? ws : NULL;
     return prepare_filters(ws, weight, s, 1);
 }
 

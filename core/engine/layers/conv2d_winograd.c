@@ -59,14 +59,14 @@ static int winograd_fits(const tb_conv2d_shape *s)
  * over the edge of an odd plane compute outputs that are thrown away (a 3x3
  * plane: 16 computed for 9). Measured on SqueezeNet's shapes at 64 and 224
  * px and the quickstart CNN's (build/bench_conv_algorithms,
- * docs/performance.md), both directions pay from 3x3 planes up (1.15-1.6x
+ * docs/performance.md), both directions pay alike, from 3x3 planes up (1.15-1.6x
  * im2col), but not with fewer than 16 input channels (a first layer with 1
  * to 8 channels makes its gemms rank-1 to rank-8 products: 0.2x im2col with
  * 1, 0.87x with 8). Smaller planes are not measured; on a 1x1 plane a tile
  * does 16 multiplies for 9. A fixed rule of the shape, never a timing: the
  * same network always takes the same path, so its results are the same
  * bits. */
-int winograd_applies(const tb_conv2d_shape *s, int backward)
+int winograd_applies(const tb_conv2d_shape *s)
 {
     if (!winograd_fits(s) || s->algorithm == TB_CONV_IM2COL) return 0;
     if (s->algorithm == TB_CONV_WINOGRAD) return 1;
@@ -333,86 +333,75 @@ static inline void put_output(float *out, float y, float bias, int accumulate, i
 
 /* ---- by rows ---- */
 
-/* v [16][rows][nt] (row r at v + r * nt) from the 4x4 windows, padding 1, of
- * the chunk's tiles of each of the rows channels of src. */
-static void rows_input_transform(float *v, const float *src, planes p, int rows, const tb_conv2d_shape *s,
-                                 const tile_run *runs, int nruns, size_t nt, float *pad)
+/* One of the two transforms that read planes, into t [16][rows][nt] (row r
+ * at t + r * nt), for the chunk's tiles of each of the rows channels of src:
+ *   input:    B^T d B of each tile's 4x4 window, padding 1;
+ *   gradient: A y A^T of each tile's 2x2 block of dout (outputs past the
+ *             edge, computed by a tile but not part of the output, count
+ *             as 0). */
+typedef enum { INPUT, GRADIENT } plane_transform;
+
+/* By rows: each run of tiles along a tile row of each channel's padded plane. */
+static void rows_transform(float *t, plane_transform kind, const float *src, planes p, int rows,
+                           const tb_conv2d_shape *s, const tile_run *runs, int nruns, size_t nt, float *pad)
 {
     const size_t ld = slab(rows, nt);
     const int pw = padded_w(s);
     zero_pad(pad, s);
     for (int c = 0; c < rows; c++) {
-        float *vc = v + (size_t)c * nt;
+        float *tc = t + (size_t)c * nt;
         int padded = -1;
         for (const tile_run *run = runs; run < runs + nruns; run++) {
             pad_image(pad, &padded, src, c, run->i, p, s);
-            /* window rows 2ty-1 .. 2ty+2 of the plane are rows 2ty .. 2ty+3 of pad */
+            /* window rows 2ty-1 .. 2ty+2 of the plane are rows 2ty .. 2ty+3 of
+             * pad; a block's, rows 2ty+1 .. 2ty+2 from column 2tx+1 */
             const float *restrict r0 = pad + (size_t)(2 * run->ty) * pw + 2 * run->tx;
-            float *restrict o = vc + run->t;
+            float *restrict o = tc + run->t;
             const int len = run->len;
-#pragma omp simd
-            for (int j = 0; j < len; j++) {
-#define WINDOW(r, q) r0[(size_t)(r) * pw + 2 * j + (q)]
 #define PUT(xi, value) o[(xi) * ld + j] = (value)
-                INPUT_TILE(WINDOW, PUT);
+#define WINDOW(r, q) r0[(size_t)(r) * pw + 2 * j + (q)]
+#define BLOCK(r, q) WINDOW((r) + 1, (q) + 1)
+            if (kind == INPUT) {
+#pragma omp simd
+                for (int j = 0; j < len; j++) INPUT_TILE(WINDOW, PUT);
+            } else {
+#pragma omp simd
+                for (int j = 0; j < len; j++) GRADIENT_TILE(BLOCK, PUT);
+            }
+#undef BLOCK
 #undef WINDOW
 #undef PUT
-            }
         }
     }
 }
 
-/* z [16][rows][nt] = A y A^T of each tile's 2x2 block of dout (outputs past
- * the edge, computed by a tile but not part of the output, count as 0). */
-static void rows_gradient_transform(float *z, const float *dout, planes p, int rows, const tb_conv2d_shape *s,
-                                    const tile_run *runs, int nruns, size_t nt, float *pad)
+/* y [4][nt] = the 2x2 outputs A^T m A of each of nt tiles (output (0,0),
+ * (0,1), (1,0), (1,1)), from one channel's products a[xi * ld + j]: one pass
+ * over all tiles, which vectorises whatever the plane's width. */
+static void output_tiles(float *restrict y, const float *restrict a, size_t ld, size_t nt)
 {
-    const size_t ld = slab(rows, nt);
-    const int pw = padded_w(s);
-    zero_pad(pad, s);
-    for (int k = 0; k < rows; k++) {
-        float *zk = z + (size_t)k * nt;
-        int padded = -1;
-        for (const tile_run *run = runs; run < runs + nruns; run++) {
-            pad_image(pad, &padded, dout, k, run->i, p, s);
-            const float *restrict y0 = pad + (size_t)(2 * run->ty + 1) * pw + 1 + 2 * run->tx;
-            float *restrict o = zk + run->t;
-            const int len = run->len;
 #pragma omp simd
-            for (int j = 0; j < len; j++) {
-#define BLOCK(r, q) y0[(size_t)(r) * pw + 2 * j + (q)]
-#define PUT(xi, value) o[(xi) * ld + j] = (value)
-                GRADIENT_TILE(BLOCK, PUT);
-#undef BLOCK
+    for (size_t j = 0; j < nt; j++) {
+#define PRODUCT(xi) a[(xi) * ld + j]
+#define PUT(r, q, value) y[(2 * (r) + (q)) * nt + j] = (value)
+        OUTPUT_TILE(PRODUCT, PUT);
+#undef PRODUCT
 #undef PUT
-            }
-        }
     }
 }
 
 /* The 2x2 outputs A^T m A of each tile, from m [16][rows][nt], into the rows
  * channels of dst: bias added (may be NULL) and written (through a ReLU
- * with relu), or added to what is there (accumulate). A row's tiles are
- * transformed in one pass over all nt of them into y [4][nt] (output (0,0),
- * (0,1), (1,0), (1,1) of each tile), which vectorises whatever the plane's
- * width; then each run of tiles goes to its two output rows, columns past
- * the plane dropped. */
+ * with relu), or added to what is there (accumulate). A channel's tiles go
+ * through output_tiles into y, then each run of tiles to its two output
+ * rows, columns past the plane dropped. */
 static void rows_output_transform(float *dst, const float *m, planes p, int rows, const tile_run *runs, int nruns,
                                   size_t nt, const float *bias, int accumulate, int relu, float *y)
 {
     const size_t ld = slab(rows, nt), hw = (size_t)p.h * p.w;
     for (int k = 0; k < rows; k++) {
-        const float *restrict a = m + (size_t)k * nt;
         const float b = bias ? bias[k] : 0.0f;
-        float *restrict yk = y;
-#pragma omp simd
-        for (size_t j = 0; j < nt; j++) {
-#define PRODUCT(xi) a[(xi) * ld + j]
-#define PUT(r, q, value) yk[(2 * (r) + (q)) * nt + j] = (value)
-            OUTPUT_TILE(PRODUCT, PUT);
-#undef PRODUCT
-#undef PUT
-        }
+        output_tiles(y, m + (size_t)k * nt, ld, nt);
         for (const tile_run *run = runs; run < runs + nruns; run++) {
             float *plane = dst + (size_t)k * p.channel_stride + (size_t)run->i * hw;
             /* the run's outputs: columns 2 tx .. x_end of the plane (an odd width ends on a half tile) */
@@ -452,10 +441,11 @@ static void side_by_side(float *side, const float *src, planes p, int c, int ia,
         }
 }
 
-/* v [16][rows][nt] of the tiles of images [ia, ia + nb), nt = tiles * nb,
- * tile (ty, tx) of image ia + i at column (ty * tiles_w + tx) * nb + i. */
-static void images_input_transform(float *v, const float *src, planes p, int rows, const tb_conv2d_shape *s,
-                                   int ia, int nb, float *side)
+/* By images: t [16][rows][nt] of the tiles of images [ia, ia + nb), nt =
+ * tiles * nb, tile (ty, tx) of image ia + i at column (ty * tiles_w + tx) *
+ * nb + i; a whole tile row of all the images at a time. */
+static void images_transform(float *t, plane_transform kind, const float *src, planes p, int rows,
+                             const tb_conv2d_shape *s, int ia, int nb, float *side)
 {
     const int tw = tiles_w(s), th = tiles_h(s), pw = padded_w(s), run = tw * nb;
     const size_t nt = plane_tiles(s) * nb, ld = slab(rows, nt);
@@ -463,53 +453,32 @@ static void images_input_transform(float *v, const float *src, planes p, int row
     for (int c = 0; c < rows; c++) {
         side_by_side(side, src, p, c, ia, nb, s);
         for (int ty = 0; ty < th; ty++) {
-            /* element (r, q) of the window of tile (ty, tx), image i, at w[r][q][tx * nb + i] */
+            /* element (r, q) of the window of tile (ty, tx), image i, at
+             * w[r][q][tx * nb + i]; a block's (r, q) is the window's (r+1, q+1) */
             const float *w[4][4];
             for (int r = 0; r < 4; r++)
                 for (int q = 0; q < 4; q++) w[r][q] = side + side_at(2 * ty + r, q, pw, nb);
-            float *restrict o = v + (size_t)c * nt + (size_t)ty * run;
-#pragma omp simd
-            for (int j = 0; j < run; j++) {
-#define WINDOW(r, q) w[r][q][j]
+            float *restrict o = t + (size_t)c * nt + (size_t)ty * run;
 #define PUT(xi, value) o[(xi) * ld + j] = (value)
-                INPUT_TILE(WINDOW, PUT);
+#define WINDOW(r, q) w[r][q][j]
+#define BLOCK(r, q) w[(r) + 1][(q) + 1][j]
+            if (kind == INPUT) {
+#pragma omp simd
+                for (int j = 0; j < run; j++) INPUT_TILE(WINDOW, PUT);
+            } else {
+#pragma omp simd
+                for (int j = 0; j < run; j++) GRADIENT_TILE(BLOCK, PUT);
+            }
+#undef BLOCK
 #undef WINDOW
 #undef PUT
-            }
-        }
-    }
-}
-
-/* z [16][rows][nt] of dout's 2x2 blocks, numbered as images_input_transform. */
-static void images_gradient_transform(float *z, const float *dout, planes p, int rows, const tb_conv2d_shape *s,
-                                      int ia, int nb, float *side)
-{
-    const int tw = tiles_w(s), th = tiles_h(s), pw = padded_w(s), run = tw * nb;
-    const size_t nt = plane_tiles(s) * nb, ld = slab(rows, nt);
-    memset(side, 0, sizeof(float) * padded_floats(s) * nb);
-    for (int k = 0; k < rows; k++) {
-        side_by_side(side, dout, p, k, ia, nb, s);
-        for (int ty = 0; ty < th; ty++) {
-            /* the block's outputs are rows 2ty+1.., columns 2tx+1.. of the padded plane */
-            const float *y[2][2];
-            for (int r = 0; r < 2; r++)
-                for (int q = 0; q < 2; q++) y[r][q] = side + side_at(2 * ty + 1 + r, 1 + q, pw, nb);
-            float *restrict o = z + (size_t)k * nt + (size_t)ty * run;
-#pragma omp simd
-            for (int j = 0; j < run; j++) {
-#define BLOCK(r, q) y[r][q][j]
-#define PUT(xi, value) o[(xi) * ld + j] = (value)
-                GRADIENT_TILE(BLOCK, PUT);
-#undef BLOCK
-#undef PUT
-            }
         }
     }
 }
 
 /* The outputs of images [ia, ia + nb) from m [16][rows][nt] (numbered as
- * images_input_transform) into dst, as rows_output_transform: a row's tiles
- * in one pass into y [4][nt], then each image's plane from y through at,
+ * images_transform) into dst, as rows_output_transform: a channel's tiles
+ * through output_tiles into y, then each image's plane from y through at,
  * where output (oy, ox) of image i is y[at[oy * w + ox] + i]. */
 static void images_output_transform(float *dst, const float *m, planes p, int rows, const tb_conv2d_shape *s,
                                     int ia, int nb, const float *bias, int accumulate, int relu, float *y, int *at)
@@ -520,17 +489,8 @@ static void images_output_transform(float *dst, const float *m, planes p, int ro
         for (int ox = 0; ox < p.w; ox++)
             at[oy * p.w + ox] = (int)((size_t)(2 * (oy & 1) + (ox & 1)) * nt + (size_t)((oy / 2) * tw + ox / 2) * nb);
     for (int k = 0; k < rows; k++) {
-        const float *restrict a = m + (size_t)k * nt;
         const float b = bias ? bias[k] : 0.0f;
-        float *restrict yk = y;
-#pragma omp simd
-        for (size_t j = 0; j < nt; j++) {
-#define PRODUCT(xi) a[(xi) * ld + j]
-#define PUT(r, q, value) yk[(2 * (r) + (q)) * nt + j] = (value)
-            OUTPUT_TILE(PRODUCT, PUT);
-#undef PRODUCT
-#undef PUT
-        }
+        output_tiles(y, m + (size_t)k * nt, ld, nt);
         for (int i = 0; i < nb; i++) {
             float *restrict plane = dst + (size_t)k * p.channel_stride + (size_t)(ia + i) * hw;
             const float *yi = y + i;
@@ -600,22 +560,13 @@ static scratch scratch_at(float *base, const tb_conv2d_shape *s, int n)
     return sc;
 }
 
-static void transform_input(float *v, const float *src, planes p, int rows, const tb_conv2d_shape *s,
-                            const chunk *ch, const scratch *sc)
+static void transform_planes(float *t, plane_transform kind, const float *src, planes p, int rows,
+                             const tb_conv2d_shape *s, const chunk *ch, const scratch *sc)
 {
     if (ch->nb)
-        images_input_transform(v, src, p, rows, s, ch->ia, ch->nb, sc->planes);
+        images_transform(t, kind, src, p, rows, s, ch->ia, ch->nb, sc->planes);
     else
-        rows_input_transform(v, src, p, rows, s, ch->runs, ch->nruns, ch->nt, sc->planes);
-}
-
-static void transform_gradient(float *z, const float *dout, planes p, int rows, const tb_conv2d_shape *s,
-                               const chunk *ch, const scratch *sc)
-{
-    if (ch->nb)
-        images_gradient_transform(z, dout, p, rows, s, ch->ia, ch->nb, sc->planes);
-    else
-        rows_gradient_transform(z, dout, p, rows, s, ch->runs, ch->nruns, ch->nt, sc->planes);
+        rows_transform(t, kind, src, p, rows, s, ch->runs, ch->nruns, ch->nt, sc->planes);
 }
 
 static void transform_output(float *dst, const float *m, planes p, int rows, const tb_conv2d_shape *s,
@@ -638,7 +589,7 @@ void winograd_forward_images(float *out, const float *in, const float *u, const 
     const scratch sc = scratch_at(m + XI * slab(K, cap) + (size_t)XI * K * C, s, n);
     chunk ch = {.runs = sc.runs};
     for (int more = next_chunk(&ch, s, n, i0, i1, 1); more; more = next_chunk(&ch, s, n, i0, i1, 0)) {
-        transform_input(v, in, pin, C, s, &ch, &sc);
+        transform_planes(v, INPUT, in, pin, C, s, &ch, &sc);
         batched_products(m, u, v, K, C, ch.nt);
         transform_output(out, m, pout, K, s, &ch, &sc, bias, 0, s->relu);
     }
@@ -667,14 +618,14 @@ void winograd_backward_images(float *din, float beta_du, const float *dout, cons
     for (int more = next_chunk(&ch, s, n, i0, i1, 1); more; more = next_chunk(&ch, s, n, i0, i1, 0), beta = 1.0f) {
         const int nt = (int)ch.nt;
         /* dU[xi] [K][C] (+)= Z[xi] [K][nt] x V[xi]^T [nt][C], chunks in order */
-        transform_input(v, in, pin, C, s, &ch, &sc);
-        transform_gradient(z, dout, pout, K, s, &ch, &sc);
+        transform_planes(v, INPUT, in, pin, C, s, &ch, &sc);
+        transform_planes(z, GRADIENT, dout, pout, K, s, &ch, &sc);
         for (int xi = 0; xi < XI; xi++)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, K, C, nt, 1.0f, z + xi * slab(K, ch.nt), nt,
                         v + xi * slab(C, ch.nt), nt, beta, du + (size_t)xi * KC, C);
         if (!din) continue;
         /* din: the forward of dout with the turned filters, z and v reused */
-        transform_input(z, dout, pout, K, s, &ch, &sc);
+        transform_planes(z, INPUT, dout, pout, K, s, &ch, &sc);
         batched_products(v, u_rotated, z, C, K, ch.nt);
         transform_output(din, v, pin, C, s, &ch, &sc, NULL, accumulate_din, 0);
     }

@@ -9,9 +9,9 @@
 
 #include "layers.h"
 
-/* Whether conv2d takes it for the forward or the backward: the shape fits
+/* Whether conv2d takes it (forward and backward alike): the shape fits
  * (3x3, stride 1, padding 1, one group), and it pays or is forced. */
-int winograd_applies(const tb_conv2d_shape *s, int backward);
+int winograd_applies(const tb_conv2d_shape *s);
 /* Floats of the transformed filters, shared by a call's threads. */
 size_t winograd_shared_floats(const tb_conv2d_shape *s);
 /* Floats of one thread's scratch for a batch of n. */
